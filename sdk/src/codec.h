@@ -1,0 +1,48 @@
+/*
+ * Length-prefixed framing: each frame is a 4-byte big-endian length, then that many bytes
+ * of a protobuf-encoded lifeline.Frame. The decoder is a state struct fed bytes in any
+ * pieces (one at a time works); it yields whole frames. Errors are sticky.
+ */
+#ifndef LL_CODEC_H
+#define LL_CODEC_H
+
+#include "buf.h"
+#include "lifeline.pb-c.h"
+
+#include <stdbool.h>
+
+#define LL_FRAME_HEADER 4
+#define LL_MAX_FRAME_DEFAULT (16u * 1024 * 1024)
+
+typedef struct ll_decoder {
+    ll_buf in;          /* unparsed bytes: at most one partial frame + one fed chunk */
+    uint32_t max_frame; /* largest body accepted, checked before the body is buffered */
+    int err;            /* sticky: 0 or SDK_ETOOBIG / SDK_EPROTO */
+    char detail[96];    /* why err was set */
+} ll_decoder;
+
+void ll_decoder_init(ll_decoder *d, uint32_t max_frame);
+void ll_decoder_free(ll_decoder *d);
+/* Append received bytes. Returns 0, the sticky error, or SDK_ENOMEM. */
+int ll_decoder_feed(ll_decoder *d, const void *data, size_t len);
+/*
+ * Next whole frame: returns 1 and sets *out (free with ll_frame_free), 0 if more bytes
+ * are needed, or an sdk_err: SDK_ETOOBIG (length over max_frame), SDK_EPROTO (zero length,
+ * malformed protobuf, no frame kind set), SDK_ENOMEM. An oversize length is rejected
+ * as soon as its 4 header bytes arrive, before any body is buffered.
+ */
+int ll_decoder_next(ll_decoder *d, Lifeline__Frame **out);
+void ll_frame_free(Lifeline__Frame *f);
+
+/* Append header + packed frame to out. SDK_ETOOBIG if the body exceeds max_frame. */
+int ll_encode_frame(ll_buf *out, const Lifeline__Frame *f, uint32_t max_frame);
+/*
+ * Append a Data frame without building protobuf-c structs: byte-identical to
+ * ll_encode_frame of Frame{data{seq, payload, type}} (type NULL or "" omitted).
+ */
+int ll_encode_data(ll_buf *out, uint64_t seq, const void *payload, size_t len, const char *type,
+                   uint32_t max_frame);
+/* Exact encoded size (header included) of the Data frame above, for bound checks. */
+size_t ll_data_frame_size(uint64_t seq, size_t len, const char *type);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * Internal conventions (see docs/DEVELOPMENT.md): public names are sdk_*, internal
+ * non-static names ll_<module>_<verb>. Functions return 0 or a positive sdk_err.
+ */
+#ifndef LL_H
+#define LL_H
+
+#include "lifeline/sdk.h"
+
+#include <stdio.h>
+
+/* Return the error of a call that failed. */
+#define LL_GUARD(expr)                                                                        \
+    do {                                                                                      \
+        int ll_rc_ = (expr);                                                                  \
+        if (ll_rc_ != 0) {                                                                    \
+            return ll_rc_;                                                                    \
+        }                                                                                     \
+    } while (0)
+
+/* Return err unless cond holds. */
+#define LL_ENSURE(cond, err)                                                                  \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
+            return (err);                                                                     \
+        }                                                                                     \
+    } while (0)
+
+/* Format a detail string into a fixed buffer (never overflows, always terminated). */
+#define LL_DETAIL(buf, len, ...) ((void)snprintf((buf), (len), __VA_ARGS__))
+
+#define LL_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define LL_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * TLS transport on OpenSSL 3, non-blocking. The only module (with devcert.c) that includes
+ * OpenSSL. Policy: TLS 1.2 minimum, AEAD suites with forward secrecy only, no compression,
+ * no renegotiation, ALPN "lifeline/1", peer certificate and host name/IP checked on
+ * every handshake. Failures carry OpenSSL's reason in a readable string.
+ */
+#ifndef LL_TLS_H
+#define LL_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Non-error results of the step functions; errors are positive sdk_err codes. */
+enum { LL_TLS_OK = 0, LL_TLS_WANT_READ = -1, LL_TLS_WANT_WRITE = -2 };
+
+typedef struct ll_tls_ctx ll_tls_ctx; /* SSL_CTX plus the client's resumable session */
+typedef struct ll_tls ll_tls;         /* one connection */
+
+typedef struct ll_tls_ctx_config {
+    bool server;
+    const char *ca_file;        /* client: trusted CAs (NULL: system store) */
+    const char *cert_file;      /* server: required; client: optional (mTLS) */
+    const char *key_file;
+    const char *client_ca_file; /* server: if set, require and verify client certificates */
+} ll_tls_ctx_config;
+
+/* Returns 0, SDK_ETLS (unreadable file, key mismatch; detail in err) or SDK_ENOMEM. */
+int ll_tls_ctx_new(const ll_tls_ctx_config *cfg, ll_tls_ctx **out, char *err, size_t errlen);
+void ll_tls_ctx_free(ll_tls_ctx *ctx);
+
+/*
+ * Wrap a connected non-blocking socket. Client side: servername is the name (or IP
+ * literal) verified against the certificate and sent as SNI (no SNI for IP literals),
+ * and the context's saved session, if any, is offered for resumption.
+ */
+int ll_tls_new(ll_tls_ctx *ctx, int fd, const char *servername, ll_tls **out, char *err,
+               size_t errlen);
+void ll_tls_free(ll_tls *t);
+
+/* Step the handshake: LL_TLS_OK when done, LL_TLS_WANT_*, or SDK_EPEERAUTH (verification
+ * failed), SDK_ETLS (other TLS failure), SDK_EDISCONNECTED (peer closed/reset). */
+int ll_tls_handshake(ll_tls *t);
+/* Read up to len bytes: LL_TLS_OK with *n > 0, LL_TLS_WANT_*, SDK_EDISCONNECTED (clean EOF or
+ * reset), SDK_ETLS. */
+int ll_tls_read(ll_tls *t, void *buf, size_t len, size_t *n);
+/* Bytes already decrypted and buffered inside OpenSSL (read them before polling again). */
+size_t ll_tls_pending(ll_tls *t);
+/* Write up to len bytes: LL_TLS_OK with *n > 0, LL_TLS_WANT_*, SDK_EDISCONNECTED, SDK_ETLS.
+ * Partial writes are enabled; after WANT_* the same bytes may be retried from any address. */
+int ll_tls_write(ll_tls *t, const void *buf, size_t len, size_t *n);
+/* Send close_notify once (best effort, never blocks). */
+void ll_tls_shutdown(ll_tls *t);
+
+/* Readable reason for the last failure of t ("certificate verify failed: hostname mismatch"). */
+const char *ll_tls_error(const ll_tls *t);
+bool ll_tls_resumed(const ll_tls *t);
+/* Peer certificate subject as a one-line string into buf ("" if none). */
+void ll_tls_peer_subject(const ll_tls *t, char *buf, size_t len);
+
+/*
+ * Development certificates (lifeline-server --dev-certs DIR): if DIR lacks them, create
+ * ca.pem/ca.key, server.pem/server.key (CN localhost; SAN DNS:localhost, IP:127.0.0.1,
+ * IP:::1) and client.pem/client.key, all signed by the CA (EC P-256, SHA-256, 825 days).
+ * Existing files are kept. Returns 0 or SDK_EIO/SDK_ETLS with detail in err.
+ */
+int ll_tls_dev_certs(const char *dir, char *err, size_t errlen);
+
+#endif
