@@ -1,1 +1,166 @@
-int main(void) { return 0; }
+/* lifeline-server: the reference server, a thin program on the public server API. */
+#include <lifeline/server.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ECHO_SEND_TIMEOUT_MS 5000
+
+typedef struct options {
+    sdk_server_config cfg;
+    const char *dev_certs;
+    bool sink;
+    char cert[4096], key[4096];
+} options;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: lifeline-server [options]\n"
+            "  --listen HOST:PORT       address to listen on (default 127.0.0.1:7443; port 0 picks one)\n"
+            "  --cert FILE --key FILE   server certificate chain and key (PEM)\n"
+            "  --client-ca FILE         require client certificates signed by these CAs\n"
+            "  --dev-certs DIR          create a throwaway CA and certificates in DIR if absent, and use them\n"
+            "  --max-frame BYTES        largest frame accepted (default 16777216)\n"
+            "  --session-ttl-ms N       keep a disconnected session this long for resume (default 60000)\n"
+            "  --echo                   send every message back to its sender (default)\n"
+            "  --sink                   acknowledge and drop every message\n"
+            "Prints 'listening on HOST:PORT' when ready; stops on SIGINT or SIGTERM.\n");
+}
+
+static long number(const char *flag, const char *text, long min, long max)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || !end || *end || v < min || v > max) {
+        fprintf(stderr, "lifeline-server: %s wants a number from %ld to %ld, not '%s'\n", flag, min, max, text);
+        exit(64);
+    }
+    return v;
+}
+
+static void parse(int argc, char **argv, options *o)
+{
+    enum { LISTEN = 1, CERT, KEY, CLIENT_CA, DEV_CERTS, MAX_FRAME, TTL, ECHO, SINK, HELP };
+    static const struct option longs[] = {
+        {"listen", required_argument, NULL, LISTEN},     {"cert", required_argument, NULL, CERT},
+        {"key", required_argument, NULL, KEY},           {"client-ca", required_argument, NULL, CLIENT_CA},
+        {"dev-certs", required_argument, NULL, DEV_CERTS}, {"max-frame", required_argument, NULL, MAX_FRAME},
+        {"session-ttl-ms", required_argument, NULL, TTL}, {"echo", no_argument, NULL, ECHO},
+        {"sink", no_argument, NULL, SINK},               {"help", no_argument, NULL, HELP},
+        {NULL, 0, NULL, 0}};
+    sdk_server_config_init(&o->cfg);
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+        switch (opt) {
+        case LISTEN: o->cfg.listen = optarg; break;
+        case CERT: o->cfg.cert_file = optarg; break;
+        case KEY: o->cfg.key_file = optarg; break;
+        case CLIENT_CA: o->cfg.client_ca_file = optarg; break;
+        case DEV_CERTS: o->dev_certs = optarg; break;
+        case MAX_FRAME: o->cfg.max_frame = (uint32_t)number("--max-frame", optarg, 64, 1L << 30); break;
+        case TTL: o->cfg.session_ttl_ms = (int)number("--session-ttl-ms", optarg, 0, 86400000L); break;
+        case ECHO: o->sink = false; break;
+        case SINK: o->sink = true; break;
+        case HELP: case 'h': usage(stdout); exit(0);
+        default: usage(stderr); exit(64);
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        exit(64);
+    }
+}
+
+/* --dev-certs: create if needed, and fill in whatever --cert/--key did not give. */
+static int use_dev_certs(options *o)
+{
+    char err[256];
+    if (sdk_dev_certs(o->dev_certs, err, sizeof(err)) != SDK_OK) {
+        fprintf(stderr, "lifeline-server: --dev-certs %s: %s\n", o->dev_certs, err);
+        return -1;
+    }
+    snprintf(o->cert, sizeof(o->cert), "%s/server.pem", o->dev_certs);
+    snprintf(o->key, sizeof(o->key), "%s/server.key", o->dev_certs);
+    if (!o->cfg.cert_file) {
+        o->cfg.cert_file = o->cert;
+        o->cfg.key_file = o->key;
+    }
+    return 0;
+}
+
+typedef struct worker {
+    sdk_server *srv;
+    bool sink;
+} worker;
+
+/* One thread: echo keeps each session's order only if a single thread sends it back. */
+static void *serve(void *arg)
+{
+    worker *w = arg;
+    sdk_message *m = NULL;
+    while (sdk_server_recv(w->srv, &m, -1) == SDK_OK) {
+        if (!w->sink) {
+            sdk_err rc = sdk_server_send_typed(w->srv, m->session, m->type, m->data, m->len, ECHO_SEND_TIMEOUT_MS);
+            if (rc == SDK_EQUEUEFULL) {
+                /* The client stopped reading its echoes: let it go rather than stall everyone. */
+                sdk_server_close_session(w->srv, m->session, "echo queue full: client is not reading", false);
+            }
+        }
+        sdk_message_free(m);
+    }
+    return NULL;
+}
+
+/* The bound address as users will type it: the --listen host with the real port. */
+static void print_listening(const char *listen, uint16_t port)
+{
+    const char *colon = strrchr(listen, ':');
+    int host_len = colon ? (int)(colon - listen) : (int)strlen(listen);
+    printf("listening on %.*s:%u\n", host_len, listen, (unsigned)port);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    options o = {0};
+    parse(argc, argv, &o);
+    if (o.dev_certs && use_dev_certs(&o) != 0) {
+        return 1;
+    }
+    if (!o.cfg.cert_file || !o.cfg.key_file) {
+        fprintf(stderr, "lifeline-server: give --cert and --key, or --dev-certs DIR\n");
+        return 64;
+    }
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL); /* every thread inherits this */
+    signal(SIGPIPE, SIG_IGN);
+
+    sdk_server *srv = NULL;
+    sdk_err rc = sdk_server_start(&o.cfg, &srv);
+    if (rc != SDK_OK) {
+        char detail[256];
+        sdk_last_connect_error(detail, sizeof(detail));
+        fprintf(stderr, "lifeline-server: %s: %s\n", sdk_strerror(rc), detail);
+        return 1;
+    }
+    print_listening(o.cfg.listen, sdk_server_port(srv));
+    worker w = {.srv = srv, .sink = o.sink};
+    pthread_t thread;
+    pthread_create(&thread, NULL, serve, &w);
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    sdk_server_stop(srv);
+    pthread_join(thread, NULL);
+    sdk_server_destroy(srv);
+    return 0;
+}

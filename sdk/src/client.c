@@ -1,1 +1,387 @@
-/* placeholder */
+/* Public client API: argument checks, queue bounds, and blocking waits with deadlines.
+ * No socket I/O happens here; the I/O thread (client_io.c) does all of it. */
+#include "client.h"
+
+#include "codec.h"
+#include "ll.h"
+#include "net.h"
+#include "wait.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Why the calling thread's last sdk_connect failed (there is no client to ask). */
+static _Thread_local char connect_detail[256];
+static _Thread_local int connect_err;
+
+void sdk_config_init(sdk_config *cfg)
+{
+    *cfg = (sdk_config){
+        .max_frame = LL_MAX_FRAME_DEFAULT,
+        .connect_timeout_ms = 10000,
+        .heartbeat_interval_ms = 5000,
+        .heartbeat_timeout_ms = 0,
+        .reconnect_min_ms = 100,
+        .reconnect_max_ms = 30000,
+        .queue_max_messages = 65536,
+        .queue_max_bytes = 64u * 1024 * 1024,
+        .window_messages = 16384,
+        .window_bytes = 16u * 1024 * 1024,
+    };
+}
+
+sdk_err sdk_last_connect_error(char *buf, size_t buflen)
+{
+    if (buf && buflen) {
+        LL_DETAIL(buf, buflen, "%s", connect_detail);
+    }
+    return (sdk_err)connect_err;
+}
+
+int ll_set_connect_error(int err, const char *detail)
+{
+    connect_err = err;
+    LL_DETAIL(connect_detail, sizeof(connect_detail), "%s", detail && *detail ? detail : sdk_strerror(err));
+    return err;
+}
+
+static sdk_err connect_failed(int err, const char *detail)
+{
+    return (sdk_err)ll_set_connect_error(err, detail);
+}
+
+static int validate(const sdk_config *cfg, char *why, size_t len)
+{
+    if (!cfg->host || !*cfg->host || cfg->port == 0) {
+        LL_DETAIL(why, len, "host and port are required");
+        return SDK_EINVAL;
+    }
+    if ((cfg->cert_file == NULL) != (cfg->key_file == NULL)) {
+        LL_DETAIL(why, len, "cert_file and key_file go together");
+        return SDK_EINVAL;
+    }
+    if (cfg->max_frame < 64 || cfg->connect_timeout_ms <= 0 || cfg->heartbeat_interval_ms <= 0 ||
+        cfg->heartbeat_timeout_ms < 0 || cfg->reconnect_min_ms < 0 ||
+        cfg->reconnect_max_ms < cfg->reconnect_min_ms || cfg->queue_max_messages == 0 ||
+        cfg->queue_max_bytes == 0 || cfg->close_linger_ms < 0) {
+        LL_DETAIL(why, len, "a numeric setting is out of range (see sdk_config in sdk.h)");
+        return SDK_EINVAL;
+    }
+    return 0;
+}
+
+/* Copy the configuration, its strings into one block, and fill derived defaults. */
+static int copy_config(sdk_client *c, const sdk_config *cfg)
+{
+    const char *src[] = {cfg->host, cfg->servername, cfg->ca_file, cfg->cert_file, cfg->key_file};
+    size_t total = 0;
+    for (size_t i = 0; i < 5; i++) {
+        total += src[i] ? strlen(src[i]) + 1 : 0;
+    }
+    c->strings = malloc(total + 1);
+    LL_ENSURE(c->strings, SDK_ENOMEM);
+    const char **dst[] = {&c->cfg.host, &c->cfg.servername, &c->cfg.ca_file, &c->cfg.cert_file,
+                          &c->cfg.key_file};
+    c->cfg = *cfg;
+    char *p = c->strings;
+    for (size_t i = 0; i < 5; i++) {
+        *dst[i] = NULL;
+        if (src[i]) {
+            size_t n = strlen(src[i]) + 1;
+            memcpy(p, src[i], n);
+            *dst[i] = p;
+            p += n;
+        }
+    }
+    if (!c->cfg.servername) {
+        c->cfg.servername = c->cfg.host;
+    }
+    if (c->cfg.heartbeat_timeout_ms == 0) {
+        c->cfg.heartbeat_timeout_ms = 3 * c->cfg.heartbeat_interval_ms;
+    }
+    return 0;
+}
+
+static void client_free(sdk_client *c)
+{
+    ll_session_free(&c->s);
+    ll_msgq_free(&c->recvq);
+    ll_tls_ctx_free(c->tls);
+    if (c->wake_fd >= 0) {
+        close(c->wake_fd);
+    }
+    pthread_cond_destroy(&c->recv_cv);
+    pthread_cond_destroy(&c->send_cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c->strings);
+    free(c);
+}
+
+static int client_new(const sdk_config *cfg, sdk_client **out, char *why, size_t len)
+{
+    sdk_client *c = calloc(1, sizeof(*c));
+    LL_ENSURE(c, SDK_ENOMEM);
+    c->wake_fd = -1;
+    pthread_mutex_init(&c->mu, NULL);
+    ll_cond_init(&c->recv_cv);
+    ll_cond_init(&c->send_cv);
+    ll_session_init(&c->s, cfg->window_messages, cfg->window_bytes);
+    c->state = SDK_STATE_CONNECTING;
+    int rc = copy_config(c, cfg);
+    if (rc == 0) {
+        ll_tls_ctx_config tc = {.server = false, .ca_file = c->cfg.ca_file,
+                                .cert_file = c->cfg.cert_file, .key_file = c->cfg.key_file};
+        rc = ll_tls_ctx_new(&tc, &c->tls, why, len);
+    }
+    if (rc == 0) {
+        rc = ll_wake_open(&c->wake_fd);
+    }
+    if (rc != 0) {
+        client_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+sdk_err sdk_connect(const sdk_config *cfg, sdk_client **out)
+{
+    char why[256] = "";
+    if (!out) {
+        return connect_failed(SDK_EINVAL, "out is NULL");
+    }
+    *out = NULL;
+    if (!cfg) {
+        return connect_failed(SDK_EINVAL, "cfg is NULL");
+    }
+    int rc = validate(cfg, why, sizeof(why));
+    sdk_client *c = NULL;
+    if (rc == 0) {
+        rc = client_new(cfg, &c, why, sizeof(why));
+    }
+    if (rc != 0) {
+        return connect_failed(rc, why[0] ? why : NULL);
+    }
+    if (pthread_create(&c->thread, NULL, ll_client_io_main, c) != 0) {
+        client_free(c);
+        return connect_failed(SDK_ENOMEM, "could not start the I/O thread");
+    }
+    c->thread_started = true;
+    if (!cfg->retry_on_first_connect) {
+        pthread_mutex_lock(&c->mu);
+        while (!c->first_done) {
+            pthread_cond_wait(&c->send_cv, &c->mu);
+        }
+        rc = c->state == SDK_STATE_CONNECTED ? 0 : c->close_err;
+        LL_DETAIL(why, sizeof(why), "%s", c->last_detail);
+        pthread_mutex_unlock(&c->mu);
+        if (rc != 0) {
+            sdk_destroy(c);
+            return connect_failed(rc, why);
+        }
+    }
+    *out = c;
+    return SDK_OK;
+}
+
+void ll_client_wake_locked(sdk_client *c)
+{
+    /* Only a connected I/O thread waits for work; while connecting it watches the wake fd
+     * for sdk_close alone, and picks the queue up once connected. */
+    if (!c->wake_pending && (c->state == SDK_STATE_CONNECTED || c->closing)) {
+        c->wake_pending = true;
+        ll_wake_signal(c->wake_fd);
+    }
+}
+
+static bool closed_locked(const sdk_client *c)
+{
+    return c->closing || c->state == SDK_STATE_CLOSED;
+}
+
+sdk_err sdk_send_typed(sdk_client *c, const char *type, const void *data, size_t len, int timeout_ms)
+{
+    if (!c || (!data && len > 0)) {
+        return SDK_EINVAL;
+    }
+    if (ll_data_frame_size(UINT64_MAX, len, type) > c->cfg.max_frame || len > c->cfg.queue_max_bytes) {
+        return SDK_ETOOBIG;
+    }
+    ll_msg *m = ll_msg_new(data, len, type, NULL);
+    if (!m) {
+        return SDK_ENOMEM;
+    }
+    ll_deadline dl = ll_deadline_in(timeout_ms);
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        if (closed_locked(c)) {
+            rc = SDK_ECLOSED;
+            break;
+        }
+        if (c->s.sendq.count < c->cfg.queue_max_messages &&
+            c->s.sendq.bytes + len <= c->cfg.queue_max_bytes) {
+            rc = ll_session_enqueue(&c->s, m);
+            if (rc == 0) {
+                m = NULL;
+                ll_client_wake_locked(c);
+            }
+            break;
+        }
+        if (ll_cond_wait(&c->send_cv, &c->mu, &dl) != 0) {
+            rc = SDK_EQUEUEFULL;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    free(m);
+    return (sdk_err)rc;
+}
+
+sdk_err sdk_send(sdk_client *c, const void *data, size_t len, int timeout_ms)
+{
+    return sdk_send_typed(c, NULL, data, len, timeout_ms);
+}
+
+sdk_err sdk_recv(sdk_client *c, sdk_message **out, int timeout_ms)
+{
+    if (!c || !out) {
+        return SDK_EINVAL;
+    }
+    *out = NULL;
+    ll_deadline dl = ll_deadline_in(timeout_ms);
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        ll_msg *m = ll_msgq_pop(&c->recvq);
+        if (m) {
+            ll_session_consumed(&c->s, m);
+            if (ll_session_ack_due(&c->s, c->recvq.count == 0)) {
+                ll_client_wake_locked(c);
+            }
+            *out = &m->pub;
+            break;
+        }
+        if (closed_locked(c)) {
+            rc = SDK_ECLOSED;
+            break;
+        }
+        if (ll_cond_wait(&c->recv_cv, &c->mu, &dl) != 0) {
+            rc = SDK_ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return (sdk_err)rc;
+}
+
+sdk_err sdk_flush(sdk_client *c, int timeout_ms)
+{
+    if (!c) {
+        return SDK_EINVAL;
+    }
+    ll_deadline dl = ll_deadline_in(timeout_ms);
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    uint64_t target = c->s.enqueued_total;
+    while (c->s.acked_total < target) {
+        if (closed_locked(c)) {
+            rc = SDK_ECLOSED;
+            break;
+        }
+        if (ll_cond_wait(&c->send_cv, &c->mu, &dl) != 0) {
+            rc = SDK_ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return (sdk_err)rc;
+}
+
+sdk_state sdk_get_state(sdk_client *c)
+{
+    if (!c) {
+        return SDK_STATE_CLOSED;
+    }
+    pthread_mutex_lock(&c->mu);
+    sdk_state st = c->state;
+    pthread_mutex_unlock(&c->mu);
+    return st;
+}
+
+sdk_err sdk_get_stats(sdk_client *c, sdk_stats *out)
+{
+    if (!c || !out) {
+        return SDK_EINVAL;
+    }
+    pthread_mutex_lock(&c->mu);
+    *out = c->stats;
+    out->state = c->state;
+    out->msgs_sent = c->s.msgs_sent;
+    out->bytes_sent = c->s.bytes_sent;
+    out->retransmits = c->s.retransmits;
+    out->msgs_received = c->s.msgs_received;
+    out->bytes_received = c->s.bytes_received;
+    out->duplicates_dropped = c->s.duplicates;
+    out->queue_depth = c->s.sendq.count;
+    out->queue_bytes = c->s.sendq.bytes;
+    pthread_mutex_unlock(&c->mu);
+    return SDK_OK;
+}
+
+sdk_err sdk_last_error(sdk_client *c, char *buf, size_t buflen)
+{
+    if (!c) {
+        return SDK_EINVAL;
+    }
+    pthread_mutex_lock(&c->mu);
+    int err = c->last_err;
+    if (buf && buflen) {
+        LL_DETAIL(buf, buflen, "%s", c->last_detail);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return (sdk_err)err;
+}
+
+sdk_err sdk_close(sdk_client *c)
+{
+    if (!c) {
+        return SDK_EINVAL;
+    }
+    if (c->cfg.close_linger_ms > 0) {
+        (void)sdk_flush(c, c->cfg.close_linger_ms);
+    }
+    pthread_mutex_lock(&c->mu);
+    bool join = !c->closing && c->thread_started;
+    c->closing = true;
+    ll_client_wake_locked(c);
+    pthread_cond_broadcast(&c->recv_cv);
+    pthread_cond_broadcast(&c->send_cv);
+    pthread_mutex_unlock(&c->mu);
+    if (join) {
+        pthread_join(c->thread, NULL);
+        pthread_mutex_lock(&c->mu);
+        c->thread_started = false;
+        pthread_cond_broadcast(&c->send_cv);
+        pthread_mutex_unlock(&c->mu);
+    } else {
+        /* Another thread is joining: return once it has. */
+        pthread_mutex_lock(&c->mu);
+        while (c->thread_started) {
+            pthread_cond_wait(&c->send_cv, &c->mu);
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+    return SDK_OK;
+}
+
+void sdk_destroy(sdk_client *c)
+{
+    if (!c) {
+        return;
+    }
+    sdk_close(c);
+    client_free(c);
+}

@@ -1,1 +1,291 @@
-/* placeholder */
+/*
+ * Length-prefixed framing: a 4-byte big-endian body length, then a protobuf lifeline.Frame.
+ *
+ * The decoder follows hiredis's reader: bytes go in with ll_decoder_feed, whole frames come
+ * out of ll_decoder_next, nothing here does I/O, and the first error sticks. Frames are taken
+ * out by advancing the buffer's read cursor, so a chunk holding many frames is never shifted
+ * once per frame.
+ *
+ * The Data encoder writes protobuf by hand: Data is the one frame sent at message rate, and
+ * building protobuf-c structs for it would cost allocations and a second copy of the payload.
+ * tests/unit/test_codec.c checks it byte for byte against protobuf-c.
+ */
+#include "codec.h"
+
+#include "ll.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Protobuf keys are (field number << 3) | wire type; every field used here fits one byte. */
+#define WIRE_VARINT 0u
+#define WIRE_LEN 2u
+#define KEY(field, wire) ((uint8_t)(((field) << 3) | (wire)))
+
+/* Field numbers from proto/lifeline.proto. */
+#define FRAME_DATA 3u
+#define DATA_SEQ 1u
+#define DATA_PAYLOAD 2u
+#define DATA_TYPE 3u
+
+/* ---- decoder ---------------------------------------------------------------------------- */
+
+__attribute__((format(printf, 3, 4))) static int fail(ll_decoder *d, int err, const char *fmt,
+                                                      ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)vsnprintf(d->detail, sizeof d->detail, fmt, ap);
+    va_end(ap);
+    d->err = err;
+    return err;
+}
+
+void ll_decoder_init(ll_decoder *d, uint32_t max_frame)
+{
+    memset(d, 0, sizeof *d);
+    d->max_frame = max_frame;
+}
+
+void ll_decoder_free(ll_decoder *d)
+{
+    ll_buf_free(&d->in);
+}
+
+/* Check the length header at the front of the buffer (at least 4 bytes must be there). */
+static int check_header(ll_decoder *d, uint32_t *body_len)
+{
+    uint32_t n = ll_get_be32(ll_buf_head(&d->in));
+
+    /* An empty body cannot carry a frame kind, so it is never valid. */
+    if (n == 0) {
+        return fail(d, SDK_EPROTO, "zero-length frame");
+    }
+    if (n > d->max_frame) {
+        return fail(d, SDK_ETOOBIG, "frame length %" PRIu32 " exceeds limit %" PRIu32, n,
+                    d->max_frame);
+    }
+    *body_len = n;
+    return 0;
+}
+
+static int append(ll_decoder *d, const uint8_t *p, size_t n)
+{
+    if (ll_buf_append(&d->in, p, n) != 0) {
+        return fail(d, SDK_ENOMEM, "out of memory buffering %zu received bytes", n);
+    }
+    return 0;
+}
+
+int ll_decoder_feed(ll_decoder *d, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    size_t have = ll_buf_size(&d->in);
+    uint32_t body_len;
+
+    if (d->err != 0) {
+        return d->err;
+    }
+    if (len == 0) {
+        return 0;
+    }
+    /*
+     * Take the first frame's header on its own and check it before copying anything after
+     * it, so a hostile length is refused without buffering (or allocating for) its body.
+     * Later frames in the same chunk are checked by ll_decoder_next as it reaches them.
+     */
+    if (have < LL_FRAME_HEADER) {
+        size_t n = LL_MIN(len, LL_FRAME_HEADER - have);
+        LL_GUARD(append(d, p, n));
+        p += n;
+        len -= n;
+        if (have + n == LL_FRAME_HEADER) {
+            LL_GUARD(check_header(d, &body_len));
+        }
+    }
+    return append(d, p, len);
+}
+
+/*
+ * protobuf-c reports every unpack failure as NULL; this allocator remembers whether memory
+ * ran out, so that is not blamed on the peer. It uses malloc/free like protobuf-c's default,
+ * so frames can still be freed with a NULL allocator.
+ */
+static void *tracking_alloc(void *ctx, size_t size)
+{
+    void *p = malloc(size);
+
+    if (p == NULL && size != 0) {
+        *(bool *)ctx = true;
+    }
+    return p;
+}
+
+static void tracking_free(void *ctx, void *p)
+{
+    (void)ctx;
+    free(p);
+}
+
+/* Unpack the whole frame at the front of the buffer and consume it, valid or not. */
+static int unpack_frame(ll_decoder *d, uint32_t body_len, Lifeline__Frame **out)
+{
+    bool oom = false;
+    ProtobufCAllocator alloc = {tracking_alloc, tracking_free, &oom};
+    Lifeline__Frame *f =
+        lifeline__frame__unpack(&alloc, body_len, ll_buf_head(&d->in) + LL_FRAME_HEADER);
+
+    ll_buf_consume(&d->in, LL_FRAME_HEADER + (size_t)body_len);
+    if (f == NULL && oom) {
+        return fail(d, SDK_ENOMEM, "out of memory decoding a %" PRIu32 "-byte frame", body_len);
+    }
+    if (f == NULL) {
+        return fail(d, SDK_EPROTO, "frame body of %" PRIu32 " bytes is not a valid lifeline.Frame",
+                    body_len);
+    }
+    if (f->kind_case == LIFELINE__FRAME__KIND__NOT_SET) {
+        ll_frame_free(f);
+        return fail(d, SDK_EPROTO, "frame of %" PRIu32 " bytes has no kind set", body_len);
+    }
+    *out = f;
+    return 1;
+}
+
+int ll_decoder_next(ll_decoder *d, Lifeline__Frame **out)
+{
+    uint32_t body_len;
+
+    *out = NULL;
+    if (d->err != 0) {
+        return d->err;
+    }
+    if (ll_buf_size(&d->in) < LL_FRAME_HEADER) {
+        return 0;
+    }
+    LL_GUARD(check_header(d, &body_len));
+    if (ll_buf_size(&d->in) - LL_FRAME_HEADER < body_len) {
+        return 0;
+    }
+    return unpack_frame(d, body_len, out);
+}
+
+void ll_frame_free(Lifeline__Frame *f)
+{
+    if (f != NULL) {
+        lifeline__frame__free_unpacked(f, NULL);
+    }
+}
+
+/* ---- encoders --------------------------------------------------------------------------- */
+
+/* Write the 4-byte header into reserved space and commit header + body to the buffer. */
+static void commit_frame(ll_buf *out, size_t body_len)
+{
+    ll_put_be32(ll_buf_tail(out), (uint32_t)body_len);
+    out->len += LL_FRAME_HEADER + body_len;
+}
+
+int ll_encode_frame(ll_buf *out, const Lifeline__Frame *f, uint32_t max_frame)
+{
+    /* The peer's decoder rejects a frame without a kind, so never send one. */
+    LL_ENSURE(f != NULL && f->kind_case != LIFELINE__FRAME__KIND__NOT_SET, SDK_EINVAL);
+    size_t body_len = lifeline__frame__get_packed_size(f);
+    LL_ENSURE(body_len <= max_frame, SDK_ETOOBIG);
+    LL_GUARD(ll_buf_reserve(out, LL_FRAME_HEADER + body_len));
+    (void)lifeline__frame__pack(f, ll_buf_tail(out) + LL_FRAME_HEADER);
+    commit_frame(out, body_len);
+    return 0;
+}
+
+/* Sizes saturate at SIZE_MAX so an absurd payload length reads as "too big", never wraps. */
+static size_t add_sat(size_t a, size_t b)
+{
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* Key + length + bytes of a length-delimited field. */
+static size_t len_field_size(size_t len)
+{
+    return add_sat(1 + varint_size(len), len);
+}
+
+/* proto3 omits fields equal to their default: zero seq, empty payload, empty type. */
+static size_t data_body_size(uint64_t seq, size_t len, size_t type_len)
+{
+    size_t n = seq != 0 ? 1 + varint_size(seq) : 0;
+
+    if (len != 0) {
+        n = add_sat(n, len_field_size(len));
+    }
+    if (type_len != 0) {
+        n = add_sat(n, len_field_size(type_len));
+    }
+    return n;
+}
+
+static uint8_t *put_len_field(uint8_t *p, unsigned field, const void *data, size_t len)
+{
+    if (len == 0) {
+        return p;
+    }
+    *p++ = KEY(field, WIRE_LEN);
+    p = put_varint(p, len);
+    memcpy(p, data, len);
+    return p + len;
+}
+
+size_t ll_data_frame_size(uint64_t seq, size_t len, const char *type)
+{
+    size_t data_len = data_body_size(seq, len, type != NULL ? strlen(type) : 0);
+
+    return add_sat(LL_FRAME_HEADER, len_field_size(data_len));
+}
+
+int ll_encode_data(ll_buf *out, uint64_t seq, const void *payload, size_t len, const char *type,
+                   uint32_t max_frame)
+{
+    size_t type_len = type != NULL ? strlen(type) : 0;
+    size_t data_len = data_body_size(seq, len, type_len);
+    size_t body_len = len_field_size(data_len);
+
+    LL_ENSURE(payload != NULL || len == 0, SDK_EINVAL);
+    /* A saturated size is too big even when max_frame is UINT32_MAX and size_t is 32 bits. */
+    LL_ENSURE(body_len != SIZE_MAX && body_len <= max_frame, SDK_ETOOBIG);
+    LL_GUARD(ll_buf_reserve(out, LL_FRAME_HEADER + body_len));
+
+    uint8_t *p = ll_buf_tail(out) + LL_FRAME_HEADER;
+    *p++ = KEY(FRAME_DATA, WIRE_LEN);
+    p = put_varint(p, data_len);
+    if (seq != 0) {
+        *p++ = KEY(DATA_SEQ, WIRE_VARINT);
+        p = put_varint(p, seq);
+    }
+    p = put_len_field(p, DATA_PAYLOAD, payload, len);
+    (void)put_len_field(p, DATA_TYPE, type, type_len);
+    commit_frame(out, body_len);
+    return 0;
+}

@@ -23,26 +23,34 @@ typedef struct ll_decoder {
 
 void ll_decoder_init(ll_decoder *d, uint32_t max_frame);
 void ll_decoder_free(ll_decoder *d);
-/* Append received bytes. Returns 0, the sticky error, or SDK_ENOMEM. */
+/* Append received bytes. Returns 0, the sticky error, or SDK_ENOMEM (also sticky: bytes may
+ * have been half taken). If the first buffered frame's header completes here, it is checked
+ * at once, so SDK_ETOOBIG / SDK_EPROTO can come from feed too. */
 int ll_decoder_feed(ll_decoder *d, const void *data, size_t len);
 /*
  * Next whole frame: returns 1 and sets *out (free with ll_frame_free), 0 if more bytes
  * are needed, or an sdk_err: SDK_ETOOBIG (length over max_frame), SDK_EPROTO (zero length,
  * malformed protobuf, no frame kind set), SDK_ENOMEM. An oversize length is rejected
- * as soon as its 4 header bytes arrive, before any body is buffered.
+ * as soon as its 4 header bytes arrive, before any body is buffered. Every error is
+ * sticky: later calls return it again; d->detail says why.
  */
 int ll_decoder_next(ll_decoder *d, Lifeline__Frame **out);
 void ll_frame_free(Lifeline__Frame *f);
 
-/* Append header + packed frame to out. SDK_ETOOBIG if the body exceeds max_frame. */
+/* Append header + packed frame to out. SDK_ETOOBIG if the body exceeds max_frame,
+ * SDK_EINVAL if f is NULL or has no kind set, SDK_ENOMEM. On error nothing is
+ * appended. */
 int ll_encode_frame(ll_buf *out, const Lifeline__Frame *f, uint32_t max_frame);
 /*
  * Append a Data frame without building protobuf-c structs: byte-identical to
  * ll_encode_frame of Frame{data{seq, payload, type}} (type NULL or "" omitted).
+ * Errors: SDK_EINVAL (payload NULL with len > 0), SDK_ETOOBIG, SDK_ENOMEM; on error
+ * nothing is appended.
  */
 int ll_encode_data(ll_buf *out, uint64_t seq, const void *payload, size_t len, const char *type,
                    uint32_t max_frame);
-/* Exact encoded size (header included) of the Data frame above, for bound checks. */
+/* Exact encoded size (header included) of the Data frame above, for bound checks;
+ * SIZE_MAX if it would not fit in a size_t. */
 size_t ll_data_frame_size(uint64_t seq, size_t len, const char *type);
 
 #endif

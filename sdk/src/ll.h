@@ -32,4 +32,8 @@
 #define LL_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define LL_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* Record why the calling thread's sdk_connect/sdk_server_start failed
+ * (read back with sdk_last_connect_error). Returns err. */
+int ll_set_connect_error(int err, const char *detail);
+
 #endif

@@ -1,1 +1,417 @@
-/* placeholder */
+/* Public server API: configuration, start/stop, and the application's blocking calls.
+ * No socket I/O happens here; server_io.c does all of it on the server's I/O thread. */
+#include "server_impl.h"
+
+#include "codec.h"
+#include "ll.h"
+#include "net.h"
+#include "wait.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+const char *sdk_cause_name(int cause)
+{
+    switch (cause) {
+    case SDK_CAUSE_NONE:
+        return "none";
+    case SDK_CAUSE_RESET:
+        return "reset";
+    case SDK_CAUSE_CLEAN_CLOSE:
+        return "clean_close";
+    case SDK_CAUSE_HEARTBEAT_TIMEOUT:
+        return "heartbeat_timeout";
+    case SDK_CAUSE_PROTOCOL_ERROR:
+        return "protocol_error";
+    case SDK_CAUSE_OUTPUT_OVERFLOW:
+        return "output_overflow";
+    case SDK_CAUSE_REPLACED:
+        return "replaced";
+    case SDK_CAUSE_EXPIRED:
+        return "expired";
+    case SDK_CAUSE_CLOSED_BY_APP:
+        return "closed_by_app";
+    case SDK_CAUSE_SERVER_STOP:
+        return "server_stop";
+    default:
+        return "unknown";
+    }
+}
+
+void sdk_server_config_init(sdk_server_config *cfg)
+{
+    *cfg = (sdk_server_config){
+        .listen = "127.0.0.1:7443",
+        .max_frame = LL_MAX_FRAME_DEFAULT,
+        .handshake_timeout_ms = 10000,
+        .heartbeat_min_ms = 1000,
+        .heartbeat_max_ms = 300000,
+        .session_ttl_ms = 60000,
+        .queue_max_messages = 65536,
+        .queue_max_bytes = 64u * 1024 * 1024,
+        .window_messages = 16384,
+        .window_bytes = 16u * 1024 * 1024,
+        .max_output_bytes = 4u * 1024 * 1024,
+    };
+}
+
+static int copy_config(sdk_server *srv, const sdk_server_config *cfg)
+{
+    const char *src[] = {cfg->listen, cfg->cert_file, cfg->key_file, cfg->client_ca_file};
+    const char **dst[] = {&srv->cfg.listen, &srv->cfg.cert_file, &srv->cfg.key_file,
+                          &srv->cfg.client_ca_file};
+    size_t total = 0;
+    for (size_t i = 0; i < 4; i++) {
+        total += src[i] ? strlen(src[i]) + 1 : 0;
+    }
+    srv->strings = malloc(total + 1);
+    LL_ENSURE(srv->strings, SDK_ENOMEM);
+    srv->cfg = *cfg;
+    char *p = srv->strings;
+    for (size_t i = 0; i < 4; i++) {
+        *dst[i] = NULL;
+        if (src[i]) {
+            size_t n = strlen(src[i]) + 1;
+            memcpy(p, src[i], n);
+            *dst[i] = p;
+            p += n;
+        }
+    }
+    return 0;
+}
+
+static int validate(const sdk_server_config *cfg, char *why, size_t len)
+{
+    if (!cfg->cert_file || !cfg->key_file) {
+        LL_DETAIL(why, len, "cert_file and key_file are required");
+        return SDK_EINVAL;
+    }
+    if (cfg->max_frame < 64 || cfg->handshake_timeout_ms <= 0 || cfg->heartbeat_min_ms <= 0 ||
+        cfg->heartbeat_max_ms < cfg->heartbeat_min_ms || cfg->session_ttl_ms < 0 ||
+        cfg->queue_max_messages == 0 || cfg->queue_max_bytes == 0 || cfg->window_messages == 0 ||
+        cfg->window_bytes == 0 || cfg->max_output_bytes < 64 * 1024) {
+        LL_DETAIL(why, len, "a numeric setting is out of range (see sdk_server_config in server.h)");
+        return SDK_EINVAL;
+    }
+    return 0;
+}
+
+static void server_free(sdk_server *srv)
+{
+    ll_msgq_free(&srv->inbox);
+    ll_store_free(&srv->sessions);
+    ll_timers_free(&srv->timers);
+    ll_timers_free(&srv->ttls);
+    free(srv->events);
+    ll_tls_ctx_free(srv->tls);
+    int fds[] = {srv->listen_fd, srv->wake_fd, srv->epoll_fd};
+    for (size_t i = 0; i < 3; i++) {
+        if (fds[i] >= 0) {
+            close(fds[i]);
+        }
+    }
+    pthread_cond_destroy(&srv->recv_cv);
+    pthread_cond_destroy(&srv->send_cv);
+    pthread_mutex_destroy(&srv->mu);
+    free(srv->strings);
+    free(srv);
+}
+
+/* Listener and wake fd are told apart from connections by their data.ptr. */
+static int watch(int epoll_fd, int *fd)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = fd};
+    return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, *fd, &ev) == 0 ? 0 : SDK_EIO;
+}
+
+/* Certificates, listening socket, epoll and wake fd: everything that can fail at start. */
+static int open_resources(sdk_server *srv, char *why, size_t len)
+{
+    char host[256];
+    uint16_t port = 0;
+    if (ll_net_split_hostport(srv->cfg.listen ? srv->cfg.listen : "127.0.0.1:7443", host,
+                              sizeof(host), &port) != 0) {
+        LL_DETAIL(why, len, "bad listen address \"%s\" (want HOST:PORT)", srv->cfg.listen);
+        return SDK_EINVAL;
+    }
+    ll_tls_ctx_config tc = {.server = true, .cert_file = srv->cfg.cert_file, .key_file = srv->cfg.key_file,
+                            .client_ca_file = srv->cfg.client_ca_file};
+    LL_GUARD(ll_tls_ctx_new(&tc, &srv->tls, why, len));
+    LL_GUARD(ll_net_listen(host, port, &srv->listen_fd, why, len));
+    srv->port = ll_net_local_port(srv->listen_fd);
+    LL_GUARD(ll_wake_open(&srv->wake_fd));
+    srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (srv->epoll_fd < 0 || watch(srv->epoll_fd, &srv->listen_fd) != 0 ||
+        watch(srv->epoll_fd, &srv->wake_fd) != 0) {
+        LL_DETAIL(why, len, "epoll setup failed");
+        return SDK_EIO;
+    }
+    return 0;
+}
+
+sdk_err sdk_server_start(const sdk_server_config *cfg, sdk_server **out)
+{
+    char why[256] = "";
+    if (!cfg || !out) {
+        return SDK_EINVAL;
+    }
+    *out = NULL;
+    int rc = validate(cfg, why, sizeof(why));
+    if (rc != 0) {
+        ll_set_connect_error(rc, why);
+        return (sdk_err)rc;
+    }
+    sdk_server *srv = calloc(1, sizeof(*srv));
+    if (!srv) {
+        return SDK_ENOMEM;
+    }
+    srv->listen_fd = srv->wake_fd = srv->epoll_fd = -1;
+    pthread_mutex_init(&srv->mu, NULL);
+    ll_cond_init(&srv->recv_cv);
+    ll_cond_init(&srv->send_cv);
+    rc = copy_config(srv, cfg);
+    if (rc == 0) {
+        rc = open_resources(srv, why, sizeof(why));
+    }
+    if (rc == 0 && pthread_create(&srv->thread, NULL, ll_server_io_main, srv) != 0) {
+        rc = SDK_ENOMEM;
+        LL_DETAIL(why, sizeof(why), "could not start the I/O thread");
+    }
+    if (rc != 0) {
+        ll_set_connect_error(rc, why);
+        server_free(srv);
+        return (sdk_err)rc;
+    }
+    srv->thread_started = true;
+    *out = srv;
+    return SDK_OK;
+}
+
+uint16_t sdk_server_port(sdk_server *srv)
+{
+    return srv ? srv->port : 0;
+}
+
+void ll_server_mark_dirty_locked(sdk_server *srv, srv_session *ss)
+{
+    if (!ss->dirty) {
+        ss->dirty = true;
+        ss->next_dirty = srv->dirty;
+        srv->dirty = ss;
+    }
+    if (!srv->wake_pending) {
+        srv->wake_pending = true;
+        ll_wake_signal(srv->wake_fd);
+    }
+}
+
+sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_ms)
+{
+    if (!srv || !out) {
+        return SDK_EINVAL;
+    }
+    *out = NULL;
+    ll_deadline dl = ll_deadline_in(timeout_ms);
+    int rc = 0;
+    pthread_mutex_lock(&srv->mu);
+    for (;;) {
+        ll_msg *m = ll_msgq_pop(&srv->inbox);
+        if (m) {
+            srv_session *ss = ll_store_get(&srv->sessions, m->pub.session);
+            if (ss) {
+                ss->in_inbox--;
+                ll_session_consumed(&ss->s, m);
+                if (ll_session_ack_due(&ss->s, ss->in_inbox == 0)) {
+                    ll_server_mark_dirty_locked(srv, ss);
+                }
+            }
+            *out = &m->pub;
+            break;
+        }
+        if (srv->stopping) {
+            rc = SDK_ECLOSED;
+            break;
+        }
+        if (ll_cond_wait(&srv->recv_cv, &srv->mu, &dl) != 0) {
+            rc = SDK_ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return (sdk_err)rc;
+}
+
+/* The live session to send to, or NULL. */
+static srv_session *open_session(sdk_server *srv, uint64_t id)
+{
+    srv_session *ss = ll_store_get(&srv->sessions, id);
+    return ss && !ss->close_requested ? ss : NULL;
+}
+
+sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *type, const void *data,
+                              size_t len, int timeout_ms)
+{
+    if (!srv || (!data && len > 0)) {
+        return SDK_EINVAL;
+    }
+    if (ll_data_frame_size(UINT64_MAX, len, type) > srv->cfg.max_frame || len > srv->cfg.queue_max_bytes) {
+        return SDK_ETOOBIG;
+    }
+    ll_msg *m = ll_msg_new(data, len, type, NULL);
+    if (!m) {
+        return SDK_ENOMEM;
+    }
+    ll_deadline dl = ll_deadline_in(timeout_ms);
+    int rc = 0;
+    pthread_mutex_lock(&srv->mu);
+    for (;;) {
+        srv_session *ss = srv->stopping ? NULL : open_session(srv, session);
+        if (!ss) {
+            rc = srv->stopping ? SDK_ECLOSED : SDK_ENOTFOUND;
+            break;
+        }
+        if (ss->s.sendq.count < srv->cfg.queue_max_messages &&
+            ss->s.sendq.bytes + len <= srv->cfg.queue_max_bytes) {
+            rc = ll_session_enqueue(&ss->s, m);
+            if (rc == 0) {
+                m = NULL;
+                ll_server_mark_dirty_locked(srv, ss);
+            }
+            break;
+        }
+        if (ll_cond_wait(&srv->send_cv, &srv->mu, &dl) != 0) {
+            rc = SDK_EQUEUEFULL;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&srv->mu);
+    free(m);
+    return (sdk_err)rc;
+}
+
+sdk_err sdk_server_send(sdk_server *srv, uint64_t session, const void *data, size_t len, int timeout_ms)
+{
+    return sdk_server_send_typed(srv, session, NULL, data, len, timeout_ms);
+}
+
+sdk_err sdk_server_close_session(sdk_server *srv, uint64_t session, const char *reason,
+                                 bool reconnect_allowed)
+{
+    if (!srv) {
+        return SDK_EINVAL;
+    }
+    int rc = SDK_ENOTFOUND;
+    pthread_mutex_lock(&srv->mu);
+    srv_session *ss = srv->stopping ? NULL : open_session(srv, session);
+    if (ss) {
+        ss->close_requested = true;
+        ss->reconnect_allowed = reconnect_allowed;
+        LL_DETAIL(ss->close_reason, sizeof(ss->close_reason), "%s", reason ? reason : "closed by the server");
+        ll_server_mark_dirty_locked(srv, ss);
+        pthread_cond_broadcast(&srv->send_cv); /* senders blocked on it get SDK_ENOTFOUND */
+        rc = 0;
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return (sdk_err)rc;
+}
+
+typedef struct collect_ctx {
+    sdk_session_info *out;
+    size_t n;
+    uint64_t now_ms;
+    uint64_t wall_ms;
+} collect_ctx;
+
+static void collect(void *val, void *arg)
+{
+    srv_session *ss = val;
+    collect_ctx *cx = arg;
+    sdk_session_info *info = &cx->out[cx->n++];
+    memset(info, 0, sizeof(*info));
+    info->id = ss->id;
+    info->state = ss->conn ? SDK_SESSION_STATE_CONNECTED : SDK_SESSION_STATE_DETACHED;
+    LL_DETAIL(info->peer_addr, sizeof(info->peer_addr), "%s", ss->peer_addr);
+    LL_DETAIL(info->peer_identity, sizeof(info->peer_identity), "%s", ss->identity);
+    info->connected_since_ms = ss->connected_since_ms;
+    info->last_cause = ss->last_cause;
+    info->queued = ss->s.sendq.count - ss->s.written;
+    info->unacked = ss->s.written;
+    info->received = ss->s.msgs_received;
+    info->connections = ss->connections;
+    ll_server_session_liveness(ss, cx->now_ms, cx->wall_ms, info);
+}
+
+sdk_err sdk_server_sessions(sdk_server *srv, sdk_session_info **out, size_t *count)
+{
+    if (!srv || !out || !count) {
+        return SDK_EINVAL;
+    }
+    *out = NULL;
+    *count = 0;
+    int rc = 0;
+    pthread_mutex_lock(&srv->mu);
+    if (srv->stopping) {
+        rc = SDK_ECLOSED;
+    } else if (srv->sessions.count > 0) {
+        collect_ctx cx = {.out = calloc(srv->sessions.count, sizeof(sdk_session_info)),
+                          .now_ms = ll_now_ms(), .wall_ms = ll_wall_ms()};
+        if (!cx.out) {
+            rc = SDK_ENOMEM;
+        } else {
+            ll_store_each(&srv->sessions, collect, &cx);
+            *out = cx.out;
+            *count = cx.n;
+        }
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return (sdk_err)rc;
+}
+
+sdk_err sdk_server_stop(sdk_server *srv)
+{
+    if (!srv) {
+        return SDK_EINVAL;
+    }
+    pthread_mutex_lock(&srv->mu);
+    bool join = !srv->stopping && srv->thread_started;
+    srv->stopping = true;
+    ll_wake_signal(srv->wake_fd);
+    pthread_cond_broadcast(&srv->recv_cv);
+    pthread_cond_broadcast(&srv->send_cv);
+    pthread_mutex_unlock(&srv->mu);
+    if (join) {
+        pthread_join(srv->thread, NULL);
+        pthread_mutex_lock(&srv->mu);
+        srv->stopped = true;
+        pthread_cond_broadcast(&srv->send_cv);
+        pthread_mutex_unlock(&srv->mu);
+    } else {
+        pthread_mutex_lock(&srv->mu);
+        while (srv->thread_started && !srv->stopped) {
+            pthread_cond_wait(&srv->send_cv, &srv->mu);
+        }
+        pthread_mutex_unlock(&srv->mu);
+    }
+    return SDK_OK;
+}
+
+sdk_err sdk_dev_certs(const char *dir, char *err, size_t errlen)
+{
+    char why[256] = "";
+    int rc = dir ? ll_tls_dev_certs(dir, why, sizeof(why)) : SDK_EINVAL;
+    if (err && errlen) {
+        LL_DETAIL(err, errlen, "%s", why);
+    }
+    return (sdk_err)rc;
+}
+
+void sdk_server_destroy(sdk_server *srv)
+{
+    if (!srv) {
+        return;
+    }
+    sdk_server_stop(srv);
+    server_free(srv);
+}

@@ -1,1 +1,146 @@
-/* placeholder */
+#include "session.h"
+
+#include "codec.h"
+#include "ll.h"
+
+#include <stdlib.h>
+
+void ll_session_init(ll_session *s, uint32_t window_messages, uint64_t window_bytes)
+{
+    *s = (ll_session){0};
+    s->window_messages = window_messages ? window_messages : 1;
+    s->window_bytes = window_bytes ? window_bytes : 1;
+    /* A quarter window keeps the sender streaming while acks stay rare. */
+    s->ack_every = LL_MAX(1u, s->window_messages / 4);
+}
+
+void ll_session_free(ll_session *s)
+{
+    ll_msgq_free(&s->sendq);
+}
+
+int ll_session_enqueue(ll_session *s, ll_msg *m)
+{
+    m->pub.seq = s->acked + s->sendq.count + 1;
+    m->epoch = s->epoch;
+    LL_GUARD(ll_msgq_push(&s->sendq, m));
+    s->enqueued_total++;
+    return 0;
+}
+
+static bool window_open(const ll_session *s)
+{
+    return s->written < s->window_messages && s->written_bytes < s->window_bytes;
+}
+
+int ll_session_write(ll_session *s, ll_buf *out, size_t out_limit, uint32_t max_frame)
+{
+    while (s->written < s->sendq.count && window_open(s) && ll_buf_size(out) < out_limit) {
+        ll_msg *m = ll_msgq_at(&s->sendq, s->written);
+        uint64_t seq = s->acked + s->written + 1;
+        LL_GUARD(ll_encode_data(out, seq, m->pub.data, m->pub.len, m->pub.type, max_frame));
+        s->written++;
+        s->written_bytes += m->pub.len;
+        s->msgs_sent++;
+        s->bytes_sent += m->pub.len;
+        if (seq <= s->high_written) {
+            s->retransmits++;
+        } else {
+            s->high_written = seq;
+        }
+    }
+    return 0;
+}
+
+/* Free the n oldest messages, which the peer has. */
+static void drop_front(ll_session *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ll_msg *m = ll_msgq_pop(&s->sendq);
+        if (s->written > 0) {
+            s->written--;
+            s->written_bytes -= m->pub.len;
+        }
+        free(m);
+    }
+    s->acked += n;
+    s->acked_total += n;
+}
+
+int ll_session_on_ack(ll_session *s, uint64_t seq, size_t *freed)
+{
+    if (seq > s->acked + s->written) {
+        return SDK_EPROTO;
+    }
+    size_t n = seq > s->acked ? (size_t)(seq - s->acked) : 0; /* older acks are harmless */
+    drop_front(s, n);
+    if (freed) {
+        *freed = n;
+    }
+    return 0;
+}
+
+int ll_session_on_data(ll_session *s, uint64_t seq, size_t len)
+{
+    if (seq <= s->received) {
+        s->duplicates++;
+        return LL_DATA_DUPLICATE;
+    }
+    if (seq != s->received + 1) {
+        return SDK_EPROTO;
+    }
+    s->received = seq;
+    s->msgs_received++;
+    s->bytes_received += len;
+    return LL_DATA_ACCEPT;
+}
+
+void ll_session_consumed(ll_session *s, const ll_msg *m)
+{
+    if (m->epoch == s->epoch && m->pub.seq > s->consumed) {
+        s->consumed = m->pub.seq;
+    }
+}
+
+bool ll_session_ack_due(const ll_session *s, bool idle)
+{
+    if (s->consumed <= s->ack_sent) {
+        return false;
+    }
+    return idle || s->consumed - s->ack_sent >= s->ack_every;
+}
+
+uint64_t ll_session_ack_take(ll_session *s)
+{
+    s->ack_sent = s->consumed;
+    return s->consumed;
+}
+
+int ll_session_resume(ll_session *s, uint64_t peer_received)
+{
+    if (peer_received < s->acked || peer_received - s->acked > s->sendq.count) {
+        return SDK_EPROTO;
+    }
+    s->written = 0;
+    s->written_bytes = 0;
+    drop_front(s, (size_t)(peer_received - s->acked));
+    s->ack_sent = 0; /* say again what we consumed, on the new connection */
+    return 0;
+}
+
+void ll_session_restart(ll_session *s)
+{
+    s->epoch++;
+    s->written = 0;
+    s->written_bytes = 0;
+    s->acked = 0;
+    s->high_written = 0; /* resent messages count as retransmits only if written again */
+    s->received = 0;
+    s->consumed = 0;
+    s->ack_sent = 0;
+    for (size_t i = 0; i < s->sendq.count; i++) {
+        ll_msg *m = ll_msgq_at(&s->sendq, i);
+        m->pub.seq = i + 1;
+        m->epoch = s->epoch;
+    }
+}

@@ -24,14 +24,17 @@ typedef struct ll_tls_ctx_config {
     const char *client_ca_file; /* server: if set, require and verify client certificates */
 } ll_tls_ctx_config;
 
-/* Returns 0, SDK_ETLS (unreadable file, key mismatch; detail in err) or SDK_ENOMEM. */
+/* Returns 0, SDK_ETLS (unreadable file, key mismatch; detail in err) or SDK_ENOMEM
+ * (SDK_EINVAL: a server config without cert_file). Safe to share between threads. */
 int ll_tls_ctx_new(const ll_tls_ctx_config *cfg, ll_tls_ctx **out, char *err, size_t errlen);
 void ll_tls_ctx_free(ll_tls_ctx *ctx);
 
 /*
  * Wrap a connected non-blocking socket. Client side: servername is the name (or IP
  * literal) verified against the certificate and sent as SNI (no SNI for IP literals),
- * and the context's saved session, if any, is offered for resumption.
+ * and the context's saved session, if any, is offered for resumption when it was made
+ * for the same servername. The fd stays the caller's (ll_tls_free does not close it).
+ * Returns 0, SDK_EINVAL (client without servername), SDK_ENOMEM or SDK_ETLS.
  */
 int ll_tls_new(ll_tls_ctx *ctx, int fd, const char *servername, ll_tls **out, char *err,
                size_t errlen);
@@ -56,6 +59,10 @@ const char *ll_tls_error(const ll_tls *t);
 bool ll_tls_resumed(const ll_tls *t);
 /* Peer certificate subject as a one-line string into buf ("" if none). */
 void ll_tls_peer_subject(const ll_tls *t, char *buf, size_t len);
+/* The negotiated ALPN protocol into buf ("lifeline/1" after a handshake, "" before). */
+void ll_tls_alpn(const ll_tls *t, char *buf, size_t len);
+/* OpenSSL's first queued error of this thread as a string into buf, then empty the queue. */
+void ll_tls_openssl_reason(char *buf, size_t len);
 
 /*
  * Development certificates (lifeline-server --dev-certs DIR): if DIR lacks them, create
@@ -64,5 +71,14 @@ void ll_tls_peer_subject(const ll_tls *t, char *buf, size_t len);
  * Existing files are kept. Returns 0 or SDK_EIO/SDK_ETLS with detail in err.
  */
 int ll_tls_dev_certs(const char *dir, char *err, size_t errlen);
+
+/*
+ * For tests: DIR/BASENAME.pem and DIR/BASENAME.key (overwritten), a certificate for cn with
+ * the NULL-terminated sans (each a DNS name or an IP literal; NULL for none), usable for both
+ * server and client authentication and signed by DIR's CA (created first if missing).
+ * Returns 0 or SDK_EINVAL/SDK_EIO/SDK_ETLS with detail in err.
+ */
+int ll_tls_dev_cert_for(const char *dir, const char *basename, const char *cn,
+                        const char *const *sans, char *err, size_t errlen);
 
 #endif

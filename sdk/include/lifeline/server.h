@@ -125,8 +125,8 @@ SDK_API sdk_err sdk_server_close_session(sdk_server *srv, uint64_t session, cons
                                          bool reconnect_allowed);
 
 typedef enum sdk_session_state {
-    SDK_SESSION_CONNECTED = 0,
-    SDK_SESSION_DETACHED /* connection lost, awaiting resume until the TTL */
+    SDK_SESSION_STATE_CONNECTED = 0,
+    SDK_SESSION_STATE_DETACHED /* connection lost, awaiting resume until the TTL */
 } sdk_session_state;
 
 typedef struct sdk_session_info {
@@ -162,6 +162,15 @@ SDK_API sdk_err sdk_server_stop(sdk_server *srv);
 
 /* sdk_server_destroy: stop if needed, then free everything. NULL is ignored. */
 SDK_API void sdk_server_destroy(sdk_server *srv);
+
+/*
+ * sdk_dev_certs: for development and tests only. If dir lacks them, create a throwaway CA
+ * (ca.pem, ca.key), a server certificate for localhost, 127.0.0.1 and ::1 (server.pem,
+ * server.key) and a client certificate (client.pem, client.key), creating dir if needed;
+ * existing files are kept. Blocks on file I/O. Any thread. Errors: SDK_EIO, SDK_ETLS, with
+ * the detail written to err (NUL-terminated, may be NULL).
+ */
+SDK_API sdk_err sdk_dev_certs(const char *dir, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,50 @@
+/*
+ * The client object shared by the API (client.c) and its I/O thread (client_io.c).
+ *
+ * Locking: one mutex, `mu`, guards every field below it. Application threads and the I/O
+ * thread take it briefly; nobody holds it across socket I/O or the event callback. The
+ * link itself belongs to the I/O thread alone. There is no other lock, so no lock order.
+ */
+#ifndef LL_CLIENT_H
+#define LL_CLIENT_H
+
+#include "lifeline/sdk.h"
+#include "msgq.h"
+#include "session.h"
+#include "tls.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+
+struct sdk_client {
+    sdk_config cfg; /* copy; its strings point into `strings` */
+    char *strings;
+    ll_tls_ctx *tls;
+    int wake_fd;
+    pthread_t thread;
+    bool thread_started;
+
+    pthread_mutex_t mu;
+    pthread_cond_t recv_cv;  /* recvq gained a message, or closed */
+    pthread_cond_t send_cv;  /* sendq lost messages (acked), state changed, or closed */
+    ll_session s;            /* sendq and sequence state */
+    ll_msgq recvq;           /* accepted, not yet taken by sdk_recv */
+    uint64_t session_id;     /* 0 until the first welcome */
+    uint8_t token[32];
+    size_t token_len;
+    sdk_state state;
+    bool closing;            /* sdk_close asked the I/O thread to stop */
+    bool wake_pending;       /* the I/O thread has been signalled and not yet looked */
+    bool first_done;         /* the first connection attempt finished (for sdk_connect) */
+    int close_err;           /* why the client closed on its own (SDK_OK after sdk_close) */
+    int last_err;
+    char last_detail[256];
+    sdk_stats stats;         /* counters kept here; sdk_get_stats fills the rest */
+};
+
+/* Wake the I/O thread unless it is already due to look (caller holds mu). */
+void ll_client_wake_locked(sdk_client *c);
+/* The I/O thread's entry point. */
+void *ll_client_io_main(void *arg);
+
+#endif

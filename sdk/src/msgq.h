@@ -1,0 +1,41 @@
+/* Messages and FIFO queues of them: the send/retransmit queue and the receive queue. */
+#ifndef LL_MSGQ_H
+#define LL_MSGQ_H
+
+#include "lifeline/sdk.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One allocation: the public view first (sdk_message_free casts back), then peer, type and
+ * payload bytes. */
+typedef struct ll_msg {
+    sdk_message pub;
+    uint32_t epoch; /* session generation pub.seq belongs to (see ll_session.epoch) */
+} ll_msg;
+
+/* Copy payload, type (NULL/"" for none) and peer identity (NULL for none). NULL on ENOMEM. */
+ll_msg *ll_msg_new(const void *data, size_t len, const char *type, const char *peer);
+
+/* FIFO as a growable ring of pointers; counts payload bytes for queue bounds. */
+typedef struct ll_msgq {
+    ll_msg **ring;
+    size_t cap;   /* power of two, or 0 */
+    size_t head;  /* index of the oldest */
+    size_t count;
+    uint64_t bytes; /* sum of payload lengths */
+} ll_msgq;
+
+/* Append m (ownership moves in). Returns 0 or SDK_ENOMEM. */
+int ll_msgq_push(ll_msgq *q, ll_msg *m);
+/* Remove and return the oldest, or NULL if empty (ownership moves out). */
+ll_msg *ll_msgq_pop(ll_msgq *q);
+/* i-th oldest (i < count), still owned by the queue. */
+static inline ll_msg *ll_msgq_at(const ll_msgq *q, size_t i)
+{
+    return q->ring[(q->head + i) & (q->cap - 1)];
+}
+/* Free every message and the ring. */
+void ll_msgq_free(ll_msgq *q);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * The reliable stream of one session, kept by both ends: sequence numbers, the
+ * retransmit queue, duplicate suppression and cumulative acknowledgements.
+ *
+ * Outgoing messages wait in sendq until the peer acknowledges them; sendq[i] always has
+ * sequence acked + 1 + i, so sequences are implicit and a lost session is renumbered by
+ * resetting `acked`. The first `written` entries went out on the current connection; on a
+ * new connection the peer says what it already has and the rest is written again.
+ * Pure logic: no I/O, no locks, no clock (callers pass `now`); the owner's lock guards it.
+ */
+#ifndef LL_SESSION_H
+#define LL_SESSION_H
+
+#include "buf.h"
+#include "msgq.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct ll_session {
+    ll_msgq sendq;       /* unacknowledged messages, oldest first */
+    size_t written;      /* sendq entries written on the current connection */
+    uint64_t written_bytes; /* their payload bytes (the window counts these) */
+    uint64_t acked;      /* the peer acknowledged every sequence <= acked */
+    uint64_t high_written; /* highest sequence ever written: beyond it is not a retransmit */
+    uint64_t received;   /* highest sequence accepted from the peer */
+    uint64_t consumed;   /* highest sequence our application took: what we acknowledge */
+    uint64_t ack_sent;   /* highest acknowledgement written on the current connection */
+    uint32_t epoch;      /* bumped when the session is lost and sequences restart */
+    uint32_t window_messages; /* in flight at most, the smaller of ours and the peer's */
+    uint64_t window_bytes;
+    uint32_t ack_every;  /* acknowledge at least every this many consumed messages */
+
+    uint64_t enqueued_total; /* messages ever queued; with acked_total, what sdk_flush waits on */
+    uint64_t acked_total;
+    uint64_t msgs_sent, bytes_sent, retransmits;
+    uint64_t msgs_received, bytes_received, duplicates;
+} ll_session;
+
+void ll_session_init(ll_session *s, uint32_t window_messages, uint64_t window_bytes);
+void ll_session_free(ll_session *s);
+
+/* Queue a message for sending (takes ownership). Sets its seq and epoch. 0 or SDK_ENOMEM. */
+int ll_session_enqueue(ll_session *s, ll_msg *m);
+
+/* Encode unwritten messages into out while the window allows and out holds less than
+ * out_limit bytes. Returns 0 or an encode error (SDK_ETOOBIG, SDK_ENOMEM). */
+int ll_session_write(ll_session *s, ll_buf *out, size_t out_limit, uint32_t max_frame);
+
+/* Cumulative ack from the peer: frees every message <= seq. SDK_EPROTO if seq acknowledges
+ * something never written. *freed (may be NULL) gets how many were freed. */
+int ll_session_on_ack(ll_session *s, uint64_t seq, size_t *freed);
+
+typedef enum { LL_DATA_ACCEPT = 0, LL_DATA_DUPLICATE = -1 } ll_data_verdict;
+/* Incoming data with sequence seq: LL_DATA_ACCEPT (the next one; counted as received),
+ * LL_DATA_DUPLICATE (already had it: drop), or SDK_EPROTO (a gap: the peer broke the protocol). */
+int ll_session_on_data(ll_session *s, uint64_t seq, size_t len);
+
+/* The application took message m: advance what we acknowledge (ignores older epochs). */
+void ll_session_consumed(ll_session *s, const ll_msg *m);
+/* Whether an ack frame should go out now; `idle` means the application has nothing left
+ * to read, so the peer should hear at once. */
+bool ll_session_ack_due(const ll_session *s, bool idle);
+/* Record that an ack for `consumed` was written; returns the sequence to put in it. */
+uint64_t ll_session_ack_take(ll_session *s);
+
+/* A new connection continues the session: the peer has everything <= peer_received.
+ * Frees those, rewinds the write cursor, re-announces our ack. SDK_EPROTO if peer_received
+ * is outside what we ever wrote. */
+int ll_session_resume(ll_session *s, uint64_t peer_received);
+/* The peer lost the session: every unacknowledged message will go out again, renumbered
+ * from 1; incoming sequences restart too. */
+void ll_session_restart(ll_session *s);
+
+#endif

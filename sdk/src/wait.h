@@ -1,0 +1,23 @@
+/* Condition-variable waits with deadlines on the monotonic clock. */
+#ifndef LL_WAIT_H
+#define LL_WAIT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct ll_deadline {
+    bool forever;
+    bool immediate;
+    struct timespec at; /* CLOCK_MONOTONIC */
+} ll_deadline;
+
+/* timeout_ms < 0: forever; 0: do not wait; > 0: that long from now. */
+ll_deadline ll_deadline_in(int timeout_ms);
+/* A condition variable that times out on CLOCK_MONOTONIC (wall-clock jumps do not matter). */
+void ll_cond_init(pthread_cond_t *cv);
+/* Wait once (spurious wake-ups return 0 too: callers loop on their predicate). Returns
+ * 0, or ETIMEDOUT when the deadline has passed. */
+int ll_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, const ll_deadline *dl);
+
+#endif
