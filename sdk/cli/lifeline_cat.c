@@ -505,10 +505,16 @@ static void *signal_main(void *arg)
 static void start_signal_thread(void)
 {
     static sigset_t set;
+    static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
     sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
+    for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++) {
+        struct sigaction old;
+        /* Keep an inherited SIG_IGN (nohup, background jobs): Linux would queue a blocked
+         * signal even if ignored, and sigwait() would then take it. */
+        if (sigaction(stop_signals[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN) {
+            sigaddset(&set, stop_signals[i]);
+        }
+    }
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN); /* a closed stdout becomes EPIPE, reported, then a clean close */
     pthread_t tid;

@@ -56,6 +56,7 @@ struct ll_tls {
     char *servername;      /* client: the name verified (NULL on the server) */
     bool failed;           /* a fatal error: SSL_shutdown must not be called */
     bool shutdown_sent;
+    bool refused;          /* a callback of ours failed the handshake; error says why */
     uint64_t saved_gen;    /* client: the session_gen of the last session it saved */
     char error[ERROR_LEN];
 };
@@ -182,7 +183,7 @@ static int ssl_failure(ll_tls *t)
     int reason = ERR_GET_REASON(e);
 
     /* A callback of ours that refused the handshake has said why already. */
-    if (t->error[0] != '\0') {
+    if (t->refused) {
         ERR_clear_error();
         return SDK_ETLS;
     }
@@ -310,6 +311,7 @@ static int require_alpn(SSL *ssl, int *alert, void *arg)
     }
     if (t != NULL) {
         LL_DETAIL(t->error, sizeof t->error, "client did not offer ALPN protocol %s", ALPN_NAME);
+        t->refused = true;
     }
     *alert = SSL_AD_NO_APPLICATION_PROTOCOL;
     return SSL_CLIENT_HELLO_ERROR;
