@@ -395,6 +395,26 @@ static int load_cert_and_key(SSL_CTX *c, const char *cert, const char *key, char
     return 0;
 }
 
+/*
+ * OpenSSL fills some certificate fields (key identifiers, purposes) lazily on first use,
+ * and TSan reports that first write racing with readers when several threads verify
+ * against one shared store. Filling them now, before any handshake, keeps a context
+ * shareable without that noise. Best effort: a failure here only means lazy filling.
+ */
+static void warm_store(SSL_CTX *c)
+{
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(c));
+    int i = 0;
+
+    for (i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        if (x != NULL) {
+            (void)X509_check_purpose(x, -1, 0);
+        }
+    }
+    ERR_clear_error();
+}
+
 static int setup_client(ll_tls_ctx *ctx, const ll_tls_ctx_config *cfg, char *err, size_t errlen)
 {
     SSL_CTX *c = ctx->ssl_ctx;
@@ -407,6 +427,7 @@ static int setup_client(ll_tls_ctx *ctx, const ll_tls_ctx_config *cfg, char *err
     } else if (SSL_CTX_set_default_verify_paths(c) != 1) {
         return ctx_failed("cannot load the system CA store", NULL, err, errlen);
     }
+    warm_store(c);
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
     /* set_alpn_protos is the odd one out: 0 means success. */
     if (SSL_CTX_set_alpn_protos(c, ALPN_WIRE, ALPN_WIRE_LEN) != 0) {
@@ -435,6 +456,7 @@ static int require_client_certs(SSL_CTX *c, const char *ca_file, char *err, size
         return ctx_failed("cannot read CA names from", ca_file, err, errlen);
     }
     SSL_CTX_set_client_CA_list(c, names);
+    warm_store(c);
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     return 0;
 }
