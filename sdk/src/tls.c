@@ -57,7 +57,7 @@ struct ll_tls {
     bool failed;           /* a fatal error: SSL_shutdown must not be called */
     bool shutdown_sent;
     bool refused;          /* a callback of ours failed the handshake; error says why */
-    uint64_t saved_gen;    /* client: the session_gen of the last session it saved */
+    uint64_t session_gen;  /* client: the saved session it was offered or saved last */
     char error[ERROR_LEN];
 };
 
@@ -68,8 +68,8 @@ struct ll_tls {
  * of that. Copies, because OpenSSL marks a connection's session "not resumable" when the
  * connection is freed without close_notify (ssl_clear_bad_session), and a connection cut
  * by the network, the very case resumption is for, ends exactly that way.
- * A connection that fails with a TLS error (a fatal alert) discards the session it saved,
- * as RFC 5246 asks; a plain disconnect keeps it.
+ * A connection that fails with a TLS error (a fatal alert) discards the session it was
+ * offered or saved, as RFC 5246 asks; a plain disconnect keeps it.
  */
 static void forget_session(ll_tls_ctx *ctx)
 {
@@ -101,7 +101,7 @@ static int on_new_session(SSL *ssl, SSL_SESSION *sess)
     forget_session(t->ctx);
     t->ctx->session = copy;
     t->ctx->session_host = host;
-    t->saved_gen = ++t->ctx->session_gen;
+    t->session_gen = ++t->ctx->session_gen;
     pthread_mutex_unlock(&t->ctx->lock);
     return 0;
 }
@@ -109,7 +109,7 @@ static int on_new_session(SSL *ssl, SSL_SESSION *sess)
 static void drop_saved_session(ll_tls *t)
 {
     pthread_mutex_lock(&t->ctx->lock);
-    if (t->saved_gen != 0 && t->saved_gen == t->ctx->session_gen) {
+    if (t->session_gen != 0 && t->session_gen == t->ctx->session_gen) {
         forget_session(t->ctx);
     }
     pthread_mutex_unlock(&t->ctx->lock);
@@ -125,6 +125,7 @@ static void offer_session(ll_tls *t)
     pthread_mutex_lock(&ctx->lock);
     if (ctx->session != NULL && strcmp(ctx->session_host, t->servername) == 0) {
         copy = SSL_SESSION_dup(ctx->session);
+        t->session_gen = ctx->session_gen;
     }
     pthread_mutex_unlock(&ctx->lock);
     if (copy == NULL) {
@@ -144,6 +145,7 @@ void ll_tls_openssl_reason(char *buf, size_t len)
     unsigned long e = ERR_peek_error();
 
     if (len == 0) {
+        ERR_clear_error();
         return;
     }
     if (e == 0) {
@@ -303,10 +305,12 @@ static BIO *socket_bio(int fd)
 static int require_alpn(SSL *ssl, int *alert, void *arg)
 {
     ll_tls *t = SSL_get_app_data(ssl);
+    const unsigned char *ext = NULL;
+    size_t extlen = 0;
 
     (void)arg;
-    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, NULL,
-                                  NULL) == 1) {
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext,
+                                  &extlen) == 1) {
         return SSL_CLIENT_HELLO_SUCCESS;
     }
     if (t != NULL) {
@@ -505,7 +509,8 @@ int ll_tls_ctx_new(const ll_tls_ctx_config *cfg, ll_tls_ctx **out, char *err, si
     }
     rc = apply_policy(ctx, err, errlen);
     if (rc == 0) {
-        rc = cfg->server ? setup_server(ctx, cfg, err, errlen) : setup_client(ctx, cfg, err, errlen);
+        rc = cfg->server ? setup_server(ctx, cfg, err, errlen)
+                         : setup_client(ctx, cfg, err, errlen);
     }
 out:
     if (rc != 0) {
@@ -730,7 +735,8 @@ void ll_tls_peer_subject(const ll_tls *t, char *buf, size_t len)
     }
     ERR_clear_error();
     mem = BIO_new(BIO_s_mem());
-    if (mem != NULL && X509_NAME_print_ex(mem, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
+    if (mem != NULL &&
+        X509_NAME_print_ex(mem, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
         n = BIO_read(mem, buf, (int)LL_MIN(len - 1, (size_t)INT_MAX));
         buf[n > 0 ? n : 0] = '\0';
     }

@@ -13,6 +13,8 @@
 /* Non-error results of the step functions; errors are positive sdk_err codes. */
 enum { LL_TLS_OK = 0, LL_TLS_WANT_READ = -1, LL_TLS_WANT_WRITE = -2 };
 
+/* A context may be shared by threads and must outlive its connections; one connection is
+ * used by one thread at a time. */
 typedef struct ll_tls_ctx ll_tls_ctx; /* SSL_CTX plus the client's resumable session */
 typedef struct ll_tls ll_tls;         /* one connection */
 
@@ -25,7 +27,7 @@ typedef struct ll_tls_ctx_config {
 } ll_tls_ctx_config;
 
 /* Returns 0, SDK_ETLS (unreadable file, key mismatch; detail in err) or SDK_ENOMEM
- * (SDK_EINVAL: a server config without cert_file). Safe to share between threads. */
+ * (SDK_EINVAL: a server config without cert_file). */
 int ll_tls_ctx_new(const ll_tls_ctx_config *cfg, ll_tls_ctx **out, char *err, size_t errlen);
 void ll_tls_ctx_free(ll_tls_ctx *ctx);
 
@@ -44,7 +46,8 @@ void ll_tls_free(ll_tls *t);
  * failed), SDK_ETLS (other TLS failure), SDK_EDISCONNECTED (peer closed/reset). */
 int ll_tls_handshake(ll_tls *t);
 /* Read up to len bytes: LL_TLS_OK with *n > 0, LL_TLS_WANT_*, SDK_EDISCONNECTED (clean EOF or
- * reset), SDK_ETLS. */
+ * reset), SDK_ETLS, SDK_EPEERAUTH (with TLS 1.3 the client's handshake completes before the
+ * server has checked the client certificate, so a refusal arrives as an alert on a read). */
 int ll_tls_read(ll_tls *t, void *buf, size_t len, size_t *n);
 /* Bytes already decrypted and buffered inside OpenSSL (read them before polling again). */
 size_t ll_tls_pending(ll_tls *t);

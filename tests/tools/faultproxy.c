@@ -591,6 +591,36 @@ static void close_all(fp_proxy *p, int64_t now)
     }
 }
 
+/* Accept one connection. Returns false when the backlog is empty. */
+static bool accept_one(fp_proxy *p)
+{
+    int fd = p->lfd < 0 ? -1 : accept(p->lfd, NULL, NULL);
+    if (fd < 0) {
+        return false;
+    }
+    p->stats.accepted++;
+    conn *c = NULL;
+    if (p->nconns < FP_MAX_CONNS && set_nonblock(fd) == 0) {
+        c = conn_new(fd);
+    }
+    if (c == NULL) {
+        abort_fd(fd);
+        return true;
+    }
+    set_nodelay(fd);
+    p->conns[p->nconns++] = c;
+    if (!p->cur.blackhole) {
+        conn_start_connect(p, c);
+    }
+    return true;
+}
+
+static void accept_new(fp_proxy *p)
+{
+    for (int i = 0; i < ACCEPT_BURST && accept_one(p); i++) {
+    }
+}
+
 /* Open or close the listener to match p->cur.refuse. Returns 0 or an errno. */
 static int sync_listener(fp_proxy *p)
 {
@@ -623,6 +653,12 @@ static bool apply_commands(fp_proxy *p, int64_t now)
 
     bool reset_timer_changed = want.reset_min_ms != p->cur.reset_min_ms ||
                                want.reset_max_ms != p->cur.reset_max_ms;
+    /*
+     * Take in the backlog first: a command must reach every connection whose connect()
+     * returned before it, even if this thread had not accepted it yet.
+     */
+    while (accept_one(p)) {
+    }
     p->cur = want;
     if (resets > 0) {
         reset_all(p);
@@ -764,30 +800,6 @@ static void service_conns(fp_proxy *p, const struct pollfd *pfds, int64_t now)
             break;
         default:
             break;
-        }
-    }
-}
-
-static void accept_new(fp_proxy *p)
-{
-    for (int i = 0; i < ACCEPT_BURST; i++) {
-        int fd = accept(p->lfd, NULL, NULL);
-        if (fd < 0) {
-            return;
-        }
-        p->stats.accepted++;
-        conn *c = NULL;
-        if (p->nconns < FP_MAX_CONNS && set_nonblock(fd) == 0) {
-            c = conn_new(fd);
-        }
-        if (c == NULL) {
-            abort_fd(fd);
-            continue;
-        }
-        set_nodelay(fd);
-        p->conns[p->nconns++] = c;
-        if (!p->cur.blackhole) {
-            conn_start_connect(p, c);
         }
     }
 }

@@ -11,7 +11,9 @@
  * callbacks, so that cannot happen by accident). Each command blocks until the
  * proxy thread has applied it, normally a few microseconds: when fp_reset_all()
  * returns, the RSTs have been sent; when fp_set_refuse(p, true) returns, connect()
- * fails. That makes tests deterministic without sleeps.
+ * fails. A command also reaches connections still waiting in the listen backlog, so
+ * "connect(); fp_reset_all();" resets that connection. That makes tests
+ * deterministic without sleeps.
  *
  * Safety: the proxy only listens on and connects to loopback addresses
  * (127.0.0.0/8, ::1, or the name "localhost"), so a test can never send traffic
@@ -123,7 +125,11 @@ int fp_random_resets(fp_proxy *p, int min_ms, int max_ms);
  */
 void fp_get_stats(fp_proxy *p, fp_stats *out);
 
-/* fp_stop: stop the thread, close every socket, free p. p may be NULL. */
+/*
+ * fp_stop: stop the thread, close every socket (connections end with FIN or RST as
+ * the kernel decides), free p. Blocks until the thread has exited. No other call
+ * on p may be running or follow. p may be NULL.
+ */
 void fp_stop(fp_proxy *p);
 
 /*

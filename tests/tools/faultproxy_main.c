@@ -144,13 +144,18 @@ static int parse_args(int argc, char **argv, options *o)
         {NULL, 0, NULL, 0},
     };
     int opt;
-    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    int idx = 0;
+    while ((opt = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
         if (opt == 'h') {
             usage(stdout);
             return 1;
         }
+        if (opt == '?') {
+            goto bad; /* getopt_long already said what was wrong */
+        }
         if (parse_option(opt, optarg, o) < 0) {
-            fprintf(stderr, "lifeline-faultproxy: bad value for an option\n");
+            fprintf(stderr, "lifeline-faultproxy: bad value \"%s\" for --%s\n", optarg,
+                    longopts[idx].name);
             goto bad;
         }
     }

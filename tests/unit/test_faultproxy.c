@@ -437,6 +437,14 @@ static void test_reset_all(void **state)
     fp_stats s;
     fp_get_stats(f->proxy, &s);
     assert_int_equal(s.resets, 1);
+    assert_int_equal(s.closes, 0);
+
+    /* A connection the proxy has not even accepted yet is reset too. */
+    fd = connect_port(fp_port(f->proxy));
+    assert_true(fd >= 0);
+    fp_reset_all(f->proxy);
+    assert_int_equal(wait_for_end(fd, SLOW_MS), ECONNRESET);
+    close(fd);
 
     /* The proxy itself keeps serving. */
     fd = connect_port(fp_port(f->proxy));

@@ -60,7 +60,8 @@ static int setup_certs(void **state)
         return -1;
     }
     LL_DETAIL(other, sizeof other, "%s/other/ca", dir); /* nested: dirs are created */
-    if (ll_tls_dev_certs(dir, err, sizeof err) != 0 || ll_tls_dev_certs(other, err, sizeof err) != 0 ||
+    if (ll_tls_dev_certs(dir, err, sizeof err) != 0 ||
+        ll_tls_dev_certs(other, err, sizeof err) != 0 ||
         ll_tls_dev_cert_for(dir, "alt", "alt.example", alt_sans, err, sizeof err) != 0) {
         fprintf(stderr, "dev certs: %s\n", err);
         return -1;
@@ -501,6 +502,32 @@ static void test_resumption(void **state)
     /* ... so a resumable session never lets a wrong name through. */
     expect_client_rejects(cctx, sctx, "wrong.example", SDK_EPEERAUTH, "hostname mismatch");
     ll_tls_ctx_free(cctx);
+    ll_tls_ctx_free(sctx);
+}
+
+/* A connection that was offered the saved session and then failed with a TLS error (here:
+ * another server, which wants a client certificate) discards that session. */
+static void test_fatal_error_forgets_session(void **state)
+{
+    ll_tls_ctx *sctx = server_ctx(false);
+    ll_tls_ctx *strict = server_ctx(true);
+    ll_tls_ctx *cctx = client_ctx(dir, false);
+    tpair l;
+
+    (void)state;
+    connect_ok(cctx, sctx, "localhost", &l);
+    link_close(&l);
+    expect_client_cert_refused(cctx, strict, "peer did not return a certificate",
+                               "alert certificate required");
+    connect_ok(cctx, sctx, "localhost", &l);
+    assert_false(ll_tls_resumed(l.c));
+    link_close(&l);
+    /* A plain disconnect (the pair above closed without close_notify) keeps it. */
+    connect_ok(cctx, sctx, "localhost", &l);
+    assert_true(ll_tls_resumed(l.c));
+    link_close(&l);
+    ll_tls_ctx_free(cctx);
+    ll_tls_ctx_free(strict);
     ll_tls_ctx_free(sctx);
 }
 
@@ -977,7 +1004,7 @@ static void test_dev_certs_idempotent(void **state)
 static void test_dev_certs_errors(void **state)
 {
     char err[ERRLEN] = "";
-    char d[PATHLEN];
+    char d[PATHLEN], from[PATHLEN], to[PATHLEN];
     const char *const sans[] = {"x.example", NULL};
 
     (void)state;
@@ -988,7 +1015,7 @@ static void test_dev_certs_errors(void **state)
     /* A CA key that does not belong to the CA certificate is refused. */
     path_in(dir, "mixed", d);
     assert_int_equal(ll_tls_dev_certs(d, err, sizeof err), 0);
-    copy_file(path_in(dir, "client.key", (char[PATHLEN]){0}), path_in(d, "ca.key", (char[PATHLEN]){0}));
+    copy_file(path_in(dir, "client.key", from), path_in(d, "ca.key", to));
     assert_int_equal(ll_tls_dev_cert_for(d, "x", "x.example", sans, err, sizeof err), SDK_ETLS);
     assert_contains(err, "ca.key does not match ca.pem");
 }
@@ -1006,6 +1033,7 @@ int main(void)
         cmocka_unit_test(test_client_cert_missing),
         cmocka_unit_test(test_client_cert_from_other_ca),
         cmocka_unit_test(test_resumption),
+        cmocka_unit_test(test_fatal_error_forgets_session),
         cmocka_unit_test(test_shared_contexts),
         cmocka_unit_test(test_large_transfer),
         cmocka_unit_test(test_pending),
