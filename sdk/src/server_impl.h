@@ -70,6 +70,7 @@ struct sdk_server {
     ll_timers timers;      /* connection deadlines (I/O thread only) */
     ll_timers ttls;        /* detached-session expiries (I/O thread only) */
     srv_conn *conns;       /* every connection (I/O thread only) */
+    uint64_t accept_paused_until; /* listener unwatched until then, after EMFILE (I/O only) */
     struct srv_event *events; /* session events to report once mu is released (I/O only) */
     size_t nevents, events_cap;
 

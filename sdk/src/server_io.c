@@ -19,6 +19,7 @@
 #define OUT_LIMIT (256u * 1024) /* encode at most this much data ahead of one socket */
 #define READ_BUDGET (256u * 1024) /* per connection per turn, for fairness */
 #define CLOSING_MS 1000          /* how long a closing connection may take to flush */
+#define ACCEPT_PAUSE_MS 100      /* listener rest after accept ran out of descriptors */
 #define PROTOCOL_VERSION 1
 
 typedef struct srv_event {
@@ -430,7 +431,16 @@ static void accept_clients(sdk_server *srv)
     for (int i = 0; i < 64; i++) {
         int fd = -1;
         char peer[64] = "";
-        if (ll_net_accept(srv->listen_fd, &fd, peer, sizeof(peer)) != 0) {
+        int rc = ll_net_accept(srv->listen_fd, &fd, peer, sizeof(peer));
+        if (rc == SDK_EIO) {
+            /* Out of descriptors or memory: the listener stays readable, so stop watching
+             * it for a moment instead of spinning; the pending clients wait in the backlog. */
+            struct epoll_event ev = {.events = 0, .data.ptr = &srv->listen_fd};
+            epoll_ctl(srv->epoll_fd, EPOLL_CTL_MOD, srv->listen_fd, &ev);
+            srv->accept_paused_until = ll_now_ms() + ACCEPT_PAUSE_MS;
+            return;
+        }
+        if (rc != 0) {
             return;
         }
         srv_conn *conn = calloc(1, sizeof(*conn));
@@ -582,6 +592,9 @@ void *ll_server_io_main(void *arg)
     for (;;) {
         uint64_t now = ll_now_ms();
         uint64_t next = LL_MIN(ll_timers_next(&srv->timers), ll_timers_next(&srv->ttls));
+        if (srv->accept_paused_until) {
+            next = LL_MIN(next, srv->accept_paused_until);
+        }
         int timeout = next <= now ? 0 : (int)LL_MIN(next - now, 1000u);
         int n = epoll_wait(srv->epoll_fd, evs, 128, timeout);
         for (int i = 0; i < n; i++) {
@@ -596,6 +609,11 @@ void *ll_server_io_main(void *arg)
         }
         if (service_dirty(srv)) {
             break;
+        }
+        if (srv->accept_paused_until && ll_now_ms() >= srv->accept_paused_until) {
+            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &srv->listen_fd};
+            epoll_ctl(srv->epoll_fd, EPOLL_CTL_MOD, srv->listen_fd, &ev);
+            srv->accept_paused_until = 0;
         }
         fire_timers(srv, ll_now_ms());
     }
