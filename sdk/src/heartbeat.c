@@ -40,8 +40,8 @@ uint64_t ll_hb_ping_sent(ll_heartbeat *hb, uint64_t now_ms)
 
 void ll_hb_on_pong(ll_heartbeat *hb, uint64_t nonce, uint64_t sent_us, uint64_t now_us)
 {
-    if (nonce != hb->nonce || sent_us > now_us) {
-        return; /* a stale or forged pong says nothing about the current round trip */
+    if (hb->nonce == 0 || nonce != hb->nonce || sent_us > now_us) {
+        return; /* unsolicited, stale or forged: says nothing about the current round trip */
     }
     uint64_t rtt = now_us - sent_us;
     hb->answered++;

@@ -94,6 +94,21 @@ int ll_link_fill(ll_link *l, uint64_t now_ms, size_t max_bytes)
     return 0;
 }
 
+int ll_link_discard(ll_link *l)
+{
+    uint8_t chunk[READ_CHUNK];
+    for (;;) {
+        size_t n = 0;
+        int rc = ll_tls_read(l->tls, chunk, sizeof(chunk), &n);
+        if (rc == LL_TLS_WANT_READ || rc == LL_TLS_WANT_WRITE) {
+            return 0;
+        }
+        if (rc != LL_TLS_OK) {
+            return rc;
+        }
+    }
+}
+
 int ll_link_next(ll_link *l, Lifeline__Frame **f)
 {
     int rc = ll_decoder_next(&l->dec, f);

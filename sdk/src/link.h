@@ -37,6 +37,10 @@ int ll_link_flush(ll_link *l, uint64_t now_ms);
 /* Read what the socket has (up to about max_bytes) into the decoder. 0 or an sdk_err
  * (SDK_EDISCONNECTED on EOF) with l->detail set. Frames are then taken with ll_link_next. */
 int ll_link_fill(ll_link *l, uint64_t now_ms, size_t max_bytes);
+/* Closing: read and throw away whatever the peer still sends, so that closing the socket
+ * with unread input does not turn into a reset that destroys our last frames in flight.
+ * 0 while the peer keeps the connection open, else an sdk_err (SDK_EDISCONNECTED at EOF). */
+int ll_link_discard(ll_link *l);
 /* Next decoded frame: 1 with *f set, 0 when none is complete, or an sdk_err. */
 int ll_link_next(ll_link *l, Lifeline__Frame **f);
 /* Poll events the link needs: POLLIN always, POLLOUT while output is pending. */

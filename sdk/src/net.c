@@ -453,3 +453,18 @@ void ll_wake_drain(int fd)
     while (read(fd, &count, sizeof count) < 0 && errno == EINTR) {
     }
 }
+
+int ll_net_drain(int fd)
+{
+    char scratch[16384];
+    for (;;) {
+        ssize_t n = recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+        if (n > 0) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            return 0;
+        }
+        return SDK_EDISCONNECTED;
+    }
+}

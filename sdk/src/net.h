@@ -30,6 +30,10 @@ int ll_net_accept(int lfd, int *fd, char *peer, size_t peerlen);
  * and TCP_USER_TIMEOUT = user_timeout_ms (0 leaves the system defaults). */
 void ll_net_tune(int fd, int user_timeout_ms);
 
+/* Read and discard what the socket holds: 0 while it stays open, SDK_EDISCONNECTED at EOF
+ * or error. For lingering closes when TLS can no longer be used. */
+int ll_net_drain(int fd);
+
 /* Wake-up fd (eventfd): signal from any thread, drain on the I/O thread. */
 int ll_wake_open(int *fd);
 void ll_wake_signal(int fd);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define OUT_LIMIT (256u * 1024) /* encode at most this much data ahead of one socket */
@@ -144,20 +145,28 @@ static void set_events(sdk_server *srv, srv_conn *conn)
     }
 }
 
+/* Under mu: the connection's session waits, detached, for a resume until its TTL. */
+static void detach_locked(sdk_server *srv, srv_conn *conn, sdk_cause cause)
+{
+    srv_session *ss = conn->sess;
+    if (!ss) {
+        return;
+    }
+    ss->conn = NULL;
+    conn->sess = NULL;
+    ss->last_cause = cause;
+    ss->last_rx_ms = conn->link.hb.last_rx_ms;
+    queue_event(srv, SDK_SESSION_DETACHED, ss, cause);
+    if (ll_timers_set(&srv->ttls, &ss->ttl, ll_now_ms() + (uint64_t)srv->cfg.session_ttl_ms) != 0) {
+        end_session(srv, ss, SDK_SESSION_EXPIRED, SDK_CAUSE_EXPIRED);
+    }
+}
+
 /* Detach the connection's session (kept for resume) and free the connection. */
 static void drop_conn(sdk_server *srv, srv_conn *conn, sdk_cause cause)
 {
     pthread_mutex_lock(&srv->mu);
-    srv_session *ss = conn->sess;
-    if (ss) {
-        ss->conn = NULL;
-        ss->last_cause = cause;
-        ss->last_rx_ms = conn->link.hb.last_rx_ms;
-        queue_event(srv, SDK_SESSION_DETACHED, ss, cause);
-        if (ll_timers_set(&srv->ttls, &ss->ttl, ll_now_ms() + (uint64_t)srv->cfg.session_ttl_ms) != 0) {
-            end_session(srv, ss, SDK_SESSION_EXPIRED, SDK_CAUSE_EXPIRED);
-        }
-    }
+    detach_locked(srv, conn, cause);
     pthread_mutex_unlock(&srv->mu);
     epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, conn->link.fd, NULL);
     ll_timers_cancel(&srv->timers, &conn->timer);
@@ -386,14 +395,44 @@ static int step_handshake(srv_conn *conn)
     return rc;
 }
 
+/* A closing connection: flush the close frame, then half-close and drain until the peer
+ * hangs up (or the closing deadline), so our last frames are not lost to a reset. */
+static void on_closing_ready(sdk_server *srv, srv_conn *conn, uint32_t revents)
+{
+    int rc = conn->tls_failed ? 0 : ll_link_flush(&conn->link, ll_now_ms());
+    if (rc == 0 && ll_buf_size(&conn->link.out) == 0) {
+        if (!conn->half_closed) {
+            shutdown(conn->link.fd, SHUT_WR);
+            conn->half_closed = true;
+        }
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+            rc = conn->tls_failed ? ll_net_drain(conn->link.fd) : ll_link_discard(&conn->link);
+        }
+    }
+    if (rc != 0) {
+        drop_conn(srv, conn, SDK_CAUSE_CLEAN_CLOSE);
+        return;
+    }
+    set_events(srv, conn);
+}
+
 /* The socket is ready: move bytes and frames. */
 static void on_conn_ready(sdk_server *srv, srv_conn *conn, uint32_t revents)
 {
     sdk_cause cause = SDK_CAUSE_RESET;
     int rc = 0;
     uint64_t now = ll_now_ms();
-    if (conn->phase == CONN_HANDSHAKE) {
-        rc = step_handshake(conn);
+    if (conn->phase == CONN_HANDSHAKE && (rc = step_handshake(conn)) != 0) {
+        /* OpenSSL has written its alert; linger so the client reads it instead of a reset. */
+        conn->tls_failed = true;
+        conn->phase = CONN_CLOSING;
+        ll_timers_set(&srv->timers, &conn->timer, now + CLOSING_MS);
+        on_closing_ready(srv, conn, revents);
+        return;
+    }
+    if (conn->phase == CONN_CLOSING) {
+        on_closing_ready(srv, conn, revents);
+        return;
     }
     if (rc == 0 && conn->phase != CONN_HANDSHAKE && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
         rc = ll_link_fill(&conn->link, now, READ_BUDGET);
@@ -405,22 +444,27 @@ static void on_conn_ready(sdk_server *srv, srv_conn *conn, uint32_t revents)
     if (rc == 0 && conn->phase != CONN_HANDSHAKE) {
         rc = ll_link_flush(&conn->link, now);
     }
-    if (rc == 0 && ll_buf_size(&conn->link.out) > srv->cfg.max_output_bytes) {
+    /* One frame may be as large as max_frame; beyond that, output piling up means the client
+     * is not reading (pongs and acks are encoded regardless of the window). */
+    if (rc == 0 && ll_buf_size(&conn->link.out) > srv->cfg.max_output_bytes + (size_t)srv->cfg.max_frame) {
         cause = SDK_CAUSE_OUTPUT_OVERFLOW;
         rc = SDK_EIO;
-    }
-    if (rc == 0 && conn->phase == CONN_CLOSING && ll_buf_size(&conn->link.out) == 0) {
-        rc = SDK_EDISCONNECTED;
     }
     if (rc != 0) {
         if (cause == SDK_CAUSE_RESET) {
             cause = cause_of(rc);
         }
-        if (cause == SDK_CAUSE_PROTOCOL_ERROR && conn->phase != CONN_CLOSING) {
-            (void)ll_link_send_close(&conn->link, LIFELINE__CLOSE__CODE__PROTOCOL_ERROR, conn->link.detail, true);
-            (void)ll_link_flush(&conn->link, now);
+        if (cause != SDK_CAUSE_PROTOCOL_ERROR || conn->phase == CONN_CLOSING) {
+            drop_conn(srv, conn, cause);
+            return;
         }
-        drop_conn(srv, conn, cause);
+        /* Tell the client why before hanging up; its session waits for a resume. */
+        pthread_mutex_lock(&srv->mu);
+        detach_locked(srv, conn, cause);
+        pthread_mutex_unlock(&srv->mu);
+        report_events(srv);
+        start_closing(srv, conn, LIFELINE__CLOSE__CODE__PROTOCOL_ERROR, conn->link.detail, true);
+        on_closing_ready(srv, conn, 0);
         return;
     }
     set_events(srv, conn);

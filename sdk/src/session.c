@@ -118,7 +118,9 @@ uint64_t ll_session_ack_take(ll_session *s)
 
 int ll_session_resume(ll_session *s, uint64_t peer_received)
 {
-    if (peer_received < s->acked || peer_received - s->acked > s->sendq.count) {
+    /* The peer cannot have received what was never written, nor un-received what it acked. */
+    if (peer_received < s->acked || peer_received > s->high_written ||
+        peer_received - s->acked > s->sendq.count) {
         return SDK_EPROTO;
     }
     s->written = 0;

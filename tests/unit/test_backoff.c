@@ -128,18 +128,25 @@ static void test_ceiling_saturates(void **state)
 static void test_huge_attempts_do_not_overflow(void **state)
 {
     (void)state;
-    const unsigned attempts[] = {32, 33, 63, 64, 65, 1000, 1u << 20, UINT_MAX - 1, UINT_MAX};
+    const unsigned attempts[] = {31, 32, 33, 34, 63, 64, 65, 1000, 1u << 20, UINT_MAX - 1, UINT_MAX};
+    const uint32_t mins[] = {1, 3, 100, UINT32_MAX};
 
+    /* A naive min << (attempt - 1) would wrap to a small (or zero) ceiling here. */
     for (size_t i = 0; i < sizeof attempts / sizeof attempts[0]; i++) {
-        unsigned a = attempts[i];
-        /* A naive min << (attempt - 1) would wrap to a small (or zero) ceiling here. */
-        assert_int_equal(ll_backoff_delay(a, 100, 30000, 30000), 30000);
-        assert_int_equal(ll_backoff_delay(a, 1, UINT32_MAX, UINT32_MAX), UINT32_MAX);
-        assert_int_equal(ll_backoff_delay(a, 1, UINT32_MAX, UINT64_MAX), UINT64_MAX % (UINT64_C(1) << 32));
-        assert_int_equal(ll_backoff_delay(a, 3, UINT32_MAX, UINT32_MAX), UINT32_MAX);
-        assert_int_equal(ll_backoff_delay(a, UINT32_MAX, UINT32_MAX, UINT32_MAX), UINT32_MAX);
-        assert_int_equal(ll_backoff_delay(a, UINT32_MAX, UINT32_MAX, UINT64_MAX), UINT64_MAX % (UINT64_C(1) << 32));
+        for (size_t j = 0; j < sizeof mins / sizeof mins[0]; j++) {
+            unsigned a = attempts[i];
+            uint64_t ceiling = expected_ceiling(a, mins[j], UINT32_MAX);
+            assert_int_equal(ll_backoff_delay(a, mins[j], UINT32_MAX, ceiling), ceiling);
+            assert_int_equal(ll_backoff_delay(a, mins[j], UINT32_MAX, UINT64_MAX), UINT64_MAX % (ceiling + 1));
+        }
+        assert_int_equal(ll_backoff_delay(attempts[i], 100, 30000, 30000), 30000);
+        assert_int_equal(ll_backoff_delay(attempts[i], 100, 30000, 30001), 0);
     }
+    /* The exact edge: 1 * 2^31 still fits below UINT32_MAX, 1 * 2^32 is clamped. */
+    assert_int_equal(ll_backoff_delay(32, 1, UINT32_MAX, UINT64_C(1) << 31), UINT64_C(1) << 31);
+    assert_int_equal(ll_backoff_delay(32, 1, UINT32_MAX, (UINT64_C(1) << 31) + 1), 0);
+    assert_int_equal(ll_backoff_delay(33, 1, UINT32_MAX, UINT32_MAX), UINT32_MAX);
+    assert_int_equal(ll_backoff_delay(UINT_MAX, 1, UINT32_MAX, UINT64_MAX), UINT32_MAX); /* % 2^32 */
 }
 
 static void test_zero_min(void **state)

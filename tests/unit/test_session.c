@@ -830,40 +830,67 @@ static void test_resume_out_of_range(void **state)
     ll_session_free(&s);
 }
 
+/* A session and an output buffer that teardown frees even when an assertion fails, for
+ * tests that split into cases: each case gets its own fixture. */
+typedef struct fixture {
+    ll_session s;
+    ll_buf out;
+} fixture;
+
+static int fixture_setup(void **state)
+{
+    static fixture fx;
+    ll_session_init(&fx.s, 3, BIG_WINDOW_BYTES);
+    fx.out = (ll_buf){0};
+    *state = &fx;
+    return 0;
+}
+
+static int fixture_teardown(void **state)
+{
+    fixture *fx = *state;
+    ll_session_free(&fx->s);
+    ll_buf_free(&fx->out);
+    return 0;
+}
+
 /* session.h: "SDK_EPROTO if peer_received is outside what we ever wrote". A peer that
  * claims a message we queued but never put on the wire is broken; accepting the claim
- * would drop that message unsent. */
+ * would drop that message unsent (and let sdk_flush report it delivered). */
 static void test_resume_beyond_written_rejected(void **state)
 {
-    (void)state;
-    ll_session s, before;
-    ll_buf out = {0};
+    fixture *fx = *state;
+    ll_session *s = &fx->s;
+    ll_session before;
 
-    ll_session_init(&s, 3, BIG_WINDOW_BYTES);
+    /* Window 3: 1..3 written, 4 and 5 never were. */
     for (int i = 1; i <= 5; i++) {
-        enqueue(&s, i, NULL);
+        enqueue(s, i, NULL);
     }
-    write_all(&s, &out); /* 1..3 written, 4 and 5 never were */
-    assert_int_equal(s.high_written, 3);
-    before = s;
-    assert_int_equal(ll_session_resume(&s, 4), SDK_EPROTO);
-    assert_same_state(&s, &before);
-    assert_int_equal(ll_session_resume(&s, 5), SDK_EPROTO);
-    assert_same_state(&s, &before);
-    assert_int_equal(ll_session_resume(&s, 3), 0); /* the edge of what was written is fine */
-    ll_session_free(&s);
+    write_all(s, &fx->out);
+    assert_int_equal(s->high_written, 3);
+    before = *s;
+    assert_int_equal(ll_session_resume(s, 4), SDK_EPROTO);
+    assert_same_state(s, &before);
+    assert_int_equal(ll_session_resume(s, 5), SDK_EPROTO);
+    assert_same_state(s, &before);
+    assert_int_equal(ll_session_resume(s, 3), 0); /* the edge of what was written is fine */
+    assert_int_equal(s->sendq.count, 2);
+}
 
-    /* Nothing ever written: only 0 is a valid resume point. */
-    ll_session_init(&s, 3, BIG_WINDOW_BYTES);
-    enqueue(&s, 1, NULL);
-    before = s;
-    assert_int_equal(ll_session_resume(&s, 1), SDK_EPROTO);
-    assert_same_state(&s, &before);
-    assert_int_equal(ll_session_resume(&s, 0), 0);
-    assert_int_equal(s.sendq.count, 1);
+static void test_resume_nothing_written_rejected(void **state)
+{
+    fixture *fx = *state;
+    ll_session *s = &fx->s;
+    ll_session before;
 
-    ll_buf_free(&out);
-    ll_session_free(&s);
+    /* Queued but never written: only 0 is a valid resume point. */
+    enqueue(s, 1, NULL);
+    before = *s;
+    assert_int_equal(ll_session_resume(s, 1), SDK_EPROTO);
+    assert_same_state(s, &before);
+    assert_int_equal(ll_session_resume(s, 0), 0);
+    assert_int_equal(s->sendq.count, 1);
 }
 
 /* ---- restart (session lost) ------------------------------------------------------------- */
@@ -1135,7 +1162,8 @@ int main(void)
         cmocka_unit_test(test_resume_rewinds_and_retransmits),
         cmocka_unit_test(test_resume_counts_only_real_retransmits),
         cmocka_unit_test(test_resume_out_of_range),
-        cmocka_unit_test(test_resume_beyond_written_rejected),
+        cmocka_unit_test_setup_teardown(test_resume_beyond_written_rejected, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_nothing_written_rejected, fixture_setup, fixture_teardown),
         cmocka_unit_test(test_restart_renumbers),
         cmocka_unit_test(test_restart_twice_and_empty),
         cmocka_unit_test(test_flush_totals),

@@ -75,7 +75,8 @@ typedef struct sdk_server_config {
     size_t queue_max_bytes;     /* per session: their payload bytes (default 64 MiB) */
     uint32_t window_messages;   /* per session in flight (default 16384) */
     uint64_t window_bytes;      /* (default 16 MiB) */
-    size_t max_output_bytes;    /* per connection encoded-but-unwritten bound (default 4 MiB) */
+    size_t max_output_bytes;    /* per connection encoded-but-unwritten bytes beyond one max_frame;
+                                   a client that lets more pile up is dropped (default 4 MiB) */
     sdk_server_event_fn on_event;
     void *user;
 } sdk_server_config;
