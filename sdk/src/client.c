@@ -203,26 +203,22 @@ static bool closed_locked(const sdk_client *c)
 
 sdk_err sdk_send_typed(sdk_client *c, const char *type, const void *data, size_t len, int timeout_ms)
 {
-    if (!c || (!data && len > 0)) {
+    if (!c) {
         return SDK_EINVAL;
     }
-    if (ll_data_frame_size(UINT64_MAX, len, type) > c->cfg.max_frame || len > c->cfg.queue_max_bytes) {
-        return SDK_ETOOBIG;
-    }
-    ll_msg *m = ll_msg_new(data, len, type, NULL);
-    if (!m) {
-        return SDK_ENOMEM;
+    ll_msg *m = NULL;
+    int rc = ll_session_new_msg(data, len, type, c->cfg.max_frame, c->cfg.queue_max_bytes, &m);
+    if (rc != 0) {
+        return (sdk_err)rc;
     }
     ll_deadline dl = ll_deadline_in(timeout_ms);
-    int rc = 0;
     pthread_mutex_lock(&c->mu);
     for (;;) {
         if (closed_locked(c)) {
             rc = SDK_ECLOSED;
             break;
         }
-        if (c->s.sendq.count < c->cfg.queue_max_messages &&
-            c->s.sendq.bytes + len <= c->cfg.queue_max_bytes) {
+        if (ll_session_has_room(&c->s, c->cfg.queue_max_messages, c->cfg.queue_max_bytes, len)) {
             rc = ll_session_enqueue(&c->s, m);
             if (rc == 0) {
                 m = NULL;

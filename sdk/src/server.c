@@ -253,18 +253,15 @@ static srv_session *open_session(sdk_server *srv, uint64_t id)
 sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *type, const void *data,
                               size_t len, int timeout_ms)
 {
-    if (!srv || (!data && len > 0)) {
+    if (!srv) {
         return SDK_EINVAL;
     }
-    if (ll_data_frame_size(UINT64_MAX, len, type) > srv->cfg.max_frame || len > srv->cfg.queue_max_bytes) {
-        return SDK_ETOOBIG;
-    }
-    ll_msg *m = ll_msg_new(data, len, type, NULL);
-    if (!m) {
-        return SDK_ENOMEM;
+    ll_msg *m = NULL;
+    int rc = ll_session_new_msg(data, len, type, srv->cfg.max_frame, srv->cfg.queue_max_bytes, &m);
+    if (rc != 0) {
+        return (sdk_err)rc;
     }
     ll_deadline dl = ll_deadline_in(timeout_ms);
-    int rc = 0;
     pthread_mutex_lock(&srv->mu);
     for (;;) {
         srv_session *ss = srv->stopping ? NULL : open_session(srv, session);
@@ -272,8 +269,7 @@ sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *typ
             rc = srv->stopping ? SDK_ECLOSED : SDK_ENOTFOUND;
             break;
         }
-        if (ss->s.sendq.count < srv->cfg.queue_max_messages &&
-            ss->s.sendq.bytes + len <= srv->cfg.queue_max_bytes) {
+        if (ll_session_has_room(&ss->s, srv->cfg.queue_max_messages, srv->cfg.queue_max_bytes, len)) {
             rc = ll_session_enqueue(&ss->s, m);
             if (rc == 0) {
                 m = NULL;

@@ -589,6 +589,7 @@ static void free_session(void *val, void *arg)
     sdk_server *srv = arg;
     srv_session *ss = val;
     queue_event(srv, SDK_SESSION_CLOSED, ss, SDK_CAUSE_SERVER_STOP);
+    ll_timers_cancel(&srv->ttls, &ss->ttl);
     ll_session_free(&ss->s);
     free(ss);
 }

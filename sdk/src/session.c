@@ -19,6 +19,21 @@ void ll_session_free(ll_session *s)
     ll_msgq_free(&s->sendq);
 }
 
+int ll_session_new_msg(const void *data, size_t len, const char *type, uint32_t max_frame,
+                       uint64_t max_bytes, ll_msg **out)
+{
+    *out = NULL;
+    LL_ENSURE(data || len == 0, SDK_EINVAL);
+    LL_ENSURE(ll_data_frame_size(UINT64_MAX, len, type) <= max_frame && len <= max_bytes, SDK_ETOOBIG);
+    *out = ll_msg_new(data, len, type, NULL);
+    return *out ? 0 : SDK_ENOMEM;
+}
+
+bool ll_session_has_room(const ll_session *s, size_t max_messages, uint64_t max_bytes, size_t len)
+{
+    return s->sendq.count < max_messages && s->sendq.bytes + len <= max_bytes;
+}
+
 int ll_session_enqueue(ll_session *s, ll_msg *m)
 {
     m->pub.seq = s->acked + s->sendq.count + 1;

@@ -40,6 +40,14 @@ typedef struct ll_session {
 void ll_session_init(ll_session *s, uint32_t window_messages, uint64_t window_bytes);
 void ll_session_free(ll_session *s);
 
+/* Check and copy an outgoing message: SDK_EINVAL (NULL data with len > 0), SDK_ETOOBIG
+ * (its frame would exceed max_frame, or it alone exceeds max_bytes), SDK_ENOMEM, or 0
+ * with *out owned by the caller. Done before taking any lock. */
+int ll_session_new_msg(const void *data, size_t len, const char *type, uint32_t max_frame,
+                       uint64_t max_bytes, ll_msg **out);
+/* Whether a message of len bytes fits the queue bounds now. */
+bool ll_session_has_room(const ll_session *s, size_t max_messages, uint64_t max_bytes, size_t len);
+
 /* Queue a message for sending (takes ownership). Sets its seq and epoch. 0 or SDK_ENOMEM. */
 int ll_session_enqueue(ll_session *s, ll_msg *m);
 

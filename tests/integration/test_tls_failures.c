@@ -12,8 +12,12 @@
 
 #include "harness.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static void expect_detail(const char *detail, const char *needle)
@@ -181,6 +185,107 @@ static void test_connection_refused_is_fast(void **state)
     close(holder);
 }
 
+/* ---- peers that are not Lifeline servers ---- */
+
+/* A loopback listener; the kernel completes TCP handshakes into its backlog by itself. */
+static int raw_listener(uint16_t *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* Answers the first connection's ClientHello with an HTTP error, then closes cleanly
+ * (half-close and drain, so the client reads the reply rather than a reset). */
+static void *http_peer_main(void *arg)
+{
+    int lfd = *(int *)arg;
+    char buf[4096];
+    static const char reply[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+    int fd = accept(lfd, NULL, NULL);
+    if (fd < 0) {
+        return NULL;
+    }
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, HT_WAIT_MS) == 1) {
+        (void)recv(fd, buf, sizeof(buf), 0);
+    }
+    (void)send(fd, reply, sizeof(reply) - 1, MSG_NOSIGNAL);
+    shutdown(fd, SHUT_WR);
+    while (poll(&p, 1, HT_WAIT_MS) == 1 && recv(fd, buf, sizeof(buf), 0) > 0) {
+    }
+    close(fd);
+    return NULL;
+}
+
+static void test_not_a_tls_server(void **state)
+{
+    (void)state;
+    uint16_t port = 0;
+    int lfd = raw_listener(&port);
+    pthread_t t;
+    sdk_config cfg;
+    assert_int_equal(pthread_create(&t, NULL, http_peer_main, &lfd), 0);
+    ht_client_config(&cfg, port);
+    expect_connect_fails(&cfg, SDK_ETLS, "wrong version number");
+    pthread_join(t, NULL);
+    close(lfd);
+}
+
+/* A peer that accepts TCP and never answers: the handshake is bounded by connect_timeout_ms. */
+static void test_handshake_timeout(void **state)
+{
+    (void)state;
+    uint16_t port = 0;
+    int lfd = raw_listener(&port); /* never accepts: TCP completes, TLS never starts */
+    sdk_config cfg;
+    ht_client_config(&cfg, port);
+    cfg.connect_timeout_ms = 300;
+    uint64_t t0 = ht_now_ms();
+    expect_connect_fails(&cfg, SDK_ETIMEDOUT, "TLS handshake");
+    uint64_t took = ht_now_ms() - t0;
+    if (took < 290 || took > 3000) {
+        fail_msg("a 300 ms connect timeout took %llu ms", (unsigned long long)took);
+    }
+    close(lfd);
+}
+
+/* sdk_close while a handshake hangs (retry_on_first_connect) returns promptly. */
+static void test_close_during_handshake(void **state)
+{
+    (void)state;
+    uint16_t port = 0;
+    int lfd = raw_listener(&port);
+    sdk_config cfg;
+    ht_events ev;
+    sdk_client *c = NULL;
+    ht_events_init(&ev);
+    ht_client_config(&cfg, port);
+    ht_events_attach(&ev, &cfg);
+    cfg.retry_on_first_connect = true;
+    cfg.connect_timeout_ms = 60000;
+    assert_int_equal(sdk_connect(&cfg, &c), SDK_OK);
+    assert_true(ht_events_wait(&ev, SDK_EVENT_CONNECTING, 0, HT_WAIT_MS, NULL) >= 0);
+    ht_sleep_ms(100); /* into the handshake wait */
+    uint64_t t0 = ht_now_ms();
+    assert_int_equal(sdk_close(c), SDK_OK);
+    uint64_t took = ht_now_ms() - t0;
+    if (took >= 1000) {
+        fail_msg("sdk_close during a handshake took %llu ms", (unsigned long long)took);
+    }
+    assert_int_equal(sdk_get_state(c), SDK_STATE_CLOSED);
+    assert_int_equal(ht_events_count(&ev, SDK_EVENT_CONNECTED), 0);
+    sdk_destroy(c);
+    ht_events_free(&ev);
+    close(lfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +297,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_cert_without_key, ht_setup_echo_server,
                                         ht_teardown_server),
         cmocka_unit_test(test_connection_refused_is_fast),
+        cmocka_unit_test(test_not_a_tls_server),
+        cmocka_unit_test(test_handshake_timeout),
+        cmocka_unit_test(test_close_during_handshake),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

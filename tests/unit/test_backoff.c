@@ -128,7 +128,8 @@ static void test_ceiling_saturates(void **state)
 static void test_huge_attempts_do_not_overflow(void **state)
 {
     (void)state;
-    const unsigned attempts[] = {31, 32, 33, 34, 63, 64, 65, 1000, 1u << 20, UINT_MAX - 1, UINT_MAX};
+    const unsigned attempts[] = {31, 32, 33, 34, 63, 64, 65, 1000, 1u << 20, UINT_MAX - 1,
+                                 UINT_MAX};
     const uint32_t mins[] = {1, 3, 100, UINT32_MAX};
 
     /* A naive min << (attempt - 1) would wrap to a small (or zero) ceiling here. */
@@ -137,7 +138,8 @@ static void test_huge_attempts_do_not_overflow(void **state)
             unsigned a = attempts[i];
             uint64_t ceiling = expected_ceiling(a, mins[j], UINT32_MAX);
             assert_int_equal(ll_backoff_delay(a, mins[j], UINT32_MAX, ceiling), ceiling);
-            assert_int_equal(ll_backoff_delay(a, mins[j], UINT32_MAX, UINT64_MAX), UINT64_MAX % (ceiling + 1));
+            assert_int_equal(ll_backoff_delay(a, mins[j], UINT32_MAX, UINT64_MAX),
+                             UINT64_MAX % (ceiling + 1));
         }
         assert_int_equal(ll_backoff_delay(attempts[i], 100, 30000, 30000), 30000);
         assert_int_equal(ll_backoff_delay(attempts[i], 100, 30000, 30001), 0);
@@ -146,7 +148,8 @@ static void test_huge_attempts_do_not_overflow(void **state)
     assert_int_equal(ll_backoff_delay(32, 1, UINT32_MAX, UINT64_C(1) << 31), UINT64_C(1) << 31);
     assert_int_equal(ll_backoff_delay(32, 1, UINT32_MAX, (UINT64_C(1) << 31) + 1), 0);
     assert_int_equal(ll_backoff_delay(33, 1, UINT32_MAX, UINT32_MAX), UINT32_MAX);
-    assert_int_equal(ll_backoff_delay(UINT_MAX, 1, UINT32_MAX, UINT64_MAX), UINT32_MAX); /* % 2^32 */
+    /* UINT64_MAX % 2^32 */
+    assert_int_equal(ll_backoff_delay(UINT_MAX, 1, UINT32_MAX, UINT64_MAX), UINT32_MAX);
 }
 
 static void test_zero_min(void **state)
@@ -158,7 +161,11 @@ static void test_zero_min(void **state)
         assert_int_equal(ll_backoff_delay(attempt, 0, 30000, 12345), 0);
         assert_int_equal(ll_backoff_delay(attempt, 0, 0, UINT64_MAX), 0);
     }
+    /* A ceiling of 0 never grows, so the doubling must not run once per attempt: these
+     * return at once (a loop bounded only by attempt took seconds here). */
     assert_int_equal(ll_backoff_delay(1u << 20, 0, 30000, 777), 0);
+    assert_int_equal(ll_backoff_delay(UINT_MAX, 0, 30000, 777), 0);
+    assert_int_equal(ll_backoff_delay(UINT_MAX, 0, UINT32_MAX, UINT64_MAX), 0);
 }
 
 /* backoff.h: the delay is within [0, min(max_ms, min_ms * 2^(attempt-1))], so when max_ms
