@@ -140,8 +140,9 @@ static int adopt_welcome(sdk_client *c, ll_link *l, const Lifeline__Welcome *w, 
     c->token_len = w->resume_token.len;
     c->s.window_messages = LL_MAX(1u, LL_MIN(c->cfg.window_messages, w->window_messages));
     c->s.window_bytes = LL_MAX(1u, LL_MIN(c->cfg.window_bytes, w->window_bytes));
-    uint32_t timeout = w->heartbeat_timeout_ms ? w->heartbeat_timeout_ms : (uint32_t)c->cfg.heartbeat_timeout_ms;
-    ll_hb_start(&l->hb, (uint32_t)c->cfg.heartbeat_interval_ms, timeout, ll_now_ms());
+    /* Our own timeout decides when we give up on the server; the welcome's value is the
+     * (clamped) one the server applies when watching us. */
+    ll_hb_start(&l->hb, (uint32_t)c->cfg.heartbeat_interval_ms, (uint32_t)c->cfg.heartbeat_timeout_ms, ll_now_ms());
     return 0;
 }
 

@@ -423,7 +423,35 @@ static void test_destroy_without_close(void **state)
     sdk_destroy(c); /* leak checkers verify the queued messages were freed */
 }
 
-/* close_linger_ms: sdk_close first waits for what was sent to be acknowledged. */
+/* A server application that starts reading only after a while. */
+typedef struct late_reader {
+    sdk_server *srv;
+    int delay_ms;
+    int count;
+    int got;      /* messages taken, in order and intact */
+} late_reader;
+
+static void *late_reader_main(void *arg)
+{
+    late_reader *r = arg;
+    ht_sleep_ms(r->delay_ms);
+    for (int i = 0; i < r->count; i++) {
+        sdk_message *m = NULL;
+        if (sdk_server_recv(r->srv, &m, HT_WAIT_MS) != SDK_OK) {
+            break;
+        }
+        bool ok = m->len == sizeof(i) && memcmp(m->data, &i, sizeof(i)) == 0;
+        sdk_message_free(m);
+        if (!ok) {
+            break;
+        }
+        r->got++;
+    }
+    return NULL;
+}
+
+/* close_linger_ms: sdk_close first waits until what was sent is acknowledged, which here
+ * happens only once the server application starts reading, 300 ms later. */
 static void test_close_linger_flushes(void **state)
 {
     (void)state;
@@ -437,15 +465,41 @@ static void test_close_linger_flushes(void **state)
     for (int i = 0; i < 20; i++) {
         assert_int_equal(sdk_send(c, &i, sizeof(i), HT_WAIT_MS), SDK_OK);
     }
-    /* The server application is not reading yet: close lingers until it has everything. */
+    late_reader r = {.srv = hs.srv, .delay_ms = 300, .count = 20};
+    pthread_t t;
+    uint64_t t0 = ht_now_ms();
+    assert_int_equal(pthread_create(&t, NULL, late_reader_main, &r), 0);
     assert_int_equal(sdk_close(c), SDK_OK);
-    for (int i = 0; i < 20; i++) {
-        sdk_message *m = NULL;
-        assert_int_equal(sdk_server_recv(hs.srv, &m, HT_WAIT_MS), SDK_OK);
-        assert_int_equal(m->len, sizeof(i));
-        assert_memory_equal(m->data, &i, sizeof(i));
-        sdk_message_free(m);
+    uint64_t took = ht_now_ms() - t0;
+    pthread_join(t, NULL);
+    assert_int_equal(r.got, 20);
+    if (took < 250 || took >= 5000) {
+        fail_msg("sdk_close with linger took %llu ms; the server read after 300 ms",
+                 (unsigned long long)took);
     }
+    sdk_stats st;
+    assert_int_equal(sdk_get_stats(c, &st), SDK_OK);
+    assert_int_equal(st.queue_depth, 0); /* all acknowledged before the close frame */
+    sdk_destroy(c);
+    ht_server_destroy(&hs);
+}
+
+/* Without linger, sdk_close does not wait for acknowledgements. */
+static void test_close_without_linger_is_prompt(void **state)
+{
+    (void)state;
+    ht_server hs;
+    sdk_config cfg;
+    sdk_client *c = NULL;
+    assert_int_equal(ht_server_start(&hs, NULL, false), SDK_OK); /* nobody reads */
+    ht_client_config(&cfg, hs.port);
+    assert_int_equal(sdk_connect(&cfg, &c), SDK_OK);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(sdk_send(c, &i, sizeof(i), HT_WAIT_MS), SDK_OK);
+    }
+    uint64_t t0 = ht_now_ms();
+    assert_int_equal(sdk_close(c), SDK_OK);
+    assert_true(ht_now_ms() - t0 < PROMPT_MS);
     sdk_destroy(c);
     ht_server_destroy(&hs);
 }
@@ -467,6 +521,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_destroy_without_close, ht_setup_echo_server,
                                         ht_teardown_server),
         cmocka_unit_test(test_close_linger_flushes),
+        cmocka_unit_test(test_close_without_linger_is_prompt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

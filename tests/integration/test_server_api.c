@@ -301,60 +301,6 @@ static void test_session_events_on_client_close(void **state)
     sdk_destroy(c);
 }
 
-/* Server stop: every connected client is told why, and the session events say so. */
-static void test_server_stop_reports_going_away(void **state)
-{
-    (void)state;
-    ht_server hs;
-    ht_sevents sev;
-    ht_events ev[2];
-    sdk_client *c[2];
-    sdk_server_config scfg;
-    ht_sevents_init(&sev);
-    ht_server_config(&scfg);
-    ht_sevents_attach(&sev, &scfg);
-    assert_int_equal(ht_server_start(&hs, &scfg, true), SDK_OK);
-    for (int i = 0; i < 2; i++) {
-        ht_events_init(&ev[i]);
-        c[i] = connect_to(&hs, &ev[i]);
-        echo_n(c[i], 2);
-    }
-    ht_server_stop(&hs);
-    for (int i = 0; i < 2; i++) {
-        ht_event e;
-        assert_true(ht_events_wait(&ev[i], SDK_EVENT_DISCONNECTED, 0, HT_WAIT_MS, &e) >= 0);
-        assert_int_equal(e.error, SDK_EDISCONNECTED);
-        if (!strstr(e.detail, "server stopping")) {
-            fail_msg("client %d: disconnect detail \"%s\" does not say the server is stopping", i, e.detail);
-        }
-        assert_int_not_equal(sdk_get_state(c[i]), SDK_STATE_CLOSED); /* it may come back */
-    }
-    pthread_mutex_lock(&sev.mu);
-    size_t closed = 0;
-    for (size_t i = 0; i < sev.n; i++) {
-        if (sev.ev[i].type == SDK_SESSION_CLOSED) {
-            assert_int_equal(sev.ev[i].cause, SDK_CAUSE_SERVER_STOP);
-            closed++;
-        }
-    }
-    pthread_mutex_unlock(&sev.mu);
-    assert_int_equal(closed, 2);
-    /* A stopped server refuses the application too. */
-    sdk_message *m = NULL;
-    sdk_session_info *info = NULL;
-    size_t n = 0;
-    assert_int_equal(sdk_server_recv(hs.srv, &m, -1), SDK_ECLOSED);
-    assert_int_equal(sdk_server_send(hs.srv, 1, "x", 1, -1), SDK_ECLOSED);
-    assert_int_equal(sdk_server_sessions(hs.srv, &info, &n), SDK_ECLOSED);
-    assert_int_equal(sdk_server_stop(hs.srv), SDK_OK); /* idempotent */
-    for (int i = 0; i < 2; i++) {
-        sdk_destroy(c[i]);
-        ht_events_free(&ev[i]);
-    }
-    ht_server_destroy(&hs);
-    ht_sevents_free(&sev);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,7 +310,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_send_to_unknown_session, setup, teardown),
         cmocka_unit_test(test_server_start_failures),
         cmocka_unit_test_setup_teardown(test_session_events_on_client_close, setup, teardown),
-        cmocka_unit_test(test_server_stop_reports_going_away),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,7 +93,7 @@ static void *sender_main(void *arg)
 static void *receiver_main(void *arg)
 {
     shared *sh = arg;
-    uint64_t deadline = ht_now_ms() + 4 * HT_WAIT_MS / 2;
+    uint64_t deadline = ht_now_ms() + 2 * HT_WAIT_MS;
     for (;;) {
         pthread_mutex_lock(&sh->mu);
         bool done = sh->received >= TOTAL || sh->send_err || sh->recv_err;
