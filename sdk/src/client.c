@@ -218,6 +218,10 @@ sdk_err sdk_send_typed(sdk_client *c, const char *type, const void *data, size_t
             rc = SDK_ECLOSED;
             break;
         }
+        if (c->peer_max_frame && ll_data_frame_size(UINT64_MAX, len, type) > c->peer_max_frame) {
+            rc = SDK_ETOOBIG; /* the server would refuse it, and it would block the queue */
+            break;
+        }
         if (ll_session_has_room(&c->s, c->cfg.queue_max_messages, c->cfg.queue_max_bytes, len)) {
             rc = ll_session_enqueue(&c->s, m);
             if (rc == 0) {

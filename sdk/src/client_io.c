@@ -136,6 +136,7 @@ static int adopt_welcome(sdk_client *c, ll_link *l, const Lifeline__Welcome *w, 
         c->stats.sessions_lost++;
     }
     c->session_id = w->session_id;
+    c->peer_max_frame = w->max_frame;
     memcpy(c->token, w->resume_token.data, w->resume_token.len);
     c->token_len = w->resume_token.len;
     c->s.window_messages = LL_MAX(1u, LL_MIN(c->cfg.window_messages, w->window_messages));
@@ -416,7 +417,6 @@ static void connected(sdk_client *c, ll_link *l, bool ever_connected, unsigned a
     c->stats.handshakes_full += !resumed;
     c->state = SDK_STATE_CONNECTED;
     c->first_done = true;
-    c->last_err = 0;
     pthread_cond_broadcast(&c->send_cv);
     pthread_mutex_unlock(&c->mu);
     if (lost) {
@@ -438,7 +438,8 @@ void *ll_client_io_main(void *arg)
         bool lost = false;
         emit(c, (sdk_event){.type = SDK_EVENT_CONNECTING, .attempt = failures + 1});
         int err = establish(c, &l, &lost);
-        if (err == 0) {
+        bool ran = err == 0; /* a session ran: its end is not a failed attempt */
+        if (ran) {
             connected(c, &l, ever_connected, failures + 1, lost);
             failures = 0;
             ever_connected = true;
@@ -450,17 +451,17 @@ void *ll_client_io_main(void *arg)
         char detail[256];
         LL_DETAIL(detail, sizeof(detail), "%s", l.detail);
         ll_link_close(&l);
-        if (err != 0 && ever_connected && failures == 0) {
+        if (err != 0 && ran) {
             emit(c, (sdk_event){.type = SDK_EVENT_DISCONNECTED, .error = err, .detail = detail});
         }
-        failures += err != 0;
+        failures += err != 0 && !ran;
         close_err = after_failure(c, err == 0 ? SDK_OK : err, detail, failures, ever_connected);
         if (close_err >= 0) {
             break;
         }
         /* Certificate failures need a person to act: do not hammer the server meanwhile. */
         uint32_t floor_ms = err == SDK_EPEERAUTH ? 1000 : 0;
-        uint32_t delay = LL_MAX(floor_ms, ll_backoff_delay(failures, (uint32_t)c->cfg.reconnect_min_ms,
+        uint32_t delay = LL_MAX(floor_ms, ll_backoff_delay(failures + 1, (uint32_t)c->cfg.reconnect_min_ms,
                                                           (uint32_t)c->cfg.reconnect_max_ms, next_random(&rng)));
         emit(c, (sdk_event){.type = SDK_EVENT_RECONNECTING, .error = err, .detail = detail,
                             .attempt = failures + 1, .delay_ms = delay});

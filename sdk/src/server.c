@@ -264,15 +264,16 @@ sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *typ
     ll_deadline dl = ll_deadline_in(timeout_ms);
     pthread_mutex_lock(&srv->mu);
     for (;;) {
-        srv_session *ss = srv->stopping ? NULL : open_session(srv, session);
+        srv_session *ss = srv->sends_closed ? NULL : open_session(srv, session);
         if (!ss) {
-            rc = srv->stopping ? SDK_ECLOSED : SDK_ENOTFOUND;
+            rc = srv->sends_closed ? SDK_ECLOSED : SDK_ENOTFOUND;
             break;
         }
         if (ll_session_has_room(&ss->s, srv->cfg.queue_max_messages, srv->cfg.queue_max_bytes, len)) {
             rc = ll_session_enqueue(&ss->s, m);
             if (rc == 0) {
                 m = NULL;
+                srv->last_send_ms = ll_now_ms();
                 ll_server_mark_dirty_locked(srv, ss);
             }
             break;
@@ -300,7 +301,7 @@ sdk_err sdk_server_close_session(sdk_server *srv, uint64_t session, const char *
     }
     int rc = SDK_ENOTFOUND;
     pthread_mutex_lock(&srv->mu);
-    srv_session *ss = srv->stopping ? NULL : open_session(srv, session);
+    srv_session *ss = srv->sends_closed ? NULL : open_session(srv, session);
     if (ss) {
         ss->close_requested = true;
         ss->reconnect_allowed = reconnect_allowed;

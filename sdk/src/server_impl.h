@@ -73,6 +73,7 @@ struct sdk_server {
     ll_timers ttls;        /* detached-session expiries (I/O thread only) */
     srv_conn *conns;       /* every connection (I/O thread only) */
     uint64_t accept_paused_until; /* listener unwatched until then, after EMFILE (I/O only) */
+    bool draining;         /* stopping: input is no longer read (I/O thread only) */
     struct srv_event *events; /* session events to report once mu is released (I/O only) */
     size_t nevents, events_cap;
 
@@ -83,7 +84,9 @@ struct sdk_server {
     ll_msgq inbox;
     srv_session *dirty;     /* sessions with new output or acks due */
     bool wake_pending;
-    bool stopping;
+    bool stopping;          /* sdk_server_stop: no new input; replies still go out (drain) */
+    bool sends_closed;      /* the drain is over: sdk_server_send returns SDK_ECLOSED */
+    uint64_t last_send_ms;  /* when the application last queued a message (drain ends when quiet) */
     bool stopped;           /* the I/O thread has exited */
 };
 

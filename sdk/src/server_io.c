@@ -20,6 +20,8 @@
 #define OUT_LIMIT (256u * 1024) /* encode at most this much data ahead of one socket */
 #define READ_BUDGET (256u * 1024) /* per connection per turn, for fairness */
 #define CLOSING_MS 1000          /* how long a closing connection may take to flush */
+#define DRAIN_MS 1000            /* at most this long for the application to answer at stop */
+#define DRAIN_QUIET_MS 20        /* ...or until it has been this quiet with nothing left to read */
 #define ACCEPT_PAUSE_MS 100      /* listener rest after accept ran out of descriptors */
 #define PROTOCOL_VERSION 1
 
@@ -137,7 +139,8 @@ static bool token_matches(const srv_session *ss, const ProtobufCBinaryData *t)
 
 static void set_events(sdk_server *srv, srv_conn *conn)
 {
-    uint32_t want = ll_link_events(&conn->link) & POLLOUT ? (EPOLLIN | EPOLLOUT) : EPOLLIN;
+    uint32_t in = srv->draining ? 0 : EPOLLIN; /* a stopping server reads no more input */
+    uint32_t want = (ll_link_events(&conn->link) & POLLOUT) ? (in | EPOLLOUT) : in;
     if (want != conn->events) {
         struct epoll_event ev = {.events = want, .data.ptr = conn};
         epoll_ctl(srv->epoll_fd, EPOLL_CTL_MOD, conn->link.fd, &ev);
@@ -204,6 +207,7 @@ static int send_welcome(sdk_server *srv, srv_conn *conn, srv_session *ss, bool r
     w.heartbeat_timeout_ms = ss->hb_timeout_ms;
     w.window_messages = srv->cfg.window_messages;
     w.window_bytes = srv->cfg.window_bytes;
+    w.max_frame = srv->cfg.max_frame;
     Lifeline__Frame f = LIFELINE__FRAME__INIT;
     f.kind_case = LIFELINE__FRAME__KIND_WELCOME;
     f.welcome = &w;
@@ -422,6 +426,10 @@ static void on_conn_ready(sdk_server *srv, srv_conn *conn, uint32_t revents)
     sdk_cause cause = SDK_CAUSE_RESET;
     int rc = 0;
     uint64_t now = ll_now_ms();
+    if (srv->draining && (revents & (EPOLLHUP | EPOLLERR))) {
+        drop_conn(srv, conn, SDK_CAUSE_RESET);
+        return;
+    }
     if (conn->phase == CONN_HANDSHAKE && (rc = step_handshake(conn)) != 0) {
         /* OpenSSL has written its alert; linger so the client reads it instead of a reset. */
         conn->tls_failed = true;
@@ -434,7 +442,7 @@ static void on_conn_ready(sdk_server *srv, srv_conn *conn, uint32_t revents)
         on_closing_ready(srv, conn, revents);
         return;
     }
-    if (rc == 0 && conn->phase != CONN_HANDSHAKE && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+    if (rc == 0 && conn->phase != CONN_HANDSHAKE && !srv->draining && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
         rc = ll_link_fill(&conn->link, now, READ_BUDGET);
         if (rc == 0 || ll_buf_size(&conn->link.dec.in) > 0) {
             int rc2 = process_input(srv, conn, &cause);
@@ -454,16 +462,22 @@ static void on_conn_ready(sdk_server *srv, srv_conn *conn, uint32_t revents)
         if (cause == SDK_CAUSE_RESET) {
             cause = cause_of(rc);
         }
+        if (rc == SDK_EDISCONNECTED && ll_tls_peer_closed(conn->link.tls)) {
+            cause = SDK_CAUSE_CLEAN_CLOSE; /* FIN without a close frame */
+        }
         if (cause != SDK_CAUSE_PROTOCOL_ERROR || conn->phase == CONN_CLOSING) {
             drop_conn(srv, conn, cause);
             return;
         }
-        /* Tell the client why before hanging up; its session waits for a resume. */
+        /* Tell the client why before hanging up; its session waits for a resume. A frame
+         * over our limit would only come again on resume, so that client must not return. */
         pthread_mutex_lock(&srv->mu);
         detach_locked(srv, conn, cause);
         pthread_mutex_unlock(&srv->mu);
         report_events(srv);
-        start_closing(srv, conn, LIFELINE__CLOSE__CODE__PROTOCOL_ERROR, conn->link.detail, true);
+        bool too_big = rc == SDK_ETOOBIG;
+        start_closing(srv, conn, too_big ? LIFELINE__CLOSE__CODE__TOO_BIG : LIFELINE__CLOSE__CODE__PROTOCOL_ERROR,
+                      conn->link.detail, !too_big);
         on_closing_ready(srv, conn, 0);
         return;
     }
@@ -594,9 +608,50 @@ static void free_session(void *val, void *arg)
     free(ss);
 }
 
-/* Stop: tell every client we are going away, give the frames a moment, free it all. */
+/* Stopping, first phase: refuse new clients and stop reading, so the application can
+ * answer what it already took (sdk_server_send still works) while nothing new arrives. */
+static void begin_drain(sdk_server *srv)
+{
+    epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
+    close(srv->listen_fd);
+    srv->listen_fd = -1;
+    srv->accept_paused_until = 0;
+    srv->draining = true;
+    srv_conn *next = NULL;
+    for (srv_conn *c = srv->conns; c; c = next) {
+        next = c->next;
+        if (c->phase == CONN_READY || c->phase == CONN_CLOSING) {
+            set_events(srv, c);
+        } else {
+            drop_conn(srv, c, SDK_CAUSE_SERVER_STOP); /* not yet a session: nothing to finish */
+        }
+    }
+}
+
+/* The drain ends when the application has taken everything and gone quiet, or at the
+ * deadline; from then on sdk_server_send returns SDK_ECLOSED. */
+static bool drain_over(sdk_server *srv, uint64_t now, uint64_t deadline)
+{
+    pthread_mutex_lock(&srv->mu);
+    bool quiet = srv->inbox.count == 0 && srv->dirty == NULL && now >= srv->last_send_ms + DRAIN_QUIET_MS;
+    bool over = quiet || now >= deadline;
+    if (over) {
+        srv->sends_closed = true;
+        pthread_cond_broadcast(&srv->send_cv);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return over;
+}
+
+/* Stop, last phase: encode what the windows allow, tell every client we are going away,
+ * give the frames a moment, free it all. */
 void ll_server_io_teardown(sdk_server *srv)
 {
+    pthread_mutex_lock(&srv->mu);
+    for (srv_conn *c = srv->conns; c; c = c->next) {
+        (void)fill_output(srv, c);
+    }
+    pthread_mutex_unlock(&srv->mu);
     for (srv_conn *c = srv->conns; c; c = c->next) {
         if (c->phase == CONN_READY) {
             start_closing(srv, c, LIFELINE__CLOSE__CODE__GOING_AWAY, "server stopping", true);
@@ -634,13 +689,14 @@ void *ll_server_io_main(void *arg)
 {
     sdk_server *srv = arg;
     struct epoll_event evs[128];
+    uint64_t drain_deadline = 0;
     for (;;) {
         uint64_t now = ll_now_ms();
         uint64_t next = LL_MIN(ll_timers_next(&srv->timers), ll_timers_next(&srv->ttls));
         if (srv->accept_paused_until) {
             next = LL_MIN(next, srv->accept_paused_until);
         }
-        int timeout = next <= now ? 0 : (int)LL_MIN(next - now, 1000u);
+        int timeout = next <= now ? 0 : (int)LL_MIN(next - now, srv->draining ? DRAIN_QUIET_MS : 1000u);
         int n = epoll_wait(srv->epoll_fd, evs, 128, timeout);
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
@@ -652,7 +708,11 @@ void *ll_server_io_main(void *arg)
                 on_conn_ready(srv, p, evs[i].events);
             }
         }
-        if (service_dirty(srv)) {
+        if (service_dirty(srv) && !srv->draining) {
+            begin_drain(srv);
+            drain_deadline = ll_now_ms() + DRAIN_MS;
+        }
+        if (srv->draining && drain_over(srv, ll_now_ms(), drain_deadline)) {
             break;
         }
         if (srv->accept_paused_until && ll_now_ms() >= srv->accept_paused_until) {

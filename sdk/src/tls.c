@@ -57,6 +57,7 @@ struct ll_tls {
     bool failed;           /* a fatal error: SSL_shutdown must not be called */
     bool shutdown_sent;
     bool refused;          /* a callback of ours failed the handshake; error says why */
+    bool peer_closed;      /* the peer ended the stream (FIN or close_notify), not a reset */
     uint64_t session_gen;  /* client: the saved session it was offered or saved last */
     char error[ERROR_LEN];
 };
@@ -200,6 +201,7 @@ static int ssl_failure(ll_tls *t)
     if (ERR_GET_LIB(e) == ERR_LIB_SSL && reason == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
         LL_DETAIL(t->error, sizeof t->error, "peer closed the connection");
         ERR_clear_error();
+        t->peer_closed = true;
         return SDK_EDISCONNECTED;
     }
     ll_tls_openssl_reason(t->error, sizeof t->error);
@@ -221,10 +223,12 @@ static int step_failed(ll_tls *t, int ret, int saved_errno)
         return LL_TLS_WANT_WRITE;
     case SSL_ERROR_ZERO_RETURN:
         LL_DETAIL(t->error, sizeof t->error, "peer closed the connection (close_notify)");
+        t->peer_closed = true;
         return SDK_EDISCONNECTED;
     case SSL_ERROR_SYSCALL:
         LL_DETAIL(t->error, sizeof t->error, "%s",
                   saved_errno != 0 ? strerror(saved_errno) : "peer closed the connection");
+        t->peer_closed = saved_errno == 0;
         ERR_clear_error();
         rc = SDK_EDISCONNECTED;
         break;
@@ -712,6 +716,11 @@ void ll_tls_shutdown(ll_tls *t)
 const char *ll_tls_error(const ll_tls *t)
 {
     return t != NULL ? t->error : "";
+}
+
+bool ll_tls_peer_closed(const ll_tls *t)
+{
+    return t->peer_closed;
 }
 
 bool ll_tls_resumed(const ll_tls *t)

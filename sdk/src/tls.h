@@ -60,6 +60,9 @@ void ll_tls_shutdown(ll_tls *t);
 /* Readable reason for the last failure of t ("certificate verify failed: hostname mismatch"). */
 const char *ll_tls_error(const ll_tls *t);
 bool ll_tls_resumed(const ll_tls *t);
+/* After SDK_EDISCONNECTED: true if the peer ended the stream (FIN, close_notify) rather than
+ * resetting it. */
+bool ll_tls_peer_closed(const ll_tls *t);
 /* Peer certificate subject as a one-line string into buf ("" if none). */
 void ll_tls_peer_subject(const ll_tls *t, char *buf, size_t len);
 /* The negotiated ALPN protocol into buf ("lifeline/1" after a handshake, "" before). */

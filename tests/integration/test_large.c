@@ -13,8 +13,10 @@
 
 #include "harness.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MIB (1024u * 1024u)
 #define DEFAULT_MAX_FRAME (16u * MIB)
@@ -147,6 +149,35 @@ static void test_bigger_than_queue(void **state)
     sdk_destroy(c);
 }
 
+/* Once connected, the client knows the server's limit and refuses bigger sends itself. */
+static void test_server_limit_learned(void **state)
+{
+    (void)state;
+    ht_server hs;
+    sdk_server_config scfg;
+    sdk_config cfg;
+    sdk_client *c = NULL;
+    ht_server_config(&scfg);
+    scfg.max_frame = 64 * 1024;
+    assert_int_equal(ht_server_start(&hs, &scfg, true), SDK_OK);
+    ht_client_config(&cfg, hs.port);
+    assert_int_equal(sdk_connect(&cfg, &c), SDK_OK);
+    roundtrip_one(c, 1000, 5, NULL); /* within both limits: fine */
+
+    uint8_t *buf = calloc(1, 100 * 1024);
+    assert_non_null(buf);
+    assert_int_equal(sdk_send(c, buf, 100 * 1024, HT_WAIT_MS), SDK_ETOOBIG); /* within ours only */
+    free(buf);
+    roundtrip_one(c, 60 * 1024, 6, NULL); /* the connection is untouched */
+    sdk_stats st;
+    assert_int_equal(sdk_get_stats(c, &st), SDK_OK);
+    assert_int_equal(st.connects, 1);
+    sdk_destroy(c);
+    ht_server_destroy(&hs);
+}
+
+/* Queued before the client could know the limit: the server refuses the frame and tells the
+ * client not to come back (it would only send the same frame again); the server stays healthy. */
 static void test_server_refuses_over_its_limit(void **state)
 {
     (void)state;
@@ -156,47 +187,55 @@ static void test_server_refuses_over_its_limit(void **state)
     sdk_server_config scfg;
     sdk_config cfg;
     sdk_client *c = NULL;
-    ht_sevents_init(&sev);
+    int holder = -1;
+    uint16_t port = ht_closed_port(&holder);
+    char listen[64];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", (unsigned)port);
+
+    ht_client_config(&cfg, port);
     ht_events_init(&ev);
-    ht_server_config(&scfg);
-    scfg.max_frame = 64 * 1024;
-    ht_sevents_attach(&sev, &scfg);
-    assert_int_equal(ht_server_start(&hs, &scfg, true), SDK_OK);
-
-    ht_client_config(&cfg, hs.port);
     ht_events_attach(&ev, &cfg);
-    /* After one lost connection, give up: the client ends CLOSED with the reason kept. */
-    cfg.max_reconnect_attempts = 1;
+    cfg.retry_on_first_connect = true;
+    cfg.reconnect_min_ms = 10;
+    cfg.reconnect_max_ms = 50;
     assert_int_equal(sdk_connect(&cfg, &c), SDK_OK);
-    roundtrip_one(c, 1000, 5, NULL); /* within both limits: fine */
-
     uint8_t *buf = calloc(1, 100 * 1024);
     assert_non_null(buf);
-    assert_int_equal(sdk_send(c, buf, 100 * 1024, HT_WAIT_MS), SDK_OK); /* within ours */
+    assert_int_equal(sdk_send(c, buf, 100 * 1024, HT_WAIT_MS), SDK_OK); /* within ours; queued */
     free(buf);
+
+    ht_sevents_init(&sev);
+    ht_server_config(&scfg);
+    scfg.listen = listen;
+    scfg.max_frame = 64 * 1024;
+    ht_sevents_attach(&sev, &scfg);
+    close(holder);
+    assert_int_equal(ht_server_start(&hs, &scfg, true), SDK_OK);
 
     ht_event e;
     assert_true(ht_events_wait(&ev, SDK_EVENT_DISCONNECTED, 0, HT_WAIT_MS, &e) >= 0);
-    assert_int_equal(e.error, SDK_EDISCONNECTED);
+    assert_int_equal(e.error, SDK_EREJECTED);
     if (!strstr(e.detail, "exceeds limit 65536")) {
         fail_msg("disconnect detail does not say why: \"%s\"", e.detail);
     }
     assert_true(ht_wait_state(c, SDK_STATE_CLOSED, HT_WAIT_MS));
     char detail[256];
-    assert_int_equal(sdk_last_error(c, detail, sizeof(detail)), SDK_EDISCONNECTED);
+    assert_int_equal(sdk_last_error(c, detail, sizeof(detail)), SDK_EREJECTED);
     if (!strstr(detail, "server closed the connection") || !strstr(detail, "exceeds limit 65536")) {
         fail_msg("sdk_last_error detail: \"%s\"", detail);
     }
     assert_true(ht_events_wait(&ev, SDK_EVENT_CLOSED, 0, HT_WAIT_MS, &e) >= 0);
-    assert_int_equal(e.error, SDK_EDISCONNECTED);
+    assert_int_equal(e.error, SDK_EREJECTED);
+    assert_int_equal(ht_events_count(&ev, SDK_EVENT_CONNECTED), 1); /* no retry after the refusal */
 
     /* The server saw a protocol error on that session, and is still healthy. */
     ht_sevent se;
     assert_true(ht_sevents_wait(&sev, SDK_SESSION_DETACHED, 0, 0, HT_WAIT_MS, &se) >= 0);
     assert_int_equal(se.cause, SDK_CAUSE_PROTOCOL_ERROR);
     sdk_client *c2 = NULL;
-    cfg.on_event = NULL;
-    assert_int_equal(sdk_connect(&cfg, &c2), SDK_OK);
+    sdk_config cfg2;
+    ht_client_config(&cfg2, port);
+    assert_int_equal(sdk_connect(&cfg2, &c2), SDK_OK);
     roundtrip_one(c2, 60 * 1024, 6, NULL);
     sdk_destroy(c2);
 
@@ -213,6 +252,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_too_big_for_client, ht_setup_echo_server, ht_teardown_server),
         cmocka_unit_test_setup_teardown(test_client_limit_edge, ht_setup_echo_server, ht_teardown_server),
         cmocka_unit_test_setup_teardown(test_bigger_than_queue, ht_setup_echo_server, ht_teardown_server),
+        cmocka_unit_test(test_server_limit_learned),
         cmocka_unit_test(test_server_refuses_over_its_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

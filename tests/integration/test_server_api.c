@@ -11,9 +11,21 @@
 
 #include "harness.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
 
 typedef struct fixture {
     ht_server hs;
@@ -46,6 +58,11 @@ static int teardown(void **state)
     ht_sevents_free(&f->sev);
     free(f);
     return 0;
+}
+
+static uint64_t wall_ms(void)
+{
+    return (uint64_t)time(NULL) * 1000u;
 }
 
 static sdk_client *connect_to(const ht_server *hs, ht_events *ev)
@@ -84,8 +101,8 @@ static void test_sessions_list(void **state)
     assert_int_equal(n, 0);
     assert_null(info);
 
+    uint64_t wall_before = wall_ms();
     sdk_client *c = connect_to(&f->hs, NULL);
-    uint64_t t_before = 0;
     echo_n(c, 7);
     assert_int_equal(sdk_flush(c, HT_WAIT_MS), SDK_OK); /* acknowledged: nothing queued server side */
     ht_sevent opened;
@@ -102,8 +119,11 @@ static void test_sessions_list(void **state)
     assert_int_equal(info[0].connections, 1);
     assert_int_equal(info[0].last_cause, SDK_CAUSE_NONE);
     assert_int_equal(info[0].queued, 0);
-    assert_true(info[0].connected_since_ms > t_before);
-    assert_true(info[0].last_heard_ms >= info[0].connected_since_ms - 1000);
+    /* Wall clock, ms since the epoch (second resolution on our side, hence the slack). */
+    assert_true(info[0].connected_since_ms + 1000 >= wall_before);
+    assert_true(info[0].connected_since_ms <= wall_ms() + 1000);
+    assert_true(info[0].last_heard_ms + 1000 >= info[0].connected_since_ms);
+    assert_true(info[0].last_heard_ms <= wall_ms() + 1000);
     free(info);
 
     /* A second client: two sessions, distinct ids. */
@@ -191,6 +211,11 @@ static void test_close_session_allows_reconnect(void **state)
     assert_true(ht_sevents_wait(&f->sev, SDK_SESSION_OPENED, 0, 1, HT_WAIT_MS, &reopened) >= 0);
     assert_int_not_equal(reopened.session, opened.session);
     echo_n(c, 3);
+    /* Connected again: sdk_last_error may still describe the lost connection, but its code and
+     * its text must agree ("" goes with SDK_OK). Checked after cleanup, so that a failure
+     * leaves no client running with a recorder on this stack. */
+    char detail[256];
+    sdk_err last = sdk_last_error(c, detail, sizeof(detail));
     sdk_stats st;
     assert_int_equal(sdk_get_stats(c, &st), SDK_OK);
     assert_int_equal(st.connects, 2);
@@ -198,6 +223,9 @@ static void test_close_session_allows_reconnect(void **state)
     assert_int_equal(st.sessions_lost, 1);
     sdk_destroy(c);
     ht_events_free(&ev);
+    if ((last == SDK_OK) != (detail[0] == '\0')) {
+        fail_msg("sdk_last_error after reconnecting: code %s with detail \"%s\"", sdk_errname(last), detail);
+    }
 }
 
 static void test_send_to_unknown_session(void **state)
@@ -301,6 +329,126 @@ static void test_session_events_on_client_close(void **state)
     sdk_destroy(c);
 }
 
+/* ---- clients that vanish ---- */
+
+/* Start build/bin/lifeline-cat against port, its stdin a pipe we hold (so it stays up).
+ * Returns its pid; *stdin_fd is the write end. */
+static pid_t spawn_cat(uint16_t port, int *stdin_fd)
+{
+    const char *bin_dir = getenv("LIFELINE_BIN");
+    char bin[512], connect[64];
+    int fds[2];
+    snprintf(bin, sizeof(bin), "%s/lifeline-cat", bin_dir && *bin_dir ? bin_dir : "build/bin");
+    snprintf(connect, sizeof(connect), "127.0.0.1:%u", (unsigned)port);
+    const char *argv[] = {bin, "--connect", connect, "--ca", ht_certs_get()->ca, "--quiet",
+                          "--heartbeat-ms", "60000", NULL}; /* no pings: an idle, quiet socket */
+    assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[0], STDIN_FILENO);
+    pid_t pid = 0;
+    int rc = posix_spawn(&pid, bin, &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[0]);
+    assert_int_equal(rc, 0);
+    *stdin_fd = fds[1];
+    return pid;
+}
+
+/* A client process killed outright: its session is detached (kept for a resume that never
+ * comes), still accepts messages, and expires after session_ttl_ms. */
+static void test_vanished_client_session_expires(void **state)
+{
+    (void)state;
+    ht_server hs;
+    ht_sevents sev;
+    sdk_server_config scfg;
+    ht_sevents_init(&sev);
+    ht_server_config(&scfg);
+    scfg.session_ttl_ms = 500;
+    ht_sevents_attach(&sev, &scfg);
+    assert_int_equal(ht_server_start(&hs, &scfg, false), SDK_OK);
+
+    int in = -1;
+    pid_t pid = spawn_cat(hs.port, &in);
+    ht_sevent opened;
+    int at = ht_sevents_wait(&sev, SDK_SESSION_OPENED, 0, 0, HT_WAIT_MS, &opened);
+    ht_sleep_ms(100); /* let the handshake's last records (session tickets) be read */
+    uint64_t t_kill = ht_now_ms();
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(in);
+    assert_true(at >= 0);
+
+    /* The kernel closed its socket, with a FIN or (if bytes were unread) a reset, but no
+     * close frame: detached at once, long before any heartbeat timeout. */
+    ht_sevent detached;
+    int det = ht_sevents_wait(&sev, SDK_SESSION_DETACHED, opened.session, 0, HT_WAIT_MS, &detached);
+    uint64_t t_detached = ht_now_ms();
+    assert_true(det >= 0);
+    assert_true(t_detached - t_kill < 1000);
+    if (detached.cause != SDK_CAUSE_CLEAN_CLOSE && detached.cause != SDK_CAUSE_RESET) {
+        fail_msg("a client process killed outright: cause %s", sdk_cause_name(detached.cause));
+    }
+    if (getenv("LIFELINE_TEST_VERBOSE")) {
+        printf("killed client: detached with cause %s\n", sdk_cause_name(detached.cause));
+    }
+    sdk_session_info *info = NULL;
+    size_t n = 0;
+    assert_int_equal(sdk_server_sessions(hs.srv, &info, &n), SDK_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(info[0].id, opened.session);
+    assert_int_equal(info[0].state, SDK_SESSION_STATE_DETACHED);
+    assert_int_equal(info[0].last_cause, detached.cause);
+    free(info);
+    /* Detached is not gone: messages queue for a resume. */
+    assert_int_equal(sdk_server_send(hs.srv, opened.session, "later", 5, 0), SDK_OK);
+
+    ht_sevent expired;
+    assert_true(ht_sevents_wait(&sev, SDK_SESSION_EXPIRED, opened.session, 0, HT_WAIT_MS, &expired) >= 0);
+    uint64_t ttl_took = ht_now_ms() - t_detached;
+    assert_int_equal(expired.cause, SDK_CAUSE_EXPIRED);
+    if (ttl_took < 400 || ttl_took > 3000) {
+        fail_msg("session_ttl_ms 500: expired %llu ms after detaching", (unsigned long long)ttl_took);
+    }
+    assert_int_equal(sdk_server_sessions(hs.srv, &info, &n), SDK_OK);
+    assert_int_equal(n, 0);
+    free(info);
+    assert_int_equal(sdk_server_send(hs.srv, opened.session, "too late", 8, 0), SDK_ENOTFOUND);
+    ht_server_destroy(&hs);
+    ht_sevents_free(&sev);
+}
+
+/* A TCP client that never starts TLS is dropped after handshake_timeout_ms. */
+static void test_silent_connection_dropped(void **state)
+{
+    (void)state;
+    ht_server hs;
+    sdk_server_config scfg;
+    ht_server_config(&scfg);
+    scfg.handshake_timeout_ms = 200;
+    assert_int_equal(ht_server_start(&hs, &scfg, false), SDK_OK);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(hs.port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    uint64_t t0 = ht_now_ms();
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    char buf[64];
+    int ready = poll(&p, 1, HT_WAIT_MS);
+    ssize_t got = ready == 1 ? recv(fd, buf, sizeof(buf), 0) : -2;
+    uint64_t took = ht_now_ms() - t0;
+    close(fd);
+    ht_server_destroy(&hs);
+    assert_int_equal(ready, 1);
+    assert_true(got <= 0); /* EOF or reset, never data: it never spoke TLS */
+    if (took < 190 || took > 3000) {
+        fail_msg("handshake_timeout_ms 200: dropped after %llu ms", (unsigned long long)took);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -310,6 +458,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_send_to_unknown_session, setup, teardown),
         cmocka_unit_test(test_server_start_failures),
         cmocka_unit_test_setup_teardown(test_session_events_on_client_close, setup, teardown),
+        cmocka_unit_test(test_vanished_client_session_expires),
+        cmocka_unit_test(test_silent_connection_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,13 @@
 /*
- * The server goes away under a streaming client: build/bin/lifeline-server is stopped
- * (SIGTERM: a graceful stop; SIGKILL: a crash) and started again on the same port. The new
- * process does not know the session, so the client opens a new one and sends again what
- * was not acknowledged: at least once, in order, duplicates only across the restart.
+ * The server goes away under its clients.
+ *
+ * build/bin/lifeline-server is stopped under a streaming client (SIGTERM: a graceful stop;
+ * SIGKILL: a crash) and started again on the same port. The new process does not know the
+ * session, so the client opens a new one and sends again what was not acknowledged: at
+ * least once, in order, duplicates only across the restart.
+ *
+ * The in-process server is stopped with sdk_server_stop under connected clients: they are
+ * told why (GOING_AWAY), give up after max_reconnect_attempts, and newcomers are refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,10 +36,11 @@ typedef struct stream {
     uint32_t sent;       /* ids 1..sent were queued */
     sdk_err send_err;
     /* receiver: every id in arrival order */
-    uint32_t *got;
+    uint32_t got[2 * MAX_IDS];
     size_t ngot;
     sdk_err recv_err;
     bool stop;
+    sdk_stats stats; /* the client's, taken after it closed */
 } stream;
 
 static void *sender_main(void *arg)
@@ -200,7 +206,7 @@ static void stream_through_restart(int sig, ht_events *ev, stream *s, uint32_t *
     /* Wait for the echoes that must come: all of them after SIGTERM, the tail after SIGKILL. */
     uint32_t missing = 0;
     uint32_t from = sig == SIGTERM ? 1 : tail_start(*total);
-    deadline = ht_now_ms() + 2 * HT_WAIT_MS;
+    deadline = ht_now_ms() + HT_WAIT_MS / 2; /* all acknowledged already: echoes are close behind */
     while (!all_received(s, from, *total, &missing) && ht_now_ms() < deadline) {
         ht_sleep_ms(10);
     }
@@ -210,6 +216,10 @@ static void stream_through_restart(int sig, ht_events *ev, stream *s, uint32_t *
     pthread_mutex_unlock(&s->mu);
     pthread_join(tr, NULL);
     sdk_close(s->c);
+    assert_int_equal(sdk_get_stats(s->c, &s->stats), SDK_OK);
+    /* Freed before the caller asserts anything: a failure leaves no client behind. */
+    sdk_destroy(s->c);
+    s->c = NULL;
     ht_proc_stop(&proc, SIGTERM);
 }
 
@@ -217,21 +227,16 @@ static void stream_init(stream *s)
 {
     memset(s, 0, sizeof(*s));
     pthread_mutex_init(&s->mu, NULL);
-    s->got = calloc(2 * MAX_IDS, sizeof(uint32_t));
-    assert_non_null(s->got);
 }
 
 static void stream_free(stream *s)
 {
-    sdk_destroy(s->c);
-    free(s->got);
     pthread_mutex_destroy(&s->mu);
 }
 
-static void assert_session_lost(sdk_client *c, ht_events *ev)
+static void assert_session_lost(const sdk_stats *stats, ht_events *ev)
 {
-    sdk_stats st;
-    assert_int_equal(sdk_get_stats(c, &st), SDK_OK);
+    sdk_stats st = *stats;
     if (st.sessions_lost < 1 || st.reconnects < 1 || st.connects < 2) {
         fail_msg("stats: sessions_lost %llu, reconnects %llu, connects %llu",
                  (unsigned long long)st.sessions_lost, (unsigned long long)st.reconnects,
@@ -249,7 +254,7 @@ static void assert_session_lost(sdk_client *c, ht_events *ev)
 static void test_sigterm_restart_loses_nothing(void **state)
 {
     (void)state;
-    stream s;
+    static stream s; /* large; static so that a failed assertion leaks nothing */
     ht_events ev;
     uint32_t total = 0;
     stream_init(&s);
@@ -266,7 +271,7 @@ static void test_sigterm_restart_loses_nothing(void **state)
         fail_msg("arrival order went back %zu times; one restart allows one", rewinds);
     }
     assert_true(s.ngot >= total);
-    assert_session_lost(s.c, &ev);
+    assert_session_lost(&s.stats, &ev);
     /* A graceful stop says why. */
     ht_event e;
     assert_true(ht_events_wait(&ev, SDK_EVENT_DISCONNECTED, 0, 0, &e) >= 0);
@@ -282,7 +287,7 @@ static void test_sigterm_restart_loses_nothing(void **state)
 static void test_sigkill_restart_recovers(void **state)
 {
     (void)state;
-    stream s;
+    static stream s; /* large; static so that a failed assertion leaks nothing */
     ht_events ev;
     uint32_t total = 0;
     stream_init(&s);
@@ -293,7 +298,7 @@ static void test_sigkill_restart_recovers(void **state)
     if (rewinds > 1) {
         fail_msg("arrival order went back %zu times; one restart allows one", rewinds);
     }
-    assert_session_lost(s.c, &ev);
+    assert_session_lost(&s.stats, &ev);
     /* Everything sent in the last stretch, long after the restart, came back. */
     uint32_t missing = 0;
     if (!all_received(&s, tail_start(total), total, &missing)) {
@@ -392,29 +397,54 @@ static void test_gives_up_after_max_attempts(void **state)
     assert_int_equal(ht_server_start(&hs, NULL, true), SDK_OK);
     sdk_client *c = connect_to(&hs, &ev, 3);
     echo_one(c);
-    ht_server_stop(&hs); /* the port now refuses */
+    ht_server_destroy(&hs); /* the port now refuses */
 
-    ht_event e;
-    int lost = ht_events_wait(&ev, SDK_EVENT_DISCONNECTED, 0, HT_WAIT_MS, &e);
-    assert_true(lost >= 0);
-    assert_true(ht_wait_state(c, SDK_STATE_CLOSED, HT_WAIT_MS));
-    assert_true(ht_events_wait(&ev, SDK_EVENT_CLOSED, 0, HT_WAIT_MS, &e) >= 0);
+    ht_event closed = {.error = -1};
+    int lost = ht_events_wait(&ev, SDK_EVENT_DISCONNECTED, 0, HT_WAIT_MS, NULL);
+    bool gave_up = ht_wait_state(c, SDK_STATE_CLOSED, HT_WAIT_MS);
+    (void)ht_events_wait(&ev, SDK_EVENT_CLOSED, 0, HT_WAIT_MS, &closed);
+    char detail[256];
+    sdk_err last = sdk_last_error(c, detail, sizeof(detail));
+    sdk_destroy(c); /* before any assertion: no client may outlive the recorder */
     size_t attempts = 0;
-    pthread_mutex_lock(&ev.mu);
-    for (size_t i = (size_t)lost; i < ev.n; i++) {
+    for (size_t i = lost >= 0 ? (size_t)lost : ev.n; i < ev.n; i++) {
         attempts += ev.ev[i].type == SDK_EVENT_CONNECTING;
     }
-    pthread_mutex_unlock(&ev.mu);
+    ht_events_free(&ev);
+
+    assert_true(lost >= 0);
+    assert_true(gave_up);
     if (attempts != 3) {
         fail_msg("max_reconnect_attempts 3: the client made %zu reconnect attempts", attempts);
     }
-    assert_int_equal(e.error, SDK_ECONNREFUSED);
-    char detail[256];
-    assert_int_equal(sdk_last_error(c, detail, sizeof(detail)), SDK_ECONNREFUSED);
+    assert_int_equal(closed.error, SDK_ECONNREFUSED);
+    assert_int_equal(last, SDK_ECONNREFUSED);
     assert_non_null(strstr(detail, "Connection refused"));
-    sdk_destroy(c);
+}
+
+/* sdk_server_stop closes the listener too: a client arriving afterwards is refused at once
+ * rather than accepted by the kernel and left hanging in its TLS handshake. */
+static void test_stopped_server_refuses(void **state)
+{
+    (void)state;
+    ht_server hs;
+    sdk_config cfg;
+    sdk_client *c = NULL;
+    assert_int_equal(ht_server_start(&hs, NULL, true), SDK_OK);
+    ht_server_stop(&hs); /* stopped, not yet destroyed */
+    ht_client_config(&cfg, hs.port);
+    cfg.connect_timeout_ms = 2000;
+    uint64_t t0 = ht_now_ms();
+    sdk_err rc = sdk_connect(&cfg, &c);
+    uint64_t took = ht_now_ms() - t0;
+    char detail[256];
+    sdk_last_connect_error(detail, sizeof(detail));
+    sdk_destroy(c); /* NULL unless it wrongly connected */
     ht_server_destroy(&hs);
-    ht_events_free(&ev);
+    if (rc != SDK_ECONNREFUSED || took >= 1000) {
+        fail_msg("connect to a stopped server: %s after %llu ms (%s)", sdk_errname(rc),
+                 (unsigned long long)took, detail);
+    }
 }
 
 int main(void)
@@ -425,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_sigkill_restart_recovers),
         cmocka_unit_test(test_server_stop_reports_going_away),
         cmocka_unit_test(test_gives_up_after_max_attempts),
+        cmocka_unit_test(test_stopped_server_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -113,7 +113,9 @@ typedef struct sdk_config {
     int heartbeat_timeout_ms;  /* declare the peer dead after this long silent (default 3 x interval) */
     int reconnect_min_ms;      /* first backoff ceiling (default 100) */
     int reconnect_max_ms;      /* largest backoff ceiling (default 30000) */
-    unsigned max_reconnect_attempts; /* consecutive failed attempts before giving up; 0: forever */
+    unsigned max_reconnect_attempts; /* failed connection attempts in a row (counting from the
+                                        first connect or the last lost connection) before the
+                                        client gives up and closes; 0: forever */
     bool retry_on_first_connect;     /* sdk_connect returns at once and keeps retrying in the
                                         background (default false: it fails fast) */
     size_t queue_max_messages; /* messages waiting or unacknowledged (default 65536) */
@@ -164,7 +166,7 @@ SDK_API sdk_err sdk_connect(const sdk_config *cfg, sdk_client **out);
  * for the network (see sdk_flush). While disconnected, messages queue. If the queue is
  * full, blocks up to timeout_ms for room.
  * Any thread. Errors: SDK_EINVAL (NULL client, NULL data with len > 0), SDK_ETOOBIG (larger
- * than max_frame allows), SDK_EQUEUEFULL (no room before the timeout), SDK_ECLOSED, SDK_ENOMEM.
+ * than max_frame, or than the server's limit once its welcome has told it), SDK_EQUEUEFULL (no room before the timeout), SDK_ECLOSED, SDK_ENOMEM.
  */
 SDK_API sdk_err sdk_send(sdk_client *c, const void *data, size_t len, int timeout_ms);
 
@@ -220,6 +222,7 @@ SDK_API sdk_err sdk_get_stats(sdk_client *c, sdk_stats *out);
 /*
  * sdk_last_error: the cause of the client's most recent connection failure, as a
  * readable string (e.g. "certificate verify failed: hostname mismatch"), or "" if none.
+ * It stays after a successful reconnect, until the next failure replaces it.
  * Copied into buf (always NUL-terminated); returns its sdk_err code.
  */
 SDK_API sdk_err sdk_last_error(sdk_client *c, char *buf, size_t buflen);
