@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define ECHO_SEND_TIMEOUT_MS 5000
 
@@ -15,6 +16,7 @@ typedef struct options {
     sdk_server_config cfg;
     const char *dev_certs;
     bool sink;
+    long sessions_every_ms; /* 0: only on SIGUSR1 */
     char cert[4096], key[4096];
 } options;
 
@@ -30,7 +32,9 @@ static void usage(FILE *out)
             "  --session-ttl-ms N       keep a disconnected session this long for resume (default 60000)\n"
             "  --echo                   send every message back to its sender (default)\n"
             "  --sink                   acknowledge and drop every message\n"
-            "Prints 'listening on HOST:PORT' when ready; stops on SIGINT or SIGTERM.\n");
+            "  --sessions-every-ms N    print the liveness view of every session as a JSON line on stderr every N ms\n"
+            "Prints 'listening on HOST:PORT' when ready; SIGUSR1 prints the liveness view once;\n"
+            "stops on SIGINT or SIGTERM.\n");
 }
 
 static long number(const char *flag, const char *text, long min, long max)
@@ -47,13 +51,14 @@ static long number(const char *flag, const char *text, long min, long max)
 
 static void parse(int argc, char **argv, options *o)
 {
-    enum { LISTEN = 1, CERT, KEY, CLIENT_CA, DEV_CERTS, MAX_FRAME, TTL, ECHO, SINK, HELP };
+    enum { LISTEN = 1, CERT, KEY, CLIENT_CA, DEV_CERTS, MAX_FRAME, TTL, ECHO, SINK, SESSIONS_EVERY, HELP };
     static const struct option longs[] = {
         {"listen", required_argument, NULL, LISTEN},     {"cert", required_argument, NULL, CERT},
         {"key", required_argument, NULL, KEY},           {"client-ca", required_argument, NULL, CLIENT_CA},
         {"dev-certs", required_argument, NULL, DEV_CERTS}, {"max-frame", required_argument, NULL, MAX_FRAME},
         {"session-ttl-ms", required_argument, NULL, TTL}, {"echo", no_argument, NULL, ECHO},
         {"sink", no_argument, NULL, SINK},               {"help", no_argument, NULL, HELP},
+        {"sessions-every-ms", required_argument, NULL, SESSIONS_EVERY},
         {NULL, 0, NULL, 0}};
     sdk_server_config_init(&o->cfg);
     int opt;
@@ -68,6 +73,7 @@ static void parse(int argc, char **argv, options *o)
         case TTL: o->cfg.session_ttl_ms = (int)number("--session-ttl-ms", optarg, 0, 86400000L); break;
         case ECHO: o->sink = false; break;
         case SINK: o->sink = true; break;
+        case SESSIONS_EVERY: o->sessions_every_ms = number("--sessions-every-ms", optarg, 1, 86400000L); break;
         case HELP: case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(64);
         }
@@ -118,6 +124,73 @@ static void *serve(void *arg)
     return NULL;
 }
 
+/* A JSON string: quotes and control characters escaped. */
+static void put_json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            fprintf(out, "\\%c", ch);
+        } else if (ch < 0x20) {
+            fprintf(out, "\\u%04x", ch);
+        } else {
+            fputc(ch, out);
+        }
+    }
+    fputc('"', out);
+}
+
+/* The liveness view: one JSON object per line on stderr, every session in it. */
+static void print_sessions(sdk_server *srv)
+{
+    sdk_session_info *info = NULL;
+    size_t n = 0;
+    if (sdk_server_sessions(srv, &info, &n) != SDK_OK) {
+        return;
+    }
+    FILE *out = stderr;
+    flockfile(out);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    fprintf(out, "{\"ts_ms\":%lld,\"sessions\":[", (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    for (size_t i = 0; i < n; i++) {
+        const sdk_session_info *s = &info[i];
+        fprintf(out, "%s{\"id\":\"%016llx\",\"state\":\"%s\",\"peer\":", i ? "," : "",
+                (unsigned long long)s->id, s->state == SDK_SESSION_STATE_CONNECTED ? "connected" : "detached");
+        put_json_string(out, s->peer_addr);
+        fprintf(out, ",\"identity\":");
+        put_json_string(out, s->peer_identity);
+        fprintf(out,
+                ",\"connected_since_ms\":%llu,\"last_heard_ms\":%llu,\"rtt_smoothed_us\":%llu,"
+                "\"missed_heartbeats\":%u,\"last_cause\":\"%s\",\"queued\":%llu,\"unacked\":%llu,"
+                "\"received\":%llu,\"connections\":%llu}",
+                (unsigned long long)s->connected_since_ms, (unsigned long long)s->last_heard_ms,
+                (unsigned long long)s->rtt_smoothed_us, s->missed_heartbeats, sdk_cause_name(s->last_cause),
+                (unsigned long long)s->queued, (unsigned long long)s->unacked, (unsigned long long)s->received,
+                (unsigned long long)s->connections);
+    }
+    fprintf(out, "]}\n");
+    fflush(out);
+    funlockfile(out);
+    free(info);
+}
+
+/* Until SIGINT/SIGTERM: print the liveness view on SIGUSR1 and every sessions_every_ms. */
+static void wait_for_stop(sdk_server *srv, const sigset_t *signals, long every_ms)
+{
+    for (;;) {
+        struct timespec ts = {.tv_sec = every_ms / 1000, .tv_nsec = (every_ms % 1000) * 1000000L};
+        int sig = sigtimedwait(signals, NULL, every_ms > 0 ? &ts : NULL);
+        if (sig == SIGINT || sig == SIGTERM) {
+            return;
+        }
+        if (sig == SIGUSR1 || (sig < 0 && errno == EAGAIN)) {
+            print_sessions(srv);
+        }
+    }
+}
+
 /* The bound address as users will type it: the --listen host with the real port. */
 static void print_listening(const char *listen, uint16_t port)
 {
@@ -142,6 +215,7 @@ int main(int argc, char **argv)
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL); /* every thread inherits this */
     signal(SIGPIPE, SIG_IGN);
 
@@ -157,8 +231,7 @@ int main(int argc, char **argv)
     worker w = {.srv = srv, .sink = o.sink};
     pthread_t thread;
     pthread_create(&thread, NULL, serve, &w);
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
+    wait_for_stop(srv, &stop_signals, o.sessions_every_ms);
     sdk_server_stop(srv);
     pthread_join(thread, NULL);
     sdk_server_destroy(srv);
