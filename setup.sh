@@ -4,12 +4,14 @@
 #   bash setup.sh deps                      install the Debian packages (apt-get; root or sudo)
 #   bash setup.sh build [DIR] [CMAKE ARGS]  configure and build into DIR (default: build)
 #   bash setup.sh test                      deps, then plain, ASan+UBSan and TSan builds, each
-#                                           with ctest; non-zero exit if any of them fails
+#                                           with ctest, then each libFuzzer target for a bounded
+#                                           time; non-zero exit if any of them fails
 #   bash setup.sh demo                      deps, build, then a live reconnect demo on loopback
 #
 # Environment:
 #   LIFELINE_CTEST_JOBS   parallel ctest jobs (default 2; the tests use ephemeral ports)
 #   LIFELINE_BUILD_JOBS   parallel build jobs (default: nproc)
+#   LIFELINE_FUZZ_SECONDS how long each libFuzzer target runs in `test` (default 30)
 #   LIFELINE_DEMO_ADDR    address the demo server listens on (default 127.0.0.1:7443)
 set -euo pipefail
 
@@ -19,6 +21,7 @@ cd "$ROOT"
 DEPS=(build-essential cmake pkg-config libssl-dev libprotobuf-c-dev protobuf-c-compiler
       libcmocka-dev python3 python3-protobuf python3-pytest clang)
 CTEST_JOBS=${LIFELINE_CTEST_JOBS:-2}
+FUZZ_SECONDS=${LIFELINE_FUZZ_SECONDS:-30}
 BUILD_JOBS=${LIFELINE_BUILD_JOBS:-$(nproc)}
 
 log() { printf 'setup.sh: %s\n' "$*"; }
@@ -124,6 +127,27 @@ run_suite() {
         { log "$name: TESTS FAILED"; return 1; }
 }
 
+# run_fuzz DIR: build the libFuzzer targets with clang and run each for FUZZ_SECONDS over a
+# scratch copy of the seed corpus (new inputs must not land in the repository).
+run_fuzz() {
+    local dir=$1 target corpus
+    banner "fuzz: build in $dir (clang, -DLIFELINE_FUZZ=ON), ${FUZZ_SECONDS}s per target"
+    CC=clang cmake -S "$ROOT" -B "$dir" -DLIFELINE_FUZZ=ON -DLIFELINE_TESTS=OFF >/dev/null &&
+        cmake --build "$dir" -j "$BUILD_JOBS" --target fuzz_decoder fuzz_session ||
+        { log "fuzz: BUILD FAILED"; return 1; }
+    for target in fuzz_decoder fuzz_session; do
+        corpus=$(mktemp -d)
+        banner "fuzz: $target for ${FUZZ_SECONDS}s"
+        if ! "$dir/bin/$target" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 \
+            "$corpus" "$ROOT/tests/fuzz/corpus" 2>&1 | tail -n 12; then
+            rm -rf "$corpus"
+            log "fuzz: $target FOUND A FAILURE"
+            return 1
+        fi
+        rm -rf "$corpus"
+    done
+}
+
 cmd_test() {
     cmd_deps
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1}
@@ -144,11 +168,8 @@ cmd_test() {
         results+=(FAIL); failed=1
     fi
 
-    # ---------------------------------------------------------------- FUZZ SMOKE: TODO
-    # When tests/fuzz has a libFuzzer target (clang -fsanitize=fuzzer,address), build it
-    # here and run it for a bounded time (e.g. -max_total_time=30) over its seed corpus,
-    # appending "fuzz" to names/results like the suites above.
-    # ---------------------------------------------------------------- end FUZZ SMOKE
+    names+=("fuzz")
+    if run_fuzz build-fuzz; then results+=(PASS); else results+=(FAIL); failed=1; fi
 
     banner "summary"
     local i
