@@ -192,7 +192,7 @@ SDK_API sdk_err sdk_recv(sdk_client *c, sdk_message **out, int timeout_ms);
  */
 SDK_API sdk_err sdk_flush(sdk_client *c, int timeout_ms);
 
-/* sdk_state: the client's current state (SDK_STATE_CLOSED for NULL). Any thread. */
+/* sdk_get_state: the client's current state (SDK_STATE_CLOSED for NULL). Any thread. */
 SDK_API sdk_state sdk_get_state(sdk_client *c);
 
 typedef struct sdk_stats {
