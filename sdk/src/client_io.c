@@ -162,19 +162,19 @@ static int greet(sdk_client *c, ll_link *l, uint64_t deadline_ms, bool *lost)
         if (rc == 0) {
             rc = ll_link_fill(l, ll_now_ms(), READ_BUDGET);
         }
-        Lifeline__Frame *f = NULL;
+        ll_frame f;
         if (rc == 0 && (rc = ll_link_next(l, &f)) == 1) {
-            if (f->kind_case == LIFELINE__FRAME__KIND_WELCOME) {
+            if (f.kind == LIFELINE__FRAME__KIND_WELCOME) {
                 pthread_mutex_lock(&c->mu);
-                rc = adopt_welcome(c, l, f->welcome, lost);
+                rc = adopt_welcome(c, l, f.pb->welcome, lost);
                 pthread_mutex_unlock(&c->mu);
-            } else if (f->kind_case == LIFELINE__FRAME__KIND_CLOSE) {
-                rc = closed_by_peer(l, f->close);
+            } else if (f.kind == LIFELINE__FRAME__KIND_CLOSE) {
+                rc = closed_by_peer(l, f.pb->close);
             } else {
-                LL_DETAIL(l->detail, sizeof(l->detail), "expected welcome, got frame kind %d", f->kind_case);
+                LL_DETAIL(l->detail, sizeof(l->detail), "expected welcome, got frame kind %d", f.kind);
                 rc = SDK_EPROTO;
             }
-            ll_frame_free(f);
+            ll_frame_release(&f);
             return rc;
         }
         if (rc != 0) {
@@ -211,9 +211,9 @@ static int fill_output(sdk_client *c, ll_link *l)
     return ll_session_write(&c->s, &l->out, OUT_LIMIT, c->cfg.max_frame);
 }
 
-static int on_data(sdk_client *c, ll_link *l, const Lifeline__Data *d, bool *got)
+static int on_data(sdk_client *c, ll_link *l, const ll_data_view *d, bool *got)
 {
-    int verdict = ll_session_on_data(&c->s, d->seq, d->payload.len);
+    int verdict = ll_session_on_data(&c->s, d->seq, d->len);
     if (verdict == LL_DATA_DUPLICATE) {
         return 0;
     }
@@ -222,7 +222,7 @@ static int on_data(sdk_client *c, ll_link *l, const Lifeline__Data *d, bool *got
                   (unsigned long long)d->seq, (unsigned long long)c->s.received);
         return SDK_EPROTO;
     }
-    ll_msg *m = ll_msg_new(d->payload.data, d->payload.len, d->type, NULL);
+    ll_msg *m = ll_msg_new_n(d->payload, d->len, d->type, d->type_len, NULL);
     LL_ENSURE(m, SDK_ENOMEM);
     m->pub.seq = d->seq;
     m->epoch = c->s.epoch;
@@ -235,12 +235,13 @@ static int on_data(sdk_client *c, ll_link *l, const Lifeline__Data *d, bool *got
 }
 
 /* Under mu: act on one frame from the server. */
-static int on_frame(sdk_client *c, ll_link *l, const Lifeline__Frame *f, bool *got, bool *acked)
+static int on_frame(sdk_client *c, ll_link *l, const ll_frame *frame, bool *got, bool *acked)
 {
     size_t freed = 0;
-    switch (f->kind_case) {
+    const Lifeline__Frame *f = frame->pb;
+    switch (frame->kind) {
     case LIFELINE__FRAME__KIND_DATA:
-        return on_data(c, l, f->data, got);
+        return on_data(c, l, &frame->data, got);
     case LIFELINE__FRAME__KIND_ACK:
         if (ll_session_on_ack(&c->s, f->ack->seq, &freed) != 0) {
             LL_DETAIL(l->detail, sizeof(l->detail), "ack %llu for a message never sent",
@@ -260,7 +261,7 @@ static int on_frame(sdk_client *c, ll_link *l, const Lifeline__Frame *f, bool *g
     case LIFELINE__FRAME__KIND_CLOSE:
         return closed_by_peer(l, f->close);
     default:
-        LL_DETAIL(l->detail, sizeof(l->detail), "unexpected frame kind %d", f->kind_case);
+        LL_DETAIL(l->detail, sizeof(l->detail), "unexpected frame kind %d", frame->kind);
         return SDK_EPROTO;
     }
 }
@@ -272,10 +273,10 @@ static int process_input(sdk_client *c, ll_link *l)
     bool acked = false;
     int rc = 0;
     pthread_mutex_lock(&c->mu);
-    Lifeline__Frame *f = NULL;
+    ll_frame f;
     while (rc == 0 && (rc = ll_link_next(l, &f)) == 1) {
-        rc = on_frame(c, l, f, &got, &acked);
-        ll_frame_free(f);
+        rc = on_frame(c, l, &f, &got, &acked);
+        ll_frame_release(&f);
     }
     if (got) {
         pthread_cond_broadcast(&c->recv_cv);

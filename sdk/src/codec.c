@@ -84,7 +84,7 @@ int ll_decoder_feed(ll_decoder *d, const void *data, size_t len)
 {
     const uint8_t *p = data;
     size_t have = ll_buf_size(&d->in);
-    uint32_t body_len;
+    uint32_t body_len = 0; /* set by check_header; gcc -O3 cannot see it */
 
     if (d->err != 0) {
         return d->err;
@@ -156,7 +156,7 @@ static int unpack_frame(ll_decoder *d, uint32_t body_len, Lifeline__Frame **out)
 
 int ll_decoder_next(ll_decoder *d, Lifeline__Frame **out)
 {
-    uint32_t body_len;
+    uint32_t body_len = 0; /* set by check_header; gcc -O3 cannot see it */
 
     *out = NULL;
     if (d->err != 0) {
@@ -170,6 +170,117 @@ int ll_decoder_next(ll_decoder *d, Lifeline__Frame **out)
         return 0;
     }
     return unpack_frame(d, body_len, out);
+}
+
+/* ---- in-place Data frames -------------------------------------------------------------- */
+
+/* A varint at *p (before end): false if truncated or longer than 64 bits. */
+static bool get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t value = 0;
+    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t byte = *(*p)++;
+        if (shift == 63 && byte > 1) {
+            return false;
+        }
+        value |= (uint64_t)(byte & 0x7f) << shift;
+        if (byte < 0x80) {
+            *v = value;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* An optional length-delimited field with key `key` at *p: its bytes, or false if malformed. */
+static bool get_len_field(const uint8_t **p, const uint8_t *end, uint8_t key, const uint8_t **data,
+                          size_t *len)
+{
+    uint64_t n = 0;
+    *data = NULL;
+    *len = 0;
+    if (*p == end || **p != key) {
+        return true; /* absent: proto3 default */
+    }
+    (*p)++;
+    if (!get_varint(p, end, &n) || n > (uint64_t)(end - *p)) {
+        return false;
+    }
+    *data = *p;
+    *len = (size_t)n;
+    *p += n;
+    return true;
+}
+
+/* The canonical Data frame: Frame{data(3)} holding seq(1), payload(2), type(3) in order,
+ * each at most once, nothing else. Anything else is left to protobuf-c. */
+static bool read_data_in_place(const uint8_t *body, size_t len, ll_data_view *v)
+{
+    const uint8_t *p = body;
+    const uint8_t *end = body + len;
+    uint64_t inner = 0;
+    if (len < 2 || *p++ != KEY(FRAME_DATA, WIRE_LEN) || !get_varint(&p, end, &inner) ||
+        inner != (uint64_t)(end - p)) {
+        return false;
+    }
+    *v = (ll_data_view){0};
+    if (p < end && *p == KEY(DATA_SEQ, WIRE_VARINT)) {
+        p++;
+        if (!get_varint(&p, end, &v->seq)) {
+            return false;
+        }
+    }
+    const uint8_t *type = NULL;
+    if (!get_len_field(&p, end, KEY(DATA_PAYLOAD, WIRE_LEN), &v->payload, &v->len) ||
+        !get_len_field(&p, end, KEY(DATA_TYPE, WIRE_LEN), &type, &v->type_len) || p != end) {
+        return false;
+    }
+    /* A NUL inside the name would read differently as a C string: protobuf-c decides. */
+    if (v->type_len && memchr(type, 0, v->type_len) != NULL) {
+        return false;
+    }
+    v->type = (const char *)type;
+    return true;
+}
+
+int ll_decoder_take(ll_decoder *d, ll_frame *f)
+{
+    uint32_t body_len = 0;
+    *f = (ll_frame){0};
+    if (d->err != 0) {
+        return d->err;
+    }
+    if (ll_buf_size(&d->in) < LL_FRAME_HEADER) {
+        return 0;
+    }
+    LL_GUARD(check_header(d, &body_len));
+    if (ll_buf_size(&d->in) - LL_FRAME_HEADER < body_len) {
+        return 0;
+    }
+    if (read_data_in_place(ll_buf_head(&d->in) + LL_FRAME_HEADER, body_len, &f->data)) {
+        f->kind = LIFELINE__FRAME__KIND_DATA;
+        /* Consumed, not overwritten: the bytes stay put until the next feed. */
+        ll_buf_consume(&d->in, LL_FRAME_HEADER + (size_t)body_len);
+        return 1;
+    }
+    int rc = unpack_frame(d, body_len, &f->pb);
+    if (rc != 1) {
+        return rc;
+    }
+    f->kind = f->pb->kind_case;
+    if (f->kind == LIFELINE__FRAME__KIND_DATA) {
+        const Lifeline__Data *dt = f->pb->data;
+        f->data = (ll_data_view){.seq = dt->seq, .payload = dt->payload.data, .len = dt->payload.len,
+                                 .type = dt->type && *dt->type ? dt->type : NULL,
+                                 .type_len = dt->type ? strlen(dt->type) : 0};
+    }
+    return 1;
+}
+
+void ll_frame_release(ll_frame *f)
+{
+    ll_frame_free(f->pb);
+    *f = (ll_frame){0};
 }
 
 void ll_frame_free(Lifeline__Frame *f)

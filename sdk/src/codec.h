@@ -37,6 +37,33 @@ int ll_decoder_feed(ll_decoder *d, const void *data, size_t len);
 int ll_decoder_next(ll_decoder *d, Lifeline__Frame **out);
 void ll_frame_free(Lifeline__Frame *f);
 
+/* A Data frame's fields, pointing into memory owned by someone else. */
+typedef struct ll_data_view {
+    uint64_t seq;
+    const uint8_t *payload;
+    size_t len;
+    const char *type; /* not NUL-terminated; NULL when type_len is 0 */
+    size_t type_len;
+} ll_data_view;
+
+/* A frame taken with ll_decoder_take. */
+typedef struct ll_frame {
+    Lifeline__Frame__KindCase kind;
+    Lifeline__Frame *pb; /* protobuf-c's unpacking; NULL for a Data frame read in place */
+    ll_data_view data;   /* kind DATA: its fields, whichever way it was read */
+} ll_frame;
+
+/*
+ * ll_decoder_next, without allocating for the common case: a Data frame in the canonical
+ * form ll_encode_data writes (fields in order, nothing else) is read in place, and f->data
+ * points into the decoder's buffer until the next ll_decoder_feed. Any other frame, including
+ * a Data frame encoded differently, is unpacked by protobuf-c into f->pb, so both paths accept
+ * exactly the same inputs. Same results and errors as ll_decoder_next; release the frame with
+ * ll_frame_release.
+ */
+int ll_decoder_take(ll_decoder *d, ll_frame *f);
+void ll_frame_release(ll_frame *f);
+
 /* Append header + packed frame to out. SDK_ETOOBIG if the body exceeds max_frame,
  * SDK_EINVAL if f is NULL or has no kind set, SDK_ENOMEM. On error nothing is
  * appended. */

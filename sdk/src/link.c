@@ -109,9 +109,9 @@ int ll_link_discard(ll_link *l)
     }
 }
 
-int ll_link_next(ll_link *l, Lifeline__Frame **f)
+int ll_link_next(ll_link *l, ll_frame *f)
 {
-    int rc = ll_decoder_next(&l->dec, f);
+    int rc = ll_decoder_take(&l->dec, f);
     if (rc > 1 || rc < 0) {
         LL_DETAIL(l->detail, sizeof(l->detail), "%s", l->dec.detail);
     }

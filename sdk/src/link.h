@@ -42,7 +42,8 @@ int ll_link_fill(ll_link *l, uint64_t now_ms, size_t max_bytes);
  * 0 while the peer keeps the connection open, else an sdk_err (SDK_EDISCONNECTED at EOF). */
 int ll_link_discard(ll_link *l);
 /* Next decoded frame: 1 with *f set, 0 when none is complete, or an sdk_err. */
-int ll_link_next(ll_link *l, Lifeline__Frame **f);
+/* (Data frames are usually read in place: see ll_decoder_take; release with ll_frame_release.) */
+int ll_link_next(ll_link *l, ll_frame *f);
 /* Poll events the link needs: POLLIN always, POLLOUT while output is pending. */
 short ll_link_events(const ll_link *l);
 

@@ -5,7 +5,12 @@
 
 ll_msg *ll_msg_new(const void *data, size_t len, const char *type, const char *peer)
 {
-    size_t type_len = (type && *type) ? strlen(type) + 1 : 0;
+    return ll_msg_new_n(data, len, type, type ? strlen(type) : 0, peer);
+}
+
+ll_msg *ll_msg_new_n(const void *data, size_t len, const char *type, size_t type_name_len, const char *peer)
+{
+    size_t type_len = type_name_len ? type_name_len + 1 : 0;
     size_t peer_len = peer ? strlen(peer) + 1 : 0;
     if (len > SIZE_MAX - sizeof(ll_msg) - type_len - peer_len) {
         return NULL;
@@ -17,7 +22,8 @@ ll_msg *ll_msg_new(const void *data, size_t len, const char *type, const char *p
     char *tail = (char *)(m + 1);
     memset(m, 0, sizeof(*m));
     if (type_len) {
-        memcpy(tail, type, type_len);
+        memcpy(tail, type, type_name_len);
+        tail[type_name_len] = '\0';
         m->pub.type = tail;
         tail += type_len;
     }

@@ -17,6 +17,9 @@ typedef struct ll_msg {
 /* Copy payload, type (NULL/"" for none) and peer identity (NULL for none). NULL on ENOMEM. */
 ll_msg *ll_msg_new(const void *data, size_t len, const char *type, const char *peer);
 
+/* Same, with a type name of type_len bytes that need not be NUL-terminated (0: none). */
+ll_msg *ll_msg_new_n(const void *data, size_t len, const char *type, size_t type_len, const char *peer);
+
 /* FIFO as a growable ring of pointers; counts payload bytes for queue bounds. */
 typedef struct ll_msgq {
     ll_msg **ring;

@@ -260,9 +260,9 @@ static int attach(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h)
 }
 
 /* Under mu: accept a data frame into the inbox. */
-static int on_data(sdk_server *srv, srv_conn *conn, srv_session *ss, const Lifeline__Data *d, bool *got)
+static int on_data(sdk_server *srv, srv_conn *conn, srv_session *ss, const ll_data_view *d, bool *got)
 {
-    int verdict = ll_session_on_data(&ss->s, d->seq, d->payload.len);
+    int verdict = ll_session_on_data(&ss->s, d->seq, d->len);
     if (verdict == LL_DATA_DUPLICATE) {
         return 0;
     }
@@ -271,7 +271,7 @@ static int on_data(sdk_server *srv, srv_conn *conn, srv_session *ss, const Lifel
                   (unsigned long long)d->seq, (unsigned long long)ss->s.received);
         return SDK_EPROTO;
     }
-    ll_msg *m = ll_msg_new(d->payload.data, d->payload.len, d->type, ss->identity[0] ? ss->identity : NULL);
+    ll_msg *m = ll_msg_new_n(d->payload, d->len, d->type, d->type_len, ss->identity[0] ? ss->identity : NULL);
     LL_ENSURE(m, SDK_ENOMEM);
     m->pub.seq = d->seq;
     m->pub.session = ss->id;
@@ -286,20 +286,21 @@ static int on_data(sdk_server *srv, srv_conn *conn, srv_session *ss, const Lifel
 }
 
 /* Under mu: one frame from a client. Returns 0 or an sdk_err; *cause says how to detach. */
-static int on_frame(sdk_server *srv, srv_conn *conn, const Lifeline__Frame *f, bool *got, sdk_cause *cause)
+static int on_frame(sdk_server *srv, srv_conn *conn, const ll_frame *frame, bool *got, sdk_cause *cause)
 {
     srv_session *ss = conn->sess;
-    if (f->kind_case == LIFELINE__FRAME__KIND_HELLO && conn->phase == CONN_HELLO) {
+    const Lifeline__Frame *f = frame->pb;
+    if (frame->kind == LIFELINE__FRAME__KIND_HELLO && conn->phase == CONN_HELLO) {
         return attach(srv, conn, f->hello);
     }
     if (conn->phase != CONN_READY || !ss) {
-        LL_DETAIL(conn->link.detail, sizeof(conn->link.detail), "frame kind %d before hello", f->kind_case);
+        LL_DETAIL(conn->link.detail, sizeof(conn->link.detail), "frame kind %d before hello", frame->kind);
         return SDK_EPROTO;
     }
     size_t freed = 0;
-    switch (f->kind_case) {
+    switch (frame->kind) {
     case LIFELINE__FRAME__KIND_DATA:
-        return on_data(srv, conn, ss, f->data, got);
+        return on_data(srv, conn, ss, &frame->data, got);
     case LIFELINE__FRAME__KIND_ACK:
         if (ll_session_on_ack(&ss->s, f->ack->seq, &freed) != 0) {
             LL_DETAIL(conn->link.detail, sizeof(conn->link.detail), "ack %llu for a message never sent",
@@ -323,7 +324,7 @@ static int on_frame(sdk_server *srv, srv_conn *conn, const Lifeline__Frame *f, b
         }
         return SDK_EDISCONNECTED;
     default:
-        LL_DETAIL(conn->link.detail, sizeof(conn->link.detail), "unexpected frame kind %d", f->kind_case);
+        LL_DETAIL(conn->link.detail, sizeof(conn->link.detail), "unexpected frame kind %d", frame->kind);
         return SDK_EPROTO;
     }
 }
@@ -360,10 +361,10 @@ static int process_input(sdk_server *srv, srv_conn *conn, sdk_cause *cause)
     bool got = false;
     int rc = 0;
     pthread_mutex_lock(&srv->mu);
-    Lifeline__Frame *f = NULL;
+    ll_frame f;
     while (rc == 0 && conn->phase != CONN_CLOSING && (rc = ll_link_next(&conn->link, &f)) == 1) {
-        rc = on_frame(srv, conn, f, &got, cause);
-        ll_frame_free(f);
+        rc = on_frame(srv, conn, &f, &got, cause);
+        ll_frame_release(&f);
     }
     if (rc == 0) {
         rc = fill_output(srv, conn);

@@ -128,6 +128,42 @@ static void check_sticky(ll_decoder *d, int err)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The in-place reader (ll_decoder_take) must agree with protobuf-c (ll_decoder_next) on every
+ * input: same results, same kinds, same Data fields. */
+static void check_take_agrees(const uint8_t *data, size_t size)
+{
+    ll_decoder a, b;
+    ll_decoder_init(&a, FUZZ_MAX_FRAME);
+    ll_decoder_init(&b, FUZZ_MAX_FRAME);
+    int ra = ll_decoder_feed(&a, data, size);
+    int rb = ll_decoder_feed(&b, data, size);
+    FUZZ_CHECK(ra == rb);
+    while (ra == 0) {
+        Lifeline__Frame *pb = NULL;
+        ll_frame f;
+        ra = ll_decoder_next(&a, &pb);
+        rb = ll_decoder_take(&b, &f);
+        FUZZ_CHECK(ra == rb);
+        if (ra != 1) {
+            break;
+        }
+        FUZZ_CHECK((int)f.kind == (int)pb->kind_case);
+        if (f.kind == LIFELINE__FRAME__KIND_DATA) {
+            const Lifeline__Data *dt = pb->data;
+            size_t type_len = dt->type ? strlen(dt->type) : 0;
+            FUZZ_CHECK(f.data.seq == dt->seq && f.data.len == dt->payload.len);
+            FUZZ_CHECK(f.data.len == 0 || memcmp(f.data.payload, dt->payload.data, f.data.len) == 0);
+            FUZZ_CHECK(f.data.type_len == type_len);
+            FUZZ_CHECK(type_len == 0 || memcmp(f.data.type, dt->type, type_len) == 0);
+        }
+        ll_frame_free(pb);
+        ll_frame_release(&f);
+        ra = 0;
+    }
+    ll_decoder_free(&a);
+    ll_decoder_free(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     ll_decoder d;
@@ -147,5 +183,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_sticky(&d, rc);
     }
     ll_decoder_free(&d);
+    check_take_agrees(data, size);
     return 0;
 }

@@ -580,6 +580,120 @@ static void test_encode_data_matches_protobuf_c(void **state)
     }
 }
 
+
+static int encode_ack(ll_buf *out)
+{
+    Lifeline__Ack ack = LIFELINE__ACK__INIT;
+    ack.seq = 99;
+    Lifeline__Frame f = LIFELINE__FRAME__INIT;
+    f.kind_case = LIFELINE__FRAME__KIND_ACK;
+    f.ack = &ack;
+    return ll_encode_frame(out, &f, LL_MAX_FRAME_DEFAULT);
+}
+
+/* Feed one frame body (header added here) and take it. */
+static int take_body(const uint8_t *body, size_t len, ll_decoder *d, ll_frame *f)
+{
+    uint8_t header[LL_FRAME_HEADER];
+    ll_put_be32(header, (uint32_t)len);
+    ll_decoder_init(d, LL_MAX_FRAME_DEFAULT);
+    assert_int_equal(ll_decoder_feed(d, header, sizeof header), 0);
+    assert_int_equal(ll_decoder_feed(d, body, len), 0);
+    return ll_decoder_take(d, f);
+}
+
+static void test_take_reads_canonical_data_in_place(void **state)
+{
+    (void)state;
+    static const uint64_t seqs[] = {0, 1, 300, UINT64_MAX};
+    static const char *types[] = {NULL, "", "pkg.Msg"};
+    uint8_t payload[300];
+    memset(payload, 0xab, sizeof payload);
+    for (size_t s = 0; s < 4; s++) {
+        for (size_t t = 0; t < 3; t++) {
+            for (size_t len = 0; len <= sizeof payload; len += 150) {
+                ll_buf out = {0};
+                assert_int_equal(ll_encode_data(&out, seqs[s], payload, len, types[t], LL_MAX_FRAME_DEFAULT), 0);
+                ll_decoder d;
+                ll_frame f;
+                assert_int_equal(take_body(ll_buf_head(&out) + LL_FRAME_HEADER, ll_buf_size(&out) - LL_FRAME_HEADER,
+                                           &d, &f), 1);
+                assert_int_equal(f.kind, LIFELINE__FRAME__KIND_DATA);
+                assert_null(f.pb); /* no allocation */
+                assert_true(f.data.seq == seqs[s]);
+                assert_int_equal(f.data.len, len);
+                if (len) {
+                    assert_memory_equal(f.data.payload, payload, len);
+                }
+                size_t tl = types[t] ? strlen(types[t]) : 0;
+                assert_int_equal(f.data.type_len, tl);
+                if (tl) {
+                    assert_memory_equal(f.data.type, types[t], tl);
+                }
+                ll_frame_release(&f);
+                assert_int_equal(ll_decoder_take(&d, &f), 0);
+                ll_decoder_free(&d);
+                ll_buf_free(&out);
+            }
+        }
+    }
+}
+
+/* Valid protobuf that is not the canonical form goes through protobuf-c, same meaning. */
+static void test_take_falls_back_for_other_encodings(void **state)
+{
+    (void)state;
+    /* Frame{data{type="t", payload="p", seq=5}}: fields out of order. */
+    static const uint8_t reordered[] = {0x1a, 0x08, 0x1a, 0x01, 't', 0x12, 0x01, 'p', 0x08, 0x05};
+    /* seq given twice (last wins), then payload. */
+    static const uint8_t repeated[] = {0x1a, 0x07, 0x08, 0x01, 0x08, 0x05, 0x12, 0x01, 'p'};
+    /* an unknown field 9 inside Data. */
+    static const uint8_t unknown[] = {0x1a, 0x07, 0x08, 0x05, 0x48, 0x01, 0x12, 0x01, 'p'};
+    const struct {
+        const uint8_t *body;
+        size_t len;
+        uint64_t seq;
+        size_t type_len;
+    } cases[] = {{reordered, sizeof reordered, 5, 1}, {repeated, sizeof repeated, 5, 0},
+                 {unknown, sizeof unknown, 5, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ll_decoder d;
+        ll_frame f;
+        assert_int_equal(take_body(cases[i].body, cases[i].len, &d, &f), 1);
+        assert_int_equal(f.kind, LIFELINE__FRAME__KIND_DATA);
+        assert_non_null(f.pb);
+        assert_true(f.data.seq == cases[i].seq);
+        assert_int_equal(f.data.len, 1);
+        assert_memory_equal(f.data.payload, "p", 1);
+        assert_int_equal(f.data.type_len, cases[i].type_len);
+        ll_frame_release(&f);
+        ll_decoder_free(&d);
+    }
+}
+
+static void test_take_other_kinds_and_errors(void **state)
+{
+    (void)state;
+    ll_buf out = {0};
+    assert_int_equal(encode_ack(&out), 0);
+    ll_decoder d;
+    ll_frame f;
+    assert_int_equal(take_body(ll_buf_head(&out) + LL_FRAME_HEADER, ll_buf_size(&out) - LL_FRAME_HEADER, &d, &f), 1);
+    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_ACK);
+    assert_non_null(f.pb);
+    assert_true(f.pb->ack->seq == 99);
+    ll_frame_release(&f);
+    ll_decoder_free(&d);
+    ll_buf_free(&out);
+
+    /* A Data frame whose payload length runs past the end: rejected exactly as by next(). */
+    static const uint8_t truncated[] = {0x1a, 0x04, 0x08, 0x05, 0x12, 0x09};
+    assert_int_equal(take_body(truncated, sizeof truncated, &d, &f), SDK_EPROTO);
+    assert_null(f.pb);
+    assert_int_equal(ll_decoder_take(&d, &f), SDK_EPROTO); /* sticky */
+    ll_decoder_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -604,6 +718,9 @@ int main(void)
         cmocka_unit_test(test_encode_data_too_big),
         cmocka_unit_test(test_encode_data_null_payload),
         cmocka_unit_test(test_encode_data_matches_protobuf_c),
+        cmocka_unit_test(test_take_reads_canonical_data_in_place),
+        cmocka_unit_test(test_take_falls_back_for_other_encodings),
+        cmocka_unit_test(test_take_other_kinds_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,74 @@
+"""Lifeline: a TLS message connection that survives network failures (Python binding).
+
+A ctypes binding of the C library (liblifeline.so), found through the LIFELINE_LIBRARY
+environment variable, else in the build tree of this checkout (build/lib), else on the
+system library path.
+
+    import lifeline
+    with lifeline.Client("localhost", 7443, ca_file="ca.pem") as c:
+        c.send(b"hello")
+        print(c.recv(timeout=5).data)
+
+The C headers (sdk/include/lifeline/sdk.h and server.h) are the reference for every
+setting and behaviour; this package mirrors them.
+"""
+
+from ._core import Message
+from ._native import library_path
+from .client import Client, Event
+from .errors import (
+    CODES,
+    ClosedError,
+    ConnectError,
+    ConnectionRefusedError,
+    DisconnectedError,
+    Error,
+    InvalidArgumentError,
+    IOFailureError,
+    NoMemoryError,
+    NotFoundError,
+    PeerAuthError,
+    ProtocolError,
+    QueueFullError,
+    RejectedError,
+    ResolveError,
+    TimeoutError,
+    TLSError,
+    TooBigError,
+    TypeMismatchError,
+    error_class,
+)
+from .server import DevCerts, Server, SessionEvent, dev_certs
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CODES",
+    "Client",
+    "ClosedError",
+    "ConnectError",
+    "ConnectionRefusedError",
+    "DevCerts",
+    "DisconnectedError",
+    "Error",
+    "Event",
+    "IOFailureError",
+    "InvalidArgumentError",
+    "Message",
+    "NoMemoryError",
+    "NotFoundError",
+    "PeerAuthError",
+    "ProtocolError",
+    "QueueFullError",
+    "RejectedError",
+    "ResolveError",
+    "Server",
+    "SessionEvent",
+    "TLSError",
+    "TimeoutError",
+    "TooBigError",
+    "TypeMismatchError",
+    "dev_certs",
+    "error_class",
+    "library_path",
+]

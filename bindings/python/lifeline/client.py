@@ -1,0 +1,229 @@
+"""lifeline.Client: the Python face of sdk_client (sdk.h)."""
+
+from __future__ import annotations
+
+import ctypes
+from collections import namedtuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+
+from . import _native
+from ._core import (
+    SDK_ECLOSED,
+    SDK_EQUEUEFULL,
+    SDK_ETIMEDOUT,
+    Handle,
+    Inbox,
+    Message,
+    fill,
+    make_thunk,
+    payload,
+    receive,
+    wait,
+)
+from ._native import lib, text
+from .errors import ClosedError, Error, make_error
+
+#: What on_event receives. `type`: "CONNECTING", "CONNECTED", "DISCONNECTED",
+#: "RECONNECTING", "SESSION_LOST" or "CLOSED"; `error`: an error name such as
+#: "SDK_ECONNREFUSED" ("SDK_OK" when there is none); `detail`: the readable cause;
+#: `attempt`: connection attempt number from 1; `delay_ms`: RECONNECTING's wait before the
+#: next attempt; `resumed`: CONNECTED continued the previous session.
+Event = namedtuple("Event", "type error detail attempt delay_ms resumed")
+
+
+def _event(ev: _native.sdk_event) -> Event:
+    types = _native.EVENT_TYPES
+    return Event(
+        types[ev.type] if 0 <= ev.type < len(types) else f"UNKNOWN({ev.type})",
+        text(lib.sdk_errname(ev.error)),
+        text(ev.detail),
+        ev.attempt,
+        ev.delay_ms,
+        bool(ev.resumed),
+    )
+
+
+class Client:
+    """A connection to a Lifeline server that survives network failures.
+
+    Connects in the constructor (blocking up to connect_timeout_ms, unless
+    retry_on_first_connect). Keyword settings mirror sdk_config in sdk.h; None keeps the
+    library default. Any number of threads may use one client at once.
+
+    Use it as a context manager, or call close(); the C handle is freed when the object
+    is garbage collected or on leaving the `with` block, and never while another thread
+    is still inside a call (close() wakes those with ClosedError first).
+
+    on_event(Event) runs on the library's I/O thread: it must return quickly, must not
+    call close(), and its exceptions are logged (logger "lifeline") and dropped.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        ca_file: Optional[str] = None,
+        servername: Optional[str] = None,
+        cert_file: Optional[str] = None,
+        key_file: Optional[str] = None,
+        max_frame: Optional[int] = None,
+        connect_timeout_ms: Optional[int] = None,
+        heartbeat_interval_ms: Optional[int] = None,
+        heartbeat_timeout_ms: Optional[int] = None,
+        reconnect_min_ms: Optional[int] = None,
+        reconnect_max_ms: Optional[int] = None,
+        max_reconnect_attempts: Optional[int] = None,
+        retry_on_first_connect: bool = False,
+        queue_max_messages: Optional[int] = None,
+        queue_max_bytes: Optional[int] = None,
+        window_messages: Optional[int] = None,
+        window_bytes: Optional[int] = None,
+        close_linger_ms: Optional[int] = None,
+        on_event: Optional[Callable[[Event], Any]] = None,
+    ):
+        self._handle: Optional[Handle] = None
+        self._closed_by_user = False
+        self._inbox = Inbox()
+        cfg = _native.sdk_config()
+        lib.sdk_config_init(ctypes.byref(cfg))
+        fill(cfg, {
+            "host": host, "port": port, "ca_file": ca_file, "servername": servername,
+            "cert_file": cert_file, "key_file": key_file, "max_frame": max_frame,
+            "connect_timeout_ms": connect_timeout_ms, "heartbeat_interval_ms": heartbeat_interval_ms,
+            "heartbeat_timeout_ms": heartbeat_timeout_ms, "reconnect_min_ms": reconnect_min_ms,
+            "reconnect_max_ms": reconnect_max_ms, "max_reconnect_attempts": max_reconnect_attempts,
+            "retry_on_first_connect": retry_on_first_connect,
+            "queue_max_messages": queue_max_messages, "queue_max_bytes": queue_max_bytes,
+            "window_messages": window_messages, "window_bytes": window_bytes,
+            "close_linger_ms": close_linger_ms,
+        })
+        thunk = None
+        if on_event is not None:
+            if not callable(on_event):
+                raise TypeError("on_event must be callable")
+            thunk = make_thunk(_native.sdk_event_fn, on_event, _event)
+            cfg.on_event = thunk
+        out = ctypes.c_void_p()
+        rc = lib.sdk_connect(ctypes.byref(cfg), ctypes.byref(out))
+        if rc != 0:
+            # Same thread as sdk_connect: its thread-local detail is ours.
+            raise make_error(rc, _native.last_connect_error())
+        self._handle = Handle(out.value, lib.sdk_close, lib.sdk_destroy, "client", thunk)
+
+    # ---- lifetime ----
+
+    def close(self) -> None:
+        """sdk_close: flush for close_linger_ms, send a close frame, stop the I/O thread and
+        wake blocked callers (recv first drains what already arrived). stats(), state and
+        last_error() keep working; other calls raise ClosedError. Idempotent."""
+        self._closed_by_user = True
+        if self._handle is not None:
+            self._handle.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._closed_by_user = True
+        if self._handle is not None:
+            self._handle.release()
+
+    def __del__(self) -> None:
+        h = getattr(self, "_handle", None)
+        if h is not None:
+            h.release()
+
+    # ---- messages ----
+
+    def send(self, data: Any, timeout: Optional[float] = None, *, type_name: Optional[str] = None) -> None:
+        """Queue a message: bytes-like, or a protobuf message (sent with its full type name).
+        Returns once queued, not delivered (see flush). While the queue is full waits up to
+        timeout seconds (None: no limit), then raises QueueFullError.
+        type_name labels raw bytes with a type. Raises TooBigError, ClosedError, ..."""
+        tname, body = payload(data, type_name)
+        with self._call() as ptr:
+            if tname is None:
+                rc = wait(lambda ms: lib.sdk_send(ptr, body, len(body), ms), timeout, SDK_EQUEUEFULL)
+            else:
+                rc = wait(lambda ms: lib.sdk_send_typed(ptr, tname, body, len(body), ms), timeout,
+                          SDK_EQUEUEFULL)
+        self._check(rc)
+
+    def recv(self, timeout: Optional[float] = None, expect: Any = None) -> Any:
+        """The next message from the server, waiting up to timeout seconds (None: no limit).
+        With expect=ProtobufClass, returns the parsed message; a message of another type
+        raises TypeMismatchError with the Message as its .message (it is not lost).
+        Raises TimeoutError, or ClosedError once closed and drained."""
+        rc, msg = receive(self._handle_or_raise(), self._inbox, lib.sdk_recv, timeout)
+        self._check(rc)
+        return msg.parse(expect) if expect is not None else msg
+
+    def __iter__(self) -> Iterator[Message]:
+        """Every received message, until the client is closed."""
+        while True:
+            try:
+                yield self.recv()
+            except ClosedError:
+                return
+
+    def flush(self, timeout: Optional[float] = None) -> None:
+        """Wait until every message sent so far is acknowledged by the server's application.
+        Raises TimeoutError or ClosedError. On the main thread the wait is sliced for Ctrl-C;
+        each slice then also waits for messages other threads sent meanwhile."""
+        with self._call() as ptr:
+            rc = wait(lambda ms: lib.sdk_flush(ptr, ms), timeout, SDK_ETIMEDOUT)
+        self._check(rc)
+
+    # ---- introspection ----
+
+    @property
+    def state(self) -> str:
+        """"connecting", "connected", "reconnecting" or "closed"."""
+        try:
+            with self._call() as ptr:
+                return text(lib.sdk_state_name(lib.sdk_get_state(ptr)))
+        except ClosedError:  # released, or never connected
+            return "closed"
+
+    def stats(self) -> Dict[str, Any]:
+        """Every sdk_stats counter by its C name; "state" as a name. Works after close()."""
+        st = _native.sdk_stats()
+        with self._call() as ptr:
+            rc = lib.sdk_get_stats(ptr, ctypes.byref(st))
+        self._check(rc)
+        out: Dict[str, Any] = {name: getattr(st, name) for name, _ in st._fields_}
+        out["state"] = text(lib.sdk_state_name(st.state))
+        return out
+
+    def last_error(self) -> Tuple[str, str]:
+        """(error name, detail) of the most recent connection failure; ("SDK_OK", "") if none."""
+        buf = ctypes.create_string_buffer(_native.DETAIL_LEN)
+        with self._call() as ptr:
+            rc = lib.sdk_last_error(ptr, buf, _native.DETAIL_LEN)
+        return text(lib.sdk_errname(rc)), text(buf.value)
+
+    def __repr__(self) -> str:
+        return f"<lifeline.Client {self.state}>"
+
+    # ---- helpers ----
+
+    def _handle_or_raise(self) -> Handle:
+        if self._handle is None:
+            raise ClosedError(SDK_ECLOSED, None, "the client never connected")
+        return self._handle
+
+    def _call(self) -> Any:
+        return self._handle_or_raise().call()
+
+    def _check(self, rc: int) -> None:
+        if rc == 0:
+            return
+        detail = ""
+        if rc == SDK_ECLOSED and not self._closed_by_user:
+            # Closed by the library (gave up reconnecting, rejected): say why.
+            try:
+                detail = self.last_error()[1]
+            except Error:
+                pass
+        raise make_error(rc, detail)

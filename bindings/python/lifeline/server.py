@@ -1,0 +1,215 @@
+"""lifeline.Server (sdk_server, server.h) and lifeline.dev_certs."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections import namedtuple
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+from . import _native
+from ._core import SDK_ECLOSED, SDK_EQUEUEFULL, Handle, Inbox, Message, fill, make_thunk, payload, receive, wait
+from ._native import lib, text
+from .errors import ClosedError, check, make_error
+
+#: What Server(on_event=...) receives. `type`: "OPENED", "RESUMED", "DETACHED", "EXPIRED"
+#: or "CLOSED"; `cause`: sdk_cause_name ("none", "reset", "clean_close", ...);
+#: `peer_addr`: "ip:port" of the connection.
+SessionEvent = namedtuple("SessionEvent", "type session cause peer_addr")
+
+#: Paths of the files sdk_dev_certs keeps in its directory.
+DevCerts = namedtuple("DevCerts", "dir ca ca_key server_cert server_key client_cert client_key")
+
+
+def dev_certs(directory: "str | os.PathLike[str]") -> DevCerts:
+    """sdk_dev_certs: create (if absent) a throwaway CA, a server certificate for localhost,
+    127.0.0.1 and ::1, and a client certificate in `directory`. For development and tests
+    only. Raises IOFailureError or TLSError with the library's detail."""
+    d = os.fspath(directory)
+    err = ctypes.create_string_buffer(_native.DETAIL_LEN)
+    check(lib.sdk_dev_certs(os.fsencode(d), err, _native.DETAIL_LEN), text(err.value))
+    j = lambda name: os.path.join(d, name)  # noqa: E731
+    return DevCerts(d, j("ca.pem"), j("ca.key"), j("server.pem"), j("server.key"), j("client.pem"), j("client.key"))
+
+
+_make_dev_certs = dev_certs  # Server's dev_certs keyword shadows the name
+
+
+def _session_event(ev: _native.sdk_session_event) -> SessionEvent:
+    types = _native.SESSION_EVENT_TYPES
+    return SessionEvent(
+        types[ev.type] if 0 <= ev.type < len(types) else f"UNKNOWN({ev.type})",
+        ev.session,
+        text(lib.sdk_cause_name(ev.cause)),
+        text(ev.peer_addr),
+    )
+
+
+def _session_dict(info: _native.sdk_session_info) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for name, _ in info._fields_:
+        value = getattr(info, name)
+        out[name] = text(value) if isinstance(value, bytes) else value
+    states = _native.SESSION_STATES
+    out["state"] = states[info.state] if 0 <= info.state < len(states) else f"unknown({info.state})"
+    out["last_cause"] = text(lib.sdk_cause_name(info.last_cause))
+    return out
+
+
+class Server:
+    """An embedded Lifeline server (server.h): listens, serves every client on one I/O
+    thread, and hands their messages to recv(). Any number of threads may use it at once.
+
+    Certificates: cert_file and key_file, or dev_certs=DIR to create throwaway ones there
+    (sdk_dev_certs) and use DIR/server.pem and DIR/server.key; the DevCerts paths are then
+    in .dev_certs (clients trust .dev_certs.ca). Other keywords mirror sdk_server_config;
+    None keeps the library default.
+
+    on_event(SessionEvent) runs on the server's I/O thread: return quickly, do not call
+    stop() or block; exceptions are logged (logger "lifeline") and dropped.
+    """
+
+    def __init__(
+        self,
+        listen: str = "127.0.0.1:0",
+        *,
+        cert_file: Optional[str] = None,
+        key_file: Optional[str] = None,
+        client_ca_file: Optional[str] = None,
+        dev_certs: Optional[str] = None,
+        max_frame: Optional[int] = None,
+        handshake_timeout_ms: Optional[int] = None,
+        heartbeat_min_ms: Optional[int] = None,
+        heartbeat_max_ms: Optional[int] = None,
+        session_ttl_ms: Optional[int] = None,
+        queue_max_messages: Optional[int] = None,
+        queue_max_bytes: Optional[int] = None,
+        window_messages: Optional[int] = None,
+        window_bytes: Optional[int] = None,
+        max_output_bytes: Optional[int] = None,
+        on_event: Optional[Callable[[SessionEvent], Any]] = None,
+    ):
+        self._handle: Optional[Handle] = None
+        self._inbox = Inbox()
+        self.dev_certs: Optional[DevCerts] = None
+        if dev_certs is not None:
+            if cert_file is not None or key_file is not None:
+                raise ValueError("give dev_certs or cert_file/key_file, not both")
+            self.dev_certs = _make_dev_certs(dev_certs)
+            cert_file, key_file = self.dev_certs.server_cert, self.dev_certs.server_key
+        cfg = _native.sdk_server_config()
+        lib.sdk_server_config_init(ctypes.byref(cfg))
+        fill(cfg, {
+            "listen": listen, "cert_file": cert_file, "key_file": key_file,
+            "client_ca_file": client_ca_file, "max_frame": max_frame,
+            "handshake_timeout_ms": handshake_timeout_ms, "heartbeat_min_ms": heartbeat_min_ms,
+            "heartbeat_max_ms": heartbeat_max_ms, "session_ttl_ms": session_ttl_ms,
+            "queue_max_messages": queue_max_messages, "queue_max_bytes": queue_max_bytes,
+            "window_messages": window_messages, "window_bytes": window_bytes,
+            "max_output_bytes": max_output_bytes,
+        })
+        thunk = None
+        if on_event is not None:
+            if not callable(on_event):
+                raise TypeError("on_event must be callable")
+            thunk = make_thunk(_native.sdk_server_event_fn, on_event, _session_event)
+            cfg.on_event = thunk
+        out = ctypes.c_void_p()
+        rc = lib.sdk_server_start(ctypes.byref(cfg), ctypes.byref(out))
+        if rc != 0:
+            raise make_error(rc, _native.last_connect_error())
+        self._handle = Handle(out.value, lib.sdk_server_stop, lib.sdk_server_destroy, "server", thunk)
+        self._port = lib.sdk_server_port(out.value)
+
+    # ---- lifetime ----
+
+    def stop(self) -> None:
+        """sdk_server_stop: tell every client (GOING_AWAY), flush for about a second, close
+        everything and wake blocked callers with ClosedError. Idempotent."""
+        if self._handle is not None:
+            self._handle.close()
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._handle is not None:
+            self._handle.release()
+
+    def __del__(self) -> None:
+        h = getattr(self, "_handle", None)
+        if h is not None:
+            h.release()
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (the one picked when listening on port 0)."""
+        return self._port
+
+    # ---- messages ----
+
+    def recv(self, timeout: Optional[float] = None, expect: Any = None) -> Any:
+        """The next message from any client (.session names it), waiting up to timeout
+        seconds (None: no limit); returning it acknowledges it to the client.
+        expect=ProtobufClass as in Client.recv. Raises TimeoutError, ClosedError (stopped)."""
+        rc, msg = receive(self._handle_or_raise(), self._inbox, lib.sdk_server_recv, timeout)
+        check(rc)
+        return msg.parse(expect) if expect is not None else msg
+
+    def __iter__(self) -> Iterator[Message]:
+        """Every received message, until the server is stopped."""
+        while True:
+            try:
+                yield self.recv()
+            except ClosedError:
+                return
+
+    def send(self, session: int, data: Any, timeout: Optional[float] = None, *,
+             type_name: Optional[str] = None) -> None:
+        """Queue bytes or a protobuf message for one session (delivered in order, once, across
+        the client's reconnects). Waits up to timeout seconds while its queue is full, then
+        raises QueueFullError. Raises NotFoundError, TooBigError, ClosedError, ..."""
+        tname, body = payload(data, type_name)
+        with self._call() as ptr:
+            if tname is None:
+                rc = wait(lambda ms: lib.sdk_server_send(ptr, session, body, len(body), ms), timeout,
+                          SDK_EQUEUEFULL)
+            else:
+                rc = wait(lambda ms: lib.sdk_server_send_typed(ptr, session, tname, body, len(body), ms),
+                          timeout, SDK_EQUEUEFULL)
+        check(rc)
+
+    def sessions(self) -> List[Dict[str, Any]]:
+        """A snapshot of every session: a dict per session with every sdk_session_info field
+        by its C name ("state" and "last_cause" as names)."""
+        arr = ctypes.POINTER(_native.sdk_session_info)()
+        count = ctypes.c_size_t()
+        with self._call() as ptr:
+            rc = lib.sdk_server_sessions(ptr, ctypes.byref(arr), ctypes.byref(count))
+        check(rc)
+        try:
+            return [_session_dict(arr[i]) for i in range(count.value)]
+        finally:
+            if arr:
+                _native.libc_free(ctypes.cast(arr, ctypes.c_void_p))
+
+    def close_session(self, session: int, reason: str = "", reconnect_allowed: bool = True) -> None:
+        """End a session: the client gets a close frame with reason; with
+        reconnect_allowed=False it stops and reports RejectedError. Does not block.
+        Raises NotFoundError."""
+        with self._call() as ptr:
+            rc = lib.sdk_server_close_session(ptr, session, reason.encode(), bool(reconnect_allowed))
+        check(rc)
+
+    def __repr__(self) -> str:
+        return f"<lifeline.Server port={self._port}>"
+
+    # ---- helpers ----
+
+    def _handle_or_raise(self) -> Handle:
+        if self._handle is None:
+            raise ClosedError(SDK_ECLOSED, None, "the server never started")
+        return self._handle
+
+    def _call(self) -> Any:
+        return self._handle_or_raise().call()

@@ -1,0 +1,393 @@
+/*
+ * lifeline-bench: throughput, latency, handshake, reconnect and memory figures for
+ * Lifeline on loopback, beside a minimal raw OpenSSL TLS 1.3 pair as the reference.
+ *
+ *   lifeline-bench [--runs N] [--quick] [--duration SECONDS] [--mem-clients N]
+ *
+ * Every figure is the median of N runs (default 5). Runs are interleaved (one run of each
+ * measurement, Lifeline then raw, then the next run) so background load hits both sides
+ * alike. The table goes to stdout, progress to stderr. See README.md for what each figure
+ * means exactly.
+ */
+#include "bench.h"
+
+#include <lifeline/sdk.h>
+#include <lifeline/server.h>
+
+#include <openssl/crypto.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef LIFELINE_BENCH_BUILD_TYPE
+#define LIFELINE_BENCH_BUILD_TYPE "unknown"
+#endif
+
+/* ---- options ---- */
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: lifeline-bench [options]\n"
+            "  --runs N           runs per figure; each figure is their median (default 5; --quick: 1)\n"
+            "  --quick            a short smoke run (about 10 s)\n"
+            "  --duration S       seconds per throughput run (default 2; --quick: 0.5)\n"
+            "  --mem-clients N    idle clients per memory probe (default 200; --quick: 50)\n"
+            "  --only SECTIONS    comma-separated subset of: memory,throughput,latency,handshake,restart\n"
+            "                     (for profiling one part, e.g. perf record -g lifeline-bench --only throughput)\n"
+            "Loopback only. The table goes to stdout, progress to stderr.\n");
+}
+
+static long number(const char *flag, const char *text, long min, long max)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(text ? text : "", &end, 10);
+    if (!text || errno || *end || v < min || v > max) {
+        fprintf(stderr, "lifeline-bench: %s wants a number from %ld to %ld\n", flag, min, max);
+        exit(64);
+    }
+    return v;
+}
+
+static void parse(int argc, char **argv, bench_opts *o)
+{
+    int runs = 0, mem = 0;
+    double duration = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--quick") == 0) {
+            o->quick = true;
+        } else if (strcmp(a, "--runs") == 0) {
+            runs = (int)number(a, next, 1, BENCH_MAX_RUNS);
+            i++;
+        } else if (strcmp(a, "--mem-clients") == 0) {
+            mem = (int)number(a, next, 1, 5000);
+            i++;
+        } else if (strcmp(a, "--duration") == 0) {
+            char *end = NULL;
+            duration = next ? strtod(next, &end) : 0;
+            if (!next || *end || duration < 0.05 || duration > 60) {
+                fprintf(stderr, "lifeline-bench: --duration wants seconds from 0.05 to 60\n");
+                exit(64);
+            }
+            i++;
+        } else if (strcmp(a, "--only") == 0) {
+            if (!next) {
+                usage(stderr);
+                exit(64);
+            }
+            o->only = next;
+            i++;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        } else {
+            usage(stderr);
+            exit(64);
+        }
+    }
+    o->runs = runs ? runs : o->quick ? 1 : 5;
+    o->duration_s = duration > 0 ? duration : o->quick ? 0.5 : 2.0;
+    o->mem_clients = mem ? mem : o->quick ? 50 : 200;
+    o->latency_iters = o->quick ? 2000 : 20000;
+    o->handshakes = o->quick ? 50 : 200;
+    o->connects = o->quick ? 10 : 40;
+    o->reconnects = o->quick ? 10 : 40;
+}
+
+/* Whether section is selected by --only (everything is, without it). */
+static bool wanted(const bench_opts *o, const char *section)
+{
+    if (!o->only) {
+        return true;
+    }
+    size_t n = strlen(section);
+    for (const char *p = o->only; (p = strstr(p, section)) != NULL; p += n) {
+        bool starts = p == o->only || p[-1] == ',';
+        bool ends = p[n] == '\0' || p[n] == ',';
+        if (starts && ends) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- environment ---- */
+
+static bench_opts *cleanup_opts;
+
+static void remove_certs(void)
+{
+    DIR *d = opendir(cleanup_opts->certs);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] != '.') {
+            char path[600];
+            snprintf(path, sizeof path, "%s/%s", cleanup_opts->certs, de->d_name);
+            unlink(path);
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    rmdir(cleanup_opts->certs);
+}
+
+static void setup(bench_opts *o, const char *argv0)
+{
+    ssize_t n = readlink("/proc/self/exe", o->self, sizeof o->self - 1);
+    if (n <= 0) {
+        snprintf(o->self, sizeof o->self, "%s", argv0);
+    } else {
+        o->self[n] = '\0';
+    }
+    char tmp[sizeof o->self];
+    snprintf(tmp, sizeof tmp, "%s", o->self);
+    snprintf(o->bindir, sizeof o->bindir, "%s", dirname(tmp));
+
+    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(o->certs, sizeof o->certs, "%s/lifeline-bench-XXXXXX", base);
+    if (!mkdtemp(o->certs)) {
+        bench_die("mkdtemp %s: %s", o->certs, strerror(errno));
+    }
+    cleanup_opts = o;
+    atexit(remove_certs);
+    char err[256];
+    if (sdk_dev_certs(o->certs, err, sizeof err) != SDK_OK) {
+        bench_die("sdk_dev_certs: %s", err);
+    }
+    snprintf(o->ca, sizeof o->ca, "%s/ca.pem", o->certs);
+    snprintf(o->cert, sizeof o->cert, "%s/server.pem", o->certs);
+    snprintf(o->key, sizeof o->key, "%s/server.key", o->certs);
+}
+
+static void cpu_model(char *buf, size_t len)
+{
+    snprintf(buf, len, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) == 0) {
+            const char *v = strchr(line, ':');
+            if (v) {
+                snprintf(buf, len, "%s", v + 2);
+                buf[strcspn(buf, "\n")] = '\0';
+            }
+            break;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+}
+
+static void loadavg(char *buf, size_t len)
+{
+    snprintf(buf, len, "?");
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f && fgets(buf, (int)len, f)) {
+        buf[strcspn(buf, "\n")] = '\0';
+    }
+    if (f) {
+        fclose(f);
+    }
+}
+
+/* ---- the table ---- */
+
+typedef struct row {
+    const char *name;
+    int decimals;
+    double scale;               /* printed value = sample * scale */
+    double lif[BENCH_MAX_RUNS]; /* per-run samples */
+    double raw[BENCH_MAX_RUNS];
+    int nl, nr;
+} row;
+
+enum {
+    R_SINK64, R_SINK64_MB, R_SINK4K, R_SINK4K_MB,
+    R_ECHO64, R_ECHO64_MB, R_ECHO4K, R_ECHO4K_MB,
+    R_P50, R_P99, R_P999,
+    R_FULL, R_RESUMED,
+    R_RESTART, R_RESTART_BACKOFF,
+    R_MEM_BOTH, R_MEM_CLIENT, R_MEM_SERVER,
+    R_COUNT
+};
+
+#define ROW(n, d, s) {.name = (n), .decimals = (d), .scale = (s)}
+static row rows[R_COUNT] = {
+    [R_SINK64] = ROW("sink 64 B, one client (k msg/s)", 1, 1e-3),
+    [R_SINK64_MB] = ROW("sink 64 B (MB/s payload)", 1, 64e-6),
+    [R_SINK4K] = ROW("sink 4 KiB, one client (k msg/s)", 1, 1e-3),
+    [R_SINK4K_MB] = ROW("sink 4 KiB (MB/s payload)", 1, 4096e-6),
+    [R_ECHO64] = ROW("echo 64 B, one client (k msg/s)", 1, 1e-3),
+    [R_ECHO64_MB] = ROW("echo 64 B (MB/s payload, one way)", 1, 64e-6),
+    [R_ECHO4K] = ROW("echo 4 KiB, one client (k msg/s)", 1, 1e-3),
+    [R_ECHO4K_MB] = ROW("echo 4 KiB (MB/s payload, one way)", 1, 4096e-6),
+    [R_P50] = ROW("round trip 64 B p50 (us)", 1, 1),
+    [R_P99] = ROW("round trip 64 B p99 (us)", 1, 1),
+    [R_P999] = ROW("round trip 64 B p99.9 (us)", 1, 1),
+    [R_FULL] = ROW("new connection, full handshake (ms)", 3, 1),
+    [R_RESUMED] = ROW("reconnect, resumed handshake (ms)", 3, 1),
+    [R_RESTART] = ROW("server restart -> CONNECTED (ms)", 1, 1),
+    [R_RESTART_BACKOFF] = ROW("  of which backoff wait (ms)", 1, 1),
+    [R_MEM_BOTH] = ROW("RSS per idle conn, both ends (KiB)", 1, 1),
+    [R_MEM_CLIENT] = ROW("RSS per idle conn, client (KiB)", 1, 1),
+    [R_MEM_SERVER] = ROW("RSS per idle conn, server (KiB)", 1, 1),
+};
+
+static void add(int r, double lifeline, double raw)
+{
+    if (lifeline >= 0) {
+        rows[r].lif[rows[r].nl++] = lifeline;
+    }
+    if (raw >= 0) {
+        rows[r].raw[rows[r].nr++] = raw;
+    }
+}
+
+static void print_table(void)
+{
+    printf("%-38s | %12s | %12s | %7s | %s\n", "metric", "lifeline", "raw TLS", "ratio", "lifeline min..max");
+    printf("%.38s-+-%.12s-+-%.12s-+-%.7s-+-%.20s\n", "----------------------------------------",
+           "--------------", "--------------", "---------", "----------------------");
+    for (int i = 0; i < R_COUNT; i++) {
+        row *r = &rows[i];
+        if (r->nl == 0) {
+            continue;
+        }
+        double lo = 0, hi = 0;
+        for (int k = 0; k < r->nl; k++) {
+            lo = k == 0 || r->lif[k] < lo ? r->lif[k] : lo;
+            hi = k == 0 || r->lif[k] > hi ? r->lif[k] : hi;
+        }
+        double l = bench_median(r->lif, r->nl) * r->scale;
+        char raw[32] = "-", ratio[16] = "-";
+        if (r->nr > 0) {
+            double w = bench_median(r->raw, r->nr) * r->scale;
+            snprintf(raw, sizeof raw, "%.*f", r->decimals, w);
+            if (w > 0) {
+                snprintf(ratio, sizeof ratio, "%.2f", l / w);
+            }
+        }
+        printf("%-38s | %12.*f | %12s | %7s | %.*f..%.*f\n", r->name, r->decimals, l, raw, ratio, r->decimals,
+               lo * r->scale, r->decimals, hi * r->scale);
+    }
+}
+
+/* ---- one run of everything ---- */
+
+typedef struct extras {
+    bench_reconnect rc;    /* from the last run */
+    int reconnect_runs;
+    int restart_tls_resumed, restart_session_lost, restart_runs;
+} extras;
+
+static void one_run(const bench_opts *o, extras *x)
+{
+    static const size_t sizes[2] = {64, 4096};
+    for (int s = 0; s < 2 && wanted(o, "throughput"); s++) {
+        double l = bench_sdk_throughput(o, false, sizes[s]);
+        double w = bench_raw_throughput(false, sizes[s], o->duration_s);
+        add(s ? R_SINK4K : R_SINK64, l, w);
+        add(s ? R_SINK4K_MB : R_SINK64_MB, l, w);
+        l = bench_sdk_throughput(o, true, sizes[s]);
+        w = bench_raw_throughput(true, sizes[s], o->duration_s);
+        add(s ? R_ECHO4K : R_ECHO64, l, w);
+        add(s ? R_ECHO4K_MB : R_ECHO64_MB, l, w);
+    }
+    if (wanted(o, "latency")) {
+        bench_latency ll = bench_sdk_latency(o), rl = bench_raw_latency(o->latency_iters);
+        add(R_P50, ll.p50_us, rl.p50_us);
+        add(R_P99, ll.p99_us, rl.p99_us);
+        add(R_P999, ll.p999_us, rl.p999_us);
+    }
+    if (wanted(o, "handshake")) {
+        add(R_FULL, bench_sdk_connect_ms(o), bench_raw_handshake_ms(o->handshakes, false));
+        x->rc = bench_sdk_reconnect(o);
+        add(R_RESUMED, x->rc.median_ms, bench_raw_handshake_ms(o->handshakes, true));
+        x->reconnect_runs++;
+    }
+    if (wanted(o, "restart")) {
+        bench_restart rs = bench_sdk_restart(o);
+        add(R_RESTART, rs.connected_ms, -1);
+        add(R_RESTART_BACKOFF, rs.backoff_ms, -1);
+        x->restart_tls_resumed += rs.resumed_tls;
+        x->restart_session_lost += rs.session_lost;
+        x->restart_runs++;
+    }
+}
+
+static void print_header(const bench_opts *o)
+{
+    char cpu[256], load[128];
+    cpu_model(cpu, sizeof cpu);
+    loadavg(load, sizeof load);
+    printf("lifeline-bench: loopback 127.0.0.1, client and server in one process\n");
+    printf("cpu: %s, %ld cores online\n", cpu, sysconf(_SC_NPROCESSORS_ONLN));
+    printf("build type: %s; %s\n", LIFELINE_BENCH_BUILD_TYPE, OpenSSL_version(OPENSSL_VERSION));
+    printf("runs: %d (each figure is the median), throughput runs of %.2f s, %d round trips per latency run,\n"
+           "      %d raw handshakes of each kind, %d sdk_connect and %d forced reconnects per run, %d idle clients "
+           "per memory probe\n",
+           o->runs, o->duration_s, o->latency_iters, o->handshakes, o->connects, o->reconnects, o->mem_clients);
+    printf("load average at start: %s\n\n", load);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--mem-probe") == 0) {
+        return bench_mem_probe_main(argc - 2, argv + 2);
+    }
+    static bench_opts o;
+    parse(argc, argv, &o);
+    signal(SIGPIPE, SIG_IGN);
+    setup(&o, argv[0]);
+    print_header(&o);
+    bench_watchdog_start();
+    bench_raw_init(&o);
+    uint64_t t0 = bench_now_ns();
+
+    /* Memory first: nothing else has run in this process yet, though the probes are
+     * separate processes anyway. */
+    for (int r = 0; r < o.runs && wanted(&o, "memory"); r++) {
+        fprintf(stderr, "memory probe %d/%d...\n", r + 1, o.runs);
+        bench_phase("memory probes", 240, NULL);
+        bench_mem m = bench_memory(&o);
+        bench_phase(NULL, 0, NULL);
+        add(R_MEM_BOTH, m.both_kib, -1);
+        add(R_MEM_CLIENT, m.client_kib, -1);
+        add(R_MEM_SERVER, m.server_kib, -1);
+    }
+
+    extras x = {0};
+    for (int r = 0; r < o.runs; r++) {
+        fprintf(stderr, "run %d/%d...\n", r + 1, o.runs);
+        one_run(&o, &x);
+    }
+    bench_raw_free();
+
+    print_table();
+    char load[128];
+    loadavg(load, sizeof load);
+    printf("\nraw TLS cipher: %s. ratio = lifeline / raw.\n", bench_raw_cipher());
+    if (x.reconnect_runs) {
+        printf("forced reconnects (last run): %llu reconnects, %llu TLS resumed / %llu full handshakes "
+           "(first connect included), %u sessions resumed, %llu lost\n",
+           (unsigned long long)x.rc.reconnects, (unsigned long long)x.rc.handshakes_resumed,
+           (unsigned long long)x.rc.handshakes_full, x.rc.resumed_events, (unsigned long long)x.rc.sessions_lost);
+    }
+    if (x.restart_runs) {
+        printf("server restarts: %d of %d reconnected with a resumed TLS handshake, %d reported SESSION_LOST\n",
+               x.restart_tls_resumed, x.restart_runs, x.restart_session_lost);
+    }
+    printf("load average at end: %s; total %.1f s\n", load, (double)(bench_now_ns() - t0) / 1e9);
+    return 0;
+}

@@ -1,0 +1,573 @@
+/*
+ * Lifeline measurements, through the public API only: an in-process sdk_server with one
+ * sink or echo thread, and sdk clients on loopback. Every payload starts with a 64-bit
+ * counter, and every receiver checks it: a lost, duplicated or reordered message stops
+ * the benchmark with a diagnosis instead of producing a figure.
+ */
+#include "bench.h"
+
+#include <lifeline/sdk.h>
+#include <lifeline/server.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define WAIT_MS 10000
+
+/* ---- in-process server with one sink or echo thread ---- */
+
+typedef struct bsrv {
+    sdk_server *srv;
+    uint16_t port;
+    bool echo;
+    pthread_t thread;
+    atomic_ulong taken;     /* messages returned by sdk_server_recv */
+    atomic_ulong bad;       /* wrong counter or size */
+    atomic_int send_err;    /* first echo failure */
+    uint64_t session, next; /* worker thread only */
+} bsrv;
+
+static void *serve(void *arg)
+{
+    bsrv *s = arg;
+    sdk_message *m = NULL;
+    while (sdk_server_recv(s->srv, &m, -1) == SDK_OK) {
+        if (m->session != s->session) { /* a new client starts counting from 0 */
+            s->session = m->session;
+            s->next = 0;
+        }
+        if (m->len < 8 || bench_get_u64(m->data) != s->next) {
+            atomic_fetch_add(&s->bad, 1);
+        }
+        s->next++;
+        if (s->echo) {
+            sdk_err rc = sdk_server_send(s->srv, m->session, m->data, m->len, -1);
+            if (rc != SDK_OK && rc != SDK_ECLOSED) {
+                int none = 0;
+                atomic_compare_exchange_strong(&s->send_err, &none, (int)rc);
+            }
+        }
+        sdk_message_free(m);
+        atomic_fetch_add(&s->taken, 1);
+    }
+    return NULL;
+}
+
+static sdk_err bsrv_start(bsrv *s, const bench_opts *o, bool echo, uint16_t port, sdk_server_event_fn fn,
+                          void *user)
+{
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)port);
+    memset(s, 0, sizeof *s);
+    s->echo = echo;
+    sdk_server_config cfg;
+    sdk_server_config_init(&cfg);
+    cfg.listen = listen;
+    cfg.cert_file = o->cert;
+    cfg.key_file = o->key;
+    cfg.on_event = fn;
+    cfg.user = user;
+    sdk_err rc = sdk_server_start(&cfg, &s->srv);
+    if (rc != SDK_OK) {
+        return rc;
+    }
+    s->port = sdk_server_port(s->srv);
+    if (pthread_create(&s->thread, NULL, serve, s) != 0) {
+        bench_die("cannot start the server thread");
+    }
+    return SDK_OK;
+}
+
+static void bsrv_start_or_die(bsrv *s, const bench_opts *o, bool echo)
+{
+    sdk_err rc = bsrv_start(s, o, echo, 0, NULL, NULL);
+    if (rc != SDK_OK) {
+        char detail[256];
+        sdk_last_connect_error(detail, sizeof detail);
+        bench_die("sdk_server_start: %s: %s", sdk_errname(rc), detail);
+    }
+}
+
+static void bsrv_destroy(bsrv *s)
+{
+    sdk_server_stop(s->srv);
+    pthread_join(s->thread, NULL);
+    sdk_server_destroy(s->srv);
+    s->srv = NULL;
+}
+
+/* ---- clients ---- */
+
+static void client_config(sdk_config *cfg, const bench_opts *o, uint16_t port)
+{
+    sdk_config_init(cfg);
+    cfg->host = "127.0.0.1";
+    cfg->port = port;
+    cfg->ca_file = o->ca;
+}
+
+static sdk_client *connect_or_die(const sdk_config *cfg)
+{
+    sdk_client *c = NULL;
+    sdk_err rc = sdk_connect(cfg, &c);
+    if (rc != SDK_OK) {
+        char detail[256];
+        sdk_last_connect_error(detail, sizeof detail);
+        bench_die("sdk_connect: %s: %s", sdk_errname(rc), detail);
+    }
+    return c;
+}
+
+/* What the watchdog prints if a phase hangs. */
+static struct {
+    sdk_client *client;
+    bsrv *srv;
+    atomic_ulong sent, received;
+} g;
+
+static void note_state(void)
+{
+    sdk_stats st = {0};
+    if (g.client) {
+        sdk_get_stats(g.client, &st);
+    }
+    fprintf(stderr,
+            "  application: sent %lu, echoes received %lu; server thread took %lu (bad %lu)\n"
+            "  client stats: state %s, msgs_sent %llu, msgs_received %llu, queue_depth %llu, queue_bytes %llu,\n"
+            "                reconnects %llu, retransmits %llu, heartbeats %llu/%llu answered\n",
+            atomic_load(&g.sent), atomic_load(&g.received), g.srv ? atomic_load(&g.srv->taken) : 0,
+            g.srv ? atomic_load(&g.srv->bad) : 0, sdk_state_name(st.state), (unsigned long long)st.msgs_sent,
+            (unsigned long long)st.msgs_received, (unsigned long long)st.queue_depth,
+            (unsigned long long)st.queue_bytes, (unsigned long long)st.reconnects,
+            (unsigned long long)st.retransmits, (unsigned long long)st.heartbeats_sent,
+            (unsigned long long)st.heartbeats_answered);
+    if (g.srv && g.srv->srv) {
+        sdk_session_info *info = NULL;
+        size_t n = 0;
+        if (sdk_server_sessions(g.srv->srv, &info, &n) == SDK_OK) {
+            for (size_t i = 0; i < n; i++) {
+                fprintf(stderr, "  server session %016llx: %s, queued %llu, unacked %llu, received %llu\n",
+                        (unsigned long long)info[i].id,
+                        info[i].state == SDK_SESSION_STATE_CONNECTED ? "connected" : "detached",
+                        (unsigned long long)info[i].queued, (unsigned long long)info[i].unacked,
+                        (unsigned long long)info[i].received);
+            }
+            free(info);
+        }
+    }
+}
+
+/* ---- throughput ---- */
+
+typedef struct echo_rx {
+    sdk_client *c;
+    size_t size;
+    atomic_ulong total; /* set by the sender when done; ULONG_MAX until then */
+    uint64_t last_ns;
+    unsigned long bad;
+} echo_rx;
+
+static void *echo_receiver(void *arg)
+{
+    echo_rx *r = arg;
+    unsigned long got = 0;
+    while (got < atomic_load(&r->total)) {
+        sdk_message *m = NULL;
+        sdk_err rc = sdk_recv(r->c, &m, 200);
+        if (rc == SDK_ETIMEDOUT) {
+            continue;
+        }
+        if (rc != SDK_OK) {
+            bench_die("echo: sdk_recv: %s after %lu echoes", sdk_errname(rc), got);
+        }
+        if (m->len != r->size || bench_get_u64(m->data) != got) {
+            r->bad++;
+        }
+        got++;
+        atomic_store(&g.received, got);
+        r->last_ns = bench_now_ns();
+        sdk_message_free(m);
+    }
+    return NULL;
+}
+
+/* The tight sender loop: sdk_send with no timeout until the duration is over. */
+static unsigned long send_for(sdk_client *c, size_t size, double duration_s, uint64_t t0)
+{
+    uint8_t *buf = malloc(size);
+    memset(buf, 'x', size);
+    uint64_t end = t0 + (uint64_t)(duration_s * 1e9);
+    unsigned long n = 0;
+    do {
+        for (int k = 0; k < 64; k++, n++) {
+            bench_put_u64(buf, n);
+            sdk_err rc = sdk_send(c, buf, size, -1);
+            if (rc != SDK_OK) {
+                bench_die("sdk_send: %s after %lu messages", sdk_errname(rc), n);
+            }
+        }
+        atomic_store(&g.sent, n);
+    } while (bench_now_ns() < end);
+    free(buf);
+    return n;
+}
+
+double bench_sdk_throughput(const bench_opts *o, bool echo, size_t size)
+{
+    static char phase[64];
+    snprintf(phase, sizeof phase, "lifeline %s %zu B", echo ? "echo" : "sink", size);
+    bsrv s;
+    bsrv_start_or_die(&s, o, echo);
+    sdk_config cfg;
+    client_config(&cfg, o, s.port);
+    sdk_client *c = connect_or_die(&cfg);
+    g.client = c;
+    g.srv = &s;
+    atomic_store(&g.sent, 0);
+    atomic_store(&g.received, 0);
+    bench_phase(phase, (int)o->duration_s + 60, note_state);
+
+    echo_rx rx = {.c = c, .size = size, .total = ULONG_MAX};
+    pthread_t rt;
+    if (echo && pthread_create(&rt, NULL, echo_receiver, &rx) != 0) {
+        bench_die("cannot start the echo receiver");
+    }
+    uint64_t t0 = bench_now_ns(), t1;
+    unsigned long n = send_for(c, size, o->duration_s, t0);
+    if (echo) {
+        atomic_store(&rx.total, n);
+        pthread_join(rt, NULL);
+        t1 = rx.last_ns;
+    } else {
+        sdk_err rc = sdk_flush(c, -1);
+        t1 = bench_now_ns();
+        if (rc != SDK_OK) {
+            bench_die("sdk_flush: %s", sdk_errname(rc));
+        }
+    }
+    /* The server thread counts a message just after sdk_server_recv returns it. */
+    for (int i = 0; i < 1000 && atomic_load(&s.taken) < n; i++) {
+        bench_sleep_ms(1);
+    }
+    if (atomic_load(&s.taken) != n || atomic_load(&s.bad) || rx.bad || atomic_load(&s.send_err)) {
+        note_state();
+        bench_die("%s: sent %lu, server took %lu (%lu out of order), echo errors %lu, echo send error %s",
+                  phase, n, atomic_load(&s.taken), atomic_load(&s.bad), rx.bad,
+                  sdk_errname(atomic_load(&s.send_err)));
+    }
+    bench_phase(NULL, 0, NULL);
+    g.client = NULL;
+    g.srv = NULL;
+    sdk_destroy(c);
+    bsrv_destroy(&s);
+    return (double)n / ((double)(t1 - t0) / 1e9);
+}
+
+/* ---- request/reply latency ---- */
+
+bench_latency bench_sdk_latency(const bench_opts *o)
+{
+    bsrv s;
+    bsrv_start_or_die(&s, o, true);
+    sdk_config cfg;
+    client_config(&cfg, o, s.port);
+    sdk_client *c = connect_or_die(&cfg);
+    g.client = c;
+    g.srv = &s;
+    bench_phase("lifeline request/reply latency", 60 + o->latency_iters / 1000, note_state);
+    int warm = o->latency_iters / 20, n = o->latency_iters;
+    double *v = malloc(sizeof(double) * (size_t)n);
+    uint8_t buf[64];
+    memset(buf, 'x', sizeof buf);
+    for (int i = 0; i < warm + n; i++) {
+        bench_put_u64(buf, (uint64_t)i);
+        uint64_t t0 = bench_now_ns();
+        sdk_message *m = NULL;
+        sdk_err rc = sdk_send(c, buf, sizeof buf, -1);
+        if (rc == SDK_OK) {
+            rc = sdk_recv(c, &m, -1);
+        }
+        if (rc != SDK_OK) {
+            bench_die("latency: %s at round trip %d", sdk_errname(rc), i);
+        }
+        if (i >= warm) {
+            v[i - warm] = (double)(bench_now_ns() - t0) / 1e3;
+        }
+        if (m->len != sizeof buf || bench_get_u64(m->data) != (uint64_t)i) {
+            bench_die("latency: reply %d is not the echo of request %d", i, i);
+        }
+        sdk_message_free(m);
+    }
+    bench_phase(NULL, 0, NULL);
+    g.client = NULL;
+    g.srv = NULL;
+    sdk_destroy(c);
+    bsrv_destroy(&s);
+    bench_sort(v, (size_t)n);
+    bench_latency l = {bench_percentile(v, (size_t)n, 0.50), bench_percentile(v, (size_t)n, 0.99),
+                       bench_percentile(v, (size_t)n, 0.999)};
+    free(v);
+    return l;
+}
+
+/* ---- fresh connections ---- */
+
+double bench_sdk_connect_ms(const bench_opts *o)
+{
+    bsrv s;
+    bsrv_start_or_die(&s, o, false);
+    sdk_config cfg;
+    client_config(&cfg, o, s.port);
+    bench_phase("lifeline sdk_connect", 60, NULL);
+    double *v = malloc(sizeof(double) * (size_t)o->connects);
+    for (int i = 0; i < o->connects; i++) {
+        uint64_t t0 = bench_now_ns();
+        sdk_client *c = connect_or_die(&cfg);
+        v[i] = (double)(bench_now_ns() - t0) / 1e6;
+        sdk_destroy(c);
+    }
+    bench_phase(NULL, 0, NULL);
+    bsrv_destroy(&s);
+    double m = bench_median(v, o->connects);
+    free(v);
+    return m;
+}
+
+/* ---- client event recorder ---- */
+
+typedef struct events {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned connected, resumed, lost, disconnected;
+    uint64_t connected_ns;    /* time of the last CONNECTED */
+    uint64_t connecting_ns;   /* time of the last CONNECTING */
+    uint64_t attempt_ns;      /* CONNECTING time of the attempt that last connected */
+} events;
+
+static void on_event(const sdk_event *ev, void *user)
+{
+    events *e = user;
+    uint64_t now = bench_now_ns();
+    pthread_mutex_lock(&e->mu);
+    switch (ev->type) {
+    case SDK_EVENT_CONNECTING:
+        e->connecting_ns = now;
+        break;
+    case SDK_EVENT_CONNECTED:
+        e->connected++;
+        e->resumed += ev->resumed;
+        e->connected_ns = now;
+        e->attempt_ns = e->connecting_ns;
+        break;
+    case SDK_EVENT_SESSION_LOST:
+        e->lost++;
+        break;
+    case SDK_EVENT_DISCONNECTED:
+        e->disconnected++;
+        break;
+    default:
+        break;
+    }
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void events_init(events *e)
+{
+    memset(e, 0, sizeof *e);
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+}
+
+static void events_free(events *e)
+{
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+}
+
+/* Wait until *counter (a field of e) exceeds before; false after WAIT_MS. */
+static bool events_wait(events *e, const unsigned *counter, unsigned before)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += WAIT_MS / 1000;
+    int rc = 0;
+    pthread_mutex_lock(&e->mu);
+    while (*counter <= before && rc == 0) {
+        rc = pthread_cond_timedwait(&e->cv, &e->mu, &deadline);
+    }
+    bool ok = *counter > before;
+    pthread_mutex_unlock(&e->mu);
+    return ok;
+}
+
+/* ---- forced reconnect: the client's TCP connection is cut under it ---- */
+
+/* The session's current client port, once the server reports it connected on a port other
+ * than old; 0 on timeout. */
+static uint16_t session_port(sdk_server *srv, uint16_t old)
+{
+    for (int i = 0; i < WAIT_MS; i++) {
+        sdk_session_info *info = NULL;
+        size_t n = 0;
+        uint16_t port = 0;
+        if (sdk_server_sessions(srv, &info, &n) == SDK_OK && n == 1 &&
+            info[0].state == SDK_SESSION_STATE_CONNECTED) {
+            const char *colon = strrchr(info[0].peer_addr, ':');
+            port = colon ? (uint16_t)atoi(colon + 1) : 0;
+        }
+        free(info);
+        if (port && port != old) {
+            return port;
+        }
+        bench_sleep_ms(1);
+    }
+    return 0;
+}
+
+/* The client's socket in this process: local 127.0.0.1:local_port, peer port server_port. */
+static int find_socket(uint16_t local_port, uint16_t server_port)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int found = -1;
+    struct dirent *de;
+    while (d && found < 0 && (de = readdir(d)) != NULL) {
+        int fd = atoi(de->d_name);
+        struct sockaddr_in a, b;
+        socklen_t la = sizeof a, lb = sizeof b;
+        if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && fd != dirfd(d) &&
+            getsockname(fd, (struct sockaddr *)&a, &la) == 0 && a.sin_family == AF_INET &&
+            ntohs(a.sin_port) == local_port && getpeername(fd, (struct sockaddr *)&b, &lb) == 0 &&
+            ntohs(b.sin_port) == server_port) {
+            found = fd;
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    return found;
+}
+
+bench_reconnect bench_sdk_reconnect(const bench_opts *o)
+{
+    bench_reconnect r = {0};
+    bsrv s;
+    bsrv_start_or_die(&s, o, false);
+    events e;
+    events_init(&e);
+    sdk_config cfg;
+    client_config(&cfg, o, s.port);
+    cfg.reconnect_min_ms = 0; /* reconnect at once: measure the reconnect, not the backoff */
+    cfg.reconnect_max_ms = 0;
+    cfg.on_event = on_event;
+    cfg.user = &e;
+    sdk_client *c = connect_or_die(&cfg);
+    g.client = c;
+    g.srv = &s;
+    bench_phase("lifeline forced reconnect", 60, note_state);
+    double *v = malloc(sizeof(double) * (size_t)o->reconnects);
+    uint16_t port = 0;
+    for (int i = 0; i < o->reconnects; i++) {
+        port = session_port(s.srv, port);
+        int fd = port ? find_socket(port, s.port) : -1;
+        if (fd < 0) {
+            bench_die("reconnect: cannot find the client's socket (session port %u)", port);
+        }
+        pthread_mutex_lock(&e.mu);
+        unsigned before = e.connected;
+        pthread_mutex_unlock(&e.mu);
+        uint64_t t0 = bench_now_ns();
+        shutdown(fd, SHUT_RDWR);
+        if (!events_wait(&e, &e.connected, before)) {
+            bench_die("reconnect %d: no SDK_EVENT_CONNECTED within %d ms", i, WAIT_MS);
+        }
+        pthread_mutex_lock(&e.mu);
+        v[i] = (double)(e.connected_ns - t0) / 1e6;
+        pthread_mutex_unlock(&e.mu);
+    }
+    bench_phase(NULL, 0, NULL);
+    sdk_stats st;
+    sdk_get_stats(c, &st);
+    r.median_ms = bench_median(v, o->reconnects);
+    r.reconnects = st.reconnects;
+    r.handshakes_full = st.handshakes_full;
+    r.handshakes_resumed = st.handshakes_resumed;
+    r.sessions_lost = st.sessions_lost;
+    r.resumed_events = e.resumed;
+    g.client = NULL;
+    g.srv = NULL;
+    sdk_destroy(c);
+    bsrv_destroy(&s);
+    events_free(&e);
+    free(v);
+    return r;
+}
+
+/* ---- server restart ---- */
+
+bench_restart bench_sdk_restart(const bench_opts *o)
+{
+    bench_restart r = {0};
+    bsrv a, b;
+    bsrv_start_or_die(&a, o, false);
+    uint16_t port = a.port;
+    events e;
+    events_init(&e);
+    sdk_config cfg;
+    client_config(&cfg, o, port);
+    cfg.reconnect_min_ms = 10;
+    cfg.reconnect_max_ms = 100;
+    cfg.on_event = on_event;
+    cfg.user = &e;
+    sdk_client *c = connect_or_die(&cfg);
+    bench_phase("lifeline server restart", 60, NULL);
+    sdk_stats st0;
+    sdk_get_stats(c, &st0);
+    bsrv_destroy(&a);
+    if (!events_wait(&e, &e.disconnected, 0)) {
+        bench_die("restart: the client did not notice the server stopping");
+    }
+    bench_sleep_ms(150); /* let the client settle into refused attempts and backoff */
+    pthread_mutex_lock(&e.mu);
+    unsigned before = e.connected;
+    pthread_mutex_unlock(&e.mu);
+    sdk_err rc = SDK_ECONNECT;
+    for (int i = 0; i < 100 && rc == SDK_ECONNECT; i++) {
+        rc = bsrv_start(&b, o, false, port, NULL, NULL);
+        if (rc == SDK_ECONNECT) {
+            bench_sleep_ms(20);
+        }
+    }
+    uint64_t t0 = bench_now_ns();
+    if (rc != SDK_OK) {
+        bench_die("restart: sdk_server_start on port %u: %s", port, sdk_errname(rc));
+    }
+    if (!events_wait(&e, &e.connected, before)) {
+        bench_die("restart: the client did not reconnect within %d ms", WAIT_MS);
+    }
+    bench_phase(NULL, 0, NULL);
+    pthread_mutex_lock(&e.mu);
+    r.connected_ms = ((double)e.connected_ns - (double)t0) / 1e6;
+    r.backoff_ms = ((double)e.attempt_ns - (double)t0) / 1e6;
+    r.session_lost = e.lost > 0;
+    pthread_mutex_unlock(&e.mu);
+    if (r.backoff_ms < 0) {
+        r.backoff_ms = 0; /* the attempt began while the new server was starting */
+    }
+    sdk_stats st1;
+    sdk_get_stats(c, &st1);
+    r.resumed_tls = st1.handshakes_resumed > st0.handshakes_resumed;
+    sdk_destroy(c);
+    bsrv_destroy(&b);
+    events_free(&e);
+    return r;
+}

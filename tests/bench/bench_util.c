@@ -1,0 +1,153 @@
+/* lifeline-bench helpers: clock, statistics, /proc readers, the watchdog. */
+#include "bench.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void bench_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+void bench_die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("lifeline-bench: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void bench_sort(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+}
+
+double bench_median(double *v, int n)
+{
+    if (n <= 0) {
+        return 0;
+    }
+    bench_sort(v, (size_t)n);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double bench_percentile(const double *v, size_t n, double q)
+{
+    if (n == 0) {
+        return 0;
+    }
+    /* Nearest rank: the smallest value with at least q of the samples at or below it. */
+    size_t rank = (size_t)(q * (double)n + 0.999999);
+    if (rank < 1) {
+        rank = 1;
+    }
+    if (rank > n) {
+        rank = n;
+    }
+    return v[rank - 1];
+}
+
+long bench_rss_bytes(pid_t pid)
+{
+    char path[64];
+    if (pid == 0) {
+        snprintf(path, sizeof path, "/proc/self/statm");
+    } else {
+        snprintf(path, sizeof path, "/proc/%ld/statm", (long)pid);
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return -1;
+    }
+    long size = 0, resident = 0;
+    int got = fscanf(f, "%ld %ld", &size, &resident);
+    fclose(f);
+    return got == 2 ? resident * sysconf(_SC_PAGESIZE) : -1;
+}
+
+void bench_put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+uint64_t bench_get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+/* ---- watchdog ---- */
+
+static pthread_mutex_t wd_mu = PTHREAD_MUTEX_INITIALIZER;
+static const char *wd_name;
+static uint64_t wd_deadline_ns; /* 0: no phase running */
+static void (*wd_note)(void);
+
+void bench_phase(const char *name, int limit_s, void (*note)(void))
+{
+    pthread_mutex_lock(&wd_mu);
+    wd_name = name;
+    wd_deadline_ns = name ? bench_now_ns() + (uint64_t)limit_s * 1000000000u : 0;
+    wd_note = note;
+    pthread_mutex_unlock(&wd_mu);
+}
+
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        bench_sleep_ms(250);
+        pthread_mutex_lock(&wd_mu);
+        bool expired = wd_deadline_ns && bench_now_ns() > wd_deadline_ns;
+        const char *name = wd_name;
+        void (*note)(void) = wd_note;
+        pthread_mutex_unlock(&wd_mu);
+        if (expired) {
+            fprintf(stderr, "\nlifeline-bench: WATCHDOG: phase '%s' exceeded its time limit; "
+                            "the SDK (or the benchmark) is stuck\n", name);
+            if (note) {
+                note();
+            }
+            fflush(stderr);
+            _exit(3);
+        }
+    }
+    return NULL;
+}
+
+void bench_watchdog_start(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, watchdog, NULL) != 0) {
+        bench_die("cannot start the watchdog thread");
+    }
+    pthread_detach(t);
+}
