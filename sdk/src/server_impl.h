@@ -29,7 +29,8 @@ typedef struct srv_conn {
     uint32_t events;          /* registered with epoll */
     bool flush_queued;        /* on the flush list of this turn */
     bool tls_failed;          /* the handshake failed: only raw draining is left */
-    bool half_closed;         /* closing: our side is shut for writing, draining the peer's */
+    bool half_closed;
+    bool lingered;            /* stopping: the client has hung up after our close frame */         /* closing: our side is shut for writing, draining the peer's */
     struct srv_conn *next_flush;
     struct srv_conn *prev, *next; /* every connection, for stop */
     char peer_addr[64];

@@ -609,6 +609,28 @@ static void free_session(void *val, void *arg)
     free(ss);
 }
 
+/* One step of a lingering close, without epoll: flush, half-close, then read and drop until
+ * the client hangs up. True once there is nothing more to wait for. */
+static bool linger_done(srv_conn *c)
+{
+    if (c->tls_failed || c->lingered) {
+        return true;
+    }
+    int rc = ll_link_flush(&c->link, ll_now_ms());
+    if (rc == 0 && ll_buf_size(&c->link.out) > 0) {
+        return false;
+    }
+    if (rc == 0 && !c->half_closed) {
+        shutdown(c->link.fd, SHUT_WR);
+        c->half_closed = true;
+    }
+    if (rc == 0) {
+        rc = ll_link_discard(&c->link);
+    }
+    c->lingered = rc != 0; /* the client closed its end (or the link failed): done */
+    return c->lingered;
+}
+
 /* Stopping, first phase: refuse new clients and stop reading, so the application can
  * answer what it already took (sdk_server_send still works) while nothing new arrives. */
 static void begin_drain(sdk_server *srv)
@@ -663,9 +685,7 @@ void ll_server_io_teardown(sdk_server *srv)
     while (pending && ll_now_ms() < deadline) {
         pending = false;
         for (srv_conn *c = srv->conns; c; c = c->next) {
-            if (c->phase == CONN_CLOSING && ll_link_flush(&c->link, ll_now_ms()) == 0 && ll_buf_size(&c->link.out)) {
-                pending = true;
-            }
+            pending |= c->phase == CONN_CLOSING && !linger_done(c);
         }
         struct epoll_event evs[1];
         if (pending) {

@@ -5,17 +5,7 @@
 
 ll_deadline ll_deadline_in(int timeout_ms)
 {
-    ll_deadline dl = {.forever = timeout_ms < 0, .immediate = timeout_ms == 0};
-    if (timeout_ms > 0) {
-        clock_gettime(CLOCK_MONOTONIC, &dl.at);
-        dl.at.tv_sec += timeout_ms / 1000;
-        dl.at.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (dl.at.tv_nsec >= 1000000000L) {
-            dl.at.tv_sec++;
-            dl.at.tv_nsec -= 1000000000L;
-        }
-    }
-    return dl;
+    return (ll_deadline){.timeout_ms = timeout_ms};
 }
 
 void ll_cond_init(pthread_cond_t *cv)
@@ -27,13 +17,28 @@ void ll_cond_init(pthread_cond_t *cv)
     pthread_condattr_destroy(&attr);
 }
 
-int ll_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, const ll_deadline *dl)
+static void fix(ll_deadline *dl)
 {
-    if (dl->immediate) {
+    clock_gettime(CLOCK_MONOTONIC, &dl->at);
+    dl->at.tv_sec += dl->timeout_ms / 1000;
+    dl->at.tv_nsec += (long)(dl->timeout_ms % 1000) * 1000000L;
+    if (dl->at.tv_nsec >= 1000000000L) {
+        dl->at.tv_sec++;
+        dl->at.tv_nsec -= 1000000000L;
+    }
+    dl->fixed = true;
+}
+
+int ll_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, ll_deadline *dl)
+{
+    if (dl->timeout_ms == 0) {
         return ETIMEDOUT;
     }
-    if (dl->forever) {
+    if (dl->timeout_ms < 0) {
         return pthread_cond_wait(cv, mu);
+    }
+    if (!dl->fixed) {
+        fix(dl);
     }
     return pthread_cond_timedwait(cv, mu, &dl->at);
 }
