@@ -540,11 +540,12 @@ static void print_stats(sdk_client *c)
             ",\"rtt_smoothed_us\":%" PRIu64 ",\"msgs_sent\":%" PRIu64 ",\"bytes_sent\":%" PRIu64
             ",\"msgs_received\":%" PRIu64 ",\"bytes_received\":%" PRIu64 ",\"retransmits\":%" PRIu64
             ",\"duplicates_dropped\":%" PRIu64 ",\"queue_depth\":%" PRIu64
-            ",\"queue_bytes\":%" PRIu64 "}\n",
+            ",\"queue_bytes\":%" PRIu64 ",\"acks_sent\":%" PRIu64 ",\"acks_received\":%" PRIu64 "}\n",
             sdk_state_name((int)s.state), s.connects, s.reconnects, s.handshakes_full,
             s.handshakes_resumed, s.sessions_lost, s.heartbeats_sent, s.heartbeats_answered,
             s.rtt_last_us, s.rtt_smoothed_us, s.msgs_sent, s.bytes_sent, s.msgs_received,
-            s.bytes_received, s.retransmits, s.duplicates_dropped, s.queue_depth, s.queue_bytes);
+            s.bytes_received, s.retransmits, s.duplicates_dropped, s.queue_depth, s.queue_bytes,
+            s.acks_sent, s.acks_received);
 }
 
 /* finish: stop the sender, close, report stats, destroy. Returns code. */

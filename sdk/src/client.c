@@ -327,6 +327,8 @@ sdk_err sdk_get_stats(sdk_client *c, sdk_stats *out)
     out->duplicates_dropped = c->s.duplicates;
     out->queue_depth = c->s.sendq.count;
     out->queue_bytes = c->s.sendq.bytes;
+    out->acks_sent = c->s.acks_sent;
+    out->acks_received = c->s.acks_received;
     pthread_mutex_unlock(&c->mu);
     return SDK_OK;
 }

@@ -87,6 +87,7 @@ int ll_session_on_ack(ll_session *s, uint64_t seq, size_t *freed)
     if (seq > s->acked + s->written) {
         return SDK_EPROTO;
     }
+    s->acks_received++;
     size_t n = seq > s->acked ? (size_t)(seq - s->acked) : 0; /* older acks are harmless */
     drop_front(s, n);
     if (freed) {
@@ -127,6 +128,7 @@ bool ll_session_ack_due(const ll_session *s, bool idle)
 
 uint64_t ll_session_ack_take(ll_session *s)
 {
+    s->acks_sent++;
     s->ack_sent = s->consumed;
     return s->consumed;
 }

@@ -35,6 +35,7 @@ typedef struct ll_session {
     uint64_t acked_total;
     uint64_t msgs_sent, bytes_sent, retransmits;
     uint64_t msgs_received, bytes_received, duplicates;
+    uint64_t acks_sent, acks_received; /* ack frames: what acknowledging costs on the wire */
 } ll_session;
 
 void ll_session_init(ll_session *s, uint32_t window_messages, uint64_t window_bytes);

@@ -154,6 +154,8 @@ class sdk_stats(Structure):
             "duplicates_dropped",
             "queue_depth",
             "queue_bytes",
+            "acks_sent",
+            "acks_received",
         )
     ]
 

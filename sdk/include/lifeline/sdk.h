@@ -214,6 +214,8 @@ typedef struct sdk_stats {
     uint64_t duplicates_dropped;
     uint64_t queue_depth;      /* messages waiting or unacknowledged */
     uint64_t queue_bytes;
+    uint64_t acks_sent;        /* acknowledgement frames written (each covers many messages) */
+    uint64_t acks_received;    /* acknowledgement frames from the server */
 } sdk_stats;
 
 /* sdk_get_stats: snapshot of counters. Any thread. Errors: SDK_EINVAL. Works after close. */
