@@ -315,7 +315,13 @@ static int run(sdk_client *c, ll_link *l)
         uint64_t now = ll_now_ms();
         uint64_t next = now + 1000;
         bool stop = false;
-        LL_GUARD(prepare(c, l, now, &next, &stop));
+        int rc = prepare(c, l, now, &next, &stop);
+        if (rc != 0) {
+            /* A write failed: the peer may have said why (a close frame) just before going. */
+            (void)ll_link_fill(l, ll_now_ms(), READ_BUDGET);
+            int said = process_input(c, l);
+            return said ? said : rc;
+        }
         if (stop) {
             return 0;
         }
@@ -327,7 +333,7 @@ static int run(sdk_client *c, ll_link *l)
         }
         if (p[0].revents || ll_tls_pending(l->tls) > 0) {
             /* Frames that arrived before a failure (a close frame before EOF) still count. */
-            int rc = ll_link_fill(l, ll_now_ms(), READ_BUDGET);
+            rc = ll_link_fill(l, ll_now_ms(), READ_BUDGET);
             int rc_frames = process_input(c, l);
             LL_GUARD(rc_frames ? rc_frames : rc);
         }
