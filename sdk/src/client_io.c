@@ -289,20 +289,32 @@ static int process_input(sdk_client *c, ll_link *l)
 }
 
 /* One turn of the connected loop before polling: take new work, heartbeat, write. */
-static int prepare(sdk_client *c, ll_link *l, uint64_t now, uint64_t *next_ms, bool *stop)
+/* Under mu: take new work; *more tells whether the queue holds more than one batch. */
+static int take_work(sdk_client *c, ll_link *l, bool *stop, bool *more)
 {
-    ll_wake_drain(c->wake_fd);
-    pthread_mutex_lock(&c->mu);
     c->wake_pending = false;
     *stop = c->closing;
     int rc = *stop ? 0 : fill_output(c, l);
+    *more = !*stop && ll_session_can_write(&c->s);
     c->stats.heartbeats_sent = l->hb.sent;
+    return rc;
+}
+
+static int prepare(sdk_client *c, ll_link *l, uint64_t now, uint64_t *next_ms, bool *stop)
+{
+    ll_wake_drain(c->wake_fd);
+    bool more = false;
+    pthread_mutex_lock(&c->mu);
+    int rc = take_work(c, l, stop, &more);
     pthread_mutex_unlock(&c->mu);
     if (rc == 0 && !*stop) {
         rc = ll_link_heartbeat(l, now, next_ms);
     }
-    if (rc == 0) {
-        rc = ll_link_flush(l, now);
+    /* Keep writing batches while the socket takes them: nothing else would wake us to. */
+    while (rc == 0 && (rc = ll_link_flush(l, now)) == 0 && more && ll_buf_size(&l->out) == 0) {
+        pthread_mutex_lock(&c->mu);
+        rc = take_work(c, l, stop, &more);
+        pthread_mutex_unlock(&c->mu);
     }
     return rc;
 }

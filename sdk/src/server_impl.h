@@ -28,6 +28,7 @@ typedef struct srv_conn {
     ll_timer timer;           /* handshake deadline, heartbeat deadline, or closing deadline */
     uint32_t events;          /* registered with epoll */
     bool flush_queued;        /* on the flush list of this turn */
+    bool more_to_write;       /* its session had more than one batch to encode */
     bool tls_failed;          /* the handshake failed: only raw draining is left */
     bool half_closed;
     bool lingered;            /* stopping: the client has hung up after our close frame */         /* closing: our side is shut for writing, draining the peer's */

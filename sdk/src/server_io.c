@@ -19,6 +19,7 @@
 
 #define OUT_LIMIT (256u * 1024) /* encode at most this much data ahead of one socket */
 #define READ_BUDGET (256u * 1024) /* per connection per turn, for fairness */
+#define WRITE_TURNS 4              /* output batches per connection per turn, for fairness */
 #define CLOSING_MS 1000          /* how long a closing connection may take to flush */
 #define DRAIN_MS 1000            /* at most this long for the application to answer at stop */
 #define DRAIN_QUIET_MS 20        /* ...or until it has been this quiet with nothing left to read */
@@ -140,7 +141,9 @@ static bool token_matches(const srv_session *ss, const ProtobufCBinaryData *t)
 static void set_events(sdk_server *srv, srv_conn *conn)
 {
     uint32_t in = srv->draining ? 0 : EPOLLIN; /* a stopping server reads no more input */
-    uint32_t want = (ll_link_events(&conn->link) & POLLOUT) ? (in | EPOLLOUT) : in;
+    /* More to encode counts as output: the socket being writable is the cue to go on. */
+    bool out = (ll_link_events(&conn->link) & POLLOUT) || (conn->more_to_write && conn->phase == CONN_READY);
+    uint32_t want = out ? (in | EPOLLOUT) : in;
     if (want != conn->events) {
         struct epoll_event ev = {.events = want, .data.ptr = conn};
         epoll_ctl(srv->epoll_fd, EPOLL_CTL_MOD, conn->link.fd, &ev);
@@ -339,7 +342,26 @@ static int fill_output(sdk_server *srv, srv_conn *conn)
     if (ll_session_ack_due(&ss->s, ss->in_inbox == 0)) {
         LL_GUARD(ll_link_send_ack(&conn->link, ll_session_ack_take(&ss->s)));
     }
-    return ll_session_write(&ss->s, &conn->link.out, OUT_LIMIT, srv->cfg.max_frame);
+    int rc = ll_session_write(&ss->s, &conn->link.out, OUT_LIMIT, srv->cfg.max_frame);
+    conn->more_to_write = ll_session_can_write(&ss->s);
+    return rc;
+}
+
+/* Write; while the socket takes whole batches and the session has more, encode the next
+ * (a few per turn, so one busy client cannot starve the others). */
+static int write_batches(sdk_server *srv, srv_conn *conn, uint64_t now)
+{
+    int rc = ll_link_flush(&conn->link, now);
+    for (int turn = 0; rc == 0 && turn < WRITE_TURNS && conn->more_to_write && ll_buf_size(&conn->link.out) == 0;
+         turn++) {
+        pthread_mutex_lock(&srv->mu);
+        rc = fill_output(srv, conn);
+        pthread_mutex_unlock(&srv->mu);
+        if (rc == 0) {
+            rc = ll_link_flush(&conn->link, now);
+        }
+    }
+    return rc;
 }
 
 static sdk_cause cause_of(int err)
@@ -451,7 +473,7 @@ static void on_conn_ready(sdk_server *srv, srv_conn *conn, uint32_t revents)
         }
     }
     if (rc == 0 && conn->phase != CONN_HANDSHAKE) {
-        rc = ll_link_flush(&conn->link, now);
+        rc = write_batches(srv, conn, now);
     }
     /* One frame may be as large as max_frame; beyond that, output piling up means the client
      * is not reading (pongs and acks are encoded regardless of the window). */

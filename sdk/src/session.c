@@ -48,9 +48,14 @@ static bool window_open(const ll_session *s)
     return s->written < s->window_messages && s->written_bytes < s->window_bytes;
 }
 
+bool ll_session_can_write(const ll_session *s)
+{
+    return s->written < s->sendq.count && window_open(s);
+}
+
 int ll_session_write(ll_session *s, ll_buf *out, size_t out_limit, uint32_t max_frame)
 {
-    while (s->written < s->sendq.count && window_open(s) && ll_buf_size(out) < out_limit) {
+    while (ll_session_can_write(s) && ll_buf_size(out) < out_limit) {
         ll_msg *m = ll_msgq_at(&s->sendq, s->written);
         uint64_t seq = s->acked + s->written + 1;
         LL_GUARD(ll_encode_data(out, seq, m->pub.data, m->pub.len, m->pub.type, max_frame));

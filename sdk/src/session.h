@@ -56,6 +56,9 @@ int ll_session_enqueue(ll_session *s, ll_msg *m);
  * out_limit bytes. Returns 0 or an encode error (SDK_ETOOBIG, SDK_ENOMEM). */
 int ll_session_write(ll_session *s, ll_buf *out, size_t out_limit, uint32_t max_frame);
 
+/* Whether ll_session_write has more to encode now (unwritten messages, window open). */
+bool ll_session_can_write(const ll_session *s);
+
 /* Cumulative ack from the peer: frees every message <= seq. SDK_EPROTO if seq acknowledges
  * something never written. *freed (may be NULL) gets how many were freed. */
 int ll_session_on_ack(ll_session *s, uint64_t seq, size_t *freed);
