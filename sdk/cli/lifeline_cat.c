@@ -364,8 +364,9 @@ static void on_event(const sdk_event *ev, void *user)
                 ev->detail);
         break;
     case SDK_EVENT_RECONNECTING:
-        fprintf(stderr, PROG ": [%.3fs] reconnecting in %u ms (attempt %u)\n", t, ev->delay_ms,
-                ev->attempt);
+        fprintf(stderr, PROG ": [%.3fs] reconnecting in %u ms (attempt %u)%s%s%s%s\n", t, ev->delay_ms,
+                ev->attempt, ev->error ? " after " : "", ev->error ? sdk_errname(ev->error) : "", sep,
+                ev->detail);
         break;
     case SDK_EVENT_SESSION_LOST:
         fprintf(stderr, PROG ": [%.3fs] session lost%s%s\n", t, sep, ev->detail);

@@ -96,6 +96,7 @@ static int send_hello(sdk_client *c, ll_link *l)
     hello.heartbeat_timeout_ms = (uint32_t)c->cfg.heartbeat_timeout_ms;
     hello.window_messages = c->cfg.window_messages;
     hello.window_bytes = c->cfg.window_bytes;
+    hello.max_frame = c->cfg.max_frame;
     pthread_mutex_lock(&c->mu);
     hello.session_id = c->session_id;
     hello.resume_token.data = c->token;
@@ -406,8 +407,8 @@ static int after_failure(sdk_client *c, int err, const char *detail, unsigned fa
     int give_up = 0;
     if (c->closing) {
         give_up = SDK_OK;
-    } else if (err == SDK_EREJECTED) {
-        give_up = err;
+    } else if (err == SDK_EREJECTED || err == SDK_ETOOBIG) {
+        give_up = err; /* a frame over our limit would only come again after a resume */
     } else if (!ever_connected && !c->cfg.retry_on_first_connect) {
         give_up = err;
     } else if (c->cfg.max_reconnect_attempts && failures >= c->cfg.max_reconnect_attempts) {
@@ -491,7 +492,11 @@ void *ll_client_io_main(void *arg)
         }
     }
     set_state(c, SDK_STATE_CLOSED);
-    emit(c, (sdk_event){.type = SDK_EVENT_CLOSED, .error = close_err});
+    char why[256] = "";
+    if (close_err != SDK_OK) {
+        sdk_last_error(c, why, sizeof(why));
+    }
+    emit(c, (sdk_event){.type = SDK_EVENT_CLOSED, .error = close_err, .detail = why});
     pthread_mutex_lock(&c->mu);
     pthread_cond_broadcast(&c->recv_cv);
     pthread_mutex_unlock(&c->mu);

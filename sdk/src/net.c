@@ -276,7 +276,7 @@ static int listen_failed(const struct addrinfo *ai, const char *what, char *err,
 
     format_addr(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr);
     LL_DETAIL(err, errlen, "listen %s: %s: %s", addr, what, strerror(errno));
-    return SDK_ECONNECT;
+    return SDK_ELISTEN;
 }
 
 static int listen_one(const struct addrinfo *ai, int *fd, char *err, size_t errlen)
@@ -318,12 +318,12 @@ int ll_net_listen(const char *host, uint16_t port, int *fd, char *err, size_t er
 {
     struct addrinfo *list = NULL;
     const struct addrinfo *ai = NULL;
-    int rc = SDK_ECONNECT;
+    int rc = SDK_ELISTEN;
 
     LL_ENSURE(host != NULL && host[0] != '\0' && fd != NULL, SDK_EINVAL);
     *fd = -1;
     if (resolve(host, port, AI_PASSIVE, &list, err, errlen) != 0) {
-        return SDK_ECONNECT;
+        return SDK_ELISTEN;
     }
     for (ai = list; ai != NULL; ai = ai->ai_next) {
         rc = listen_one(ai, fd, err, errlen);

@@ -20,7 +20,7 @@ int ll_net_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *p
 int ll_net_connect(const char *host, uint16_t port, uint64_t deadline_ms, int wake_fd, int *fd,
                    char *err, size_t errlen);
 
-/* Non-blocking listening socket (SO_REUSEADDR, IPV6_V6ONLY off for "::"). 0 or SDK_ECONNECT. */
+/* Non-blocking listening socket (SO_REUSEADDR, IPV6_V6ONLY off for "::"). 0 or SDK_ELISTEN. */
 int ll_net_listen(const char *host, uint16_t port, int *fd, char *err, size_t errlen);
 uint16_t ll_net_local_port(int fd);
 /* Accept one connection, non-blocking and tuned; peer "ip:port" into peer. 0, LL_NET_AGAIN, or SDK_EIO. */

@@ -245,6 +245,39 @@ static void test_server_refuses_over_its_limit(void **state)
     ht_sevents_free(&sev);
 }
 
+/* The client announces its limit in its hello: the server refuses bigger sends to it at once
+ * instead of sending a frame the client would reject on every resume. */
+static void test_client_limit_known_to_server(void **state)
+{
+    (void)state;
+    ht_server hs;
+    assert_int_equal(ht_server_start(&hs, NULL, false), SDK_OK);
+    sdk_config cfg;
+    ht_client_config(&cfg, hs.port);
+    cfg.max_frame = 4096;
+    sdk_client *c = NULL;
+    assert_int_equal(sdk_connect(&cfg, &c), SDK_OK);
+    assert_int_equal(sdk_send(c, "hi", 2, HT_WAIT_MS), SDK_OK);
+    sdk_message *m = NULL;
+    assert_int_equal(sdk_server_recv(hs.srv, &m, HT_WAIT_MS), SDK_OK);
+    uint64_t session = m->session;
+    sdk_message_free(m);
+
+    uint8_t *big = calloc(1, 8000);
+    assert_non_null(big);
+    assert_int_equal(sdk_server_send(hs.srv, session, big, 8000, HT_WAIT_MS), SDK_ETOOBIG);
+    assert_int_equal(sdk_server_send(hs.srv, session, big, 1000, HT_WAIT_MS), SDK_OK);
+    free(big);
+    assert_int_equal(sdk_recv(c, &m, HT_WAIT_MS), SDK_OK);
+    assert_int_equal(m->len, 1000);
+    sdk_message_free(m);
+    sdk_stats st;
+    assert_int_equal(sdk_get_stats(c, &st), SDK_OK);
+    assert_int_equal(st.connects, 1); /* never disconnected */
+    sdk_destroy(c);
+    ht_server_destroy(&hs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +286,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_limit_edge, ht_setup_echo_server, ht_teardown_server),
         cmocka_unit_test_setup_teardown(test_bigger_than_queue, ht_setup_echo_server, ht_teardown_server),
         cmocka_unit_test(test_server_limit_learned),
+        cmocka_unit_test(test_client_limit_known_to_server),
         cmocka_unit_test(test_server_refuses_over_its_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -280,9 +280,9 @@ static void test_server_start_failures(void **state)
     snprintf(listen, sizeof(listen), "127.0.0.1:%u", (unsigned)hs.port);
     ht_server_config(&scfg);
     scfg.listen = listen;
-    assert_int_equal(sdk_server_start(&scfg, &srv), SDK_ECONNECT);
+    assert_int_equal(sdk_server_start(&scfg, &srv), SDK_ELISTEN);
     assert_null(srv);
-    assert_int_equal(sdk_last_connect_error(detail, sizeof(detail)), SDK_ECONNECT);
+    assert_int_equal(sdk_last_connect_error(detail, sizeof(detail)), SDK_ELISTEN);
     assert_non_null(strstr(detail, "Address already in use"));
     ht_server_destroy(&hs);
 }

@@ -191,7 +191,7 @@ static void test_listen_port_in_use(void **state)
     int second = -1;
 
     (void)state;
-    assert_int_equal(ll_net_listen("127.0.0.1", port, &second, err, sizeof err), SDK_ECONNECT);
+    assert_int_equal(ll_net_listen("127.0.0.1", port, &second, err, sizeof err), SDK_ELISTEN);
     assert_int_equal(second, -1);
     assert_non_null(strstr(err, "Address already in use"));
     assert_non_null(strstr(err, "127.0.0.1"));

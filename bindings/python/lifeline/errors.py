@@ -119,6 +119,10 @@ class IOFailureError(Error):
     """SDK_EIO"""
 
 
+class ListenError(Error):
+    """SDK_ELISTEN: the server could not bind or listen (e.g. address in use)."""
+
+
 _KNOWN: Dict[str, Type[Error]] = {
     "SDK_EINVAL": InvalidArgumentError,
     "SDK_ENOMEM": NoMemoryError,
@@ -127,6 +131,7 @@ _KNOWN: Dict[str, Type[Error]] = {
     "SDK_ERESOLVE": ResolveError,
     "SDK_ECONNREFUSED": ConnectionRefusedError,
     "SDK_ECONNECT": ConnectError,
+    "SDK_ELISTEN": ListenError,
     "SDK_ETLS": TLSError,
     "SDK_EPEERAUTH": PeerAuthError,
     "SDK_EPROTO": ProtocolError,

@@ -51,7 +51,8 @@ extern "C" {
     X(EREJECTED, "the peer ended the session and asked not to reconnect")           \
     X(ETYPE, "message type mismatch")                                               \
     X(ENOTFOUND, "no such session")                                                 \
-    X(EIO, "I/O error")
+    X(EIO, "I/O error")                                                             \
+    X(ELISTEN, "could not listen on the address")
 
 typedef enum sdk_err {
 #define SDK_ERR_ENUM_(name, text) SDK_##name,
@@ -88,7 +89,8 @@ typedef enum sdk_event_type {
 
 typedef struct sdk_event {
     sdk_event_type type;
-    int error;          /* sdk_err for DISCONNECTED and CLOSED, else SDK_OK */
+    int error;          /* sdk_err for DISCONNECTED, RECONNECTING (the failed attempt) and
+                           CLOSED (why it gave up; SDK_OK after sdk_close), else SDK_OK */
     const char *detail; /* readable cause, valid only during the callback; never NULL */
     unsigned attempt;   /* connection attempt number, from 1 */
     unsigned delay_ms;  /* RECONNECTING: wait before the next attempt */

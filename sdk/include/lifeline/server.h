@@ -88,7 +88,7 @@ SDK_API void sdk_server_config_init(sdk_server_config *cfg);
  * sdk_server_start: load the certificates, bind and listen, start the I/O thread.
  * Returns once listening. Errors: SDK_EINVAL (missing cert/key, bad listen address),
  * SDK_ETLS (unreadable certificate or key; detail in sdk_last_connect_error),
- * SDK_ECONNECT (bind/listen failed, e.g. address in use), SDK_ENOMEM.
+ * SDK_ELISTEN (bind/listen failed, e.g. address in use), SDK_ENOMEM.
  */
 SDK_API sdk_err sdk_server_start(const sdk_server_config *cfg, sdk_server **out);
 
@@ -107,7 +107,8 @@ SDK_API sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_
  * sdk_server_send: queue a message for one session, delivered in order exactly once
  * while the session lives, including across the client's reconnects. Copies data.
  * Blocks up to timeout_ms while the session's queue is full. Any thread.
- * Errors: SDK_EINVAL, SDK_ENOTFOUND (no such session, or it expired/closed), SDK_ETOOBIG,
+ * Errors: SDK_EINVAL, SDK_ENOTFOUND (no such session, or it expired/closed), SDK_ETOOBIG
+ * (over max_frame, or over the limit the client announced),
  * SDK_EQUEUEFULL, SDK_ECLOSED (server stopped), SDK_ENOMEM.
  */
 SDK_API sdk_err sdk_server_send(sdk_server *srv, uint64_t session, const void *data, size_t len,
