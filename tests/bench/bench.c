@@ -39,7 +39,8 @@ static void usage(FILE *out)
             "  --quick            a short smoke run (about 10 s)\n"
             "  --duration S       seconds per throughput run (default 2; --quick: 0.5)\n"
             "  --mem-clients N    idle clients per memory probe (default 200; --quick: 50)\n"
-            "  --only SECTIONS    comma-separated subset of: memory,throughput,latency,handshake,restart\n"
+            "  --only SECTIONS    comma-separated subset of: memory,throughput,sink,latency,handshake,restart\n"
+            "                     (sink: the sink half of throughput alone)\n"
             "                     (for profiling one part, e.g. perf record -g lifeline-bench --only throughput)\n"
             "Loopback only. The table goes to stdout, progress to stderr.\n");
 }
@@ -293,11 +294,14 @@ typedef struct extras {
 static void one_run(const bench_opts *o, extras *x)
 {
     static const size_t sizes[2] = {64, 4096};
-    for (int s = 0; s < 2 && wanted(o, "throughput"); s++) {
+    for (int s = 0; s < 2 && (wanted(o, "throughput") || wanted(o, "sink")); s++) {
         double l = bench_sdk_throughput(o, false, sizes[s]);
         double w = bench_raw_throughput(false, sizes[s], o->duration_s);
         add(s ? R_SINK4K : R_SINK64, l, w);
         add(s ? R_SINK4K_MB : R_SINK64_MB, l, w);
+        if (!wanted(o, "throughput")) {
+            continue; /* --only sink */
+        }
         l = bench_sdk_throughput(o, true, sizes[s]);
         w = bench_raw_throughput(true, sizes[s], o->duration_s);
         add(s ? R_ECHO4K : R_ECHO64, l, w);
