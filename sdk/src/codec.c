@@ -154,22 +154,27 @@ static int unpack_frame(ll_decoder *d, uint32_t body_len, Lifeline__Frame **out)
     return 1;
 }
 
-int ll_decoder_next(ll_decoder *d, Lifeline__Frame **out)
+/* Whether a whole frame is buffered: 1 with its body length, 0 if more bytes are needed, or
+ * the (sticky) error. */
+static int whole_frame(ll_decoder *d, uint32_t *body_len)
 {
-    uint32_t body_len = 0; /* set by check_header; gcc -O3 cannot see it */
-
-    *out = NULL;
+    *body_len = 0;
     if (d->err != 0) {
         return d->err;
     }
     if (ll_buf_size(&d->in) < LL_FRAME_HEADER) {
         return 0;
     }
-    LL_GUARD(check_header(d, &body_len));
-    if (ll_buf_size(&d->in) - LL_FRAME_HEADER < body_len) {
-        return 0;
-    }
-    return unpack_frame(d, body_len, out);
+    LL_GUARD(check_header(d, body_len));
+    return ll_buf_size(&d->in) - LL_FRAME_HEADER >= *body_len;
+}
+
+int ll_decoder_next(ll_decoder *d, Lifeline__Frame **out)
+{
+    uint32_t body_len = 0;
+    *out = NULL;
+    int rc = whole_frame(d, &body_len);
+    return rc == 1 ? unpack_frame(d, body_len, out) : rc;
 }
 
 /* ---- in-place Data frames -------------------------------------------------------------- */
@@ -247,15 +252,9 @@ int ll_decoder_take(ll_decoder *d, ll_frame *f)
 {
     uint32_t body_len = 0;
     *f = (ll_frame){0};
-    if (d->err != 0) {
-        return d->err;
-    }
-    if (ll_buf_size(&d->in) < LL_FRAME_HEADER) {
-        return 0;
-    }
-    LL_GUARD(check_header(d, &body_len));
-    if (ll_buf_size(&d->in) - LL_FRAME_HEADER < body_len) {
-        return 0;
+    int rc = whole_frame(d, &body_len);
+    if (rc != 1) {
+        return rc;
     }
     if (read_data_in_place(ll_buf_head(&d->in) + LL_FRAME_HEADER, body_len, &f->data)) {
         f->kind = LIFELINE__FRAME__KIND_DATA;
@@ -263,7 +262,7 @@ int ll_decoder_take(ll_decoder *d, ll_frame *f)
         ll_buf_consume(&d->in, LL_FRAME_HEADER + (size_t)body_len);
         return 1;
     }
-    int rc = unpack_frame(d, body_len, &f->pb);
+    rc = unpack_frame(d, body_len, &f->pb);
     if (rc != 1) {
         return rc;
     }
