@@ -9,7 +9,9 @@
 
 /* Bytes handed to one SSL_write: large enough to fill whole 16 KiB TLS records. */
 #define WRITE_CHUNK (256u * 1024)
-#define READ_CHUNK (64u * 1024)
+/* SSL_read returns at most one TLS record (16 KiB of plaintext) per call: a bigger buffer
+ * would only cost every I/O thread stack. */
+#define READ_CHUNK (16u * 1024)
 
 void ll_link_init(ll_link *l, int fd, ll_tls *tls, uint32_t max_frame)
 {
