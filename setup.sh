@@ -70,7 +70,7 @@ cmd_deps() {
     fi
     log "deps: installing: $(echo "$missing" | tr '\n' ' ')"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update
-    # Recommends stay on: clang's libclang-rt-14-dev (libFuzzer, sanitizer runtimes) is one.
+    # libclang-rt-14-dev (libFuzzer, sanitizer runtimes) is listed by name, not left to Recommends.
     # shellcheck disable=SC2086 # one package name per word
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y $missing
 }
