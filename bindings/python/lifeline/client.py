@@ -21,7 +21,7 @@ from ._core import (
     wait,
 )
 from ._native import lib, text
-from .errors import ClosedError, Error, make_error
+from .errors import CODES, ClosedError, Error, make_error
 
 #: What on_event receives. `type`: "CONNECTING", "CONNECTED", "DISCONNECTED",
 #: "RECONNECTING", "SESSION_LOST" or "CLOSED"; `error`: an error name such as
@@ -221,9 +221,12 @@ class Client:
             return
         detail = ""
         if rc == SDK_ECLOSED and not self._closed_by_user:
-            # Closed by the library (gave up reconnecting, rejected): say why.
+            # Closed by the library (gave up reconnecting, rejected): say why, and raise
+            # RejectedError (a ClosedError) when the server asked us not to come back.
             try:
-                detail = self.last_error()[1]
+                name, detail = self.last_error()
+                if name == "SDK_EREJECTED":
+                    rc = CODES["SDK_EREJECTED"]
             except Error:
                 pass
         raise make_error(rc, detail)

@@ -103,8 +103,9 @@ class DisconnectedError(Error):
     """SDK_EDISCONNECTED"""
 
 
-class RejectedError(Error):
-    """SDK_EREJECTED: the server ended the session and asked the client not to come back."""
+class RejectedError(ClosedError):
+    """SDK_EREJECTED: the server ended the session and asked the client not to come back.
+    Calls on a client closed that way raise it (it is a ClosedError too)."""
 
 
 class TypeMismatchError(Error):

@@ -522,8 +522,9 @@ class TestServer(unittest.TestCase):
             c.send(b"hi")
             session = srv.recv(timeout=WAIT).session
             srv.close_session(session, "go away", reconnect_allowed=False)
-            with self.assertRaises(lifeline.ClosedError) as cm:
+            with self.assertRaises(lifeline.RejectedError) as cm:  # also a ClosedError
                 c.recv(timeout=WAIT)
+            self.assertIsInstance(cm.exception, lifeline.ClosedError)
             self.assertIn("go away", cm.exception.detail)
             self.assertEqual(c.last_error()[0], "SDK_EREJECTED")
             with self.assertRaises(lifeline.NotFoundError):
