@@ -18,6 +18,8 @@
  * Exit status: 0 every reading acknowledged, 1 a send failed or the flush timed out,
  * 64 usage error.
  */
+#include "sample_args.h"
+
 #include <lifeline/pb.h>
 
 #include "telemetry.pb-c.h"
@@ -60,42 +62,6 @@ static void usage(FILE *f)
             "  -h, --help              show this help\n");
 }
 
-static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-    if (!s || *s < '0' || *s > '9') {
-        return false;
-    }
-    errno = 0;
-    char *end = NULL;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v > max) {
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
-/* parse_target: "host:port" or "[v6]:port". */
-static bool parse_target(const char *s, options *o)
-{
-    const char *host = s;
-    const char *colon = strrchr(s, ':');
-    size_t host_len = colon ? (size_t)(colon - s) : 0;
-    if (*s == '[') {
-        host = s + 1;
-        host_len = colon && colon > s + 1 && colon[-1] == ']' ? (size_t)(colon - s - 2) : 0;
-    }
-    uint64_t port = 0;
-    if (host_len == 0 || host_len >= sizeof o->host || !parse_u64(colon + 1, 65535, &port) ||
-        port == 0) {
-        return false;
-    }
-    memcpy(o->host, host, host_len);
-    o->host[host_len] = '\0';
-    o->port = (uint16_t)port;
-    return true;
-}
-
 static const char *option_name(const struct option *longs, int val)
 {
     for (; longs->name; longs++) {
@@ -117,17 +83,17 @@ static int parse_args(int argc, char **argv, options *o)
         {"flush-timeout-ms", required_argument, NULL, FLUSH_TIMEOUT},
         {"help", no_argument, NULL, 'h'},                {NULL, 0, NULL, 0}};
     *o = (options){.device = "device-1", .count = 10, .interval_ms = 1000, .flush_timeout_ms = 60000};
-    (void)parse_target("127.0.0.1:7443", o);
+    (void)sample_parse_target("127.0.0.1:7443", o->host, sizeof o->host, &o->port);
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
         bool ok = true;
         switch (opt) {
-        case CONNECT: ok = parse_target(optarg, o); break;
+        case CONNECT: ok = sample_parse_target(optarg, o->host, sizeof o->host, &o->port); break;
         case CA: o->ca_file = optarg; break;
         case DEVICE: o->device = optarg; break;
-        case COUNT: ok = parse_u64(optarg, UINT64_MAX, &o->count); break;
-        case INTERVAL: ok = parse_u64(optarg, 3600000, &o->interval_ms); break;
-        case FLUSH_TIMEOUT: ok = parse_u64(optarg, INT_MAX, &o->flush_timeout_ms); break;
+        case COUNT: ok = sample_parse_u64(optarg, UINT64_MAX, &o->count); break;
+        case INTERVAL: ok = sample_parse_u64(optarg, 3600000, &o->interval_ms); break;
+        case FLUSH_TIMEOUT: ok = sample_parse_u64(optarg, INT_MAX, &o->flush_timeout_ms); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 64;
         }

@@ -9,6 +9,8 @@
  * Exit status: 0 a reply came (even with no readings), 1 timeout, error or an error in
  * the reply, 64 usage error.
  */
+#include "sample_args.h"
+
 #include <lifeline/pb.h>
 
 #include "telemetry.pb-c.h"
@@ -48,42 +50,6 @@ static void usage(FILE *f)
             "  -h, --help            show this help\n");
 }
 
-static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-    if (!s || *s < '0' || *s > '9') {
-        return false;
-    }
-    errno = 0;
-    char *end = NULL;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v > max) {
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
-/* parse_target: "host:port" or "[v6]:port". */
-static bool parse_target(const char *s, options *o)
-{
-    const char *host = s;
-    const char *colon = strrchr(s, ':');
-    size_t host_len = colon ? (size_t)(colon - s) : 0;
-    if (*s == '[') {
-        host = s + 1;
-        host_len = colon && colon > s + 1 && colon[-1] == ']' ? (size_t)(colon - s - 2) : 0;
-    }
-    uint64_t port = 0;
-    if (host_len == 0 || host_len >= sizeof o->host || !parse_u64(colon + 1, 65535, &port) ||
-        port == 0) {
-        return false;
-    }
-    memcpy(o->host, host, host_len);
-    o->host[host_len] = '\0';
-    o->port = (uint16_t)port;
-    return true;
-}
-
 /* parse_args: -1 to go on, else an exit status. */
 static int parse_args(int argc, char **argv, options *o)
 {
@@ -94,17 +60,17 @@ static int parse_args(int argc, char **argv, options *o)
         {"limit", required_argument, NULL, LIMIT},     {"timeout-ms", required_argument, NULL, TIMEOUT},
         {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0}};
     *o = (options){.device = "", .timeout_ms = 5000};
-    (void)parse_target("127.0.0.1:7443", o);
+    (void)sample_parse_target("127.0.0.1:7443", o->host, sizeof o->host, &o->port);
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
         bool ok = true;
         switch (opt) {
-        case CONNECT: ok = parse_target(optarg, o); break;
+        case CONNECT: ok = sample_parse_target(optarg, o->host, sizeof o->host, &o->port); break;
         case CA: o->ca_file = optarg; break;
         case DEVICE: o->device = optarg; break;
-        case SINCE: ok = parse_u64(optarg, UINT64_MAX, &o->since_ms); break;
-        case LIMIT: ok = parse_u64(optarg, UINT32_MAX, &o->limit); break;
-        case TIMEOUT: ok = parse_u64(optarg, INT_MAX, &o->timeout_ms) && o->timeout_ms > 0; break;
+        case SINCE: ok = sample_parse_u64(optarg, UINT64_MAX, &o->since_ms); break;
+        case LIMIT: ok = sample_parse_u64(optarg, UINT32_MAX, &o->limit); break;
+        case TIMEOUT: ok = sample_parse_u64(optarg, INT_MAX, &o->timeout_ms) && o->timeout_ms > 0; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 64;
         }
