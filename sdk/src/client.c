@@ -3,6 +3,7 @@
 #include "client.h"
 
 #include "codec.h"
+#include "config.h"
 #include "ll.h"
 #include "net.h"
 #include "wait.h"
@@ -75,26 +76,10 @@ static int validate(const sdk_config *cfg, char *why, size_t len)
 /* Copy the configuration, its strings into one block, and fill derived defaults. */
 static int copy_config(sdk_client *c, const sdk_config *cfg)
 {
-    const char *src[] = {cfg->host, cfg->servername, cfg->ca_file, cfg->cert_file, cfg->key_file};
-    size_t total = 0;
-    for (size_t i = 0; i < 5; i++) {
-        total += src[i] ? strlen(src[i]) + 1 : 0;
-    }
-    c->strings = malloc(total + 1);
-    LL_ENSURE(c->strings, SDK_ENOMEM);
-    const char **dst[] = {&c->cfg.host, &c->cfg.servername, &c->cfg.ca_file, &c->cfg.cert_file,
-                          &c->cfg.key_file};
     c->cfg = *cfg;
-    char *p = c->strings;
-    for (size_t i = 0; i < 5; i++) {
-        *dst[i] = NULL;
-        if (src[i]) {
-            size_t n = strlen(src[i]) + 1;
-            memcpy(p, src[i], n);
-            *dst[i] = p;
-            p += n;
-        }
-    }
+    const char **fields[] = {&c->cfg.host, &c->cfg.servername, &c->cfg.ca_file, &c->cfg.cert_file,
+                             &c->cfg.key_file};
+    LL_GUARD(ll_config_own_strings(fields, sizeof(fields) / sizeof(fields[0]), &c->strings));
     if (!c->cfg.servername) {
         c->cfg.servername = c->cfg.host;
     }

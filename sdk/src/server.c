@@ -3,6 +3,7 @@
 #include "server_impl.h"
 
 #include "codec.h"
+#include "config.h"
 #include "ll.h"
 #include "net.h"
 #include "wait.h"
@@ -59,27 +60,10 @@ void sdk_server_config_init(sdk_server_config *cfg)
 
 static int copy_config(sdk_server *srv, const sdk_server_config *cfg)
 {
-    const char *src[] = {cfg->listen, cfg->cert_file, cfg->key_file, cfg->client_ca_file};
-    const char **dst[] = {&srv->cfg.listen, &srv->cfg.cert_file, &srv->cfg.key_file,
-                          &srv->cfg.client_ca_file};
-    size_t total = 0;
-    for (size_t i = 0; i < 4; i++) {
-        total += src[i] ? strlen(src[i]) + 1 : 0;
-    }
-    srv->strings = malloc(total + 1);
-    LL_ENSURE(srv->strings, SDK_ENOMEM);
     srv->cfg = *cfg;
-    char *p = srv->strings;
-    for (size_t i = 0; i < 4; i++) {
-        *dst[i] = NULL;
-        if (src[i]) {
-            size_t n = strlen(src[i]) + 1;
-            memcpy(p, src[i], n);
-            *dst[i] = p;
-            p += n;
-        }
-    }
-    return 0;
+    const char **fields[] = {&srv->cfg.listen, &srv->cfg.cert_file, &srv->cfg.key_file,
+                             &srv->cfg.client_ca_file};
+    return ll_config_own_strings(fields, sizeof(fields) / sizeof(fields[0]), &srv->strings);
 }
 
 static int validate(const sdk_server_config *cfg, char *why, size_t len)
