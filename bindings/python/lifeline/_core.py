@@ -15,7 +15,7 @@ from typing import Any, Callable, Deque, List, Optional, Tuple
 
 from . import _native
 from ._native import lib, text
-from .errors import CODES, ClosedError, ProtocolError, TypeMismatchError
+from .errors import CODES, ClosedError, ProtocolError, TypeMismatchError, make_error
 
 log = logging.getLogger("lifeline")
 
@@ -200,6 +200,24 @@ def make_thunk(fn_type: Any, user_fn: Callable[[Any], None], convert: Callable[[
             _tls.in_callback = False
 
     return fn_type(trampoline)
+
+
+def open_handle(start: Any, cfg: Any, on_event: Optional[Callable[[Any], None]], fn_type: Any,
+                convert: Callable[[Any], Any], close: Any, destroy: Any, what: str) -> "Handle":
+    """Install on_event (if any) in cfg, call start(&cfg, &out) (sdk_connect or
+    sdk_server_start) and wrap the result; a failure raises with the library's detail, read on
+    this thread as sdk_last_connect_error requires."""
+    thunk = None
+    if on_event is not None:
+        if not callable(on_event):
+            raise TypeError("on_event must be callable")
+        thunk = make_thunk(fn_type, on_event, convert)
+        cfg.on_event = thunk
+    out = ctypes.c_void_p()
+    rc = start(ctypes.byref(cfg), ctypes.byref(out))
+    if rc != 0:
+        raise make_error(rc, _native.last_connect_error())
+    return Handle(out.value, close, destroy, what, thunk)
 
 
 # ---- handle lifetime ----

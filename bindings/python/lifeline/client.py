@@ -15,7 +15,7 @@ from ._core import (
     Inbox,
     Message,
     fill,
-    make_thunk,
+    open_handle,
     payload,
     receive,
     wait,
@@ -98,18 +98,8 @@ class Client:
             "window_messages": window_messages, "window_bytes": window_bytes,
             "close_linger_ms": close_linger_ms,
         })
-        thunk = None
-        if on_event is not None:
-            if not callable(on_event):
-                raise TypeError("on_event must be callable")
-            thunk = make_thunk(_native.sdk_event_fn, on_event, _event)
-            cfg.on_event = thunk
-        out = ctypes.c_void_p()
-        rc = lib.sdk_connect(ctypes.byref(cfg), ctypes.byref(out))
-        if rc != 0:
-            # Same thread as sdk_connect: its thread-local detail is ours.
-            raise make_error(rc, _native.last_connect_error())
-        self._handle = Handle(out.value, lib.sdk_close, lib.sdk_destroy, "client", thunk)
+        self._handle = open_handle(lib.sdk_connect, cfg, on_event, _native.sdk_event_fn, _event,
+                                   lib.sdk_close, lib.sdk_destroy, "client")
 
     # ---- lifetime ----
 

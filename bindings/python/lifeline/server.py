@@ -8,9 +8,9 @@ from collections import namedtuple
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from . import _native
-from ._core import SDK_ECLOSED, SDK_EQUEUEFULL, Handle, Inbox, Message, fill, make_thunk, payload, receive, wait
+from ._core import SDK_ECLOSED, SDK_EQUEUEFULL, Handle, Inbox, Message, fill, open_handle, payload, receive, wait
 from ._native import lib, text
-from .errors import ClosedError, check, make_error
+from .errors import ClosedError, check
 
 #: What Server(on_event=...) receives. `type`: "OPENED", "RESUMED", "DETACHED", "EXPIRED"
 #: or "CLOSED"; `cause`: sdk_cause_name ("none", "reset", "clean_close", ...);
@@ -108,18 +108,10 @@ class Server:
             "window_messages": window_messages, "window_bytes": window_bytes,
             "max_output_bytes": max_output_bytes,
         })
-        thunk = None
-        if on_event is not None:
-            if not callable(on_event):
-                raise TypeError("on_event must be callable")
-            thunk = make_thunk(_native.sdk_server_event_fn, on_event, _session_event)
-            cfg.on_event = thunk
-        out = ctypes.c_void_p()
-        rc = lib.sdk_server_start(ctypes.byref(cfg), ctypes.byref(out))
-        if rc != 0:
-            raise make_error(rc, _native.last_connect_error())
-        self._handle = Handle(out.value, lib.sdk_server_stop, lib.sdk_server_destroy, "server", thunk)
-        self._port = lib.sdk_server_port(out.value)
+        self._handle = open_handle(lib.sdk_server_start, cfg, on_event, _native.sdk_server_event_fn,
+                                   _session_event, lib.sdk_server_stop, lib.sdk_server_destroy, "server")
+        with self._handle.call() as ptr:
+            self._port = lib.sdk_server_port(ptr)
 
     # ---- lifetime ----
 
