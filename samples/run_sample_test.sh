@@ -11,6 +11,8 @@
 # port. Passes if the sample exits 0 and a line of its stdout matches the extended regex.
 # The server is stopped and the temp dir removed on every exit path.
 set -euo pipefail
+# shellcheck source=samples/listening.sh
+source "$(dirname "${BASH_SOURCE[0]}")/listening.sh"
 
 die() { printf 'run_sample_test.sh: %s\n' "$*" >&2; exit 1; }
 
@@ -49,28 +51,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # start_server PORT: start it and wait for its "listening on" line; sets server_pid and port.
-# A port just given up may still be busy for a moment: try again until the deadline.
 start_server() {
-    local want=$1 deadline=$((SECONDS + WAIT_S)) line
-    while ((SECONDS <= deadline)); do
-        : >"$tmp/server.out"
-        "$bin/lifeline-server" --listen "127.0.0.1:$want" --dev-certs "$tmp/certs" \
-            ${server_args[@]+"${server_args[@]}"} >"$tmp/server.out" 2>>"$tmp/server.err" &
-        server_pid=$!
-        while kill -0 "$server_pid" 2>/dev/null && ((SECONDS <= deadline)); do
-            line=$(grep -m1 '^listening on ' "$tmp/server.out" || true)
-            if [[ -n $line ]]; then
-                port=${line##*:}
-                return 0
-            fi
-            sleep 0.05
-        done
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=
-        sleep 0.1
-    done
+    start_listening server_pid "$tmp/server.out" "$tmp/server.err" "$WAIT_S" \
+        "$bin/lifeline-server" --listen "127.0.0.1:$1" --dev-certs "$tmp/certs" \
+        ${server_args[@]+"${server_args[@]}"} && return 0
     cat "$tmp/server.err" >&2 || true
-    die "lifeline-server did not start on 127.0.0.1:$want"
+    die "lifeline-server did not start on 127.0.0.1:$1"
 }
 
 port=0

@@ -14,6 +14,8 @@
 #  7. stop the collector; its summary line must say so.
 # Only the processes started here are stopped, on every exit path; the temp dir is removed.
 set -euo pipefail
+# shellcheck source=samples/listening.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../listening.sh"
 
 die() {
     printf 'run_collector_test.sh: FAILED: %s\n' "$*" >&2
@@ -59,27 +61,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # start_collector PORT: start it and wait for its "listening on" line; sets collector_pid
-# and port. A port just given up may still be busy for a moment: try again until the deadline.
+# and port.
 start_collector() {
-    local want=$1 deadline=$((SECONDS + WAIT_S)) line
     run=$((run + 1))
-    while ((SECONDS <= deadline)); do
-        "$collector" --listen "127.0.0.1:$want" --dev-certs "$tmp/certs" \
-            >"$tmp/collector$run.out" 2>>"$tmp/collector$run.err" &
-        collector_pid=$!
-        while kill -0 "$collector_pid" 2>/dev/null && ((SECONDS <= deadline)); do
-            line=$(grep -m1 '^listening on ' "$tmp/collector$run.out" || true)
-            if [[ -n $line ]]; then
-                port=${line##*:}
-                return 0
-            fi
-            sleep 0.05
-        done
-        wait "$collector_pid" 2>/dev/null || true
-        collector_pid=
-        sleep 0.1
-    done
-    die "telemetry_collector did not start on 127.0.0.1:$want"
+    start_listening collector_pid "$tmp/collector$run.out" "$tmp/collector$run.err" "$WAIT_S" \
+        "$collector" --listen "127.0.0.1:$1" --dev-certs "$tmp/certs" && return 0
+    die "telemetry_collector did not start on 127.0.0.1:$1"
 }
 
 # stop_collector: SIGTERM, and it must exit 0 within WAIT_S.
