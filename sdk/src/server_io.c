@@ -444,6 +444,32 @@ static void on_closing_ready(sdk_server *srv, srv_conn *conn, uint32_t revents)
     set_events(srv, conn);
 }
 
+/* The connection failed with rc (cause: what is known beyond rc). A protocol error is
+ * explained to the client before hanging up; anything else ends the connection at once. */
+static void conn_failed(sdk_server *srv, srv_conn *conn, int rc, sdk_cause cause)
+{
+    if (cause == SDK_CAUSE_RESET) {
+        cause = cause_of(rc);
+    }
+    if (rc == SDK_EDISCONNECTED && ll_tls_peer_closed(conn->link.tls)) {
+        cause = SDK_CAUSE_CLEAN_CLOSE; /* FIN without a close frame */
+    }
+    if (cause != SDK_CAUSE_PROTOCOL_ERROR || conn->phase == CONN_CLOSING) {
+        drop_conn(srv, conn, cause);
+        return;
+    }
+    /* The session waits for a resume. A frame over our limit would only come again on
+     * resume, so that client must not return. */
+    pthread_mutex_lock(&srv->mu);
+    detach_locked(srv, conn, cause);
+    pthread_mutex_unlock(&srv->mu);
+    report_events(srv);
+    bool too_big = rc == SDK_ETOOBIG;
+    start_closing(srv, conn, too_big ? LIFELINE__CLOSE__CODE__TOO_BIG : LIFELINE__CLOSE__CODE__PROTOCOL_ERROR,
+                  conn->link.detail, !too_big);
+    on_closing_ready(srv, conn, 0);
+}
+
 /* The socket is ready: move bytes and frames. */
 static void on_conn_ready(sdk_server *srv, srv_conn *conn, uint32_t revents)
 {
@@ -483,26 +509,7 @@ static void on_conn_ready(sdk_server *srv, srv_conn *conn, uint32_t revents)
         rc = SDK_EIO;
     }
     if (rc != 0) {
-        if (cause == SDK_CAUSE_RESET) {
-            cause = cause_of(rc);
-        }
-        if (rc == SDK_EDISCONNECTED && ll_tls_peer_closed(conn->link.tls)) {
-            cause = SDK_CAUSE_CLEAN_CLOSE; /* FIN without a close frame */
-        }
-        if (cause != SDK_CAUSE_PROTOCOL_ERROR || conn->phase == CONN_CLOSING) {
-            drop_conn(srv, conn, cause);
-            return;
-        }
-        /* Tell the client why before hanging up; its session waits for a resume. A frame
-         * over our limit would only come again on resume, so that client must not return. */
-        pthread_mutex_lock(&srv->mu);
-        detach_locked(srv, conn, cause);
-        pthread_mutex_unlock(&srv->mu);
-        report_events(srv);
-        bool too_big = rc == SDK_ETOOBIG;
-        start_closing(srv, conn, too_big ? LIFELINE__CLOSE__CODE__TOO_BIG : LIFELINE__CLOSE__CODE__PROTOCOL_ERROR,
-                      conn->link.detail, !too_big);
-        on_closing_ready(srv, conn, 0);
+        conn_failed(srv, conn, rc, cause);
         return;
     }
     set_events(srv, conn);
