@@ -203,16 +203,12 @@ sdk_err sdk_send_typed(sdk_client *c, const char *type, const void *data, size_t
             rc = SDK_ECLOSED;
             break;
         }
-        if (c->peer_max_frame && ll_data_frame_size(UINT64_MAX, len, type) > c->peer_max_frame) {
-            rc = SDK_ETOOBIG; /* the server would refuse it, and it would block the queue */
-            break;
+        rc = ll_session_offer(&c->s, m, c->cfg.queue_max_messages, c->cfg.queue_max_bytes);
+        if (rc == 0) {
+            m = NULL;
+            ll_client_wake_locked(c);
         }
-        if (ll_session_has_room(&c->s, c->cfg.queue_max_messages, c->cfg.queue_max_bytes, len)) {
-            rc = ll_session_enqueue(&c->s, m);
-            if (rc == 0) {
-                m = NULL;
-                ll_client_wake_locked(c);
-            }
+        if (rc != SDK_EQUEUEFULL) {
             break;
         }
         if (ll_cond_wait(&c->send_cv, &c->mu, &dl) != 0) {

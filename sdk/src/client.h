@@ -32,7 +32,6 @@ struct sdk_client {
     uint64_t session_id;     /* 0 until the first welcome */
     uint8_t token[32];
     size_t token_len;
-    uint32_t peer_max_frame; /* the server's limit from its welcome; 0 until known */
     sdk_state state;
     bool closing;            /* sdk_close asked the I/O thread to stop */
     bool wake_pending;       /* the I/O thread has been signalled and not yet looked */

@@ -137,7 +137,7 @@ static int adopt_welcome(sdk_client *c, ll_link *l, const Lifeline__Welcome *w, 
         c->stats.sessions_lost++;
     }
     c->session_id = w->session_id;
-    c->peer_max_frame = w->max_frame;
+    c->s.peer_max_frame = w->max_frame;
     memcpy(c->token, w->resume_token.data, w->resume_token.len);
     c->token_len = w->resume_token.len;
     c->s.window_messages = LL_MAX(1u, LL_MIN(c->cfg.window_messages, w->window_messages));

@@ -253,17 +253,13 @@ sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *typ
             rc = srv->sends_closed ? SDK_ECLOSED : SDK_ENOTFOUND;
             break;
         }
-        if (ss->peer_max_frame && ll_data_frame_size(UINT64_MAX, len, type) > ss->peer_max_frame) {
-            rc = SDK_ETOOBIG; /* the client would refuse it, and it would block the session */
-            break;
+        rc = ll_session_offer(&ss->s, m, srv->cfg.queue_max_messages, srv->cfg.queue_max_bytes);
+        if (rc == 0) {
+            m = NULL;
+            srv->last_send_ms = ll_now_ms();
+            ll_server_mark_dirty_locked(srv, ss);
         }
-        if (ll_session_has_room(&ss->s, srv->cfg.queue_max_messages, srv->cfg.queue_max_bytes, len)) {
-            rc = ll_session_enqueue(&ss->s, m);
-            if (rc == 0) {
-                m = NULL;
-                srv->last_send_ms = ll_now_ms();
-                ll_server_mark_dirty_locked(srv, ss);
-            }
+        if (rc != SDK_EQUEUEFULL) {
             break;
         }
         if (ll_cond_wait(&srv->send_cv, &srv->mu, &dl) != 0) {

@@ -46,7 +46,6 @@ typedef struct srv_session {
     ll_timer ttl;              /* armed while detached (I/O thread only) */
     uint32_t hb_interval_ms;   /* as the client announced */
     uint32_t hb_timeout_ms;    /* as applied (clamped) */
-    uint32_t peer_max_frame;   /* the client's limit from its hello; 0 if it did not say */
     uint64_t in_inbox;         /* its messages waiting in the inbox */
     uint64_t last_rx_ms;       /* monotonic; copied from the link under mu for the liveness view */
     uint64_t rtt_us;           /* the client's smoothed round trip, as its pings report */

@@ -248,7 +248,7 @@ static int attach(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h)
     ss->connections++;
     ss->connected_since_ms = ll_wall_ms();
     ss->hb_interval_ms = h->heartbeat_interval_ms;
-    ss->peer_max_frame = h->max_frame;
+    ss->s.peer_max_frame = h->max_frame;
     ss->hb_timeout_ms = (uint32_t)LL_MAX((uint32_t)srv->cfg.heartbeat_min_ms,
                                          LL_MIN(h->heartbeat_timeout_ms ? h->heartbeat_timeout_ms : 15000u,
                                                 (uint32_t)srv->cfg.heartbeat_max_ms));

@@ -29,9 +29,15 @@ int ll_session_new_msg(const void *data, size_t len, const char *type, uint32_t 
     return *out ? 0 : SDK_ENOMEM;
 }
 
-bool ll_session_has_room(const ll_session *s, size_t max_messages, uint64_t max_bytes, size_t len)
+int ll_session_offer(ll_session *s, ll_msg *m, size_t max_messages, uint64_t max_bytes)
 {
-    return s->sendq.count < max_messages && s->sendq.bytes + len <= max_bytes;
+    if (s->peer_max_frame && ll_data_frame_size(UINT64_MAX, m->pub.len, m->pub.type) > s->peer_max_frame) {
+        return SDK_ETOOBIG;
+    }
+    if (s->sendq.count >= max_messages || s->sendq.bytes + m->pub.len > max_bytes) {
+        return SDK_EQUEUEFULL;
+    }
+    return ll_session_enqueue(s, m);
 }
 
 int ll_session_enqueue(ll_session *s, ll_msg *m)

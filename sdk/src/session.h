@@ -30,6 +30,7 @@ typedef struct ll_session {
     uint32_t window_messages; /* in flight at most, the smaller of ours and the peer's */
     uint64_t window_bytes;
     uint32_t ack_every;  /* acknowledge at least every this many consumed messages */
+    uint32_t peer_max_frame; /* the largest frame the peer accepts, from hello/welcome; 0: unknown */
 
     uint64_t enqueued_total; /* messages ever queued; with acked_total, what sdk_flush waits on */
     uint64_t acked_total;
@@ -46,8 +47,10 @@ void ll_session_free(ll_session *s);
  * with *out owned by the caller. Done before taking any lock. */
 int ll_session_new_msg(const void *data, size_t len, const char *type, uint32_t max_frame,
                        uint64_t max_bytes, ll_msg **out);
-/* Whether a message of len bytes fits the queue bounds now. */
-bool ll_session_has_room(const ll_session *s, size_t max_messages, uint64_t max_bytes, size_t len);
+/* Queue m if the peer can take it and the bounds have room: 0 (m is now the session's),
+ * SDK_ETOOBIG (over the peer's announced frame limit: it would refuse it, forever),
+ * SDK_EQUEUEFULL (no room now: the caller may wait for acks and offer again), SDK_ENOMEM. */
+int ll_session_offer(ll_session *s, ll_msg *m, size_t max_messages, uint64_t max_bytes);
 
 /* Queue a message for sending (takes ownership). Sets its seq and epoch. 0 or SDK_ENOMEM. */
 int ll_session_enqueue(ll_session *s, ll_msg *m);

@@ -17,6 +17,7 @@
 #include "session.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define BIG_WINDOW_BYTES (UINT64_C(1) << 30)
@@ -1141,11 +1142,37 @@ static void test_last_sequence(void **state)
     ll_session_free(&s);
 }
 
+/* offer: the peer's frame limit is final (SDK_ETOOBIG), the queue bounds are not (EQUEUEFULL). */
+static void test_offer_checks_peer_limit_and_bounds(void **state)
+{
+    (void)state;
+    ll_session s;
+    ll_session_init(&s, 16, 1 << 20);
+    s.peer_max_frame = 100;
+    uint8_t payload[200] = {0};
+    ll_msg *big = ll_msg_new(payload, 200, NULL, NULL);
+    assert_int_equal(ll_session_offer(&s, big, 10, 1000), SDK_ETOOBIG);
+    assert_int_equal(s.sendq.count, 0);
+    free(big);
+    for (int i = 0; i < 2; i++) {
+        ll_msg *m = ll_msg_new(payload, 50, NULL, NULL);
+        assert_int_equal(ll_session_offer(&s, m, 2, 1000), 0);
+    }
+    ll_msg *third = ll_msg_new(payload, 50, NULL, NULL);
+    assert_int_equal(ll_session_offer(&s, third, 2, 1000), SDK_EQUEUEFULL); /* message bound */
+    assert_int_equal(ll_session_offer(&s, third, 10, 120), SDK_EQUEUEFULL); /* byte bound */
+    assert_int_equal(s.sendq.count, 2);
+    assert_int_equal(ll_session_offer(&s, third, 10, 150), 0);               /* exactly fits */
+    assert_int_equal(s.sendq.count, 3);
+    ll_session_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_defaults),
         cmocka_unit_test(test_enqueue_assigns_sequences),
+        cmocka_unit_test(test_offer_checks_peer_limit_and_bounds),
         cmocka_unit_test(test_enqueue_after_existing_acked),
         cmocka_unit_test(test_write_encodes_unwritten),
         cmocka_unit_test(test_write_empty_queue),
