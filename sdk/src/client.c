@@ -191,8 +191,7 @@ sdk_err sdk_send_typed(sdk_client *c, const char *type, const void *data, size_t
     if (!c) {
         return SDK_EINVAL;
     }
-    ll_msg *m = NULL;
-    int rc = ll_session_new_msg(data, len, type, c->cfg.max_frame, c->cfg.queue_max_bytes, &m);
+    int rc = ll_session_check_msg(data, len, type, c->cfg.max_frame, c->cfg.queue_max_bytes);
     if (rc != 0) {
         return (sdk_err)rc;
     }
@@ -203,9 +202,8 @@ sdk_err sdk_send_typed(sdk_client *c, const char *type, const void *data, size_t
             rc = SDK_ECLOSED;
             break;
         }
-        rc = ll_session_offer(&c->s, m, c->cfg.queue_max_messages, c->cfg.queue_max_bytes);
+        rc = ll_session_offer(&c->s, data, len, type, c->cfg.queue_max_messages, c->cfg.queue_max_bytes);
         if (rc == 0) {
-            m = NULL;
             ll_client_wake_locked(c);
         }
         if (rc != SDK_EQUEUEFULL) {
@@ -217,7 +215,6 @@ sdk_err sdk_send_typed(sdk_client *c, const char *type, const void *data, size_t
         }
     }
     pthread_mutex_unlock(&c->mu);
-    free(m);
     return (sdk_err)rc;
 }
 

@@ -133,7 +133,10 @@ static int adopt_welcome(sdk_client *c, ll_link *l, const Lifeline__Welcome *w, 
             return SDK_EPROTO;
         }
     } else if (*lost) {
-        ll_session_restart(&c->s);
+        if (ll_session_restart(&c->s) != 0) {
+            LL_DETAIL(l->detail, sizeof(l->detail), "out of memory renumbering the queue for a new session");
+            return SDK_ENOMEM;
+        }
         c->stats.sessions_lost++;
     }
     c->session_id = w->session_id;
@@ -209,7 +212,7 @@ static int fill_output(sdk_client *c, ll_link *l)
     if (ll_session_ack_due(&c->s, c->recvq.count == 0)) {
         LL_GUARD(ll_link_send_ack(l, ll_session_ack_take(&c->s)));
     }
-    return ll_session_write(&c->s, &l->out, OUT_LIMIT, c->cfg.max_frame);
+    return ll_session_write(&c->s, &l->out, OUT_LIMIT);
 }
 
 static int on_data(sdk_client *c, ll_link *l, const ll_data_view *d, bool *got)

@@ -368,26 +368,23 @@ static uint8_t *put_len_field(uint8_t *p, unsigned field, const void *data, size
     return p + len;
 }
 
-size_t ll_data_frame_size(uint64_t seq, size_t len, const char *type)
+size_t ll_data_frame_size_n(uint64_t seq, size_t len, size_t type_len)
 {
-    size_t data_len = data_body_size(seq, len, type != NULL ? strlen(type) : 0);
-
-    return add_sat(LL_FRAME_HEADER, len_field_size(data_len));
+    return add_sat(LL_FRAME_HEADER, len_field_size(data_body_size(seq, len, type_len)));
 }
 
-int ll_encode_data(ll_buf *out, uint64_t seq, const void *payload, size_t len, const char *type,
-                   uint32_t max_frame)
+size_t ll_data_frame_size(uint64_t seq, size_t len, const char *type)
 {
-    size_t type_len = type != NULL ? strlen(type) : 0;
+    return ll_data_frame_size_n(seq, len, type != NULL ? strlen(type) : 0);
+}
+
+void ll_put_data_frame(uint8_t *dst, uint64_t seq, const void *payload, size_t len, const char *type,
+                       size_t type_len)
+{
     size_t data_len = data_body_size(seq, len, type_len);
-    size_t body_len = len_field_size(data_len);
+    uint8_t *p = dst + LL_FRAME_HEADER;
 
-    LL_ENSURE(payload != NULL || len == 0, SDK_EINVAL);
-    /* A saturated size is too big even when max_frame is UINT32_MAX and size_t is 32 bits. */
-    LL_ENSURE(body_len != SIZE_MAX && body_len <= max_frame, SDK_ETOOBIG);
-    LL_GUARD(ll_buf_reserve(out, LL_FRAME_HEADER + body_len));
-
-    uint8_t *p = ll_buf_tail(out) + LL_FRAME_HEADER;
+    ll_put_be32(dst, (uint32_t)len_field_size(data_len));
     *p++ = KEY(FRAME_DATA, WIRE_LEN);
     p = put_varint(p, data_len);
     if (seq != 0) {
@@ -396,6 +393,25 @@ int ll_encode_data(ll_buf *out, uint64_t seq, const void *payload, size_t len, c
     }
     p = put_len_field(p, DATA_PAYLOAD, payload, len);
     (void)put_len_field(p, DATA_TYPE, type, type_len);
-    commit_frame(out, body_len);
+}
+
+bool ll_data_frame_read(const uint8_t *frame, size_t size, ll_data_view *v)
+{
+    return size >= LL_FRAME_HEADER && ll_get_be32(frame) == size - LL_FRAME_HEADER &&
+           read_data_in_place(frame + LL_FRAME_HEADER, size - LL_FRAME_HEADER, v);
+}
+
+int ll_encode_data(ll_buf *out, uint64_t seq, const void *payload, size_t len, const char *type,
+                   uint32_t max_frame)
+{
+    size_t type_len = type != NULL ? strlen(type) : 0;
+    size_t body_len = len_field_size(data_body_size(seq, len, type_len));
+
+    LL_ENSURE(payload != NULL || len == 0, SDK_EINVAL);
+    /* A saturated size is too big even when max_frame is UINT32_MAX and size_t is 32 bits. */
+    LL_ENSURE(body_len != SIZE_MAX && body_len <= max_frame, SDK_ETOOBIG);
+    LL_GUARD(ll_buf_reserve(out, LL_FRAME_HEADER + body_len));
+    ll_put_data_frame(ll_buf_tail(out), seq, payload, len, type, type_len);
+    out->len += LL_FRAME_HEADER + body_len;
     return 0;
 }

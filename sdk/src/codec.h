@@ -79,5 +79,14 @@ int ll_encode_data(ll_buf *out, uint64_t seq, const void *payload, size_t len, c
 /* Exact encoded size (header included) of the Data frame above, for bound checks;
  * SIZE_MAX if it would not fit in a size_t. */
 size_t ll_data_frame_size(uint64_t seq, size_t len, const char *type);
+/* The same, for a type name of type_len bytes (0: none). */
+size_t ll_data_frame_size_n(uint64_t seq, size_t len, size_t type_len);
+/* The same Data frame, written at dst, which must hold ll_data_frame_size_n(seq, len, type_len)
+ * bytes. For queues that keep frames in their own memory. */
+void ll_put_data_frame(uint8_t *dst, uint64_t seq, const void *payload, size_t len, const char *type,
+                       size_t type_len);
+/* Read back a whole frame (header included) of `size` bytes: true with *v pointing into it
+ * if it is a Data frame in the canonical form written above, else false. */
+bool ll_data_frame_read(const uint8_t *frame, size_t size, ll_data_view *v);
 
 #endif

@@ -240,8 +240,7 @@ sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *typ
     if (!srv) {
         return SDK_EINVAL;
     }
-    ll_msg *m = NULL;
-    int rc = ll_session_new_msg(data, len, type, srv->cfg.max_frame, srv->cfg.queue_max_bytes, &m);
+    int rc = ll_session_check_msg(data, len, type, srv->cfg.max_frame, srv->cfg.queue_max_bytes);
     if (rc != 0) {
         return (sdk_err)rc;
     }
@@ -253,9 +252,8 @@ sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *typ
             rc = srv->sends_closed ? SDK_ECLOSED : SDK_ENOTFOUND;
             break;
         }
-        rc = ll_session_offer(&ss->s, m, srv->cfg.queue_max_messages, srv->cfg.queue_max_bytes);
+        rc = ll_session_offer(&ss->s, data, len, type, srv->cfg.queue_max_messages, srv->cfg.queue_max_bytes);
         if (rc == 0) {
-            m = NULL;
             srv->last_send_ms = ll_now_ms();
             ll_server_mark_dirty_locked(srv, ss);
         }
@@ -268,7 +266,6 @@ sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *typ
         }
     }
     pthread_mutex_unlock(&srv->mu);
-    free(m);
     return (sdk_err)rc;
 }
 
@@ -317,8 +314,8 @@ static void collect(void *val, void *arg)
     LL_DETAIL(info->peer_identity, sizeof(info->peer_identity), "%s", ss->identity);
     info->connected_since_ms = ss->connected_since_ms;
     info->last_cause = ss->last_cause;
-    info->queued = ss->s.sendq.count - ss->s.written;
-    info->unacked = ss->s.written;
+    info->queued = ss->s.sendq.count - ss->s.sendq.copied;
+    info->unacked = ss->s.sendq.copied;
     info->received = ss->s.msgs_received;
     info->connections = ss->connections;
     ll_server_session_liveness(ss, cx->now_ms, cx->wall_ms, info);

@@ -334,7 +334,7 @@ static int on_frame(sdk_server *srv, srv_conn *conn, const ll_frame *frame, bool
 }
 
 /* Under mu: acks due and data the window allows, onto the connection's link. */
-static int fill_output(sdk_server *srv, srv_conn *conn)
+static int fill_output(srv_conn *conn)
 {
     srv_session *ss = conn->sess;
     if (!ss || conn->phase != CONN_READY) {
@@ -343,7 +343,7 @@ static int fill_output(sdk_server *srv, srv_conn *conn)
     if (ll_session_ack_due(&ss->s, ss->in_inbox == 0)) {
         LL_GUARD(ll_link_send_ack(&conn->link, ll_session_ack_take(&ss->s)));
     }
-    int rc = ll_session_write(&ss->s, &conn->link.out, OUT_LIMIT, srv->cfg.max_frame);
+    int rc = ll_session_write(&ss->s, &conn->link.out, OUT_LIMIT);
     conn->more_to_write = ll_session_can_write(&ss->s);
     return rc;
 }
@@ -356,7 +356,7 @@ static int write_batches(sdk_server *srv, srv_conn *conn, uint64_t now)
     for (int turn = 0; rc == 0 && turn < WRITE_TURNS && conn->more_to_write && ll_buf_size(&conn->link.out) == 0;
          turn++) {
         pthread_mutex_lock(&srv->mu);
-        rc = fill_output(srv, conn);
+        rc = fill_output(conn);
         pthread_mutex_unlock(&srv->mu);
         if (rc == 0) {
             rc = ll_link_flush(&conn->link, now);
@@ -390,7 +390,7 @@ static int process_input(sdk_server *srv, srv_conn *conn, sdk_cause *cause)
         ll_frame_release(&f);
     }
     if (rc == 0) {
-        rc = fill_output(srv, conn);
+        rc = fill_output(conn);
     }
     if (conn->sess) {
         conn->sess->last_rx_ms = conn->link.hb.last_rx_ms;
@@ -577,7 +577,7 @@ static bool service_dirty(sdk_server *srv)
                 start_closing(srv, conn, LIFELINE__CLOSE__CODE__SESSION_CLOSED, ss->close_reason, ss->reconnect_allowed);
             }
             end_session(srv, ss, SDK_SESSION_CLOSED, SDK_CAUSE_CLOSED_BY_APP);
-        } else if (conn && fill_output(srv, conn) != 0) {
+        } else if (conn && fill_output(conn) != 0) {
             conn->phase = CONN_CLOSING; /* encode failure: let the timer end it */
         }
         if (conn && !conn->flush_queued) {
@@ -702,7 +702,7 @@ void ll_server_io_teardown(sdk_server *srv)
 {
     pthread_mutex_lock(&srv->mu);
     for (srv_conn *c = srv->conns; c; c = c->next) {
-        (void)fill_output(srv, c);
+        (void)fill_output(c);
     }
     pthread_mutex_unlock(&srv->mu);
     for (srv_conn *c = srv->conns; c; c = c->next) {

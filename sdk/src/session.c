@@ -4,6 +4,7 @@
 #include "ll.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void ll_session_init(ll_session *s, uint32_t window_messages, uint64_t window_bytes)
 {
@@ -16,64 +17,59 @@ void ll_session_init(ll_session *s, uint32_t window_messages, uint64_t window_by
 
 void ll_session_free(ll_session *s)
 {
-    ll_msgq_free(&s->sendq);
+    ll_frameq_free(&s->sendq);
 }
 
-int ll_session_new_msg(const void *data, size_t len, const char *type, uint32_t max_frame,
-                       uint64_t max_bytes, ll_msg **out)
+int ll_session_check_msg(const void *data, size_t len, const char *type, uint32_t max_frame,
+                         uint64_t max_bytes)
 {
-    *out = NULL;
     LL_ENSURE(data || len == 0, SDK_EINVAL);
     LL_ENSURE(ll_data_frame_size(UINT64_MAX, len, type) <= max_frame && len <= max_bytes, SDK_ETOOBIG);
-    *out = ll_msg_new(data, len, type, NULL);
-    return *out ? 0 : SDK_ENOMEM;
+    return 0;
 }
 
-int ll_session_offer(ll_session *s, ll_msg *m, size_t max_messages, uint64_t max_bytes)
+int ll_session_offer(ll_session *s, const void *data, size_t len, const char *type, size_t max_messages,
+                     uint64_t max_bytes)
 {
-    if (s->peer_max_frame && ll_data_frame_size(UINT64_MAX, m->pub.len, m->pub.type) > s->peer_max_frame) {
+    if (s->peer_max_frame && ll_data_frame_size(UINT64_MAX, len, type) > s->peer_max_frame) {
         return SDK_ETOOBIG;
     }
-    if (s->sendq.count >= max_messages || s->sendq.bytes + m->pub.len > max_bytes) {
+    if (s->sendq.count >= max_messages || s->sendq.bytes + len > max_bytes) {
         return SDK_EQUEUEFULL;
     }
-    return ll_session_enqueue(s, m);
+    return ll_session_enqueue(s, data, len, type);
 }
 
-int ll_session_enqueue(ll_session *s, ll_msg *m)
+int ll_session_enqueue(ll_session *s, const void *data, size_t len, const char *type)
 {
-    m->pub.seq = s->acked + s->sendq.count + 1;
-    m->epoch = s->epoch;
-    LL_GUARD(ll_msgq_push(&s->sendq, m));
+    uint64_t seq = s->acked + s->sendq.count + 1;
+    LL_GUARD(ll_frameq_push(&s->sendq, seq, data, len, type, type ? strlen(type) : 0));
     s->enqueued_total++;
     return 0;
 }
 
-static bool window_open(const ll_session *s)
-{
-    return s->written < s->window_messages && s->written_bytes < s->window_bytes;
-}
-
 bool ll_session_can_write(const ll_session *s)
 {
-    return s->written < s->sendq.count && window_open(s);
+    const ll_frameq *q = &s->sendq;
+    return q->copied < q->count && q->copied < s->window_messages && q->copied_bytes < s->window_bytes;
 }
 
-int ll_session_write(ll_session *s, ll_buf *out, size_t out_limit, uint32_t max_frame)
+int ll_session_write(ll_session *s, ll_buf *out, size_t out_limit)
 {
-    while (ll_session_can_write(s) && ll_buf_size(out) < out_limit) {
-        ll_msg *m = ll_msgq_at(&s->sendq, s->written);
-        uint64_t seq = s->acked + s->written + 1;
-        LL_GUARD(ll_encode_data(out, seq, m->pub.data, m->pub.len, m->pub.type, max_frame));
-        s->written++;
-        s->written_bytes += m->pub.len;
-        s->msgs_sent++;
-        s->bytes_sent += m->pub.len;
-        if (seq <= s->high_written) {
-            s->retransmits++;
-        } else {
-            s->high_written = seq;
+    ll_frameq *q = &s->sendq;
+    size_t before = q->copied;
+    uint64_t before_bytes = q->copied_bytes;
+    LL_GUARD(ll_frameq_copy(q, out, s->window_messages, s->window_bytes, out_limit));
+    /* Sequences acked+before+1 .. acked+copied went out; those up to high_written again. */
+    uint64_t first = s->acked + before + 1;
+    uint64_t last = s->acked + q->copied;
+    if (last >= first) {
+        s->msgs_sent += last - first + 1;
+        s->bytes_sent += q->copied_bytes - before_bytes;
+        if (s->high_written >= first) {
+            s->retransmits += LL_MIN(last, s->high_written) - first + 1;
         }
+        s->high_written = LL_MAX(s->high_written, last);
     }
     return 0;
 }
@@ -81,21 +77,14 @@ int ll_session_write(ll_session *s, ll_buf *out, size_t out_limit, uint32_t max_
 /* Free the n oldest messages, which the peer has. */
 static void drop_front(ll_session *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        ll_msg *m = ll_msgq_pop(&s->sendq);
-        if (s->written > 0) {
-            s->written--;
-            s->written_bytes -= m->pub.len;
-        }
-        free(m);
-    }
+    ll_frameq_drop(&s->sendq, n);
     s->acked += n;
     s->acked_total += n;
 }
 
 int ll_session_on_ack(ll_session *s, uint64_t seq, size_t *freed)
 {
-    if (seq > s->acked + s->written) {
+    if (seq > s->acked + s->sendq.copied) {
         return SDK_EPROTO;
     }
     s->acks_received++;
@@ -151,26 +140,20 @@ int ll_session_resume(ll_session *s, uint64_t peer_received)
         peer_received - s->acked > s->sendq.count) {
         return SDK_EPROTO;
     }
-    s->written = 0;
-    s->written_bytes = 0;
+    ll_frameq_rewind(&s->sendq);
     drop_front(s, (size_t)(peer_received - s->acked));
     s->ack_sent = 0; /* say again what we consumed, on the new connection */
     return 0;
 }
 
-void ll_session_restart(ll_session *s)
+int ll_session_restart(ll_session *s)
 {
+    LL_GUARD(ll_frameq_renumber(&s->sendq, 1));
     s->epoch++;
-    s->written = 0;
-    s->written_bytes = 0;
     s->acked = 0;
     s->high_written = 0; /* resent messages count as retransmits only if written again */
     s->received = 0;
     s->consumed = 0;
     s->ack_sent = 0;
-    for (size_t i = 0; i < s->sendq.count; i++) {
-        ll_msg *m = ll_msgq_at(&s->sendq, i);
-        m->pub.seq = i + 1;
-        m->epoch = s->epoch;
-    }
+    return 0;
 }

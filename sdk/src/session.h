@@ -2,25 +2,26 @@
  * The reliable stream of one session, kept by both ends: sequence numbers, the
  * retransmit queue, duplicate suppression and cumulative acknowledgements.
  *
- * Outgoing messages wait in sendq until the peer acknowledges them; sendq[i] always has
- * sequence acked + 1 + i, so sequences are implicit and a lost session is renumbered by
- * resetting `acked`. The first `written` entries went out on the current connection; on a
- * new connection the peer says what it already has and the rest is written again.
+ * Outgoing messages are encoded into Data frames once, when queued, and wait in sendq until
+ * the peer acknowledges them; sendq's i-th frame always has sequence acked + 1 + i. The
+ * frames before sendq's cursor (sendq.copied of them) went out on the current connection;
+ * on a new connection the peer says what it already has and the rest is written again, as
+ * the same bytes. A lost session renumbers from 1 by encoding the frames again.
  * Pure logic: no I/O, no locks, no clock (callers pass `now`); the owner's lock guards it.
  */
 #ifndef LL_SESSION_H
 #define LL_SESSION_H
 
 #include "buf.h"
+#include "frameq.h"
 #include "msgq.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
 typedef struct ll_session {
-    ll_msgq sendq;       /* unacknowledged messages, oldest first */
-    size_t written;      /* sendq entries written on the current connection */
-    uint64_t written_bytes; /* their payload bytes (the window counts these) */
+    ll_frameq sendq;     /* unacknowledged messages as encoded frames, oldest first; those
+                            before its cursor were written on the current connection */
     uint64_t acked;      /* the peer acknowledged every sequence <= acked */
     uint64_t high_written; /* highest sequence ever written: beyond it is not a retransmit */
     uint64_t received;   /* highest sequence accepted from the peer */
@@ -42,22 +43,24 @@ typedef struct ll_session {
 void ll_session_init(ll_session *s, uint32_t window_messages, uint64_t window_bytes);
 void ll_session_free(ll_session *s);
 
-/* Check and copy an outgoing message: SDK_EINVAL (NULL data with len > 0), SDK_ETOOBIG
- * (its frame would exceed max_frame, or it alone exceeds max_bytes), SDK_ENOMEM, or 0
- * with *out owned by the caller. Done before taking any lock. */
-int ll_session_new_msg(const void *data, size_t len, const char *type, uint32_t max_frame,
-                       uint64_t max_bytes, ll_msg **out);
-/* Queue m if the peer can take it and the bounds have room: 0 (m is now the session's),
- * SDK_ETOOBIG (over the peer's announced frame limit: it would refuse it, forever),
+/* Check an outgoing message against our own limits: SDK_EINVAL (NULL data with len > 0),
+ * SDK_ETOOBIG (its frame would exceed max_frame, or it alone exceeds max_bytes), or 0.
+ * Done before taking any lock. */
+int ll_session_check_msg(const void *data, size_t len, const char *type, uint32_t max_frame,
+                         uint64_t max_bytes);
+/* Queue a checked message (copied) if the peer can take it and the bounds have room:
+ * 0, SDK_ETOOBIG (over the peer's announced frame limit: it would refuse it, forever),
  * SDK_EQUEUEFULL (no room now: the caller may wait for acks and offer again), SDK_ENOMEM. */
-int ll_session_offer(ll_session *s, ll_msg *m, size_t max_messages, uint64_t max_bytes);
+int ll_session_offer(ll_session *s, const void *data, size_t len, const char *type, size_t max_messages,
+                     uint64_t max_bytes);
 
-/* Queue a message for sending (takes ownership). Sets its seq and epoch. 0 or SDK_ENOMEM. */
-int ll_session_enqueue(ll_session *s, ll_msg *m);
+/* Queue a message for sending (copied; type NULL or "" for none) as the next sequence,
+ * acked + sendq.count + 1. 0 or SDK_ENOMEM. */
+int ll_session_enqueue(ll_session *s, const void *data, size_t len, const char *type);
 
-/* Encode unwritten messages into out while the window allows and out holds less than
- * out_limit bytes. Returns 0 or an encode error (SDK_ETOOBIG, SDK_ENOMEM). */
-int ll_session_write(ll_session *s, ll_buf *out, size_t out_limit, uint32_t max_frame);
+/* Copy unwritten frames into out while the window allows and out holds less than
+ * out_limit bytes. Returns 0 or SDK_ENOMEM. */
+int ll_session_write(ll_session *s, ll_buf *out, size_t out_limit);
 
 /* Whether ll_session_write has more to encode now (unwritten messages, window open). */
 bool ll_session_can_write(const ll_session *s);
@@ -84,7 +87,7 @@ uint64_t ll_session_ack_take(ll_session *s);
  * is outside what we ever wrote. */
 int ll_session_resume(ll_session *s, uint64_t peer_received);
 /* The peer lost the session: every unacknowledged message will go out again, renumbered
- * from 1; incoming sequences restart too. */
-void ll_session_restart(ll_session *s);
+ * from 1; incoming sequences restart too. 0, or SDK_ENOMEM with the session unchanged. */
+int ll_session_restart(ll_session *s);
 
 #endif

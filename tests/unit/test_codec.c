@@ -545,6 +545,13 @@ static void assert_data_identical(uint64_t seq, const uint8_t *payload, size_t l
     assert_int_equal(ll_buf_size(&fast), ll_buf_size(&ref));
     assert_memory_equal(ll_buf_head(&fast), ll_buf_head(&ref), ll_buf_size(&ref));
     assert_int_equal(ll_data_frame_size(seq, len, type), ll_buf_size(&fast));
+    /* And it reads back in place, as queues of encoded frames rely on. */
+    ll_data_view v;
+    assert_true(ll_data_frame_read(ll_buf_head(&fast), ll_buf_size(&fast), &v));
+    assert_int_equal(v.seq, seq);
+    assert_int_equal(v.len, len);
+    assert_int_equal(v.type_len, type ? strlen(type) : 0);
+    assert_false(ll_data_frame_read(ll_buf_head(&fast), ll_buf_size(&fast) - 1, &v));
     ll_buf_free(&fast);
     ll_buf_free(&ref);
 }

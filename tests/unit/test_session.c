@@ -30,10 +30,9 @@ static uint64_t enqueue(ll_session *s, int i, const char *type)
 {
     char payload[32];
     int n = snprintf(payload, sizeof payload, "msg-%d", i);
-    ll_msg *m = ll_msg_new(payload, (size_t)n, type, NULL);
-    assert_non_null(m);
-    assert_int_equal(ll_session_enqueue(s, m), 0);
-    return m->pub.seq;
+    uint64_t seq = s->acked + s->sendq.count + 1;
+    assert_int_equal(ll_session_enqueue(s, payload, (size_t)n, type), 0);
+    return seq;
 }
 
 /* Queue a message of exactly len bytes (all 'x'). */
@@ -41,9 +40,7 @@ static void enqueue_len(ll_session *s, size_t len)
 {
     static const char xs[256] = {0};
     assert_true(len <= sizeof xs);
-    ll_msg *m = ll_msg_new(xs, len, NULL, NULL);
-    assert_non_null(m);
-    assert_int_equal(ll_session_enqueue(s, m), 0);
+    assert_int_equal(ll_session_enqueue(s, xs, len, NULL), 0);
 }
 
 typedef struct decoded {
@@ -90,19 +87,28 @@ static void assert_queued(const ll_session *s, size_t k, int i)
 {
     char want[32];
     int n = snprintf(want, sizeof want, "msg-%d", i);
-    ll_msg *m = ll_msgq_at(&s->sendq, k);
-    assert_int_equal(m->pub.len, (size_t)n);
-    assert_memory_equal(m->pub.data, want, (size_t)n);
+    ll_data_view v;
+    ll_frameq_view(&s->sendq, k, &v);
+    assert_int_equal(v.len, (size_t)n);
+    assert_memory_equal(v.payload, want, (size_t)n);
+}
+
+/* The sequence encoded in sendq's k-th frame. */
+static uint64_t queued_seq(const ll_session *s, size_t k)
+{
+    ll_data_view v;
+    ll_frameq_view(&s->sendq, k, &v);
+    return v.seq;
 }
 
 /* Every field that a rejected operation must leave alone. */
 static void assert_same_state(const ll_session *a, const ll_session *b)
 {
     assert_int_equal(a->sendq.count, b->sendq.count);
-    assert_int_equal(a->sendq.head, b->sendq.head);
+    assert_int_equal(a->sendq.first, b->sendq.first);
     assert_int_equal(a->sendq.bytes, b->sendq.bytes);
-    assert_int_equal(a->written, b->written);
-    assert_int_equal(a->written_bytes, b->written_bytes);
+    assert_int_equal(a->sendq.copied, b->sendq.copied);
+    assert_int_equal(a->sendq.copied_bytes, b->sendq.copied_bytes);
     assert_int_equal(a->acked, b->acked);
     assert_int_equal(a->high_written, b->high_written);
     assert_int_equal(a->received, b->received);
@@ -122,7 +128,7 @@ static void assert_same_state(const ll_session *a, const ll_session *b)
 /* Write with no output or frame limit. */
 static void write_all(ll_session *s, ll_buf *out)
 {
-    assert_int_equal(ll_session_write(s, out, SIZE_MAX, LL_MAX_FRAME_DEFAULT), 0);
+    assert_int_equal(ll_session_write(s, out, SIZE_MAX), 0);
 }
 
 static size_t msg_len(int i)
@@ -183,8 +189,7 @@ static void test_enqueue_assigns_sequences(void **state)
     assert_int_equal(s.enqueued_total, 5);
     assert_int_equal(s.sendq.bytes, 5 * msg_len(1));
     for (size_t k = 0; k < 5; k++) {
-        assert_int_equal(ll_msgq_at(&s.sendq, k)->pub.seq, k + 1);
-        assert_int_equal(ll_msgq_at(&s.sendq, k)->epoch, 0);
+        assert_int_equal(queued_seq(&s, k), k + 1);
     }
 
     /* After an ack of 3, the next message is still acked + 1 + count. */
@@ -192,7 +197,7 @@ static void test_enqueue_assigns_sequences(void **state)
     assert_int_equal(ll_session_on_ack(&s, 3, NULL), 0);
     assert_int_equal(enqueue(&s, 6, NULL), 6);
     assert_int_equal(s.acked + s.sendq.count, 6);
-    assert_int_equal(ll_msgq_at(&s.sendq, s.sendq.count - 1)->pub.seq, 6);
+    assert_int_equal(queued_seq(&s, s.sendq.count - 1), 6);
 
     ll_buf_free(&out);
     ll_session_free(&s);
@@ -208,9 +213,8 @@ static void test_enqueue_after_existing_acked(void **state)
     s.high_written = 41;
     assert_int_equal(enqueue(&s, 1, NULL), 42);
     assert_int_equal(enqueue(&s, 2, NULL), 43);
-    s.epoch = 7;
     assert_int_equal(enqueue(&s, 3, NULL), 44);
-    assert_int_equal(ll_msgq_at(&s.sendq, 2)->epoch, 7);
+    assert_int_equal(queued_seq(&s, 2), 44);
     ll_session_free(&s);
 }
 
@@ -238,8 +242,8 @@ static void test_write_encodes_unwritten(void **state)
     assert_string_equal(d.type[0], "lifeline.test.A");
     assert_string_equal(d.type[1], "");
     assert_string_equal(d.type[2], "");
-    assert_int_equal(s.written, 3);
-    assert_int_equal(s.written_bytes, 3 * msg_len(1));
+    assert_int_equal(s.sendq.copied, 3);
+    assert_int_equal(s.sendq.copied_bytes, 3 * msg_len(1));
     assert_int_equal(s.msgs_sent, 3);
     assert_int_equal(s.bytes_sent, 3 * msg_len(1));
     assert_int_equal(s.high_written, 3);
@@ -264,7 +268,7 @@ static void test_write_encodes_unwritten(void **state)
     assert_payload(d.payload[0], 4);
     assert_payload(d.payload[1], 5);
     assert_string_equal(d.type[1], "t");
-    assert_int_equal(s.written, 5);
+    assert_int_equal(s.sendq.copied, 5);
     assert_int_equal(s.high_written, 5);
 
     ll_buf_free(&out);
@@ -280,7 +284,7 @@ static void test_write_empty_queue(void **state)
     ll_session_init(&s, 16, BIG_WINDOW_BYTES);
     write_all(&s, &out);
     assert_int_equal(ll_buf_size(&out), 0);
-    assert_int_equal(s.written, 0);
+    assert_int_equal(s.sendq.copied, 0);
     assert_int_equal(s.msgs_sent, 0);
     ll_buf_free(&out);
     ll_session_free(&s);
@@ -301,7 +305,7 @@ static void test_write_respects_window_messages(void **state)
     decode_all(&out, &d);
     assert_int_equal(d.count, 3);
     assert_int_equal(d.seq[2], 3);
-    assert_int_equal(s.written, 3);
+    assert_int_equal(s.sendq.copied, 3);
 
     /* Window full: nothing more until an ack. */
     ll_buf_clear(&out);
@@ -324,7 +328,7 @@ static void test_write_respects_window_messages(void **state)
     assert_int_equal(d.count, 2);
     assert_int_equal(d.seq[0], 5);
     assert_int_equal(d.seq[1], 6);
-    assert_int_equal(s.written, 2);
+    assert_int_equal(s.sendq.copied, 2);
     assert_int_equal(s.high_written, 6);
 
     ll_buf_free(&out);
@@ -347,8 +351,8 @@ static void test_write_respects_window_bytes(void **state)
     write_all(&s, &out);
     decode_all(&out, &d);
     assert_int_equal(d.count, 3); /* in flight before each: 0, 4, 8 < 10; then 12 */
-    assert_int_equal(s.written, 3);
-    assert_int_equal(s.written_bytes, 12);
+    assert_int_equal(s.sendq.copied, 3);
+    assert_int_equal(s.sendq.copied_bytes, 12);
 
     ll_buf_clear(&out);
     write_all(&s, &out);
@@ -356,12 +360,12 @@ static void test_write_respects_window_bytes(void **state)
 
     /* Acking one leaves 8 in flight: one more fits. */
     assert_int_equal(ll_session_on_ack(&s, 1, NULL), 0);
-    assert_int_equal(s.written_bytes, 8);
+    assert_int_equal(s.sendq.copied_bytes, 8);
     write_all(&s, &out);
     decode_all(&out, &d);
     assert_int_equal(d.count, 1);
     assert_int_equal(d.seq[0], 4);
-    assert_int_equal(s.written_bytes, 12);
+    assert_int_equal(s.sendq.copied_bytes, 12);
 
     ll_buf_free(&out);
     ll_session_free(&s);
@@ -371,8 +375,8 @@ static void test_write_respects_window_bytes(void **state)
     enqueue_len(&s, 50);
     enqueue_len(&s, 1);
     write_all(&s, &out);
-    assert_int_equal(s.written, 1);
-    assert_int_equal(s.written_bytes, 50);
+    assert_int_equal(s.sendq.copied, 1);
+    assert_int_equal(s.sendq.copied_bytes, 50);
     ll_buf_free(&out);
     ll_session_free(&s);
 }
@@ -391,29 +395,29 @@ static void test_write_respects_out_limit(void **state)
     }
 
     /* A zero limit writes nothing. */
-    assert_int_equal(ll_session_write(&s, &out, 0, LL_MAX_FRAME_DEFAULT), 0);
+    assert_int_equal(ll_session_write(&s, &out, 0), 0);
     assert_int_equal(ll_buf_size(&out), 0);
-    assert_int_equal(s.written, 0);
+    assert_int_equal(s.sendq.copied, 0);
 
     /* Writing goes on while out holds less than the limit: 1 byte of room takes one frame. */
-    assert_int_equal(ll_session_write(&s, &out, 1, LL_MAX_FRAME_DEFAULT), 0);
+    assert_int_equal(ll_session_write(&s, &out, 1), 0);
     assert_int_equal(ll_buf_size(&out), frame);
-    assert_int_equal(s.written, 1);
+    assert_int_equal(s.sendq.copied, 1);
 
     /* Exactly three frames' worth: out reaches the limit after two more. */
-    assert_int_equal(ll_session_write(&s, &out, 3 * frame, LL_MAX_FRAME_DEFAULT), 0);
+    assert_int_equal(ll_session_write(&s, &out, 3 * frame), 0);
     assert_int_equal(ll_buf_size(&out), 3 * frame);
-    assert_int_equal(s.written, 3);
+    assert_int_equal(s.sendq.copied, 3);
 
     /* Bytes already in out count against the limit: out is at it, so nothing is added. */
-    assert_int_equal(ll_session_write(&s, &out, 3 * frame, LL_MAX_FRAME_DEFAULT), 0);
+    assert_int_equal(ll_session_write(&s, &out, 3 * frame), 0);
     assert_int_equal(ll_buf_size(&out), 3 * frame);
-    assert_int_equal(s.written, 3);
+    assert_int_equal(s.sendq.copied, 3);
 
     /* One byte more than four frames: five go in (the fifth starts below the limit). */
-    assert_int_equal(ll_session_write(&s, &out, 4 * frame + 1, LL_MAX_FRAME_DEFAULT), 0);
+    assert_int_equal(ll_session_write(&s, &out, 4 * frame + 1), 0);
     assert_int_equal(ll_buf_size(&out), 5 * frame);
-    assert_int_equal(s.written, 5);
+    assert_int_equal(s.sendq.copied, 5);
 
     decode_all(&out, &d);
     assert_int_equal(d.count, 5);
@@ -426,38 +430,20 @@ static void test_write_respects_out_limit(void **state)
     ll_session_free(&s);
 }
 
-static void test_write_frame_too_big(void **state)
+/* Our own frame limit is checked before anything is queued: what is queued always fits. */
+static void test_check_msg_limits(void **state)
 {
     (void)state;
-    ll_session s;
-    ll_buf out = {0};
-    decoded d;
+    static const char payload[256] = {0};
+    size_t fits = 64 - ll_data_frame_size(UINT64_MAX, 0, NULL) - 2; /* payload key + 1-byte length */
 
-    ll_session_init(&s, 100, BIG_WINDOW_BYTES);
-    enqueue_len(&s, 8);
-    enqueue_len(&s, 200);
-    enqueue_len(&s, 8);
-
-    /* The first fits in a 64-byte frame, the second does not: error, and only the first
-     * counts as written (the failed one left nothing in out). */
-    assert_int_equal(ll_session_write(&s, &out, SIZE_MAX, 64), SDK_ETOOBIG);
-    decode_all(&out, &d);
-    assert_int_equal(d.count, 1);
-    assert_int_equal(d.seq[0], 1);
-    assert_int_equal(s.written, 1);
-    assert_int_equal(s.written_bytes, 8);
-    assert_int_equal(s.msgs_sent, 1);
-    assert_int_equal(s.high_written, 1);
-
-    /* It keeps failing at the same message; the state stays consistent. */
-    assert_int_equal(ll_session_write(&s, &out, SIZE_MAX, 64), SDK_ETOOBIG);
-    assert_int_equal(s.written, 1);
-    assert_int_equal(ll_session_on_ack(&s, 1, NULL), 0);
-    assert_int_equal(s.written, 0);
-    assert_int_equal(s.written_bytes, 0);
-
-    ll_buf_free(&out);
-    ll_session_free(&s);
+    assert_int_equal(ll_data_frame_size(UINT64_MAX, fits, NULL), 64);
+    assert_int_equal(ll_session_check_msg(payload, fits, NULL, 64, 1000), 0);
+    assert_int_equal(ll_session_check_msg(payload, fits + 1, NULL, 64, 1000), SDK_ETOOBIG);
+    assert_int_equal(ll_session_check_msg(payload, fits, "t", 64, 1000), SDK_ETOOBIG); /* the type counts */
+    assert_int_equal(ll_session_check_msg(payload, 200, NULL, 1024, 199), SDK_ETOOBIG); /* over the byte bound */
+    assert_int_equal(ll_session_check_msg(NULL, 1, NULL, 1024, 1000), SDK_EINVAL);
+    assert_int_equal(ll_session_check_msg(NULL, 0, NULL, 1024, 1000), 0);
 }
 
 /* ---- acknowledgements ------------------------------------------------------------------- */
@@ -476,7 +462,7 @@ static void test_ack_frees_exactly(void **state)
     enqueue(&s, 40, NULL); /* a longer payload, so byte counts tell messages apart */
     enqueue(&s, 500, NULL);
     write_all(&s, &out);
-    assert_int_equal(s.written_bytes, 3 * msg_len(1) + msg_len(40) + msg_len(500));
+    assert_int_equal(s.sendq.copied_bytes, 3 * msg_len(1) + msg_len(40) + msg_len(500));
 
     assert_int_equal(ll_session_on_ack(&s, 3, &freed), 0);
     assert_int_equal(freed, 3);
@@ -484,22 +470,22 @@ static void test_ack_frees_exactly(void **state)
     assert_int_equal(s.acked_total, 3);
     assert_int_equal(s.sendq.count, 2);
     assert_int_equal(s.sendq.bytes, msg_len(40) + msg_len(500));
-    assert_int_equal(s.written, 2);
-    assert_int_equal(s.written_bytes, msg_len(40) + msg_len(500));
+    assert_int_equal(s.sendq.copied, 2);
+    assert_int_equal(s.sendq.copied_bytes, msg_len(40) + msg_len(500));
     assert_queued(&s, 0, 40);
-    assert_int_equal(ll_msgq_at(&s.sendq, 0)->pub.seq, 4);
+    assert_int_equal(queued_seq(&s, 0), 4);
     assert_queued(&s, 1, 500);
 
     assert_int_equal(ll_session_on_ack(&s, 4, &freed), 0);
     assert_int_equal(freed, 1);
-    assert_int_equal(s.written_bytes, msg_len(500));
+    assert_int_equal(s.sendq.copied_bytes, msg_len(500));
     assert_queued(&s, 0, 500);
 
     assert_int_equal(ll_session_on_ack(&s, 5, NULL), 0); /* freed may be NULL */
     assert_int_equal(s.sendq.count, 0);
     assert_int_equal(s.sendq.bytes, 0);
-    assert_int_equal(s.written, 0);
-    assert_int_equal(s.written_bytes, 0);
+    assert_int_equal(s.sendq.copied, 0);
+    assert_int_equal(s.sendq.copied_bytes, 0);
     assert_int_equal(s.acked, 5);
     assert_int_equal(s.acked_total, 5);
     assert_int_equal(s.enqueued_total, 5);
@@ -523,15 +509,15 @@ static void test_ack_leaves_unwritten_alone(void **state)
     write_all(&s, &out);
     assert_int_equal(ll_session_on_ack(&s, 2, &freed), 0);
     assert_int_equal(freed, 2);
-    assert_int_equal(s.written, 0);
-    assert_int_equal(s.written_bytes, 0);
+    assert_int_equal(s.sendq.copied, 0);
+    assert_int_equal(s.sendq.copied_bytes, 0);
     assert_int_equal(s.sendq.count, 2);
     assert_queued(&s, 0, 3);
     assert_queued(&s, 1, 4);
 
     ll_buf_clear(&out);
     write_all(&s, &out);
-    assert_int_equal(s.written, 2);
+    assert_int_equal(s.sendq.copied, 2);
     assert_int_equal(s.retransmits, 0);
 
     ll_buf_free(&out);
@@ -735,8 +721,8 @@ static void test_resume_rewinds_and_retransmits(void **state)
     assert_int_equal(s.acked, 2);
     assert_int_equal(s.acked_total, 2);
     assert_int_equal(s.sendq.count, 3);
-    assert_int_equal(s.written, 0);
-    assert_int_equal(s.written_bytes, 0);
+    assert_int_equal(s.sendq.copied, 0);
+    assert_int_equal(s.sendq.copied_bytes, 0);
     assert_queued(&s, 0, 3);
     /* Our ack is announced again on the new connection. */
     assert_int_equal(s.ack_sent, 0);
@@ -796,7 +782,7 @@ static void test_resume_counts_only_real_retransmits(void **state)
     ll_buf_clear(&out);
     write_all(&s, &out);
     assert_int_equal(s.retransmits, 5);
-    assert_int_equal(s.written, 3);
+    assert_int_equal(s.sendq.copied, 3);
 
     ll_buf_free(&out);
     ll_session_free(&s);
@@ -918,11 +904,11 @@ static void test_restart_renumbers(void **state)
     assert_int_equal(ll_session_ack_take(&s), 6);
     uint64_t retransmits = s.retransmits;
 
-    ll_session_restart(&s);
+    assert_int_equal(ll_session_restart(&s), 0);
     assert_int_equal(s.epoch, 1);
     assert_int_equal(s.acked, 0);
-    assert_int_equal(s.written, 0);
-    assert_int_equal(s.written_bytes, 0);
+    assert_int_equal(s.sendq.copied, 0);
+    assert_int_equal(s.sendq.copied_bytes, 0);
     assert_int_equal(s.high_written, 0);
     assert_int_equal(s.received, 0);
     assert_int_equal(s.consumed, 0);
@@ -931,9 +917,7 @@ static void test_restart_renumbers(void **state)
     /* Unacknowledged messages 2..5 keep their order and become 1..4 of epoch 1. */
     assert_int_equal(s.sendq.count, 4);
     for (size_t k = 0; k < 4; k++) {
-        ll_msg *q = ll_msgq_at(&s.sendq, k);
-        assert_int_equal(q->pub.seq, k + 1);
-        assert_int_equal(q->epoch, 1);
+        assert_int_equal(queued_seq(&s, k), k + 1);
         assert_queued(&s, k, (int)k + 2);
     }
     /* Totals are for sdk_flush: nothing was acknowledged by the restart. */
@@ -956,7 +940,7 @@ static void test_restart_renumbers(void **state)
 
     /* New messages continue the new numbering in the new epoch. */
     assert_int_equal(enqueue(&s, 6, NULL), 5);
-    assert_int_equal(ll_msgq_at(&s.sendq, 4)->epoch, 1);
+    assert_int_equal(queued_seq(&s, 4), 5);
 
     /* Incoming sequences restart at 1 too. */
     assert_int_equal(ll_session_on_data(&s, 1, 1), LL_DATA_ACCEPT);
@@ -993,12 +977,12 @@ static void test_restart_twice_and_empty(void **state)
     ll_msg m;
 
     ll_session_init(&s, 4, BIG_WINDOW_BYTES);
-    ll_session_restart(&s);
-    ll_session_restart(&s);
+    assert_int_equal(ll_session_restart(&s), 0);
+    assert_int_equal(ll_session_restart(&s), 0);
     assert_int_equal(s.epoch, 2);
     assert_int_equal(s.sendq.count, 0);
     assert_int_equal(enqueue(&s, 1, NULL), 1);
-    assert_int_equal(ll_msgq_at(&s.sendq, 0)->epoch, 2);
+    assert_int_equal(queued_seq(&s, 0), 1);
     m = received_msg(1, 1); /* epoch 1 is also older */
     ll_session_consumed(&s, &m);
     assert_int_equal(s.consumed, 0);
@@ -1024,7 +1008,7 @@ static void test_flush_totals(void **state)
     assert_int_equal(ll_session_resume(&s, 3), 0);
     assert_int_equal(s.acked_total, 3);
     assert_int_equal(s.enqueued_total - s.acked_total, s.sendq.count);
-    ll_session_restart(&s);
+    assert_int_equal(ll_session_restart(&s), 0);
     assert_int_equal(s.acked_total, 3);
     write_all(&s, &out);
     assert_int_equal(ll_session_on_ack(&s, 4, NULL), 0);
@@ -1150,19 +1134,15 @@ static void test_offer_checks_peer_limit_and_bounds(void **state)
     ll_session_init(&s, 16, 1 << 20);
     s.peer_max_frame = 100;
     uint8_t payload[200] = {0};
-    ll_msg *big = ll_msg_new(payload, 200, NULL, NULL);
-    assert_int_equal(ll_session_offer(&s, big, 10, 1000), SDK_ETOOBIG);
+    assert_int_equal(ll_session_offer(&s, payload, 200, NULL, 10, 1000), SDK_ETOOBIG);
     assert_int_equal(s.sendq.count, 0);
-    free(big);
     for (int i = 0; i < 2; i++) {
-        ll_msg *m = ll_msg_new(payload, 50, NULL, NULL);
-        assert_int_equal(ll_session_offer(&s, m, 2, 1000), 0);
+        assert_int_equal(ll_session_offer(&s, payload, 50, NULL, 2, 1000), 0);
     }
-    ll_msg *third = ll_msg_new(payload, 50, NULL, NULL);
-    assert_int_equal(ll_session_offer(&s, third, 2, 1000), SDK_EQUEUEFULL); /* message bound */
-    assert_int_equal(ll_session_offer(&s, third, 10, 120), SDK_EQUEUEFULL); /* byte bound */
+    assert_int_equal(ll_session_offer(&s, payload, 50, NULL, 2, 1000), SDK_EQUEUEFULL); /* message bound */
+    assert_int_equal(ll_session_offer(&s, payload, 50, NULL, 10, 120), SDK_EQUEUEFULL); /* byte bound */
     assert_int_equal(s.sendq.count, 2);
-    assert_int_equal(ll_session_offer(&s, third, 10, 150), 0);               /* exactly fits */
+    assert_int_equal(ll_session_offer(&s, payload, 50, NULL, 10, 150), 0);               /* exactly fits */
     assert_int_equal(s.sendq.count, 3);
     ll_session_free(&s);
 }
@@ -1179,7 +1159,7 @@ int main(void)
         cmocka_unit_test(test_write_respects_window_messages),
         cmocka_unit_test(test_write_respects_window_bytes),
         cmocka_unit_test(test_write_respects_out_limit),
-        cmocka_unit_test(test_write_frame_too_big),
+        cmocka_unit_test(test_check_msg_limits),
         cmocka_unit_test(test_ack_frees_exactly),
         cmocka_unit_test(test_ack_leaves_unwritten_alone),
         cmocka_unit_test(test_duplicate_and_old_acks_harmless),
