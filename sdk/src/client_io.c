@@ -282,13 +282,14 @@ static int process_input(sdk_client *c, ll_link *l)
         rc = on_frame(c, l, &f, &got, &acked);
         ll_frame_release(&f);
     }
+    pthread_mutex_unlock(&c->mu);
+    /* Signalled after unlocking, so a woken reader does not wake only to wait for mu. */
     if (got) {
         pthread_cond_broadcast(&c->recv_cv);
     }
     if (acked) {
         pthread_cond_broadcast(&c->send_cv);
     }
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
@@ -306,7 +307,6 @@ static int take_work(sdk_client *c, ll_link *l, bool *stop, bool *more)
 
 static int prepare(sdk_client *c, ll_link *l, uint64_t now, uint64_t *next_ms, bool *stop)
 {
-    ll_wake_drain(c->wake_fd);
     bool more = false;
     pthread_mutex_lock(&c->mu);
     int rc = take_work(c, l, stop, &more);
@@ -343,11 +343,14 @@ static int run(sdk_client *c, ll_link *l)
         }
         struct pollfd p[2] = {{.fd = l->fd, .events = ll_link_events(l)},
                               {.fd = c->wake_fd, .events = POLLIN}};
-        int timeout = ll_tls_pending(l->tls) > 0 ? 0 : (int)(next > now ? next - now : 0);
+        int timeout = ll_tls_has_pending(l->tls) ? 0 : (int)(next > now ? next - now : 0);
         if (poll(p, 2, timeout) < 0) {
             continue; /* EINTR */
         }
-        if (p[0].revents || ll_tls_pending(l->tls) > 0) {
+        if (p[1].revents) {
+            ll_wake_drain(c->wake_fd);
+        }
+        if (p[0].revents || ll_tls_has_pending(l->tls)) {
             /* Frames that arrived before a failure (a close frame before EOF) still count. */
             rc = ll_link_fill(l, ll_now_ms(), READ_BUDGET);
             int rc_frames = process_input(c, l);

@@ -72,7 +72,7 @@ int ll_link_fill(ll_link *l, uint64_t now_ms, size_t max_bytes)
     uint8_t chunk[READ_CHUNK];
     size_t total = 0;
     /* Stop at the budget only when OpenSSL holds nothing decrypted: epoll cannot see that. */
-    while (total < max_bytes || ll_tls_pending(l->tls) > 0) {
+    while (total < max_bytes || ll_tls_has_pending(l->tls)) {
         size_t n = 0;
         int rc = ll_tls_read(l->tls, chunk, sizeof(chunk), &n);
         if (rc == LL_TLS_WANT_READ) {

@@ -395,10 +395,10 @@ static int process_input(sdk_server *srv, srv_conn *conn, sdk_cause *cause)
     if (conn->sess) {
         conn->sess->last_rx_ms = conn->link.hb.last_rx_ms;
     }
-    if (got) {
-        pthread_cond_broadcast(&srv->recv_cv);
-    }
     pthread_mutex_unlock(&srv->mu);
+    if (got) {
+        pthread_cond_broadcast(&srv->recv_cv); /* after unlocking: see client_io.c */
+    }
     report_events(srv);
     return rc;
 }

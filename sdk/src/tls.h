@@ -49,8 +49,9 @@ int ll_tls_handshake(ll_tls *t);
  * reset), SDK_ETLS, SDK_EPEERAUTH (with TLS 1.3 the client's handshake completes before the
  * server has checked the client certificate, so a refusal arrives as an alert on a read). */
 int ll_tls_read(ll_tls *t, void *buf, size_t len, size_t *n);
-/* Bytes already decrypted and buffered inside OpenSSL (read them before polling again). */
-size_t ll_tls_pending(ll_tls *t);
+/* Whether OpenSSL holds received bytes, decrypted or not (read them before polling again:
+ * the socket will not signal them). */
+bool ll_tls_has_pending(ll_tls *t);
 /* Write up to len bytes: LL_TLS_OK with *n > 0, LL_TLS_WANT_*, SDK_EDISCONNECTED, SDK_ETLS.
  * Partial writes are enabled; after WANT_* the same bytes may be retried from any address. */
 int ll_tls_write(ll_tls *t, const void *buf, size_t len, size_t *n);
