@@ -93,6 +93,7 @@ static void client_free(sdk_client *c)
 {
     ll_session_free(&c->s);
     ll_msgq_free(&c->recvq);
+    ll_carver_free(&c->carver);
     ll_tls_ctx_free(c->tls);
     if (c->wake_fd >= 0) {
         close(c->wake_fd);

@@ -23,6 +23,7 @@ struct sdk_client {
     int wake_fd;
     pthread_t thread;
     bool thread_started;
+    ll_carver carver;        /* received messages are carved from its blocks (I/O thread only) */
 
     pthread_mutex_t mu;
     pthread_cond_t recv_cv;  /* recvq gained a message, or closed */

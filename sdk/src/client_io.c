@@ -226,12 +226,12 @@ static int on_data(sdk_client *c, ll_link *l, const ll_data_view *d, bool *got)
                   (unsigned long long)d->seq, (unsigned long long)c->s.received);
         return SDK_EPROTO;
     }
-    ll_msg *m = ll_msg_new_n(d->payload, d->len, d->type, d->type_len, NULL);
+    ll_msg *m = ll_msg_carve(&c->carver, d->payload, d->len, d->type, d->type_len, NULL);
     LL_ENSURE(m, SDK_ENOMEM);
     m->pub.seq = d->seq;
     m->epoch = c->s.epoch;
     if (ll_msgq_push(&c->recvq, m) != 0) {
-        free(m);
+        ll_msg_free(m);
         return SDK_ENOMEM;
     }
     *got = true;

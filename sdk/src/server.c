@@ -85,6 +85,7 @@ static int validate(const sdk_server_config *cfg, char *why, size_t len)
 static void server_free(sdk_server *srv)
 {
     ll_msgq_free(&srv->inbox);
+    ll_carver_free(&srv->carver);
     ll_store_free(&srv->sessions);
     ll_timers_free(&srv->timers);
     ll_timers_free(&srv->ttls);

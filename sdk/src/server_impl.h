@@ -74,6 +74,7 @@ struct sdk_server {
     ll_timers timers;      /* connection deadlines (I/O thread only) */
     ll_timers ttls;        /* detached-session expiries (I/O thread only) */
     srv_conn *conns;       /* every connection (I/O thread only) */
+    ll_carver carver;      /* received messages are carved from its blocks (I/O thread only) */
     uint64_t accept_paused_until; /* listener unwatched until then, after EMFILE (I/O only) */
     bool draining;         /* stopping: input is no longer read (I/O thread only) */
     struct srv_event *events; /* session events to report once mu is released (I/O only) */

@@ -275,13 +275,14 @@ static int on_data(sdk_server *srv, srv_conn *conn, srv_session *ss, const ll_da
                   (unsigned long long)d->seq, (unsigned long long)ss->s.received);
         return SDK_EPROTO;
     }
-    ll_msg *m = ll_msg_new_n(d->payload, d->len, d->type, d->type_len, ss->identity[0] ? ss->identity : NULL);
+    ll_msg *m = ll_msg_carve(&srv->carver, d->payload, d->len, d->type, d->type_len,
+                             ss->identity[0] ? ss->identity : NULL);
     LL_ENSURE(m, SDK_ENOMEM);
     m->pub.seq = d->seq;
     m->pub.session = ss->id;
     m->epoch = ss->s.epoch;
     if (ll_msgq_push(&srv->inbox, m) != 0) {
-        free(m);
+        ll_msg_free(m);
         return SDK_ENOMEM;
     }
     ss->in_inbox++;

@@ -13,7 +13,9 @@
 
 #include "msgq.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Message number i: payload "m<i>" repeated i % 7 + 1 times, so lengths vary. */
@@ -263,6 +265,94 @@ static void test_free_releases_remaining(void **state)
     ll_msgq_free(&q); /* twice is harmless */
 }
 
+/* ---- carved messages -------------------------------------------------------------------- */
+
+#define CARVED 5000
+
+/* Message i: i % 300 payload bytes of value i, type "T<i>" when i is even, peer "p". */
+static ll_msg *carve(ll_carver *cv, size_t i)
+{
+    uint8_t payload[300];
+    char type[16];
+    memset(payload, (int)(i & 0xff), sizeof payload);
+    int n = snprintf(type, sizeof type, "T%zu", i);
+    ll_msg *m = ll_msg_carve(cv, payload, i % 300, i % 2 ? NULL : type, i % 2 ? 0 : (size_t)n, "p");
+    assert_non_null(m);
+    return m;
+}
+
+static void assert_carved(const ll_msg *m, size_t i)
+{
+    char type[16];
+    snprintf(type, sizeof type, "T%zu", i);
+    assert_int_equal(m->pub.len, i % 300);
+    for (size_t k = 0; k < m->pub.len; k++) {
+        assert_int_equal(m->pub.data[k], i & 0xff);
+    }
+    if (i % 2) {
+        assert_null(m->pub.type);
+    } else {
+        assert_string_equal(m->pub.type, type);
+    }
+    assert_string_equal(m->pub.peer, "p");
+    assert_int_equal((uintptr_t)m % _Alignof(max_align_t), 0);
+}
+
+static void *free_odd(void *arg)
+{
+    ll_msg **msgs = arg;
+    for (size_t i = 1; i < CARVED; i += 2) {
+        sdk_message_free(&msgs[i]->pub);
+    }
+    return NULL;
+}
+
+/* Many messages share blocks; each reads back intact; freeing them in any order and from
+ * two threads, before or after the carver lets go, frees every block exactly once (ASan
+ * and TSan builds check that). */
+static void test_carve_share_and_free(void **state)
+{
+    (void)state;
+    static ll_msg *msgs[CARVED];
+    ll_carver cv = {0};
+    for (size_t i = 0; i < CARVED; i++) {
+        msgs[i] = carve(&cv, i);
+    }
+    assert_ptr_equal(msgs[1]->block, msgs[2]->block); /* small ones share */
+    for (size_t i = 0; i < CARVED; i++) {
+        assert_carved(msgs[i], i);
+    }
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, free_odd, msgs), 0);
+    for (size_t i = 0; i < CARVED / 2; i += 2) {
+        sdk_message_free(&msgs[i]->pub);
+    }
+    ll_carver_free(&cv); /* messages still out keep their blocks */
+    for (size_t i = CARVED / 2 + (CARVED / 2) % 2; i < CARVED; i += 2) {
+        assert_carved(msgs[i], i);
+        sdk_message_free(&msgs[i]->pub);
+    }
+    assert_int_equal(pthread_join(t, NULL), 0);
+    sdk_message_free(NULL);
+}
+
+/* A message too big to share a block gets its own allocation; the queue frees both kinds. */
+static void test_carve_big_and_queue_free(void **state)
+{
+    (void)state;
+    static uint8_t big[4096];
+    ll_carver cv = {0};
+    ll_msgq q = {0};
+    ll_msg *m = ll_msg_carve(&cv, big, sizeof big, NULL, 0, NULL);
+    assert_non_null(m);
+    assert_null(m->block);
+    assert_int_equal(ll_msgq_push(&q, m), 0);
+    assert_int_equal(ll_msgq_push(&q, carve(&cv, 7)), 0);
+    ll_carver_free(&cv);
+    ll_carver_free(&cv); /* idempotent */
+    ll_msgq_free(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +363,8 @@ int main(void)
         cmocka_unit_test(test_fifo_through_wrap_and_growth),
         cmocka_unit_test(test_wrap_at_exact_capacity),
         cmocka_unit_test(test_free_releases_remaining),
+        cmocka_unit_test(test_carve_share_and_free),
+        cmocka_unit_test(test_carve_big_and_queue_free),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
