@@ -144,7 +144,10 @@ typedef struct sdk_message {
     const char *peer;      /* server side: client certificate subject (mTLS), else NULL */
 } sdk_message;
 
-/* sdk_message_free: release a message from sdk_recv/sdk_server_recv. NULL is ignored. */
+/* sdk_message_free: release a message from sdk_recv/sdk_server_recv. NULL is ignored.
+ * Any thread. Messages of up to about 2 KiB are carved from shared 16 KiB blocks (one
+ * allocation for many messages); a block is released with the last of its messages, so
+ * holding one small message for long holds at most 16 KiB. */
 SDK_API void sdk_message_free(sdk_message *msg);
 
 typedef struct sdk_client sdk_client;
