@@ -192,7 +192,8 @@ sdk_err sdk_send_typed(sdk_client *c, const char *type, const void *data, size_t
     if (!c) {
         return SDK_EINVAL;
     }
-    int rc = ll_session_check_msg(data, len, type, c->cfg.max_frame, c->cfg.queue_max_bytes);
+    ll_outgoing m;
+    int rc = ll_session_check_msg(data, len, type, c->cfg.max_frame, c->cfg.queue_max_bytes, &m);
     if (rc != 0) {
         return (sdk_err)rc;
     }
@@ -203,7 +204,7 @@ sdk_err sdk_send_typed(sdk_client *c, const char *type, const void *data, size_t
             rc = SDK_ECLOSED;
             break;
         }
-        rc = ll_session_offer(&c->s, data, len, type, c->cfg.queue_max_messages, c->cfg.queue_max_bytes);
+        rc = ll_session_offer(&c->s, &m, c->cfg.queue_max_messages, c->cfg.queue_max_bytes);
         if (rc == 0) {
             ll_client_wake_locked(c);
         }

@@ -241,7 +241,8 @@ sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *typ
     if (!srv) {
         return SDK_EINVAL;
     }
-    int rc = ll_session_check_msg(data, len, type, srv->cfg.max_frame, srv->cfg.queue_max_bytes);
+    ll_outgoing m;
+    int rc = ll_session_check_msg(data, len, type, srv->cfg.max_frame, srv->cfg.queue_max_bytes, &m);
     if (rc != 0) {
         return (sdk_err)rc;
     }
@@ -253,7 +254,7 @@ sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *typ
             rc = srv->sends_closed ? SDK_ECLOSED : SDK_ENOTFOUND;
             break;
         }
-        rc = ll_session_offer(&ss->s, data, len, type, srv->cfg.queue_max_messages, srv->cfg.queue_max_bytes);
+        rc = ll_session_offer(&ss->s, &m, srv->cfg.queue_max_messages, srv->cfg.queue_max_bytes);
         if (rc == 0) {
             srv->last_send_ms = ll_now_ms();
             ll_server_mark_dirty_locked(srv, ss);

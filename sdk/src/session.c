@@ -21,23 +21,23 @@ void ll_session_free(ll_session *s)
 }
 
 int ll_session_check_msg(const void *data, size_t len, const char *type, uint32_t max_frame,
-                         uint64_t max_bytes)
+                         uint64_t max_bytes, ll_outgoing *out)
 {
+    *out = (ll_outgoing){data, len, type, ll_data_frame_size(UINT64_MAX, len, type)};
     LL_ENSURE(data || len == 0, SDK_EINVAL);
-    LL_ENSURE(ll_data_frame_size(UINT64_MAX, len, type) <= max_frame && len <= max_bytes, SDK_ETOOBIG);
+    LL_ENSURE(out->frame_size <= max_frame && len <= max_bytes, SDK_ETOOBIG);
     return 0;
 }
 
-int ll_session_offer(ll_session *s, const void *data, size_t len, const char *type, size_t max_messages,
-                     uint64_t max_bytes)
+int ll_session_offer(ll_session *s, const ll_outgoing *m, size_t max_messages, uint64_t max_bytes)
 {
-    if (s->peer_max_frame && ll_data_frame_size(UINT64_MAX, len, type) > s->peer_max_frame) {
+    if (s->peer_max_frame && m->frame_size > s->peer_max_frame) {
         return SDK_ETOOBIG;
     }
-    if (s->sendq.count >= max_messages || s->sendq.bytes + len > max_bytes) {
+    if (s->sendq.count >= max_messages || s->sendq.bytes + m->len > max_bytes) {
         return SDK_EQUEUEFULL;
     }
-    return ll_session_enqueue(s, data, len, type);
+    return ll_session_enqueue(s, m->data, m->len, m->type);
 }
 
 int ll_session_enqueue(ll_session *s, const void *data, size_t len, const char *type)

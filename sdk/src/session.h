@@ -43,16 +43,23 @@ typedef struct ll_session {
 void ll_session_init(ll_session *s, uint32_t window_messages, uint64_t window_bytes);
 void ll_session_free(ll_session *s);
 
-/* Check an outgoing message against our own limits: SDK_EINVAL (NULL data with len > 0),
- * SDK_ETOOBIG (its frame would exceed max_frame, or it alone exceeds max_bytes), or 0.
- * Done before taking any lock. */
+/* An outgoing message, checked before taking any lock. */
+typedef struct ll_outgoing {
+    const void *data;
+    size_t len;
+    const char *type;  /* NULL or "" for none */
+    size_t frame_size; /* its frame at the widest sequence: what frame limits are checked on */
+} ll_outgoing;
+
+/* Check a message against our own limits and fill *out: SDK_EINVAL (NULL data with
+ * len > 0), SDK_ETOOBIG (its frame would exceed max_frame, or it alone exceeds max_bytes),
+ * or 0. */
 int ll_session_check_msg(const void *data, size_t len, const char *type, uint32_t max_frame,
-                         uint64_t max_bytes);
+                         uint64_t max_bytes, ll_outgoing *out);
 /* Queue a checked message (copied) if the peer can take it and the bounds have room:
  * 0, SDK_ETOOBIG (over the peer's announced frame limit: it would refuse it, forever),
  * SDK_EQUEUEFULL (no room now: the caller may wait for acks and offer again), SDK_ENOMEM. */
-int ll_session_offer(ll_session *s, const void *data, size_t len, const char *type, size_t max_messages,
-                     uint64_t max_bytes);
+int ll_session_offer(ll_session *s, const ll_outgoing *m, size_t max_messages, uint64_t max_bytes);
 
 /* Queue a message for sending (copied; type NULL or "" for none) as the next sequence,
  * acked + sendq.count + 1. 0 or SDK_ENOMEM. */

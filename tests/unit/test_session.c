@@ -435,15 +435,18 @@ static void test_check_msg_limits(void **state)
 {
     (void)state;
     static const char payload[256] = {0};
+    ll_outgoing o;
     size_t fits = 64 - ll_data_frame_size(UINT64_MAX, 0, NULL) - 2; /* payload key + 1-byte length */
 
     assert_int_equal(ll_data_frame_size(UINT64_MAX, fits, NULL), 64);
-    assert_int_equal(ll_session_check_msg(payload, fits, NULL, 64, 1000), 0);
-    assert_int_equal(ll_session_check_msg(payload, fits + 1, NULL, 64, 1000), SDK_ETOOBIG);
-    assert_int_equal(ll_session_check_msg(payload, fits, "t", 64, 1000), SDK_ETOOBIG); /* the type counts */
-    assert_int_equal(ll_session_check_msg(payload, 200, NULL, 1024, 199), SDK_ETOOBIG); /* over the byte bound */
-    assert_int_equal(ll_session_check_msg(NULL, 1, NULL, 1024, 1000), SDK_EINVAL);
-    assert_int_equal(ll_session_check_msg(NULL, 0, NULL, 1024, 1000), 0);
+    assert_int_equal(ll_session_check_msg(payload, fits, NULL, 64, 1000, &o), 0);
+    assert_int_equal(o.frame_size, 64);
+    assert_int_equal(o.len, fits);
+    assert_int_equal(ll_session_check_msg(payload, fits + 1, NULL, 64, 1000, &o), SDK_ETOOBIG);
+    assert_int_equal(ll_session_check_msg(payload, fits, "t", 64, 1000, &o), SDK_ETOOBIG); /* the type counts */
+    assert_int_equal(ll_session_check_msg(payload, 200, NULL, 1024, 199, &o), SDK_ETOOBIG); /* over the byte bound */
+    assert_int_equal(ll_session_check_msg(NULL, 1, NULL, 1024, 1000, &o), SDK_EINVAL);
+    assert_int_equal(ll_session_check_msg(NULL, 0, NULL, 1024, 1000, &o), 0);
 }
 
 /* ---- acknowledgements ------------------------------------------------------------------- */
@@ -1127,6 +1130,14 @@ static void test_last_sequence(void **state)
 }
 
 /* offer: the peer's frame limit is final (SDK_ETOOBIG), the queue bounds are not (EQUEUEFULL). */
+/* A message as sdk_send checks it. */
+static ll_outgoing outgoing(const void *data, size_t len)
+{
+    ll_outgoing m;
+    assert_int_equal(ll_session_check_msg(data, len, NULL, LL_MAX_FRAME_DEFAULT, UINT64_MAX, &m), 0);
+    return m;
+}
+
 static void test_offer_checks_peer_limit_and_bounds(void **state)
 {
     (void)state;
@@ -1134,15 +1145,16 @@ static void test_offer_checks_peer_limit_and_bounds(void **state)
     ll_session_init(&s, 16, 1 << 20);
     s.peer_max_frame = 100;
     uint8_t payload[200] = {0};
-    assert_int_equal(ll_session_offer(&s, payload, 200, NULL, 10, 1000), SDK_ETOOBIG);
+    ll_outgoing big = outgoing(payload, 200), m = outgoing(payload, 50);
+    assert_int_equal(ll_session_offer(&s, &big, 10, 1000), SDK_ETOOBIG);
     assert_int_equal(s.sendq.count, 0);
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(ll_session_offer(&s, payload, 50, NULL, 2, 1000), 0);
+        assert_int_equal(ll_session_offer(&s, &m, 2, 1000), 0);
     }
-    assert_int_equal(ll_session_offer(&s, payload, 50, NULL, 2, 1000), SDK_EQUEUEFULL); /* message bound */
-    assert_int_equal(ll_session_offer(&s, payload, 50, NULL, 10, 120), SDK_EQUEUEFULL); /* byte bound */
+    assert_int_equal(ll_session_offer(&s, &m, 2, 1000), SDK_EQUEUEFULL); /* message bound */
+    assert_int_equal(ll_session_offer(&s, &m, 10, 120), SDK_EQUEUEFULL); /* byte bound */
     assert_int_equal(s.sendq.count, 2);
-    assert_int_equal(ll_session_offer(&s, payload, 50, NULL, 10, 150), 0);               /* exactly fits */
+    assert_int_equal(ll_session_offer(&s, &m, 10, 150), 0);               /* exactly fits */
     assert_int_equal(s.sendq.count, 3);
     ll_session_free(&s);
 }
