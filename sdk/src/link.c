@@ -92,6 +92,12 @@ int ll_link_fill(ll_link *l, uint64_t now_ms, size_t max_bytes)
             LL_DETAIL(l->detail, sizeof(l->detail), "%s", l->dec.detail);
             return rc;
         }
+        /* A short record with nothing behind it: the peer wrote little, so the socket is
+         * most likely empty. Hand the frames over now rather than after a read that would
+         * only say EAGAIN; if more did arrive, poll says so. Full records keep streaming. */
+        if (n < sizeof(chunk) && !ll_tls_has_pending(l->tls)) {
+            break;
+        }
     }
     return 0;
 }
