@@ -426,6 +426,13 @@ static int after_failure(sdk_client *c, int err, const char *detail, unsigned fa
         c->close_err = give_up;
     } else {
         c->state = ever_connected ? SDK_STATE_RECONNECTING : SDK_STATE_CONNECTING;
+        /* A wake-up meant for the connected loop (new work, an ack due) may still be pending
+         * when the link fails; the next run() takes that work anyway. Left there, the next
+         * connect would take it for sdk_close and give up the attempt, and with no backoff
+         * to wait (and drain it) in, every attempt after it. Until CONNECTED only sdk_close
+         * signals (ll_client_wake_locked), and it does so under mu: none is lost here. */
+        c->wake_pending = false;
+        ll_wake_drain(c->wake_fd);
     }
     c->first_done = c->first_done || give_up >= 0;
     pthread_cond_broadcast(&c->send_cv);

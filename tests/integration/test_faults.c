@@ -417,6 +417,57 @@ static void test_server_not_started_then_started(void **state)
     ht_events_free(&ev);
 }
 
+/* ---- 6. work queued as the link fails does not abort the reconnect ---- */
+
+#define WAKE_CUTS 30
+
+/* A send wakes the I/O thread; when the link fails before it looks, that wake-up is still
+ * pending as it reconnects. It must not pass for sdk_close: no attempt may be given up as
+ * "connect interrupted: closing", and with no backoff the client must not spin on that. */
+static void test_wake_pending_at_failure(void **state)
+{
+    (void)state;
+    ht_server hs;
+    ht_events ev;
+    sdk_config cfg;
+    sdk_client *c = NULL;
+    assert_int_equal(ht_server_start(&hs, NULL, true), SDK_OK);
+    fp_proxy *p = start_proxy(hs.port);
+    ht_events_init(&ev);
+    fast_hb_config(&cfg, fp_port(p));
+    cfg.reconnect_min_ms = 0;
+    cfg.reconnect_max_ms = 0;
+    ht_events_attach(&ev, &cfg);
+    assert_int_equal(sdk_connect(&cfg, &c), SDK_OK);
+    int idx = ht_events_wait(&ev, SDK_EVENT_CONNECTED, 0, HT_WAIT_MS, NULL);
+    assert_true(idx >= 0);
+    for (int i = 0; i < WAKE_CUTS; i++) {
+        assert_int_equal(sdk_send(c, "x", 1, HT_WAIT_MS), SDK_OK);
+        fp_reset_all(p);
+        idx = ht_events_wait(&ev, SDK_EVENT_CONNECTED, (size_t)idx + 1, HT_WAIT_MS, NULL);
+        assert_true(idx >= 0);
+    }
+    for (int i = 0; i < WAKE_CUTS; i++) {
+        sdk_message *m = NULL;
+        assert_int_equal(sdk_recv(c, &m, HT_WAIT_MS), SDK_OK);
+        sdk_message_free(m);
+    }
+    pthread_mutex_lock(&ev.mu);
+    size_t aborted = 0;
+    for (size_t k = 0; k < ev.n; k++) {
+        aborted += ev.ev[k].error == SDK_ECLOSED;
+    }
+    pthread_mutex_unlock(&ev.mu);
+    assert_int_equal(aborted, 0);
+    assert_int_equal(ht_events_count(&ev, SDK_EVENT_RECONNECTING), WAKE_CUTS);
+
+    assert_int_equal(sdk_close(c), SDK_OK);
+    sdk_destroy(c);
+    fp_stop(p);
+    ht_server_destroy(&hs);
+    ht_events_free(&ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_blackhole_detected_server),
         cmocka_unit_test(test_slow_consumer_keeps_link),
         cmocka_unit_test(test_server_not_started_then_started),
+        cmocka_unit_test(test_wake_pending_at_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
