@@ -16,6 +16,9 @@
 
 #define OUT_LIMIT (256u * 1024)  /* encode at most this much ahead of the socket */
 #define READ_BUDGET (512u * 1024) /* read at most this much before writing again */
+/* While greeting, read one TLS record at a time: the welcome comes first, and what follows
+ * it (the server's session ticket, resent data) can wait for run(), after CONNECTED. */
+#define GREET_READ 1u
 #define GOODBYE_MS 1000          /* how long sdk_close waits for the close frame to go out */
 #define PROTOCOL_VERSION 1
 
@@ -164,7 +167,7 @@ static int greet(sdk_client *c, ll_link *l, uint64_t deadline_ms, bool *lost)
             }
         }
         if (rc == 0) {
-            rc = ll_link_fill(l, ll_now_ms(), READ_BUDGET);
+            rc = ll_link_fill(l, ll_now_ms(), GREET_READ);
         }
         ll_frame f;
         if (rc == 0 && (rc = ll_link_next(l, &f)) == 1) {

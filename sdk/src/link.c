@@ -43,6 +43,24 @@ static int tls_failed(ll_link *l, int rc)
     return rc;
 }
 
+/* The server's session ticket goes right behind its first frames (the Welcome), so that
+ * the client reads the Welcome first (see ll_tls_send_ticket). OpenSSL cannot start the
+ * ticket while a record of ours is half written, hence only with `out` empty. */
+static int flush_ticket(ll_link *l)
+{
+    int rc = ll_tls_send_ticket(l->tls);
+    if (rc == LL_TLS_WANT_WRITE) {
+        l->want_write = true;
+        return 0;
+    }
+    if (rc == LL_TLS_WANT_READ) {
+        l->want_read_for_write = true;
+        return 0;
+    }
+    l->ticket_due = false;
+    return rc == LL_TLS_OK ? 0 : tls_failed(l, rc);
+}
+
 int ll_link_flush(ll_link *l, uint64_t now_ms)
 {
     l->want_write = false;
@@ -64,7 +82,7 @@ int ll_link_flush(ll_link *l, uint64_t now_ms)
         ll_buf_consume(&l->out, n);
         ll_hb_on_tx(&l->hb, now_ms);
     }
-    return 0;
+    return l->ticket_due ? flush_ticket(l) : 0;
 }
 
 int ll_link_fill(ll_link *l, uint64_t now_ms, size_t max_bytes)

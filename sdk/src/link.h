@@ -23,6 +23,7 @@ typedef struct ll_link {
     uint32_t max_frame;
     bool want_write;     /* TLS needs the socket writable before it can go on */
     bool want_read_for_write; /* a write is waiting for the socket to be readable */
+    bool ticket_due;     /* server: send the TLS session ticket once `out` is written */
     char detail[256];    /* why the link failed, for the application */
 } ll_link;
 
@@ -31,8 +32,8 @@ void ll_link_init(ll_link *l, int fd, ll_tls *tls, uint32_t max_frame);
 /* Best-effort close_notify, then free everything. Safe on a zeroed link. */
 void ll_link_close(ll_link *l);
 
-/* Write as much of `out` as the socket takes. 0 (done or would block) or an sdk_err with
- * l->detail set. */
+/* Write as much of `out` as the socket takes, then the session ticket if due. 0 (done or
+ * would block) or an sdk_err with l->detail set. */
 int ll_link_flush(ll_link *l, uint64_t now_ms);
 /* Read what the socket has (up to about max_bytes) into the decoder. 0 or an sdk_err
  * (SDK_EDISCONNECTED on EOF) with l->detail set. Frames are then taken with ll_link_next. */

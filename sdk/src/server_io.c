@@ -260,6 +260,7 @@ static int attach(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h)
     ll_net_tune(conn->link.fd, (int)ss->hb_timeout_ms);
     conn->phase = CONN_READY;
     ll_timers_set(&srv->timers, &conn->timer, now + ss->hb_timeout_ms);
+    conn->link.ticket_due = true; /* right behind the welcome: see ll_link_flush */
     return send_welcome(srv, conn, ss, resumed);
 }
 

@@ -58,6 +58,7 @@ struct ll_tls {
     bool shutdown_sent;
     bool refused;          /* a callback of ours failed the handshake; error says why */
     bool peer_closed;      /* the peer ended the stream (FIN or close_notify), not a reset */
+    bool ticket_asked;     /* server: ll_tls_send_ticket has asked OpenSSL for the ticket */
     uint64_t session_gen;  /* client: the saved session it was offered or saved last */
     char error[ERROR_LEN];
 };
@@ -489,8 +490,9 @@ static int setup_server(ll_tls_ctx *ctx, const ll_tls_ctx_config *cfg, char *err
     if (!SSL_CTX_set_session_id_context(c, SESSION_ID_CONTEXT, sizeof SESSION_ID_CONTEXT - 1)) {
         return ctx_failed("set session id context", NULL, err, errlen);
     }
-    /* The client keeps only the latest ticket, so one per handshake is enough. */
-    (void)SSL_CTX_set_num_tickets(c, 1);
+    /* The client keeps only the latest ticket, so one per handshake is enough, and it is
+     * sent by ll_tls_send_ticket rather than inside the handshake (see there). */
+    (void)SSL_CTX_set_num_tickets(c, 0);
     if (cfg->client_ca_file != NULL) {
         LL_GUARD(require_client_certs(c, cfg->client_ca_file, err, errlen));
     }
@@ -663,6 +665,36 @@ int ll_tls_handshake(ll_tls *t)
         return step_failed(t, ret, errno);
     }
     return check_alpn(t);
+}
+
+/*
+ * A TLS 1.3 server sends its session ticket after reading the client's Finished. Inside the
+ * handshake (OpenSSL's default) its creation (a session copy, then encrypting and MACing
+ * it) delays whatever the server answers next, and the client processes the ticket before
+ * that answer: on a Lifeline reconnect, both sit between the handshake and the Welcome.
+ * The server asks for the ticket here instead, once its first frames are written; the
+ * client gets the same one ticket per handshake, a moment later. TLS 1.2 sends its ticket
+ * inside the handshake, where it belongs, so there is nothing to do for it.
+ */
+int ll_tls_send_ticket(ll_tls *t)
+{
+    int ret = 0;
+
+    LL_ENSURE(t != NULL && t->ctx->server, SDK_EINVAL);
+    ERR_clear_error();
+    if (!t->ticket_asked) {
+        t->ticket_asked = true;
+        if (SSL_version(t->ssl) != TLS1_3_VERSION || SSL_new_session_ticket(t->ssl) != 1) {
+            ERR_clear_error();
+            return LL_TLS_OK;
+        }
+    }
+    errno = 0;
+    ret = SSL_do_handshake(t->ssl); /* writes the ticket; 1 at once if another call did */
+    if (ret != 1) {
+        return step_failed(t, ret, errno);
+    }
+    return LL_TLS_OK;
 }
 
 int ll_tls_read(ll_tls *t, void *buf, size_t len, size_t *n)

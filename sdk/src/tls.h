@@ -55,6 +55,11 @@ bool ll_tls_has_pending(ll_tls *t);
 /* Write up to len bytes: LL_TLS_OK with *n > 0, LL_TLS_WANT_*, SDK_EDISCONNECTED, SDK_ETLS.
  * Partial writes are enabled; after WANT_* the same bytes may be retried from any address. */
 int ll_tls_write(ll_tls *t, const void *buf, size_t len, size_t *n);
+/* Server, after the handshake: send the connection's TLS 1.3 session ticket (the context
+ * issues none during the handshake; TLS 1.2 needs no call). Call once no write is pending;
+ * LL_TLS_OK once sent (or none is due), LL_TLS_WANT_* to call again when the socket is
+ * ready, or an error as for ll_tls_write. */
+int ll_tls_send_ticket(ll_tls *t);
 /* Send close_notify once (best effort, never blocks). */
 void ll_tls_shutdown(ll_tls *t);
 

@@ -468,6 +468,57 @@ static void test_wake_pending_at_failure(void **state)
     ht_events_free(&ev);
 }
 
+/* ---- 7. every reconnect resumes the TLS session ---- */
+
+#define RESUME_CUTS 6
+
+/* The server sends its session ticket right behind the Welcome, so CONNECTED can come before
+ * the new ticket has arrived: a link cut at once must still resume, with the previous ticket.
+ * Every other cut here comes right after CONNECTED, the rest after a round trip. */
+static void test_reconnects_resume_tls(void **state)
+{
+    (void)state;
+    ht_server hs;
+    ht_events ev;
+    sdk_config cfg;
+    sdk_client *c = NULL;
+    sdk_stats st;
+    assert_int_equal(ht_server_start(&hs, NULL, true), SDK_OK);
+    fp_proxy *p = start_proxy(hs.port);
+    ht_events_init(&ev);
+    fast_hb_config(&cfg, fp_port(p));
+    cfg.reconnect_min_ms = 0;
+    cfg.reconnect_max_ms = 0;
+    ht_events_attach(&ev, &cfg);
+    assert_int_equal(sdk_connect(&cfg, &c), SDK_OK);
+    int idx = ht_events_wait(&ev, SDK_EVENT_CONNECTED, 0, HT_WAIT_MS, NULL);
+    assert_true(idx >= 0);
+    round_trip(c, "first"); /* the echo comes behind the first ticket */
+
+    for (int i = 0; i < RESUME_CUTS; i++) {
+        ht_event e;
+        fp_reset_all(p);
+        idx = ht_events_wait(&ev, SDK_EVENT_CONNECTED, (size_t)idx + 1, HT_WAIT_MS, &e);
+        assert_true(idx >= 0);
+        assert_true(e.resumed);
+        if (i % 2 == 1) {
+            round_trip(c, "again");
+        }
+    }
+    round_trip(c, "last");
+    assert_int_equal(sdk_get_stats(c, &st), SDK_OK);
+    assert_int_equal(st.reconnects, RESUME_CUTS);
+    assert_int_equal(st.handshakes_full, 1);
+    assert_int_equal(st.handshakes_resumed, RESUME_CUTS);
+    assert_int_equal(st.sessions_lost, 0);
+
+    assert_int_equal(sdk_close(c), SDK_OK);
+    sdk_destroy(c);
+    fp_stop(p);
+    ht_server_destroy(&hs);
+    ht_events_free(&ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_slow_consumer_keeps_link),
         cmocka_unit_test(test_server_not_started_then_started),
         cmocka_unit_test(test_wake_pending_at_failure),
+        cmocka_unit_test(test_reconnects_resume_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -249,14 +249,32 @@ static void expect_message(ll_tls *t, int fd, const char *want)
     assert_string_equal(buf, want);
 }
 
-/* Bytes both ways. The client's read also takes in the TLS 1.3 session tickets, which the
- * server sends right after its handshake, so the client context then holds a session. */
+/* The server's TLS 1.3 session ticket, which it sends only when asked. */
+static void send_ticket(tpair *l)
+{
+    int rc = LL_TLS_WANT_WRITE;
+
+    while (pending(rc)) {
+        rc = ll_tls_send_ticket(l->s);
+        if (pending(rc)) {
+            wait_fd(l->fd[1], rc);
+        }
+    }
+    assert_int_equal(rc, LL_TLS_OK);
+}
+
+/* Bytes both ways, the server first with its session ticket right behind, as the server
+ * sends its Welcome. The client takes the ticket in with its read of "done", so the client
+ * context then holds a session. */
 static void exchange(tpair *l)
 {
     write_all(l->s, l->fd[1], "ping", 4);
+    send_ticket(l);
     expect_message(l->c, l->fd[0], "ping");
     write_all(l->c, l->fd[0], "pong", 4);
     expect_message(l->s, l->fd[1], "pong");
+    write_all(l->s, l->fd[1], "done", 4);
+    expect_message(l->c, l->fd[0], "done");
 }
 
 /* Handshake expected to succeed, then an exchange. */
@@ -505,6 +523,38 @@ static void test_resumption(void **state)
     ll_tls_ctx_free(sctx);
 }
 
+/* The server sends no TLS 1.3 ticket during the handshake, only when asked (the server I/O
+ * thread asks once its Welcome is written): before that the client has nothing to resume. */
+static void test_ticket_on_request(void **state)
+{
+    ll_tls_ctx *sctx = server_ctx(false);
+    ll_tls_ctx *cctx = client_ctx(dir, false);
+    char buf[8];
+    size_t n = 0;
+    tpair l;
+
+    (void)state;
+    link_open(&l, cctx, sctx, "localhost");
+    link_handshake(&l);
+    assert_int_equal(l.crc, LL_TLS_OK);
+    assert_int_equal(l.src, LL_TLS_OK);
+    write_all(l.s, l.fd[1], "ping", 4);
+    expect_message(l.c, l.fd[0], "ping");
+    assert_int_equal(ll_tls_read(l.c, buf, sizeof buf, &n), LL_TLS_WANT_READ); /* no ticket */
+    assert_int_equal(ll_tls_send_ticket(l.c), SDK_EINVAL); /* a server's call */
+    link_close(&l);
+    connect_ok(cctx, sctx, "localhost", &l); /* this one sends the ticket */
+    assert_false(ll_tls_resumed(l.c));
+    assert_int_equal(ll_tls_send_ticket(l.s), LL_TLS_OK); /* once sent, a no-op */
+    link_close(&l);
+    connect_ok(cctx, sctx, "localhost", &l);
+    assert_true(ll_tls_resumed(l.c));
+    assert_true(ll_tls_resumed(l.s));
+    link_close(&l);
+    ll_tls_ctx_free(cctx);
+    ll_tls_ctx_free(sctx);
+}
+
 /* A connection that was offered the saved session and then failed with a TLS error (here:
  * another server, which wants a client certificate) discards that session. */
 static void test_fatal_error_forgets_session(void **state)
@@ -559,7 +609,9 @@ static void *handshake_worker(void *arg)
             step(l.c, l.fd[0], &l.crc);
             step(l.s, l.fd[1], &l.src);
         }
-        if (l.crc == 0 && l.src == 0 && ll_tls_write(l.s, "t", 1, &n) == 0) {
+        /* The ticket goes first here, so that the client's read of "t" takes it in. */
+        if (l.crc == 0 && l.src == 0 && ll_tls_send_ticket(l.s) == 0 &&
+            ll_tls_write(l.s, "t", 1, &n) == 0) {
             int rc = LL_TLS_WANT_READ;
             while (pending(rc)) {
                 rc = ll_tls_read(l.c, buf, sizeof buf, &n);
@@ -739,6 +791,10 @@ typedef struct raw_peer {
     int fd;
     bool server;
     const char *alpn; /* client: ALPN list in wire format, NULL for none */
+    int max_version;  /* 0 for OpenSSL's default */
+    SSL_SESSION *session; /* client: offered if set; then the connection's session */
+    bool reused;      /* client: the session was resumed */
+    int version;      /* the negotiated protocol version */
     int ret;          /* SSL_connect / SSL_accept */
     char reason[256];
 } raw_peer;
@@ -764,11 +820,24 @@ static void *raw_peer_run(void *arg)
     if (r->alpn != NULL) {
         SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)r->alpn, (unsigned)strlen(r->alpn));
     }
+    if (r->max_version != 0) {
+        SSL_CTX_set_max_proto_version(ctx, r->max_version);
+    }
     ssl = SSL_new(ctx);
     SSL_set_fd(ssl, r->fd);
+    if (r->session != NULL) {
+        SSL_set_session(ssl, r->session);
+    }
     r->ret = r->server ? SSL_accept(ssl) : SSL_connect(ssl);
     ERR_error_string_n(ERR_peek_error(), r->reason, sizeof r->reason);
     ERR_clear_error();
+    r->version = SSL_version(ssl);
+    if (r->ret == 1 && !r->server) {
+        r->reused = SSL_session_reused(ssl) == 1;
+        SSL_SESSION_free(r->session);
+        r->session = SSL_get1_session(ssl);
+        SSL_shutdown(ssl); /* keeps the session resumable */
+    }
     SSL_free(ssl);
     SSL_CTX_free(ctx);
     return NULL;
@@ -782,7 +851,8 @@ static void set_nonblocking(int fd)
     assert_int_equal(fcntl(fd, F_SETFL, flags | O_NONBLOCK), 0);
 }
 
-/* Handshake between one of ours (cctx or sctx, the other NULL) and a raw OpenSSL peer. */
+/* Handshake between one of ours (cctx or sctx, the other NULL) and a raw OpenSSL peer; r's
+ * max_version and session are kept, the rest is set here. */
 static void with_raw_peer(ll_tls_ctx *cctx, ll_tls_ctx *sctx, const char *alpn, tpair *l,
                           raw_peer *r)
 {
@@ -793,7 +863,8 @@ static void with_raw_peer(ll_tls_ctx *cctx, ll_tls_ctx *sctx, const char *alpn, 
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, l->fd), 0);
     /* Ours is non-blocking; the raw peer blocks on its own thread. */
     set_nonblocking(l->fd[raw_is_server ? 0 : 1]);
-    *r = (raw_peer){.fd = l->fd[raw_is_server ? 1 : 0], .server = raw_is_server, .alpn = alpn};
+    *r = (raw_peer){.fd = l->fd[raw_is_server ? 1 : 0], .server = raw_is_server, .alpn = alpn,
+                    .max_version = r->max_version, .session = r->session};
     link_wrap(l, cctx, sctx, "localhost");
     assert_int_equal(pthread_create(&th, NULL, raw_peer_run, r), 0);
     link_handshake(l);
@@ -803,7 +874,7 @@ static void with_raw_peer(ll_tls_ctx *cctx, ll_tls_ctx *sctx, const char *alpn, 
 static void expect_server_refuses_alpn(const char *alpn, const char *server_reason)
 {
     ll_tls_ctx *sctx = server_ctx(false);
-    raw_peer r;
+    raw_peer r = {0};
     tpair l;
 
     with_raw_peer(NULL, sctx, alpn, &l, &r);
@@ -812,6 +883,30 @@ static void expect_server_refuses_alpn(const char *alpn, const char *server_reas
     assert_int_not_equal(r.ret, 1);
     assert_contains(r.reason, "no application protocol");
     link_close(&l);
+    ll_tls_ctx_free(sctx);
+}
+
+/* TLS 1.2 carries its ticket inside the handshake: a TLS 1.2 client resumes without the server
+ * asking for a ticket, and asking is a harmless no-op. */
+static void test_tls12_resumption(void **state)
+{
+    ll_tls_ctx *sctx = server_ctx(false);
+    raw_peer r = {.max_version = TLS1_2_VERSION};
+    tpair l;
+    int i = 0;
+
+    (void)state;
+    for (i = 0; i < 2; i++) {
+        with_raw_peer(NULL, sctx, "\x0alifeline/1", &l, &r);
+        assert_int_equal(r.ret, 1);
+        assert_int_equal(r.version, TLS1_2_VERSION);
+        assert_int_equal(l.src, LL_TLS_OK);
+        assert_int_equal(ll_tls_send_ticket(l.s), LL_TLS_OK);
+        assert_int_equal(r.reused, i == 1);
+        assert_int_equal(ll_tls_resumed(l.s), i == 1);
+        link_close(&l);
+    }
+    SSL_SESSION_free(r.session);
     ll_tls_ctx_free(sctx);
 }
 
@@ -825,7 +920,7 @@ static void test_server_requires_alpn(void **state)
 static void test_client_requires_alpn(void **state)
 {
     ll_tls_ctx *cctx = client_ctx(dir, false);
-    raw_peer r;
+    raw_peer r = {0};
     tpair l;
 
     (void)state;
@@ -1047,6 +1142,8 @@ int main(void)
         cmocka_unit_test(test_client_cert_missing),
         cmocka_unit_test(test_client_cert_from_other_ca),
         cmocka_unit_test(test_resumption),
+        cmocka_unit_test(test_ticket_on_request),
+        cmocka_unit_test(test_tls12_resumption),
         cmocka_unit_test(test_fatal_error_forgets_session),
         cmocka_unit_test(test_shared_contexts),
         cmocka_unit_test(test_large_transfer),
