@@ -227,17 +227,19 @@ static int attach(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h)
     srv_session *ss = ll_store_get(&srv->sessions, h->session_id);
     bool resumed = ss && !ss->close_requested && token_matches(ss, &h->resume_token);
     if (resumed) {
+        /* Refused before anything changes: a bad resume must not cost the session its
+         * connection (nor, detached that way, its expiry). */
+        if (ll_session_resume(&ss->s, h->last_received) != 0) {
+            LL_DETAIL(conn->link.detail, sizeof(conn->link.detail), "resume at sequence %llu, outside what was sent",
+                      (unsigned long long)h->last_received);
+            return SDK_EPROTO;
+        }
         if (ss->conn) { /* the client noticed the old connection die before we did */
             srv_conn *old = ss->conn;
             ss->conn = NULL;
             old->sess = NULL;
             queue_event(srv, SDK_SESSION_DETACHED, ss, SDK_CAUSE_REPLACED);
             start_closing(srv, old, LIFELINE__CLOSE__CODE__NORMAL, "session resumed elsewhere", true);
-        }
-        if (ll_session_resume(&ss->s, h->last_received) != 0) {
-            LL_DETAIL(conn->link.detail, sizeof(conn->link.detail), "resume at sequence %llu, outside what was sent",
-                      (unsigned long long)h->last_received);
-            return SDK_EPROTO;
         }
         ll_timers_cancel(&srv->ttls, &ss->ttl);
     } else if ((ss = new_session(srv, h)) == NULL) {
