@@ -144,7 +144,9 @@ static int adopt_welcome(sdk_client *c, ll_link *l, const Lifeline__Welcome *w, 
     }
     c->session_id = w->session_id;
     c->s.peer_max_frame = w->max_frame;
-    memcpy(c->token, w->resume_token.data, w->resume_token.len);
+    if (w->resume_token.len > 0) { /* protobuf-c leaves an empty token NULL: no memcpy from it */
+        memcpy(c->token, w->resume_token.data, w->resume_token.len);
+    }
     c->token_len = w->resume_token.len;
     c->s.window_messages = LL_MAX(1u, LL_MIN(c->cfg.window_messages, w->window_messages));
     c->s.window_bytes = LL_MAX(1u, LL_MIN(c->cfg.window_bytes, w->window_bytes));

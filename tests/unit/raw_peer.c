@@ -1,0 +1,110 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "raw_peer.h"
+
+#include "ll.h"
+#include "net.h"
+
+#include <ftw.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#define ERRLEN 512
+
+int rp_certs_make(rp_certs *c)
+{
+    char err[ERRLEN] = "";
+    LL_DETAIL(c->dir, sizeof(c->dir), "/tmp/ll-test-peer-XXXXXX");
+    if (!mkdtemp(c->dir) || ll_tls_dev_certs(c->dir, err, sizeof(err)) != 0) {
+        fprintf(stderr, "dev certs: %s\n", err);
+        return -1;
+    }
+    LL_DETAIL(c->ca, sizeof(c->ca), "%s/ca.pem", c->dir);
+    LL_DETAIL(c->cert, sizeof(c->cert), "%s/server.pem", c->dir);
+    LL_DETAIL(c->key, sizeof(c->key), "%s/server.key", c->dir);
+    return 0;
+}
+
+static int remove_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+void rp_certs_remove(const rp_certs *c)
+{
+    nftw(c->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void wait_fd(int fd, short events)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+    assert_int_equal(poll(&p, 1, RP_WAIT_MS), 1);
+}
+
+static void handshake(rp_peer *p, int fd, ll_tls *tls)
+{
+    ll_link_init(&p->link, fd, tls, LL_MAX_FRAME_DEFAULT);
+    int rc;
+    while ((rc = ll_tls_handshake(tls)) == LL_TLS_WANT_READ || rc == LL_TLS_WANT_WRITE) {
+        wait_fd(fd, rc == LL_TLS_WANT_READ ? POLLIN : POLLOUT);
+    }
+    assert_int_equal(rc, LL_TLS_OK);
+}
+
+void rp_connect(rp_peer *p, ll_tls_ctx *ctx, uint16_t port)
+{
+    char err[ERRLEN] = "";
+    int fd = -1;
+    ll_tls *tls = NULL;
+    assert_int_equal(ll_net_connect("127.0.0.1", port, ll_now_ms() + RP_WAIT_MS, -1, &fd, err, sizeof(err)), 0);
+    assert_int_equal(ll_tls_new(ctx, fd, "127.0.0.1", &tls, err, sizeof(err)), 0);
+    handshake(p, fd, tls);
+}
+
+void rp_accept(rp_peer *p, ll_tls_ctx *ctx, int listen_fd)
+{
+    char err[ERRLEN] = "", peer[64];
+    int fd = -1, rc;
+    ll_tls *tls = NULL;
+    while ((rc = ll_net_accept(listen_fd, &fd, peer, sizeof(peer))) == LL_NET_AGAIN) {
+        wait_fd(listen_fd, POLLIN);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(ll_tls_new(ctx, fd, NULL, &tls, err, sizeof(err)), 0);
+    handshake(p, fd, tls);
+}
+
+void rp_send(rp_peer *p, const Lifeline__Frame *f)
+{
+    assert_int_equal(ll_link_send(&p->link, f), 0);
+    while (ll_buf_size(&p->link.out) > 0) {
+        assert_int_equal(ll_link_flush(&p->link, ll_now_ms()), 0);
+        if (ll_buf_size(&p->link.out) > 0) {
+            wait_fd(p->link.fd, ll_link_events(&p->link));
+        }
+    }
+}
+
+/* A peer that closes right after its last frame may have it read with the end of the stream. */
+void rp_next(rp_peer *p, ll_frame *f)
+{
+    int rc, filled = 0;
+    while ((rc = ll_link_next(&p->link, f)) == 0 && filled == 0) {
+        wait_fd(p->link.fd, POLLIN);
+        filled = ll_link_fill(&p->link, ll_now_ms(), 1 << 20);
+    }
+    assert_int_equal(rc, 1);
+}
+
+void rp_close(rp_peer *p)
+{
+    ll_link_close(&p->link);
+}

@@ -1,0 +1,40 @@
+/*
+ * Raw protocol peers for unit tests: one ll_link over real TLS on loopback, driven with
+ * blocking waits, so a test can play a client or a server the SDK would never be and send
+ * exactly the frames it means to. Failures are cmocka assertions; the rp_ prefix marks test
+ * code.
+ */
+#ifndef LL_TEST_RAW_PEER_H
+#define LL_TEST_RAW_PEER_H
+
+#include "codec.h"
+#include "link.h"
+
+#include <stdint.h>
+
+#define RP_WAIT_MS 10000
+
+typedef struct rp_certs {
+    char dir[64];
+    char ca[128], cert[128], key[128]; /* ca.pem, server.pem, server.key in dir */
+} rp_certs;
+
+/* Development certificates in a fresh temporary directory; 0 or -1 (reason on stderr). */
+int rp_certs_make(rp_certs *c);
+void rp_certs_remove(const rp_certs *c);
+
+typedef struct rp_peer {
+    ll_link link;
+} rp_peer;
+
+/* Connect to 127.0.0.1:port as a client of ctx and finish the TLS handshake. */
+void rp_connect(rp_peer *p, ll_tls_ctx *ctx, uint16_t port);
+/* Accept one connection on listen_fd as a server of ctx and finish the TLS handshake. */
+void rp_accept(rp_peer *p, ll_tls_ctx *ctx, int listen_fd);
+/* Encode f and write it all. */
+void rp_send(rp_peer *p, const Lifeline__Frame *f);
+/* The next frame from the other end (release with ll_frame_release). */
+void rp_next(rp_peer *p, ll_frame *f);
+void rp_close(rp_peer *p);
+
+#endif
