@@ -127,19 +127,25 @@ run_suite() {
         { log "$name: TESTS FAILED"; return 1; }
 }
 
+# The libFuzzer targets, each with its seed corpus under tests/fuzz/corpus/ (the two frame-level
+# targets share theirs).
+FUZZ_TARGETS=(fuzz_decoder:frames fuzz_session:frames fuzz_conn:conn)
+
 # run_fuzz DIR: build the libFuzzer targets with clang and run each for FUZZ_SECONDS over a
-# scratch copy of the seed corpus (new inputs must not land in the repository).
+# scratch directory and its seeds (new inputs must not land in the repository).
 run_fuzz() {
-    local dir=$1 target corpus
+    local dir=$1 entry target seeds corpus
     banner "fuzz: build in $dir (clang, -DLIFELINE_FUZZ=ON), ${FUZZ_SECONDS}s per target"
     CC=clang cmake -S "$ROOT" -B "$dir" -DLIFELINE_FUZZ=ON -DLIFELINE_TESTS=OFF >/dev/null &&
-        cmake --build "$dir" -j "$BUILD_JOBS" --target fuzz_decoder fuzz_session ||
+        cmake --build "$dir" -j "$BUILD_JOBS" --target "${FUZZ_TARGETS[@]%%:*}" ||
         { log "fuzz: BUILD FAILED"; return 1; }
-    for target in fuzz_decoder fuzz_session; do
+    for entry in "${FUZZ_TARGETS[@]}"; do
+        target=${entry%%:*}
+        seeds=$ROOT/tests/fuzz/corpus/${entry#*:}
         corpus=$(mktemp -d)
         banner "fuzz: $target for ${FUZZ_SECONDS}s"
         if ! "$dir/bin/$target" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 \
-            "$corpus" "$ROOT/tests/fuzz/corpus" 2>&1 | tail -n 12; then
+            "$corpus" "$seeds" 2>&1 | tail -n 12; then
             rm -rf "$corpus"
             log "fuzz: $target FOUND A FAILURE"
             return 1

@@ -1,0 +1,130 @@
+/*
+ * Shared by the two halves of fuzz_conn (see fuzz_conn.c): the script an input is read as,
+ * and the property check.
+ */
+#ifndef LL_FUZZ_CONN_H
+#define LL_FUZZ_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* A failed property: abort so libFuzzer records the input. */
+#define FUZZ_CHECK(cond)                                                                      \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
+            abort();                                                                          \
+        }                                                                                     \
+    } while (0)
+
+/* The input, consumed front to back; past the end every byte reads as 0. */
+typedef struct script {
+    const uint8_t *p;
+    size_t left;
+} script;
+
+static inline bool script_done(const script *s)
+{
+    return s->left == 0;
+}
+
+static inline uint8_t script_u8(script *s)
+{
+    if (s->left == 0) {
+        return 0;
+    }
+    s->left--;
+    return *s->p++;
+}
+
+/* Big-endian. */
+static inline size_t script_u16(script *s)
+{
+    size_t hi = script_u8(s);
+    return hi << 8 | script_u8(s);
+}
+
+/* Up to n bytes in place; *got says how many there were. */
+static inline const uint8_t *script_bytes(script *s, size_t n, size_t *got)
+{
+    const uint8_t *at = s->p;
+    *got = n < s->left ? n : s->left;
+    s->p += *got;
+    s->left -= *got;
+    return at;
+}
+
+/*
+ * Server side (the input plays the clients, the server application and the clock). After
+ * two configuration bytes, each step is one byte: the low nibble is the operation, the high
+ * nibble its argument, then the operation's own bytes. For the steps of a client or of the
+ * application, the argument's low 3 bits say which connection or session (numbered in the
+ * order they appeared) and SOP_LATER means the I/O loop does not run before the next step,
+ * so several things can be pending when it next looks, as with real threads.
+ */
+enum srv_op {
+    SOP_ACCEPT = 0, /* arg: the handshake (9-15: arg - 8 extra rounds; then 13, 14: TLS error,
+                       15: bad certificate); +1 byte: read piece size (0: any) */
+    SOP_RAW,        /* +1 byte n; +n bytes sent as they are */
+    SOP_RAW_LONG,   /* +2 bytes n (big-endian); +n bytes */
+    SOP_HELLO,      /* +1 flags (SOP_HELLO_*), +1 session pick, +1 lie, +1 limits */
+    SOP_DATA,       /* +1 count and size; +1 signed sequence offset (0: honest) */
+    SOP_ACK,        /* +1 signed offset from what the client has (0: honest) */
+    SOP_PING,
+    SOP_CLOSE,      /* +1 byte: bit 0 reconnect */
+    SOP_HANGUP,     /* +1 byte: bit 0 reset instead of FIN */
+    SOP_ROOM,       /* +1 byte: what the client's socket takes (0 none, 255 all, else n * 64) */
+    SOP_RECV,       /* the application takes (arg & 7) messages (0: all) */
+    SOP_SEND,       /* +1 byte: count and size */
+    SOP_APP_CLOSE,  /* +1 byte: bit 0 reconnect allowed */
+    SOP_TICK,       /* arg: how much time passes */
+    SOP_STOP,       /* sdk_server_stop */
+    SOP_SESSIONS,   /* sdk_server_sessions */
+};
+#define SOP_LATER 8
+enum {
+    SOP_HELLO_RESUME = 1, /* name a session the client knows */
+    SOP_HELLO_FORGE = 2,  /* ...with a wrong token */
+    SOP_HELLO_LIE = 4,    /* ...claiming last_received off by the lie byte */
+    SOP_HELLO_BADVER = 8,
+};
+#define SOP(op, arg) ((uint8_t)((op) | ((arg) << 4)))
+
+/*
+ * Client side (the input plays the server). After two configuration bytes, a stream of
+ * records, read whenever the client reads an empty connection. The top two bits say what:
+ */
+enum cli_rec {
+    CREC_BYTES = 0, /* low 6 bits + 1 bytes follow: what the server sent */
+    CREC_LONG = 1,  /* (low 6 bits << 8 | next byte) + 1 bytes follow */
+    CREC_APP = 2,   /* the application acts meanwhile: low 3 bits the action (CAPP_*),
+                       next 3 bits its argument */
+    CREC_END = 3,   /* the connection ends: low 2 bits how (CEND_*) */
+};
+enum { CAPP_SEND = 0, CAPP_RECV, CAPP_PAUSE, CAPP_TIME, CAPP_CLOSE, CAPP_QUERY, CAPP_RECV_ALL };
+enum { CEND_FIN = 0, CEND_RESET, CEND_TLS_ERROR, CEND_FIN_THEN_BAD_CERT };
+#define CREC(kind, low) ((uint8_t)(((kind) << 6) | (low)))
+
+/* Little-endian numbers inside payloads, which the checks read back. */
+static inline void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static inline uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+/* The two sides. Each sets up its end from the script, runs it to the end and frees it all. */
+void fuzz_conn_server(script *s);
+void fuzz_conn_client(script *s);
+
+#endif

@@ -1,0 +1,800 @@
+/*
+ * fuzz_conn, server side. server_io.c is compiled into this file so that its step functions
+ * (accept_clients, on_conn_ready, service_dirty, fire_timers, begin_drain, drain_over,
+ * ll_server_io_teardown) can be called one at a time, exactly as its epoll loop calls them;
+ * fuzz_conn.c says why. The input plays the clients, the server application and the clock
+ * (see enum srv_op in conn.h). After every step each client reads what the server wrote to it
+ * and checks it, and the server's own state is checked against what its events and the
+ * application have seen.
+ *
+ * A small model client builds hellos, data and acks from what the server told it, so that
+ * resumes with real tokens and honest positions happen often. Raw bytes can go anywhere; a
+ * session any of whose clients sent bytes the model did not build is "dishonest", and the
+ * checks that depend on the client telling the truth are skipped for it.
+ */
+#include <sys/types.h>
+
+/* Session ids and tokens from a seeded stream rather than the kernel, so inputs replay. */
+ssize_t fuzz_getrandom(void *buf, size_t len, unsigned int flags);
+#define getrandom fuzz_getrandom
+#include "server_io.c"
+#undef getrandom
+
+#include "codec.h"
+#include "conn.h"
+#include "wait.h"
+#include "wire.h"
+
+#include <stdio.h>
+#include <sys/eventfd.h>
+
+#define MAX_CONNS 8      /* per input (three argument bits); each opens at most one session */
+#define MAX_TURNS 4096   /* I/O loop turns per step: a loop that never goes idle is a bug */
+#define PAYLOAD_HEAD 16  /* every modeled payload starts with its sequence and session id */
+#define MAX_PAYLOAD 16000
+#define TOKEN_LEN 16
+
+static uint64_t random_state;
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+ssize_t fuzz_getrandom(void *buf, size_t len, unsigned int flags)
+{
+    (void)flags;
+    uint8_t *p = buf;
+    for (size_t i = 0; i < len; i++) {
+        p[i] = (uint8_t)splitmix64(&random_state);
+    }
+    return (ssize_t)len;
+}
+
+typedef enum { SESS_ATTACHED = 1, SESS_DETACHED, SESS_ENDED } sess_state;
+
+/* One server session: what its events said, what its client knows, what the application did. */
+typedef struct fz_session {
+    uint64_t id;
+    sess_state state;
+    bool honest;       /* every byte its clients sent was built by the model */
+    bool close_asked;  /* the application closed it */
+    bool known;        /* a Welcome reached its client: token is valid */
+    uint8_t token[TOKEN_LEN];
+    uint64_t received; /* client: highest data sequence it has */
+    uint64_t next_seq; /* client: the next data sequence it sends */
+    uint64_t sent_max; /* client: highest data sequence it ever sent */
+    uint64_t app_last; /* application: the last sequence it was handed */
+    uint64_t app_sent; /* application: messages it queued (each payload carries its number) */
+} fz_session;
+
+/* One connection, as its client sees it. */
+typedef struct fz_conn {
+    struct fz_server *h;
+    fake_wire *w;
+    int sess;            /* index into sessions once an event bound it, else -1 */
+    bool raw;            /* its client sent bytes the model did not build */
+    bool abandoned;      /* its client resumed the session elsewhere and stopped using it */
+    bool hello_sent;     /* the model sent its hello (one per connection) */
+    bool hello_honest;   /* ...naming sessions[hello_sess] truthfully */
+    bool forged;         /* ...with a wrong token, so it must not resume */
+    int hello_sess;
+    uint64_t hello_last; /* ...announcing this last_received */
+    ll_decoder dec;      /* the client reading what the server wrote */
+    bool welcomed, closed;
+    uint64_t first_data; /* what the first Data frame must carry (0: unknown) */
+    uint64_t last_data, last_ack, pings;
+} fz_conn;
+
+typedef struct fz_server {
+    sdk_server *srv;
+    script *s;
+    fz_conn conns[MAX_CONNS];
+    int nconns;
+    fz_session sessions[MAX_CONNS];
+    int nsessions;
+    uint64_t drain_deadline;
+    bool over; /* the I/O loop would have ended: only the teardown is left */
+} fz_server;
+
+/* A modeled payload: sequence, session id, then zeros. Returns a static buffer. */
+static const uint8_t *payload(uint64_t seq, uint64_t session, size_t len)
+{
+    static uint8_t buf[MAX_PAYLOAD];
+    memset(buf, 0, len);
+    put_u64(buf, seq);
+    put_u64(buf + 8, session);
+    return buf;
+}
+
+static fz_session *session_by_id(fz_server *h, uint64_t id)
+{
+    for (int i = 0; i < h->nsessions; i++) {
+        if (h->sessions[i].id == id) {
+            return &h->sessions[i];
+        }
+    }
+    return NULL;
+}
+
+/* ---- events: the session life cycle the application is told ---- */
+
+/* A connection (named by its peer address, "wire:N") now carries session sess. */
+static void bind_conn(fz_server *h, const char *peer, fz_session *fs, bool resumed)
+{
+    int i = -1;
+    FUZZ_CHECK(sscanf(peer, "wire:%d", &i) == 1 && i >= 0 && i < h->nconns);
+    fz_conn *c = &h->conns[i];
+    FUZZ_CHECK(c->sess < 0); /* a connection attaches once */
+    c->sess = (int)(fs - h->sessions);
+    if (c->raw) {
+        fs->honest = false;
+    }
+    /* A wrong token never resumes; an honest hello for a live session always does. Judged
+     * now, not when the hello was sent: the session may have ended in between. */
+    FUZZ_CHECK(!resumed || !c->forged || c->raw);
+    const fz_session *named = c->hello_sess >= 0 ? &h->sessions[c->hello_sess] : NULL;
+    if (c->hello_honest && !c->raw && named->honest && !named->close_asked && named->state != SESS_ENDED) {
+        FUZZ_CHECK(resumed && fs == named);
+    }
+}
+
+static void on_event(const sdk_session_event *ev, void *user)
+{
+    fz_server *h = user;
+    fz_session *fs = session_by_id(h, ev->session);
+    FUZZ_CHECK(ev->cause >= SDK_CAUSE_NONE && ev->cause <= SDK_CAUSE_SERVER_STOP);
+    switch (ev->type) {
+    case SDK_SESSION_OPENED:
+        FUZZ_CHECK(!fs && ev->session != 0 && h->nsessions < MAX_CONNS);
+        fs = &h->sessions[h->nsessions++];
+        *fs = (fz_session){.id = ev->session, .state = SESS_ATTACHED, .honest = true, .next_seq = 1};
+        bind_conn(h, ev->peer_addr, fs, false);
+        return;
+    case SDK_SESSION_RESUMED:
+        FUZZ_CHECK(fs && fs->state == SESS_DETACHED);
+        fs->state = SESS_ATTACHED;
+        bind_conn(h, ev->peer_addr, fs, true);
+        return;
+    case SDK_SESSION_DETACHED:
+        FUZZ_CHECK(fs && fs->state == SESS_ATTACHED);
+        fs->state = SESS_DETACHED;
+        return;
+    case SDK_SESSION_EXPIRED:
+        FUZZ_CHECK(fs && fs->state == SESS_DETACHED);
+        fs->state = SESS_ENDED;
+        return;
+    case SDK_SESSION_CLOSED:
+        FUZZ_CHECK(fs && fs->state != SESS_ENDED);
+        fs->state = SESS_ENDED;
+        return;
+    default:
+        FUZZ_CHECK(false);
+    }
+}
+
+/* ---- the I/O loop, one turn at a time ---- */
+
+/* What level-triggered epoll would report for the connection, given what it registered. */
+static uint32_t readiness(const srv_conn *conn)
+{
+    const fake_wire *w = wire_of(conn->link.tls);
+    uint32_t r = 0;
+    if (wire_readable(w)) {
+        r |= EPOLLIN;
+    }
+    if (w->room > 0) {
+        r |= EPOLLOUT;
+    }
+    if (w->reset) {
+        r |= EPOLLHUP | EPOLLERR;
+    } else if (w->hung_up && conn->half_closed) {
+        r |= EPOLLHUP; /* both directions are shut */
+    }
+    return r & (conn->events | EPOLLHUP | EPOLLERR);
+}
+
+/* One turn of ll_server_io_main after its epoll_wait. False when nothing was ready. */
+static bool turn(fz_server *h)
+{
+    sdk_server *srv = h->srv;
+    srv_conn *ready[MAX_CONNS];
+    uint32_t revents[MAX_CONNS];
+    int n = 0;
+    for (srv_conn *c = srv->conns; c; c = c->next) {
+        uint32_t r = readiness(c);
+        if (r) {
+            FUZZ_CHECK(n < MAX_CONNS);
+            ready[n] = c;
+            revents[n++] = r;
+        }
+    }
+    bool accepting = !srv->draining && wire_accept_pending();
+    if (accepting) {
+        accept_clients(srv);
+    }
+    for (int i = 0; i < n; i++) {
+        on_conn_ready(srv, ready[i], revents[i]);
+    }
+    if (service_dirty(srv) && !srv->draining) {
+        begin_drain(srv);
+        h->drain_deadline = ll_now_ms() + DRAIN_MS;
+    }
+    if (srv->draining && drain_over(srv, ll_now_ms(), h->drain_deadline)) {
+        h->over = true;
+        return false;
+    }
+    fire_timers(srv, ll_now_ms());
+    return n > 0 || accepting;
+}
+
+/* Turns until nothing is ready, as the real loop would before it blocks. */
+static void pump(fz_server *h)
+{
+    int turns = 0;
+    while (!h->over && turn(h)) {
+        FUZZ_CHECK(++turns < MAX_TURNS);
+    }
+}
+
+/* ---- the clients ---- */
+
+/* The step's connection, or NULL once the server has closed it (or none exists). */
+static fz_conn *pick_conn(fz_server *h, uint8_t arg)
+{
+    if (h->nconns == 0) {
+        return NULL;
+    }
+    fz_conn *c = &h->conns[arg % h->nconns];
+    return c->w->tls_freed ? NULL : c;
+}
+
+/* The session the model may speak for on this connection, or NULL. */
+static fz_session *modeled_session(fz_server *h, const fz_conn *c)
+{
+    return c->sess >= 0 && c->welcomed && !c->raw && !c->abandoned ? &h->sessions[c->sess] : NULL;
+}
+
+static void mark_raw(fz_server *h, fz_conn *c)
+{
+    c->raw = true;
+    if (c->sess >= 0) {
+        h->sessions[c->sess].honest = false;
+    }
+}
+
+static void send_bytes(fz_server *h, fz_conn *c, const void *p, size_t n, bool modeled)
+{
+    FUZZ_CHECK(ll_buf_append(&c->w->in, p, n) == 0);
+    if (!modeled) {
+        mark_raw(h, c);
+    }
+}
+
+static void send_frame(fz_server *h, fz_conn *c, const Lifeline__Frame *f, bool modeled)
+{
+    ll_buf b = {0};
+    FUZZ_CHECK(ll_encode_frame(&b, f, UINT32_MAX) == 0);
+    send_bytes(h, c, ll_buf_head(&b), ll_buf_size(&b), modeled);
+    ll_buf_free(&b);
+}
+
+static void op_accept(fz_server *h, uint8_t arg)
+{
+    uint8_t piece = script_u8(h->s);
+    if (h->nconns == MAX_CONNS || h->srv->draining) {
+        return;
+    }
+    fz_conn *c = &h->conns[h->nconns++];
+    *c = (fz_conn){.h = h, .w = wire_new(), .sess = -1, .hello_sess = -1};
+    FUZZ_CHECK(c->w->index == h->nconns - 1);
+    c->w->handshake_rc = arg < 13 ? 0 : arg < 15 ? SDK_ETLS : SDK_EPEERAUTH;
+    c->w->handshake_waits = arg > 8 ? arg - 8 : 0;
+    c->w->read_piece = piece ? piece : SIZE_MAX;
+    ll_decoder_init(&c->dec, h->srv->cfg.max_frame);
+    wire_offer_accept(c->w);
+}
+
+static void op_raw(fz_server *h, uint8_t arg, size_t n)
+{
+    size_t got = 0;
+    const uint8_t *p = script_bytes(h->s, n, &got);
+    fz_conn *c = pick_conn(h, arg);
+    if (c) {
+        send_bytes(h, c, p, got, false);
+    }
+}
+
+/* The n-th session whose token a client has, or NULL. */
+static fz_session *known_session(fz_server *h, uint8_t n)
+{
+    int known = 0;
+    for (int i = 0; i < h->nsessions; i++) {
+        known += h->sessions[i].known;
+    }
+    for (int i = 0, k = known ? n % known : -1; i < h->nsessions; i++) {
+        if (h->sessions[i].known && k-- == 0) {
+            return &h->sessions[i];
+        }
+    }
+    return NULL;
+}
+
+/* Heartbeat, window and frame limits the client announces. */
+static void hello_limits(Lifeline__Hello *hello, uint8_t limits)
+{
+    static const uint32_t timeouts[] = {0, 500, 3000, 100000};
+    static const uint32_t frames[] = {0, 300, 4096, LL_MAX_FRAME_DEFAULT};
+    hello->heartbeat_interval_ms = 1000;
+    hello->heartbeat_timeout_ms = timeouts[limits & 3];
+    hello->window_messages = (limits >> 2) & 7; /* 0: the server's */
+    hello->window_bytes = (limits & 0x20) ? 1024 : 0;
+    hello->max_frame = frames[limits >> 6];
+}
+
+/* What the model expects of its hello, remembered until the server answers. A client that
+ * resumes has given up its other connections to that session: what they still carry is
+ * nothing it counts on (a real one closed them first). */
+static void expect_hello(fz_server *h, fz_conn *c, const fz_session *fs, uint8_t flags, uint64_t last)
+{
+    for (int i = 0; fs && i < h->nconns; i++) {
+        h->conns[i].abandoned |= h->conns[i].sess == (int)(fs - h->sessions) && &h->conns[i] != c;
+    }
+    c->hello_sent = true;
+    c->hello_sess = fs ? (int)(fs - h->sessions) : -1;
+    c->hello_last = last;
+    c->forged = fs && (flags & SOP_HELLO_FORGE);
+    c->hello_honest = fs && !(flags & (SOP_HELLO_FORGE | SOP_HELLO_BADVER));
+}
+
+static void op_hello(fz_server *h, uint8_t arg)
+{
+    uint8_t flags = script_u8(h->s), pick = script_u8(h->s), lie = script_u8(h->s);
+    uint8_t limits = script_u8(h->s);
+    fz_conn *c = pick_conn(h, arg);
+    if (!c) {
+        return;
+    }
+    Lifeline__Hello hello = LIFELINE__HELLO__INIT;
+    hello.version = (flags & SOP_HELLO_BADVER) ? PROTOCOL_VERSION + 1 : PROTOCOL_VERSION;
+    hello_limits(&hello, limits);
+    fz_session *fs = (flags & SOP_HELLO_RESUME) ? known_session(h, pick) : NULL;
+    uint8_t token[TOKEN_LEN];
+    if (fs) {
+        bool forge = flags & SOP_HELLO_FORGE;
+        memcpy(token, fs->token, sizeof(token));
+        token[pick % TOKEN_LEN] ^= forge ? 0x5a : 0;
+        hello.session_id = fs->id;
+        /* Some forgeries are a byte short instead. */
+        hello.resume_token = (ProtobufCBinaryData){sizeof(token) - (forge && (pick & 0x80)), token};
+        hello.last_received = fs->received + ((flags & SOP_HELLO_LIE) ? (uint64_t)(int64_t)(int8_t)lie : 0);
+    }
+    /* A second hello, or one that lies, is just bytes to the model. */
+    bool modeled = !c->hello_sent && !(flags & SOP_HELLO_LIE);
+    if (modeled) {
+        expect_hello(h, c, fs, flags, hello.last_received);
+    }
+    Lifeline__Frame f = LIFELINE__FRAME__INIT;
+    f.kind_case = LIFELINE__FRAME__KIND_HELLO;
+    f.hello = &hello;
+    send_frame(h, c, &f, modeled);
+}
+
+static void op_data(fz_server *h, uint8_t arg)
+{
+    uint8_t shape = script_u8(h->s);
+    int8_t offset = (int8_t)script_u8(h->s);
+    fz_conn *c = pick_conn(h, arg);
+    if (!c) {
+        return;
+    }
+    if (c->abandoned) {
+        return;
+    }
+    fz_session *fs = modeled_session(h, c);
+    bool modeled = fs && offset == 0;
+    uint64_t seq = (fs ? fs->next_seq : 1) + (uint64_t)(int64_t)offset;
+    size_t len = PAYLOAD_HEAD + (size_t)(shape >> 4) * 9;
+    for (int i = 0; i <= (shape & 7); i++, seq++) {
+        Lifeline__Data d = LIFELINE__DATA__INIT;
+        d.seq = seq;
+        d.payload = (ProtobufCBinaryData){len, (uint8_t *)payload(seq, fs ? fs->id : 0, len)};
+        d.type = (shape & 8) ? "fz.T" : (char *)protobuf_c_empty_string;
+        Lifeline__Frame f = LIFELINE__FRAME__INIT;
+        f.kind_case = LIFELINE__FRAME__KIND_DATA;
+        f.data = &d;
+        send_frame(h, c, &f, modeled);
+    }
+    if (modeled) {
+        fs->next_seq = seq;
+        fs->sent_max = LL_MAX(fs->sent_max, seq - 1);
+    }
+}
+
+static void op_ack(fz_server *h, uint8_t arg)
+{
+    int8_t offset = (int8_t)script_u8(h->s);
+    fz_conn *c = pick_conn(h, arg);
+    if (!c) {
+        return;
+    }
+    if (c->abandoned) {
+        return;
+    }
+    fz_session *fs = modeled_session(h, c);
+    Lifeline__Ack ack = LIFELINE__ACK__INIT;
+    ack.seq = (fs ? fs->received : 0) + (uint64_t)(int64_t)offset;
+    Lifeline__Frame f = LIFELINE__FRAME__INIT;
+    f.kind_case = LIFELINE__FRAME__KIND_ACK;
+    f.ack = &ack;
+    send_frame(h, c, &f, fs && offset == 0);
+}
+
+static void op_ping(fz_server *h, uint8_t arg)
+{
+    fz_conn *c = pick_conn(h, arg);
+    if (!c) {
+        return;
+    }
+    Lifeline__Ping ping = LIFELINE__PING__INIT;
+    ping.nonce = ++c->pings;
+    ping.timestamp_us = 1;
+    ping.rtt_us = 250;
+    Lifeline__Frame f = LIFELINE__FRAME__INIT;
+    f.kind_case = LIFELINE__FRAME__KIND_PING;
+    f.ping = &ping;
+    send_frame(h, c, &f, true);
+}
+
+static void op_close(fz_server *h, uint8_t arg)
+{
+    uint8_t how = script_u8(h->s);
+    fz_conn *c = pick_conn(h, arg);
+    if (!c) {
+        return;
+    }
+    Lifeline__Close cl = LIFELINE__CLOSE__INIT;
+    cl.reason = "client done";
+    cl.reconnect = how & 1;
+    Lifeline__Frame f = LIFELINE__FRAME__INIT;
+    f.kind_case = LIFELINE__FRAME__KIND_CLOSE;
+    f.close = &cl;
+    send_frame(h, c, &f, true);
+}
+
+static void op_hangup(fz_server *h, uint8_t arg)
+{
+    uint8_t how = script_u8(h->s);
+    fz_conn *c = pick_conn(h, arg);
+    if (c) {
+        c->w->hung_up = true;
+        c->w->reset = how & 1;
+    }
+}
+
+static void op_room(fz_server *h, uint8_t arg)
+{
+    uint8_t room = script_u8(h->s);
+    fz_conn *c = pick_conn(h, arg);
+    if (c) {
+        c->w->room = room == 255 ? SIZE_MAX : (size_t)room * 64;
+    }
+}
+
+/* ---- the server application ---- */
+
+static void check_delivery(fz_server *h, const sdk_message *m)
+{
+    fz_session *fs = session_by_id(h, m->session);
+    FUZZ_CHECK(fs != NULL);                 /* only opened sessions deliver */
+    FUZZ_CHECK(m->seq == fs->app_last + 1); /* in order, no gap, no duplicate */
+    fs->app_last = m->seq;
+    if (fs->honest) { /* and it is what the client sent under that number */
+        FUZZ_CHECK(m->len >= PAYLOAD_HEAD && get_u64(m->data) == m->seq && get_u64(m->data + 8) == m->session);
+    }
+}
+
+static void app_recv(fz_server *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sdk_message *m = NULL;
+        int rc = sdk_server_recv(h->srv, &m, 0);
+        if (rc != 0) {
+            FUZZ_CHECK(rc == SDK_ETIMEDOUT || rc == SDK_ECLOSED);
+            return;
+        }
+        check_delivery(h, m);
+        sdk_message_free(m);
+    }
+}
+
+static void app_send(fz_server *h, uint8_t arg)
+{
+    static const size_t sizes[] = {16, 40, 100, 300, 1000, 3000, 8000, MAX_PAYLOAD};
+    uint8_t shape = script_u8(h->s);
+    if (h->nsessions == 0) {
+        return;
+    }
+    fz_session *fs = &h->sessions[arg % h->nsessions];
+    size_t len = sizes[(shape >> 3) & 7];
+    for (int i = 0; i <= (shape & 7); i++) {
+        int rc = sdk_server_send(h->srv, fs->id, payload(fs->app_sent + 1, fs->id, len), len, 0);
+        if (rc == 0) {
+            FUZZ_CHECK(fs->state != SESS_ENDED && !fs->close_asked);
+            fs->app_sent++;
+            continue;
+        }
+        FUZZ_CHECK(rc == SDK_EQUEUEFULL || rc == SDK_ETOOBIG || rc == SDK_ENOTFOUND || rc == SDK_ECLOSED);
+        FUZZ_CHECK(rc != SDK_ENOTFOUND || fs->state == SESS_ENDED || fs->close_asked);
+        return;
+    }
+}
+
+static void app_close(fz_server *h, uint8_t arg)
+{
+    uint8_t how = script_u8(h->s);
+    if (h->nsessions == 0) {
+        return;
+    }
+    fz_session *fs = &h->sessions[arg % h->nsessions];
+    int rc = sdk_server_close_session(h->srv, fs->id, "closed by the fuzzer", how & 1);
+    FUZZ_CHECK(rc == 0 || rc == SDK_ENOTFOUND);
+    FUZZ_CHECK(rc == 0 || fs->state == SESS_ENDED || fs->close_asked || h->srv->sends_closed);
+    fs->close_asked |= rc == 0;
+}
+
+static int live_sessions(const fz_server *h)
+{
+    int n = 0;
+    for (int i = 0; i < h->nsessions; i++) {
+        n += h->sessions[i].state != SESS_ENDED;
+    }
+    return n;
+}
+
+static void app_sessions(fz_server *h)
+{
+    sdk_session_info *info = NULL;
+    size_t n = 0;
+    int rc = sdk_server_sessions(h->srv, &info, &n);
+    FUZZ_CHECK(rc == 0 || (rc == SDK_ECLOSED && h->srv->stopping));
+    FUZZ_CHECK(rc != 0 || n == (size_t)live_sessions(h));
+    free(info);
+}
+
+/* Time passes: a little, a heartbeat, a handshake limit, a session TTL, ... */
+static void op_tick(uint8_t arg)
+{
+    static const uint64_t ms[] = {1, 10, 100, 500, 999, 1000, 1001, 2000,
+                                  3000, 5000, 10000, 15000, 30000, 60000, 100000, 300000};
+    wire_advance_clock(ms[arg]);
+}
+
+/* ---- what the clients read ---- */
+
+static void check_welcome(fz_server *h, fz_conn *c, const Lifeline__Welcome *w)
+{
+    FUZZ_CHECK(!c->welcomed && !c->closed && c->sess >= 0);
+    fz_session *fs = &h->sessions[c->sess];
+    FUZZ_CHECK(w->version == PROTOCOL_VERSION && w->session_id == fs->id && w->resume_token.len == TOKEN_LEN);
+    c->welcomed = true;
+    if (w->resumed) {
+        FUZZ_CHECK(fs->known || c->raw);
+        c->first_data = c->hello_sent && !c->raw ? c->hello_last + 1 : 0;
+    } else {
+        FUZZ_CHECK(w->last_received == 0);
+        c->first_data = 1;
+    }
+    FUZZ_CHECK(!fs->honest || w->last_received <= fs->sent_max);
+    memcpy(fs->token, w->resume_token.data, TOKEN_LEN);
+    fs->known = true;
+    fs->next_seq = w->last_received + 1; /* the client sends again what the server lacks */
+}
+
+static void check_data(fz_server *h, fz_conn *c, const Lifeline__Data *d)
+{
+    FUZZ_CHECK(c->welcomed && !c->closed);
+    fz_session *fs = &h->sessions[c->sess];
+    FUZZ_CHECK(d->seq == (c->last_data ? c->last_data + 1 : c->first_data ? c->first_data : d->seq));
+    c->last_data = d->seq;
+    /* What the application queued under that number, for this session and no other. */
+    FUZZ_CHECK(d->payload.len >= PAYLOAD_HEAD && get_u64(d->payload.data) == d->seq &&
+               get_u64(d->payload.data + 8) == fs->id && d->seq <= fs->app_sent);
+    if (!c->abandoned) {
+        FUZZ_CHECK(!fs->honest || d->seq <= fs->received + 1);
+        fs->received = LL_MAX(fs->received, d->seq);
+    }
+}
+
+static void check_frame(fz_server *h, fz_conn *c, const Lifeline__Frame *f)
+{
+    switch (f->kind_case) {
+    case LIFELINE__FRAME__KIND_WELCOME:
+        check_welcome(h, c, f->welcome);
+        return;
+    case LIFELINE__FRAME__KIND_DATA:
+        check_data(h, c, f->data);
+        return;
+    case LIFELINE__FRAME__KIND_ACK: /* only what the application took, never going back */
+        FUZZ_CHECK(c->welcomed && !c->closed && f->ack->seq >= c->last_ack);
+        FUZZ_CHECK(f->ack->seq <= h->sessions[c->sess].app_last);
+        c->last_ack = f->ack->seq;
+        return;
+    case LIFELINE__FRAME__KIND_PONG:
+        FUZZ_CHECK(c->welcomed && !c->closed && (c->raw || f->pong->nonce <= c->pings));
+        return;
+    case LIFELINE__FRAME__KIND_CLOSE:
+        FUZZ_CHECK(!c->closed && f->close->code <= LIFELINE__CLOSE__CODE__HEARTBEAT_TIMEOUT);
+        c->closed = true;
+        return;
+    default: /* the server never sends Hello or Ping */
+        FUZZ_CHECK(false);
+    }
+}
+
+static void conn_frame(const Lifeline__Frame *f, void *arg)
+{
+    fz_conn *c = arg;
+    check_frame(c->h, c, f);
+}
+
+/* Each client reads what the server wrote to it: always whole, valid frames. */
+static void observe(fz_server *h)
+{
+    for (int i = 0; i < h->nconns; i++) {
+        FUZZ_CHECK(wire_read_frames(h->conns[i].w, &h->conns[i].dec, conn_frame, &h->conns[i]) == 0);
+    }
+}
+
+/* ---- the server's own state ---- */
+
+static uint64_t inbox_count(const sdk_server *srv, uint64_t session)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < srv->inbox.count; i++) {
+        n += ll_msgq_at(&srv->inbox, i)->pub.session == session;
+    }
+    return n;
+}
+
+static void check_session(void *val, void *arg)
+{
+    fz_server *h = arg;
+    const srv_session *ss = val;
+    const ll_session *s = &ss->s;
+    FUZZ_CHECK(s->written <= s->sendq.count && s->written_bytes <= s->sendq.bytes);
+    FUZZ_CHECK(s->acked_total + s->sendq.count == s->enqueued_total);
+    FUZZ_CHECK(s->consumed <= s->received && s->ack_sent <= s->consumed);
+    FUZZ_CHECK((ss->conn == NULL) == (ss->ttl.idx != 0)); /* waits for a resume iff detached */
+    FUZZ_CHECK(!ss->conn || ss->conn->sess == ss);
+    FUZZ_CHECK(ss->in_inbox == inbox_count(h->srv, ss->id));
+    fz_session *fs = session_by_id(h, ss->id);
+    FUZZ_CHECK(fs && fs->state == (ss->conn ? SESS_ATTACHED : SESS_DETACHED));
+    FUZZ_CHECK(s->enqueued_total == fs->app_sent && s->received == fs->app_last + ss->in_inbox);
+}
+
+static void check_server(fz_server *h)
+{
+    const sdk_server *srv = h->srv;
+    for (const srv_conn *c = srv->conns; c; c = c->next) {
+        FUZZ_CHECK(c->timer.idx != 0); /* every connection has a deadline: none lives forever */
+        FUZZ_CHECK(!c->sess || (c->sess->conn == c && c->phase == CONN_READY));
+    }
+    ll_store_each(&srv->sessions, check_session, h);
+    FUZZ_CHECK(srv->sessions.count == (size_t)live_sessions(h));
+}
+
+/* ---- running an input ---- */
+
+static void step(fz_server *h)
+{
+    uint8_t b = script_u8(h->s);
+    uint8_t arg = b >> 4, who = arg & 7;
+    bool later = arg & SOP_LATER;
+    switch ((enum srv_op)(b & 15)) {
+    case SOP_ACCEPT: op_accept(h, arg); later = false; break;
+    case SOP_RAW: op_raw(h, who, script_u8(h->s)); break;
+    case SOP_RAW_LONG: op_raw(h, who, script_u16(h->s)); break;
+    case SOP_HELLO: op_hello(h, who); break;
+    case SOP_DATA: op_data(h, who); break;
+    case SOP_ACK: op_ack(h, who); break;
+    case SOP_PING: op_ping(h, who); break;
+    case SOP_CLOSE: op_close(h, who); break;
+    case SOP_HANGUP: op_hangup(h, who); break;
+    case SOP_ROOM: op_room(h, who); break;
+    case SOP_RECV: app_recv(h, who ? who : SIZE_MAX); break;
+    case SOP_SEND: app_send(h, who); break;
+    case SOP_APP_CLOSE: app_close(h, who); break;
+    case SOP_TICK: op_tick(arg); later = false; break;
+    case SOP_STOP: sdk_server_stop(h->srv); break;
+    case SOP_SESSIONS: app_sessions(h); break;
+    }
+    if (!later) {
+        pump(h);
+    }
+    observe(h);
+    check_server(h);
+}
+
+static sdk_server_config config_from(script *s, fz_server *h)
+{
+    static const uint32_t frames[] = {256, 1024, 4096, 16384};
+    static const int ttls[] = {0, 1000, 5000, 60000};
+    uint8_t a = script_u8(s), b = script_u8(s);
+    sdk_server_config cfg;
+    sdk_server_config_init(&cfg);
+    cfg.window_messages = 1 + (a & 7) * 3;
+    cfg.max_frame = frames[(a >> 3) & 3];
+    cfg.session_ttl_ms = ttls[(a >> 5) & 3];
+    cfg.window_bytes = (a & 0x80) ? 2048 : cfg.window_bytes;
+    cfg.queue_max_messages = 1 + (b & 15) * 4;
+    cfg.heartbeat_max_ms = (b & 0x10) ? 2000 : 30000;
+    cfg.handshake_timeout_ms = (b & 0x20) ? 1000 : 10000;
+    cfg.queue_max_bytes = (b & 0x40) ? 4096 : cfg.queue_max_bytes;
+    cfg.max_output_bytes = 64 * 1024; /* the least sdk_server_start accepts */
+    cfg.on_event = on_event;
+    cfg.user = h;
+    return cfg;
+}
+
+/* What sdk_server_start sets up, minus certificates, listener and thread. The wake fd is
+ * readable for good, so the teardown's epoll_wait never sleeps. */
+static sdk_server *server_new(const sdk_server_config *cfg)
+{
+    sdk_server *srv = calloc(1, sizeof(*srv));
+    FUZZ_CHECK(srv != NULL);
+    srv->cfg = *cfg;
+    srv->listen_fd = -1;
+    pthread_mutex_init(&srv->mu, NULL);
+    ll_cond_init(&srv->recv_cv);
+    ll_cond_init(&srv->send_cv);
+    srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    srv->wake_fd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &srv->wake_fd};
+    FUZZ_CHECK(srv->epoll_fd >= 0 && srv->wake_fd >= 0 &&
+               epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, srv->wake_fd, &ev) == 0);
+    return srv;
+}
+
+/* sdk_server_stop as the I/O thread lives it: drain (the application keeps taking what
+ * arrived), then the teardown, with every client reading to the end and leaving. */
+static void finish(fz_server *h)
+{
+    sdk_server_stop(h->srv);
+    for (int turns = 0; !h->over; turns++) {
+        FUZZ_CHECK(turns < MAX_TURNS);
+        app_recv(h, SIZE_MAX);
+        wire_advance_clock(DRAIN_QUIET_MS);
+        (void)turn(h);
+    }
+    check_server(h); /* every message the server accepted reached the application */
+    for (int i = 0; i < h->nconns; i++) {
+        h->conns[i].w->room = SIZE_MAX;
+        h->conns[i].w->hung_up = true;
+    }
+    ll_server_io_teardown(h->srv);
+    observe(h);
+    FUZZ_CHECK(live_sessions(h) == 0);
+    for (int i = 0; i < h->nconns; i++) {
+        FUZZ_CHECK(h->conns[i].w->tls_freed);
+        ll_decoder_free(&h->conns[i].dec);
+    }
+    sdk_server_destroy(h->srv);
+}
+
+void fuzz_conn_server(script *s)
+{
+    static fz_server h; /* large: kept off the stack */
+    memset(&h, 0, sizeof(h));
+    h.s = s;
+    random_state = 1;
+    sdk_server_config cfg = config_from(s, &h);
+    h.srv = server_new(&cfg);
+    while (!script_done(s) && !h.over) {
+        step(&h);
+    }
+    finish(&h);
+}

@@ -1,0 +1,53 @@
+/*
+ * libFuzzer target for what a connection does with the bytes that arrive after TLS: the
+ * server's hello/attach/resume, token and window checks and its Data/Ack/Ping/Close handling
+ * (sdk/src/server_io.c), and the client's greet/adopt_welcome/frame handling and reconnects
+ * (sdk/src/client_io.c), over link.c, codec.c, session.c and the rest, all unmodified.
+ * The first input byte picks the side (bit 0: 0 server, 1 client); conn.h describes the rest.
+ *
+ * Design. Only the platform layer is replaced (wire.c stands in for net.c and tls.c: sockets
+ * become in-memory plaintext wires, the clock becomes virtual), so nothing in sdk/src changes
+ * for fuzzing and everything above net.h/tls.h is the code that ships. Everything runs on the
+ * fuzzer's thread and the outcome depends on the input alone:
+ * - Client: ll_client_io_main is called directly and runs until the client gives up or is
+ *   closed; each connection it makes reads the input as what the server sends, and the
+ *   application's calls happen whenever it reads (a point where the real thread holds no
+ *   lock). Its waits return at once (descriptors always poll readable) and backoff is 0.
+ * - Server: its loop cannot be run the same way (it blocks in epoll_wait until stopped, and
+ *   which connection is ready when is what should vary), so conn_server.c compiles
+ *   server_io.c in and plays the loop itself: it computes what epoll would report and calls
+ *   the same step functions the loop calls, in the same order. The alternatives were worse:
+ *   the real thread over socketpairs makes a crash depend on timing, and a step API exported
+ *   from server_io.c for tests would change production code that is being rewritten.
+ * Session ids and tokens come from a seeded stream (server side), so findings replay.
+ *
+ * Checks, besides ASan/UBSan/LSan: protocol errors end connections with an error and a close
+ * frame, never a crash; each end writes only well-formed frames in a legal order (Hello or
+ * Welcome first, nothing after Close); sequences on a connection are consecutive and resume
+ * where the hello said; acks never exceed what the application took nor go back; an honest
+ * resume always resumes and a forged token never does; the application is handed every
+ * accepted message exactly once, in order, with its own payload; session events follow the
+ * life cycle (opened, detached/resumed, expired or closed once); the reliable-stream
+ * invariants hold for every session after every step; no connection lives without a deadline;
+ * every connection and session is freed at the end.
+ */
+#include "conn.h"
+#include "wire.h"
+
+#define CLOCK_START_MS 1000000 /* anything but 0: a zero time hides "never set" mistakes */
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    script s = {data, size};
+    bool client = script_u8(&s) & 1;
+    wire_reset(CLOCK_START_MS);
+    if (client) {
+        fuzz_conn_client(&s);
+    } else {
+        fuzz_conn_server(&s);
+    }
+    wire_reset(CLOCK_START_MS);
+    return 0;
+}

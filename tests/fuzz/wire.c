@@ -1,0 +1,379 @@
+/*
+ * In-memory wires and a virtual clock in place of net.c, tls.c and devcert.c (see wire.h).
+ * Only what the connection code calls does something; the rest of net.h and tls.h fails
+ * plainly, so a target that started using it would notice.
+ */
+#include "wire.h"
+
+#include "ll.h"
+#include "net.h"
+#include "tls.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define WALL_EPOCH_MS UINT64_C(1700000000000) /* any fixed wall-clock origin */
+
+struct ll_tls {
+    fake_wire *w;
+};
+
+static struct {
+    uint64_t now_ms;
+    fake_wire *wires;     /* every wire of this input, newest first */
+    int count;
+    fake_wire *accept;    /* what the next ll_net_accept hands out */
+    fake_wire *(*connect)(void *arg);
+    void *connect_arg;
+} world;
+
+static void wire_free(fake_wire *w)
+{
+    if (w->fd >= 0 && !w->handed_out) {
+        close(w->fd);
+    }
+    ll_buf_free(&w->in);
+    ll_buf_free(&w->out);
+    free(w);
+}
+
+void wire_reset(uint64_t start_ms)
+{
+    while (world.wires) {
+        fake_wire *w = world.wires;
+        world.wires = w->next;
+        wire_free(w);
+    }
+    memset(&world, 0, sizeof(world));
+    world.now_ms = start_ms;
+}
+
+fake_wire *wire_new(void)
+{
+    fake_wire *w = calloc(1, sizeof(*w));
+    if (!w) {
+        abort();
+    }
+    /* Counter 1: always readable, so neither epoll nor poll ever waits on it. */
+    w->fd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->fd < 0) {
+        abort(); /* out of descriptors: something leaks them */
+    }
+    w->index = world.count++;
+    w->room = SIZE_MAX;
+    w->read_piece = SIZE_MAX;
+    w->next = world.wires;
+    world.wires = w;
+    return w;
+}
+
+void wire_offer_accept(fake_wire *w)
+{
+    world.accept = w;
+}
+
+bool wire_accept_pending(void)
+{
+    return world.accept != NULL;
+}
+
+void wire_set_connect(fake_wire *(*connect)(void *arg), void *arg)
+{
+    world.connect = connect;
+    world.connect_arg = arg;
+}
+
+fake_wire *wire_of(const ll_tls *t)
+{
+    return t->w;
+}
+
+bool wire_readable(const fake_wire *w)
+{
+    return !w->handshaken || ll_buf_size(&w->in) > 0 || w->hung_up || w->read_error;
+}
+
+void wire_advance_clock(uint64_t ms)
+{
+    world.now_ms += ms;
+}
+
+int wire_read_frames(fake_wire *w, ll_decoder *dec, void (*fn)(const Lifeline__Frame *f, void *arg), void *arg)
+{
+    if (ll_buf_size(&w->out) > 0) {
+        LL_GUARD(ll_decoder_feed(dec, ll_buf_head(&w->out), ll_buf_size(&w->out)));
+        ll_buf_consume(&w->out, ll_buf_size(&w->out));
+    }
+    Lifeline__Frame *f = NULL;
+    int rc;
+    while ((rc = ll_decoder_next(dec, &f)) == 1) {
+        fn(f, arg);
+        ll_frame_free(f);
+    }
+    return rc;
+}
+
+static fake_wire *wire_by_fd(int fd)
+{
+    for (fake_wire *w = world.wires; w; w = w->next) {
+        if (w->fd == fd && fd >= 0) {
+            return w;
+        }
+    }
+    return NULL;
+}
+
+static void hand_out(fake_wire *w, int *fd)
+{
+    w->handed_out = true;
+    *fd = w->fd;
+}
+
+/* ---- clock: every look at it finds a millisecond gone, so loops that wait for a deadline
+ * (backoff, lingering closes) end after a bounded number of turns instead of sleeping ---- */
+
+uint64_t ll_now_ms(void)
+{
+    return world.now_ms++;
+}
+
+uint64_t ll_now_us(void)
+{
+    return ll_now_ms() * 1000;
+}
+
+uint64_t ll_wall_ms(void)
+{
+    return WALL_EPOCH_MS + world.now_ms;
+}
+
+/* ---- net.h ---- */
+
+int ll_net_accept(int lfd, int *fd, char *peer, size_t peerlen)
+{
+    (void)lfd;
+    fake_wire *w = world.accept;
+    if (!w) {
+        return LL_NET_AGAIN;
+    }
+    world.accept = NULL;
+    hand_out(w, fd);
+    LL_DETAIL(peer, peerlen, "wire:%d", w->index);
+    return 0;
+}
+
+int ll_net_connect(const char *host, uint16_t port, uint64_t deadline_ms, int wake_fd, int *fd,
+                   char *err, size_t errlen)
+{
+    (void)host, (void)port, (void)deadline_ms, (void)wake_fd;
+    fake_wire *w = world.connect ? world.connect(world.connect_arg) : NULL;
+    if (!w) {
+        LL_DETAIL(err, errlen, "connection refused (no more wires)");
+        return SDK_ECONNREFUSED;
+    }
+    hand_out(w, fd);
+    return 0;
+}
+
+void ll_net_tune(int fd, int user_timeout_ms)
+{
+    (void)fd, (void)user_timeout_ms;
+}
+
+int ll_net_drain(int fd)
+{
+    fake_wire *w = wire_by_fd(fd);
+    if (!w) {
+        return SDK_EDISCONNECTED;
+    }
+    ll_buf_clear(&w->in);
+    return w->hung_up ? SDK_EDISCONNECTED : 0;
+}
+
+int ll_net_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+    (void)s, (void)host, (void)hostlen, (void)port;
+    return SDK_EINVAL;
+}
+
+int ll_net_listen(const char *host, uint16_t port, int *fd, char *err, size_t errlen)
+{
+    (void)host, (void)port, (void)fd;
+    LL_DETAIL(err, errlen, "no listening on wires");
+    return SDK_ELISTEN;
+}
+
+uint16_t ll_net_local_port(int fd)
+{
+    (void)fd;
+    return 0;
+}
+
+int ll_wake_open(int *fd)
+{
+    *fd = -1;
+    return SDK_EIO;
+}
+
+/* The test sets wake descriptors up itself (readable for good): signalling and draining
+ * them would only make the library wait. */
+void ll_wake_signal(int fd)
+{
+    (void)fd;
+}
+
+void ll_wake_drain(int fd)
+{
+    (void)fd;
+}
+
+/* ---- tls.h ---- */
+
+int ll_tls_ctx_new(const ll_tls_ctx_config *cfg, ll_tls_ctx **out, char *err, size_t errlen)
+{
+    (void)cfg;
+    *out = NULL;
+    LL_DETAIL(err, errlen, "no TLS contexts on wires");
+    return SDK_ETLS;
+}
+
+void ll_tls_ctx_free(ll_tls_ctx *ctx)
+{
+    (void)ctx;
+}
+
+int ll_tls_new(ll_tls_ctx *ctx, int fd, const char *servername, ll_tls **out, char *err,
+               size_t errlen)
+{
+    (void)ctx, (void)servername;
+    fake_wire *w = wire_by_fd(fd);
+    ll_tls *t = w ? calloc(1, sizeof(*t)) : NULL;
+    if (!t) {
+        LL_DETAIL(err, errlen, "no wire for descriptor %d", fd);
+        return SDK_ENOMEM;
+    }
+    t->w = w;
+    *out = t;
+    return 0;
+}
+
+void ll_tls_free(ll_tls *t)
+{
+    if (!t) {
+        return;
+    }
+    t->w->tls_freed = true;
+    t->w->fd = -1; /* the library closes the descriptor next; its number may come back */
+    free(t);
+}
+
+int ll_tls_handshake(ll_tls *t)
+{
+    fake_wire *w = t->w;
+    if (w->handshake_waits > 0) {
+        return w->handshake_waits-- % 2 ? LL_TLS_WANT_READ : LL_TLS_WANT_WRITE;
+    }
+    w->handshaken = true;
+    return w->handshake_rc;
+}
+
+int ll_tls_read(ll_tls *t, void *buf, size_t len, size_t *n)
+{
+    fake_wire *w = t->w;
+    *n = 0;
+    while (ll_buf_size(&w->in) == 0 && !w->hung_up && !w->read_error && w->refill &&
+           w->refill(w, w->refill_arg)) {
+    }
+    if (ll_buf_size(&w->in) > 0) {
+        *n = LL_MIN(LL_MIN(len, ll_buf_size(&w->in)), w->read_piece);
+        memcpy(buf, ll_buf_head(&w->in), *n);
+        ll_buf_consume(&w->in, *n);
+        return LL_TLS_OK;
+    }
+    if (w->read_error) {
+        return w->read_error;
+    }
+    return w->hung_up ? SDK_EDISCONNECTED : LL_TLS_WANT_READ;
+}
+
+size_t ll_tls_pending(ll_tls *t)
+{
+    (void)t;
+    return 0;
+}
+
+int ll_tls_write(ll_tls *t, const void *buf, size_t len, size_t *n)
+{
+    fake_wire *w = t->w;
+    *n = 0;
+    if (w->reset) {
+        return SDK_EDISCONNECTED;
+    }
+    if (w->room == 0) {
+        return LL_TLS_WANT_WRITE;
+    }
+    size_t take = LL_MIN(len, w->room);
+    if (ll_buf_append(&w->out, buf, take) != 0) {
+        abort();
+    }
+    if (w->room != SIZE_MAX) {
+        w->room -= take;
+    }
+    *n = take;
+    return LL_TLS_OK;
+}
+
+void ll_tls_shutdown(ll_tls *t)
+{
+    (void)t;
+}
+
+const char *ll_tls_error(const ll_tls *t)
+{
+    (void)t;
+    return "wire failed";
+}
+
+bool ll_tls_resumed(const ll_tls *t)
+{
+    (void)t;
+    return false;
+}
+
+bool ll_tls_peer_closed(const ll_tls *t)
+{
+    return t->w->hung_up && !t->w->reset;
+}
+
+void ll_tls_peer_subject(const ll_tls *t, char *buf, size_t len)
+{
+    LL_DETAIL(buf, len, "CN=wire%d", t->w->index);
+}
+
+void ll_tls_alpn(const ll_tls *t, char *buf, size_t len)
+{
+    (void)t;
+    LL_DETAIL(buf, len, "lifeline/1");
+}
+
+void ll_tls_openssl_reason(char *buf, size_t len)
+{
+    LL_DETAIL(buf, len, "%s", "");
+}
+
+int ll_tls_dev_certs(const char *dir, char *err, size_t errlen)
+{
+    (void)dir;
+    LL_DETAIL(err, errlen, "no certificates on wires");
+    return SDK_EIO;
+}
+
+int ll_tls_dev_cert_for(const char *dir, const char *basename, const char *cn,
+                        const char *const *sans, char *err, size_t errlen)
+{
+    (void)dir, (void)basename, (void)cn, (void)sans;
+    LL_DETAIL(err, errlen, "no certificates on wires");
+    return SDK_EIO;
+}
