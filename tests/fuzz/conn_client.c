@@ -82,7 +82,7 @@ static void check_client(fz_client *h)
     sdk_client *c = h->c;
     pthread_mutex_lock(&c->mu);
     const ll_session *s = &c->s;
-    FUZZ_CHECK(s->written <= s->sendq.count && s->written_bytes <= s->sendq.bytes);
+    FUZZ_CHECK(s->sendq.copied <= s->sendq.count && s->sendq.copied_bytes <= s->sendq.bytes);
     FUZZ_CHECK(s->acked_total + s->sendq.count == s->enqueued_total && s->enqueued_total == h->app_sent);
     FUZZ_CHECK(s->consumed <= s->received && s->ack_sent <= s->consumed);
     for (size_t i = 0; i < c->recvq.count; i++) {

@@ -665,7 +665,7 @@ static void check_session(void *val, void *arg)
     fz_server *h = arg;
     const srv_session *ss = val;
     const ll_session *s = &ss->s;
-    FUZZ_CHECK(s->written <= s->sendq.count && s->written_bytes <= s->sendq.bytes);
+    FUZZ_CHECK(s->sendq.copied <= s->sendq.count && s->sendq.copied_bytes <= s->sendq.bytes);
     FUZZ_CHECK(s->acked_total + s->sendq.count == s->enqueued_total);
     FUZZ_CHECK(s->consumed <= s->received && s->ack_sent <= s->consumed);
     FUZZ_CHECK((ss->conn == NULL) == (ss->ttl.idx != 0)); /* waits for a resume iff detached */

@@ -298,10 +298,16 @@ int ll_tls_read(ll_tls *t, void *buf, size_t len, size_t *n)
     return w->hung_up ? SDK_EDISCONNECTED : LL_TLS_WANT_READ;
 }
 
-size_t ll_tls_pending(ll_tls *t)
+bool ll_tls_has_pending(ll_tls *t)
 {
     (void)t;
-    return 0;
+    return false; /* the plaintext wire keeps nothing back from poll */
+}
+
+int ll_tls_send_ticket(ll_tls *t)
+{
+    (void)t;
+    return LL_TLS_OK; /* no TLS, no session tickets */
 }
 
 int ll_tls_write(ll_tls *t, const void *buf, size_t len, size_t *n)
