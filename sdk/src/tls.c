@@ -694,6 +694,10 @@ int ll_tls_send_ticket(ll_tls *t)
     if (ret != 1) {
         return step_failed(t, ret, errno);
     }
+    /* SSL_MODE_RELEASE_BUFFERS covers SSL_read and SSL_write, not this write: without it an
+     * idle connection keeps about 7 KiB of buffers (lifeline-bench's RSS per idle server
+     * connection, 24 KiB instead of 17). A no-op if they still hold anything. */
+    (void)SSL_free_buffers(t->ssl);
     return LL_TLS_OK;
 }
 
