@@ -421,51 +421,73 @@ static void test_server_not_started_then_started(void **state)
 
 #define WAKE_CUTS 30
 
+/* A client without backoff, connected to an echo server through a fault proxy. */
+typedef struct cut_rig {
+    ht_server hs;
+    fp_proxy *p;
+    ht_events ev;
+    sdk_client *c;
+    int idx; /* the latest CONNECTED event */
+} cut_rig;
+
+static void cut_rig_start(cut_rig *r)
+{
+    sdk_config cfg;
+    assert_int_equal(ht_server_start(&r->hs, NULL, true), SDK_OK);
+    r->p = start_proxy(r->hs.port);
+    ht_events_init(&r->ev);
+    fast_hb_config(&cfg, fp_port(r->p));
+    cfg.reconnect_min_ms = 0;
+    cfg.reconnect_max_ms = 0;
+    ht_events_attach(&r->ev, &cfg);
+    assert_int_equal(sdk_connect(&cfg, &r->c), SDK_OK);
+    r->idx = ht_events_wait(&r->ev, SDK_EVENT_CONNECTED, 0, HT_WAIT_MS, NULL);
+    assert_true(r->idx >= 0);
+}
+
+/* Reset the link and wait for the next CONNECTED (into *e if not NULL). */
+static void cut_rig_cut(cut_rig *r, ht_event *e)
+{
+    fp_reset_all(r->p);
+    r->idx = ht_events_wait(&r->ev, SDK_EVENT_CONNECTED, (size_t)r->idx + 1, HT_WAIT_MS, e);
+    assert_true(r->idx >= 0);
+}
+
+static void cut_rig_stop(cut_rig *r)
+{
+    assert_int_equal(sdk_close(r->c), SDK_OK);
+    sdk_destroy(r->c);
+    fp_stop(r->p);
+    ht_server_destroy(&r->hs);
+    ht_events_free(&r->ev);
+}
+
 /* A send wakes the I/O thread; when the link fails before it looks, that wake-up is still
  * pending as it reconnects. It must not pass for sdk_close: no attempt may be given up as
  * "connect interrupted: closing", and with no backoff the client must not spin on that. */
 static void test_wake_pending_at_failure(void **state)
 {
     (void)state;
-    ht_server hs;
-    ht_events ev;
-    sdk_config cfg;
-    sdk_client *c = NULL;
-    assert_int_equal(ht_server_start(&hs, NULL, true), SDK_OK);
-    fp_proxy *p = start_proxy(hs.port);
-    ht_events_init(&ev);
-    fast_hb_config(&cfg, fp_port(p));
-    cfg.reconnect_min_ms = 0;
-    cfg.reconnect_max_ms = 0;
-    ht_events_attach(&ev, &cfg);
-    assert_int_equal(sdk_connect(&cfg, &c), SDK_OK);
-    int idx = ht_events_wait(&ev, SDK_EVENT_CONNECTED, 0, HT_WAIT_MS, NULL);
-    assert_true(idx >= 0);
+    cut_rig r;
+    cut_rig_start(&r);
     for (int i = 0; i < WAKE_CUTS; i++) {
-        assert_int_equal(sdk_send(c, "x", 1, HT_WAIT_MS), SDK_OK);
-        fp_reset_all(p);
-        idx = ht_events_wait(&ev, SDK_EVENT_CONNECTED, (size_t)idx + 1, HT_WAIT_MS, NULL);
-        assert_true(idx >= 0);
+        assert_int_equal(sdk_send(r.c, "x", 1, HT_WAIT_MS), SDK_OK);
+        cut_rig_cut(&r, NULL);
     }
     for (int i = 0; i < WAKE_CUTS; i++) {
         sdk_message *m = NULL;
-        assert_int_equal(sdk_recv(c, &m, HT_WAIT_MS), SDK_OK);
+        assert_int_equal(sdk_recv(r.c, &m, HT_WAIT_MS), SDK_OK);
         sdk_message_free(m);
     }
-    pthread_mutex_lock(&ev.mu);
+    pthread_mutex_lock(&r.ev.mu);
     size_t aborted = 0;
-    for (size_t k = 0; k < ev.n; k++) {
-        aborted += ev.ev[k].error == SDK_ECLOSED;
+    for (size_t k = 0; k < r.ev.n; k++) {
+        aborted += r.ev.ev[k].error == SDK_ECLOSED;
     }
-    pthread_mutex_unlock(&ev.mu);
+    pthread_mutex_unlock(&r.ev.mu);
     assert_int_equal(aborted, 0);
-    assert_int_equal(ht_events_count(&ev, SDK_EVENT_RECONNECTING), WAKE_CUTS);
-
-    assert_int_equal(sdk_close(c), SDK_OK);
-    sdk_destroy(c);
-    fp_stop(p);
-    ht_server_destroy(&hs);
-    ht_events_free(&ev);
+    assert_int_equal(ht_events_count(&r.ev, SDK_EVENT_RECONNECTING), WAKE_CUTS);
+    cut_rig_stop(&r);
 }
 
 /* ---- 7. every reconnect resumes the TLS session ---- */
@@ -478,45 +500,25 @@ static void test_wake_pending_at_failure(void **state)
 static void test_reconnects_resume_tls(void **state)
 {
     (void)state;
-    ht_server hs;
-    ht_events ev;
-    sdk_config cfg;
-    sdk_client *c = NULL;
+    cut_rig r;
     sdk_stats st;
-    assert_int_equal(ht_server_start(&hs, NULL, true), SDK_OK);
-    fp_proxy *p = start_proxy(hs.port);
-    ht_events_init(&ev);
-    fast_hb_config(&cfg, fp_port(p));
-    cfg.reconnect_min_ms = 0;
-    cfg.reconnect_max_ms = 0;
-    ht_events_attach(&ev, &cfg);
-    assert_int_equal(sdk_connect(&cfg, &c), SDK_OK);
-    int idx = ht_events_wait(&ev, SDK_EVENT_CONNECTED, 0, HT_WAIT_MS, NULL);
-    assert_true(idx >= 0);
-    round_trip(c, "first"); /* the echo comes behind the first ticket */
-
+    cut_rig_start(&r);
+    round_trip(r.c, "first"); /* the echo comes behind the first ticket */
     for (int i = 0; i < RESUME_CUTS; i++) {
         ht_event e;
-        fp_reset_all(p);
-        idx = ht_events_wait(&ev, SDK_EVENT_CONNECTED, (size_t)idx + 1, HT_WAIT_MS, &e);
-        assert_true(idx >= 0);
+        cut_rig_cut(&r, &e);
         assert_true(e.resumed);
         if (i % 2 == 1) {
-            round_trip(c, "again");
+            round_trip(r.c, "again");
         }
     }
-    round_trip(c, "last");
-    assert_int_equal(sdk_get_stats(c, &st), SDK_OK);
+    round_trip(r.c, "last");
+    assert_int_equal(sdk_get_stats(r.c, &st), SDK_OK);
     assert_int_equal(st.reconnects, RESUME_CUTS);
     assert_int_equal(st.handshakes_full, 1);
     assert_int_equal(st.handshakes_resumed, RESUME_CUTS);
     assert_int_equal(st.sessions_lost, 0);
-
-    assert_int_equal(sdk_close(c), SDK_OK);
-    sdk_destroy(c);
-    fp_stop(p);
-    ht_server_destroy(&hs);
-    ht_events_free(&ev);
+    cut_rig_stop(&r);
 }
 
 int main(void)
