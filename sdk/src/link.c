@@ -43,18 +43,21 @@ static int tls_failed(ll_link *l, int rc)
     return rc;
 }
 
+/* A write that has to wait for the socket: note which way, for ll_link_events. */
+static bool write_blocked(ll_link *l, int rc)
+{
+    l->want_write = rc == LL_TLS_WANT_WRITE;
+    l->want_read_for_write = rc == LL_TLS_WANT_READ;
+    return l->want_write || l->want_read_for_write;
+}
+
 /* The server's session ticket goes right behind its first frames (the Welcome), so that
  * the client reads the Welcome first (see ll_tls_send_ticket). OpenSSL cannot start the
  * ticket while a record of ours is half written, hence only with `out` empty. */
 static int flush_ticket(ll_link *l)
 {
     int rc = ll_tls_send_ticket(l->tls);
-    if (rc == LL_TLS_WANT_WRITE) {
-        l->want_write = true;
-        return 0;
-    }
-    if (rc == LL_TLS_WANT_READ) {
-        l->want_read_for_write = true;
+    if (write_blocked(l, rc)) {
         return 0;
     }
     l->ticket_due = false;
@@ -68,12 +71,7 @@ int ll_link_flush(ll_link *l, uint64_t now_ms)
     while (ll_buf_size(&l->out) > 0) {
         size_t n = 0;
         int rc = ll_tls_write(l->tls, ll_buf_head(&l->out), LL_MIN(ll_buf_size(&l->out), WRITE_CHUNK), &n);
-        if (rc == LL_TLS_WANT_WRITE) {
-            l->want_write = true;
-            return 0;
-        }
-        if (rc == LL_TLS_WANT_READ) {
-            l->want_read_for_write = true;
+        if (write_blocked(l, rc)) {
             return 0;
         }
         if (rc != LL_TLS_OK) {
