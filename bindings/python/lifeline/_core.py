@@ -11,7 +11,7 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, Callable, Deque, List, Optional, Tuple
+from typing import Any, Callable, Deque, Iterator, List, Optional, Tuple
 
 from . import _native
 from ._native import lib, text
@@ -371,3 +371,40 @@ def receive(handle: Handle, inbox: Inbox, recv_fn: Any, timeout: Optional[float]
         inbox.keep(box)
         raise
     return rc, (box[0] if box else None)
+
+
+class Endpoint:
+    """What Client and Server share around their Handle: `with` releases it, garbage
+    collection too, and iterating yields recv() until closed. Subclasses set _handle and
+    _never_opened (the ClosedError detail when there is no handle) and define recv()."""
+
+    _handle: Optional[Handle] = None
+    _never_opened = "never opened"
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._handle is not None:
+            self._handle.release()
+
+    def __del__(self) -> None:
+        h = getattr(self, "_handle", None)
+        if h is not None:
+            h.release()
+
+    def __iter__(self) -> Iterator[Message]:
+        """Every received message, until closed (stopped)."""
+        while True:
+            try:
+                yield self.recv()  # type: ignore[attr-defined]
+            except ClosedError:
+                return
+
+    def _handle_or_raise(self) -> Handle:
+        if self._handle is None:
+            raise ClosedError(SDK_ECLOSED, None, self._never_opened)
+        return self._handle
+
+    def _call(self) -> Any:
+        return self._handle_or_raise().call()

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import ctypes
 from collections import namedtuple
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from . import _native
 from ._core import (
     SDK_ECLOSED,
     SDK_EQUEUEFULL,
     SDK_ETIMEDOUT,
+    Endpoint,
     Handle,
     Inbox,
-    Message,
     fill,
     open_handle,
     payload,
@@ -43,7 +43,7 @@ def _event(ev: _native.sdk_event) -> Event:
     )
 
 
-class Client:
+class Client(Endpoint):
     """A connection to a Lifeline server that survives network failures.
 
     Connects in the constructor (blocking up to connect_timeout_ms, unless
@@ -57,6 +57,8 @@ class Client:
     on_event(Event) runs on the library's I/O thread: it must return quickly, must not
     call close(), and its exceptions are logged (logger "lifeline") and dropped.
     """
+
+    _never_opened = "the client never connected"
 
     def __init__(
         self,
@@ -111,18 +113,9 @@ class Client:
         if self._handle is not None:
             self._handle.close()
 
-    def __enter__(self) -> "Client":
-        return self
-
     def __exit__(self, *exc: Any) -> None:
         self._closed_by_user = True
-        if self._handle is not None:
-            self._handle.release()
-
-    def __del__(self) -> None:
-        h = getattr(self, "_handle", None)
-        if h is not None:
-            h.release()
+        super().__exit__(*exc)
 
     # ---- messages ----
 
@@ -148,14 +141,6 @@ class Client:
         rc, msg = receive(self._handle_or_raise(), self._inbox, lib.sdk_recv, timeout)
         self._check(rc)
         return msg.parse(expect) if expect is not None else msg
-
-    def __iter__(self) -> Iterator[Message]:
-        """Every received message, until the client is closed."""
-        while True:
-            try:
-                yield self.recv()
-            except ClosedError:
-                return
 
     def flush(self, timeout: Optional[float] = None) -> None:
         """Wait until every message sent so far is acknowledged by the server's application.
@@ -197,14 +182,6 @@ class Client:
         return f"<lifeline.Client {self.state}>"
 
     # ---- helpers ----
-
-    def _handle_or_raise(self) -> Handle:
-        if self._handle is None:
-            raise ClosedError(SDK_ECLOSED, None, "the client never connected")
-        return self._handle
-
-    def _call(self) -> Any:
-        return self._handle_or_raise().call()
 
     def _check(self, rc: int) -> None:
         if rc == 0:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import ctypes
 import os
 from collections import namedtuple
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from . import _native
-from ._core import SDK_ECLOSED, SDK_EQUEUEFULL, Handle, Inbox, Message, fill, open_handle, payload, receive, wait
+from ._core import SDK_EQUEUEFULL, Endpoint, Handle, Inbox, fill, open_handle, payload, receive, wait
 from ._native import lib, text
-from .errors import ClosedError, check
+from .errors import check
 
 #: What Server(on_event=...) receives. `type`: "OPENED", "RESUMED", "DETACHED", "EXPIRED"
 #: or "CLOSED"; `cause`: sdk_cause_name ("none", "reset", "clean_close", ...);
@@ -56,7 +56,7 @@ def _session_dict(info: _native.sdk_session_info) -> Dict[str, Any]:
     return out
 
 
-class Server:
+class Server(Endpoint):
     """An embedded Lifeline server (server.h): listens, serves every client on one I/O
     thread, and hands their messages to recv(). Any number of threads may use it at once.
 
@@ -68,6 +68,8 @@ class Server:
     on_event(SessionEvent) runs on the server's I/O thread: return quickly, do not call
     stop() or block; exceptions are logged (logger "lifeline") and dropped.
     """
+
+    _never_opened = "the server never started"
 
     def __init__(
         self,
@@ -121,18 +123,6 @@ class Server:
         if self._handle is not None:
             self._handle.close()
 
-    def __enter__(self) -> "Server":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._handle is not None:
-            self._handle.release()
-
-    def __del__(self) -> None:
-        h = getattr(self, "_handle", None)
-        if h is not None:
-            h.release()
-
     @property
     def port(self) -> int:
         """The bound TCP port (the one picked when listening on port 0)."""
@@ -147,14 +137,6 @@ class Server:
         rc, msg = receive(self._handle_or_raise(), self._inbox, lib.sdk_server_recv, timeout)
         check(rc)
         return msg.parse(expect) if expect is not None else msg
-
-    def __iter__(self) -> Iterator[Message]:
-        """Every received message, until the server is stopped."""
-        while True:
-            try:
-                yield self.recv()
-            except ClosedError:
-                return
 
     def send(self, session: int, data: Any, timeout: Optional[float] = None, *,
              type_name: Optional[str] = None) -> None:
@@ -195,13 +177,3 @@ class Server:
 
     def __repr__(self) -> str:
         return f"<lifeline.Server port={self._port}>"
-
-    # ---- helpers ----
-
-    def _handle_or_raise(self) -> Handle:
-        if self._handle is None:
-            raise ClosedError(SDK_ECLOSED, None, "the server never started")
-        return self._handle
-
-    def _call(self) -> Any:
-        return self._handle_or_raise().call()
