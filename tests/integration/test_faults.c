@@ -30,6 +30,16 @@ static fp_proxy *start_proxy(uint16_t server_port)
     return p;
 }
 
+/* Close the client, then the proxy and the server behind it. */
+static void stop_all(sdk_client *c, fp_proxy *p, ht_server *hs, ht_events *ev)
+{
+    assert_int_equal(sdk_close(c), SDK_OK);
+    sdk_destroy(c);
+    fp_stop(p);
+    ht_server_destroy(hs);
+    ht_events_free(ev);
+}
+
 /* Send text and expect it back as the next message. */
 static void round_trip(sdk_client *c, const char *text)
 {
@@ -253,11 +263,7 @@ static void test_blackhole_detected_client(void **state)
     assert_int_equal(sdk_get_stats(c, &st), SDK_OK);
     assert_true(st.reconnects >= 1);
 
-    assert_int_equal(sdk_close(c), SDK_OK);
-    sdk_destroy(c);
-    fp_stop(p);
-    ht_server_destroy(&hs);
-    ht_events_free(&ev);
+    stop_all(c, p, &hs, &ev);
 }
 
 /* ---- 3. blackhole noticed by the server ---- */
@@ -358,11 +364,7 @@ static void test_slow_consumer_keeps_link(void **state)
     assert_int_equal(st.msgs_received, SLOW_MSGS);
     assert_int_equal(ht_events_count(&ev, SDK_EVENT_DISCONNECTED), 0);
 
-    assert_int_equal(sdk_close(c), SDK_OK);
-    sdk_destroy(c);
-    fp_stop(p);
-    ht_server_destroy(&hs);
-    ht_events_free(&ev);
+    stop_all(c, p, &hs, &ev);
 }
 
 /* ---- 5. nothing listening at first, then the server appears ---- */
@@ -410,11 +412,7 @@ static void test_server_not_started_then_started(void **state)
     assert_true(ht_events_count(&ev, SDK_EVENT_CONNECTED) >= 1);
     assert_int_equal(atomic_load(&hs.echoed), 10);
 
-    assert_int_equal(sdk_close(c), SDK_OK);
-    sdk_destroy(c);
-    fp_stop(p);
-    ht_server_destroy(&hs);
-    ht_events_free(&ev);
+    stop_all(c, p, &hs, &ev);
 }
 
 /* ---- 6. work queued as the link fails does not abort the reconnect ---- */
@@ -455,11 +453,7 @@ static void cut_rig_cut(cut_rig *r, ht_event *e)
 
 static void cut_rig_stop(cut_rig *r)
 {
-    assert_int_equal(sdk_close(r->c), SDK_OK);
-    sdk_destroy(r->c);
-    fp_stop(r->p);
-    ht_server_destroy(&r->hs);
-    ht_events_free(&r->ev);
+    stop_all(r->c, r->p, &r->hs, &r->ev);
 }
 
 /* A send wakes the I/O thread; when the link fails before it looks, that wake-up is still
