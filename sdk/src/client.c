@@ -93,6 +93,7 @@ static void client_free(sdk_client *c)
 {
     ll_session_free(&c->s);
     ll_msgq_free(&c->recvq);
+    ll_msgq_free(&c->deliver);
     ll_carver_free(&c->carver);
     ll_tls_ctx_free(c->tls);
     if (c->wake_fd >= 0) {
@@ -178,7 +179,9 @@ void ll_client_wake_locked(sdk_client *c)
      * for sdk_close alone, and picks the queue up once connected. */
     if (!c->wake_pending && (c->state == SDK_STATE_CONNECTED || c->closing)) {
         c->wake_pending = true;
-        ll_wake_signal(c->wake_fd);
+        if (!ll_on_io_thread(c)) { /* from a callback: its loop looks before it next sleeps */
+            ll_wake_signal(c->wake_fd);
+        }
     }
 }
 
@@ -208,11 +211,8 @@ sdk_err sdk_send_typed(sdk_client *c, const char *type, const void *data, size_t
         if (rc == 0) {
             ll_client_wake_locked(c);
         }
-        if (rc != SDK_EQUEUEFULL) {
-            break;
-        }
-        if (ll_cond_wait(&c->send_cv, &c->mu, &dl) != 0) {
-            rc = SDK_EQUEUEFULL;
+        /* Room comes from the I/O thread: a callback on it must not wait for it. */
+        if (rc != SDK_EQUEUEFULL || ll_on_io_thread(c) || ll_cond_wait(&c->send_cv, &c->mu, &dl) != 0) {
             break;
         }
     }
@@ -227,7 +227,7 @@ sdk_err sdk_send(sdk_client *c, const void *data, size_t len, int timeout_ms)
 
 sdk_err sdk_recv(sdk_client *c, sdk_message **out, int timeout_ms)
 {
-    if (!c || !out) {
+    if (!c || !out || c->cfg.on_message) {
         return SDK_EINVAL;
     }
     *out = NULL;
@@ -259,7 +259,7 @@ sdk_err sdk_recv(sdk_client *c, sdk_message **out, int timeout_ms)
 
 sdk_err sdk_flush(sdk_client *c, int timeout_ms)
 {
-    if (!c) {
+    if (!c || ll_on_io_thread(c)) { /* acks come through the I/O thread: it cannot wait for them */
         return SDK_EINVAL;
     }
     ll_deadline dl = ll_deadline_in(timeout_ms);
@@ -329,7 +329,7 @@ sdk_err sdk_last_error(sdk_client *c, char *buf, size_t buflen)
 
 sdk_err sdk_close(sdk_client *c)
 {
-    if (!c) {
+    if (!c || ll_on_io_thread(c)) { /* a callback cannot join its own thread */
         return SDK_EINVAL;
     }
     if (c->cfg.close_linger_ms > 0) {

@@ -24,6 +24,8 @@ struct sdk_client {
     pthread_t thread;
     bool thread_started;
     ll_carver carver;        /* received messages are carved from its blocks (I/O thread only) */
+    ll_msgq deliver;         /* with on_message: accepted, for the callback once mu is released
+                                (I/O thread only) */
 
     pthread_mutex_t mu;
     pthread_cond_t recv_cv;  /* recvq gained a message, or closed */

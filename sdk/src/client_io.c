@@ -7,6 +7,7 @@
 #include "link.h"
 #include "ll.h"
 #include "net.h"
+#include "wait.h"
 
 #include <poll.h>
 #include <stdlib.h>
@@ -235,12 +236,25 @@ static int on_data(sdk_client *c, ll_link *l, const ll_data_view *d, bool *got)
     LL_ENSURE(m, SDK_ENOMEM);
     m->pub.seq = d->seq;
     m->epoch = c->s.epoch;
-    if (ll_msgq_push(&c->recvq, m) != 0) {
+    ll_msgq *q = c->cfg.on_message ? &c->deliver : &c->recvq;
+    if (ll_msgq_push(q, m) != 0) {
         ll_msg_free(m);
         return SDK_ENOMEM;
     }
-    *got = true;
+    if (q == &c->deliver) {
+        ll_session_consumed(&c->s, m); /* acked by the next write, after the callback */
+    }
+    *got = q == &c->recvq;
     return 0;
+}
+
+/* With on_message: hand over what was accepted, outside mu (the callback may send). */
+static void deliver(sdk_client *c)
+{
+    ll_msg *m;
+    while ((m = ll_msgq_pop(&c->deliver)) != NULL) {
+        c->cfg.on_message(&m->pub, c->cfg.user);
+    }
 }
 
 /* Under mu: act on one frame from the server. */
@@ -295,6 +309,7 @@ static int process_input(sdk_client *c, ll_link *l)
     if (acked) {
         pthread_cond_broadcast(&c->send_cv);
     }
+    deliver(c); /* the acks they earn go out with prepare()'s next write */
     return rc;
 }
 
@@ -467,6 +482,8 @@ static void connected(sdk_client *c, ll_link *l, bool ever_connected, unsigned a
 void *ll_client_io_main(void *arg)
 {
     sdk_client *c = arg;
+    ll_io_self = c;
+    pthread_setname_np(pthread_self(), "lifeline-client"); /* for top -H, perf, gdb */
     uint64_t rng = ll_now_us() ^ (uint64_t)(uintptr_t)c ^ 0x9e3779b97f4a7c15ULL;
     unsigned failures = 0;
     bool ever_connected = false;

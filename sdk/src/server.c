@@ -85,6 +85,7 @@ static int validate(const sdk_server_config *cfg, char *why, size_t len)
 static void server_free(sdk_server *srv)
 {
     ll_msgq_free(&srv->inbox);
+    ll_msgq_free(&srv->deliver);
     ll_carver_free(&srv->carver);
     ll_store_free(&srv->sessions);
     ll_timers_free(&srv->timers);
@@ -188,13 +189,17 @@ void ll_server_mark_dirty_locked(sdk_server *srv, srv_session *ss)
     }
     if (!srv->wake_pending) {
         srv->wake_pending = true;
-        ll_wake_signal(srv->wake_fd);
+        if (ll_on_io_thread(srv)) {
+            srv->self_wake = true; /* a callback: its loop looks again before it sleeps */
+        } else {
+            ll_wake_signal(srv->wake_fd);
+        }
     }
 }
 
 sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_ms)
 {
-    if (!srv || !out) {
+    if (!srv || !out || srv->cfg.on_message) {
         return SDK_EINVAL;
     }
     *out = NULL;
@@ -259,11 +264,8 @@ sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *typ
             srv->last_send_ms = ll_now_ms();
             ll_server_mark_dirty_locked(srv, ss);
         }
-        if (rc != SDK_EQUEUEFULL) {
-            break;
-        }
-        if (ll_cond_wait(&srv->send_cv, &srv->mu, &dl) != 0) {
-            rc = SDK_EQUEUEFULL;
+        /* Room comes from the I/O thread: a callback on it must not wait for it. */
+        if (rc != SDK_EQUEUEFULL || ll_on_io_thread(srv) || ll_cond_wait(&srv->send_cv, &srv->mu, &dl) != 0) {
             break;
         }
     }
@@ -351,7 +353,7 @@ sdk_err sdk_server_sessions(sdk_server *srv, sdk_session_info **out, size_t *cou
 
 sdk_err sdk_server_stop(sdk_server *srv)
 {
-    if (!srv) {
+    if (!srv || ll_on_io_thread(srv)) { /* a callback cannot join its own thread */
         return SDK_EINVAL;
     }
     pthread_mutex_lock(&srv->mu);

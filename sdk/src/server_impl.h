@@ -75,6 +75,8 @@ struct sdk_server {
     ll_timers ttls;        /* detached-session expiries (I/O thread only) */
     srv_conn *conns;       /* every connection (I/O thread only) */
     ll_carver carver;      /* received messages are carved from its blocks (I/O thread only) */
+    ll_msgq deliver;       /* with on_message: accepted, for the callback outside mu (I/O only) */
+    bool self_wake;        /* a callback made work for its own thread: poll, do not sleep (I/O only) */
     uint64_t accept_paused_until; /* listener unwatched until then, after EMFILE (I/O only) */
     bool draining;         /* stopping: input is no longer read (I/O thread only) */
     struct srv_event *events; /* session events to report once mu is released (I/O only) */

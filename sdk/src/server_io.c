@@ -8,6 +8,7 @@
 
 #include "ll.h"
 #include "net.h"
+#include "wait.h"
 
 #include <poll.h>
 #include <stdlib.h>
@@ -284,13 +285,27 @@ static int on_data(sdk_server *srv, srv_conn *conn, srv_session *ss, const ll_da
     m->pub.seq = d->seq;
     m->pub.session = ss->id;
     m->epoch = ss->s.epoch;
-    if (ll_msgq_push(&srv->inbox, m) != 0) {
+    ll_msgq *q = srv->cfg.on_message ? &srv->deliver : &srv->inbox;
+    if (ll_msgq_push(q, m) != 0) {
         ll_msg_free(m);
         return SDK_ENOMEM;
     }
-    ss->in_inbox++;
-    *got = true;
+    if (q == &srv->deliver) {
+        ll_session_consumed(&ss->s, m); /* acked by the next write, after the callback */
+    } else {
+        ss->in_inbox++;
+        *got = true;
+    }
     return 0;
+}
+
+/* With on_message: hand over what was accepted, outside mu (the callback may send). */
+static void deliver(sdk_server *srv)
+{
+    ll_msg *m;
+    while ((m = ll_msgq_pop(&srv->deliver)) != NULL) {
+        srv->cfg.on_message(&m->pub, srv->cfg.user);
+    }
 }
 
 /* Under mu: one frame from a client. Returns 0 or an sdk_err; *cause says how to detach. */
@@ -392,6 +407,13 @@ static int process_input(sdk_server *srv, srv_conn *conn, sdk_cause *cause)
     while (rc == 0 && conn->phase != CONN_CLOSING && (rc = ll_link_next(&conn->link, &f)) == 1) {
         rc = on_frame(srv, conn, &f, &got, cause);
         ll_frame_release(&f);
+    }
+    if (srv->deliver.count > 0) {
+        /* The callbacks' replies then go out in one write with the acks they earned. */
+        pthread_mutex_unlock(&srv->mu);
+        report_events(srv); /* a session's OPENED comes before its first message */
+        deliver(srv);
+        pthread_mutex_lock(&srv->mu);
     }
     if (rc == 0) {
         rc = fill_output(conn);
@@ -569,6 +591,7 @@ static bool service_dirty(sdk_server *srv)
     pthread_mutex_lock(&srv->mu);
     bool stop = srv->stopping;
     srv->wake_pending = false;
+    srv->self_wake = false;
     srv_session *list = srv->dirty;
     srv->dirty = NULL;
     while (list) {
@@ -743,6 +766,8 @@ void ll_server_io_teardown(sdk_server *srv)
 void *ll_server_io_main(void *arg)
 {
     sdk_server *srv = arg;
+    ll_io_self = srv;
+    pthread_setname_np(pthread_self(), "lifeline-server"); /* for top -H, perf, gdb */
     struct epoll_event evs[128];
     uint64_t drain_deadline = 0;
     for (;;) {
@@ -751,7 +776,7 @@ void *ll_server_io_main(void *arg)
         if (srv->accept_paused_until) {
             next = LL_MIN(next, srv->accept_paused_until);
         }
-        int timeout = next <= now ? 0 : (int)LL_MIN(next - now, srv->draining ? DRAIN_QUIET_MS : 1000u);
+        int timeout = next <= now || srv->self_wake ? 0 : (int)LL_MIN(next - now, srv->draining ? DRAIN_QUIET_MS : 1000u);
         int n = epoll_wait(srv->epoll_fd, evs, 128, timeout);
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <time.h>
 
+_Thread_local const void *ll_io_self;
+
 ll_deadline ll_deadline_in(int timeout_ms)
 {
     return (ll_deadline){.timeout_ms = timeout_ms};

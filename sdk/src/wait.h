@@ -22,4 +22,12 @@ void ll_cond_init(pthread_cond_t *cv);
  * 0, or ETIMEDOUT when the deadline has passed. */
 int ll_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, ll_deadline *dl);
 
+/* The client or server whose I/O thread this is (NULL on other threads). Its callbacks run
+ * there, so calls made from them must never wait for that very thread: they check this. */
+extern _Thread_local const void *ll_io_self;
+static inline bool ll_on_io_thread(const void *owner)
+{
+    return ll_io_self == owner;
+}
+
 #endif

@@ -216,6 +216,7 @@ enum {
     R_SINK64, R_SINK64_MB, R_SINK4K, R_SINK4K_MB,
     R_ECHO64, R_ECHO64_MB, R_ECHO4K, R_ECHO4K_MB,
     R_P50, R_P99, R_P999,
+    R_CB_P50, R_CB_P99, R_CB_P999,
     R_FULL, R_RESUMED,
     R_RESTART, R_RESTART_BACKOFF,
     R_MEM_BOTH, R_MEM_CLIENT, R_MEM_SERVER,
@@ -235,6 +236,9 @@ static row rows[R_COUNT] = {
     [R_P50] = ROW("round trip 64 B p50 (us)", 1, 1),
     [R_P99] = ROW("round trip 64 B p99 (us)", 1, 1),
     [R_P999] = ROW("round trip 64 B p99.9 (us)", 1, 1),
+    [R_CB_P50] = ROW("round trip, on_message p50 (us)", 1, 1),
+    [R_CB_P99] = ROW("round trip, on_message p99 (us)", 1, 1),
+    [R_CB_P999] = ROW("round trip, on_message p99.9 (us)", 1, 1),
     [R_FULL] = ROW("new connection, full handshake (ms)", 3, 1),
     [R_RESUMED] = ROW("reconnect, resumed handshake (ms)", 3, 1),
     [R_RESTART] = ROW("server restart -> CONNECTED (ms)", 1, 1),
@@ -308,10 +312,14 @@ static void one_run(const bench_opts *o, extras *x)
         add(s ? R_ECHO4K_MB : R_ECHO64_MB, l, w);
     }
     if (wanted(o, "latency")) {
-        bench_latency ll = bench_sdk_latency(o), rl = bench_raw_latency(o->latency_iters);
+        bench_latency ll = bench_sdk_latency(o, false), lc = bench_sdk_latency(o, true);
+        bench_latency rl = bench_raw_latency(o->latency_iters);
         add(R_P50, ll.p50_us, rl.p50_us);
         add(R_P99, ll.p99_us, rl.p99_us);
         add(R_P999, ll.p999_us, rl.p999_us);
+        add(R_CB_P50, lc.p50_us, rl.p50_us);
+        add(R_CB_P99, lc.p99_us, rl.p99_us);
+        add(R_CB_P999, lc.p999_us, rl.p999_us);
     }
     if (wanted(o, "handshake")) {
         add(R_FULL, bench_sdk_connect_ms(o), bench_raw_handshake_ms(o->handshakes, false));

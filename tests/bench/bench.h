@@ -64,7 +64,9 @@ typedef struct bench_latency {
 /* One throughput run: messages per second (sink: first send to sdk_flush returning;
  * echo: first send to the last echo received). */
 double bench_sdk_throughput(const bench_opts *o, bool echo, size_t size);
-bench_latency bench_sdk_latency(const bench_opts *o);
+/* callbacks: both ends take messages in on_message (the reply is sent from there) instead
+ * of a thread blocked in sdk_recv / sdk_server_recv. */
+bench_latency bench_sdk_latency(const bench_opts *o, bool callbacks);
 /* Median sdk_connect time (ms) of o->connects fresh clients. */
 double bench_sdk_connect_ms(const bench_opts *o);
 

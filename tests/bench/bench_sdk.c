@@ -23,73 +23,93 @@
 
 #define WAIT_MS 10000
 
-/* ---- in-process server with one sink or echo thread ---- */
+/* ---- in-process server: sink or echo, on one thread or in the message callback ---- */
 
 typedef struct bsrv {
     sdk_server *srv;
     uint16_t port;
     bool echo;
+    bool callback;          /* on_message on the I/O thread instead of the worker thread */
     pthread_t thread;
     atomic_ulong taken;     /* messages returned by sdk_server_recv */
     atomic_ulong bad;       /* wrong counter or size */
     atomic_int send_err;    /* first echo failure */
-    uint64_t session, next; /* worker thread only */
+    uint64_t session, next; /* the thread that takes messages only */
 } bsrv;
+
+/* Check one message's counter, echo it if asked (from the callback: never waiting). */
+static void take(bsrv *s, sdk_message *m)
+{
+    if (m->session != s->session) { /* a new client starts counting from 0 */
+        s->session = m->session;
+        s->next = 0;
+    }
+    if (m->len < 8 || bench_get_u64(m->data) != s->next) {
+        atomic_fetch_add(&s->bad, 1);
+    }
+    s->next++;
+    if (s->echo) {
+        sdk_err rc = sdk_server_send(s->srv, m->session, m->data, m->len, -1);
+        if (rc != SDK_OK && rc != SDK_ECLOSED) {
+            int none = 0;
+            atomic_compare_exchange_strong(&s->send_err, &none, (int)rc);
+        }
+    }
+    sdk_message_free(m);
+    atomic_fetch_add(&s->taken, 1);
+}
 
 static void *serve(void *arg)
 {
     bsrv *s = arg;
     sdk_message *m = NULL;
     while (sdk_server_recv(s->srv, &m, -1) == SDK_OK) {
-        if (m->session != s->session) { /* a new client starts counting from 0 */
-            s->session = m->session;
-            s->next = 0;
-        }
-        if (m->len < 8 || bench_get_u64(m->data) != s->next) {
-            atomic_fetch_add(&s->bad, 1);
-        }
-        s->next++;
-        if (s->echo) {
-            sdk_err rc = sdk_server_send(s->srv, m->session, m->data, m->len, -1);
-            if (rc != SDK_OK && rc != SDK_ECLOSED) {
-                int none = 0;
-                atomic_compare_exchange_strong(&s->send_err, &none, (int)rc);
-            }
-        }
-        sdk_message_free(m);
-        atomic_fetch_add(&s->taken, 1);
+        take(s, m);
     }
     return NULL;
 }
 
-static sdk_err bsrv_start(bsrv *s, const bench_opts *o, bool echo, uint16_t port, sdk_server_event_fn fn,
+static void on_server_message(sdk_message *m, void *user)
+{
+    take(user, m);
+}
+
+typedef enum bsrv_mode { BSRV_SINK, BSRV_ECHO, BSRV_ECHO_CALLBACK } bsrv_mode;
+
+static sdk_err bsrv_start(bsrv *s, const bench_opts *o, bsrv_mode mode, uint16_t port, sdk_server_event_fn fn,
                           void *user)
 {
     char listen[64];
     snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)port);
+    bool callback = mode == BSRV_ECHO_CALLBACK;
     memset(s, 0, sizeof *s);
-    s->echo = echo;
+    s->echo = mode != BSRV_SINK;
+    s->callback = callback;
     sdk_server_config cfg;
     sdk_server_config_init(&cfg);
     cfg.listen = listen;
     cfg.cert_file = o->cert;
     cfg.key_file = o->key;
     cfg.on_event = fn;
-    cfg.user = user;
+    cfg.user = callback ? (void *)s : user;
+    cfg.on_message = callback ? on_server_message : NULL;
+    if (callback && fn) {
+        bench_die("bsrv: one user pointer cannot serve both callbacks");
+    }
     sdk_err rc = sdk_server_start(&cfg, &s->srv);
     if (rc != SDK_OK) {
         return rc;
     }
     s->port = sdk_server_port(s->srv);
-    if (pthread_create(&s->thread, NULL, serve, s) != 0) {
+    if (!callback && pthread_create(&s->thread, NULL, serve, s) != 0) {
         bench_die("cannot start the server thread");
     }
     return SDK_OK;
 }
 
-static void bsrv_start_or_die(bsrv *s, const bench_opts *o, bool echo)
+static void bsrv_start_or_die(bsrv *s, const bench_opts *o, bsrv_mode mode)
 {
-    sdk_err rc = bsrv_start(s, o, echo, 0, NULL, NULL);
+    sdk_err rc = bsrv_start(s, o, mode, 0, NULL, NULL);
     if (rc != SDK_OK) {
         char detail[256];
         sdk_last_connect_error(detail, sizeof detail);
@@ -100,7 +120,9 @@ static void bsrv_start_or_die(bsrv *s, const bench_opts *o, bool echo)
 static void bsrv_destroy(bsrv *s)
 {
     sdk_server_stop(s->srv);
-    pthread_join(s->thread, NULL);
+    if (!s->callback) {
+        pthread_join(s->thread, NULL);
+    }
     sdk_server_destroy(s->srv);
     s->srv = NULL;
 }
@@ -226,7 +248,7 @@ double bench_sdk_throughput(const bench_opts *o, bool echo, size_t size)
     static char phase[64];
     snprintf(phase, sizeof phase, "lifeline %s %zu B", echo ? "echo" : "sink", size);
     bsrv s;
-    bsrv_start_or_die(&s, o, echo);
+    bsrv_start_or_die(&s, o, echo ? BSRV_ECHO : BSRV_SINK);
     sdk_config cfg;
     client_config(&cfg, o, s.port);
     sdk_client *c = connect_or_die(&cfg);
@@ -274,48 +296,100 @@ double bench_sdk_throughput(const bench_opts *o, bool echo, size_t size)
 
 /* ---- request/reply latency ---- */
 
-bench_latency bench_sdk_latency(const bench_opts *o)
+/* One ping-pong: round trip i is request i and its echo; the first `warm` are not kept. */
+typedef struct pingpong {
+    sdk_client *c;
+    int warm, n, i;
+    double *v;
+    uint64_t t0;
+    uint8_t buf[64];
+    sdk_err err;          /* first failure, which ends the run */
+    pthread_mutex_t mu;   /* callback mode: done and err, for the waiting main thread */
+    pthread_cond_t cv;
+    bool done;
+} pingpong;
+
+static sdk_err pingpong_send(pingpong *p)
+{
+    bench_put_u64(p->buf, (uint64_t)p->i);
+    p->t0 = bench_now_ns();
+    return sdk_send(p->c, p->buf, sizeof p->buf, -1);
+}
+
+/* The echo of request p->i has come: check and record it. Returns true while more remain. */
+static bool pingpong_reply(pingpong *p, sdk_message *m)
+{
+    uint64_t t1 = bench_now_ns();
+    if (m->len != sizeof p->buf || bench_get_u64(m->data) != (uint64_t)p->i) {
+        bench_die("latency: reply %d is not the echo of request %d", p->i, p->i);
+    }
+    sdk_message_free(m);
+    if (p->i >= p->warm) {
+        p->v[p->i - p->warm] = (double)(t1 - p->t0) / 1e3;
+    }
+    return ++p->i < p->warm + p->n;
+}
+
+/* Callback mode: the client's I/O thread sends the next request from the reply's callback. */
+static void on_reply(sdk_message *m, void *user)
+{
+    pingpong *p = user;
+    sdk_err rc = pingpong_reply(p, m) ? pingpong_send(p) : SDK_OK;
+    if (rc != SDK_OK || p->i == p->warm + p->n) {
+        pthread_mutex_lock(&p->mu);
+        p->err = rc;
+        p->done = true;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+bench_latency bench_sdk_latency(const bench_opts *o, bool callbacks)
 {
     bsrv s;
-    bsrv_start_or_die(&s, o, true);
+    bsrv_start_or_die(&s, o, callbacks ? BSRV_ECHO_CALLBACK : BSRV_ECHO);
+    pingpong p = {.warm = o->latency_iters / 20, .n = o->latency_iters, .mu = PTHREAD_MUTEX_INITIALIZER,
+                  .cv = PTHREAD_COND_INITIALIZER};
+    p.v = malloc(sizeof(double) * (size_t)p.n);
+    memset(p.buf, 'x', sizeof p.buf);
     sdk_config cfg;
     client_config(&cfg, o, s.port);
-    sdk_client *c = connect_or_die(&cfg);
-    g.client = c;
+    cfg.on_message = callbacks ? on_reply : NULL;
+    cfg.user = &p;
+    p.c = connect_or_die(&cfg);
+    g.client = p.c;
     g.srv = &s;
-    bench_phase("lifeline request/reply latency", 60 + o->latency_iters / 1000, note_state);
-    int warm = o->latency_iters / 20, n = o->latency_iters;
-    double *v = malloc(sizeof(double) * (size_t)n);
-    uint8_t buf[64];
-    memset(buf, 'x', sizeof buf);
-    for (int i = 0; i < warm + n; i++) {
-        bench_put_u64(buf, (uint64_t)i);
-        uint64_t t0 = bench_now_ns();
-        sdk_message *m = NULL;
-        sdk_err rc = sdk_send(c, buf, sizeof buf, -1);
-        if (rc == SDK_OK) {
-            rc = sdk_recv(c, &m, -1);
+    bench_phase(callbacks ? "lifeline request/reply latency, callbacks" : "lifeline request/reply latency",
+                60 + o->latency_iters / 1000, note_state);
+    if (callbacks) {
+        pthread_mutex_lock(&p.mu);
+        p.err = pingpong_send(&p);
+        while (p.err == SDK_OK && !p.done) {
+            pthread_cond_wait(&p.cv, &p.mu);
         }
-        if (rc != SDK_OK) {
-            bench_die("latency: %s at round trip %d", sdk_errname(rc), i);
+        pthread_mutex_unlock(&p.mu);
+    } else {
+        bool more = true;
+        while (more && p.err == SDK_OK) {
+            sdk_message *m = NULL;
+            p.err = pingpong_send(&p);
+            if (p.err == SDK_OK && (p.err = sdk_recv(p.c, &m, -1)) == SDK_OK) {
+                more = pingpong_reply(&p, m);
+            }
         }
-        if (i >= warm) {
-            v[i - warm] = (double)(bench_now_ns() - t0) / 1e3;
-        }
-        if (m->len != sizeof buf || bench_get_u64(m->data) != (uint64_t)i) {
-            bench_die("latency: reply %d is not the echo of request %d", i, i);
-        }
-        sdk_message_free(m);
+    }
+    if (p.err != SDK_OK) {
+        bench_die("latency: %s at round trip %d", sdk_errname(p.err), p.i);
     }
     bench_phase(NULL, 0, NULL);
     g.client = NULL;
     g.srv = NULL;
-    sdk_destroy(c);
+    sdk_destroy(p.c);
     bsrv_destroy(&s);
-    bench_sort(v, (size_t)n);
-    bench_latency l = {bench_percentile(v, (size_t)n, 0.50), bench_percentile(v, (size_t)n, 0.99),
-                       bench_percentile(v, (size_t)n, 0.999)};
-    free(v);
+    bench_sort(p.v, (size_t)p.n);
+    bench_latency l = {bench_percentile(p.v, (size_t)p.n, 0.50), bench_percentile(p.v, (size_t)p.n, 0.99),
+                       bench_percentile(p.v, (size_t)p.n, 0.999)};
+    free(p.v);
     return l;
 }
 
@@ -324,7 +398,7 @@ bench_latency bench_sdk_latency(const bench_opts *o)
 double bench_sdk_connect_ms(const bench_opts *o)
 {
     bsrv s;
-    bsrv_start_or_die(&s, o, false);
+    bsrv_start_or_die(&s, o, BSRV_SINK);
     sdk_config cfg;
     client_config(&cfg, o, s.port);
     bench_phase("lifeline sdk_connect", 60, NULL);
@@ -491,7 +565,7 @@ bench_reconnect bench_sdk_reconnect(const bench_opts *o)
 {
     bench_reconnect r = {0};
     bsrv s;
-    bsrv_start_or_die(&s, o, false);
+    bsrv_start_or_die(&s, o, BSRV_SINK);
     events e;
     events_init(&e);
     sdk_config cfg;
@@ -553,7 +627,7 @@ bench_restart bench_sdk_restart(const bench_opts *o)
 {
     bench_restart r = {0};
     bsrv a, b;
-    bsrv_start_or_die(&a, o, false);
+    bsrv_start_or_die(&a, o, BSRV_SINK);
     uint16_t port = a.port;
     events e;
     events_init(&e);
@@ -577,7 +651,7 @@ bench_restart bench_sdk_restart(const bench_opts *o)
     pthread_mutex_unlock(&e.mu);
     sdk_err rc = SDK_ECONNECT;
     for (int i = 0; i < 100 && rc == SDK_ECONNECT; i++) {
-        rc = bsrv_start(&b, o, false, port, NULL, NULL);
+        rc = bsrv_start(&b, o, BSRV_SINK, port, NULL, NULL);
         if (rc == SDK_ECONNECT) {
             bench_sleep_ms(20);
         }

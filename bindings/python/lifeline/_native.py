@@ -96,6 +96,21 @@ class sdk_event(Structure):
 sdk_event_fn = CFUNCTYPE(None, POINTER(sdk_event), c_void_p)
 
 
+class sdk_message(Structure):
+    _fields_ = [
+        ("data", POINTER(c_uint8)),
+        ("len", c_size_t),
+        ("type", c_char_p),
+        ("seq", c_uint64),
+        ("session", c_uint64),
+        ("peer", c_char_p),
+    ]
+
+
+# sdk_message_fn: the message is passed as a plain pointer, so that the thunk can free it.
+sdk_message_fn = CFUNCTYPE(None, c_void_p, c_void_p)
+
+
 class sdk_config(Structure):
     _fields_ = [
         ("host", c_char_p),
@@ -119,17 +134,7 @@ class sdk_config(Structure):
         ("close_linger_ms", c_int),
         ("on_event", sdk_event_fn),
         ("user", c_void_p),
-    ]
-
-
-class sdk_message(Structure):
-    _fields_ = [
-        ("data", POINTER(c_uint8)),
-        ("len", c_size_t),
-        ("type", c_char_p),
-        ("seq", c_uint64),
-        ("session", c_uint64),
-        ("peer", c_char_p),
+        ("on_message", sdk_message_fn),
     ]
 
 
@@ -192,6 +197,7 @@ class sdk_server_config(Structure):
         ("max_output_bytes", c_size_t),
         ("on_event", sdk_server_event_fn),
         ("user", c_void_p),
+        ("on_message", sdk_message_fn),
     ]
 
 

@@ -97,9 +97,26 @@ typedef struct sdk_event {
     bool resumed;       /* CONNECTED: the server resumed the previous session */
 } sdk_event;
 
-/* Called on the client's I/O thread. It must return quickly and must not call
- * sdk_close() or block on the client; other sdk_* calls are allowed. */
+/* Called on the client's I/O thread. It must return quickly and must not block on the
+ * client (sdk_close, sdk_flush: SDK_EINVAL; sends do not wait for room); other sdk_* calls
+ * are allowed. */
 typedef void (*sdk_event_fn)(const sdk_event *event, void *user);
+
+typedef struct sdk_message sdk_message;
+
+/*
+ * A message callback (sdk_config.on_message, sdk_server_config.on_message): called on the
+ * I/O thread with each message as it arrives, in order, instead of queueing it for
+ * sdk_recv/sdk_server_recv (which then return SDK_EINVAL). The message is the callback's:
+ * sdk_message_free it, then or later, from any thread. Handing a message to the callback
+ * is receiving it: it is acknowledged once the callback returns.
+ * Why: no hand-over to a thread blocked in a receive call, which is about half of a round
+ * trip on an idle machine. The price: while the callback runs, the connection (on the
+ * server, every connection) waits, so it must return quickly. Sending from it never waits
+ * for room: when the queue is full the send returns SDK_EQUEUEFULL at once, whatever its
+ * timeout. sdk_flush, sdk_close and sdk_server_stop return SDK_EINVAL from it.
+ */
+typedef void (*sdk_message_fn)(sdk_message *msg, void *user);
 
 typedef struct sdk_config {
     const char *host;       /* server host name or IP literal (required) */
@@ -127,22 +144,23 @@ typedef struct sdk_config {
     uint64_t window_bytes;     /* their payload bytes (default 16 MiB) */
     int close_linger_ms;       /* sdk_close first waits up to this long for sdk_flush (default 0) */
 
-    sdk_event_fn on_event; /* optional state-change callback, see sdk_event_fn */
-    void *user;            /* passed to on_event */
+    sdk_event_fn on_event;     /* optional state-change callback, see sdk_event_fn */
+    void *user;                /* passed to on_event and on_message */
+    sdk_message_fn on_message; /* optional: deliver on the I/O thread, see sdk_message_fn */
 } sdk_config;
 
 /* sdk_config_init: fill cfg with the defaults above (host NULL, port 0). Never fails. */
 SDK_API void sdk_config_init(sdk_config *cfg);
 
 /* A received message. All pointers stay valid until sdk_message_free(). */
-typedef struct sdk_message {
+struct sdk_message {
     const uint8_t *data;   /* payload (not NUL-terminated) */
     size_t len;            /* payload length */
     const char *type;      /* protobuf type name given by the sender, or NULL */
     uint64_t seq;          /* sequence number within the session */
     uint64_t session;      /* server side: the client session it came from; client side: 0 */
     const char *peer;      /* server side: client certificate subject (mTLS), else NULL */
-} sdk_message;
+};
 
 /* sdk_message_free: release a message from sdk_recv/sdk_server_recv. NULL is ignored.
  * Any thread. Messages of up to about 2 KiB are carved from shared 16 KiB blocks (one
@@ -186,14 +204,15 @@ SDK_API sdk_err sdk_send_typed(sdk_client *c, const char *type, const void *data
  * acknowledges a message: one that is never taken is never acknowledged, so a slow
  * reader slows the sender down instead of growing memory.
  * Any thread; each message goes to exactly one caller.
- * Errors: SDK_EINVAL, SDK_ETIMEDOUT, SDK_ECLOSED (closed and nothing left to read).
+ * Errors: SDK_EINVAL (also when cfg.on_message takes the messages), SDK_ETIMEDOUT,
+ * SDK_ECLOSED (closed and nothing left to read).
  */
 SDK_API sdk_err sdk_recv(sdk_client *c, sdk_message **out, int timeout_ms);
 
 /*
  * sdk_flush: wait until every message sent before this call has been acknowledged by
  * the server's application (timeout_ms as above).
- * Errors: SDK_EINVAL, SDK_ETIMEDOUT, SDK_ECLOSED.
+ * Errors: SDK_EINVAL (also from a callback), SDK_ETIMEDOUT, SDK_ECLOSED.
  */
 SDK_API sdk_err sdk_flush(sdk_client *c, int timeout_ms);
 
@@ -243,8 +262,9 @@ SDK_API sdk_err sdk_last_connect_error(char *buf, size_t buflen);
  * sdk_flush. Then sends a close frame, stops the I/O thread and wakes every blocked
  * caller, which returns SDK_ECLOSED (sdk_recv first drains what was already received).
  * The handle stays valid: later calls return SDK_ECLOSED. Blocks until the I/O thread
- * has exited (bounded by about one second for the close frame). Any thread except the
- * event callback; calling it twice is harmless. Errors: SDK_EINVAL (NULL).
+ * has exited (bounded by about one second for the close frame). Any thread; calling it
+ * twice is harmless. Errors: SDK_EINVAL (NULL, or called from a callback: it would wait
+ * for its own thread).
  */
 SDK_API sdk_err sdk_close(sdk_client *c);
 

@@ -57,8 +57,8 @@ typedef struct sdk_session_event {
     const char *peer_addr; /* "ip:port" of the connection, valid during the callback */
 } sdk_session_event;
 
-/* Called on the server's I/O thread: it must return quickly and must not call
- * sdk_server_stop(); other sdk_server_* calls that do not block (timeout 0) are allowed. */
+/* Called on the server's I/O thread: it must return quickly. sdk_server_stop() returns
+ * SDK_EINVAL there and sends do not wait for room; other sdk_server_* calls are allowed. */
 typedef void (*sdk_server_event_fn)(const sdk_session_event *event, void *user);
 
 typedef struct sdk_server_config {
@@ -78,7 +78,9 @@ typedef struct sdk_server_config {
     size_t max_output_bytes;    /* per connection encoded-but-unwritten bytes beyond one max_frame;
                                    a client that lets more pile up is dropped (default 4 MiB) */
     sdk_server_event_fn on_event;
-    void *user;
+    void *user;                /* passed to on_event and on_message */
+    sdk_message_fn on_message; /* optional: deliver on the I/O thread (see sdk_message_fn in
+                                  sdk.h); sdk_server_send from it answers at once */
 } sdk_server_config;
 
 /* sdk_server_config_init: fill cfg with the defaults above. Never fails. */
@@ -99,7 +101,8 @@ SDK_API uint16_t sdk_server_port(sdk_server *srv);
  * sdk_server_recv: take the next message from any client, waiting up to timeout_ms.
  * msg->session names its session, msg->peer the client certificate subject (mTLS).
  * Returning it is what acknowledges it to the client. Any thread.
- * Errors: SDK_EINVAL, SDK_ETIMEDOUT, SDK_ECLOSED (server stopped).
+ * Errors: SDK_EINVAL (also when cfg.on_message takes the messages), SDK_ETIMEDOUT,
+ * SDK_ECLOSED (server stopped).
  */
 SDK_API sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_ms);
 
@@ -158,7 +161,8 @@ SDK_API sdk_err sdk_server_sessions(sdk_server *srv, sdk_session_info **out, siz
  * sdk_server_stop: graceful stop. Sends a close frame (GOING_AWAY) to every client, flushes
  * for at most about one second, closes every connection and the listener, stops the I/O
  * thread, and wakes blocked callers with SDK_ECLOSED. The handle stays valid until
- * sdk_server_destroy(). Any thread except the event callback; idempotent.
+ * sdk_server_destroy(). Any thread but the server's own callbacks (SDK_EINVAL: it would
+ * wait for their thread); idempotent.
  */
 SDK_API sdk_err sdk_server_stop(sdk_server *srv);
 
