@@ -200,7 +200,6 @@ static int establish(sdk_client *c, ll_link *l, bool *lost)
     int fd = -1;
     int rc = ll_net_connect(c->cfg.host, c->cfg.port, deadline, c->wake_fd, &fd, l->detail, sizeof(l->detail));
     LL_GUARD(rc);
-    ll_net_tune(fd, c->cfg.heartbeat_timeout_ms);
     ll_tls *tls = NULL;
     rc = ll_tls_new(c->tls, fd, c->cfg.servername, &tls, l->detail, sizeof(l->detail));
     if (rc != 0) {
@@ -208,6 +207,7 @@ static int establish(sdk_client *c, ll_link *l, bool *lost)
         return rc;
     }
     ll_link_init(l, fd, tls, c->cfg.max_frame);
+    l->keepalive_ms = (uint32_t)c->cfg.heartbeat_timeout_ms; /* set while the welcome travels */
     LL_GUARD(handshake(c, l, deadline));
     return greet(c, l, deadline, lost);
 }

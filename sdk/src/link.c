@@ -80,7 +80,12 @@ int ll_link_flush(ll_link *l, uint64_t now_ms)
         ll_buf_consume(&l->out, n);
         ll_hb_on_tx(&l->hb, now_ms);
     }
-    return l->ticket_due ? flush_ticket(l) : 0;
+    int rc = l->ticket_due ? flush_ticket(l) : 0;
+    if (rc == 0 && !l->ticket_due && l->keepalive_ms) {
+        ll_net_keepalive(l->fd, (int)l->keepalive_ms);
+        l->keepalive_ms = 0;
+    }
+    return rc;
 }
 
 int ll_link_fill(ll_link *l, uint64_t now_ms, size_t max_bytes)

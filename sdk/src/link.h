@@ -24,6 +24,8 @@ typedef struct ll_link {
     bool want_write;     /* TLS needs the socket writable before it can go on */
     bool want_read_for_write; /* a write is waiting for the socket to be readable */
     bool ticket_due;     /* server: send the TLS session ticket once `out` is written */
+    uint32_t keepalive_ms; /* to set with ll_net_keepalive once `out` (and the ticket) is
+                              written: after the greeting, off a reconnect's critical path */
     char detail[256];    /* why the link failed, for the application */
 } ll_link;
 

@@ -263,7 +263,7 @@ int ll_net_connect(const char *host, uint16_t port, uint64_t deadline_ms, int wa
     rc = connect_any(list, deadline_ms, wake_fd, fd, err, errlen);
     freeaddrinfo(list);
     if (rc == 0) {
-        ll_net_tune(*fd, 0);
+        ll_net_nodelay(*fd);
     }
     return rc;
 }
@@ -391,7 +391,7 @@ int ll_net_accept(int lfd, int *fd, char *peer, size_t peerlen)
     if (peer != NULL && peerlen > 0) {
         format_addr((const struct sockaddr *)&ss, len, peer, peerlen);
     }
-    ll_net_tune(s, 0);
+    ll_net_nodelay(s);
     *fd = s;
     return 0;
 }
@@ -404,13 +404,16 @@ static void set_int(int fd, int level, int name, int value)
     (void)setsockopt(fd, level, name, &value, sizeof value);
 }
 
-void ll_net_tune(int fd, int user_timeout_ms)
+void ll_net_nodelay(int fd)
+{
+    set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+}
+
+void ll_net_keepalive(int fd, int user_timeout_ms)
 {
     int idle_s = 0;
     int intvl_s = 0;
 
-    /* Frames are small and latency matters; the session batches writes itself. */
-    set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     if (user_timeout_ms <= 0) {
         return;
     }

@@ -26,9 +26,12 @@ uint16_t ll_net_local_port(int fd);
 /* Accept one connection, non-blocking and tuned; peer "ip:port" into peer. 0, LL_NET_AGAIN, or SDK_EIO. */
 enum { LL_NET_AGAIN = -1 };
 int ll_net_accept(int lfd, int *fd, char *peer, size_t peerlen);
-/* TCP_NODELAY, SO_KEEPALIVE with probes so a dead peer is found within about user_timeout_ms,
- * and TCP_USER_TIMEOUT = user_timeout_ms (0 leaves the system defaults). */
-void ll_net_tune(int fd, int user_timeout_ms);
+/* TCP_NODELAY: frames are small and latency matters (the session batches writes itself).
+ * ll_net_connect and ll_net_accept set it. */
+void ll_net_nodelay(int fd);
+/* SO_KEEPALIVE with probes so a dead peer is found within about user_timeout_ms, and
+ * TCP_USER_TIMEOUT = user_timeout_ms (<= 0: nothing; the system defaults stay). */
+void ll_net_keepalive(int fd, int user_timeout_ms);
 
 /* Read and discard what the socket holds: 0 while it stays open, SDK_EDISCONNECTED at EOF
  * or error. For lingering closes when TLS can no longer be used. */

@@ -260,7 +260,7 @@ static int attach(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h)
     queue_event(srv, resumed ? SDK_SESSION_RESUMED : SDK_SESSION_OPENED, ss, SDK_CAUSE_NONE);
     uint64_t now = ll_now_ms();
     ll_hb_start(&conn->link.hb, 0, ss->hb_timeout_ms, now); /* the client pings; we watch */
-    ll_net_tune(conn->link.fd, (int)ss->hb_timeout_ms);
+    conn->link.keepalive_ms = ss->hb_timeout_ms; /* set once the welcome is out */
     conn->phase = CONN_READY;
     ll_timers_set(&srv->timers, &conn->timer, now + ss->hb_timeout_ms);
     conn->link.ticket_due = true; /* right behind the welcome: see ll_link_flush */

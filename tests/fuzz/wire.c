@@ -177,7 +177,12 @@ int ll_net_connect(const char *host, uint16_t port, uint64_t deadline_ms, int wa
     return 0;
 }
 
-void ll_net_tune(int fd, int user_timeout_ms)
+void ll_net_nodelay(int fd)
+{
+    (void)fd;
+}
+
+void ll_net_keepalive(int fd, int user_timeout_ms)
 {
     (void)fd, (void)user_timeout_ms;
 }

@@ -10,7 +10,10 @@
 #include "ll.h"
 #include "net.h"
 
+#include <arpa/inet.h>
 #include <ftw.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,4 +112,41 @@ void rp_next(rp_peer *p, ll_frame *f)
 void rp_close(rp_peer *p)
 {
     ll_link_close(&p->link);
+}
+
+int rp_other_end(const rp_peer *p)
+{
+    struct sockaddr_in mine, theirs;
+    socklen_t len = sizeof(mine);
+    assert_int_equal(getsockname(p->link.fd, (struct sockaddr *)&mine, &len), 0);
+    for (int fd = 3; fd < 1024; fd++) {
+        len = sizeof(theirs);
+        if (fd != p->link.fd && getpeername(fd, (struct sockaddr *)&theirs, &len) == 0 &&
+            theirs.sin_family == AF_INET && theirs.sin_port == mine.sin_port) {
+            return fd;
+        }
+    }
+    return -1;
+}
+
+static int sockopt(int fd, int level, int name)
+{
+    int v = 0;
+    socklen_t len = sizeof(v);
+    assert_int_equal(getsockopt(fd, level, name, &v, &len), 0);
+    return v;
+}
+
+int rp_wait_keepalive(const rp_peer *p, int *user_timeout_ms)
+{
+    int fd = rp_other_end(p);
+    assert_true(fd >= 0);
+    assert_int_not_equal(sockopt(fd, IPPROTO_TCP, TCP_NODELAY), 0);
+    for (uint64_t end = ll_now_ms() + RP_WAIT_MS; ll_now_ms() < end; poll(NULL, 0, 5)) {
+        if (sockopt(fd, SOL_SOCKET, SO_KEEPALIVE)) {
+            *user_timeout_ms = sockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT);
+            return 0;
+        }
+    }
+    return -1;
 }

@@ -36,5 +36,11 @@ void rp_send(rp_peer *p, const Lifeline__Frame *f);
 /* The next frame from the other end (release with ll_frame_release). */
 void rp_next(rp_peer *p, ll_frame *f);
 void rp_close(rp_peer *p);
+/* The SDK's socket at the other end of p's connection (both ends live in the test process),
+ * for checking its options; -1 if none. */
+int rp_other_end(const rp_peer *p);
+/* Wait until the SDK's end of p's connection has dead-peer detection set: 0, or -1 if not
+ * within RP_WAIT_MS; *user_timeout_ms is its TCP_USER_TIMEOUT. TCP_NODELAY must be set too. */
+int rp_wait_keepalive(const rp_peer *p, int *user_timeout_ms);
 
 #endif

@@ -119,10 +119,27 @@ static void test_welcome_without_token(void **state)
     sdk_destroy(c);
 }
 
+/* Dead-peer detection (keepalive, TCP_USER_TIMEOUT = the heartbeat timeout) is set while the
+ * welcome travels rather than before the handshake, off a reconnect's critical path, but set. */
+static void test_keepalive_set_once_greeted(void **state)
+{
+    fixture *fx = *state;
+    sdk_client *c = start_client(fx);
+    rp_peer p;
+    rp_accept(&p, fx->server_tls, fx->listen_fd);
+    expect_hello(&p, 0, 0);
+    int user_timeout_ms = 0;
+    assert_int_equal(rp_wait_keepalive(&p, &user_timeout_ms), 0);
+    assert_int_equal(user_timeout_ms, 15000); /* 3 x the default 5 s interval */
+    rp_close(&p);
+    sdk_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_welcome_without_token),
+        cmocka_unit_test(test_keepalive_set_once_greeted),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -345,17 +345,18 @@ static void test_tune(void **state)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
 
     (void)state;
-    ll_net_tune(fd, 0);
+    ll_net_nodelay(fd);
     assert_int_not_equal(get_int(fd, IPPROTO_TCP, TCP_NODELAY), 0);
+    ll_net_keepalive(fd, 0);
     assert_int_equal(get_int(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
-    ll_net_tune(fd, 9000);
+    ll_net_keepalive(fd, 9000);
     assert_int_not_equal(get_int(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
     assert_int_equal(get_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT), 9000);
     assert_int_equal(get_int(fd, IPPROTO_TCP, TCP_KEEPIDLE), 3);
     assert_int_equal(get_int(fd, IPPROTO_TCP, TCP_KEEPINTVL), 2);
     assert_int_equal(get_int(fd, IPPROTO_TCP, TCP_KEEPCNT), 3);
     /* A short budget still gets valid (>= 1 s) probe timings. */
-    ll_net_tune(fd, 500);
+    ll_net_keepalive(fd, 500);
     assert_int_equal(get_int(fd, IPPROTO_TCP, TCP_KEEPIDLE), 1);
     assert_int_equal(get_int(fd, IPPROTO_TCP, TCP_KEEPINTVL), 1);
     close(fd);

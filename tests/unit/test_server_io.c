@@ -128,10 +128,29 @@ static void test_bad_resume_position_keeps_the_session(void **state)
     rp_close(&b);
 }
 
+/* The server sets dead-peer detection with the timeout the hello asked for, once its welcome
+ * (and ticket) are out: those system calls do not delay the welcome. */
+static void test_keepalive_set_after_welcome(void **state)
+{
+    fixture *fx = *state;
+    rp_peer a;
+    ll_frame f;
+    rp_connect(&a, fx->client_tls, fx->port);
+    send_hello(&a, 0, NULL, 0, 0);
+    rp_next(&a, &f);
+    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
+    ll_frame_release(&f);
+    int user_timeout_ms = 0;
+    assert_int_equal(rp_wait_keepalive(&a, &user_timeout_ms), 0);
+    assert_int_equal(user_timeout_ms, 15000); /* send_hello's heartbeat_timeout_ms */
+    rp_close(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_resume_position_keeps_the_session),
+        cmocka_unit_test(test_keepalive_set_after_welcome),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
