@@ -188,6 +188,19 @@ static void test_callbacks_across_resets(void **state)
 
 /* ---- 3. a client callback never waits for its own thread ---- */
 
+/* Wait until a callback has set *called (under mu); false if it did not in HT_WAIT_MS. */
+static bool wait_called(pthread_mutex_t *mu, const bool *called)
+{
+    bool yes = false;
+    for (uint64_t end = ht_now_ms() + HT_WAIT_MS; !yes && ht_now_ms() < end;) {
+        ht_sleep_ms(5);
+        pthread_mutex_lock(mu);
+        yes = *called;
+        pthread_mutex_unlock(mu);
+    }
+    return yes;
+}
+
 typedef struct blocked_client {
     sdk_client *c;
     pthread_mutex_t mu;
@@ -236,14 +249,7 @@ static void test_client_callback_never_waits(void **state)
     assert_int_equal(sdk_send(b.c, "b", 1, 0), SDK_OK);
     assert_int_equal(sdk_send(b.c, "c", 1, 0), SDK_EQUEUEFULL);
     assert_int_equal(sdk_server_send(hs.srv, opened.session, "go", 2, HT_WAIT_MS), SDK_OK);
-    bool called = false;
-    for (uint64_t end = ht_now_ms() + HT_WAIT_MS; !called && ht_now_ms() < end;) {
-        ht_sleep_ms(5);
-        pthread_mutex_lock(&b.mu);
-        called = b.called;
-        pthread_mutex_unlock(&b.mu);
-    }
-    assert_true(called);
+    assert_true(wait_called(&b.mu, &b.called));
     assert_int_equal(b.send_rc, SDK_EQUEUEFULL);
     assert_int_equal(b.flush_rc, SDK_EINVAL);
     assert_int_equal(b.close_rc, SDK_EINVAL);
@@ -296,14 +302,7 @@ static void test_server_callback_never_waits(void **state)
     sdk_client *c = NULL;
     assert_int_equal(sdk_connect(&cfg, &c), SDK_OK);
     assert_int_equal(sdk_send(c, "hi", 2, HT_WAIT_MS), SDK_OK);
-    bool called = false;
-    for (uint64_t end = ht_now_ms() + HT_WAIT_MS; !called && ht_now_ms() < end;) {
-        ht_sleep_ms(5);
-        pthread_mutex_lock(&b.mu);
-        called = b.called;
-        pthread_mutex_unlock(&b.mu);
-    }
-    assert_true(called);
+    assert_true(wait_called(&b.mu, &b.called));
     assert_int_equal(b.first_rc, SDK_OK);
     assert_int_equal(b.second_rc, SDK_EQUEUEFULL);
     assert_int_equal(b.stop_rc, SDK_EINVAL);
