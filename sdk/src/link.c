@@ -12,6 +12,10 @@
 /* SSL_read returns at most one TLS record (16 KiB of plaintext) per call: a bigger buffer
  * would only cost every I/O thread stack. */
 #define READ_CHUNK (16u * 1024)
+/* A close frame's reason is cut to this, and to what leaves room for the frame's other
+ * fields (at most CLOSE_OVERHEAD bytes with lengths under 16 KiB) within max_frame. */
+#define CLOSE_REASON_MAX 255u
+#define CLOSE_OVERHEAD 16u
 
 void ll_link_init(ll_link *l, int fd, ll_tls *tls, uint32_t max_frame)
 {
@@ -29,7 +33,7 @@ void ll_link_close(ll_link *l)
         ll_tls_free(l->tls);
         l->tls = NULL;
     }
-    if (l->fd > 0) {
+    if (l->fd >= 0) { /* a link is closed once: ll_link_init and this leave fd -1 or its own */
         close(l->fd);
     }
     l->fd = -1;
@@ -193,9 +197,14 @@ int ll_link_send_pong(ll_link *l, uint64_t nonce, uint64_t timestamp_us)
 
 int ll_link_send_close(ll_link *l, int code, const char *reason, bool reconnect)
 {
+    /* The reason is cut to what fits a frame (max_frame may be as small as 64 bytes): a
+     * shortened reason beats a close frame that never goes out. */
+    char cut[CLOSE_REASON_MAX + 1];
+    size_t room = l->max_frame > CLOSE_OVERHEAD ? l->max_frame - CLOSE_OVERHEAD : 0;
+    LL_DETAIL(cut, LL_MIN(sizeof(cut), room + 1), "%s", reason ? reason : "");
     Lifeline__Close close_msg = LIFELINE__CLOSE__INIT;
     close_msg.code = (Lifeline__Close__Code)code;
-    close_msg.reason = (char *)(reason ? reason : "");
+    close_msg.reason = cut;
     close_msg.reconnect = reconnect;
     Lifeline__Frame f = LIFELINE__FRAME__INIT;
     f.kind_case = LIFELINE__FRAME__KIND_CLOSE;

@@ -31,7 +31,8 @@ typedef struct ll_link {
 
 /* Take over fd and tls (both freed by ll_link_close). */
 void ll_link_init(ll_link *l, int fd, ll_tls *tls, uint32_t max_frame);
-/* Best-effort close_notify, then free everything. Safe on a zeroed link. */
+/* Best-effort close_notify, then free everything. Safe on a link that is {.fd = -1} or
+ * already closed. */
 void ll_link_close(ll_link *l);
 
 /* Write as much of `out` as the socket takes, then the session ticket if due. 0 (done or
