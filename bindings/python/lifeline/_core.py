@@ -183,17 +183,17 @@ def in_callback() -> bool:
     return getattr(_tls, "in_callback", False)
 
 
-def make_thunk(fn_type: Any, user_fn: Callable[[Any], None], convert: Callable[[Any], Any]) -> Any:
-    """A C callback that converts the event and calls user_fn, never letting an exception
+def make_thunk(fn_type: Any, user_fn: Callable[[Any], None], convert: Callable[[Any], Any], name: str) -> Any:
+    """A C callback that converts its argument and calls user_fn, never letting an exception
     reach C. It runs on the library's I/O thread, which ctypes gives the GIL for the call."""
 
-    def trampoline(event_p: Any, _user: Any) -> None:
+    def trampoline(arg: Any, _user: Any) -> None:
         _tls.in_callback = True
         try:
-            user_fn(convert(event_p.contents))
+            user_fn(convert(arg))
         except BaseException:  # noqa: BLE001 - nothing may propagate into C
             try:
-                log.exception("lifeline: on_event callback raised; ignored")
+                log.exception("lifeline: %s callback raised; ignored", name)
             except BaseException:  # noqa: BLE001 - e.g. logging torn down at exit
                 pass
         finally:
@@ -202,22 +202,35 @@ def make_thunk(fn_type: Any, user_fn: Callable[[Any], None], convert: Callable[[
     return fn_type(trampoline)
 
 
+def _message_at(ptr: int) -> Message:
+    return take_message(ctypes.cast(ptr, ctypes.POINTER(_native.sdk_message)))
+
+
+def _install(cfg: Any, field: str, user_fn: Optional[Callable[[Any], None]], fn_type: Any,
+             convert: Callable[[Any], Any]) -> Any:
+    """Set cfg.<field> to a thunk calling user_fn (None: leave it unset); returns the thunk."""
+    if user_fn is None:
+        return None
+    if not callable(user_fn):
+        raise TypeError(f"{field} must be callable")
+    thunk = make_thunk(fn_type, user_fn, convert, field)
+    setattr(cfg, field, thunk)
+    return thunk
+
+
 def open_handle(start: Any, cfg: Any, on_event: Optional[Callable[[Any], None]], fn_type: Any,
-                convert: Callable[[Any], Any], close: Any, destroy: Any, what: str) -> "Handle":
-    """Install on_event (if any) in cfg, call start(&cfg, &out) (sdk_connect or
-    sdk_server_start) and wrap the result; a failure raises with the library's detail, read on
-    this thread as sdk_last_connect_error requires."""
-    thunk = None
-    if on_event is not None:
-        if not callable(on_event):
-            raise TypeError("on_event must be callable")
-        thunk = make_thunk(fn_type, on_event, convert)
-        cfg.on_event = thunk
+                convert: Callable[[Any], Any], close: Any, destroy: Any, what: str,
+                on_message: Optional[Callable[[Message], None]] = None) -> "Handle":
+    """Install on_event and on_message (if any) in cfg, call start(&cfg, &out) (sdk_connect
+    or sdk_server_start) and wrap the result; a failure raises with the library's detail,
+    read on this thread as sdk_last_connect_error requires."""
+    thunks = (_install(cfg, "on_event", on_event, fn_type, lambda p: convert(p.contents)),
+              _install(cfg, "on_message", on_message, _native.sdk_message_fn, _message_at))
     out = ctypes.c_void_p()
     rc = start(ctypes.byref(cfg), ctypes.byref(out))
     if rc != 0:
         raise make_error(rc, _native.last_connect_error())
-    return Handle(out.value, close, destroy, what, thunk)
+    return Handle(out.value, close, destroy, what, thunks if any(thunks) else None)
 
 
 # ---- handle lifetime ----

@@ -14,6 +14,7 @@ from ._core import (
     Endpoint,
     Handle,
     Inbox,
+    Message,
     fill,
     open_handle,
     payload,
@@ -56,6 +57,10 @@ class Client(Endpoint):
 
     on_event(Event) runs on the library's I/O thread: it must return quickly, must not
     call close(), and its exceptions are logged (logger "lifeline") and dropped.
+
+    on_message(Message), if given, takes every message on the I/O thread as it arrives
+    instead of recv() (which then raises InvalidArgumentError): see sdk_message_fn in sdk.h.
+    Same rules as on_event; send() from it never waits for room, flush() raises.
     """
 
     _never_opened = "the client never connected"
@@ -83,6 +88,7 @@ class Client(Endpoint):
         window_bytes: Optional[int] = None,
         close_linger_ms: Optional[int] = None,
         on_event: Optional[Callable[[Event], Any]] = None,
+        on_message: Optional[Callable[[Message], Any]] = None,
     ):
         self._handle: Optional[Handle] = None
         self._closed_by_user = False
@@ -101,7 +107,7 @@ class Client(Endpoint):
             "close_linger_ms": close_linger_ms,
         })
         self._handle = open_handle(lib.sdk_connect, cfg, on_event, _native.sdk_event_fn, _event,
-                                   lib.sdk_close, lib.sdk_destroy, "client")
+                                   lib.sdk_close, lib.sdk_destroy, "client", on_message)
 
     # ---- lifetime ----
 

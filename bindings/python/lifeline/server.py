@@ -8,7 +8,7 @@ from collections import namedtuple
 from typing import Any, Callable, Dict, List, Optional
 
 from . import _native
-from ._core import SDK_EQUEUEFULL, Endpoint, Handle, Inbox, fill, open_handle, payload, receive, wait
+from ._core import SDK_EQUEUEFULL, Endpoint, Handle, Inbox, Message, fill, open_handle, payload, receive, wait
 from ._native import lib, text
 from .errors import check
 
@@ -67,6 +67,10 @@ class Server(Endpoint):
 
     on_event(SessionEvent) runs on the server's I/O thread: return quickly, do not call
     stop() or block; exceptions are logged (logger "lifeline") and dropped.
+
+    on_message(Message), if given, takes every message on the I/O thread as it arrives
+    instead of recv() (which then raises InvalidArgumentError): see sdk_message_fn in sdk.h.
+    Same rules as on_event; send() from it never waits for room.
     """
 
     _never_opened = "the server never started"
@@ -90,6 +94,7 @@ class Server(Endpoint):
         window_bytes: Optional[int] = None,
         max_output_bytes: Optional[int] = None,
         on_event: Optional[Callable[[SessionEvent], Any]] = None,
+        on_message: Optional[Callable[[Message], Any]] = None,
     ):
         self._handle: Optional[Handle] = None
         self._inbox = Inbox()
@@ -111,7 +116,8 @@ class Server(Endpoint):
             "max_output_bytes": max_output_bytes,
         })
         self._handle = open_handle(lib.sdk_server_start, cfg, on_event, _native.sdk_server_event_fn,
-                                   _session_event, lib.sdk_server_stop, lib.sdk_server_destroy, "server")
+                                   _session_event, lib.sdk_server_stop, lib.sdk_server_destroy, "server",
+                                   on_message)
         with self._handle.call() as ptr:
             self._port = lib.sdk_server_port(ptr)
 

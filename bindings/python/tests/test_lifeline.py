@@ -431,6 +431,57 @@ class TestClient(unittest.TestCase):
         self.assertEqual(sorted(got), sorted(b"%d:%d" % (k, i) for k in range(n_threads) for i in range(per_thread)))
 
 
+class TestMessageCallbacks(unittest.TestCase):
+    """on_message on both ends: messages arrive on the I/O threads, in order, and replies
+    sent from there go out; the recv calls refuse."""
+
+    def test_echo_between_callbacks(self):
+        got = []
+        lock = threading.Lock()
+        holder = {}
+
+        def echo(m):
+            holder["server"].send(m.session, m.data, timeout=WAIT, type_name=m.type)
+
+        def take(m):
+            with lock:
+                got.append(m)
+
+        server = lifeline.Server("127.0.0.1:0", dev_certs=CERTS.dir, on_message=echo)
+        holder["server"] = server
+        client = connect(server.port, on_message=take)
+        try:
+            for i in range(200):
+                client.send(i.to_bytes(4, "big"), type_name="test.Count")
+            self.assertTrue(wait_for(lambda: len(got) == 200))
+            client.flush(timeout=WAIT)  # taken by the callback: acknowledged
+            self.assertEqual([int.from_bytes(m.data, "big") for m in got], list(range(200)))
+            self.assertEqual({m.type for m in got}, {"test.Count"})
+            with self.assertRaises(lifeline.InvalidArgumentError):
+                client.recv(timeout=0)
+            with self.assertRaises(lifeline.InvalidArgumentError):
+                server.recv(timeout=0)
+        finally:
+            client.close()
+            server.__exit__(None, None, None)
+
+    def test_on_message_exception_is_logged_not_raised(self):
+        def bad(m):
+            raise RuntimeError("message callback bug")
+
+        echo = EchoServer()
+        try:
+            with self.assertLogs("lifeline", "ERROR") as logs:
+                c = connect(echo.port, on_message=bad)
+                c.send(b"x")
+                c.flush(timeout=WAIT)  # the echo comes after the ack
+                self.assertTrue(wait_for(lambda: "message callback bug" in "\n".join(logs.output)))
+                self.assertEqual(c.stats()["msgs_received"], 1)
+                c.close()
+        finally:
+            echo.stop()
+
+
 class TestConnectFailures(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
