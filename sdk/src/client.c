@@ -361,7 +361,7 @@ sdk_err sdk_close(sdk_client *c)
 
 void sdk_destroy(sdk_client *c)
 {
-    if (!c) {
+    if (!c || ll_on_io_thread(c)) {
         return;
     }
     sdk_close(c);

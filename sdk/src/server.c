@@ -391,7 +391,7 @@ sdk_err sdk_dev_certs(const char *dir, char *err, size_t errlen)
 
 void sdk_server_destroy(sdk_server *srv)
 {
-    if (!srv) {
+    if (!srv || ll_on_io_thread(srv)) {
         return;
     }
     sdk_server_stop(srv);

@@ -216,6 +216,7 @@ static void client_tries_to_wait(sdk_message *m, void *user)
     sdk_err send_rc = sdk_send(b->c, "x", 1, -1); /* the queue is full: must not wait */
     sdk_err flush_rc = sdk_flush(b->c, -1);
     sdk_err close_rc = sdk_close(b->c);
+    sdk_destroy(b->c); /* ignored here: it would free the client under this very thread */
     pthread_mutex_lock(&b->mu);
     b->send_rc = send_rc;
     b->flush_rc = flush_rc;
@@ -278,6 +279,7 @@ static void server_tries_to_wait(sdk_message *m, void *user)
     sdk_err first_rc = sdk_server_send(b->srv, m->session, "1", 1, -1);
     sdk_err second_rc = sdk_server_send(b->srv, m->session, "2", 1, -1);
     sdk_err stop_rc = sdk_server_stop(b->srv);
+    sdk_server_destroy(b->srv); /* ignored here, like stop */
     pthread_mutex_lock(&b->mu);
     b->first_rc = first_rc;
     b->second_rc = second_rc;

@@ -269,7 +269,8 @@ SDK_API sdk_err sdk_last_connect_error(char *buf, size_t buflen);
 SDK_API sdk_err sdk_close(sdk_client *c);
 
 /* sdk_destroy: free a client. Closes it first if needed. No other thread may be using
- * it, nor use it afterwards. NULL is ignored. */
+ * it, nor use it afterwards. NULL is ignored, and so is a call from one of the client's
+ * callbacks (it would free the client under its own I/O thread). */
 SDK_API void sdk_destroy(sdk_client *c);
 
 #ifdef __cplusplus

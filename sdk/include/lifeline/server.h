@@ -166,7 +166,8 @@ SDK_API sdk_err sdk_server_sessions(sdk_server *srv, sdk_session_info **out, siz
  */
 SDK_API sdk_err sdk_server_stop(sdk_server *srv);
 
-/* sdk_server_destroy: stop if needed, then free everything. NULL is ignored. */
+/* sdk_server_destroy: stop if needed, then free everything. NULL is ignored, and so is a
+ * call from one of the server's callbacks (it would free the server under its I/O thread). */
 SDK_API void sdk_server_destroy(sdk_server *srv);
 
 /*
