@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "wait.h"
+
 /* A failed property: abort so libFuzzer records the input. */
 #define FUZZ_CHECK(cond)                                                                      \
     do {                                                                                      \
@@ -105,6 +107,21 @@ enum cli_rec {
 enum { CAPP_SEND = 0, CAPP_RECV, CAPP_PAUSE, CAPP_TIME, CAPP_CLOSE, CAPP_QUERY, CAPP_RECV_ALL };
 enum { CEND_FIN = 0, CEND_RESET, CEND_TLS_ERROR, CEND_FIN_THEN_BAD_CERT };
 #define CREC(kind, low) ((uint8_t)(((kind) << 6) | (low)))
+
+/*
+ * Everything runs on the fuzzer's thread, which plays the I/O thread and the application in
+ * turn. ll_io_self (wait.h) must say which, as it would on real threads: otherwise the
+ * application's sdk_close and sdk_flush are refused as if called from a callback, or a
+ * callback's send waits for room that only its own thread can make. io_owner is the client
+ * or server whose I/O thread is being played, NULL for the application; returns what to
+ * restore.
+ */
+static inline const void *playing(const void *io_owner)
+{
+    const void *was = ll_io_self;
+    ll_io_self = io_owner;
+    return was;
+}
 
 /* Little-endian numbers inside payloads, which the checks read back. */
 static inline void put_u64(uint8_t *p, uint64_t v)

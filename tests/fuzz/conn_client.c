@@ -273,10 +273,9 @@ static void end_conn(fz_client *h, fake_wire *w, int how)
     }
 }
 
-/* The client reads an empty wire: play the next record. */
-static bool refill(fake_wire *w, void *arg)
+/* The next record, played while the I/O thread waits in a read. */
+static bool play_record(fz_client *h, fake_wire *w)
 {
-    fz_client *h = arg;
     observe(h);
     check_client(h);
     if (script_done(h->s)) {
@@ -299,11 +298,19 @@ static bool refill(fake_wire *w, void *arg)
     }
 }
 
-/* The client connects: a new wire, unless the input is over; then the application closes
- * the client too, which ends the run. */
-static fake_wire *connect_wire(void *arg)
+/* The client reads an empty wire: the server and the application act. */
+static bool refill(fake_wire *w, void *arg)
 {
-    fz_client *h = arg;
+    const void *io = playing(NULL);
+    bool more = play_record(arg, w);
+    playing(io);
+    return more;
+}
+
+/* A new wire for the client to connect over, unless the input is over; then the
+ * application closes the client too, which ends the run. */
+static fake_wire *new_link(fz_client *h)
+{
     observe(h);
     check_client(h);
     if (script_done(h->s) || h->nlinks == MAX_LINKS) {
@@ -325,6 +332,15 @@ static fake_wire *connect_wire(void *arg)
     l->received_at_connect = h->c->s.received;
     pthread_mutex_unlock(&h->c->mu);
     return l->w;
+}
+
+/* The client connects (on its I/O thread, meanwhile the application may close it). */
+static fake_wire *connect_wire(void *arg)
+{
+    const void *io = playing(NULL);
+    fake_wire *w = new_link(arg);
+    playing(io);
+    return w;
 }
 
 /* ---- running an input ---- */
@@ -382,6 +398,7 @@ void fuzz_conn_client(script *s)
     h.c = client_new(&cfg);
     wire_set_connect(connect_wire, &h);
     (void)ll_client_io_main(h.c);
+    playing(NULL); /* the thread is over: the rest is the application's */
     observe(&h);
     check_client(&h);
     FUZZ_CHECK(h.closed_event && sdk_get_state(h.c) == SDK_STATE_CLOSED);

@@ -198,7 +198,7 @@ static uint32_t readiness(const srv_conn *conn)
 }
 
 /* One turn of ll_server_io_main after its epoll_wait. False when nothing was ready. */
-static bool turn(fz_server *h)
+static bool loop_turn(fz_server *h)
 {
     sdk_server *srv = h->srv;
     srv_conn *ready[MAX_CONNS];
@@ -229,6 +229,15 @@ static bool turn(fz_server *h)
     }
     fire_timers(srv, ll_now_ms());
     return n > 0 || accepting;
+}
+
+/* A turn on the I/O thread. */
+static bool turn(fz_server *h)
+{
+    playing(h->srv);
+    bool more = loop_turn(h);
+    playing(NULL);
+    return more;
 }
 
 /* Turns until nothing is ready, as the real loop would before it blocks. */
@@ -775,7 +784,9 @@ static void finish(fz_server *h)
         h->conns[i].w->room = SIZE_MAX;
         h->conns[i].w->hung_up = true;
     }
+    playing(h->srv);
     ll_server_io_teardown(h->srv);
+    playing(NULL);
     observe(h);
     FUZZ_CHECK(live_sessions(h) == 0);
     for (int i = 0; i < h->nconns; i++) {
