@@ -58,6 +58,25 @@ static inline const uint8_t *script_bytes(script *s, size_t n, size_t *got)
 }
 
 /*
+ * The first input byte says which side runs and how its application takes messages: from
+ * sdk_recv / sdk_server_recv (the queue), or from on_message on the I/O thread (callback
+ * mode). In callback mode the receive calls must fail with SDK_EINVAL, and a receive step
+ * sets, from its argument's low 3 bits, what the callback does with each later message
+ * (CB_*); the first byte sets what it does before any such step.
+ */
+enum {
+    MODE_CLIENT = 1,    /* else the server */
+    MODE_CALLBACKS = 2, /* else the queue */
+};
+#define MODE_PLAN(b) (((b) >> 2) & 7)
+enum {
+    CB_SENDS = 3,   /* how many messages it sends from the callback (server: to that session),
+                       timeout -1: they must not wait for room only the I/O thread makes */
+    CB_REFUSED = 4, /* it calls what must refuse on the I/O thread: sdk_flush and sdk_close,
+                       or sdk_server_stop (SDK_EINVAL) */
+};
+
+/*
  * Server side (the input plays the clients, the server application and the clock). After
  * two configuration bytes, each step is one byte: the low nibble is the operation, the high
  * nibble its argument, then the operation's own bytes. For the steps of a client or of the
@@ -77,7 +96,8 @@ enum srv_op {
     SOP_CLOSE,      /* +1 byte: bit 0 reconnect */
     SOP_HANGUP,     /* +1 byte: bit 0 reset instead of FIN */
     SOP_ROOM,       /* +1 byte: what the client's socket takes (0 none, 255 all, else n * 64) */
-    SOP_RECV,       /* the application takes (arg & 7) messages (0: all) */
+    SOP_RECV,       /* the application takes (arg & 7) messages (0: all); callback mode:
+                       (arg & 7) is the callback's new plan (CB_*) */
     SOP_SEND,       /* +1 byte: count and size */
     SOP_APP_CLOSE,  /* +1 byte: bit 0 reconnect allowed */
     SOP_TICK,       /* arg: how much time passes */
@@ -101,7 +121,8 @@ enum cli_rec {
     CREC_BYTES = 0, /* low 6 bits + 1 bytes follow: what the server sent */
     CREC_LONG = 1,  /* (low 6 bits << 8 | next byte) + 1 bytes follow */
     CREC_APP = 2,   /* the application acts meanwhile: low 3 bits the action (CAPP_*),
-                       next 3 bits its argument */
+                       next 3 bits its argument (for CAPP_RECV*, in callback mode, the
+                       callback's new plan: CB_*) */
     CREC_END = 3,   /* the connection ends: low 2 bits how (CEND_*) */
 };
 enum { CAPP_SEND = 0, CAPP_RECV, CAPP_PAUSE, CAPP_TIME, CAPP_CLOSE, CAPP_QUERY, CAPP_RECV_ALL };
@@ -140,8 +161,9 @@ static inline uint64_t get_u64(const uint8_t *p)
     return v;
 }
 
-/* The two sides. Each sets up its end from the script, runs it to the end and frees it all. */
-void fuzz_conn_server(script *s);
-void fuzz_conn_client(script *s);
+/* The two sides. Each sets up its end from the script and mode (the first byte), runs it to
+ * the end and frees it all. */
+void fuzz_conn_server(script *s, uint8_t mode);
+void fuzz_conn_client(script *s, uint8_t mode);
 
 #endif

@@ -19,6 +19,7 @@
 
 #define MAX_LINKS 32
 #define COUNTER_LEN 8 /* every payload the application sends starts with its number */
+#define MAX_SEND 16000
 
 /* One connection, as the server (the input) sees it. */
 typedef struct fz_link {
@@ -46,6 +47,8 @@ typedef struct fz_client {
     uint64_t app_max;   /* highest sequence it was ever handed */
     bool closing;       /* the application called sdk_close */
     bool connected, closed_event;
+    bool callbacks;     /* on_message takes the messages (callback mode, see conn.h) */
+    uint8_t plan;       /* ...and does this with each (CB_*) */
 } fz_client;
 
 /* ---- the client's state and what it tells its application ---- */
@@ -88,6 +91,8 @@ static void check_client(fz_client *h)
     for (size_t i = 0; i < c->recvq.count; i++) {
         FUZZ_CHECK(ll_msgq_at(&c->recvq, i)->epoch <= s->epoch);
     }
+    /* The callback had every accepted message before the thread read again; none queued. */
+    FUZZ_CHECK(c->deliver.count == 0 && (!h->callbacks || c->recvq.count == 0));
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -109,6 +114,11 @@ static void check_delivery(fz_client *h, const sdk_message *m)
 
 static void app_recv(fz_client *h, size_t n)
 {
+    if (h->callbacks) { /* the callback takes them all */
+        sdk_message *m = NULL;
+        FUZZ_CHECK(sdk_recv(h->c, &m, 0) == SDK_EINVAL && m == NULL);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         sdk_message *m = NULL;
         int rc = sdk_recv(h->c, &m, 0);
@@ -121,20 +131,49 @@ static void app_recv(fz_client *h, size_t n)
     }
 }
 
+/* The application queues its next numbered message. False once refused. */
+static bool send_one(fz_client *h, size_t len, int timeout_ms)
+{
+    static uint8_t buf[MAX_SEND];
+    put_u64(buf, h->app_sent + 1);
+    int rc = sdk_send(h->c, buf, len, timeout_ms);
+    if (rc == 0) {
+        h->app_sent++;
+        return true;
+    }
+    FUZZ_CHECK(rc == SDK_EQUEUEFULL || rc == SDK_ETOOBIG || (rc == SDK_ECLOSED && h->closing));
+    return false;
+}
+
 static void app_send(fz_client *h, int count, int size)
 {
-    static const size_t sizes[] = {8, 8, 30, 100, 250, 1000, 4000, 16000};
-    static uint8_t buf[16000];
-    for (int i = 0; i < count; i++) {
-        put_u64(buf, h->app_sent + 1);
-        int rc = sdk_send(h->c, buf, sizes[size], 0);
-        if (rc == 0) {
-            h->app_sent++;
-            continue;
-        }
-        FUZZ_CHECK(rc == SDK_EQUEUEFULL || rc == SDK_ETOOBIG || (rc == SDK_ECLOSED && h->closing));
-        return;
+    static const size_t sizes[] = {8, 8, 30, 100, 250, 1000, 4000, MAX_SEND};
+    for (int i = 0; i < count && send_one(h, sizes[size], 0); i++) {
     }
+}
+
+/* on_message: the application takes each message on the I/O thread and, as h->plan says,
+ * sends from there (an echo of its size) and tries what must be refused there. A send
+ * that waited for room would wait forever: room comes from this very thread. */
+static void on_message(sdk_message *m, void *user)
+{
+    fz_client *h = user;
+    FUZZ_CHECK(ll_on_io_thread(h->c));
+    check_delivery(h, m);
+    size_t len = LL_MIN(LL_MAX(m->len, COUNTER_LEN), MAX_SEND);
+    sdk_message_free(m);
+    for (int i = 0; i < (h->plan & CB_SENDS) && send_one(h, len, -1); i++) {
+    }
+    if (h->plan & CB_REFUSED) {
+        FUZZ_CHECK(sdk_flush(h->c, -1) == SDK_EINVAL && sdk_close(h->c) == SDK_EINVAL);
+    }
+}
+
+/* A receive action: callback mode takes its argument as the callback's new plan. */
+static void app_takes(fz_client *h, int arg, size_t n)
+{
+    h->plan = h->callbacks ? (uint8_t)arg : h->plan;
+    app_recv(h, n);
 }
 
 /* Calls that only look: they must not disturb anything. */
@@ -158,7 +197,7 @@ static bool app_acts(fz_client *h, int action, int arg)
         app_send(h, arg + 1, arg);
         return true;
     case CAPP_RECV:
-        app_recv(h, (size_t)arg + 1);
+        app_takes(h, arg, (size_t)arg + 1);
         return true;
     case CAPP_TIME:
         wire_advance_clock(jumps[arg]);
@@ -171,7 +210,7 @@ static bool app_acts(fz_client *h, int action, int arg)
         app_query(h);
         return true;
     case CAPP_RECV_ALL:
-        app_recv(h, SIZE_MAX);
+        app_takes(h, arg, SIZE_MAX);
         return true;
     default:
         return false;
@@ -345,7 +384,7 @@ static fake_wire *connect_wire(void *arg)
 
 /* ---- running an input ---- */
 
-static sdk_config config_from(script *s, fz_client *h)
+static sdk_config config_from(script *s, fz_client *h, uint8_t mode)
 {
     static const uint32_t frames[] = {256, 1024, 4096, 16384};
     static const int intervals[] = {100, 1000, 5000, 30000};
@@ -367,7 +406,10 @@ static sdk_config config_from(script *s, fz_client *h)
     cfg.reconnect_min_ms = 0;
     cfg.reconnect_max_ms = 0;
     cfg.on_event = on_event;
+    cfg.on_message = (mode & MODE_CALLBACKS) ? on_message : NULL;
     cfg.user = h;
+    h->callbacks = cfg.on_message != NULL;
+    h->plan = MODE_PLAN(mode);
     h->read_piece = (a & 0x80) ? 7 : SIZE_MAX;
     return cfg;
 }
@@ -389,12 +431,12 @@ static sdk_client *client_new(const sdk_config *cfg)
     return c;
 }
 
-void fuzz_conn_client(script *s)
+void fuzz_conn_client(script *s, uint8_t mode)
 {
     static fz_client h; /* large: kept off the stack */
     memset(&h, 0, sizeof(h));
     h.s = s;
-    sdk_config cfg = config_from(s, &h);
+    sdk_config cfg = config_from(s, &h, mode);
     h.c = client_new(&cfg);
     wire_set_connect(connect_wire, &h);
     (void)ll_client_io_main(h.c);

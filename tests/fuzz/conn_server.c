@@ -97,7 +97,9 @@ typedef struct fz_server {
     fz_session sessions[MAX_CONNS];
     int nsessions;
     uint64_t drain_deadline;
-    bool over; /* the I/O loop would have ended: only the teardown is left */
+    bool over;      /* the I/O loop would have ended: only the teardown is left */
+    bool callbacks; /* on_message takes the messages (callback mode, see conn.h) */
+    uint8_t plan;   /* ...and does this with each (CB_*) */
 } fz_server;
 
 /* A modeled payload: sequence, session id, then zeros. Returns a static buffer. */
@@ -228,7 +230,9 @@ static bool loop_turn(fz_server *h)
         return false;
     }
     fire_timers(srv, ll_now_ms());
-    return n > 0 || accepting;
+    /* A callback that made work after service_dirty looked: the real loop polls without
+     * sleeping (self_wake) and services it on its next turn, and so must we. */
+    return n > 0 || accepting || srv->self_wake;
 }
 
 /* A turn on the I/O thread. */
@@ -508,6 +512,11 @@ static void check_delivery(fz_server *h, const sdk_message *m)
 
 static void app_recv(fz_server *h, size_t n)
 {
+    if (h->callbacks) { /* the callback takes them all */
+        sdk_message *m = NULL;
+        FUZZ_CHECK(sdk_server_recv(h->srv, &m, 0) == SDK_EINVAL && m == NULL);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         sdk_message *m = NULL;
         int rc = sdk_server_recv(h->srv, &m, 0);
@@ -520,6 +529,20 @@ static void app_recv(fz_server *h, size_t n)
     }
 }
 
+/* The application queues the session's next numbered message. False once refused. */
+static bool send_one(fz_server *h, fz_session *fs, size_t len, int timeout_ms)
+{
+    int rc = sdk_server_send(h->srv, fs->id, payload(fs->app_sent + 1, fs->id, len), len, timeout_ms);
+    if (rc == 0) {
+        FUZZ_CHECK(fs->state != SESS_ENDED && !fs->close_asked);
+        fs->app_sent++;
+        return true;
+    }
+    FUZZ_CHECK(rc == SDK_EQUEUEFULL || rc == SDK_ETOOBIG || rc == SDK_ENOTFOUND || rc == SDK_ECLOSED);
+    FUZZ_CHECK(rc != SDK_ENOTFOUND || fs->state == SESS_ENDED || fs->close_asked);
+    return false;
+}
+
 static void app_send(fz_server *h, uint8_t arg)
 {
     static const size_t sizes[] = {16, 40, 100, 300, 1000, 3000, 8000, MAX_PAYLOAD};
@@ -528,18 +551,33 @@ static void app_send(fz_server *h, uint8_t arg)
         return;
     }
     fz_session *fs = &h->sessions[arg % h->nsessions];
-    size_t len = sizes[(shape >> 3) & 7];
-    for (int i = 0; i <= (shape & 7); i++) {
-        int rc = sdk_server_send(h->srv, fs->id, payload(fs->app_sent + 1, fs->id, len), len, 0);
-        if (rc == 0) {
-            FUZZ_CHECK(fs->state != SESS_ENDED && !fs->close_asked);
-            fs->app_sent++;
-            continue;
-        }
-        FUZZ_CHECK(rc == SDK_EQUEUEFULL || rc == SDK_ETOOBIG || rc == SDK_ENOTFOUND || rc == SDK_ECLOSED);
-        FUZZ_CHECK(rc != SDK_ENOTFOUND || fs->state == SESS_ENDED || fs->close_asked);
-        return;
+    for (int i = 0; i <= (shape & 7) && send_one(h, fs, sizes[(shape >> 3) & 7], 0); i++) {
     }
+}
+
+/* on_message: the application takes each message on the I/O thread and, as h->plan says,
+ * answers it there (an echo of its size) and tries what must be refused there. A send
+ * that waited for room would wait forever: room comes from this very thread. */
+static void on_message(sdk_message *m, void *user)
+{
+    fz_server *h = user;
+    FUZZ_CHECK(ll_on_io_thread(h->srv));
+    check_delivery(h, m);
+    fz_session *fs = session_by_id(h, m->session);
+    size_t len = LL_MIN(LL_MAX(m->len, PAYLOAD_HEAD), MAX_PAYLOAD);
+    sdk_message_free(m);
+    for (int i = 0; i < (h->plan & CB_SENDS) && send_one(h, fs, len, -1); i++) {
+    }
+    if (h->plan & CB_REFUSED) {
+        FUZZ_CHECK(sdk_server_stop(h->srv) == SDK_EINVAL && !h->srv->stopping);
+    }
+}
+
+/* A receive step: callback mode takes its argument as the callback's new plan. */
+static void app_takes(fz_server *h, uint8_t arg)
+{
+    h->plan = h->callbacks ? arg : h->plan;
+    app_recv(h, arg ? arg : SIZE_MAX);
 }
 
 static void app_close(fz_server *h, uint8_t arg)
@@ -688,6 +726,8 @@ static void check_session(void *val, void *arg)
 static void check_server(fz_server *h)
 {
     const sdk_server *srv = h->srv;
+    /* The callback had every accepted message before its step ended; nothing was queued. */
+    FUZZ_CHECK(srv->deliver.count == 0 && (!h->callbacks || srv->inbox.count == 0));
     for (const srv_conn *c = srv->conns; c; c = c->next) {
         FUZZ_CHECK(c->timer.idx != 0); /* every connection has a deadline: none lives forever */
         FUZZ_CHECK(!c->sess || (c->sess->conn == c && c->phase == CONN_READY));
@@ -714,7 +754,7 @@ static void step(fz_server *h)
     case SOP_CLOSE: op_close(h, who); break;
     case SOP_HANGUP: op_hangup(h, who); break;
     case SOP_ROOM: op_room(h, who); break;
-    case SOP_RECV: app_recv(h, who ? who : SIZE_MAX); break;
+    case SOP_RECV: app_takes(h, who); break;
     case SOP_SEND: app_send(h, who); break;
     case SOP_APP_CLOSE: app_close(h, who); break;
     case SOP_TICK: op_tick(arg); later = false; break;
@@ -728,7 +768,7 @@ static void step(fz_server *h)
     check_server(h);
 }
 
-static sdk_server_config config_from(script *s, fz_server *h)
+static sdk_server_config config_from(script *s, fz_server *h, uint8_t mode)
 {
     static const uint32_t frames[] = {256, 1024, 4096, 16384};
     static const int ttls[] = {0, 1000, 5000, 60000};
@@ -745,7 +785,10 @@ static sdk_server_config config_from(script *s, fz_server *h)
     cfg.queue_max_bytes = (b & 0x40) ? 4096 : cfg.queue_max_bytes;
     cfg.max_output_bytes = 64 * 1024; /* the least sdk_server_start accepts */
     cfg.on_event = on_event;
+    cfg.on_message = (mode & MODE_CALLBACKS) ? on_message : NULL;
     cfg.user = h;
+    h->callbacks = cfg.on_message != NULL;
+    h->plan = MODE_PLAN(mode);
     return cfg;
 }
 
@@ -796,13 +839,13 @@ static void finish(fz_server *h)
     sdk_server_destroy(h->srv);
 }
 
-void fuzz_conn_server(script *s)
+void fuzz_conn_server(script *s, uint8_t mode)
 {
     static fz_server h; /* large: kept off the stack */
     memset(&h, 0, sizeof(h));
     h.s = s;
     random_state = 1;
-    sdk_server_config cfg = config_from(s, &h);
+    sdk_server_config cfg = config_from(s, &h, mode);
     h.srv = server_new(&cfg);
     while (!script_done(s) && !h.over) {
         step(&h);

@@ -3,7 +3,8 @@
  * server's hello/attach/resume, token and window checks and its Data/Ack/Ping/Close handling
  * (sdk/src/server_io.c), and the client's greet/adopt_welcome/frame handling and reconnects
  * (sdk/src/client_io.c), over link.c, codec.c, session.c and the rest, all unmodified.
- * The first input byte picks the side (bit 0: 0 server, 1 client); conn.h describes the rest.
+ * The first input byte picks the side and whether its application takes messages from the
+ * receive calls or from an on_message callback; conn.h describes the rest.
  *
  * Design. Only the platform layer is replaced (wire.c stands in for net.c and tls.c: sockets
  * become in-memory plaintext wires, the clock becomes virtual), so nothing in sdk/src changes
@@ -26,7 +27,9 @@
  * Welcome first, nothing after Close); sequences on a connection are consecutive and resume
  * where the hello said; acks never exceed what the application took nor go back; an honest
  * resume always resumes and a forged token never does; the application is handed every
- * accepted message exactly once, in order, with its own payload; session events follow the
+ * accepted message exactly once, in order, with its own payload, whether it receives them or
+ * a callback takes them (then receiving fails, and a callback's sends return at once while
+ * sdk_flush, sdk_close and sdk_server_stop refuse); session events follow the
  * life cycle (opened, detached/resumed, expired or closed once); the reliable-stream
  * invariants hold for every session after every step; no connection lives without a deadline;
  * every connection and session is freed at the end.
@@ -41,12 +44,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     script s = {data, size};
-    bool client = script_u8(&s) & 1;
+    uint8_t mode = script_u8(&s);
     wire_reset(CLOCK_START_MS);
-    if (client) {
-        fuzz_conn_client(&s);
+    if (mode & MODE_CLIENT) {
+        fuzz_conn_client(&s, mode);
     } else {
-        fuzz_conn_server(&s);
+        fuzz_conn_server(&s, mode);
     }
     wire_reset(CLOCK_START_MS);
     return 0;

@@ -195,11 +195,19 @@ static void raw(ll_buf *b, int conn, const ll_buf *frames)
     bytes(b, ll_buf_head(frames), ll_buf_size(frames));
 }
 
-static void server_start(ll_buf *b, uint8_t cfg_a, uint8_t cfg_b)
+/* The mode byte for callback mode whose callback starts with plan (CB_*). */
+#define CALLBACKS(plan) ((uint8_t)(MODE_CALLBACKS | (plan) << 2))
+
+static void start_in(ll_buf *b, uint8_t mode, uint8_t cfg_a, uint8_t cfg_b)
 {
-    u8(b, 0);
+    u8(b, mode);
     u8(b, cfg_a);
     u8(b, cfg_b);
+}
+
+static void server_start(ll_buf *b, uint8_t cfg_a, uint8_t cfg_b)
+{
+    start_in(b, 0, cfg_a, cfg_b);
 }
 
 /* window 7, max_frame 1024, TTL 5000; queue 21 messages */
@@ -333,9 +341,7 @@ static void seed_srv_lifecycle(ll_buf *b)
 
 static void client_start(ll_buf *b, uint8_t cfg_a, uint8_t cfg_b)
 {
-    u8(b, 1);
-    u8(b, cfg_a);
-    u8(b, cfg_b);
+    start_in(b, MODE_CLIENT, cfg_a, cfg_b);
 }
 
 /* What the server sends, as one record. */
@@ -478,6 +484,37 @@ static void seed_cli_errors(ll_buf *b)
     ll_buf_free(&f);
 }
 
+/* Callback mode: the callback echoes each message, then sends three per message and tries
+ * sdk_flush and sdk_close, across a resume; the application closes at the end. */
+static void seed_cli_callbacks(ll_buf *b)
+{
+    start_in(b, MODE_CLIENT | CALLBACKS(1), CLI_A, CLI_B);
+    ll_buf f = {0};
+    welcome(&f, 77, false, 0, 1);
+    data(&f, 1, 20);
+    data(&f, 2, 20);
+    says(b, &f);
+    app(b, CAPP_PAUSE, 0); /* the client writes the echoes and acks */
+    ll_buf_clear(&f);
+    ack(&f, 2);
+    data(&f, 3, 5);
+    says(b, &f);
+    app(b, CAPP_RECV, CB_SENDS | CB_REFUSED);
+    ll_buf_clear(&f);
+    data(&f, 4, 5);
+    says(b, &f);
+    app(b, CAPP_PAUSE, 0);
+    end(b, CEND_FIN);
+    ll_buf_clear(&f);
+    welcome(&f, 77, true, 2, 1);
+    data(&f, 5, 5);
+    says(b, &f);
+    app(b, CAPP_PAUSE, 0);
+    app(b, CAPP_CLOSE, 0);
+    app(b, CAPP_PAUSE, 0);
+    ll_buf_free(&f);
+}
+
 /* The application acts while frames wait unread (SOP_LATER), then the loop sees it all. */
 static void seed_srv_concurrent(ll_buf *b)
 {
@@ -495,6 +532,45 @@ static void seed_srv_concurrent(ll_buf *b)
     op(b, SOP_APP_CLOSE, 1 | SOP_LATER);                 /* ...which the application closes */
     u8(b, 1);
     op(b, SOP_RECV, 0);
+}
+
+/* Callback mode: the callback echoes each message, then (receive steps set its plan) sends
+ * three per message and tries sdk_server_stop, across a resume and a stop. */
+static void seed_srv_callbacks(ll_buf *b)
+{
+    start_in(b, CALLBACKS(1), SRV_A, SRV_B);
+    accept_conn(b);
+    model_hello(b, 0, 0, 0);
+    model_data(b, 0, 0x13, 0);
+    model_ack(b, 0, 0);
+    op(b, SOP_RECV, CB_SENDS | CB_REFUSED);
+    model_data(b, 0, 0x01, 0);
+    app_send(b, 0, 0x01);
+    model_ack(b, 0, 0);
+    op(b, SOP_HANGUP, 0);
+    u8(b, 0);
+    accept_conn(b);
+    model_hello(b, 1, SOP_HELLO_RESUME, 0);
+    op(b, SOP_RECV, 1);
+    model_data(b, 1, 0x12, 0);
+    model_ack(b, 1, 0);
+    op(b, SOP_STOP, 0);
+}
+
+/* Callback mode with a one-message queue and a client that reads nothing: the callback's
+ * sends find the queue full and must say so at once. */
+static void seed_srv_callbacks_full(ll_buf *b)
+{
+    start_in(b, CALLBACKS(CB_SENDS), SRV_A, 0x00);
+    accept_conn(b);
+    model_hello(b, 0, 0, 0);
+    op(b, SOP_ROOM, 0);
+    u8(b, 0);
+    model_data(b, 0, 0x03, 0);
+    op(b, SOP_ROOM, 0);
+    u8(b, 255);
+    model_ack(b, 0, 0);
+    model_data(b, 0, 0x01, 0);
 }
 
 typedef struct seed {
@@ -517,6 +593,8 @@ static const seed SEEDS[] = {
     {"cli_refused", seed_cli_refused},   {"cli_welcome_without_token", seed_cli_welcome_without_token},
     {"cli_resume", cli_resume},          {"cli_session_lost", cli_lost},
     {"cli_rejected", seed_cli_rejected}, {"cli_errors", seed_cli_errors},
+    {"srv_callbacks", seed_srv_callbacks}, {"srv_callbacks_full", seed_srv_callbacks_full},
+    {"cli_callbacks", seed_cli_callbacks},
 };
 
 int main(int argc, char **argv)
