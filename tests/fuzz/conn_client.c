@@ -15,7 +15,6 @@
 #include "wire.h"
 
 #include <string.h>
-#include <sys/eventfd.h>
 
 #define MAX_LINKS 32
 #define COUNTER_LEN 8 /* every payload the application sends starts with its number */
@@ -421,8 +420,7 @@ static sdk_client *client_new(const sdk_config *cfg)
     sdk_client *c = calloc(1, sizeof(*c));
     FUZZ_CHECK(c != NULL);
     c->cfg = *cfg;
-    c->wake_fd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
-    FUZZ_CHECK(c->wake_fd >= 0);
+    c->wake_fd = wire_wake_fd();
     pthread_mutex_init(&c->mu, NULL);
     ll_cond_init(&c->recv_cv);
     ll_cond_init(&c->send_cv);

@@ -26,7 +26,6 @@ ssize_t fuzz_getrandom(void *buf, size_t len, unsigned int flags);
 #include "wire.h"
 
 #include <stdio.h>
-#include <sys/eventfd.h>
 
 #define MAX_CONNS 8      /* per input (three argument bits); each opens at most one session */
 #define MAX_TURNS 4096   /* I/O loop turns per step: a loop that never goes idle is a bug */
@@ -805,7 +804,7 @@ static sdk_server *server_new(const sdk_server_config *cfg)
     ll_cond_init(&srv->recv_cv);
     ll_cond_init(&srv->send_cv);
     srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    srv->wake_fd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
+    srv->wake_fd = wire_wake_fd();
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &srv->wake_fd};
     FUZZ_CHECK(srv->epoll_fd >= 0 && srv->wake_fd >= 0 &&
                epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, srv->wake_fd, &ev) == 0);

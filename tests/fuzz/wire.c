@@ -9,6 +9,7 @@
 #include "net.h"
 #include "tls.h"
 
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -27,6 +28,7 @@ static struct {
     fake_wire *accept;    /* what the next ll_net_accept hands out */
     fake_wire *(*connect)(void *arg);
     void *connect_arg;
+    int wake_fd;          /* the client's or server's, from wire_wake_fd */
 } world;
 
 static void wire_free(fake_wire *w)
@@ -48,6 +50,23 @@ void wire_reset(uint64_t start_ms)
     }
     memset(&world, 0, sizeof(world));
     world.now_ms = start_ms;
+    world.wake_fd = -1;
+}
+
+/* Counter 1: always readable (and writable), so neither epoll nor poll ever waits on it. */
+static int ready_eventfd(void)
+{
+    int fd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0) {
+        abort(); /* out of descriptors: something leaks them */
+    }
+    return fd;
+}
+
+int wire_wake_fd(void)
+{
+    world.wake_fd = ready_eventfd();
+    return world.wake_fd;
 }
 
 fake_wire *wire_new(void)
@@ -56,11 +75,7 @@ fake_wire *wire_new(void)
     if (!w) {
         abort();
     }
-    /* Counter 1: always readable, so neither epoll nor poll ever waits on it. */
-    w->fd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (w->fd < 0) {
-        abort(); /* out of descriptors: something leaks them */
-    }
+    w->fd = ready_eventfd();
     w->index = world.count++;
     w->room = SIZE_MAX;
     w->read_piece = SIZE_MAX;
@@ -147,6 +162,36 @@ uint64_t ll_now_us(void)
 uint64_t ll_wall_ms(void)
 {
     return WALL_EPOCH_MS + world.now_ms;
+}
+
+/* ---- poll (linked with --wrap=poll) ----
+ * Every descriptor the client's I/O thread polls is a wire or its wake fd, eventfds that
+ * always poll readable and writable; answering that here saves a system call per turn of
+ * its loops. A poll on the wake fd alone is a sleep nothing can cut short (the application
+ * acts only while the thread reads or connects), so its timeout passes at once: a second's
+ * backoff is one turn, not a thousand turns of the 1 ms clock. Other descriptors get the
+ * real poll. */
+
+int __real_poll(struct pollfd *fds, nfds_t n, int timeout);
+int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout);
+
+int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    int ready = 0;
+    bool wire = false;
+    for (nfds_t i = 0; i < n; i++) {
+        bool ours = fds[i].fd >= 0 && (fds[i].fd == world.wake_fd || wire_by_fd(fds[i].fd));
+        if (fds[i].fd >= 0 && !ours) {
+            return __real_poll(fds, n, timeout);
+        }
+        wire |= ours && fds[i].fd != world.wake_fd;
+        fds[i].revents = ours ? fds[i].events & (POLLIN | POLLOUT) : 0;
+        ready += fds[i].revents != 0;
+    }
+    if (!wire && timeout > 0) {
+        world.now_ms += (uint64_t)timeout;
+    }
+    return ready;
 }
 
 /* ---- net.h ---- */

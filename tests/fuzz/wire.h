@@ -7,9 +7,9 @@
  * A wire is the far end of one connection as the library sees it: `in` holds what the peer
  * sent and the library has not read yet, `out` what the library wrote and the
  * test has not looked at yet. Descriptors are
- * real eventfds that always poll readable, because epoll_ctl and poll need real descriptors,
- * and a readable one never makes the library sleep: whether there is anything to read is the
- * wire's business.
+ * real eventfds that always poll readable, because epoll_ctl needs real descriptors, and a
+ * readable one never makes the library sleep: whether there is anything to read is the
+ * wire's business. poll() on them is answered without the kernel (wire.c says how).
  */
 #ifndef LL_FUZZ_WIRE_H
 #define LL_FUZZ_WIRE_H
@@ -50,6 +50,9 @@ struct fake_wire {
 
 /* Forget every wire and reset the clock; call at the start and end of each input. */
 void wire_reset(uint64_t start_ms);
+/* The descriptor for the client's or server's wake fd: readable for good, so the library
+ * never waits on it. One per input; the library closes it. */
+int wire_wake_fd(void);
 /* A new wire (aborts if descriptors run out: that would be a descriptor leak). */
 fake_wire *wire_new(void);
 /* The next ll_net_accept hands this wire out (one at a time). */
