@@ -98,6 +98,7 @@ typedef struct fz_server {
     uint64_t drain_deadline;
     bool over;      /* the I/O loop would have ended: only the teardown is left */
     bool callbacks; /* on_message takes the messages (callback mode, see conn.h) */
+    bool in_event;  /* on_event runs: later events of its batch are not told yet */
     uint8_t plan;   /* ...and does this with each (CB_*) */
 } fz_server;
 
@@ -143,9 +144,8 @@ static void bind_conn(fz_server *h, const char *peer, fz_session *fs, bool resum
     }
 }
 
-static void on_event(const sdk_session_event *ev, void *user)
+static void track_event(fz_server *h, const sdk_session_event *ev)
 {
-    fz_server *h = user;
     fz_session *fs = session_by_id(h, ev->session);
     FUZZ_CHECK(ev->cause >= SDK_CAUSE_NONE && ev->cause <= SDK_CAUSE_SERVER_STOP);
     switch (ev->type) {
@@ -175,6 +175,25 @@ static void on_event(const sdk_session_event *ev, void *user)
     default:
         FUZZ_CHECK(false);
     }
+}
+
+static void sends_from_io(fz_server *h, fz_session *fs, size_t len);
+
+/* In callback mode the application also acts on the I/O thread when told of an event: it
+ * sends to another session. Work made there after service_dirty looked (an expiry found by
+ * fire_timers, say) is found only because the loop looks again before it sleeps. */
+static void on_event(const sdk_session_event *ev, void *user)
+{
+    fz_server *h = user;
+    track_event(h, ev);
+    h->in_event = true;
+    for (int i = 0; h->callbacks && i < h->nsessions; i++) {
+        if (h->sessions[i].id != ev->session && h->sessions[i].state != SESS_ENDED) {
+            sends_from_io(h, &h->sessions[i], PAYLOAD_HEAD);
+            break;
+        }
+    }
+    h->in_event = false;
 }
 
 /* ---- the I/O loop, one turn at a time ---- */
@@ -243,13 +262,15 @@ static bool turn(fz_server *h)
     return more;
 }
 
-/* Turns until nothing is ready, as the real loop would before it blocks. */
+/* Turns until nothing is ready, as the real loop would before it blocks. By then no work
+ * may be waiting for it: nothing will wake it (no application thread acts meanwhile). */
 static void pump(fz_server *h)
 {
     int turns = 0;
     while (!h->over && turn(h)) {
         FUZZ_CHECK(++turns < MAX_TURNS);
     }
+    FUZZ_CHECK(h->over || (h->srv->dirty == NULL && !h->srv->self_wake));
 }
 
 /* ---- the clients ---- */
@@ -538,7 +559,7 @@ static bool send_one(fz_server *h, fz_session *fs, size_t len, int timeout_ms)
         return true;
     }
     FUZZ_CHECK(rc == SDK_EQUEUEFULL || rc == SDK_ETOOBIG || rc == SDK_ENOTFOUND || rc == SDK_ECLOSED);
-    FUZZ_CHECK(rc != SDK_ENOTFOUND || fs->state == SESS_ENDED || fs->close_asked);
+    FUZZ_CHECK(rc != SDK_ENOTFOUND || fs->state == SESS_ENDED || fs->close_asked || h->in_event);
     return false;
 }
 
@@ -554,9 +575,16 @@ static void app_send(fz_server *h, uint8_t arg)
     }
 }
 
+/* What the plan says to send from the I/O thread. A send that waited for room would wait
+ * forever: room comes from this very thread. */
+static void sends_from_io(fz_server *h, fz_session *fs, size_t len)
+{
+    for (int i = 0; i < (h->plan & CB_SENDS) && send_one(h, fs, len, -1); i++) {
+    }
+}
+
 /* on_message: the application takes each message on the I/O thread and, as h->plan says,
- * answers it there (an echo of its size) and tries what must be refused there. A send
- * that waited for room would wait forever: room comes from this very thread. */
+ * answers it there (an echo of its size) and tries what must be refused there. */
 static void on_message(sdk_message *m, void *user)
 {
     fz_server *h = user;
@@ -565,8 +593,7 @@ static void on_message(sdk_message *m, void *user)
     fz_session *fs = session_by_id(h, m->session);
     size_t len = LL_MIN(LL_MAX(m->len, PAYLOAD_HEAD), MAX_PAYLOAD);
     sdk_message_free(m);
-    for (int i = 0; i < (h->plan & CB_SENDS) && send_one(h, fs, len, -1); i++) {
-    }
+    sends_from_io(h, fs, len);
     if (h->plan & CB_REFUSED) { /* refused, and without stopping anything */
         bool stopping = h->srv->stopping;
         FUZZ_CHECK(sdk_server_stop(h->srv) == SDK_EINVAL && h->srv->stopping == stopping);
