@@ -73,7 +73,8 @@ enum {
     CB_SENDS = 3,   /* how many messages it sends from the callback (server: to that session),
                        timeout -1: they must not wait for room only the I/O thread makes */
     CB_REFUSED = 4, /* it calls what must refuse on the I/O thread: sdk_flush and sdk_close,
-                       or sdk_server_stop (SDK_EINVAL) */
+                       or sdk_server_stop (SDK_EINVAL), and sdk_destroy or sdk_server_destroy
+                       (ignored) */
 };
 
 /*

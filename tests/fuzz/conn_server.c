@@ -597,6 +597,7 @@ static void on_message(sdk_message *m, void *user)
     if (h->plan & CB_REFUSED) { /* refused, and without stopping anything */
         bool stopping = h->srv->stopping;
         FUZZ_CHECK(sdk_server_stop(h->srv) == SDK_EINVAL && h->srv->stopping == stopping);
+        sdk_server_destroy(h->srv); /* ignored: freeing it would show as a use after free */
     }
 }
 

@@ -29,7 +29,8 @@
  * resume always resumes and a forged token never does; the application is handed every
  * accepted message exactly once, in order, with its own payload, whether it receives them or
  * a callback takes them (then receiving fails, and a callback's sends return at once while
- * sdk_flush, sdk_close and sdk_server_stop refuse); session events follow the
+ * sdk_flush, sdk_close and sdk_server_stop refuse and the destroys do nothing); the server's
+ * loop never sleeps with work left for it; session events follow the
  * life cycle (opened, detached/resumed, expired or closed once); the reliable-stream
  * invariants hold for every session after every step; no connection lives without a deadline;
  * every connection and session is freed at the end.
