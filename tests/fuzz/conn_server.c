@@ -98,8 +98,8 @@ typedef struct fz_server {
     uint64_t drain_deadline;
     bool over;      /* the I/O loop would have ended: only the teardown is left */
     bool callbacks; /* on_message takes the messages (callback mode, see conn.h) */
-    bool in_event;  /* on_event runs: later events of its batch are not told yet */
     uint8_t plan;   /* ...and does this with each (CB_*) */
+    bool in_event;  /* on_event runs: later events of its batch are not told yet */
 } fz_server;
 
 /* A modeled payload: sequence, session id, then zeros. Returns a static buffer. */
@@ -175,25 +175,6 @@ static void track_event(fz_server *h, const sdk_session_event *ev)
     default:
         FUZZ_CHECK(false);
     }
-}
-
-static void sends_from_io(fz_server *h, fz_session *fs, size_t len);
-
-/* In callback mode the application also acts on the I/O thread when told of an event: it
- * sends to another session. Work made there after service_dirty looked (an expiry found by
- * fire_timers, say) is found only because the loop looks again before it sleeps. */
-static void on_event(const sdk_session_event *ev, void *user)
-{
-    fz_server *h = user;
-    track_event(h, ev);
-    h->in_event = true;
-    for (int i = 0; h->callbacks && i < h->nsessions; i++) {
-        if (h->sessions[i].id != ev->session && h->sessions[i].state != SESS_ENDED) {
-            sends_from_io(h, &h->sessions[i], PAYLOAD_HEAD);
-            break;
-        }
-    }
-    h->in_event = false;
 }
 
 /* ---- the I/O loop, one turn at a time ---- */
@@ -599,6 +580,23 @@ static void on_message(sdk_message *m, void *user)
         FUZZ_CHECK(sdk_server_stop(h->srv) == SDK_EINVAL && h->srv->stopping == stopping);
         sdk_server_destroy(h->srv); /* ignored: freeing it would show as a use after free */
     }
+}
+
+/* In callback mode the application also acts on the I/O thread when told of an event: it
+ * sends to another session. Work made there after service_dirty looked (an expiry found by
+ * fire_timers, say) is found only because the loop looks again before it sleeps. */
+static void on_event(const sdk_session_event *ev, void *user)
+{
+    fz_server *h = user;
+    track_event(h, ev);
+    h->in_event = true;
+    for (int i = 0; h->callbacks && i < h->nsessions; i++) {
+        if (h->sessions[i].id != ev->session && h->sessions[i].state != SESS_ENDED) {
+            sends_from_io(h, &h->sessions[i], PAYLOAD_HEAD);
+            break;
+        }
+    }
+    h->in_event = false;
 }
 
 /* A receive step: callback mode takes its argument as the callback's new plan. */
