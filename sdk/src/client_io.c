@@ -248,15 +248,6 @@ static int on_data(sdk_client *c, ll_link *l, const ll_data_view *d, bool *got)
     return 0;
 }
 
-/* With on_message: hand over what was accepted, outside mu (the callback may send). */
-static void deliver(sdk_client *c)
-{
-    ll_msg *m;
-    while ((m = ll_msgq_pop(&c->deliver)) != NULL) {
-        c->cfg.on_message(&m->pub, c->cfg.user);
-    }
-}
-
 /* Under mu: act on one frame from the server. */
 static int on_frame(sdk_client *c, ll_link *l, const ll_frame *frame, bool *got, bool *acked)
 {
@@ -309,7 +300,8 @@ static int process_input(sdk_client *c, ll_link *l)
     if (acked) {
         pthread_cond_broadcast(&c->send_cv);
     }
-    deliver(c); /* the acks they earn go out with prepare()'s next write */
+    /* on_message, outside mu (it may send); the acks earned go out with prepare()'s write. */
+    ll_msgq_deliver(&c->deliver, c->cfg.on_message, c->cfg.user);
     return rc;
 }
 

@@ -151,6 +151,14 @@ int ll_msgq_push(ll_msgq *q, ll_msg *m)
     return 0;
 }
 
+void ll_msgq_deliver(ll_msgq *q, sdk_message_fn fn, void *user)
+{
+    ll_msg *m;
+    while ((m = ll_msgq_pop(q)) != NULL) {
+        fn(&m->pub, user);
+    }
+}
+
 ll_msg *ll_msgq_pop(ll_msgq *q)
 {
     if (q->count == 0) {

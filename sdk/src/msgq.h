@@ -62,6 +62,9 @@ static inline ll_msg *ll_msgq_at(const ll_msgq *q, size_t i)
 {
     return q->ring[(q->head + i) & (q->cap - 1)];
 }
+/* Pop every message, oldest first, into fn (which owns it from then on): how the I/O threads
+ * hand accepted messages to an on_message callback once their mutex is released. */
+void ll_msgq_deliver(ll_msgq *q, sdk_message_fn fn, void *user);
 /* Free every message and the ring. */
 void ll_msgq_free(ll_msgq *q);
 

@@ -299,15 +299,6 @@ static int on_data(sdk_server *srv, srv_conn *conn, srv_session *ss, const ll_da
     return 0;
 }
 
-/* With on_message: hand over what was accepted, outside mu (the callback may send). */
-static void deliver(sdk_server *srv)
-{
-    ll_msg *m;
-    while ((m = ll_msgq_pop(&srv->deliver)) != NULL) {
-        srv->cfg.on_message(&m->pub, srv->cfg.user);
-    }
-}
-
 /* Under mu: one frame from a client. Returns 0 or an sdk_err; *cause says how to detach. */
 static int on_frame(sdk_server *srv, srv_conn *conn, const ll_frame *frame, bool *got, sdk_cause *cause)
 {
@@ -412,7 +403,7 @@ static int process_input(sdk_server *srv, srv_conn *conn, sdk_cause *cause)
         /* The callbacks' replies then go out in one write with the acks they earned. */
         pthread_mutex_unlock(&srv->mu);
         report_events(srv); /* a session's OPENED comes before its first message */
-        deliver(srv);
+        ll_msgq_deliver(&srv->deliver, srv->cfg.on_message, srv->cfg.user); /* may send */
         pthread_mutex_lock(&srv->mu);
     }
     if (rc == 0) {
