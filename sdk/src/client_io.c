@@ -129,6 +129,11 @@ static int adopt_welcome(sdk_client *c, ll_link *l, const Lifeline__Welcome *w, 
         LL_DETAIL(l->detail, sizeof(l->detail), "unsupported welcome (version %u)", w->version);
         return SDK_EPROTO;
     }
+    if (w->resumed && w->session_id != c->session_id) {
+        LL_DETAIL(l->detail, sizeof(l->detail), "welcome resumes session %llu, ours is %llu",
+                  (unsigned long long)w->session_id, (unsigned long long)c->session_id);
+        return SDK_EPROTO;
+    }
     *lost = c->session_id != 0 && !w->resumed;
     if (c->session_id != 0 && w->resumed) {
         if (ll_session_resume(&c->s, w->last_received) != 0) {
@@ -154,16 +159,19 @@ static int adopt_welcome(sdk_client *c, ll_link *l, const Lifeline__Welcome *w, 
     /* Our own timeout decides when we give up on the server; the welcome's value is the
      * (clamped) one the server applies when watching us. */
     ll_hb_start(&l->hb, (uint32_t)c->cfg.heartbeat_interval_ms, (uint32_t)c->cfg.heartbeat_timeout_ms, ll_now_ms());
+    l->keepalive_ms = (uint32_t)c->cfg.heartbeat_timeout_ms; /* set by the first flush after */
     return 0;
 }
 
-/* Write the hello and read until the welcome. */
+/* Write the hello and read until the welcome. On a resumed connection the server may have
+ * sent the welcome with its handshake flight, so OpenSSL may hold it already: poll only
+ * when it does not. */
 static int greet(sdk_client *c, ll_link *l, uint64_t deadline_ms, bool *lost)
 {
     LL_GUARD(send_hello(c, l));
     for (;;) {
         int rc = ll_link_flush(l, ll_now_ms());
-        if (rc == 0) {
+        if (rc == 0 && !ll_tls_has_pending(l->tls)) {
             rc = wait_fd(c, l->fd, ll_link_events(l), deadline_ms);
             if (rc != 0) {
                 LL_DETAIL(l->detail, sizeof(l->detail), "waiting for welcome: %s", sdk_strerror(rc));
@@ -207,7 +215,6 @@ static int establish(sdk_client *c, ll_link *l, bool *lost)
         return rc;
     }
     ll_link_init(l, fd, tls, c->cfg.max_frame);
-    l->keepalive_ms = (uint32_t)c->cfg.heartbeat_timeout_ms; /* set while the welcome travels */
     LL_GUARD(handshake(c, l, deadline));
     return greet(c, l, deadline, lost);
 }

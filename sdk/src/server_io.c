@@ -190,12 +190,15 @@ static void drop_conn(sdk_server *srv, srv_conn *conn, sdk_cause cause)
     report_events(srv);
 }
 
-/* Send a close frame and let the connection flush for a moment before it goes. */
+/* Send a close frame and let the connection flush for a moment before it goes. Asking for
+ * writability gets the frame out even when the connection is not the one being served (a
+ * session taken over by a resume): else it waited for its peer to send, or went unsent. */
 static void start_closing(sdk_server *srv, srv_conn *conn, int code, const char *reason, bool reconnect)
 {
     (void)ll_link_send_close(&conn->link, code, reason, reconnect);
     conn->phase = CONN_CLOSING;
     ll_timers_set(&srv->timers, &conn->timer, ll_now_ms() + CLOSING_MS);
+    set_events(srv, conn);
 }
 
 static int send_welcome(sdk_server *srv, srv_conn *conn, srv_session *ss, bool resumed)
@@ -218,7 +221,10 @@ static int send_welcome(sdk_server *srv, srv_conn *conn, srv_session *ss, bool r
     return ll_link_send(&conn->link, &f);
 }
 
-/* Under mu: bind the connection to the session its hello names, or to a new one. */
+/* Under mu: bind the connection to the session its hello names, or to a new one. After a
+ * 0.5-RTT welcome (welcome_early) the hello must resume exactly that session: the client
+ * has already taken it. If the session ended in between, the client is sent away to
+ * reconnect, and learns so from the next welcome. */
 static int attach(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h)
 {
     if (h->version != PROTOCOL_VERSION) {
@@ -227,6 +233,20 @@ static int attach(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h)
     }
     srv_session *ss = ll_store_get(&srv->sessions, h->session_id);
     bool resumed = ss && !ss->close_requested && token_matches(ss, &h->resume_token);
+    if (conn->welcomed && h->session_id != conn->welcomed) {
+        LL_DETAIL(conn->link.detail, sizeof(conn->link.detail), "hello for session %llu after a welcome to session %llu",
+                  (unsigned long long)h->session_id, (unsigned long long)conn->welcomed);
+        return SDK_EPROTO;
+    }
+    if (conn->welcomed && !resumed && ss && !ss->close_requested) {
+        LL_DETAIL(conn->link.detail, sizeof(conn->link.detail), "hello with a wrong token for session %llu",
+                  (unsigned long long)h->session_id);
+        return SDK_EPROTO;
+    }
+    if (conn->welcomed && !resumed) { /* it ended between welcome and hello */
+        start_closing(srv, conn, LIFELINE__CLOSE__CODE__SESSION_CLOSED, "session ended after its welcome", true);
+        return 0;
+    }
     if (resumed) {
         /* Refused before anything changes: a bad resume must not cost the session its
          * connection (nor, detached that way, its expiry). */
@@ -250,11 +270,13 @@ static int attach(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h)
     conn->sess = ss;
     ss->connections++;
     ss->connected_since_ms = ll_wall_ms();
-    ss->hb_interval_ms = h->heartbeat_interval_ms;
     ss->s.peer_max_frame = h->max_frame;
-    ss->hb_timeout_ms = (uint32_t)LL_MAX((uint32_t)srv->cfg.heartbeat_min_ms,
-                                         LL_MIN(h->heartbeat_timeout_ms ? h->heartbeat_timeout_ms : 15000u,
-                                                (uint32_t)srv->cfg.heartbeat_max_ms));
+    if (!conn->welcomed) { /* else the welcome has announced the session's values */
+        ss->hb_interval_ms = h->heartbeat_interval_ms;
+        ss->hb_timeout_ms = (uint32_t)LL_MAX((uint32_t)srv->cfg.heartbeat_min_ms,
+                                             LL_MIN(h->heartbeat_timeout_ms ? h->heartbeat_timeout_ms : 15000u,
+                                                    (uint32_t)srv->cfg.heartbeat_max_ms));
+    }
     memcpy(ss->peer_addr, conn->peer_addr, sizeof(ss->peer_addr));
     memcpy(ss->identity, conn->identity, sizeof(ss->identity));
     queue_event(srv, resumed ? SDK_SESSION_RESUMED : SDK_SESSION_OPENED, ss, SDK_CAUSE_NONE);
@@ -264,7 +286,28 @@ static int attach(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h)
     conn->phase = CONN_READY;
     ll_timers_set(&srv->timers, &conn->timer, now + ss->hb_timeout_ms);
     conn->link.ticket_due = true; /* right behind the welcome: see ll_link_flush */
-    return send_welcome(srv, conn, ss, resumed);
+    ll_tls_tag_ticket(conn->link.tls, ss->id); /* a resume from it can be welcomed early */
+    return conn->welcomed ? 0 : send_welcome(srv, conn, ss, resumed);
+}
+
+/* The client resumed a TLS ticket we issued on a connection of a session: welcome it back
+ * to that session now, in 0.5-RTT data behind our handshake flight, rather than a round trip
+ * later in answer to its hello. A reconnect then costs the client no more than the resumed
+ * TLS handshake. Nothing changes here: the ClientHello may be a replay (only the real
+ * client can read this welcome), and the hello still decides, in attach. Any data the old
+ * connection delivers meanwhile comes again and is dropped as a duplicate. */
+static int welcome_early(sdk_server *srv, srv_conn *conn)
+{
+    uint64_t id = ll_tls_ticket_tag(conn->link.tls);
+    int rc = 0;
+    pthread_mutex_lock(&srv->mu);
+    srv_session *ss = ll_store_get(&srv->sessions, id);
+    if (ss && !ss->close_requested) {
+        conn->welcomed = id;
+        rc = send_welcome(srv, conn, ss, true);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return rc == 0 ? ll_link_flush(&conn->link, ll_now_ms()) : rc;
 }
 
 /* Under mu: accept a data frame into the inbox. */
@@ -420,9 +463,13 @@ static int process_input(sdk_server *srv, srv_conn *conn, sdk_cause *cause)
     return rc;
 }
 
-static int step_handshake(srv_conn *conn)
+static int step_handshake(sdk_server *srv, srv_conn *conn)
 {
     int rc = ll_tls_handshake(conn->link.tls);
+    if (rc == LL_TLS_HALF_RTT) {
+        LL_GUARD(welcome_early(srv, conn));
+        rc = ll_tls_handshake(conn->link.tls);
+    }
     if (rc == LL_TLS_OK) {
         conn->phase = CONN_HELLO;
         ll_tls_peer_subject(conn->link.tls, conn->identity, sizeof(conn->identity));
@@ -497,7 +544,7 @@ static void on_conn_ready(sdk_server *srv, srv_conn *conn, uint32_t revents)
         drop_conn(srv, conn, SDK_CAUSE_RESET);
         return;
     }
-    if (conn->phase == CONN_HANDSHAKE && (rc = step_handshake(conn)) != 0) {
+    if (conn->phase == CONN_HANDSHAKE && (rc = step_handshake(srv, conn)) != 0) {
         /* OpenSSL has written its alert; linger so the client reads it instead of a reset. */
         conn->tls_failed = true;
         conn->phase = CONN_CLOSING;

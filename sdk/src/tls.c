@@ -59,6 +59,8 @@ struct ll_tls {
     bool refused;          /* a callback of ours failed the handshake; error says why */
     bool peer_closed;      /* the peer ended the stream (FIN or close_notify), not a reset */
     bool ticket_asked;     /* server: ll_tls_send_ticket has asked OpenSSL for the ticket */
+    bool flight_sent;      /* server: its first flight is out (SSL_read_early_data returned) */
+    bool half_rtt;         /* server: LL_TLS_HALF_RTT returned, the client's Finished not read */
     uint64_t session_gen;  /* client: the saved session it was offered or saved last */
     char error[ERROR_LEN];
 };
@@ -653,18 +655,80 @@ static int check_alpn(ll_tls *t)
     return LL_TLS_OK;
 }
 
+/*
+ * Server: the handshake up to and including the server's first flight. SSL_read_early_data
+ * stops there (SSL_do_handshake would go on to wait for the client's Finished); the context
+ * never accepts early data (max_early_data stays 0), so nothing is read. LL_TLS_OK once the
+ * flight is out, then LL_TLS_HALF_RTT if the client resumed a tagged ticket.
+ */
+static int server_flight(ll_tls *t)
+{
+    unsigned char none[1];
+    size_t n = 0;
+
+    errno = 0;
+    switch (SSL_read_early_data(t->ssl, none, sizeof none, &n)) {
+    case SSL_READ_EARLY_DATA_FINISH:
+        t->flight_sent = true;
+        t->half_rtt = !SSL_is_init_finished(t->ssl) && ll_tls_ticket_tag(t) != 0;
+        return t->half_rtt ? LL_TLS_HALF_RTT : LL_TLS_OK;
+    case SSL_READ_EARLY_DATA_SUCCESS:
+        LL_DETAIL(t->error, sizeof t->error, "client sent early data, which was never offered");
+        t->failed = true;
+        return SDK_ETLS;
+    default:
+        return step_failed(t, 0, errno);
+    }
+}
+
 int ll_tls_handshake(ll_tls *t)
 {
     int ret = 0;
 
     LL_ENSURE(t != NULL, SDK_EINVAL);
     ERR_clear_error();
+    if (t->ctx->server && !t->flight_sent) {
+        ret = server_flight(t);
+        if (ret != LL_TLS_OK) {
+            return ret;
+        }
+    }
     errno = 0;
     ret = SSL_do_handshake(t->ssl);
     if (ret != 1) {
         return step_failed(t, ret, errno);
     }
+    t->half_rtt = false;
     return check_alpn(t);
+}
+
+void ll_tls_tag_ticket(ll_tls *t, uint64_t tag)
+{
+    unsigned char be[8];
+
+    for (int i = 0; i < 8; i++) {
+        be[i] = (unsigned char)(tag >> (56 - 8 * i));
+    }
+    if (!SSL_SESSION_set1_ticket_appdata(SSL_get_session(t->ssl), be, sizeof be)) {
+        ERR_clear_error(); /* an untagged ticket still resumes TLS, a round trip slower */
+    }
+}
+
+uint64_t ll_tls_ticket_tag(const ll_tls *t)
+{
+    void *data = NULL;
+    size_t len = 0;
+    uint64_t tag = 0;
+    SSL_SESSION *s = SSL_get_session(t->ssl);
+
+    if (s == NULL || SSL_session_reused(t->ssl) != 1 ||
+        !SSL_SESSION_get0_ticket_appdata(s, &data, &len) || len != 8) {
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        tag = tag << 8 | ((const unsigned char *)data)[i];
+    }
+    return tag;
 }
 
 /*
@@ -729,7 +793,9 @@ int ll_tls_write(ll_tls *t, const void *buf, size_t len, size_t *n)
     *n = 0;
     ERR_clear_error();
     errno = 0;
-    ret = SSL_write_ex(t->ssl, buf, len, n);
+    /* Between LL_TLS_HALF_RTT and the end of the handshake OpenSSL writes only through its
+     * early-data call, which on a server sends 0.5-RTT data. */
+    ret = t->half_rtt ? SSL_write_early_data(t->ssl, buf, len, n) : SSL_write_ex(t->ssl, buf, len, n);
     if (ret != 1) {
         return step_failed(t, ret, errno);
     }

@@ -9,9 +9,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Non-error results of the step functions; errors are positive sdk_err codes. */
-enum { LL_TLS_OK = 0, LL_TLS_WANT_READ = -1, LL_TLS_WANT_WRITE = -2 };
+enum { LL_TLS_OK = 0, LL_TLS_WANT_READ = -1, LL_TLS_WANT_WRITE = -2, LL_TLS_HALF_RTT = -3 };
 
 /* A context may be shared by threads and must outlive its connections; one connection is
  * used by one thread at a time. */
@@ -43,8 +44,19 @@ int ll_tls_new(ll_tls_ctx *ctx, int fd, const char *servername, ll_tls **out, ch
 void ll_tls_free(ll_tls *t);
 
 /* Step the handshake: LL_TLS_OK when done, LL_TLS_WANT_*, or SDK_EPEERAUTH (verification
- * failed), SDK_ETLS (other TLS failure), SDK_EDISCONNECTED (peer closed/reset). */
+ * failed), SDK_ETLS (other TLS failure), SDK_EDISCONNECTED (peer closed/reset).
+ * Server, TLS 1.3: when the client resumes a ticket tagged by ll_tls_tag_ticket, one step
+ * returns LL_TLS_HALF_RTT as soon as the server's flight is out. Until the next step,
+ * ll_tls_write sends 0.5-RTT data (RFC 8446, 4.4.4): only the client that made the key
+ * share can read it, but that client is not yet confirmed (the ClientHello may be a
+ * replay), so what is sent then must commit the server to nothing. */
 int ll_tls_handshake(ll_tls *t);
+/* Server: the connection's next session ticket carries tag (opaque to the client; it is
+ * inside the ticket's encryption). */
+void ll_tls_tag_ticket(ll_tls *t, uint64_t tag);
+/* Server: the tag of the ticket this connection resumed, 0 if none (not resumed, TLS 1.2, or
+ * untagged). Valid from LL_TLS_HALF_RTT on. */
+uint64_t ll_tls_ticket_tag(const ll_tls *t);
 /* Read up to len bytes: LL_TLS_OK with *n > 0, LL_TLS_WANT_*, SDK_EDISCONNECTED (clean EOF or
  * reset), SDK_ETLS, SDK_EPEERAUTH (with TLS 1.3 the client's handshake completes before the
  * server has checked the client certificate, so a refusal arrives as an alert on a read). */

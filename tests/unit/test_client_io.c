@@ -17,7 +17,9 @@
 #include "lifeline/sdk.h"
 
 #include <poll.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 typedef struct fixture {
@@ -90,6 +92,22 @@ static void expect_hello(rp_peer *p, uint64_t session, size_t token_len)
     ll_frame_release(&f);
 }
 
+/* A welcome without a resume token. */
+static void send_welcome(rp_peer *p, uint64_t session, bool resumed)
+{
+    Lifeline__Welcome w = LIFELINE__WELCOME__INIT;
+    w.version = 1;
+    w.session_id = session;
+    w.resumed = resumed;
+    w.window_messages = 16;
+    w.window_bytes = 1 << 20;
+    w.max_frame = 1 << 20;
+    Lifeline__Frame f = LIFELINE__FRAME__INIT;
+    f.kind_case = LIFELINE__FRAME__KIND_WELCOME;
+    f.welcome = &w;
+    rp_send(p, &f);
+}
+
 /* A welcome without a resume token: protobuf-c gives it as NULL with length 0, which the
  * client used to hand to memcpy (undefined; UBSan stops the sanitizer build there). The
  * client adopts the session and names it, without a token, when it comes back. */
@@ -100,16 +118,7 @@ static void test_welcome_without_token(void **state)
     rp_peer p;
     rp_accept(&p, fx->server_tls, fx->listen_fd);
     expect_hello(&p, 0, 0);
-    Lifeline__Welcome w = LIFELINE__WELCOME__INIT;
-    w.version = 1;
-    w.session_id = 42;
-    w.window_messages = 16;
-    w.window_bytes = 1 << 20;
-    w.max_frame = 1 << 20;
-    Lifeline__Frame f = LIFELINE__FRAME__INIT;
-    f.kind_case = LIFELINE__FRAME__KIND_WELCOME;
-    f.welcome = &w;
-    rp_send(&p, &f);
+    send_welcome(&p, 42, false);
     wait_connected(c);
     rp_close(&p);
 
@@ -119,8 +128,8 @@ static void test_welcome_without_token(void **state)
     sdk_destroy(c);
 }
 
-/* Dead-peer detection (keepalive, TCP_USER_TIMEOUT = the heartbeat timeout) is set while the
- * welcome travels rather than before the handshake, off a reconnect's critical path, but set. */
+/* Dead-peer detection (keepalive, TCP_USER_TIMEOUT = the heartbeat timeout) is set once the
+ * welcome is in rather than before the handshake, off a reconnect's critical path, but set. */
 static void test_keepalive_set_once_greeted(void **state)
 {
     fixture *fx = *state;
@@ -128,9 +137,45 @@ static void test_keepalive_set_once_greeted(void **state)
     rp_peer p;
     rp_accept(&p, fx->server_tls, fx->listen_fd);
     expect_hello(&p, 0, 0);
+    send_welcome(&p, 7, false);
     int user_timeout_ms = 0;
     assert_int_equal(rp_wait_keepalive(&p, &user_timeout_ms), 0);
     assert_int_equal(user_timeout_ms, 15000); /* 3 x the default 5 s interval */
+    rp_close(&p);
+    sdk_destroy(c);
+}
+
+/* A welcome that claims to resume a session other than the one the hello named is refused,
+ * and the client keeps its own session. */
+static void test_resumed_welcome_for_another_session(void **state)
+{
+    fixture *fx = *state;
+    sdk_client *c = start_client(fx);
+    rp_peer p;
+    rp_accept(&p, fx->server_tls, fx->listen_fd);
+    expect_hello(&p, 0, 0);
+    send_welcome(&p, 42, false);
+    wait_connected(c);
+    rp_close(&p);
+
+    rp_accept(&p, fx->server_tls, fx->listen_fd);
+    expect_hello(&p, 42, 0);
+    send_welcome(&p, 43, true);
+    ll_frame f;
+    int rc = ll_link_fill(&p.link, ll_now_ms(), SIZE_MAX);
+    for (uint64_t deadline = ll_now_ms() + RP_WAIT_MS; rc == 0 && ll_now_ms() < deadline;) {
+        assert_int_not_equal(ll_link_next(&p.link, &f), 1); /* the client sends nothing more */
+        poll(&(struct pollfd){.fd = p.link.fd, .events = POLLIN}, 1, 10);
+        rc = ll_link_fill(&p.link, ll_now_ms(), SIZE_MAX);
+    }
+    assert_int_equal(rc, SDK_EDISCONNECTED); /* it hung up */
+    rp_close(&p);
+
+    rp_accept(&p, fx->server_tls, fx->listen_fd);
+    expect_hello(&p, 42, 0); /* still its own session */
+    char why[256];
+    sdk_last_error(c, why, sizeof(why));
+    assert_non_null(strstr(why, "welcome resumes session 43, ours is 42"));
     rp_close(&p);
     sdk_destroy(c);
 }
@@ -140,6 +185,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_welcome_without_token),
         cmocka_unit_test(test_keepalive_set_once_greeted),
+        cmocka_unit_test(test_resumed_welcome_for_another_session),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

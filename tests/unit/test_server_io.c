@@ -14,6 +14,7 @@
 #include "ll.h"
 #include "lifeline/server.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,37 +94,144 @@ static sdk_session_state session_state(fixture *fx, uint64_t id)
     return st;
 }
 
+static void expect_pong(rp_peer *p, uint64_t nonce)
+{
+    ll_frame f;
+    rp_next(p, &f);
+    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_PONG);
+    assert_true(f.pb->pong->nonce == nonce);
+    ll_frame_release(&f);
+}
+
+static void expect_close(rp_peer *p, Lifeline__Close__Code code, bool reconnect)
+{
+    ll_frame f;
+    rp_next(p, &f);
+    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_CLOSE);
+    assert_int_equal(f.pb->close->code, code);
+    assert_int_equal(f.pb->close->reconnect, reconnect);
+    ll_frame_release(&f);
+}
+
+/* A new session on p: its id, and its token into token[16]. A ping answered afterwards means
+ * the session ticket (sent right behind the welcome) has been read, so the next connection
+ * of client_tls resumes TLS with it. */
+static uint64_t open_session(fixture *fx, rp_peer *p, uint8_t *token)
+{
+    ll_frame f;
+    rp_connect(p, fx->client_tls, fx->port);
+    send_hello(p, 0, NULL, 0, 0);
+    rp_next(p, &f);
+    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
+    uint64_t id = f.pb->welcome->session_id;
+    assert_int_equal(f.pb->welcome->resume_token.len, 16);
+    memcpy(token, f.pb->welcome->resume_token.data, 16);
+    ll_frame_release(&f);
+    send_ping(p, 1);
+    expect_pong(p, 1);
+    return id;
+}
+
+/* Connect with the ticket of session id's connection: the server welcomes the connection
+ * back to that session before any hello, in the TLS handshake's 0.5-RTT data. */
+static void connect_welcomed(fixture *fx, rp_peer *p, uint64_t id)
+{
+    ll_frame f;
+    rp_connect(p, fx->client_tls, fx->port);
+    assert_true(ll_tls_resumed(p->link.tls));
+    rp_next(p, &f);
+    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
+    assert_true(f.pb->welcome->resumed);
+    assert_true(f.pb->welcome->session_id == id);
+    assert_true(f.pb->welcome->last_received == 0);
+    assert_int_equal(f.pb->welcome->heartbeat_timeout_ms, 15000); /* as the session's hello set */
+    ll_frame_release(&f);
+}
+
 /* A resume naming a live session with the right token but a position outside what was sent
  * is refused, and must cost the session nothing: it used to detach the session from its
- * connection first, leaving it with neither a connection nor an expiry. */
+ * connection first, leaving it with neither a connection nor an expiry. An early welcome
+ * (the second connection resumes the first's TLS ticket) changes none of that. */
 static void test_bad_resume_position_keeps_the_session(void **state)
 {
     fixture *fx = *state;
     rp_peer a, b;
-    ll_frame f;
-    rp_connect(&a, fx->client_tls, fx->port);
-    send_hello(&a, 0, NULL, 0, 0);
-    rp_next(&a, &f);
-    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
-    uint64_t id = f.pb->welcome->session_id;
     uint8_t token[16];
-    assert_int_equal(f.pb->welcome->resume_token.len, sizeof(token));
-    memcpy(token, f.pb->welcome->resume_token.data, sizeof(token));
-    ll_frame_release(&f);
+    uint64_t id = open_session(fx, &a, token);
 
-    rp_connect(&b, fx->client_tls, fx->port);
+    connect_welcomed(fx, &b, id);
     send_hello(&b, id, token, sizeof(token), 99); /* nothing was ever sent to it */
-    rp_next(&b, &f);
-    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_CLOSE);
-    assert_int_equal(f.pb->close->code, LIFELINE__CLOSE__CODE__PROTOCOL_ERROR);
-    ll_frame_release(&f);
+    expect_close(&b, LIFELINE__CLOSE__CODE__PROTOCOL_ERROR, true);
 
     send_ping(&a, 7); /* the first connection still carries the session */
-    rp_next(&a, &f);
-    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_PONG);
-    assert_true(f.pb->pong->nonce == 7);
-    ll_frame_release(&f);
+    expect_pong(&a, 7);
     assert_int_equal(session_state(fx, id), SDK_SESSION_STATE_CONNECTED);
+    rp_close(&a);
+    rp_close(&b);
+}
+
+/* A reconnect is welcomed before its hello; the hello then takes the session over without a
+ * second welcome, and the old connection is sent away. */
+static void test_resume_welcomed_before_hello(void **state)
+{
+    fixture *fx = *state;
+    rp_peer a, b;
+    uint8_t token[16];
+    uint64_t id = open_session(fx, &a, token);
+
+    connect_welcomed(fx, &b, id);
+    assert_int_equal(session_state(fx, id), SDK_SESSION_STATE_CONNECTED); /* nothing committed yet */
+    send_ping(&a, 2);
+    expect_pong(&a, 2); /* ...and the old connection still carries the session */
+
+    send_hello(&b, id, token, sizeof(token), 0);
+    send_ping(&b, 3);
+    expect_pong(&b, 3); /* no second welcome before it */
+    expect_close(&a, LIFELINE__CLOSE__CODE__NORMAL, true);
+    rp_close(&a);
+    rp_close(&b);
+}
+
+/* After an early welcome, a hello for another session or with a wrong token is a protocol
+ * error, and the session keeps its connection. */
+static void test_hello_must_match_early_welcome(void **state)
+{
+    fixture *fx = *state;
+    rp_peer a, b, c;
+    uint8_t token[16];
+    uint64_t id = open_session(fx, &a, token);
+
+    connect_welcomed(fx, &b, id);
+    send_hello(&b, 0, NULL, 0, 0); /* a new session instead */
+    expect_close(&b, LIFELINE__CLOSE__CODE__PROTOCOL_ERROR, true);
+    rp_close(&b);
+
+    connect_welcomed(fx, &c, id);
+    token[0] ^= 1;
+    send_hello(&c, id, token, sizeof(token), 0);
+    expect_close(&c, LIFELINE__CLOSE__CODE__PROTOCOL_ERROR, true);
+    rp_close(&c);
+
+    send_ping(&a, 4);
+    expect_pong(&a, 4);
+    assert_int_equal(session_state(fx, id), SDK_SESSION_STATE_CONNECTED);
+    rp_close(&a);
+}
+
+/* The session ends between the early welcome and the hello: the client is told to come back
+ * (and then learns from a plain welcome that its session is gone). */
+static void test_session_ends_after_early_welcome(void **state)
+{
+    fixture *fx = *state;
+    rp_peer a, b;
+    uint8_t token[16];
+    uint64_t id = open_session(fx, &a, token);
+
+    connect_welcomed(fx, &b, id);
+    assert_int_equal(sdk_server_close_session(fx->srv, id, "bye", true), SDK_OK);
+    expect_close(&a, LIFELINE__CLOSE__CODE__SESSION_CLOSED, true);
+    send_hello(&b, id, token, sizeof(token), 0);
+    expect_close(&b, LIFELINE__CLOSE__CODE__SESSION_CLOSED, true);
     rp_close(&a);
     rp_close(&b);
 }
@@ -149,8 +257,11 @@ static void test_keepalive_set_after_welcome(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bad_resume_position_keeps_the_session),
-        cmocka_unit_test(test_keepalive_set_after_welcome),
+        cmocka_unit_test_setup_teardown(test_bad_resume_position_keeps_the_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_welcomed_before_hello, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hello_must_match_early_welcome, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_ends_after_early_welcome, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keepalive_set_after_welcome, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, NULL, NULL); /* a server per test: tickets and sessions do not carry over */
 }
