@@ -71,6 +71,7 @@ bench_latency bench_sdk_latency(const bench_opts *o, bool callbacks);
 double bench_sdk_connect_ms(const bench_opts *o);
 
 typedef struct bench_reconnect {
+    double attempt_median_ms;  /* the reconnect attempt's SDK_EVENT_CONNECTING to SDK_EVENT_CONNECTED */
     double median_ms;          /* shutdown(2) of the client's socket to SDK_EVENT_CONNECTED */
     uint64_t reconnects;       /* client stats after the run */
     uint64_t handshakes_full;
