@@ -86,8 +86,10 @@ enum {
  * so several things can be pending when it next looks, as with real threads.
  */
 enum srv_op {
-    SOP_ACCEPT = 0, /* arg: the handshake (9-15: arg - 8 extra rounds; then 13, 14: TLS error,
-                       15: bad certificate); +1 byte: read piece size (0: any) */
+    SOP_ACCEPT = 0, /* arg: the handshake (1-8: it resumes a TLS ticket tagged with the
+                       session opened (arg - 1)-th, mod their number, or 8: with no session;
+                       9-15: arg - 8 extra rounds, then 13, 14: TLS error, 15: bad
+                       certificate); +1 byte: read piece size (0: any) */
     SOP_RAW,        /* +1 byte n; +n bytes sent as they are */
     SOP_RAW_LONG,   /* +2 bytes n (big-endian); +n bytes */
     SOP_HELLO,      /* +1 flags (SOP_HELLO_*), +1 session pick, +1 lie, +1 limits */

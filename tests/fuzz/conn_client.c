@@ -31,6 +31,15 @@ typedef struct fz_link {
     bool have_offset;
     uint64_t offset; /* message number - sequence: fixed for a connection */
     uint64_t last_data, last_ack, last_ping;
+    /* The first frame the server sent, which greet takes for the welcome: */
+    ll_decoder said;     /* decodes what the server sent until it is whole */
+    size_t said_bytes;
+    bool first_seen;
+    bool first_welcome;   /* ...a welcome, for session first_session */
+    uint64_t first_session;
+    bool foreign;         /* ...resuming a session not the client's: the client must refuse it */
+    size_t first_end;     /* where it ends on the wire */
+    bool failure_judged;  /* the event for the refusal was checked */
 } fz_link;
 
 typedef struct fz_client {
@@ -44,6 +53,7 @@ typedef struct fz_client {
     uint32_t app_epoch; /* the session generation of the last message it was handed... */
     uint64_t app_last;  /* ...and that message's sequence */
     uint64_t app_max;   /* highest sequence it was ever handed */
+    uint64_t session;   /* the session of the last welcome it adopted */
     bool closing;       /* the application called sdk_close */
     bool connected, closed_event;
     bool callbacks;     /* on_message takes the messages (callback mode, see conn.h) */
@@ -52,26 +62,51 @@ typedef struct fz_client {
 
 /* ---- the client's state and what it tells its application ---- */
 
+/* The connection made last: the one the client's events are about. */
+static fz_link *current_link(fz_client *h)
+{
+    return h->nlinks > 0 ? &h->links[h->nlinks - 1] : NULL;
+}
+
+/* A connection whose welcome resumes another session than the client's fails with
+ * SDK_EPROTO once the client has read that welcome (greet acts on it at once). */
+static void check_refused(fz_client *h, const sdk_event *ev)
+{
+    fz_link *l = current_link(h);
+    if (!l || !l->foreign || l->failure_judged || l->w->read_total < l->first_end) {
+        return;
+    }
+    l->failure_judged = true;
+    FUZZ_CHECK(ev->error == SDK_EPROTO || (ev->type == SDK_EVENT_CLOSED && ev->error == SDK_OK && h->closing));
+}
+
 static void on_event(const sdk_event *ev, void *user)
 {
     fz_client *h = user;
     FUZZ_CHECK(!h->closed_event && ev->detail != NULL && ev->error >= 0 && ev->error < SDK_ERR_COUNT_);
     switch (ev->type) {
     case SDK_EVENT_CONNECTING:
-    case SDK_EVENT_RECONNECTING:
     case SDK_EVENT_SESSION_LOST:
         FUZZ_CHECK(!h->connected);
         return;
-    case SDK_EVENT_CONNECTED:
+    case SDK_EVENT_RECONNECTING:
         FUZZ_CHECK(!h->connected);
-        h->connected = true;
+        check_refused(h, ev);
         return;
+    case SDK_EVENT_CONNECTED: { /* greet adopted the first frame, a welcome for our session */
+        const fz_link *l = current_link(h);
+        FUZZ_CHECK(!h->connected && l && l->first_welcome && !l->foreign);
+        h->connected = true;
+        h->session = l->first_session;
+        return;
+    }
     case SDK_EVENT_DISCONNECTED:
         FUZZ_CHECK(h->connected && ev->error != SDK_OK);
         h->connected = false;
         return;
     case SDK_EVENT_CLOSED: /* once, last, and without an error only after sdk_close */
         FUZZ_CHECK(ev->error != SDK_OK || h->closing);
+        check_refused(h, ev);
         h->closed_event = true;
         return;
     default:
@@ -242,6 +277,8 @@ static void check_data(fz_client *h, fz_link *l, const Lifeline__Data *d)
 
 static void check_frame(fz_client *h, fz_link *l, const Lifeline__Frame *f)
 {
+    /* A refused welcome: the hello was all the client had to say there. */
+    FUZZ_CHECK(!l->foreign || f->kind_case == LIFELINE__FRAME__KIND_HELLO);
     switch (f->kind_case) {
     case LIFELINE__FRAME__KIND_HELLO:
         check_hello(h, l, f->hello);
@@ -285,11 +322,31 @@ static void observe(fz_client *h)
 
 /* ---- the server, played by the input ---- */
 
-static void server_says(fz_client *h, fake_wire *w, size_t n)
+/* Until the first frame the server sent is whole: what it is, and where it ends. */
+static void track_first(fz_link *l, const uint8_t *p, size_t n)
+{
+    Lifeline__Frame *f = NULL;
+    l->said_bytes += n;
+    if (l->first_seen || ll_decoder_feed(&l->said, p, n) != 0 || ll_decoder_next(&l->said, &f) != 1) {
+        return;
+    }
+    l->first_seen = true;
+    l->first_end = l->said_bytes - ll_buf_size(&l->said.in);
+    if (f->kind_case == LIFELINE__FRAME__KIND_WELCOME) {
+        l->first_welcome = true;
+        l->first_session = f->welcome->session_id;
+        l->foreign = f->welcome->resumed && f->welcome->session_id != l->session_at_connect;
+    }
+    ll_frame_free(f);
+    ll_decoder_free(&l->said);
+}
+
+static void server_says(fz_client *h, fz_link *l, size_t n)
 {
     size_t got = 0;
     const uint8_t *p = script_bytes(h->s, n, &got);
-    FUZZ_CHECK(ll_buf_append(&w->in, p, got) == 0);
+    FUZZ_CHECK(ll_buf_append(&l->w->in, p, got) == 0);
+    track_first(l, p, got);
 }
 
 static void end_conn(fz_client *h, fake_wire *w, int how)
@@ -313,8 +370,9 @@ static void end_conn(fz_client *h, fake_wire *w, int how)
 }
 
 /* The next record, played while the I/O thread waits in a read. */
-static bool play_record(fz_client *h, fake_wire *w)
+static bool play_record(fz_client *h, fz_link *l)
 {
+    fake_wire *w = l->w;
     observe(h);
     check_client(h);
     if (script_done(h->s)) {
@@ -324,10 +382,10 @@ static bool play_record(fz_client *h, fake_wire *w)
     uint8_t b = script_u8(h->s);
     switch ((enum cli_rec)(b >> 6)) {
     case CREC_BYTES:
-        server_says(h, w, (size_t)(b & 63) + 1);
+        server_says(h, l, (size_t)(b & 63) + 1);
         return true;
     case CREC_LONG:
-        server_says(h, w, ((size_t)(b & 63) << 8 | script_u8(h->s)) + 1);
+        server_says(h, l, ((size_t)(b & 63) << 8 | script_u8(h->s)) + 1);
         return true;
     case CREC_APP:
         return app_acts(h, b & 7, (b >> 3) & 7);
@@ -340,8 +398,10 @@ static bool play_record(fz_client *h, fake_wire *w)
 /* The client reads an empty wire: the server and the application act. */
 static bool refill(fake_wire *w, void *arg)
 {
+    fz_link *l = arg;
+    (void)w;
     const void *io = playing(NULL);
-    bool more = play_record(arg, w);
+    bool more = play_record(l->h, l);
     playing(io);
     return more;
 }
@@ -360,16 +420,19 @@ static fake_wire *new_link(fz_client *h)
     fz_link *l = &h->links[h->nlinks++];
     *l = (fz_link){.h = h, .w = wire_new()};
     l->w->refill = refill;
-    l->w->refill_arg = h;
+    l->w->hook_arg = l;
     l->w->read_piece = h->read_piece;
     l->w->handshake_rc = h->next_handshake;
     l->w->handshake_waits = h->nlinks % 3; /* some handshakes take more rounds */
     h->next_handshake = 0;
     ll_decoder_init(&l->dec, h->c->cfg.max_frame);
+    ll_decoder_init(&l->said, h->c->cfg.max_frame); /* as the client's own */
     pthread_mutex_lock(&h->c->mu);
     l->session_at_connect = h->c->session_id;
     l->received_at_connect = h->c->s.received;
     pthread_mutex_unlock(&h->c->mu);
+    /* Only an adopted welcome changes the session: a refused one leaves it as it was. */
+    FUZZ_CHECK(l->session_at_connect == h->session);
     return l->w;
 }
 
@@ -447,6 +510,7 @@ void fuzz_conn_client(script *s, uint8_t mode)
     for (int i = 0; i < h.nlinks; i++) {
         FUZZ_CHECK(h.links[i].w->tls_freed);
         ll_decoder_free(&h.links[i].dec);
+        ll_decoder_free(&h.links[i].said);
     }
     sdk_destroy(h.c);
 }

@@ -11,6 +11,11 @@
  * resumes with real tokens and honest positions happen often. Raw bytes can go anywhere; a
  * session any of whose clients sent bytes the model did not build is "dishonest", and the
  * checks that depend on the client telling the truth are skipped for it.
+ *
+ * A client may resume a TLS ticket tagged with a session (wire.c's resume_tag). Whether the
+ * server welcomes it early, and what its hello must then lead to, depend on the session at
+ * two moments inside the loop: the wire's hooks let the model judge at those very moments
+ * (half_rtt_over, hello_read), and the client checks what it reads against that.
  */
 #include <sys/types.h>
 
@@ -55,6 +60,15 @@ ssize_t fuzz_getrandom(void *buf, size_t len, unsigned int flags)
 
 typedef enum { SESS_ATTACHED = 1, SESS_DETACHED, SESS_ENDED } sess_state;
 
+/* Heartbeat values a session's welcomes announce, as its last hello set them. */
+typedef struct fz_hb {
+    bool known; /* false: a hello the model did not build set them */
+    uint32_t interval, timeout;
+} fz_hb;
+
+/* What a hello after a 0.5-RTT welcome may lead to (a set, judged as the server reads it). */
+enum { OUT_RESUME = 1, OUT_PROTOCOL_ERROR = 2, OUT_SESSION_CLOSED = 4 };
+
 /* One server session: what its events said, what its client knows, what the application did. */
 typedef struct fz_session {
     uint64_t id;
@@ -68,6 +82,7 @@ typedef struct fz_session {
     uint64_t sent_max; /* client: highest data sequence it ever sent */
     uint64_t app_last; /* application: the last sequence it was handed */
     uint64_t app_sent; /* application: messages it queued (each payload carries its number) */
+    fz_hb hb;
 } fz_session;
 
 /* One connection, as its client sees it. */
@@ -82,6 +97,13 @@ typedef struct fz_conn {
     bool forged;         /* ...with a wrong token, so it must not resume */
     int hello_sess;
     uint64_t hello_last; /* ...announcing this last_received */
+    uint8_t hello_flags; /* ...built with these SOP_HELLO_* */
+    uint32_t hello_hb_interval, hello_hb_timeout; /* ...announcing these */
+    size_t hello_end;    /* where the hello ends on the wire, if it came first (else 0) */
+    int early;           /* the session the server welcomes in 0.5-RTT (its conn->welcomed), or -1 */
+    uint64_t early_last; /* ...with this last_received */
+    fz_hb early_hb;      /* ...and these heartbeat values */
+    uint8_t outcomes;    /* what its hello may lead to (OUT_*), 0: not judged */
     ll_decoder dec;      /* the client reading what the server wrote */
     bool welcomed, closed;
     uint64_t first_data; /* what the first Data frame must carry (0: unknown) */
@@ -122,6 +144,26 @@ static fz_session *session_by_id(fz_server *h, uint64_t id)
     return NULL;
 }
 
+/* The server's connection on the client's wire, or NULL once it is gone. */
+static srv_conn *server_conn(const fz_server *h, const fz_conn *c)
+{
+    for (srv_conn *sc = h->srv->conns; sc; sc = sc->next) {
+        if (wire_of(sc->link.tls) == c->w) {
+            return sc;
+        }
+    }
+    return NULL;
+}
+
+static uint64_t inbox_count(const sdk_server *srv, uint64_t session)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < srv->inbox.count; i++) {
+        n += ll_msgq_at(&srv->inbox, i)->pub.session == session;
+    }
+    return n;
+}
+
 /* ---- events: the session life cycle the application is told ---- */
 
 /* A connection (named by its peer address, "wire:N") now carries session sess. */
@@ -142,6 +184,18 @@ static void bind_conn(fz_server *h, const char *peer, fz_session *fs, bool resum
     if (c->hello_honest && !c->raw && named->honest && !named->close_asked && named->state != SESS_ENDED) {
         FUZZ_CHECK(resumed && fs == named);
     }
+    FUZZ_CHECK(c->w->ticket_tag == fs->id); /* so a resume with that ticket is welcomed early */
+    if (c->early >= 0) {
+        /* After a 0.5-RTT welcome only its session resumes, keeping its heartbeat values,
+         * with no second welcome: the data goes on from where the hello said. */
+        FUZZ_CHECK(resumed && fs == &h->sessions[c->early] && (!c->outcomes || (c->outcomes & OUT_RESUME)));
+        c->first_data = c->hello_sent && !c->raw ? c->hello_last + 1 : 0;
+        return;
+    }
+    const sdk_server_config *cfg = &h->srv->cfg;
+    uint32_t timeout = c->hello_hb_timeout ? c->hello_hb_timeout : 15000u;
+    fs->hb = (fz_hb){.known = c->hello_sent && !c->raw, .interval = c->hello_hb_interval,
+                     .timeout = LL_MAX((uint32_t)cfg->heartbeat_min_ms, LL_MIN(timeout, (uint32_t)cfg->heartbeat_max_ms))};
 }
 
 static void track_event(fz_server *h, const sdk_session_event *ev)
@@ -296,6 +350,104 @@ static void send_frame(fz_server *h, fz_conn *c, const Lifeline__Frame *f, bool 
     ll_buf_free(&b);
 }
 
+/* ---- 0.5-RTT welcomes ---- */
+
+static void conn_frame(const Lifeline__Frame *f, void *arg);
+
+/* The session tag of the TLS ticket a new connection resumes (SOP_ACCEPT arg 1-8). */
+static uint64_t resumed_ticket(const fz_server *h, uint8_t arg)
+{
+    if (arg == 0 || arg > 8) {
+        return 0;
+    }
+    /* Issued on a connection of a session the server opened, which may have ended since; or
+     * naming no session at all. */
+    return arg < 8 && h->nsessions > 0 ? h->sessions[(arg - 1) % h->nsessions].id : UINT64_C(0xfeedface);
+}
+
+/* The server has just welcomed the client early, or not: it must have exactly when the
+ * ticket's session is open and the application has not closed it. Nothing has changed since
+ * LL_TLS_HALF_RTT, and every event is told, so the model is up to date. */
+static void half_rtt_over(fake_wire *w, void *arg)
+{
+    fz_conn *c = arg;
+    fz_server *h = c->h;
+    FUZZ_CHECK(h->srv->nevents == 0);
+    fz_session *fs = session_by_id(h, w->resume_tag);
+    if (fs && fs->state != SESS_ENDED && !fs->close_asked) {
+        c->early = (int)(fs - h->sessions);
+        c->early_last = fs->app_last + inbox_count(h->srv, fs->id); /* what the server has */
+        c->early_hb = fs->hb;
+    }
+    FUZZ_CHECK(wire_read_frames(w, &c->dec, conn_frame, c) == 0);
+    FUZZ_CHECK(c->welcomed == (c->early >= 0) || w->room != SIZE_MAX); /* sent at once */
+}
+
+/* The server has read the hello of a connection welcomed early and acts on it next, before
+ * anything else changes: judge now what it must lead to. Only for a hello the model built
+ * that came first (anything before it is refused by itself). */
+static void hello_read(fake_wire *w, void *arg)
+{
+    fz_conn *c = arg;
+    if (c->early < 0 || c->outcomes || !c->hello_end || w->read_total < c->hello_end) {
+        return;
+    }
+    const srv_conn *sc = server_conn(c->h, c);
+    if (!sc || sc->phase != CONN_HELLO || c->h->srv->draining) {
+        return; /* it will not be acted on */
+    }
+    const fz_session *fs = &c->h->sessions[c->early];
+    if ((c->hello_flags & SOP_HELLO_BADVER) || c->hello_sess != c->early) {
+        c->outcomes = OUT_PROTOCOL_ERROR; /* it must name the session welcomed */
+    } else if (fs->state == SESS_ENDED || fs->close_asked) {
+        c->outcomes = OUT_SESSION_CLOSED; /* it ended after its welcome: come again */
+    } else if (c->forged) {
+        c->outcomes = OUT_PROTOCOL_ERROR;
+    } else { /* a dishonest session's client may not know where it is */
+        c->outcomes = fs->honest ? OUT_RESUME : OUT_RESUME | OUT_PROTOCOL_ERROR;
+    }
+}
+
+/* A welcome before the hello: the one expected, with the session's values. */
+static void check_early_welcome(fz_server *h, fz_conn *c, const Lifeline__Welcome *w)
+{
+    fz_session *fs = &h->sessions[c->early];
+    FUZZ_CHECK(w->version == PROTOCOL_VERSION && w->resumed && w->session_id == fs->id &&
+               w->resume_token.len == TOKEN_LEN && w->last_received == c->early_last);
+    FUZZ_CHECK(!fs->known || memcmp(w->resume_token.data, fs->token, TOKEN_LEN) == 0);
+    FUZZ_CHECK(!c->early_hb.known || (w->heartbeat_interval_ms == c->early_hb.interval &&
+                                      w->heartbeat_timeout_ms == c->early_hb.timeout));
+    FUZZ_CHECK(!fs->honest || w->last_received <= fs->sent_max);
+    c->welcomed = true;
+    memcpy(fs->token, w->resume_token.data, TOKEN_LEN);
+    fs->known = true;
+    fs->next_seq = w->last_received + 1; /* what the old connection delivers comes again */
+}
+
+/* The close that refuses a hello after a 0.5-RTT welcome: the one judged, and come again. */
+static void check_refusal(const fz_conn *c, const Lifeline__Close *cl)
+{
+    bool protocol = cl->code == LIFELINE__CLOSE__CODE__PROTOCOL_ERROR && (c->outcomes & OUT_PROTOCOL_ERROR);
+    bool ended = cl->code == LIFELINE__CLOSE__CODE__SESSION_CLOSED && (c->outcomes & OUT_SESSION_CLOSED);
+    FUZZ_CHECK((protocol || ended) && cl->reconnect);
+}
+
+/* After each step: what the server did with each judged hello. */
+static void check_early(fz_server *h)
+{
+    for (int i = 0; i < h->nconns; i++) {
+        const fz_conn *c = &h->conns[i];
+        if (c->outcomes == OUT_RESUME) {
+            FUZZ_CHECK(c->sess >= 0);
+        } else if (c->outcomes && !(c->outcomes & OUT_RESUME)) {
+            const srv_conn *sc = server_conn(h, c);
+            FUZZ_CHECK(c->sess < 0 && (!sc || sc->phase == CONN_CLOSING));
+        }
+    }
+}
+
+/* ---- the clients, continued ---- */
+
 static void op_accept(fz_server *h, uint8_t arg)
 {
     uint8_t piece = script_u8(h->s);
@@ -303,11 +455,15 @@ static void op_accept(fz_server *h, uint8_t arg)
         return;
     }
     fz_conn *c = &h->conns[h->nconns++];
-    *c = (fz_conn){.h = h, .w = wire_new(), .sess = -1, .hello_sess = -1};
+    *c = (fz_conn){.h = h, .w = wire_new(), .sess = -1, .hello_sess = -1, .early = -1};
     FUZZ_CHECK(c->w->index == h->nconns - 1);
     c->w->handshake_rc = arg < 13 ? 0 : arg < 15 ? SDK_ETLS : SDK_EPEERAUTH;
     c->w->handshake_waits = arg > 8 ? arg - 8 : 0;
     c->w->read_piece = piece ? piece : SIZE_MAX;
+    c->w->resume_tag = resumed_ticket(h, arg);
+    c->w->on_half_rtt_over = half_rtt_over;
+    c->w->on_read = hello_read;
+    c->w->hook_arg = c;
     ll_decoder_init(&c->dec, h->srv->cfg.max_frame);
     wire_offer_accept(c->w);
 }
@@ -362,6 +518,13 @@ static void expect_hello(fz_server *h, fz_conn *c, const fz_session *fs, uint8_t
     c->hello_last = last;
     c->forged = fs && (flags & SOP_HELLO_FORGE);
     c->hello_honest = fs && !(flags & (SOP_HELLO_FORGE | SOP_HELLO_BADVER));
+    c->hello_flags = flags;
+}
+
+/* Bytes sent on the wire so far. */
+static size_t wire_sent(const fake_wire *w)
+{
+    return w->read_total + ll_buf_size(&w->in);
 }
 
 static void op_hello(fz_server *h, uint8_t arg)
@@ -390,11 +553,15 @@ static void op_hello(fz_server *h, uint8_t arg)
     bool modeled = !c->hello_sent && !(flags & SOP_HELLO_LIE);
     if (modeled) {
         expect_hello(h, c, fs, flags, hello.last_received);
+        c->hello_hb_interval = hello.heartbeat_interval_ms;
+        c->hello_hb_timeout = hello.heartbeat_timeout_ms;
     }
+    bool first = wire_sent(c->w) == 0;
     Lifeline__Frame f = LIFELINE__FRAME__INIT;
     f.kind_case = LIFELINE__FRAME__KIND_HELLO;
     f.hello = &hello;
     send_frame(h, c, &f, modeled);
+    c->hello_end = modeled && first ? wire_sent(c->w) : c->hello_end;
 }
 
 static void op_data(fz_server *h, uint8_t arg)
@@ -650,6 +817,10 @@ static void op_tick(uint8_t arg)
 
 static void check_welcome(fz_server *h, fz_conn *c, const Lifeline__Welcome *w)
 {
+    if (c->early >= 0 && !c->welcomed) {
+        check_early_welcome(h, c, w);
+        return;
+    }
     FUZZ_CHECK(!c->welcomed && !c->closed && c->sess >= 0);
     fz_session *fs = &h->sessions[c->sess];
     FUZZ_CHECK(w->version == PROTOCOL_VERSION && w->session_id == fs->id && w->resume_token.len == TOKEN_LEN);
@@ -684,6 +855,8 @@ static void check_data(fz_server *h, fz_conn *c, const Lifeline__Data *d)
 
 static void check_frame(fz_server *h, fz_conn *c, const Lifeline__Frame *f)
 {
+    /* Welcomed in 0.5-RTT: that welcome comes before anything else. */
+    FUZZ_CHECK(c->early < 0 || c->welcomed || f->kind_case == LIFELINE__FRAME__KIND_WELCOME);
     switch (f->kind_case) {
     case LIFELINE__FRAME__KIND_WELCOME:
         check_welcome(h, c, f->welcome);
@@ -701,6 +874,9 @@ static void check_frame(fz_server *h, fz_conn *c, const Lifeline__Frame *f)
         return;
     case LIFELINE__FRAME__KIND_CLOSE:
         FUZZ_CHECK(!c->closed && f->close->code <= LIFELINE__CLOSE__CODE__HEARTBEAT_TIMEOUT);
+        if (c->outcomes && c->sess < 0) {
+            check_refusal(c, f->close);
+        }
         c->closed = true;
         return;
     default: /* the server never sends Hello or Ping */
@@ -723,15 +899,6 @@ static void observe(fz_server *h)
 }
 
 /* ---- the server's own state ---- */
-
-static uint64_t inbox_count(const sdk_server *srv, uint64_t session)
-{
-    uint64_t n = 0;
-    for (size_t i = 0; i < srv->inbox.count; i++) {
-        n += ll_msgq_at(&srv->inbox, i)->pub.session == session;
-    }
-    return n;
-}
 
 static void check_session(fz_server *h, const srv_session *ss)
 {
@@ -767,6 +934,7 @@ static void check_server(fz_server *h)
         }
     }
     FUZZ_CHECK(srv->sessions.count == (size_t)live_sessions(h));
+    check_early(h);
 }
 
 /* ---- running an input ---- */

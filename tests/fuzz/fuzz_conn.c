@@ -29,7 +29,11 @@
  * resume always resumes and a forged token never does; the application is handed every
  * accepted message exactly once, in order, with its own payload, whether it receives them or
  * a callback takes them (then receiving fails, and a callback's sends return at once while
- * sdk_flush, sdk_close and sdk_server_stop refuse and the destroys do nothing); the server's
+ * sdk_flush, sdk_close and sdk_server_stop refuse and the destroys do nothing); a client that
+ * resumes a tagged TLS ticket is welcomed in 0.5-RTT exactly when that session is open, with
+ * its values, and its hello then resumes the session without a second welcome or is sent
+ * away with the close the case calls for; a client refuses a welcome that resumes another
+ * session, and keeps its own; the server's
  * loop never sleeps with work left for it; session events follow the
  * life cycle (opened, detached/resumed, expired or closed once); the reliable-stream
  * invariants hold for every session after every step; no connection lives without a deadline;

@@ -337,6 +337,53 @@ static void seed_srv_lifecycle(ll_buf *b)
     op(b, SOP_RECV, 0);
 }
 
+/* A client resumes a TLS ticket of the first session (SOP_ACCEPT arg 1) and is welcomed back
+ * in 0.5-RTT while the old connection still delivers; its hello resumes the session with no
+ * second welcome, and the stream goes on. */
+static void seed_srv_early_welcome(ll_buf *b)
+{
+    seed_srv_basic(b);
+    app_send(b, 0, 0x03);
+    op(b, SOP_ACCEPT, 1);
+    u8(b, 0);
+    model_data(b, 0, 0x01, 0); /* the old connection, between welcome and hello */
+    model_hello(b, 1, SOP_HELLO_RESUME, 0);
+    model_data(b, 1, 0x12, 0);
+    op(b, SOP_RECV, 0);
+    model_ack(b, 1, 0);
+    app_send(b, 0, 0x01);
+    model_ack(b, 1, 0);
+}
+
+/* Hellos a 0.5-RTT welcome refuses: a new session, another session, a wrong token (protocol
+ * errors), the session closed between welcome and hello (come again); then a ticket naming
+ * no session, which gets no early welcome. */
+static void seed_srv_early_welcome_refused(ll_buf *b)
+{
+    server_start(b, SRV_A, SRV_B);
+    accept_conn(b);
+    model_hello(b, 0, 0, 0);
+    accept_conn(b);
+    model_hello(b, 1, 0, 0);
+    op(b, SOP_ACCEPT, 1);
+    u8(b, 0);
+    model_hello(b, 2, 0, 0);
+    op(b, SOP_ACCEPT, 1);
+    u8(b, 0);
+    model_hello(b, 3, SOP_HELLO_RESUME, 1);
+    op(b, SOP_ACCEPT, 2);
+    u8(b, 0);
+    model_hello(b, 4, SOP_HELLO_RESUME | SOP_HELLO_FORGE, 1);
+    op(b, SOP_ACCEPT, 1);
+    u8(b, 0);
+    op(b, SOP_APP_CLOSE, 0);
+    u8(b, 1);
+    model_hello(b, 5, SOP_HELLO_RESUME, 0);
+    op(b, SOP_ACCEPT, 8);
+    u8(b, 0);
+    model_hello(b, 6, 0, 0);
+}
+
 /* ---- client-side records ---- */
 
 static void client_start(ll_buf *b, uint8_t cfg_a, uint8_t cfg_b)
@@ -414,6 +461,25 @@ static void seed_cli_resume(ll_buf *b, bool lost)
     app(b, CAPP_QUERY, 0);
     app(b, CAPP_CLOSE, 0);
     app(b, CAPP_PAUSE, 0); /* the client says goodbye */
+    ll_buf_free(&f);
+}
+
+/* A welcome that resumes another session than the client's is refused; the next one for its
+ * own session resumes it. */
+static void seed_cli_foreign_welcome(ll_buf *b)
+{
+    client_start(b, CLI_A, CLI_B);
+    first_connection(b);
+    end(b, CEND_FIN);
+    ll_buf f = {0};
+    welcome(&f, 78, true, 2, 1);
+    says(b, &f);
+    ll_buf_clear(&f);
+    welcome(&f, 77, true, 2, 1);
+    data(&f, 4, 5);
+    says(b, &f);
+    app(b, CAPP_PAUSE, 0);
+    app(b, CAPP_RECV_ALL, 0);
     ll_buf_free(&f);
 }
 
@@ -595,6 +661,8 @@ static const seed SEEDS[] = {
     {"cli_rejected", seed_cli_rejected}, {"cli_errors", seed_cli_errors},
     {"srv_callbacks", seed_srv_callbacks}, {"srv_callbacks_full", seed_srv_callbacks_full},
     {"cli_callbacks", seed_cli_callbacks},
+    {"srv_early_welcome", seed_srv_early_welcome}, {"srv_early_welcome_refused", seed_srv_early_welcome_refused},
+    {"cli_foreign_welcome", seed_cli_foreign_welcome},
 };
 
 int main(int argc, char **argv)

@@ -325,7 +325,15 @@ int ll_tls_handshake(ll_tls *t)
     if (w->handshake_waits > 0) {
         return w->handshake_waits-- % 2 ? LL_TLS_WANT_READ : LL_TLS_WANT_WRITE;
     }
+    if (w->resume_tag && w->handshake_rc == 0 && !w->half_rtt) {
+        w->half_rtt = true; /* once: our flight is out, the client's Finished not read yet */
+        return LL_TLS_HALF_RTT;
+    }
+    bool after_half_rtt = w->half_rtt && !w->handshaken;
     w->handshaken = true;
+    if (after_half_rtt && w->on_half_rtt_over) {
+        w->on_half_rtt_over(w, w->hook_arg);
+    }
     return w->handshake_rc;
 }
 
@@ -334,12 +342,16 @@ int ll_tls_read(ll_tls *t, void *buf, size_t len, size_t *n)
     fake_wire *w = t->w;
     *n = 0;
     while (ll_buf_size(&w->in) == 0 && !w->hung_up && !w->read_error && w->refill &&
-           w->refill(w, w->refill_arg)) {
+           w->refill(w, w->hook_arg)) {
     }
     if (ll_buf_size(&w->in) > 0) {
         *n = LL_MIN(LL_MIN(len, ll_buf_size(&w->in)), w->read_piece);
         memcpy(buf, ll_buf_head(&w->in), *n);
         ll_buf_consume(&w->in, *n);
+        w->read_total += *n;
+        if (w->on_read) {
+            w->on_read(w, w->hook_arg);
+        }
         return LL_TLS_OK;
     }
     if (w->read_error) {
@@ -362,13 +374,12 @@ int ll_tls_send_ticket(ll_tls *t)
 
 void ll_tls_tag_ticket(ll_tls *t, uint64_t tag)
 {
-    (void)t, (void)tag;
+    t->w->ticket_tag = tag;
 }
 
 uint64_t ll_tls_ticket_tag(const ll_tls *t)
 {
-    (void)t;
-    return 0; /* never resumed, so never welcomed in 0.5-RTT */
+    return t->w->resume_tag;
 }
 
 int ll_tls_write(ll_tls *t, const void *buf, size_t len, size_t *n)

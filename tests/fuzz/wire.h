@@ -43,8 +43,19 @@ struct fake_wire {
     bool reset;          /* ...by a reset rather than a clean FIN */
     bool handed_out;     /* accepted or connected by the library */
     bool tls_freed;      /* the library closed the connection */
+    size_t read_total;   /* bytes the library has read */
+    /* Server: the Lifeline session tag of the TLS ticket the client resumes (0: none). With a
+     * handshake that succeeds, one step returns LL_TLS_HALF_RTT after the waits. */
+    uint64_t resume_tag;
+    uint64_t ticket_tag; /* server: what the library tagged the connection's next ticket with */
+    bool half_rtt;       /* LL_TLS_HALF_RTT was returned */
     wire_refill_fn refill;
-    void *refill_arg;
+    /* Called after each read that took bytes (read_total counts them). */
+    void (*on_read)(fake_wire *w, void *arg);
+    /* Called by the step after LL_TLS_HALF_RTT as it ends the handshake: what the library
+     * wrote in 0.5-RTT is in out by then. */
+    void (*on_half_rtt_over)(fake_wire *w, void *arg);
+    void *hook_arg;      /* what the hooks (refill, on_read, on_half_rtt_over) are given */
     fake_wire *next;
 };
 
