@@ -221,6 +221,25 @@ static int send_welcome(sdk_server *srv, srv_conn *conn, srv_session *ss, bool r
     return ll_link_send(&conn->link, &f);
 }
 
+/* Under mu, after a 0.5-RTT welcome: a hello that does not resume exactly the welcomed
+ * session. Another session or a wrong token is a protocol error; a session that ended in
+ * between sends the client away to reconnect. */
+static int refuse_after_welcome(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h, const srv_session *ss)
+{
+    if (h->session_id != conn->welcomed) {
+        LL_DETAIL(conn->link.detail, sizeof(conn->link.detail), "hello for session %llu after a welcome to session %llu",
+                  (unsigned long long)h->session_id, (unsigned long long)conn->welcomed);
+        return SDK_EPROTO;
+    }
+    if (ss && !ss->close_requested) {
+        LL_DETAIL(conn->link.detail, sizeof(conn->link.detail), "hello with a wrong token for session %llu",
+                  (unsigned long long)h->session_id);
+        return SDK_EPROTO;
+    }
+    start_closing(srv, conn, LIFELINE__CLOSE__CODE__SESSION_CLOSED, "session ended after its welcome", true);
+    return 0;
+}
+
 /* Under mu: bind the connection to the session its hello names, or to a new one. After a
  * 0.5-RTT welcome (welcome_early) the hello must resume exactly that session: the client
  * has already taken it. If the session ended in between, the client is sent away to
@@ -233,19 +252,8 @@ static int attach(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h)
     }
     srv_session *ss = ll_store_get(&srv->sessions, h->session_id);
     bool resumed = ss && !ss->close_requested && token_matches(ss, &h->resume_token);
-    if (conn->welcomed && h->session_id != conn->welcomed) {
-        LL_DETAIL(conn->link.detail, sizeof(conn->link.detail), "hello for session %llu after a welcome to session %llu",
-                  (unsigned long long)h->session_id, (unsigned long long)conn->welcomed);
-        return SDK_EPROTO;
-    }
-    if (conn->welcomed && !resumed && ss && !ss->close_requested) {
-        LL_DETAIL(conn->link.detail, sizeof(conn->link.detail), "hello with a wrong token for session %llu",
-                  (unsigned long long)h->session_id);
-        return SDK_EPROTO;
-    }
-    if (conn->welcomed && !resumed) { /* it ended between welcome and hello */
-        start_closing(srv, conn, LIFELINE__CLOSE__CODE__SESSION_CLOSED, "session ended after its welcome", true);
-        return 0;
+    if (conn->welcomed && (!resumed || h->session_id != conn->welcomed)) {
+        return refuse_after_welcome(srv, conn, h, ss);
     }
     if (resumed) {
         /* Refused before anything changes: a bad resume must not cost the session its

@@ -702,14 +702,11 @@ int ll_tls_handshake(ll_tls *t)
     return check_alpn(t);
 }
 
+/* Only this server process reads its tickets back (their keys die with it), so the tag is
+ * stored in native byte order. */
 void ll_tls_tag_ticket(ll_tls *t, uint64_t tag)
 {
-    unsigned char be[8];
-
-    for (int i = 0; i < 8; i++) {
-        be[i] = (unsigned char)(tag >> (56 - 8 * i));
-    }
-    if (!SSL_SESSION_set1_ticket_appdata(SSL_get_session(t->ssl), be, sizeof be)) {
+    if (!SSL_SESSION_set1_ticket_appdata(SSL_get_session(t->ssl), &tag, sizeof tag)) {
         ERR_clear_error(); /* an untagged ticket still resumes TLS, a round trip slower */
     }
 }
@@ -722,12 +719,10 @@ uint64_t ll_tls_ticket_tag(const ll_tls *t)
     SSL_SESSION *s = SSL_get_session(t->ssl);
 
     if (s == NULL || SSL_session_reused(t->ssl) != 1 ||
-        !SSL_SESSION_get0_ticket_appdata(s, &data, &len) || len != 8) {
+        !SSL_SESSION_get0_ticket_appdata(s, &data, &len) || len != sizeof tag) {
         return 0;
     }
-    for (size_t i = 0; i < len; i++) {
-        tag = tag << 8 | ((const unsigned char *)data)[i];
-    }
+    memcpy(&tag, data, sizeof tag);
     return tag;
 }
 
