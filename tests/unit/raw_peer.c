@@ -142,9 +142,11 @@ int rp_wait_keepalive(const rp_peer *p, int *user_timeout_ms)
     int fd = rp_other_end(p);
     assert_true(fd >= 0);
     assert_int_not_equal(sockopt(fd, IPPROTO_TCP, TCP_NODELAY), 0);
+    /* Wait for TCP_USER_TIMEOUT, the last option ll_net_keepalive sets: its other thread may
+     * still be between the two. */
     for (uint64_t end = ll_now_ms() + RP_WAIT_MS; ll_now_ms() < end; poll(NULL, 0, 5)) {
-        if (sockopt(fd, SOL_SOCKET, SO_KEEPALIVE)) {
-            *user_timeout_ms = sockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT);
+        if ((*user_timeout_ms = sockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT)) != 0) {
+            assert_int_not_equal(sockopt(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
             return 0;
         }
     }
