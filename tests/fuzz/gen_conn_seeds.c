@@ -533,6 +533,7 @@ static void seed_cli_errors(ll_buf *b)
     ll_buf_clear(&f);
     ack(&f, 1); /* no welcome first */
     says(b, &f);
+    ll_buf_clear(&f);
     end(b, CEND_FIN_THEN_BAD_CERT);
     end(b, CEND_RESET);
     welcome(&f, 6, true, 9, 1); /* resumed, but we never had a session */
