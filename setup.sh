@@ -7,6 +7,11 @@
 #                                           with ctest, then each libFuzzer target for a bounded
 #                                           time; non-zero exit if any of them fails
 #   bash setup.sh demo                      deps, build, then a live reconnect demo on loopback
+#   bash setup.sh bench [ARGS]              deps, Release build in build-release, then the
+#                                           benchmark table (lifeline-bench ARGS, e.g. --quick)
+#   bash setup.sh scale [ARGS]              deps, Release build, then the scale run
+#                                           (tests/bench/scale.sh; default --clients 10000
+#                                           --hold-s 30)
 #
 # Environment:
 #   LIFELINE_CTEST_JOBS   parallel ctest jobs (default 2; the tests use ephemeral ports)
@@ -358,6 +363,25 @@ cmd_demo() {
     demo_verdict "$out" "$err" "$client_rc"
 }
 
+# ---------------------------------------------------------------------------- benchmarks
+
+# Benchmarks measure the Release build; a quiet machine gives steadier figures.
+build_release() {
+    cmd_deps
+    cmd_build build-release -DCMAKE_BUILD_TYPE=Release
+}
+
+cmd_bench() {
+    build_release
+    "$ROOT/build-release/bin/lifeline-bench" "$@"
+}
+
+cmd_scale() {
+    build_release
+    if [[ $# -eq 0 ]]; then set -- --clients 10000 --hold-s 30; fi
+    "$ROOT/tests/bench/scale.sh" --build build-release "$@"
+}
+
 # ---------------------------------------------------------------------------- main
 
 main() {
@@ -368,6 +392,8 @@ main() {
     build) cmd_build "$@" ;;
     test) cmd_test ;;
     demo) cmd_demo ;;
+    bench) cmd_bench "$@" ;;
+    scale) cmd_scale "$@" ;;
     -h | --help | help) usage ;;
     *)
         usage >&2
