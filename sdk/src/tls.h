@@ -46,10 +46,10 @@ void ll_tls_free(ll_tls *t);
 /* Step the handshake: LL_TLS_OK when done, LL_TLS_WANT_*, or SDK_EPEERAUTH (verification
  * failed), SDK_ETLS (other TLS failure), SDK_EDISCONNECTED (peer closed/reset).
  * Server, TLS 1.3: when the client resumes a ticket tagged by ll_tls_tag_ticket, one step
- * returns LL_TLS_HALF_RTT as soon as the server's flight is out. Until the next step,
- * ll_tls_write sends 0.5-RTT data (RFC 8446, 4.4.4): only the client that made the key
- * share can read it, but that client is not yet confirmed (the ClientHello may be a
- * replay), so what is sent then must commit the server to nothing. */
+ * returns LL_TLS_HALF_RTT as soon as the server's flight is out. From then until a step
+ * returns LL_TLS_OK, ll_tls_write sends 0.5-RTT data (RFC 8446, 4.4.4): only the client
+ * that made the key share can read it, but that client is not yet confirmed (the
+ * ClientHello may be a replay), so what is sent then must commit the server to nothing. */
 int ll_tls_handshake(ll_tls *t);
 /* Server: the connection's next session ticket carries tag (opaque to the client; it is
  * inside the ticket's encryption). */

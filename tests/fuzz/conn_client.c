@@ -33,7 +33,6 @@ typedef struct fz_link {
     uint64_t last_data, last_ack, last_ping;
     /* The first frame the server sent, which greet takes for the welcome: */
     ll_decoder said;     /* decodes what the server sent until it is whole */
-    size_t said_bytes;
     bool first_seen;
     bool first_welcome;   /* ...a welcome, for session first_session */
     uint64_t first_session;
@@ -322,16 +321,16 @@ static void observe(fz_client *h)
 
 /* ---- the server, played by the input ---- */
 
-/* Until the first frame the server sent is whole: what it is, and where it ends. */
+/* Until the first frame the server sent is whole: what it is, and where it ends. Called
+ * once p's n bytes are on the wire. */
 static void track_first(fz_link *l, const uint8_t *p, size_t n)
 {
     Lifeline__Frame *f = NULL;
-    l->said_bytes += n;
     if (l->first_seen || ll_decoder_feed(&l->said, p, n) != 0 || ll_decoder_next(&l->said, &f) != 1) {
         return;
     }
     l->first_seen = true;
-    l->first_end = l->said_bytes - ll_buf_size(&l->said.in);
+    l->first_end = wire_sent(l->w) - ll_buf_size(&l->said.in);
     if (f->kind_case == LIFELINE__FRAME__KIND_WELCOME) {
         l->first_welcome = true;
         l->first_session = f->welcome->session_id;

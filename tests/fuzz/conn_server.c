@@ -521,12 +521,6 @@ static void expect_hello(fz_server *h, fz_conn *c, const fz_session *fs, uint8_t
     c->hello_flags = flags;
 }
 
-/* Bytes sent on the wire so far. */
-static size_t wire_sent(const fake_wire *w)
-{
-    return w->read_total + ll_buf_size(&w->in);
-}
-
 static void op_hello(fz_server *h, uint8_t arg)
 {
     uint8_t flags = script_u8(h->s), pick = script_u8(h->s), lie = script_u8(h->s);

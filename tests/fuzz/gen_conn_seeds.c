@@ -133,10 +133,17 @@ static void op(ll_buf *b, int o, int arg)
     u8(b, SOP(o, arg));
 }
 
+/* A connection whose handshake is `handshake` (SOP_ACCEPT's arg: 1-8 resume a tagged
+ * ticket, 9-15 extra rounds or failures), read in any piece size. */
+static void accept_with(ll_buf *b, int handshake)
+{
+    op(b, SOP_ACCEPT, handshake);
+    u8(b, 0);
+}
+
 static void accept_conn(ll_buf *b)
 {
-    op(b, SOP_ACCEPT, 0);
-    u8(b, 0);
+    accept_with(b, 0);
 }
 
 /* 3000 ms timeout, window 3 messages and 1 KiB; or 500 ms, the server's windows, 16 MiB frames */
@@ -291,8 +298,7 @@ static void seed_srv_errors(ll_buf *b)
     accept_conn(b);
     model_hello(b, 3, 0, 0);
     model_data(b, 3, 0x00, 3); /* a gap */
-    op(b, SOP_ACCEPT, 14);     /* TLS handshake fails */
-    u8(b, 0);
+    accept_with(b, 14); /* TLS handshake fails */
     op(b, SOP_TICK, 9);
 }
 
@@ -344,8 +350,7 @@ static void seed_srv_early_welcome(ll_buf *b)
 {
     seed_srv_basic(b);
     app_send(b, 0, 0x03);
-    op(b, SOP_ACCEPT, 1);
-    u8(b, 0);
+    accept_with(b, 1);
     model_data(b, 0, 0x01, 0); /* the old connection, between welcome and hello */
     model_hello(b, 1, SOP_HELLO_RESUME, 0);
     model_data(b, 1, 0x12, 0);
@@ -365,22 +370,17 @@ static void seed_srv_early_welcome_refused(ll_buf *b)
     model_hello(b, 0, 0, 0);
     accept_conn(b);
     model_hello(b, 1, 0, 0);
-    op(b, SOP_ACCEPT, 1);
-    u8(b, 0);
+    accept_with(b, 1);
     model_hello(b, 2, 0, 0);
-    op(b, SOP_ACCEPT, 1);
-    u8(b, 0);
+    accept_with(b, 1);
     model_hello(b, 3, SOP_HELLO_RESUME, 1);
-    op(b, SOP_ACCEPT, 2);
-    u8(b, 0);
+    accept_with(b, 2);
     model_hello(b, 4, SOP_HELLO_RESUME | SOP_HELLO_FORGE, 1);
-    op(b, SOP_ACCEPT, 1);
-    u8(b, 0);
+    accept_with(b, 1);
     op(b, SOP_APP_CLOSE, 0);
     u8(b, 1);
     model_hello(b, 5, SOP_HELLO_RESUME, 0);
-    op(b, SOP_ACCEPT, 8);
-    u8(b, 0);
+    accept_with(b, 8);
     model_hello(b, 6, 0, 0);
 }
 

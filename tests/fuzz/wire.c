@@ -105,6 +105,11 @@ fake_wire *wire_of(const ll_tls *t)
     return t->w;
 }
 
+size_t wire_sent(const fake_wire *w)
+{
+    return w->read_total + ll_buf_size(&w->in);
+}
+
 bool wire_readable(const fake_wire *w)
 {
     return !w->handshaken || ll_buf_size(&w->in) > 0 || w->hung_up || w->read_error;

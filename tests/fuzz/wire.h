@@ -73,6 +73,9 @@ bool wire_accept_pending(void);
 void wire_set_connect(fake_wire *(*connect)(void *arg), void *arg);
 /* The wire behind a connection's TLS object. */
 fake_wire *wire_of(const ll_tls *t);
+/* Bytes the peer has put on the wire for the library so far (read or not; a server's
+ * closing drain discards what is unread). */
+size_t wire_sent(const fake_wire *w);
 /* Something to read now: bytes, a pending handshake, EOF or an error. */
 bool wire_readable(const fake_wire *w);
 void wire_advance_clock(uint64_t ms);
