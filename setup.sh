@@ -3,9 +3,11 @@
 #
 #   bash setup.sh deps                      install the Debian packages (apt-get; root or sudo)
 #   bash setup.sh build [DIR] [CMAKE ARGS]  configure and build into DIR (default: build)
-#   bash setup.sh test                      deps, then plain, ASan+UBSan and TSan builds, each
-#                                           with ctest, then each libFuzzer target for a bounded
-#                                           time; non-zero exit if any of them fails
+#   bash setup.sh test                      deps, the format check, then plain, ASan+UBSan and
+#                                           TSan builds, each with ctest, then each libFuzzer
+#                                           target for a bounded time; non-zero exit if any fails
+#   bash setup.sh format [--check]          clang-format every tracked C file (--check: only
+#                                           report, non-zero if one is not formatted)
 #   bash setup.sh demo                      deps, build, then a live reconnect demo on loopback
 #   bash setup.sh bench [ARGS]              deps, Release build in build-release, then the
 #                                           benchmark table (lifeline-bench ARGS, e.g. --quick)
@@ -24,7 +26,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$ROOT"
 
 DEPS=(build-essential cmake pkg-config libssl-dev libprotobuf-c-dev protobuf-c-compiler
-      libcmocka-dev python3 python3-protobuf python3-pytest protobuf-compiler clang libclang-rt-14-dev)
+      libcmocka-dev python3 python3-protobuf python3-pytest protobuf-compiler clang libclang-rt-14-dev
+      clang-format)
 CTEST_JOBS=${LIFELINE_CTEST_JOBS:-2}
 FUZZ_SECONDS=${LIFELINE_FUZZ_SECONDS:-30}
 BUILD_JOBS=${LIFELINE_BUILD_JOBS:-$(nproc)}
@@ -90,6 +93,19 @@ cmd_build() {
     # configure must not fall through to building a stale tree.
     cmake -S "$ROOT" -B "$dir" "$@" || return 1
     cmake --build "$dir" -j "$BUILD_JOBS" || return 1
+}
+
+# ---------------------------------------------------------------------------- format
+
+# cmd_format [--check]: the tree's C files through clang-format 14 (.clang-format at the root).
+cmd_format() {
+    local -a files
+    mapfile -t files < <(git -C "$ROOT" ls-files '*.c' '*.h')
+    if [[ ${1:-} == --check ]]; then
+        clang-format --dry-run -Werror "${files[@]}"
+    else
+        clang-format -i "${files[@]}"
+    fi
 }
 
 # ---------------------------------------------------------------------------- test
@@ -165,8 +181,10 @@ cmd_test() {
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
     export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 
-    local -a names=("plain" "ASan+UBSan" "TSan") results=()
+    local -a names=("format" "plain" "ASan+UBSan" "TSan") results=()
     local failed=0
+    banner "format: clang-format --dry-run -Werror on every tracked C file"
+    if cmd_format --check; then results+=(PASS); else results+=(FAIL); failed=1; fi
     if run_suite "plain" build; then results+=(PASS); else results+=(FAIL); failed=1; fi
     if run_suite "ASan+UBSan" build-asan -DLIFELINE_SANITIZE=address; then
         results+=(PASS)
@@ -390,6 +408,7 @@ main() {
     case $cmd in
     deps) cmd_deps ;;
     build) cmd_build "$@" ;;
+    format) cmd_format "$@" ;;
     test) cmd_test ;;
     demo) cmd_demo ;;
     bench) cmd_bench "$@" ;;

@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#define PROG "request_reply"
+#define PROG     "request_reply"
 #define ID_BYTES 8
 
 typedef struct options {
@@ -44,44 +44,59 @@ typedef struct results {
     uint64_t requests;
     uint64_t replies;
     uint64_t timeouts;
-    uint64_t stale;   /* late replies to requests that had timed out */
+    uint64_t stale; /* late replies to requests that had timed out */
 } results;
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: " PROG " [OPTIONS]\n"
-            "Request/reply against an echoing Lifeline server; prints latency percentiles.\n"
-            "  --connect HOST:PORT   server (default 127.0.0.1:7443)\n"
-            "  --ca FILE             trusted CA certificates, PEM (default: system store)\n"
-            "  --count N             requests, one at a time (default 100)\n"
-            "  --size BYTES          filler bytes in each request (default 64)\n"
-            "  --timeout-ms N        how long to wait for each reply (default 2000)\n"
-            "  -h, --help            show this help\n");
+    fprintf(f, "Usage: " PROG " [OPTIONS]\n"
+               "Request/reply against an echoing Lifeline server; prints latency percentiles.\n"
+               "  --connect HOST:PORT   server (default 127.0.0.1:7443)\n"
+               "  --ca FILE             trusted CA certificates, PEM (default: system store)\n"
+               "  --count N             requests, one at a time (default 100)\n"
+               "  --size BYTES          filler bytes in each request (default 64)\n"
+               "  --timeout-ms N        how long to wait for each reply (default 2000)\n"
+               "  -h, --help            show this help\n");
 }
 
 /* parse_args: -1 to go on, else an exit status. */
 static int parse_args(int argc, char **argv, options *o)
 {
     enum { CONNECT = 256, CA, COUNT, SIZE, TIMEOUT };
-    static const struct option longs[] = {
-        {"connect", required_argument, NULL, CONNECT}, {"ca", required_argument, NULL, CA},
-        {"count", required_argument, NULL, COUNT},     {"size", required_argument, NULL, SIZE},
-        {"timeout-ms", required_argument, NULL, TIMEOUT}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"connect", required_argument, NULL, CONNECT},
+                                          {"ca", required_argument, NULL, CA},
+                                          {"count", required_argument, NULL, COUNT},
+                                          {"size", required_argument, NULL, SIZE},
+                                          {"timeout-ms", required_argument, NULL, TIMEOUT},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
     *o = (options){.count = 100, .size = 64, .timeout_ms = 2000};
     (void)sample_parse_target("127.0.0.1:7443", o->host, sizeof o->host, &o->port);
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
         bool ok = true;
         switch (opt) {
-        case CONNECT: ok = sample_parse_target(optarg, o->host, sizeof o->host, &o->port); break;
-        case CA: o->ca_file = optarg; break;
-        case COUNT: ok = sample_parse_u64(optarg, 100000000, &o->count); break;
-        case SIZE: ok = sample_parse_u64(optarg, 1u << 30, &o->size); break;
-        case TIMEOUT: ok = sample_parse_u64(optarg, INT_MAX, &o->timeout_ms); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 64;
+        case CONNECT:
+            ok = sample_parse_target(optarg, o->host, sizeof o->host, &o->port);
+            break;
+        case CA:
+            o->ca_file = optarg;
+            break;
+        case COUNT:
+            ok = sample_parse_u64(optarg, 100000000, &o->count);
+            break;
+        case SIZE:
+            ok = sample_parse_u64(optarg, 1u << 30, &o->size);
+            break;
+        case TIMEOUT:
+            ok = sample_parse_u64(optarg, INT_MAX, &o->timeout_ms);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 64;
         }
         if (!ok) {
             fprintf(stderr, PROG ": bad value '%s'\n", optarg);
@@ -220,8 +235,8 @@ int main(int argc, char **argv)
     }
     rc = run(c, &o, req, &r);
     qsort(r.rtt_us, r.replies, sizeof(uint64_t), cmp_u64);
-    printf(PROG ": requests=%" PRIu64 " replies=%" PRIu64 " timeouts=%" PRIu64 " stale=%" PRIu64
-                " size=%" PRIu64 " p50_us=%" PRIu64 " p99_us=%" PRIu64 " max_us=%" PRIu64 "\n",
+    printf(PROG ": requests=%" PRIu64 " replies=%" PRIu64 " timeouts=%" PRIu64 " stale=%" PRIu64 " size=%" PRIu64
+                " p50_us=%" PRIu64 " p99_us=%" PRIu64 " max_us=%" PRIu64 "\n",
            r.requests, r.replies, r.timeouts, r.stale, o.size, percentile(r.rtt_us, r.replies, 50),
            percentile(r.rtt_us, r.replies, 99), r.replies ? r.rtt_us[r.replies - 1] : 0);
     sdk_close(c);

@@ -28,10 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PROG "telemetry_collector"
-#define MAX_DEVICES 4096     /* a bound on memory: readings from more devices are dropped */
-#define DEFAULT_LIMIT 100    /* readings in a reply when Query.limit is 0 */
-#define MAX_LIMIT 1000       /* and at most, whatever the query asks */
+#define PROG             "telemetry_collector"
+#define MAX_DEVICES      4096 /* a bound on memory: readings from more devices are dropped */
+#define DEFAULT_LIMIT    100  /* readings in a reply when Query.limit is 0 */
+#define MAX_LIMIT        1000 /* and at most, whatever the query asks */
 #define REPLY_TIMEOUT_MS 1000
 
 typedef struct options {
@@ -51,15 +51,14 @@ typedef struct collector {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: " PROG " [OPTIONS]\n"
-            "Keep the latest telemetry.Reading per device; answer telemetry.Query.\n"
-            "  --listen HOST:PORT      address to listen on (default 127.0.0.1:7443; port 0 picks one)\n"
-            "  --cert FILE --key FILE  server certificate chain and key (PEM)\n"
-            "  --dev-certs DIR         create throwaway certificates in DIR if absent, and use them\n"
-            "  --session-ttl-ms N      keep a disconnected device's session this long (default 60000)\n"
-            "  -h, --help              show this help\n"
-            "Prints 'listening on HOST:PORT' when ready; stops on SIGINT or SIGTERM.\n");
+    fprintf(f, "Usage: " PROG " [OPTIONS]\n"
+               "Keep the latest telemetry.Reading per device; answer telemetry.Query.\n"
+               "  --listen HOST:PORT      address to listen on (default 127.0.0.1:7443; port 0 picks one)\n"
+               "  --cert FILE --key FILE  server certificate chain and key (PEM)\n"
+               "  --dev-certs DIR         create throwaway certificates in DIR if absent, and use them\n"
+               "  --session-ttl-ms N      keep a disconnected device's session this long (default 60000)\n"
+               "  -h, --help              show this help\n"
+               "Prints 'listening on HOST:PORT' when ready; stops on SIGINT or SIGTERM.\n");
 }
 
 /* use_dev_certs: create them if needed; --cert/--key, if given, still win. */
@@ -95,28 +94,42 @@ static bool parse_ttl(const char *s, int *out)
 static int parse_args(int argc, char **argv, options *o)
 {
     enum { LISTEN = 256, CERT, KEY, DEV_CERTS, TTL };
-    static const struct option longs[] = {
-        {"listen", required_argument, NULL, LISTEN}, {"cert", required_argument, NULL, CERT},
-        {"key", required_argument, NULL, KEY},       {"dev-certs", required_argument, NULL, DEV_CERTS},
-        {"session-ttl-ms", required_argument, NULL, TTL}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN},
+                                          {"cert", required_argument, NULL, CERT},
+                                          {"key", required_argument, NULL, KEY},
+                                          {"dev-certs", required_argument, NULL, DEV_CERTS},
+                                          {"session-ttl-ms", required_argument, NULL, TTL},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
     sdk_server_config_init(&o->cfg);
     const char *dev_certs = NULL;
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
         switch (opt) {
-        case LISTEN: o->cfg.listen = optarg; break;
-        case CERT: o->cfg.cert_file = optarg; break;
-        case KEY: o->cfg.key_file = optarg; break;
-        case DEV_CERTS: dev_certs = optarg; break;
+        case LISTEN:
+            o->cfg.listen = optarg;
+            break;
+        case CERT:
+            o->cfg.cert_file = optarg;
+            break;
+        case KEY:
+            o->cfg.key_file = optarg;
+            break;
+        case DEV_CERTS:
+            dev_certs = optarg;
+            break;
         case TTL:
             if (!parse_ttl(optarg, &o->cfg.session_ttl_ms)) {
                 fprintf(stderr, PROG ": bad value '%s' for --session-ttl-ms\n", optarg);
                 return 64;
             }
             break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 64;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 64;
         }
     }
     if (optind < argc) {
@@ -153,8 +166,7 @@ static void store(collector *col, Telemetry__Reading *r)
         return;
     }
     if (!slot && col->devices == MAX_DEVICES) {
-        fprintf(stderr, PROG ": table full (%d devices): dropped a reading from '%s'\n",
-                MAX_DEVICES, r->device_id);
+        fprintf(stderr, PROG ": table full (%d devices): dropped a reading from '%s'\n", MAX_DEVICES, r->device_id);
         protobuf_c_message_free_unpacked(&r->base, NULL);
         return;
     }
@@ -186,8 +198,7 @@ static void answer(collector *col, uint64_t session, const Telemetry__Query *q)
     size_t n = 0;
     for (size_t i = 0; i < col->devices; i++) {
         Telemetry__Reading *r = col->latest[i];
-        if ((q->device_id[0] == '\0' || strcmp(q->device_id, r->device_id) == 0) &&
-            r->timestamp_ms >= q->since_ms) {
+        if ((q->device_id[0] == '\0' || strcmp(q->device_id, r->device_id) == 0) && r->timestamp_ms >= q->since_ms) {
             found[n++] = r;
         }
     }
@@ -229,8 +240,7 @@ static void *serve(void *arg)
         ProtobufCMessage *msg = NULL;
         sdk_message *raw = NULL;
         uint64_t session = 0;
-        sdk_err rc = sdk_server_recv_pb(col->srv, &telemetry__reading__descriptor, &msg, &session,
-                                        &raw, -1);
+        sdk_err rc = sdk_server_recv_pb(col->srv, &telemetry__reading__descriptor, &msg, &session, &raw, -1);
         if (rc == SDK_OK) {
             store(col, (Telemetry__Reading *)msg);
         } else if (rc == SDK_ETYPE || rc == SDK_EPROTO) {
@@ -249,8 +259,7 @@ static void on_event(const sdk_session_event *ev, void *user)
     static const char *const names[] = {"opened", "resumed", "detached", "expired", "closed"};
     fprintf(stderr, PROG ": session %016" PRIx64 " %s (%s)%s%s\n", ev->session,
             ev->type <= SDK_SESSION_CLOSED ? names[ev->type] : "?", ev->peer_addr,
-            ev->cause != SDK_CAUSE_NONE ? ": " : "",
-            ev->cause != SDK_CAUSE_NONE ? sdk_cause_name(ev->cause) : "");
+            ev->cause != SDK_CAUSE_NONE ? ": " : "", ev->cause != SDK_CAUSE_NONE ? sdk_cause_name(ev->cause) : "");
 }
 
 /* The bound address as users will type it: the --listen host with the real port. */
@@ -298,8 +307,8 @@ int main(int argc, char **argv)
     sigwait(&stop, &sig);
     sdk_server_stop(col.srv); /* serve() gets SDK_ECLOSED once it has taken what there was */
     pthread_join(thread, NULL);
-    printf(PROG ": devices=%zu readings_stored=%" PRIu64 " duplicates_dropped=%" PRIu64
-                " queries_answered=%" PRIu64 "\n",
+    printf(PROG ": devices=%zu readings_stored=%" PRIu64 " duplicates_dropped=%" PRIu64 " queries_answered=%" PRIu64
+                "\n",
            col.devices, col.stored, col.duplicates, col.queries);
     for (size_t i = 0; i < col.devices; i++) {
         protobuf_c_message_free_unpacked(&col.latest[i]->base, NULL);

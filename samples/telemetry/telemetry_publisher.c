@@ -34,7 +34,7 @@
 #include <string.h>
 #include <time.h>
 
-#define PROG "telemetry_publisher"
+#define PROG   "telemetry_publisher"
 #define TWO_PI 6.283185307179586
 
 typedef struct options {
@@ -49,17 +49,16 @@ typedef struct options {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: " PROG " [OPTIONS]\n"
-            "Publish telemetry.Reading messages to a Lifeline server, surviving its restarts.\n"
-            "  --connect HOST:PORT     server (default 127.0.0.1:7443)\n"
-            "  --ca FILE               trusted CA certificates, PEM (default: system store)\n"
-            "  --device ID             device id in every reading (default device-1)\n"
-            "  --count N               readings to send (default 10)\n"
-            "  --interval-ms N         pause between readings (default 1000)\n"
-            "  --flush-timeout-ms N    how long to wait at the end for every reading to be\n"
-            "                          acknowledged (default 60000)\n"
-            "  -h, --help              show this help\n");
+    fprintf(f, "Usage: " PROG " [OPTIONS]\n"
+               "Publish telemetry.Reading messages to a Lifeline server, surviving its restarts.\n"
+               "  --connect HOST:PORT     server (default 127.0.0.1:7443)\n"
+               "  --ca FILE               trusted CA certificates, PEM (default: system store)\n"
+               "  --device ID             device id in every reading (default device-1)\n"
+               "  --count N               readings to send (default 10)\n"
+               "  --interval-ms N         pause between readings (default 1000)\n"
+               "  --flush-timeout-ms N    how long to wait at the end for every reading to be\n"
+               "                          acknowledged (default 60000)\n"
+               "  -h, --help              show this help\n");
 }
 
 static const char *option_name(const struct option *longs, int val)
@@ -76,26 +75,44 @@ static const char *option_name(const struct option *longs, int val)
 static int parse_args(int argc, char **argv, options *o)
 {
     enum { CONNECT = 256, CA, DEVICE, COUNT, INTERVAL, FLUSH_TIMEOUT };
-    static const struct option longs[] = {
-        {"connect", required_argument, NULL, CONNECT},   {"ca", required_argument, NULL, CA},
-        {"device", required_argument, NULL, DEVICE},     {"count", required_argument, NULL, COUNT},
-        {"interval-ms", required_argument, NULL, INTERVAL},
-        {"flush-timeout-ms", required_argument, NULL, FLUSH_TIMEOUT},
-        {"help", no_argument, NULL, 'h'},                {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"connect", required_argument, NULL, CONNECT},
+                                          {"ca", required_argument, NULL, CA},
+                                          {"device", required_argument, NULL, DEVICE},
+                                          {"count", required_argument, NULL, COUNT},
+                                          {"interval-ms", required_argument, NULL, INTERVAL},
+                                          {"flush-timeout-ms", required_argument, NULL, FLUSH_TIMEOUT},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
     *o = (options){.device = "device-1", .count = 10, .interval_ms = 1000, .flush_timeout_ms = 60000};
     (void)sample_parse_target("127.0.0.1:7443", o->host, sizeof o->host, &o->port);
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
         bool ok = true;
         switch (opt) {
-        case CONNECT: ok = sample_parse_target(optarg, o->host, sizeof o->host, &o->port); break;
-        case CA: o->ca_file = optarg; break;
-        case DEVICE: o->device = optarg; break;
-        case COUNT: ok = sample_parse_u64(optarg, UINT64_MAX, &o->count); break;
-        case INTERVAL: ok = sample_parse_u64(optarg, 3600000, &o->interval_ms); break;
-        case FLUSH_TIMEOUT: ok = sample_parse_u64(optarg, INT_MAX, &o->flush_timeout_ms); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 64;
+        case CONNECT:
+            ok = sample_parse_target(optarg, o->host, sizeof o->host, &o->port);
+            break;
+        case CA:
+            o->ca_file = optarg;
+            break;
+        case DEVICE:
+            o->device = optarg;
+            break;
+        case COUNT:
+            ok = sample_parse_u64(optarg, UINT64_MAX, &o->count);
+            break;
+        case INTERVAL:
+            ok = sample_parse_u64(optarg, 3600000, &o->interval_ms);
+            break;
+        case FLUSH_TIMEOUT:
+            ok = sample_parse_u64(optarg, INT_MAX, &o->flush_timeout_ms);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 64;
         }
         if (!ok) {
             fprintf(stderr, PROG ": bad value '%s' for --%s\n", optarg, option_name(longs, opt));
@@ -205,8 +222,8 @@ static sdk_err connect_client(const options *o, sdk_client **c)
     cfg.retry_on_first_connect = true; /* readings queue until the server is there */
     cfg.max_reconnect_attempts = 0;    /* a device never gives up */
     cfg.reconnect_min_ms = 100;
-    cfg.reconnect_max_ms = 2000;       /* back within two seconds of the server */
-    cfg.heartbeat_interval_ms = 1000;  /* notice a vanished server within about 3 s */
+    cfg.reconnect_max_ms = 2000;      /* back within two seconds of the server */
+    cfg.heartbeat_interval_ms = 1000; /* notice a vanished server within about 3 s */
     cfg.on_event = on_event;
     return sdk_connect(&cfg, c);
 }
@@ -237,12 +254,10 @@ int main(int argc, char **argv)
     echoes += drain(c);
     sdk_stats st;
     sdk_get_stats(c, &st);
-    printf(PROG ": device=%s sent=%" PRIu64 " acknowledged=%" PRIu64 " echoes=%" PRIu64
-                " elapsed_ms=%" PRIu64 " connects=%" PRIu64 " reconnects=%" PRIu64
-                " sessions_lost=%" PRIu64 " retransmits=%" PRIu64 "\n",
+    printf(PROG ": device=%s sent=%" PRIu64 " acknowledged=%" PRIu64 " echoes=%" PRIu64 " elapsed_ms=%" PRIu64
+                " connects=%" PRIu64 " reconnects=%" PRIu64 " sessions_lost=%" PRIu64 " retransmits=%" PRIu64 "\n",
            o.device, sent, sent - (st.queue_depth < sent ? st.queue_depth : sent), echoes,
-           clock_ms(CLOCK_MONOTONIC) - t0, st.connects, st.reconnects, st.sessions_lost,
-           st.retransmits);
+           clock_ms(CLOCK_MONOTONIC) - t0, st.connects, st.reconnects, st.sessions_lost, st.retransmits);
     sdk_close(c);
     sdk_destroy(c);
     return rc == SDK_OK ? 0 : 1;

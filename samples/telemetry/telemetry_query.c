@@ -38,41 +38,59 @@ typedef struct options {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: " PROG " [OPTIONS]\n"
-            "Ask a telemetry_collector for the latest readings and print them.\n"
-            "  --connect HOST:PORT   collector (default 127.0.0.1:7443)\n"
-            "  --ca FILE             trusted CA certificates, PEM (default: system store)\n"
-            "  --device ID           only this device (default: every device)\n"
-            "  --since-ms T          only readings with timestamp_ms >= T (default 0)\n"
-            "  --limit N             at most N readings (default 0: the collector's default)\n"
-            "  --timeout-ms N        give up after this long (default 5000)\n"
-            "  -h, --help            show this help\n");
+    fprintf(f, "Usage: " PROG " [OPTIONS]\n"
+               "Ask a telemetry_collector for the latest readings and print them.\n"
+               "  --connect HOST:PORT   collector (default 127.0.0.1:7443)\n"
+               "  --ca FILE             trusted CA certificates, PEM (default: system store)\n"
+               "  --device ID           only this device (default: every device)\n"
+               "  --since-ms T          only readings with timestamp_ms >= T (default 0)\n"
+               "  --limit N             at most N readings (default 0: the collector's default)\n"
+               "  --timeout-ms N        give up after this long (default 5000)\n"
+               "  -h, --help            show this help\n");
 }
 
 /* parse_args: -1 to go on, else an exit status. */
 static int parse_args(int argc, char **argv, options *o)
 {
     enum { CONNECT = 256, CA, DEVICE, SINCE, LIMIT, TIMEOUT };
-    static const struct option longs[] = {
-        {"connect", required_argument, NULL, CONNECT}, {"ca", required_argument, NULL, CA},
-        {"device", required_argument, NULL, DEVICE},   {"since-ms", required_argument, NULL, SINCE},
-        {"limit", required_argument, NULL, LIMIT},     {"timeout-ms", required_argument, NULL, TIMEOUT},
-        {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"connect", required_argument, NULL, CONNECT},
+                                          {"ca", required_argument, NULL, CA},
+                                          {"device", required_argument, NULL, DEVICE},
+                                          {"since-ms", required_argument, NULL, SINCE},
+                                          {"limit", required_argument, NULL, LIMIT},
+                                          {"timeout-ms", required_argument, NULL, TIMEOUT},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
     *o = (options){.device = "", .timeout_ms = 5000};
     (void)sample_parse_target("127.0.0.1:7443", o->host, sizeof o->host, &o->port);
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
         bool ok = true;
         switch (opt) {
-        case CONNECT: ok = sample_parse_target(optarg, o->host, sizeof o->host, &o->port); break;
-        case CA: o->ca_file = optarg; break;
-        case DEVICE: o->device = optarg; break;
-        case SINCE: ok = sample_parse_u64(optarg, UINT64_MAX, &o->since_ms); break;
-        case LIMIT: ok = sample_parse_u64(optarg, UINT32_MAX, &o->limit); break;
-        case TIMEOUT: ok = sample_parse_u64(optarg, INT_MAX, &o->timeout_ms) && o->timeout_ms > 0; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 64;
+        case CONNECT:
+            ok = sample_parse_target(optarg, o->host, sizeof o->host, &o->port);
+            break;
+        case CA:
+            o->ca_file = optarg;
+            break;
+        case DEVICE:
+            o->device = optarg;
+            break;
+        case SINCE:
+            ok = sample_parse_u64(optarg, UINT64_MAX, &o->since_ms);
+            break;
+        case LIMIT:
+            ok = sample_parse_u64(optarg, UINT32_MAX, &o->limit);
+            break;
+        case TIMEOUT:
+            ok = sample_parse_u64(optarg, INT_MAX, &o->timeout_ms) && o->timeout_ms > 0;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 64;
         }
         if (!ok) {
             fprintf(stderr, PROG ": bad value '%s'\n", optarg);
@@ -101,8 +119,7 @@ static int left_ms(uint64_t deadline)
 }
 
 /* await_reply: the QueryReply to request_id, or the error that ended the wait. */
-static sdk_err await_reply(sdk_client *c, uint64_t request_id, uint64_t deadline,
-                           Telemetry__QueryReply **out)
+static sdk_err await_reply(sdk_client *c, uint64_t request_id, uint64_t deadline, Telemetry__QueryReply **out)
 {
     for (;;) {
         int wait = left_ms(deadline);
@@ -132,8 +149,8 @@ static void print_reply(const Telemetry__QueryReply *reply)
 {
     for (size_t i = 0; i < reply->n_readings; i++) {
         const Telemetry__Reading *r = reply->readings[i];
-        printf("device=%s seq=%" PRIu64 " temperature_c=%.2f humidity=%.1f timestamp_ms=%" PRIu64 "\n",
-               r->device_id, r->seq, r->temperature_c, r->humidity, r->timestamp_ms);
+        printf("device=%s seq=%" PRIu64 " temperature_c=%.2f humidity=%.1f timestamp_ms=%" PRIu64 "\n", r->device_id,
+               r->seq, r->temperature_c, r->humidity, r->timestamp_ms);
     }
     fprintf(stderr, PROG ": %zu reading%s\n", reply->n_readings, reply->n_readings == 1 ? "" : "s");
 }

@@ -35,12 +35,12 @@
 
 enum { EXIT_RUNTIME = 1, EXIT_CONNECTION = 2, EXIT_TIMEOUT = 3, EXIT_USAGE = 64 };
 
-#define PROG "lifeline-cat"
+#define PROG           "lifeline-cat"
 #define DEFAULT_TARGET "127.0.0.1:7443"
-#define GRACE_MS 200          /* silence after the last ack before exiting without --expect */
-#define RECV_SLICE_MS 50      /* how often main re-checks deadlines and the sender's progress */
-#define STDOUT_BUFFER (1u << 20)
-#define READ_CHUNK 65536
+#define GRACE_MS       200 /* silence after the last ack before exiting without --expect */
+#define RECV_SLICE_MS  50  /* how often main re-checks deadlines and the sender's progress */
+#define STDOUT_BUFFER  (1u << 20)
+#define READ_CHUNK     65536
 
 typedef struct options {
     const char *target; /* HOST:PORT as given, for messages */
@@ -66,14 +66,14 @@ typedef struct options {
 /* State main and the sender thread share; the sender writes, main reads. */
 typedef struct shared {
     sdk_client *client;
-    int wake_rd;              /* read end of the wake pipe; readable means stop */
-    size_t max_line;          /* a pending line longer than this cannot be sent */
-    atomic_bool stop;         /* main is shutting down */
+    int wake_rd;      /* read end of the wake pipe; readable means stop */
+    size_t max_line;  /* a pending line longer than this cannot be sent */
+    atomic_bool stop; /* main is shutting down */
     atomic_uint_fast64_t lines_sent;
-    atomic_bool input_done;   /* stdin hit EOF and every line was queued */
-    atomic_bool flushed;      /* ... and every one was acknowledged */
-    atomic_int send_err;      /* first sdk_send/sdk_flush failure, SDK_OK if none */
-    atomic_int read_errno;    /* stdin read failure, 0 if none */
+    atomic_bool input_done; /* stdin hit EOF and every line was queued */
+    atomic_bool flushed;    /* ... and every one was acknowledged */
+    atomic_int send_err;    /* first sdk_send/sdk_flush failure, SDK_OK if none */
+    atomic_int read_errno;  /* stdin read failure, 0 if none */
 } shared;
 
 typedef struct app {
@@ -89,9 +89,9 @@ typedef struct app {
 } app;
 
 static int64_t g_start_ms;
-static atomic_int g_signal; /* signal number that asked us to stop, 0 if none */
+static atomic_int g_signal;          /* signal number that asked us to stop, 0 if none */
 static atomic_bool g_connected_once; /* after this, a signal stops us cleanly */
-static bool g_verbose;                /* LIFELINE_CAT_VERBOSE=1, read once before any thread */
+static bool g_verbose;               /* LIFELINE_CAT_VERBOSE=1, read once before any thread */
 
 static int64_t now_ms(void)
 {
@@ -208,8 +208,21 @@ static bool parse_target(const char *s, options *o)
 }
 
 enum {
-    OPT_CONNECT = 256, OPT_CA, OPT_SERVERNAME, OPT_CERT, OPT_KEY, OPT_EXPECT, OPT_TIMEOUT,
-    OPT_STATS, OPT_HB, OPT_HB_TIMEOUT, OPT_RC_MIN, OPT_RC_MAX, OPT_RETRY, OPT_MAX_FRAME, OPT_QUIET
+    OPT_CONNECT = 256,
+    OPT_CA,
+    OPT_SERVERNAME,
+    OPT_CERT,
+    OPT_KEY,
+    OPT_EXPECT,
+    OPT_TIMEOUT,
+    OPT_STATS,
+    OPT_HB,
+    OPT_HB_TIMEOUT,
+    OPT_RC_MIN,
+    OPT_RC_MAX,
+    OPT_RETRY,
+    OPT_MAX_FRAME,
+    OPT_QUIET
 };
 
 static const struct option long_options[] = {
@@ -329,8 +342,7 @@ static int parse_args(int argc, char **argv, options *o)
     if ((o->cert_file == NULL) != (o->key_file == NULL)) {
         return usage_error("%s", "--cert and --key go together");
     }
-    if (o->reconnect_min_ms >= 0 && o->reconnect_max_ms >= 0 &&
-        o->reconnect_min_ms > o->reconnect_max_ms) {
+    if (o->reconnect_min_ms >= 0 && o->reconnect_max_ms >= 0 && o->reconnect_min_ms > o->reconnect_max_ms) {
         return usage_error("%s", "--reconnect-min-ms must not exceed --reconnect-max-ms");
     }
     return -1;
@@ -352,28 +364,24 @@ static void on_event(const sdk_event *ev, void *user)
     const char *sep = ev->detail[0] != '\0' ? ": " : "";
     switch (ev->type) {
     case SDK_EVENT_CONNECTING:
-        fprintf(stderr, PROG ": [%.3fs] connecting to %s (attempt %u)\n", t, o->target,
-                ev->attempt);
+        fprintf(stderr, PROG ": [%.3fs] connecting to %s (attempt %u)\n", t, o->target, ev->attempt);
         break;
     case SDK_EVENT_CONNECTED:
         fprintf(stderr, PROG ": [%.3fs] connected (attempt %u, %s)\n", t, ev->attempt,
                 ev->resumed ? "session resumed" : "new session");
         break;
     case SDK_EVENT_DISCONNECTED:
-        fprintf(stderr, PROG ": [%.3fs] disconnected: %s%s%s\n", t, sdk_errname(ev->error), sep,
-                ev->detail);
+        fprintf(stderr, PROG ": [%.3fs] disconnected: %s%s%s\n", t, sdk_errname(ev->error), sep, ev->detail);
         break;
     case SDK_EVENT_RECONNECTING:
-        fprintf(stderr, PROG ": [%.3fs] reconnecting in %u ms (attempt %u)%s%s%s%s\n", t, ev->delay_ms,
-                ev->attempt, ev->error ? " after " : "", ev->error ? sdk_errname(ev->error) : "", sep,
-                ev->detail);
+        fprintf(stderr, PROG ": [%.3fs] reconnecting in %u ms (attempt %u)%s%s%s%s\n", t, ev->delay_ms, ev->attempt,
+                ev->error ? " after " : "", ev->error ? sdk_errname(ev->error) : "", sep, ev->detail);
         break;
     case SDK_EVENT_SESSION_LOST:
         fprintf(stderr, PROG ": [%.3fs] session lost%s%s\n", t, sep, ev->detail);
         break;
     case SDK_EVENT_CLOSED:
-        fprintf(stderr, PROG ": [%.3fs] closed: %s%s%s\n", t, sdk_errname(ev->error), sep,
-                ev->detail);
+        fprintf(stderr, PROG ": [%.3fs] closed: %s%s%s\n", t, sdk_errname(ev->error), sep, ev->detail);
         break;
     default:
         fprintf(stderr, PROG ": [%.3fs] event %d\n", t, (int)ev->type);
@@ -386,8 +394,7 @@ static void on_event(const sdk_event *ev, void *user)
 /* wait_input: block until stdin is readable (or at EOF/error) or main asks us to stop. */
 static bool wait_input(shared *sh)
 {
-    struct pollfd fds[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
-                            {.fd = sh->wake_rd, .events = POLLIN}};
+    struct pollfd fds[2] = {{.fd = STDIN_FILENO, .events = POLLIN}, {.fd = sh->wake_rd, .events = POLLIN}};
     for (;;) {
         if (atomic_load(&sh->stop)) {
             return false;
@@ -534,19 +541,17 @@ static void print_stats(sdk_client *c)
         return;
     }
     fprintf(stderr,
-            "{\"state\":\"%s\",\"connects\":%" PRIu64 ",\"reconnects\":%" PRIu64
-            ",\"handshakes_full\":%" PRIu64 ",\"handshakes_resumed\":%" PRIu64
-            ",\"sessions_lost\":%" PRIu64 ",\"heartbeats_sent\":%" PRIu64
-            ",\"heartbeats_answered\":%" PRIu64 ",\"rtt_last_us\":%" PRIu64
-            ",\"rtt_smoothed_us\":%" PRIu64 ",\"msgs_sent\":%" PRIu64 ",\"bytes_sent\":%" PRIu64
-            ",\"msgs_received\":%" PRIu64 ",\"bytes_received\":%" PRIu64 ",\"retransmits\":%" PRIu64
-            ",\"duplicates_dropped\":%" PRIu64 ",\"queue_depth\":%" PRIu64
-            ",\"queue_bytes\":%" PRIu64 ",\"acks_sent\":%" PRIu64 ",\"acks_received\":%" PRIu64 "}\n",
-            sdk_state_name((int)s.state), s.connects, s.reconnects, s.handshakes_full,
-            s.handshakes_resumed, s.sessions_lost, s.heartbeats_sent, s.heartbeats_answered,
-            s.rtt_last_us, s.rtt_smoothed_us, s.msgs_sent, s.bytes_sent, s.msgs_received,
-            s.bytes_received, s.retransmits, s.duplicates_dropped, s.queue_depth, s.queue_bytes,
-            s.acks_sent, s.acks_received);
+            "{\"state\":\"%s\",\"connects\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"handshakes_full\":%" PRIu64
+            ",\"handshakes_resumed\":%" PRIu64 ",\"sessions_lost\":%" PRIu64 ",\"heartbeats_sent\":%" PRIu64
+            ",\"heartbeats_answered\":%" PRIu64 ",\"rtt_last_us\":%" PRIu64 ",\"rtt_smoothed_us\":%" PRIu64
+            ",\"msgs_sent\":%" PRIu64 ",\"bytes_sent\":%" PRIu64 ",\"msgs_received\":%" PRIu64
+            ",\"bytes_received\":%" PRIu64 ",\"retransmits\":%" PRIu64 ",\"duplicates_dropped\":%" PRIu64
+            ",\"queue_depth\":%" PRIu64 ",\"queue_bytes\":%" PRIu64 ",\"acks_sent\":%" PRIu64
+            ",\"acks_received\":%" PRIu64 "}\n",
+            sdk_state_name((int)s.state), s.connects, s.reconnects, s.handshakes_full, s.handshakes_resumed,
+            s.sessions_lost, s.heartbeats_sent, s.heartbeats_answered, s.rtt_last_us, s.rtt_smoothed_us, s.msgs_sent,
+            s.bytes_sent, s.msgs_received, s.bytes_received, s.retransmits, s.duplicates_dropped, s.queue_depth,
+            s.queue_bytes, s.acks_sent, s.acks_received);
 }
 
 /* finish: stop the sender, close, report stats, destroy. Returns code. */
@@ -601,8 +606,7 @@ static int report_sender_failure(app *a, int err)
     if (read_errno != 0) {
         fprintf(stderr, PROG ": stdin: %s\n", strerror(read_errno));
     } else if (err == SDK_ETOOBIG) {
-        fprintf(stderr, PROG ": line %" PRIu64 ": %s (limit is --max-frame)\n", line,
-                sdk_strerror(err));
+        fprintf(stderr, PROG ": line %" PRIu64 ": %s (limit is --max-frame)\n", line, sdk_strerror(err));
     } else {
         fprintf(stderr, PROG ": send line %" PRIu64 ": %s\n", line, sdk_strerror(err));
     }
@@ -614,8 +618,7 @@ static int report_closed(app *a)
     char detail[512] = "";
     int err = (int)sdk_last_error(a->sh.client, detail, sizeof detail);
     fprintf(stderr, PROG ": %s: connection closed: %s%s%s\n", a->opt.target,
-            err != SDK_OK ? sdk_strerror(err) : "closed by the peer", detail[0] ? ": " : "",
-            detail);
+            err != SDK_OK ? sdk_strerror(err) : "closed by the peer", detail[0] ? ": " : "", detail);
     return EXIT_CONNECTION;
 }
 
@@ -747,8 +750,7 @@ static int connect_client(app *a)
     }
     char detail[512] = "";
     (void)sdk_last_connect_error(detail, sizeof detail);
-    fprintf(stderr, PROG ": connect %s: %s%s%s\n", a->opt.target, sdk_strerror(err),
-            detail[0] ? ": " : "", detail);
+    fprintf(stderr, PROG ": connect %s: %s%s%s\n", a->opt.target, sdk_strerror(err), detail[0] ? ": " : "", detail);
     return EXIT_CONNECTION;
 }
 

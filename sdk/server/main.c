@@ -52,30 +52,59 @@ static long number(const char *flag, const char *text, long min, long max)
 static void parse(int argc, char **argv, options *o)
 {
     enum { LISTEN = 1, CERT, KEY, CLIENT_CA, DEV_CERTS, MAX_FRAME, TTL, ECHO, SINK, SESSIONS_EVERY, HELP };
-    static const struct option longs[] = {
-        {"listen", required_argument, NULL, LISTEN},     {"cert", required_argument, NULL, CERT},
-        {"key", required_argument, NULL, KEY},           {"client-ca", required_argument, NULL, CLIENT_CA},
-        {"dev-certs", required_argument, NULL, DEV_CERTS}, {"max-frame", required_argument, NULL, MAX_FRAME},
-        {"session-ttl-ms", required_argument, NULL, TTL}, {"echo", no_argument, NULL, ECHO},
-        {"sink", no_argument, NULL, SINK},               {"help", no_argument, NULL, HELP},
-        {"sessions-every-ms", required_argument, NULL, SESSIONS_EVERY},
-        {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN},
+                                          {"cert", required_argument, NULL, CERT},
+                                          {"key", required_argument, NULL, KEY},
+                                          {"client-ca", required_argument, NULL, CLIENT_CA},
+                                          {"dev-certs", required_argument, NULL, DEV_CERTS},
+                                          {"max-frame", required_argument, NULL, MAX_FRAME},
+                                          {"session-ttl-ms", required_argument, NULL, TTL},
+                                          {"echo", no_argument, NULL, ECHO},
+                                          {"sink", no_argument, NULL, SINK},
+                                          {"help", no_argument, NULL, HELP},
+                                          {"sessions-every-ms", required_argument, NULL, SESSIONS_EVERY},
+                                          {NULL, 0, NULL, 0}};
     sdk_server_config_init(&o->cfg);
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
         switch (opt) {
-        case LISTEN: o->cfg.listen = optarg; break;
-        case CERT: o->cfg.cert_file = optarg; break;
-        case KEY: o->cfg.key_file = optarg; break;
-        case CLIENT_CA: o->cfg.client_ca_file = optarg; break;
-        case DEV_CERTS: o->dev_certs = optarg; break;
-        case MAX_FRAME: o->cfg.max_frame = (uint32_t)number("--max-frame", optarg, 64, 1L << 30); break;
-        case TTL: o->cfg.session_ttl_ms = (int)number("--session-ttl-ms", optarg, 0, 86400000L); break;
-        case ECHO: o->sink = false; break;
-        case SINK: o->sink = true; break;
-        case SESSIONS_EVERY: o->sessions_every_ms = number("--sessions-every-ms", optarg, 1, 86400000L); break;
-        case HELP: case 'h': usage(stdout); exit(0);
-        default: usage(stderr); exit(64);
+        case LISTEN:
+            o->cfg.listen = optarg;
+            break;
+        case CERT:
+            o->cfg.cert_file = optarg;
+            break;
+        case KEY:
+            o->cfg.key_file = optarg;
+            break;
+        case CLIENT_CA:
+            o->cfg.client_ca_file = optarg;
+            break;
+        case DEV_CERTS:
+            o->dev_certs = optarg;
+            break;
+        case MAX_FRAME:
+            o->cfg.max_frame = (uint32_t)number("--max-frame", optarg, 64, 1L << 30);
+            break;
+        case TTL:
+            o->cfg.session_ttl_ms = (int)number("--session-ttl-ms", optarg, 0, 86400000L);
+            break;
+        case ECHO:
+            o->sink = false;
+            break;
+        case SINK:
+            o->sink = true;
+            break;
+        case SESSIONS_EVERY:
+            o->sessions_every_ms = number("--sessions-every-ms", optarg, 1, 86400000L);
+            break;
+        case HELP:
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            exit(64);
         }
     }
     if (optind < argc) {
@@ -156,8 +185,8 @@ static void print_sessions(sdk_server *srv)
     fprintf(out, "{\"ts_ms\":%lld,\"sessions\":[", (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
     for (size_t i = 0; i < n; i++) {
         const sdk_session_info *s = &info[i];
-        fprintf(out, "%s{\"id\":\"%016llx\",\"state\":\"%s\",\"peer\":", i ? "," : "",
-                (unsigned long long)s->id, s->state == SDK_SESSION_STATE_CONNECTED ? "connected" : "detached");
+        fprintf(out, "%s{\"id\":\"%016llx\",\"state\":\"%s\",\"peer\":", i ? "," : "", (unsigned long long)s->id,
+                s->state == SDK_SESSION_STATE_CONNECTED ? "connected" : "detached");
         put_json_string(out, s->peer_addr);
         fprintf(out, ",\"identity\":");
         put_json_string(out, s->peer_identity);

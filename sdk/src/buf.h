@@ -18,10 +18,19 @@ int ll_buf_reserve(ll_buf *b, size_t extra);
 int ll_buf_append(ll_buf *b, const void *p, size_t n);
 /* Drop n unread bytes from the front (n <= ll_buf_size). Resets to empty when all are read. */
 void ll_buf_consume(ll_buf *b, size_t n);
-static inline size_t ll_buf_size(const ll_buf *b) { return b->len - b->off; }
-static inline uint8_t *ll_buf_head(const ll_buf *b) { return b->data + b->off; }
+static inline size_t ll_buf_size(const ll_buf *b)
+{
+    return b->len - b->off;
+}
+static inline uint8_t *ll_buf_head(const ll_buf *b)
+{
+    return b->data + b->off;
+}
 /* Where the next byte goes; valid for as many bytes as the last ll_buf_reserve granted. */
-static inline uint8_t *ll_buf_tail(const ll_buf *b) { return b->data + b->len; }
+static inline uint8_t *ll_buf_tail(const ll_buf *b)
+{
+    return b->data + b->len;
+}
 void ll_buf_clear(ll_buf *b);
 void ll_buf_free(ll_buf *b);
 

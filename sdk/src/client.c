@@ -64,9 +64,8 @@ static int validate(const sdk_config *cfg, char *why, size_t len)
         return SDK_EINVAL;
     }
     if (cfg->max_frame < 64 || cfg->connect_timeout_ms <= 0 || cfg->heartbeat_interval_ms <= 0 ||
-        cfg->heartbeat_timeout_ms < 0 || cfg->reconnect_min_ms < 0 ||
-        cfg->reconnect_max_ms < cfg->reconnect_min_ms || cfg->queue_max_messages == 0 ||
-        cfg->queue_max_bytes == 0 || cfg->close_linger_ms < 0) {
+        cfg->heartbeat_timeout_ms < 0 || cfg->reconnect_min_ms < 0 || cfg->reconnect_max_ms < cfg->reconnect_min_ms ||
+        cfg->queue_max_messages == 0 || cfg->queue_max_bytes == 0 || cfg->close_linger_ms < 0) {
         LL_DETAIL(why, len, "a numeric setting is out of range (see sdk_config in sdk.h)");
         return SDK_EINVAL;
     }
@@ -77,8 +76,7 @@ static int validate(const sdk_config *cfg, char *why, size_t len)
 static int copy_config(sdk_client *c, const sdk_config *cfg)
 {
     c->cfg = *cfg;
-    const char **fields[] = {&c->cfg.host, &c->cfg.servername, &c->cfg.ca_file, &c->cfg.cert_file,
-                             &c->cfg.key_file};
+    const char **fields[] = {&c->cfg.host, &c->cfg.servername, &c->cfg.ca_file, &c->cfg.cert_file, &c->cfg.key_file};
     LL_GUARD(ll_config_own_strings(fields, sizeof(fields) / sizeof(fields[0]), &c->strings));
     if (!c->cfg.servername) {
         c->cfg.servername = c->cfg.host;
@@ -118,8 +116,8 @@ static int client_new(const sdk_config *cfg, sdk_client **out, char *why, size_t
     c->state = SDK_STATE_CONNECTING;
     int rc = copy_config(c, cfg);
     if (rc == 0) {
-        ll_tls_ctx_config tc = {.server = false, .ca_file = c->cfg.ca_file,
-                                .cert_file = c->cfg.cert_file, .key_file = c->cfg.key_file};
+        ll_tls_ctx_config tc = {
+            .server = false, .ca_file = c->cfg.ca_file, .cert_file = c->cfg.cert_file, .key_file = c->cfg.key_file};
         rc = ll_tls_ctx_new(&tc, &c->tls, why, len);
     }
     if (rc == 0) {

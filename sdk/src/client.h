@@ -23,26 +23,26 @@ struct sdk_client {
     int wake_fd;
     pthread_t thread;
     bool thread_started;
-    ll_carver carver;        /* received messages are carved from its blocks (I/O thread only) */
-    ll_msgq deliver;         /* with on_message: accepted, for the callback once mu is released
+    ll_carver carver; /* received messages are carved from its blocks (I/O thread only) */
+    ll_msgq deliver;  /* with on_message: accepted, for the callback once mu is released
                                 (I/O thread only) */
 
     pthread_mutex_t mu;
-    pthread_cond_t recv_cv;  /* recvq gained a message, or closed */
-    pthread_cond_t send_cv;  /* sendq lost messages (acked), state changed, or closed */
-    ll_session s;            /* sendq and sequence state */
-    ll_msgq recvq;           /* accepted, not yet taken by sdk_recv */
-    uint64_t session_id;     /* 0 until the first welcome */
+    pthread_cond_t recv_cv; /* recvq gained a message, or closed */
+    pthread_cond_t send_cv; /* sendq lost messages (acked), state changed, or closed */
+    ll_session s;           /* sendq and sequence state */
+    ll_msgq recvq;          /* accepted, not yet taken by sdk_recv */
+    uint64_t session_id;    /* 0 until the first welcome */
     uint8_t token[32];
     size_t token_len;
     sdk_state state;
-    bool closing;            /* sdk_close asked the I/O thread to stop */
-    bool wake_pending;       /* the I/O thread has been signalled and not yet looked */
-    bool first_done;         /* the first connection attempt finished (for sdk_connect) */
-    int close_err;           /* why the client closed on its own (SDK_OK after sdk_close) */
+    bool closing;      /* sdk_close asked the I/O thread to stop */
+    bool wake_pending; /* the I/O thread has been signalled and not yet looked */
+    bool first_done;   /* the first connection attempt finished (for sdk_connect) */
+    int close_err;     /* why the client closed on its own (SDK_OK after sdk_close) */
     int last_err;
     char last_detail[256];
-    sdk_stats stats;         /* counters kept here; sdk_get_stats fills the rest */
+    sdk_stats stats; /* counters kept here; sdk_get_stats fills the rest */
 };
 
 /* Wake the I/O thread unless it is already due to look (caller holds mu). */

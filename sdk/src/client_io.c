@@ -15,12 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define OUT_LIMIT (256u * 1024)  /* encode at most this much ahead of the socket */
+#define OUT_LIMIT   (256u * 1024) /* encode at most this much ahead of the socket */
 #define READ_BUDGET (512u * 1024) /* read at most this much before writing again */
 /* While greeting, read one TLS record at a time: the welcome comes first, and what follows
  * it (the server's session ticket, resent data) can wait for run(), after CONNECTED. */
-#define GREET_READ 1u
-#define GOODBYE_MS 1000          /* how long sdk_close waits for the close frame to go out */
+#define GREET_READ       1u
+#define GOODBYE_MS       1000 /* how long sdk_close waits for the close frame to go out */
 #define PROTOCOL_VERSION 1
 
 static void emit(sdk_client *c, sdk_event ev)
@@ -235,8 +235,8 @@ static int on_data(sdk_client *c, ll_link *l, const ll_data_view *d, bool *got)
         return 0;
     }
     if (verdict != LL_DATA_ACCEPT) {
-        LL_DETAIL(l->detail, sizeof(l->detail), "data sequence %llu after %llu: gap",
-                  (unsigned long long)d->seq, (unsigned long long)c->s.received);
+        LL_DETAIL(l->detail, sizeof(l->detail), "data sequence %llu after %llu: gap", (unsigned long long)d->seq,
+                  (unsigned long long)c->s.received);
         return SDK_EPROTO;
     }
     ll_msg *m = ll_msg_carve(&c->carver, d->payload, d->len, d->type, d->type_len, NULL);
@@ -360,8 +360,7 @@ static int run(sdk_client *c, ll_link *l)
         if (stop) {
             return 0;
         }
-        struct pollfd p[2] = {{.fd = l->fd, .events = ll_link_events(l)},
-                              {.fd = c->wake_fd, .events = POLLIN}};
+        struct pollfd p[2] = {{.fd = l->fd, .events = ll_link_events(l)}, {.fd = c->wake_fd, .events = POLLIN}};
         int timeout = ll_tls_has_pending(l->tls) ? 0 : (int)(next > now ? next - now : 0);
         if (poll(p, 2, timeout) < 0) {
             continue; /* EINTR */
@@ -472,7 +471,8 @@ static void connected(sdk_client *c, ll_link *l, bool ever_connected, unsigned a
     pthread_cond_broadcast(&c->send_cv);
     pthread_mutex_unlock(&c->mu);
     if (lost) {
-        emit(c, (sdk_event){.type = SDK_EVENT_SESSION_LOST, .attempt = attempt,
+        emit(c, (sdk_event){.type = SDK_EVENT_SESSION_LOST,
+                            .attempt = attempt,
                             .detail = "the server did not know the session; unacknowledged messages are sent again"});
     }
     emit(c, (sdk_event){.type = SDK_EVENT_CONNECTED, .attempt = attempt, .resumed = !lost && ever_connected});
@@ -516,9 +516,12 @@ void *ll_client_io_main(void *arg)
         /* Certificate failures need a person to act: do not hammer the server meanwhile. */
         uint32_t floor_ms = err == SDK_EPEERAUTH ? 1000 : 0;
         uint32_t delay = LL_MAX(floor_ms, ll_backoff_delay(failures + 1, (uint32_t)c->cfg.reconnect_min_ms,
-                                                          (uint32_t)c->cfg.reconnect_max_ms, next_random(&rng)));
-        emit(c, (sdk_event){.type = SDK_EVENT_RECONNECTING, .error = err, .detail = detail,
-                            .attempt = failures + 1, .delay_ms = delay});
+                                                           (uint32_t)c->cfg.reconnect_max_ms, next_random(&rng)));
+        emit(c, (sdk_event){.type = SDK_EVENT_RECONNECTING,
+                            .error = err,
+                            .detail = detail,
+                            .attempt = failures + 1,
+                            .delay_ms = delay});
         if (backoff_wait(c, delay)) {
             after_failure(c, SDK_OK, "", failures, ever_connected);
             close_err = SDK_OK;

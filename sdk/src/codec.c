@@ -20,20 +20,19 @@
 #include <string.h>
 
 /* Protobuf keys are (field number << 3) | wire type; every field used here fits one byte. */
-#define WIRE_VARINT 0u
-#define WIRE_LEN 2u
+#define WIRE_VARINT      0u
+#define WIRE_LEN         2u
 #define KEY(field, wire) ((uint8_t)(((field) << 3) | (wire)))
 
 /* Field numbers from proto/lifeline.proto. */
-#define FRAME_DATA 3u
-#define DATA_SEQ 1u
+#define FRAME_DATA   3u
+#define DATA_SEQ     1u
 #define DATA_PAYLOAD 2u
-#define DATA_TYPE 3u
+#define DATA_TYPE    3u
 
 /* ---- decoder ---------------------------------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) static int fail(ll_decoder *d, int err, const char *fmt,
-                                                      ...)
+__attribute__((format(printf, 3, 4))) static int fail(ll_decoder *d, int err, const char *fmt, ...)
 {
     va_list ap;
 
@@ -65,8 +64,7 @@ static int check_header(ll_decoder *d, uint32_t *body_len)
         return fail(d, SDK_EPROTO, "zero-length frame");
     }
     if (n > d->max_frame) {
-        return fail(d, SDK_ETOOBIG, "frame length %" PRIu32 " exceeds limit %" PRIu32, n,
-                    d->max_frame);
+        return fail(d, SDK_ETOOBIG, "frame length %" PRIu32 " exceeds limit %" PRIu32, n, d->max_frame);
     }
     *body_len = n;
     return 0;
@@ -135,16 +133,14 @@ static int unpack_frame(ll_decoder *d, uint32_t body_len, Lifeline__Frame **out)
 {
     bool oom = false;
     ProtobufCAllocator alloc = {tracking_alloc, tracking_free, &oom};
-    Lifeline__Frame *f =
-        lifeline__frame__unpack(&alloc, body_len, ll_buf_head(&d->in) + LL_FRAME_HEADER);
+    Lifeline__Frame *f = lifeline__frame__unpack(&alloc, body_len, ll_buf_head(&d->in) + LL_FRAME_HEADER);
 
     ll_buf_consume(&d->in, LL_FRAME_HEADER + (size_t)body_len);
     if (f == NULL && oom) {
         return fail(d, SDK_ENOMEM, "out of memory decoding a %" PRIu32 "-byte frame", body_len);
     }
     if (f == NULL) {
-        return fail(d, SDK_EPROTO, "frame body of %" PRIu32 " bytes is not a valid lifeline.Frame",
-                    body_len);
+        return fail(d, SDK_EPROTO, "frame body of %" PRIu32 " bytes is not a valid lifeline.Frame", body_len);
     }
     if (f->kind_case == LIFELINE__FRAME__KIND__NOT_SET) {
         ll_frame_free(f);
@@ -198,8 +194,7 @@ static bool get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 }
 
 /* An optional length-delimited field with key `key` at *p: its bytes, or false if malformed. */
-static bool get_len_field(const uint8_t **p, const uint8_t *end, uint8_t key, const uint8_t **data,
-                          size_t *len)
+static bool get_len_field(const uint8_t **p, const uint8_t *end, uint8_t key, const uint8_t **data, size_t *len)
 {
     uint64_t n = 0;
     *data = NULL;
@@ -224,8 +219,7 @@ static bool read_data_in_place(const uint8_t *body, size_t len, ll_data_view *v)
     const uint8_t *p = body;
     const uint8_t *end = body + len;
     uint64_t inner = 0;
-    if (len < 2 || *p++ != KEY(FRAME_DATA, WIRE_LEN) || !get_varint(&p, end, &inner) ||
-        inner != (uint64_t)(end - p)) {
+    if (len < 2 || *p++ != KEY(FRAME_DATA, WIRE_LEN) || !get_varint(&p, end, &inner) || inner != (uint64_t)(end - p)) {
         return false;
     }
     *v = (ll_data_view){0};
@@ -269,7 +263,9 @@ int ll_decoder_take(ll_decoder *d, ll_frame *f)
     f->kind = f->pb->kind_case;
     if (f->kind == LIFELINE__FRAME__KIND_DATA) {
         const Lifeline__Data *dt = f->pb->data;
-        f->data = (ll_data_view){.seq = dt->seq, .payload = dt->payload.data, .len = dt->payload.len,
+        f->data = (ll_data_view){.seq = dt->seq,
+                                 .payload = dt->payload.data,
+                                 .len = dt->payload.len,
                                  .type = dt->type && *dt->type ? dt->type : NULL,
                                  .type_len = dt->type ? strlen(dt->type) : 0};
     }
@@ -374,8 +370,7 @@ size_t ll_data_frame_size(uint64_t seq, size_t len, const char *type)
     return ll_data_frame_size_n(seq, len, type != NULL ? strlen(type) : 0);
 }
 
-void ll_put_data_frame(uint8_t *dst, uint64_t seq, const void *payload, size_t len, const char *type,
-                       size_t type_len)
+void ll_put_data_frame(uint8_t *dst, uint64_t seq, const void *payload, size_t len, const char *type, size_t type_len)
 {
     size_t data_len = data_body_size(seq, len, type_len);
     uint8_t *p = dst + LL_FRAME_HEADER;
@@ -397,8 +392,7 @@ bool ll_data_frame_read(const uint8_t *frame, size_t size, ll_data_view *v)
            read_data_in_place(frame + LL_FRAME_HEADER, size - LL_FRAME_HEADER, v);
 }
 
-int ll_encode_data(ll_buf *out, uint64_t seq, const void *payload, size_t len, const char *type,
-                   uint32_t max_frame)
+int ll_encode_data(ll_buf *out, uint64_t seq, const void *payload, size_t len, const char *type, uint32_t max_frame)
 {
     size_t type_len = type != NULL ? strlen(type) : 0;
     size_t body_len = len_field_size(data_body_size(seq, len, type_len));

@@ -11,7 +11,7 @@
 
 #include <stdbool.h>
 
-#define LL_FRAME_HEADER 4
+#define LL_FRAME_HEADER      4
 #define LL_MAX_FRAME_DEFAULT (16u * 1024 * 1024)
 
 typedef struct ll_decoder {
@@ -74,8 +74,7 @@ int ll_encode_frame(ll_buf *out, const Lifeline__Frame *f, uint32_t max_frame);
  * Errors: SDK_EINVAL (payload NULL with len > 0), SDK_ETOOBIG, SDK_ENOMEM; on error
  * nothing is appended.
  */
-int ll_encode_data(ll_buf *out, uint64_t seq, const void *payload, size_t len, const char *type,
-                   uint32_t max_frame);
+int ll_encode_data(ll_buf *out, uint64_t seq, const void *payload, size_t len, const char *type, uint32_t max_frame);
 /* Exact encoded size (header included) of the Data frame above, for bound checks;
  * SIZE_MAX if it would not fit in a size_t. */
 size_t ll_data_frame_size(uint64_t seq, size_t len, const char *type);
@@ -83,8 +82,7 @@ size_t ll_data_frame_size(uint64_t seq, size_t len, const char *type);
 size_t ll_data_frame_size_n(uint64_t seq, size_t len, size_t type_len);
 /* The same Data frame, written at dst, which must hold ll_data_frame_size_n(seq, len, type_len)
  * bytes. For queues that keep frames in their own memory. */
-void ll_put_data_frame(uint8_t *dst, uint64_t seq, const void *payload, size_t len, const char *type,
-                       size_t type_len);
+void ll_put_data_frame(uint8_t *dst, uint64_t seq, const void *payload, size_t len, const char *type, size_t type_len);
 /* Read back a whole frame (header included) of `size` bytes: true with *v pointing into it
  * if it is a Data frame in the canonical form written above, else false. */
 bool ll_data_frame_read(const uint8_t *frame, size_t size, ll_data_view *v);

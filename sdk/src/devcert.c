@@ -24,8 +24,8 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
-#define VALID_DAYS 825
-#define BACKDATE_S 3600 /* tolerate a little clock skew between machines */
+#define VALID_DAYS   825
+#define BACKDATE_S   3600 /* tolerate a little clock skew between machines */
 #define SERIAL_BYTES 16
 #define SAN_TEXT_LEN 1024
 
@@ -37,12 +37,11 @@ typedef struct issuer {
 typedef struct leaf_spec {
     const char *base; /* file name without .pem/.key */
     const char *cn;
-    const char *san;  /* "DNS:a,IP:1.2.3.4" or "" */
-    const char *eku;  /* extendedKeyUsage value */
+    const char *san; /* "DNS:a,IP:1.2.3.4" or "" */
+    const char *eku; /* extendedKeyUsage value */
 } leaf_spec;
 
-static const leaf_spec SERVER_LEAF = {"server", "localhost", "DNS:localhost,IP:127.0.0.1,IP:::1",
-                                      "serverAuth"};
+static const leaf_spec SERVER_LEAF = {"server", "localhost", "DNS:localhost,IP:127.0.0.1,IP:::1", "serverAuth"};
 static const leaf_spec CLIENT_LEAF = {"client", "lifeline-dev-client", "", "clientAuth"};
 
 static int tls_failed(const char *what, char *err, size_t errlen)
@@ -144,8 +143,7 @@ static int save_bio(BIO *mem, const char *path, mode_t mode, char *err, size_t e
     return rc;
 }
 
-static int save_pair(const char *dir, const char *base, X509 *cert, EVP_PKEY *key, char *err,
-                     size_t errlen)
+static int save_pair(const char *dir, const char *base, X509 *cert, EVP_PKEY *key, char *err, size_t errlen)
 {
     char path[PATH_MAX];
     BIO *mem = NULL;
@@ -195,8 +193,7 @@ static int set_subject(X509 *x, const char *cn)
 {
     X509_NAME *name = X509_NAME_new();
     int ok = name != NULL &&
-             X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn,
-                                        -1, -1, 0) &&
+             X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) &&
              X509_set_subject_name(x, name);
 
     X509_NAME_free(name);
@@ -226,8 +223,8 @@ static X509 *new_cert(const char *cn, EVP_PKEY *key, X509 *issuer_cert)
     }
     if (!X509_set_version(x, X509_VERSION_3) || !set_serial(x) ||
         X509_gmtime_adj(X509_getm_notBefore(x), -BACKDATE_S) == NULL ||
-        X509_time_adj_ex(X509_getm_notAfter(x), VALID_DAYS, 0, NULL) == NULL ||
-        !set_subject(x, cn) || !X509_set_pubkey(x, key) ||
+        X509_time_adj_ex(X509_getm_notAfter(x), VALID_DAYS, 0, NULL) == NULL || !set_subject(x, cn) ||
+        !X509_set_pubkey(x, key) ||
         !X509_set_issuer_name(x, X509_get_subject_name(issuer_cert != NULL ? issuer_cert : x))) {
         X509_free(x);
         return NULL;
@@ -242,8 +239,7 @@ static int make_ca(issuer *ca, char *err, size_t errlen)
         return tls_failed("generate CA key", err, errlen);
     }
     ca->cert = new_cert("Lifeline development CA", ca->key, NULL);
-    if (ca->cert == NULL ||
-        !add_ext(ca->cert, ca->cert, NID_basic_constraints, "critical,CA:TRUE") ||
+    if (ca->cert == NULL || !add_ext(ca->cert, ca->cert, NID_basic_constraints, "critical,CA:TRUE") ||
         !add_ext(ca->cert, ca->cert, NID_key_usage, "critical,keyCertSign,cRLSign") ||
         !add_ext(ca->cert, ca->cert, NID_subject_key_identifier, "hash") ||
         !X509_sign(ca->cert, ca->key, EVP_sha256())) {
@@ -255,15 +251,13 @@ static int make_ca(issuer *ca, char *err, size_t errlen)
 static int add_leaf_exts(X509 *x, X509 *ca, const leaf_spec *spec)
 {
     return add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") &&
-           add_ext(x, ca, NID_key_usage, "critical,digitalSignature") &&
-           add_ext(x, ca, NID_ext_key_usage, spec->eku) &&
+           add_ext(x, ca, NID_key_usage, "critical,digitalSignature") && add_ext(x, ca, NID_ext_key_usage, spec->eku) &&
            (spec->san[0] == '\0' || add_ext(x, ca, NID_subject_alt_name, spec->san)) &&
            add_ext(x, ca, NID_subject_key_identifier, "hash") &&
            add_ext(x, ca, NID_authority_key_identifier, "keyid:always");
 }
 
-static int issue_leaf(const char *dir, const issuer *ca, const leaf_spec *spec, char *err,
-                      size_t errlen)
+static int issue_leaf(const char *dir, const issuer *ca, const leaf_spec *spec, char *err, size_t errlen)
 {
     EVP_PKEY *key = EVP_EC_gen("P-256");
     X509 *x = NULL;
@@ -333,8 +327,8 @@ static int ensure_ca(const char *dir, issuer *ca, bool *fresh, char *err, size_t
     return save_pair(dir, "ca", ca->cert, ca->key, err, errlen);
 }
 
-static int ensure_leaf(const char *dir, const issuer *ca, bool fresh_ca, const leaf_spec *spec,
-                       char *err, size_t errlen)
+static int ensure_leaf(const char *dir, const issuer *ca, bool fresh_ca, const leaf_spec *spec, char *err,
+                       size_t errlen)
 {
     if (!fresh_ca && exists(dir, spec->base, ".pem") && exists(dir, spec->base, ".key")) {
         return 0;
@@ -369,16 +363,15 @@ static int san_text(const char *const *sans, char *buf, size_t len)
     buf[0] = '\0';
     for (; sans != NULL && *sans != NULL; sans++) {
         bool ip = inet_pton(AF_INET, *sans, addr) == 1 || inet_pton(AF_INET6, *sans, addr) == 1;
-        int n = snprintf(buf + used, len - used, "%s%s:%s", used > 0 ? "," : "",
-                         ip ? "IP" : "DNS", *sans);
+        int n = snprintf(buf + used, len - used, "%s%s:%s", used > 0 ? "," : "", ip ? "IP" : "DNS", *sans);
         LL_ENSURE(n > 0 && (size_t)n < len - used, SDK_EINVAL);
         used += (size_t)n;
     }
     return 0;
 }
 
-int ll_tls_dev_cert_for(const char *dir, const char *basename, const char *cn,
-                        const char *const *sans, char *err, size_t errlen)
+int ll_tls_dev_cert_for(const char *dir, const char *basename, const char *cn, const char *const *sans, char *err,
+                        size_t errlen)
 {
     char san[SAN_TEXT_LEN];
     leaf_spec spec = {basename, cn, san, "serverAuth,clientAuth"};

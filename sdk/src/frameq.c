@@ -8,9 +8,9 @@
 
 /* Segments start small, so an idle or lightly used session holds little, and double up to
  * SEG_MAX while a backlog builds; a frame bigger than that gets a segment of its own. */
-#define SEG_MIN 2048u
-#define SEG_MAX (64u * 1024)
-#define RING_MIN 64u
+#define SEG_MIN   2048u
+#define SEG_MAX   (64u * 1024)
+#define RING_MIN  64u
 #define RING_KEEP 1024u /* an empty queue gives back a ring bigger than this */
 
 struct ll_frameq_seg {
@@ -65,8 +65,7 @@ static int reserve(ll_frameq *q, size_t size)
     return 0;
 }
 
-int ll_frameq_push(ll_frameq *q, uint64_t seq, const void *payload, size_t len, const char *type,
-                   size_t type_len)
+int ll_frameq_push(ll_frameq *q, uint64_t seq, const void *payload, size_t len, const char *type, size_t type_len)
 {
     size_t size = ll_data_frame_size_n(seq, len, type_len);
     LL_ENSURE(size <= UINT32_MAX && len <= UINT32_MAX, SDK_ENOMEM); /* callers check far lower limits */

@@ -39,14 +39,13 @@ typedef struct ll_frameq {
     ll_frameq_entry *ring;      /* one entry per frame, oldest at ring[first] */
     size_t cap;                 /* power of two, or 0 */
     size_t first;
-    size_t count;               /* frames queued */
-    uint64_t bytes;             /* payload bytes queued */
+    size_t count;   /* frames queued */
+    uint64_t bytes; /* payload bytes queued */
 } ll_frameq;
 
 /* Append the Data frame {seq, payload, type} (type_len bytes, 0 for none). The caller has
  * checked its size against the frame limit. 0 or SDK_ENOMEM (nothing appended). */
-int ll_frameq_push(ll_frameq *q, uint64_t seq, const void *payload, size_t len, const char *type,
-                   size_t type_len);
+int ll_frameq_push(ll_frameq *q, uint64_t seq, const void *payload, size_t len, const char *type, size_t type_len);
 
 /* i-th oldest frame's sizes (i < count). */
 static inline ll_frameq_entry ll_frameq_entry_at(const ll_frameq *q, size_t i)

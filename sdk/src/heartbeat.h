@@ -26,8 +26,14 @@ typedef struct ll_heartbeat {
 typedef enum { LL_HB_IDLE = 0, LL_HB_PING, LL_HB_DEAD } ll_hb_action;
 
 void ll_hb_start(ll_heartbeat *hb, uint32_t interval_ms, uint32_t timeout_ms, uint64_t now_ms);
-static inline void ll_hb_on_rx(ll_heartbeat *hb, uint64_t now_ms) { hb->last_rx_ms = now_ms; }
-static inline void ll_hb_on_tx(ll_heartbeat *hb, uint64_t now_ms) { hb->last_tx_ms = now_ms; }
+static inline void ll_hb_on_rx(ll_heartbeat *hb, uint64_t now_ms)
+{
+    hb->last_rx_ms = now_ms;
+}
+static inline void ll_hb_on_tx(ll_heartbeat *hb, uint64_t now_ms)
+{
+    hb->last_tx_ms = now_ms;
+}
 /* What to do at now_ms; *next_ms gets the time to ask again. PING: the caller sends one
  * with ll_hb_ping_sent's nonce. */
 ll_hb_action ll_hb_poll(const ll_heartbeat *hb, uint64_t now_ms, uint64_t *next_ms);

@@ -15,7 +15,7 @@
 /* A close frame's reason is cut to this, and to what leaves room for the frame's other
  * fields (at most CLOSE_OVERHEAD bytes with lengths under 16 KiB) within max_frame. */
 #define CLOSE_REASON_MAX 255u
-#define CLOSE_OVERHEAD 16u
+#define CLOSE_OVERHEAD   16u
 
 void ll_link_init(ll_link *l, int fd, ll_tls *tls, uint32_t max_frame)
 {

@@ -18,15 +18,15 @@ typedef struct ll_link {
     int fd;
     ll_tls *tls;
     ll_decoder dec;
-    ll_buf out;          /* encoded frames not yet written */
+    ll_buf out; /* encoded frames not yet written */
     ll_heartbeat hb;
     uint32_t max_frame;
-    bool want_write;     /* TLS needs the socket writable before it can go on */
+    bool want_write;          /* TLS needs the socket writable before it can go on */
     bool want_read_for_write; /* a write is waiting for the socket to be readable */
-    bool ticket_due;     /* server: send the TLS session ticket once `out` is written */
-    uint32_t keepalive_ms; /* to set with ll_net_keepalive once `out` (and the ticket) is
+    bool ticket_due;          /* server: send the TLS session ticket once `out` is written */
+    uint32_t keepalive_ms;    /* to set with ll_net_keepalive once `out` (and the ticket) is
                               written: after the greeting, off a reconnect's critical path */
-    char detail[256];    /* why the link failed, for the application */
+    char detail[256];         /* why the link failed, for the application */
 } ll_link;
 
 /* Take over fd and tls (both freed by ll_link_close). */

@@ -10,20 +10,20 @@
 #include <stdio.h>
 
 /* Return the error of a call that failed. */
-#define LL_GUARD(expr)                                                                        \
-    do {                                                                                      \
-        int ll_rc_ = (expr);                                                                  \
-        if (ll_rc_ != 0) {                                                                    \
-            return ll_rc_;                                                                    \
-        }                                                                                     \
+#define LL_GUARD(expr)       \
+    do {                     \
+        int ll_rc_ = (expr); \
+        if (ll_rc_ != 0) {   \
+            return ll_rc_;   \
+        }                    \
     } while (0)
 
 /* Return err unless cond holds. */
-#define LL_ENSURE(cond, err)                                                                  \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            return (err);                                                                     \
-        }                                                                                     \
+#define LL_ENSURE(cond, err) \
+    do {                     \
+        if (!(cond)) {       \
+            return (err);    \
+        }                    \
     } while (0)
 
 /* Format a detail string into a fixed buffer (never overflows, always terminated). */

@@ -11,7 +11,7 @@ ll_msg *ll_msg_new(const void *data, size_t len, const char *type, const char *p
 }
 
 #define BLOCK_SIZE (16u * 1024)
-#define CARVE_MAX (2u * 1024)
+#define CARVE_MAX  (2u * 1024)
 /* A block starts with this many references on behalf of its carver, who returns the
  * unused part when it moves on: so carving costs no atomic operation per message. */
 #define CARVER_REFS (SIZE_MAX / 2)
@@ -30,8 +30,8 @@ static size_t msg_size(size_t len, size_t type_len, size_t peer_len)
 }
 
 /* Lay a message out in m, which holds msg_size() bytes. */
-static ll_msg *fill(ll_msg *m, const void *data, size_t len, const char *type, size_t type_name_len,
-                    const char *peer, size_t peer_len)
+static ll_msg *fill(ll_msg *m, const void *data, size_t len, const char *type, size_t type_name_len, const char *peer,
+                    size_t peer_len)
 {
     char *tail = (char *)(m + 1);
     memset(m, 0, sizeof(*m));

@@ -39,16 +39,15 @@ typedef struct ll_carver {
 } ll_carver;
 
 /* Like ll_msg_new_n, from the carver's block. NULL on ENOMEM. */
-ll_msg *ll_msg_carve(ll_carver *cv, const void *data, size_t len, const char *type, size_t type_len,
-                     const char *peer);
+ll_msg *ll_msg_carve(ll_carver *cv, const void *data, size_t len, const char *type, size_t type_len, const char *peer);
 /* Give up the block being filled (its messages keep it until they are freed). */
 void ll_carver_free(ll_carver *cv);
 
 /* FIFO as a growable ring of pointers; counts payload bytes for queue bounds. */
 typedef struct ll_msgq {
     ll_msg **ring;
-    size_t cap;   /* power of two, or 0 */
-    size_t head;  /* index of the oldest */
+    size_t cap;  /* power of two, or 0 */
+    size_t head; /* index of the oldest */
     size_t count;
     uint64_t bytes; /* sum of payload lengths */
 } ll_msgq;

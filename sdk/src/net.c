@@ -79,8 +79,7 @@ static void format_addr(const struct sockaddr *sa, socklen_t salen, char *buf, s
     char host[INET6_ADDRSTRLEN] = "?";
     char serv[PORT_TEXT_LEN] = "?";
 
-    if (getnameinfo(sa, salen, host, sizeof host, serv, sizeof serv,
-                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+    if (getnameinfo(sa, salen, host, sizeof host, serv, sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
         LL_DETAIL(buf, len, "?");
         return;
     }
@@ -134,8 +133,7 @@ static bool wake_pending(int wake_fd)
 
 /* ---- connect ------------------------------------------------------------------------ */
 
-static int resolve(const char *host, uint16_t port, int flags, struct addrinfo **res, char *err,
-                   size_t errlen)
+static int resolve(const char *host, uint16_t port, int flags, struct addrinfo **res, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     char serv[PORT_TEXT_LEN];
@@ -147,8 +145,7 @@ static int resolve(const char *host, uint16_t port, int flags, struct addrinfo *
     LL_DETAIL(serv, sizeof serv, "%u", (unsigned)port);
     rc = getaddrinfo(host, serv, &hints, res);
     if (rc != 0) {
-        LL_DETAIL(err, errlen, "resolve %s: %s", host,
-                  rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        LL_DETAIL(err, errlen, "resolve %s: %s", host, rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
         return SDK_ERESOLVE;
     }
     return 0;
@@ -164,8 +161,7 @@ static int connect_failed(const struct addrinfo *ai, int e, char *err, size_t er
 }
 
 /* Wait for an in-progress connect: 0 (connected), an error, or ECLOSED/ETIMEDOUT. */
-static int wait_connected(int s, const struct addrinfo *ai, uint64_t deadline_ms, int wake_fd,
-                          char *err, size_t errlen)
+static int wait_connected(int s, const struct addrinfo *ai, uint64_t deadline_ms, int wake_fd, char *err, size_t errlen)
 {
     struct pollfd p[2] = {{.fd = s, .events = POLLOUT}, {.fd = wake_fd, .events = POLLIN}};
     int soerr = 0;
@@ -198,8 +194,7 @@ static int wait_connected(int s, const struct addrinfo *ai, uint64_t deadline_ms
     return soerr == 0 ? 0 : connect_failed(ai, soerr, err, errlen);
 }
 
-static int connect_one(const struct addrinfo *ai, uint64_t deadline_ms, int wake_fd, int *fd,
-                       char *err, size_t errlen)
+static int connect_one(const struct addrinfo *ai, uint64_t deadline_ms, int wake_fd, int *fd, char *err, size_t errlen)
 {
     int rc = 0;
     int s = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
@@ -224,8 +219,8 @@ out:
 }
 
 /* Try each address in turn; a timeout or a wake-up ends the whole attempt. */
-static int connect_any(const struct addrinfo *list, uint64_t deadline_ms, int wake_fd, int *fd,
-                       char *err, size_t errlen)
+static int connect_any(const struct addrinfo *list, uint64_t deadline_ms, int wake_fd, int *fd, char *err,
+                       size_t errlen)
 {
     bool all_refused = true;
     int rc = SDK_ECONNECT;
@@ -245,8 +240,8 @@ static int connect_any(const struct addrinfo *list, uint64_t deadline_ms, int wa
     return all_refused ? SDK_ECONNREFUSED : SDK_ECONNECT;
 }
 
-int ll_net_connect(const char *host, uint16_t port, uint64_t deadline_ms, int wake_fd, int *fd,
-                   char *err, size_t errlen)
+int ll_net_connect(const char *host, uint16_t port, uint64_t deadline_ms, int wake_fd, int *fd, char *err,
+                   size_t errlen)
 {
     struct addrinfo *list = NULL;
     int rc = 0;

@@ -17,8 +17,8 @@ int ll_net_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *p
  * SDK_ECONNREFUSED (every address refused), SDK_ETIMEDOUT, SDK_ECONNECT, SDK_ECLOSED;
  * detail (strerror / gai_strerror with the address) in err.
  */
-int ll_net_connect(const char *host, uint16_t port, uint64_t deadline_ms, int wake_fd, int *fd,
-                   char *err, size_t errlen);
+int ll_net_connect(const char *host, uint16_t port, uint64_t deadline_ms, int wake_fd, int *fd, char *err,
+                   size_t errlen);
 
 /* Non-blocking listening socket (SO_REUSEADDR, IPV6_V6ONLY off for "::"). 0 or SDK_ELISTEN. */
 int ll_net_listen(const char *host, uint16_t port, int *fd, char *err, size_t errlen);

@@ -43,8 +43,8 @@ static void release(uint8_t *buf, const uint8_t *stack)
 
 /* deliver: m was received; unpack it into *out if it is of the expected type, else hand it
  * over in *raw. Either way the caller of the public function owns what is returned. */
-static sdk_err deliver(const ProtobufCMessageDescriptor *expected, sdk_message *m,
-                      ProtobufCMessage **out, sdk_message **raw)
+static sdk_err deliver(const ProtobufCMessageDescriptor *expected, sdk_message *m, ProtobufCMessage **out,
+                       sdk_message **raw)
 {
     if (!m->type || strcmp(m->type, expected->name) != 0) {
         *raw = m;
@@ -61,8 +61,8 @@ static sdk_err deliver(const ProtobufCMessageDescriptor *expected, sdk_message *
 }
 
 /* recv_args_ok: clear the outputs, then say whether the call may receive at all. */
-static bool recv_args_ok(const void *handle, const ProtobufCMessageDescriptor *expected,
-                         ProtobufCMessage **out, sdk_message **raw)
+static bool recv_args_ok(const void *handle, const ProtobufCMessageDescriptor *expected, ProtobufCMessage **out,
+                         sdk_message **raw)
 {
     if (out) {
         *out = NULL;
@@ -90,8 +90,8 @@ sdk_err sdk_send_pb(sdk_client *c, const ProtobufCMessage *msg, int timeout_ms)
     return rc;
 }
 
-sdk_err sdk_recv_pb(sdk_client *c, const ProtobufCMessageDescriptor *expected,
-                    ProtobufCMessage **out, sdk_message **raw, int timeout_ms)
+sdk_err sdk_recv_pb(sdk_client *c, const ProtobufCMessageDescriptor *expected, ProtobufCMessage **out,
+                    sdk_message **raw, int timeout_ms)
 {
     if (!recv_args_ok(c, expected, out, raw)) {
         return SDK_EINVAL;
@@ -104,8 +104,7 @@ sdk_err sdk_recv_pb(sdk_client *c, const ProtobufCMessageDescriptor *expected,
     return deliver(expected, m, out, raw);
 }
 
-sdk_err sdk_server_send_pb(sdk_server *srv, uint64_t session, const ProtobufCMessage *msg,
-                           int timeout_ms)
+sdk_err sdk_server_send_pb(sdk_server *srv, uint64_t session, const ProtobufCMessage *msg, int timeout_ms)
 {
     uint8_t stack[PB_STACK_BYTES];
     uint8_t *buf = NULL;
@@ -122,9 +121,8 @@ sdk_err sdk_server_send_pb(sdk_server *srv, uint64_t session, const ProtobufCMes
     return rc;
 }
 
-sdk_err sdk_server_recv_pb(sdk_server *srv, const ProtobufCMessageDescriptor *expected,
-                           ProtobufCMessage **out, uint64_t *session, sdk_message **raw,
-                           int timeout_ms)
+sdk_err sdk_server_recv_pb(sdk_server *srv, const ProtobufCMessageDescriptor *expected, ProtobufCMessage **out,
+                           uint64_t *session, sdk_message **raw, int timeout_ms)
 {
     if (session) {
         *session = 0;

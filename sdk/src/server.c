@@ -61,8 +61,7 @@ void sdk_server_config_init(sdk_server_config *cfg)
 static int copy_config(sdk_server *srv, const sdk_server_config *cfg)
 {
     srv->cfg = *cfg;
-    const char **fields[] = {&srv->cfg.listen, &srv->cfg.cert_file, &srv->cfg.key_file,
-                             &srv->cfg.client_ca_file};
+    const char **fields[] = {&srv->cfg.listen, &srv->cfg.cert_file, &srv->cfg.key_file, &srv->cfg.client_ca_file};
     return ll_config_own_strings(fields, sizeof(fields) / sizeof(fields[0]), &srv->strings);
 }
 
@@ -73,9 +72,9 @@ static int validate(const sdk_server_config *cfg, char *why, size_t len)
         return SDK_EINVAL;
     }
     if (cfg->max_frame < 64 || cfg->handshake_timeout_ms <= 0 || cfg->heartbeat_min_ms <= 0 ||
-        cfg->heartbeat_max_ms < cfg->heartbeat_min_ms || cfg->session_ttl_ms < 0 ||
-        cfg->queue_max_messages == 0 || cfg->queue_max_bytes == 0 || cfg->window_messages == 0 ||
-        cfg->window_bytes == 0 || cfg->max_output_bytes < 64 * 1024) {
+        cfg->heartbeat_max_ms < cfg->heartbeat_min_ms || cfg->session_ttl_ms < 0 || cfg->queue_max_messages == 0 ||
+        cfg->queue_max_bytes == 0 || cfg->window_messages == 0 || cfg->window_bytes == 0 ||
+        cfg->max_output_bytes < 64 * 1024) {
         LL_DETAIL(why, len, "a numeric setting is out of range (see sdk_server_config in server.h)");
         return SDK_EINVAL;
     }
@@ -117,20 +116,20 @@ static int open_resources(sdk_server *srv, char *why, size_t len)
 {
     char host[256];
     uint16_t port = 0;
-    if (ll_net_split_hostport(srv->cfg.listen ? srv->cfg.listen : "127.0.0.1:7443", host,
-                              sizeof(host), &port) != 0) {
+    if (ll_net_split_hostport(srv->cfg.listen ? srv->cfg.listen : "127.0.0.1:7443", host, sizeof(host), &port) != 0) {
         LL_DETAIL(why, len, "bad listen address \"%s\" (want HOST:PORT)", srv->cfg.listen);
         return SDK_EINVAL;
     }
-    ll_tls_ctx_config tc = {.server = true, .cert_file = srv->cfg.cert_file, .key_file = srv->cfg.key_file,
+    ll_tls_ctx_config tc = {.server = true,
+                            .cert_file = srv->cfg.cert_file,
+                            .key_file = srv->cfg.key_file,
                             .client_ca_file = srv->cfg.client_ca_file};
     LL_GUARD(ll_tls_ctx_new(&tc, &srv->tls, why, len));
     LL_GUARD(ll_net_listen(host, port, &srv->listen_fd, why, len));
     srv->port = ll_net_local_port(srv->listen_fd);
     LL_GUARD(ll_wake_open(&srv->wake_fd));
     srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    if (srv->epoll_fd < 0 || watch(srv->epoll_fd, &srv->listen_fd) != 0 ||
-        watch(srv->epoll_fd, &srv->wake_fd) != 0) {
+    if (srv->epoll_fd < 0 || watch(srv->epoll_fd, &srv->listen_fd) != 0 || watch(srv->epoll_fd, &srv->wake_fd) != 0) {
         LL_DETAIL(why, len, "epoll setup failed");
         return SDK_EIO;
     }
@@ -240,8 +239,8 @@ static srv_session *open_session(sdk_server *srv, uint64_t id)
     return ss && !ss->close_requested ? ss : NULL;
 }
 
-sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *type, const void *data,
-                              size_t len, int timeout_ms)
+sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *type, const void *data, size_t len,
+                              int timeout_ms)
 {
     if (!srv) {
         return SDK_EINVAL;
@@ -278,8 +277,7 @@ sdk_err sdk_server_send(sdk_server *srv, uint64_t session, const void *data, siz
     return sdk_server_send_typed(srv, session, NULL, data, len, timeout_ms);
 }
 
-sdk_err sdk_server_close_session(sdk_server *srv, uint64_t session, const char *reason,
-                                 bool reconnect_allowed)
+sdk_err sdk_server_close_session(sdk_server *srv, uint64_t session, const char *reason, bool reconnect_allowed)
 {
     if (!srv) {
         return SDK_EINVAL;
@@ -338,7 +336,8 @@ sdk_err sdk_server_sessions(sdk_server *srv, sdk_session_info **out, size_t *cou
         rc = SDK_ECLOSED;
     } else if (srv->sessions.count > 0) {
         collect_ctx cx = {.out = calloc(srv->sessions.count, sizeof(sdk_session_info)),
-                          .now_ms = ll_now_ms(), .wall_ms = ll_wall_ms()};
+                          .now_ms = ll_now_ms(),
+                          .wall_ms = ll_wall_ms()};
         if (!cx.out) {
             rc = SDK_ENOMEM;
         } else {

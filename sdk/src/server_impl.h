@@ -26,13 +26,13 @@ typedef struct srv_conn {
     struct srv_session *sess; /* NULL until hello, and after detach */
     uint64_t welcomed;        /* the session a 0.5-RTT welcome offered (0: none); see attach */
     conn_phase phase;
-    ll_timer timer;           /* handshake deadline, heartbeat deadline, or closing deadline */
-    uint32_t events;          /* registered with epoll */
-    bool flush_queued;        /* on the flush list of this turn */
-    bool more_to_write;       /* its session had more than one batch to encode */
-    bool tls_failed;          /* the handshake failed: only raw draining is left */
-    bool half_closed;
-    bool lingered;            /* stopping: the client has hung up after our close frame */         /* closing: our side is shut for writing, draining the peer's */
+    ll_timer timer;     /* handshake deadline, heartbeat deadline, or closing deadline */
+    uint32_t events;    /* registered with epoll */
+    bool flush_queued;  /* on the flush list of this turn */
+    bool more_to_write; /* its session had more than one batch to encode */
+    bool tls_failed;    /* the handshake failed: only raw draining is left */
+    bool half_closed;   /* closing: our side is shut for writing, draining the peer's */
+    bool lingered;      /* stopping: the client has hung up after our close frame */
     struct srv_conn *next_flush;
     struct srv_conn *prev, *next; /* every connection, for stop */
     char peer_addr[64];
@@ -43,21 +43,21 @@ typedef struct srv_session {
     uint64_t id;
     uint8_t token[16];
     ll_session s;
-    srv_conn *conn;            /* NULL while detached (I/O thread writes, under mu) */
-    ll_timer ttl;              /* armed while detached (I/O thread only) */
-    uint32_t hb_interval_ms;   /* as the client announced */
-    uint32_t hb_timeout_ms;    /* as applied (clamped) */
-    uint64_t in_inbox;         /* its messages waiting in the inbox */
-    uint64_t last_rx_ms;       /* monotonic; copied from the link under mu for the liveness view */
-    uint64_t rtt_us;           /* the client's smoothed round trip, as its pings report */
+    srv_conn *conn;          /* NULL while detached (I/O thread writes, under mu) */
+    ll_timer ttl;            /* armed while detached (I/O thread only) */
+    uint32_t hb_interval_ms; /* as the client announced */
+    uint32_t hb_timeout_ms;  /* as applied (clamped) */
+    uint64_t in_inbox;       /* its messages waiting in the inbox */
+    uint64_t last_rx_ms;     /* monotonic; copied from the link under mu for the liveness view */
+    uint64_t rtt_us;         /* the client's smoothed round trip, as its pings report */
     char peer_addr[64];
     char identity[256];
     uint64_t connected_since_ms; /* wall clock */
     uint64_t connections;
     sdk_cause last_cause;
-    bool dirty;                /* on the dirty list */
+    bool dirty; /* on the dirty list */
     struct srv_session *next_dirty;
-    bool close_requested;      /* sdk_server_close_session: I/O thread ends it */
+    bool close_requested; /* sdk_server_close_session: I/O thread ends it */
     bool reconnect_allowed;
     char close_reason[128];
 } srv_session;
@@ -72,15 +72,15 @@ struct sdk_server {
     uint16_t port;
     pthread_t thread;
     bool thread_started;
-    ll_timers timers;      /* connection deadlines (I/O thread only) */
-    ll_timers ttls;        /* detached-session expiries (I/O thread only) */
-    srv_conn *conns;       /* every connection (I/O thread only) */
-    ll_carver carver;      /* received messages are carved from its blocks (I/O thread only) */
-    ll_msgq deliver;       /* with on_message: accepted, for the callback outside mu (I/O only) */
-    bool self_wake;        /* a callback made work for its own thread: poll, do not sleep (I/O only) */
+    ll_timers timers;             /* connection deadlines (I/O thread only) */
+    ll_timers ttls;               /* detached-session expiries (I/O thread only) */
+    srv_conn *conns;              /* every connection (I/O thread only) */
+    ll_carver carver;             /* received messages are carved from its blocks (I/O thread only) */
+    ll_msgq deliver;              /* with on_message: accepted, for the callback outside mu (I/O only) */
+    bool self_wake;               /* a callback made work for its own thread: poll, do not sleep (I/O only) */
     uint64_t accept_paused_until; /* listener unwatched until then, after EMFILE (I/O only) */
-    bool draining;         /* stopping: input is no longer read (I/O thread only) */
-    struct srv_event *events; /* session events to report once mu is released (I/O only) */
+    bool draining;                /* stopping: input is no longer read (I/O thread only) */
+    struct srv_event *events;     /* session events to report once mu is released (I/O only) */
     size_t nevents, events_cap;
 
     pthread_mutex_t mu;
@@ -88,12 +88,12 @@ struct sdk_server {
     pthread_cond_t send_cv; /* a session's queue shrank, a session went away, or stopped */
     ll_store sessions;
     ll_msgq inbox;
-    srv_session *dirty;     /* sessions with new output or acks due */
+    srv_session *dirty; /* sessions with new output or acks due */
     bool wake_pending;
-    bool stopping;          /* sdk_server_stop: no new input; replies still go out (drain) */
-    bool sends_closed;      /* the drain is over: sdk_server_send returns SDK_ECLOSED */
-    uint64_t last_send_ms;  /* when the application last queued a message (drain ends when quiet) */
-    bool stopped;           /* the I/O thread has exited */
+    bool stopping;         /* sdk_server_stop: no new input; replies still go out (drain) */
+    bool sends_closed;     /* the drain is over: sdk_server_send returns SDK_ECLOSED */
+    uint64_t last_send_ms; /* when the application last queued a message (drain ends when quiet) */
+    bool stopped;          /* the I/O thread has exited */
 };
 
 /* Under mu: put the session on the dirty list and wake the I/O thread if needed. */
@@ -102,7 +102,6 @@ void *ll_server_io_main(void *arg);
 /* Stop the I/O thread's world: close every connection and free every session. */
 void ll_server_io_teardown(sdk_server *srv);
 /* Under mu: fill the liveness fields of info (last heard, missed heartbeats, RTT). */
-void ll_server_session_liveness(const srv_session *ss, uint64_t now_ms, uint64_t wall_ms,
-                                sdk_session_info *info);
+void ll_server_session_liveness(const srv_session *ss, uint64_t now_ms, uint64_t wall_ms, sdk_session_info *info);
 
 #endif

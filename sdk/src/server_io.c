@@ -18,13 +18,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define OUT_LIMIT (256u * 1024) /* encode at most this much data ahead of one socket */
-#define READ_BUDGET (256u * 1024) /* per connection per turn, for fairness */
-#define WRITE_TURNS 4              /* output batches per connection per turn, for fairness */
-#define CLOSING_MS 1000          /* how long a closing connection may take to flush */
-#define DRAIN_MS 1000            /* at most this long for the application to answer at stop */
-#define DRAIN_QUIET_MS 20        /* ...or until it has been this quiet with nothing left to read */
-#define ACCEPT_PAUSE_MS 100      /* listener rest after accept ran out of descriptors */
+#define OUT_LIMIT        (256u * 1024) /* encode at most this much data ahead of one socket */
+#define READ_BUDGET      (256u * 1024) /* per connection per turn, for fairness */
+#define WRITE_TURNS      4             /* output batches per connection per turn, for fairness */
+#define CLOSING_MS       1000          /* how long a closing connection may take to flush */
+#define DRAIN_MS         1000          /* at most this long for the application to answer at stop */
+#define DRAIN_QUIET_MS   20            /* ...or until it has been this quiet with nothing left to read */
+#define ACCEPT_PAUSE_MS  100           /* listener rest after accept ran out of descriptors */
 #define PROTOCOL_VERSION 1
 
 typedef struct srv_event {
@@ -59,8 +59,7 @@ static void report_events(sdk_server *srv)
 {
     for (size_t i = 0; i < srv->nevents; i++) {
         srv_event *e = &srv->events[i];
-        sdk_session_event ev = {.type = e->type, .session = e->session, .cause = e->cause,
-                                .peer_addr = e->peer_addr};
+        sdk_session_event ev = {.type = e->type, .session = e->session, .cause = e->cause, .peer_addr = e->peer_addr};
         srv->cfg.on_event(&ev, srv->cfg.user);
     }
     srv->nevents = 0;
@@ -227,8 +226,9 @@ static int send_welcome(sdk_server *srv, srv_conn *conn, srv_session *ss, bool r
 static int refuse_after_welcome(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h, const srv_session *ss)
 {
     if (h->session_id != conn->welcomed) {
-        LL_DETAIL(conn->link.detail, sizeof(conn->link.detail), "hello for session %llu after a welcome to session %llu",
-                  (unsigned long long)h->session_id, (unsigned long long)conn->welcomed);
+        LL_DETAIL(conn->link.detail, sizeof(conn->link.detail),
+                  "hello for session %llu after a welcome to session %llu", (unsigned long long)h->session_id,
+                  (unsigned long long)conn->welcomed);
         return SDK_EPROTO;
     }
     if (ss && !ss->close_requested) {
@@ -281,19 +281,19 @@ static int attach(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h)
     ss->s.peer_max_frame = h->max_frame;
     if (!conn->welcomed) { /* else the welcome has announced the session's values */
         ss->hb_interval_ms = h->heartbeat_interval_ms;
-        ss->hb_timeout_ms = (uint32_t)LL_MAX((uint32_t)srv->cfg.heartbeat_min_ms,
-                                             LL_MIN(h->heartbeat_timeout_ms ? h->heartbeat_timeout_ms : 15000u,
-                                                    (uint32_t)srv->cfg.heartbeat_max_ms));
+        ss->hb_timeout_ms = (uint32_t)LL_MAX(
+            (uint32_t)srv->cfg.heartbeat_min_ms,
+            LL_MIN(h->heartbeat_timeout_ms ? h->heartbeat_timeout_ms : 15000u, (uint32_t)srv->cfg.heartbeat_max_ms));
     }
     memcpy(ss->peer_addr, conn->peer_addr, sizeof(ss->peer_addr));
     memcpy(ss->identity, conn->identity, sizeof(ss->identity));
     queue_event(srv, resumed ? SDK_SESSION_RESUMED : SDK_SESSION_OPENED, ss, SDK_CAUSE_NONE);
     uint64_t now = ll_now_ms();
     ll_hb_start(&conn->link.hb, 0, ss->hb_timeout_ms, now); /* the client pings; we watch */
-    conn->link.keepalive_ms = ss->hb_timeout_ms; /* set once the welcome is out */
+    conn->link.keepalive_ms = ss->hb_timeout_ms;            /* set once the welcome is out */
     conn->phase = CONN_READY;
     ll_timers_set(&srv->timers, &conn->timer, now + ss->hb_timeout_ms);
-    conn->link.ticket_due = true; /* right behind the welcome: see ll_link_flush */
+    conn->link.ticket_due = true;              /* right behind the welcome: see ll_link_flush */
     ll_tls_tag_ticket(conn->link.tls, ss->id); /* a resume from it can be welcomed early */
     return conn->welcomed ? 0 : send_welcome(srv, conn, ss, resumed);
 }
@@ -330,8 +330,8 @@ static int on_data(sdk_server *srv, srv_conn *conn, srv_session *ss, const ll_da
                   (unsigned long long)d->seq, (unsigned long long)ss->s.received);
         return SDK_EPROTO;
     }
-    ll_msg *m = ll_msg_carve(&srv->carver, d->payload, d->len, d->type, d->type_len,
-                             ss->identity[0] ? ss->identity : NULL);
+    ll_msg *m =
+        ll_msg_carve(&srv->carver, d->payload, d->len, d->type, d->type_len, ss->identity[0] ? ss->identity : NULL);
     LL_ENSURE(m, SDK_ENOMEM);
     m->pub.seq = d->seq;
     m->pub.session = ss->id;
@@ -647,7 +647,8 @@ static bool service_dirty(sdk_server *srv)
         srv_conn *conn = ss->conn;
         if (ss->close_requested) {
             if (conn) {
-                start_closing(srv, conn, LIFELINE__CLOSE__CODE__SESSION_CLOSED, ss->close_reason, ss->reconnect_allowed);
+                start_closing(srv, conn, LIFELINE__CLOSE__CODE__SESSION_CLOSED, ss->close_reason,
+                              ss->reconnect_allowed);
             }
             end_session(srv, ss, SDK_SESSION_CLOSED, SDK_CAUSE_CLOSED_BY_APP);
         } else if (conn && fill_output(conn) != 0) {
@@ -822,7 +823,8 @@ void *ll_server_io_main(void *arg)
         if (srv->accept_paused_until) {
             next = LL_MIN(next, srv->accept_paused_until);
         }
-        int timeout = next <= now || srv->self_wake ? 0 : (int)LL_MIN(next - now, srv->draining ? DRAIN_QUIET_MS : 1000u);
+        int timeout =
+            next <= now || srv->self_wake ? 0 : (int)LL_MIN(next - now, srv->draining ? DRAIN_QUIET_MS : 1000u);
         int n = epoll_wait(srv->epoll_fd, evs, 128, timeout);
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;

@@ -20,8 +20,8 @@ void ll_session_free(ll_session *s)
     ll_frameq_free(&s->sendq);
 }
 
-int ll_session_check_msg(const void *data, size_t len, const char *type, uint32_t max_frame,
-                         uint64_t max_bytes, ll_outgoing *out)
+int ll_session_check_msg(const void *data, size_t len, const char *type, uint32_t max_frame, uint64_t max_bytes,
+                         ll_outgoing *out)
 {
     *out = (ll_outgoing){data, len, type, ll_data_frame_size(UINT64_MAX, len, type)};
     LL_ENSURE(data || len == 0, SDK_EINVAL);
@@ -136,8 +136,7 @@ uint64_t ll_session_ack_take(ll_session *s)
 int ll_session_resume(ll_session *s, uint64_t peer_received)
 {
     /* The peer cannot have received what was never written, nor un-received what it acked. */
-    if (peer_received < s->acked || peer_received > s->high_written ||
-        peer_received - s->acked > s->sendq.count) {
+    if (peer_received < s->acked || peer_received > s->high_written || peer_received - s->acked > s->sendq.count) {
         return SDK_EPROTO;
     }
     ll_frameq_rewind(&s->sendq);

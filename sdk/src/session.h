@@ -20,17 +20,17 @@
 #include <stdint.h>
 
 typedef struct ll_session {
-    ll_frameq sendq;     /* unacknowledged messages as encoded frames, oldest first; those
+    ll_frameq sendq;          /* unacknowledged messages as encoded frames, oldest first; those
                             before its cursor were written on the current connection */
-    uint64_t acked;      /* the peer acknowledged every sequence <= acked */
-    uint64_t high_written; /* highest sequence ever written: beyond it is not a retransmit */
-    uint64_t received;   /* highest sequence accepted from the peer */
-    uint64_t consumed;   /* highest sequence our application took: what we acknowledge */
-    uint64_t ack_sent;   /* highest acknowledgement written on the current connection */
-    uint32_t epoch;      /* bumped when the session is lost and sequences restart */
+    uint64_t acked;           /* the peer acknowledged every sequence <= acked */
+    uint64_t high_written;    /* highest sequence ever written: beyond it is not a retransmit */
+    uint64_t received;        /* highest sequence accepted from the peer */
+    uint64_t consumed;        /* highest sequence our application took: what we acknowledge */
+    uint64_t ack_sent;        /* highest acknowledgement written on the current connection */
+    uint32_t epoch;           /* bumped when the session is lost and sequences restart */
     uint32_t window_messages; /* in flight at most, the smaller of ours and the peer's */
     uint64_t window_bytes;
-    uint32_t ack_every;  /* acknowledge at least every this many consumed messages */
+    uint32_t ack_every;      /* acknowledge at least every this many consumed messages */
     uint32_t peer_max_frame; /* the largest frame the peer accepts, from hello/welcome; 0: unknown */
 
     uint64_t enqueued_total; /* messages ever queued; with acked_total, what sdk_flush waits on */
@@ -54,8 +54,8 @@ typedef struct ll_outgoing {
 /* Check a message against our own limits and fill *out: SDK_EINVAL (NULL data with
  * len > 0), SDK_ETOOBIG (its frame would exceed max_frame, or it alone exceeds max_bytes),
  * or 0. */
-int ll_session_check_msg(const void *data, size_t len, const char *type, uint32_t max_frame,
-                         uint64_t max_bytes, ll_outgoing *out);
+int ll_session_check_msg(const void *data, size_t len, const char *type, uint32_t max_frame, uint64_t max_bytes,
+                         ll_outgoing *out);
 /* Queue a checked message (copied) if the peer can take it and the bounds have room:
  * 0, SDK_ETOOBIG (over the peer's announced frame limit: it would refuse it, forever),
  * SDK_EQUEUEFULL (no room now: the caller may wait for acks and offer again), SDK_ENOMEM. */

@@ -13,7 +13,7 @@
 typedef struct ll_store {
     uint64_t *ids; /* 0 marks an empty slot (0 is never a session id) */
     void **vals;
-    size_t cap;    /* power of two */
+    size_t cap; /* power of two */
     size_t count;
 } ll_store;
 

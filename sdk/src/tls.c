@@ -36,7 +36,7 @@ static const char TLS12_CIPHERS[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES
 /* ALPN wire format: length-prefixed protocol names. */
 static const unsigned char ALPN_WIRE[] = "\x0alifeline/1";
 #define ALPN_WIRE_LEN (sizeof ALPN_WIRE - 1)
-#define ALPN_NAME ((const char *)ALPN_WIRE + 1)
+#define ALPN_NAME     ((const char *)ALPN_WIRE + 1)
 #define ALPN_NAME_LEN (ALPN_WIRE_LEN - 1)
 
 static const unsigned char SESSION_ID_CONTEXT[] = "lifeline";
@@ -44,24 +44,24 @@ static const unsigned char SESSION_ID_CONTEXT[] = "lifeline";
 struct ll_tls_ctx {
     SSL_CTX *ssl_ctx;
     bool server;
-    pthread_mutex_t lock;  /* guards the three fields below */
-    SSL_SESSION *session;  /* client: a copy of the most recent resumable session, or NULL */
-    char *session_host;    /* the server name it was verified against */
-    uint64_t session_gen;  /* counts saved sessions, so a connection can find its own */
+    pthread_mutex_t lock; /* guards the three fields below */
+    SSL_SESSION *session; /* client: a copy of the most recent resumable session, or NULL */
+    char *session_host;   /* the server name it was verified against */
+    uint64_t session_gen; /* counts saved sessions, so a connection can find its own */
 };
 
 struct ll_tls {
     ll_tls_ctx *ctx;
     SSL *ssl;
-    char *servername;      /* client: the name verified (NULL on the server) */
-    bool failed;           /* a fatal error: SSL_shutdown must not be called */
+    char *servername; /* client: the name verified (NULL on the server) */
+    bool failed;      /* a fatal error: SSL_shutdown must not be called */
     bool shutdown_sent;
-    bool refused;          /* a callback of ours failed the handshake; error says why */
-    bool peer_closed;      /* the peer ended the stream (FIN or close_notify), not a reset */
-    bool ticket_asked;     /* server: ll_tls_send_ticket has asked OpenSSL for the ticket */
-    bool flight_sent;      /* server: its first flight is out (SSL_read_early_data returned) */
-    bool half_rtt;         /* server: LL_TLS_HALF_RTT returned, the client's Finished not read */
-    uint64_t session_gen;  /* client: the saved session it was offered or saved last */
+    bool refused;         /* a callback of ours failed the handshake; error says why */
+    bool peer_closed;     /* the peer ended the stream (FIN or close_notify), not a reset */
+    bool ticket_asked;    /* server: ll_tls_send_ticket has asked OpenSSL for the ticket */
+    bool flight_sent;     /* server: its first flight is out (SSL_read_early_data returned) */
+    bool half_rtt;        /* server: LL_TLS_HALF_RTT returned, the client's Finished not read */
+    uint64_t session_gen; /* client: the saved session it was offered or saved last */
     char error[ERROR_LEN];
 };
 
@@ -194,8 +194,7 @@ static int ssl_failure(ll_tls *t)
         return SDK_ETLS;
     }
     if (verify != X509_V_OK) {
-        LL_DETAIL(t->error, sizeof t->error, "certificate verify failed: %s",
-                  X509_verify_cert_error_string(verify));
+        LL_DETAIL(t->error, sizeof t->error, "certificate verify failed: %s", X509_verify_cert_error_string(verify));
         ERR_clear_error();
         return SDK_EPEERAUTH;
     }
@@ -277,12 +276,9 @@ static void nosigpipe_init(void)
     if (m == NULL) {
         return;
     }
-    if (!BIO_meth_set_write(m, nosigpipe_write) ||
-        !BIO_meth_set_read(m, BIO_meth_get_read(sock)) ||
-        !BIO_meth_set_puts(m, BIO_meth_get_puts(sock)) ||
-        !BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(sock)) ||
-        !BIO_meth_set_create(m, BIO_meth_get_create(sock)) ||
-        !BIO_meth_set_destroy(m, BIO_meth_get_destroy(sock))) {
+    if (!BIO_meth_set_write(m, nosigpipe_write) || !BIO_meth_set_read(m, BIO_meth_get_read(sock)) ||
+        !BIO_meth_set_puts(m, BIO_meth_get_puts(sock)) || !BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(sock)) ||
+        !BIO_meth_set_create(m, BIO_meth_get_create(sock)) || !BIO_meth_set_destroy(m, BIO_meth_get_destroy(sock))) {
         BIO_meth_free(m);
         return;
     }
@@ -316,8 +312,7 @@ static int require_alpn(SSL *ssl, int *alert, void *arg)
     size_t extlen = 0;
 
     (void)arg;
-    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext,
-                                  &extlen) == 1) {
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext, &extlen) == 1) {
         return SSL_CLIENT_HELLO_SUCCESS;
     }
     if (t != NULL) {
@@ -329,8 +324,8 @@ static int require_alpn(SSL *ssl, int *alert, void *arg)
 }
 
 /* Server ALPN choice: "lifeline/1" or a fatal no_application_protocol alert. */
-static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                       const unsigned char *in, unsigned int inlen, void *arg)
+static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                       unsigned int inlen, void *arg)
 {
     unsigned int i = 0;
 
@@ -390,8 +385,7 @@ static int apply_policy(ll_tls_ctx *ctx, char *err, size_t errlen)
     return 0;
 }
 
-static int load_cert_and_key(SSL_CTX *c, const char *cert, const char *key, char *err,
-                             size_t errlen)
+static int load_cert_and_key(SSL_CTX *c, const char *cert, const char *key, char *err, size_t errlen)
 {
     /* A key may sit in the certificate's own PEM file. */
     const char *keyfile = key != NULL ? key : cert;
@@ -520,8 +514,7 @@ int ll_tls_ctx_new(const ll_tls_ctx_config *cfg, ll_tls_ctx **out, char *err, si
     }
     rc = apply_policy(ctx, err, errlen);
     if (rc == 0) {
-        rc = cfg->server ? setup_server(ctx, cfg, err, errlen)
-                         : setup_client(ctx, cfg, err, errlen);
+        rc = cfg->server ? setup_server(ctx, cfg, err, errlen) : setup_client(ctx, cfg, err, errlen);
     }
 out:
     if (rc != 0) {
@@ -589,8 +582,7 @@ static int setup_client_conn(ll_tls *t, const char *servername, char *err, size_
     return 0;
 }
 
-int ll_tls_new(ll_tls_ctx *ctx, int fd, const char *servername, ll_tls **out, char *err,
-               size_t errlen)
+int ll_tls_new(ll_tls_ctx *ctx, int fd, const char *servername, ll_tls **out, char *err, size_t errlen)
 {
     ll_tls *t = NULL;
     BIO *bio = NULL;
@@ -646,8 +638,7 @@ static int check_alpn(ll_tls *t)
     }
     SSL_get0_alpn_selected(t->ssl, &p, &n);
     if (n != ALPN_NAME_LEN || memcmp(p, ALPN_NAME, n) != 0) {
-        LL_DETAIL(t->error, sizeof t->error, "server did not select ALPN protocol %s",
-                  ALPN_NAME);
+        LL_DETAIL(t->error, sizeof t->error, "server did not select ALPN protocol %s", ALPN_NAME);
         t->failed = true;
         drop_saved_session(t);
         return SDK_ETLS;
@@ -718,8 +709,8 @@ uint64_t ll_tls_ticket_tag(const ll_tls *t)
     uint64_t tag = 0;
     SSL_SESSION *s = SSL_get_session(t->ssl);
 
-    if (s == NULL || SSL_session_reused(t->ssl) != 1 ||
-        !SSL_SESSION_get0_ticket_appdata(s, &data, &len) || len != sizeof tag) {
+    if (s == NULL || SSL_session_reused(t->ssl) != 1 || !SSL_SESSION_get0_ticket_appdata(s, &data, &len) ||
+        len != sizeof tag) {
         return 0;
     }
     memcpy(&tag, data, sizeof tag);
@@ -841,8 +832,7 @@ void ll_tls_peer_subject(const ll_tls *t, char *buf, size_t len)
     }
     ERR_clear_error();
     mem = BIO_new(BIO_s_mem());
-    if (mem != NULL &&
-        X509_NAME_print_ex(mem, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
+    if (mem != NULL && X509_NAME_print_ex(mem, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
         n = BIO_read(mem, buf, (int)LL_MIN(len - 1, (size_t)INT_MAX));
         buf[n > 0 ? n : 0] = '\0';
     }

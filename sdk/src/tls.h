@@ -21,8 +21,8 @@ typedef struct ll_tls ll_tls;         /* one connection */
 
 typedef struct ll_tls_ctx_config {
     bool server;
-    const char *ca_file;        /* client: trusted CAs (NULL: system store) */
-    const char *cert_file;      /* server: required; client: optional (mTLS) */
+    const char *ca_file;   /* client: trusted CAs (NULL: system store) */
+    const char *cert_file; /* server: required; client: optional (mTLS) */
     const char *key_file;
     const char *client_ca_file; /* server: if set, require and verify client certificates */
 } ll_tls_ctx_config;
@@ -39,8 +39,7 @@ void ll_tls_ctx_free(ll_tls_ctx *ctx);
  * for the same servername. The fd stays the caller's (ll_tls_free does not close it).
  * Returns 0, SDK_EINVAL (client without servername), SDK_ENOMEM or SDK_ETLS.
  */
-int ll_tls_new(ll_tls_ctx *ctx, int fd, const char *servername, ll_tls **out, char *err,
-               size_t errlen);
+int ll_tls_new(ll_tls_ctx *ctx, int fd, const char *servername, ll_tls **out, char *err, size_t errlen);
 void ll_tls_free(ll_tls *t);
 
 /* Step the handshake: LL_TLS_OK when done, LL_TLS_WANT_*, or SDK_EPEERAUTH (verification
@@ -102,7 +101,7 @@ int ll_tls_dev_certs(const char *dir, char *err, size_t errlen);
  * server and client authentication and signed by DIR's CA (created first if missing).
  * Returns 0 or SDK_EINVAL/SDK_EIO/SDK_ETLS with detail in err.
  */
-int ll_tls_dev_cert_for(const char *dir, const char *basename, const char *cn,
-                        const char *const *sans, char *err, size_t errlen);
+int ll_tls_dev_cert_for(const char *dir, const char *basename, const char *cn, const char *const *sans, char *err,
+                        size_t errlen);
 
 #endif

@@ -33,16 +33,15 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: lifeline-bench [options]\n"
-            "  --runs N           runs per figure; each figure is their median (default 5; --quick: 1)\n"
-            "  --quick            a short smoke run (about 10 s)\n"
-            "  --duration S       seconds per throughput run (default 2; --quick: 0.5)\n"
-            "  --mem-clients N    idle clients per memory probe (default 200; --quick: 50)\n"
-            "  --only SECTIONS    comma-separated subset of: memory,throughput,sink,latency,handshake,restart\n"
-            "                     (sink: the sink half of throughput alone)\n"
-            "                     (for profiling one part, e.g. perf record -g lifeline-bench --only throughput)\n"
-            "Loopback only. The table goes to stdout, progress to stderr.\n");
+    fprintf(out, "usage: lifeline-bench [options]\n"
+                 "  --runs N           runs per figure; each figure is their median (default 5; --quick: 1)\n"
+                 "  --quick            a short smoke run (about 10 s)\n"
+                 "  --duration S       seconds per throughput run (default 2; --quick: 0.5)\n"
+                 "  --mem-clients N    idle clients per memory probe (default 200; --quick: 50)\n"
+                 "  --only SECTIONS    comma-separated subset of: memory,throughput,sink,latency,handshake,restart\n"
+                 "                     (sink: the sink half of throughput alone)\n"
+                 "                     (for profiling one part, e.g. perf record -g lifeline-bench --only throughput)\n"
+                 "Loopback only. The table goes to stdout, progress to stderr.\n");
 }
 
 static long number(const char *flag, const char *text, long min, long max)
@@ -213,17 +212,35 @@ typedef struct row {
 } row;
 
 enum {
-    R_SINK64, R_SINK64_MB, R_SINK4K, R_SINK4K_MB,
-    R_ECHO64, R_ECHO64_MB, R_ECHO4K, R_ECHO4K_MB,
-    R_P50, R_P99, R_P999,
-    R_CB_P50, R_CB_P99, R_CB_P999,
-    R_FULL, R_RESUMED, R_RESUMED_CUT,
-    R_RESTART, R_RESTART_BACKOFF,
-    R_MEM_BOTH, R_MEM_CLIENT, R_MEM_SERVER,
+    R_SINK64,
+    R_SINK64_MB,
+    R_SINK4K,
+    R_SINK4K_MB,
+    R_ECHO64,
+    R_ECHO64_MB,
+    R_ECHO4K,
+    R_ECHO4K_MB,
+    R_P50,
+    R_P99,
+    R_P999,
+    R_CB_P50,
+    R_CB_P99,
+    R_CB_P999,
+    R_FULL,
+    R_RESUMED,
+    R_RESUMED_CUT,
+    R_RESTART,
+    R_RESTART_BACKOFF,
+    R_MEM_BOTH,
+    R_MEM_CLIENT,
+    R_MEM_SERVER,
     R_COUNT
 };
 
-#define ROW(n, d, s) {.name = (n), .decimals = (d), .scale = (s)}
+#define ROW(n, d, s)                               \
+    {                                              \
+        .name = (n), .decimals = (d), .scale = (s) \
+    }
 static row rows[R_COUNT] = {
     [R_SINK64] = ROW("sink 64 B, one client (k msg/s)", 1, 1e-3),
     [R_SINK64_MB] = ROW("sink 64 B (MB/s payload)", 1, 64e-6),
@@ -262,8 +279,8 @@ static void add(int r, double lifeline, double raw)
 static void print_table(void)
 {
     printf("%-38s | %12s | %12s | %7s | %s\n", "metric", "lifeline", "raw TLS", "ratio", "lifeline min..max");
-    printf("%.38s-+-%.12s-+-%.12s-+-%.7s-+-%.20s\n", "----------------------------------------",
-           "--------------", "--------------", "---------", "----------------------");
+    printf("%.38s-+-%.12s-+-%.12s-+-%.7s-+-%.20s\n", "----------------------------------------", "--------------",
+           "--------------", "---------", "----------------------");
     for (int i = 0; i < R_COUNT; i++) {
         row *r = &rows[i];
         if (r->nl == 0) {
@@ -291,7 +308,7 @@ static void print_table(void)
 /* ---- one run of everything ---- */
 
 typedef struct extras {
-    bench_reconnect rc;    /* from the last run */
+    bench_reconnect rc; /* from the last run */
     int reconnect_runs;
     int restart_tls_resumed, restart_session_lost, restart_runs;
 } extras;
@@ -395,9 +412,9 @@ int main(int argc, char **argv)
     printf("\nraw TLS cipher: %s. ratio = lifeline / raw.\n", bench_raw_cipher());
     if (x.reconnect_runs) {
         printf("forced reconnects (last run): %llu reconnects, %llu TLS resumed / %llu full handshakes "
-           "(first connect included), %u sessions resumed, %llu lost\n",
-           (unsigned long long)x.rc.reconnects, (unsigned long long)x.rc.handshakes_resumed,
-           (unsigned long long)x.rc.handshakes_full, x.rc.resumed_events, (unsigned long long)x.rc.sessions_lost);
+               "(first connect included), %u sessions resumed, %llu lost\n",
+               (unsigned long long)x.rc.reconnects, (unsigned long long)x.rc.handshakes_resumed,
+               (unsigned long long)x.rc.handshakes_full, x.rc.resumed_events, (unsigned long long)x.rc.sessions_lost);
     }
     if (x.restart_runs) {
         printf("server restarts: %d of %d reconnected with a resumed TLS handshake, %d reported SESSION_LOST\n",

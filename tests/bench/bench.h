@@ -17,19 +17,19 @@
 #define BENCH_MAX_RUNS 50
 
 typedef struct bench_opts {
-    int runs;            /* every figure is the median of this many runs */
-    bool quick;          /* a ~10 s smoke run */
-    const char *only;    /* --only: comma-separated sections, or NULL for all */
-    double duration_s;   /* length of one throughput run */
-    int latency_iters;   /* request/reply round trips per latency run */
-    int handshakes;      /* raw handshakes of each kind per run */
-    int connects;        /* fresh Lifeline sdk_connect calls per run */
-    int reconnects;      /* forced Lifeline reconnects per run */
-    int mem_clients;     /* idle clients per memory probe */
-    char certs[256];     /* sdk_dev_certs directory */
+    int runs;          /* every figure is the median of this many runs */
+    bool quick;        /* a ~10 s smoke run */
+    const char *only;  /* --only: comma-separated sections, or NULL for all */
+    double duration_s; /* length of one throughput run */
+    int latency_iters; /* request/reply round trips per latency run */
+    int handshakes;    /* raw handshakes of each kind per run */
+    int connects;      /* fresh Lifeline sdk_connect calls per run */
+    int reconnects;    /* forced Lifeline reconnects per run */
+    int mem_clients;   /* idle clients per memory probe */
+    char certs[256];   /* sdk_dev_certs directory */
     char ca[320], cert[320], key[320];
-    char bindir[512];    /* where lifeline-bench (and lifeline-server) live */
-    char self[512];      /* this program, for the memory probes */
+    char bindir[512]; /* where lifeline-bench (and lifeline-server) live */
+    char self[512];   /* this program, for the memory probes */
 } bench_opts;
 
 /* ---- bench_util.c ---- */
@@ -71,21 +71,21 @@ bench_latency bench_sdk_latency(const bench_opts *o, bool callbacks);
 double bench_sdk_connect_ms(const bench_opts *o);
 
 typedef struct bench_reconnect {
-    double attempt_median_ms;  /* the reconnect attempt's SDK_EVENT_CONNECTING to SDK_EVENT_CONNECTED */
-    double median_ms;          /* shutdown(2) of the client's socket to SDK_EVENT_CONNECTED */
-    uint64_t reconnects;       /* client stats after the run */
+    double attempt_median_ms; /* the reconnect attempt's SDK_EVENT_CONNECTING to SDK_EVENT_CONNECTED */
+    double median_ms;         /* shutdown(2) of the client's socket to SDK_EVENT_CONNECTED */
+    uint64_t reconnects;      /* client stats after the run */
     uint64_t handshakes_full;
     uint64_t handshakes_resumed;
     uint64_t sessions_lost;
-    unsigned resumed_events;   /* CONNECTED events with resumed = true */
+    unsigned resumed_events; /* CONNECTED events with resumed = true */
 } bench_reconnect;
 bench_reconnect bench_sdk_reconnect(const bench_opts *o);
 
 typedef struct bench_restart {
-    double connected_ms;   /* new server's sdk_server_start returning to SDK_EVENT_CONNECTED */
-    double backoff_ms;     /* of which: until the client's next SDK_EVENT_CONNECTING */
-    bool resumed_tls;      /* the reconnect's TLS handshake resumed */
-    bool session_lost;     /* SDK_EVENT_SESSION_LOST was reported */
+    double connected_ms; /* new server's sdk_server_start returning to SDK_EVENT_CONNECTED */
+    double backoff_ms;   /* of which: until the client's next SDK_EVENT_CONNECTING */
+    bool resumed_tls;    /* the reconnect's TLS handshake resumed */
+    bool session_lost;   /* SDK_EVENT_SESSION_LOST was reported */
 } bench_restart;
 bench_restart bench_sdk_restart(const bench_opts *o);
 

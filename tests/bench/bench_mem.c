@@ -26,7 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SETTLE_MS 300
+#define SETTLE_MS     300
 #define READ_LIMIT_MS 120000
 
 /* ---- child side ---- */
@@ -165,8 +165,7 @@ static void run_probe(const bench_opts *o, const char *mode, uint16_t port, pid_
     int out;
     pid_t pid = spawn(argv, &out);
     char line[256];
-    bool ok = read_line(out, line, sizeof line) &&
-              sscanf(line, "%ld %ld %ld %ld", &v[0], &v[1], &v[2], &v[3]) == 4;
+    bool ok = read_line(out, line, sizeof line) && sscanf(line, "%ld %ld %ld %ld", &v[0], &v[1], &v[2], &v[3]) == 4;
     close(out);
     reap(pid, ok ? 0 : SIGKILL);
     if (!ok) {

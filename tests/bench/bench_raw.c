@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #define BATCH 16384
-#define HDR 4
+#define HDR   4
 
 static SSL_CTX *srv_ctx, *cli_ctx;
 static char cipher[64] = "?";
@@ -97,8 +97,7 @@ static int listen_loopback(uint16_t *port)
 static int dial(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         bench_die("raw TLS: connect: %s", strerror(errno));
     }
@@ -168,10 +167,10 @@ static void read_exact(SSL *ssl, uint8_t *p, size_t n)
 
 typedef struct scanner {
     uint8_t hdr[HDR];
-    size_t hdr_have;   /* header bytes collected */
-    size_t body_left;  /* body bytes still to skip */
+    size_t hdr_have;  /* header bytes collected */
+    size_t body_left; /* body bytes still to skip */
     uint64_t frames;
-    uint64_t ends;     /* zero-length frames: the sender's "that was all" */
+    uint64_t ends; /* zero-length frames: the sender's "that was all" */
 } scanner;
 
 static void scan(scanner *s, const uint8_t *p, size_t n)
@@ -188,8 +187,7 @@ static void scan(scanner *s, const uint8_t *p, size_t n)
         n--;
         if (s->hdr_have == HDR) {
             s->hdr_have = 0;
-            s->body_left = (size_t)s->hdr[0] << 24 | (size_t)s->hdr[1] << 16 |
-                           (size_t)s->hdr[2] << 8 | s->hdr[3];
+            s->body_left = (size_t)s->hdr[0] << 24 | (size_t)s->hdr[1] << 16 | (size_t)s->hdr[2] << 8 | s->hdr[3];
             if (s->body_left == 0) {
                 s->ends++;
             } else {

@@ -29,7 +29,7 @@ typedef struct bsrv {
     sdk_server *srv;
     uint16_t port;
     bool echo;
-    bool callback;          /* on_message on the I/O thread instead of the worker thread */
+    bool callback; /* on_message on the I/O thread instead of the worker thread */
     pthread_t thread;
     atomic_ulong taken;     /* messages returned by sdk_server_recv */
     atomic_ulong bad;       /* wrong counter or size */
@@ -169,9 +169,8 @@ static void note_state(void)
             atomic_load(&g.sent), atomic_load(&g.received), g.srv ? atomic_load(&g.srv->taken) : 0,
             g.srv ? atomic_load(&g.srv->bad) : 0, sdk_state_name(st.state), (unsigned long long)st.msgs_sent,
             (unsigned long long)st.msgs_received, (unsigned long long)st.queue_depth,
-            (unsigned long long)st.queue_bytes, (unsigned long long)st.reconnects,
-            (unsigned long long)st.retransmits, (unsigned long long)st.heartbeats_sent,
-            (unsigned long long)st.heartbeats_answered);
+            (unsigned long long)st.queue_bytes, (unsigned long long)st.reconnects, (unsigned long long)st.retransmits,
+            (unsigned long long)st.heartbeats_sent, (unsigned long long)st.heartbeats_answered);
     if (g.srv && g.srv->srv) {
         sdk_session_info *info = NULL;
         size_t n = 0;
@@ -282,9 +281,8 @@ double bench_sdk_throughput(const bench_opts *o, bool echo, size_t size)
     }
     if (atomic_load(&s.taken) != n || atomic_load(&s.bad) || rx.bad || atomic_load(&s.send_err)) {
         note_state();
-        bench_die("%s: sent %lu, server took %lu (%lu out of order), echo errors %lu, echo send error %s",
-                  phase, n, atomic_load(&s.taken), atomic_load(&s.bad), rx.bad,
-                  sdk_errname(atomic_load(&s.send_err)));
+        bench_die("%s: sent %lu, server took %lu (%lu out of order), echo errors %lu, echo send error %s", phase, n,
+                  atomic_load(&s.taken), atomic_load(&s.bad), rx.bad, sdk_errname(atomic_load(&s.send_err)));
     }
     bench_phase(NULL, 0, NULL);
     g.client = NULL;
@@ -303,8 +301,8 @@ typedef struct pingpong {
     double *v;
     uint64_t t0;
     uint8_t buf[64];
-    sdk_err err;          /* first failure, which ends the run */
-    pthread_mutex_t mu;   /* callback mode: done and err, for the waiting main thread */
+    sdk_err err;        /* first failure, which ends the run */
+    pthread_mutex_t mu; /* callback mode: done and err, for the waiting main thread */
     pthread_cond_t cv;
     bool done;
 } pingpong;
@@ -348,7 +346,9 @@ bench_latency bench_sdk_latency(const bench_opts *o, bool callbacks)
 {
     bsrv s;
     bsrv_start_or_die(&s, o, callbacks ? BSRV_ECHO_CALLBACK : BSRV_ECHO);
-    pingpong p = {.warm = o->latency_iters / 20, .n = o->latency_iters, .mu = PTHREAD_MUTEX_INITIALIZER,
+    pingpong p = {.warm = o->latency_iters / 20,
+                  .n = o->latency_iters,
+                  .mu = PTHREAD_MUTEX_INITIALIZER,
                   .cv = PTHREAD_COND_INITIALIZER};
     p.v = malloc(sizeof(double) * (size_t)p.n);
     memset(p.buf, 'x', sizeof p.buf);
@@ -422,10 +422,10 @@ typedef struct events {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned connected, resumed, lost, disconnected;
-    uint64_t connected_ns;    /* time of the last CONNECTED */
-    uint64_t connecting_ns;   /* time of the last CONNECTING */
-    uint64_t attempt_ns;      /* CONNECTING time of the attempt that last connected */
-    const unsigned *awaited;  /* the counter events_wait is waiting on, or NULL */
+    uint64_t connected_ns;   /* time of the last CONNECTED */
+    uint64_t connecting_ns;  /* time of the last CONNECTING */
+    uint64_t attempt_ns;     /* CONNECTING time of the attempt that last connected */
+    const unsigned *awaited; /* the counter events_wait is waiting on, or NULL */
 } events;
 
 static void on_event(const sdk_event *ev, void *user)
@@ -506,8 +506,7 @@ static uint16_t session_port(sdk_server *srv, uint16_t old)
         sdk_session_info *info = NULL;
         size_t n = 0;
         uint16_t port = 0;
-        if (sdk_server_sessions(srv, &info, &n) == SDK_OK && n == 1 &&
-            info[0].state == SDK_SESSION_STATE_CONNECTED) {
+        if (sdk_server_sessions(srv, &info, &n) == SDK_OK && n == 1 && info[0].state == SDK_SESSION_STATE_CONNECTED) {
             const char *colon = strrchr(info[0].peer_addr, ':');
             port = colon ? (uint16_t)atoi(colon + 1) : 0;
         }

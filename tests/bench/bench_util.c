@@ -131,8 +131,10 @@ static void *watchdog(void *arg)
         void (*note)(void) = wd_note;
         pthread_mutex_unlock(&wd_mu);
         if (expired) {
-            fprintf(stderr, "\nlifeline-bench: WATCHDOG: phase '%s' exceeded its time limit; "
-                            "the SDK (or the benchmark) is stuck\n", name);
+            fprintf(stderr,
+                    "\nlifeline-bench: WATCHDOG: phase '%s' exceeded its time limit; "
+                    "the SDK (or the benchmark) is stuck\n",
+                    name);
             if (note) {
                 note();
             }

@@ -56,8 +56,8 @@ static struct {
 } opt = {10000, 500, 30, 5000, 0, 15000, NULL, NULL, NULL, 0, 0};
 
 static struct {
-    long started, connected, handshake_failed, dropped_after_ready, pongs, pongs_in_hold, pings_sent,
-        closes_received, ping_timeouts;
+    long started, connected, handshake_failed, dropped_after_ready, pongs, pongs_in_hold, pings_sent, closes_received,
+        ping_timeouts;
     long in_flight, ready;
     uint64_t rtt_sum_us, rtt_max_us, rtt_n; /* over the hold */
     char first_error[256];
@@ -93,8 +93,8 @@ static void note_error(const char *what)
     char ebuf[160] = "";
     if (e)
         ERR_error_string_n(e, ebuf, sizeof ebuf);
-    snprintf(st.first_error, sizeof st.first_error, "%s%s%s%s%s", what, e ? ": " : "", ebuf,
-             errno ? " / " : "", errno ? strerror(errno) : "");
+    snprintf(st.first_error, sizeof st.first_error, "%s%s%s%s%s", what, e ? ": " : "", ebuf, errno ? " / " : "",
+             errno ? strerror(errno) : "");
 }
 
 /* /proc/PID/stat utime+stime in clock ticks; -1 if unreadable. */
@@ -277,7 +277,8 @@ static int on_frame(conn *c, const uint8_t *body, size_t len)
         }
         rc = -1;
         break;
-    default: break; /* Ack, Data: not expected on an idle connection; ignore */
+    default:
+        break; /* Ack, Data: not expected on an idle connection; ignore */
     }
     lifeline__frame__free_unpacked(f, NULL);
     return rc;
@@ -441,32 +442,37 @@ static void on_event(conn *c, uint32_t ev)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: lifeline-scale --connect HOST:PORT --ca FILE [options]\n"
-            "  --clients N          idle TLS clients to open (default 10000)\n"
-            "  --inflight N         connections at once in TCP connect / TLS handshake / Hello (default 500)\n"
-            "  --hold-s S           seconds to hold once all are connected, measuring (default 30)\n"
-            "  --interval-ms MS     heartbeat (Ping) interval announced and used (default 5000)\n"
-            "  --server-pid PID     the server process to measure (/proc/PID/stat, statm)\n"
-            "  --server-name NAME   verify this DNS name and send it as SNI (default: verify the IP of HOST)\n"
-            "  --ramp-timeout-s S   give up ramping after S seconds (default 60 + N/100)\n");
+    fprintf(out, "usage: lifeline-scale --connect HOST:PORT --ca FILE [options]\n"
+                 "  --clients N          idle TLS clients to open (default 10000)\n"
+                 "  --inflight N         connections at once in TCP connect / TLS handshake / Hello (default 500)\n"
+                 "  --hold-s S           seconds to hold once all are connected, measuring (default 30)\n"
+                 "  --interval-ms MS     heartbeat (Ping) interval announced and used (default 5000)\n"
+                 "  --server-pid PID     the server process to measure (/proc/PID/stat, statm)\n"
+                 "  --server-name NAME   verify this DNS name and send it as SNI (default: verify the IP of HOST)\n"
+                 "  --ramp-timeout-s S   give up ramping after S seconds (default 60 + N/100)\n");
 }
 
 static void parse(int argc, char **argv)
 {
     enum { CLIENTS = 1, CONNECT, CA, HOLD, SERVER_PID, INFLIGHT, INTERVAL, NAME, RAMP, HELP };
-    static const struct option longs[] = {
-        {"clients", required_argument, NULL, CLIENTS},     {"connect", required_argument, NULL, CONNECT},
-        {"ca", required_argument, NULL, CA},               {"hold-s", required_argument, NULL, HOLD},
-        {"server-pid", required_argument, NULL, SERVER_PID}, {"inflight", required_argument, NULL, INFLIGHT},
-        {"interval-ms", required_argument, NULL, INTERVAL}, {"server-name", required_argument, NULL, NAME},
-        {"ramp-timeout-s", required_argument, NULL, RAMP}, {"help", no_argument, NULL, HELP},
-        {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"clients", required_argument, NULL, CLIENTS},
+                                          {"connect", required_argument, NULL, CONNECT},
+                                          {"ca", required_argument, NULL, CA},
+                                          {"hold-s", required_argument, NULL, HOLD},
+                                          {"server-pid", required_argument, NULL, SERVER_PID},
+                                          {"inflight", required_argument, NULL, INFLIGHT},
+                                          {"interval-ms", required_argument, NULL, INTERVAL},
+                                          {"server-name", required_argument, NULL, NAME},
+                                          {"ramp-timeout-s", required_argument, NULL, RAMP},
+                                          {"help", no_argument, NULL, HELP},
+                                          {NULL, 0, NULL, 0}};
     static char host[256];
     int o;
     while ((o = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
         switch (o) {
-        case CLIENTS: opt.clients = atoi(optarg); break;
+        case CLIENTS:
+            opt.clients = atoi(optarg);
+            break;
         case CONNECT: {
             const char *colon = strrchr(optarg, ':');
             if (!colon || colon == optarg || (size_t)(colon - optarg) >= sizeof host)
@@ -477,15 +483,34 @@ static void parse(int argc, char **argv)
             opt.port = atoi(colon + 1);
             break;
         }
-        case CA: opt.ca = optarg; break;
-        case HOLD: opt.hold_s = atoi(optarg); break;
-        case SERVER_PID: opt.server_pid = atoi(optarg); break;
-        case INFLIGHT: opt.inflight = atoi(optarg); break;
-        case INTERVAL: opt.interval_ms = atoi(optarg); break;
-        case NAME: opt.name = optarg; break;
-        case RAMP: opt.ramp_timeout_s = atoi(optarg); break;
-        case HELP: case 'h': usage(stdout); exit(0);
-        default: usage(stderr); exit(64);
+        case CA:
+            opt.ca = optarg;
+            break;
+        case HOLD:
+            opt.hold_s = atoi(optarg);
+            break;
+        case SERVER_PID:
+            opt.server_pid = atoi(optarg);
+            break;
+        case INFLIGHT:
+            opt.inflight = atoi(optarg);
+            break;
+        case INTERVAL:
+            opt.interval_ms = atoi(optarg);
+            break;
+        case NAME:
+            opt.name = optarg;
+            break;
+        case RAMP:
+            opt.ramp_timeout_s = atoi(optarg);
+            break;
+        case HELP:
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            exit(64);
         }
     }
     if (optind < argc || !opt.host || !opt.ca || opt.clients < 1 || opt.inflight < 1 || opt.hold_s < 0 ||
@@ -571,8 +596,8 @@ int main(int argc, char **argv)
         die("cannot read /proc/%s/statm", pid);
     }
     long gen_rss_before = proc_rss_kib(0);
-    fprintf(stderr, "lifeline-scale: %d clients to %s:%d, %d in flight, ping every %d ms, hold %d s\n",
-            opt.clients, opt.host, opt.port, opt.inflight, opt.interval_ms, opt.hold_s);
+    fprintf(stderr, "lifeline-scale: %d clients to %s:%d, %d in flight, ping every %d ms, hold %d s\n", opt.clients,
+            opt.host, opt.port, opt.inflight, opt.interval_ms, opt.hold_s);
 
     uint64_t t0 = now_us(), ramp_deadline = t0 + (uint64_t)opt.ramp_timeout_s * 1000000u;
     uint64_t last_tick = 0, last_progress = t0, ramp_us = 0;
@@ -595,8 +620,8 @@ int main(int argc, char **argv)
         }
         if (now - last_progress >= 1000000) {
             fprintf(stderr, "  t=%5.1fs %s: ready %ld, in flight %ld, handshake failures %ld, dropped %ld, pongs %ld\n",
-                    (double)(now - t0) / 1e6, holding ? "hold" : "ramp", st.ready, st.in_flight,
-                    st.handshake_failed, st.dropped_after_ready, st.pongs);
+                    (double)(now - t0) / 1e6, holding ? "hold" : "ramp", st.ready, st.in_flight, st.handshake_failed,
+                    st.dropped_after_ready, st.pongs);
             last_progress = now;
         }
         if (!holding && ((next == opt.clients && st.in_flight == 0) || now > ramp_deadline)) {
@@ -613,8 +638,8 @@ int main(int argc, char **argv)
             hold_end_us = now + (st.ready ? (uint64_t)opt.hold_s * 1000000u : 0);
             cpu_start = opt.server_pid ? proc_cpu_ticks(opt.server_pid) : -1;
             getrusage(RUSAGE_SELF, &ru0);
-            fprintf(stderr, "lifeline-scale: %ld ready after %.1f s; holding %d s\n", st.ready,
-                    (double)ramp_us / 1e6, opt.hold_s);
+            fprintf(stderr, "lifeline-scale: %ld ready after %.1f s; holding %d s\n", st.ready, (double)ramp_us / 1e6,
+                    opt.hold_s);
         }
         if (holding && now >= hold_end_us) {
             cpu_end = opt.server_pid ? proc_cpu_ticks(opt.server_pid) : -1;
@@ -625,8 +650,9 @@ int main(int argc, char **argv)
     uint64_t hold_us = st.connected ? now_us() - hold_start_us : 0;
     long srv_rss_end = opt.server_pid ? proc_rss_kib(opt.server_pid) : -1;
     double hz = (double)sysconf(_SC_CLK_TCK);
-    double gen_cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
-                     (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+    double gen_cpu =
+        (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+        (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
 
     printf("== lifeline-scale result ==\n");
     printf("clients requested          %d\n", opt.clients);
@@ -649,8 +675,8 @@ int main(int argc, char **argv)
     else
         printf("server CPU during hold     n/a (no --server-pid)\n");
     if (srv_rss_before >= 0 && srv_rss_after >= 0) {
-        printf("server RSS                 %ld KiB before, %ld KiB all connected, %ld KiB after hold\n",
-               srv_rss_before, srv_rss_after, srv_rss_end);
+        printf("server RSS                 %ld KiB before, %ld KiB all connected, %ld KiB after hold\n", srv_rss_before,
+               srv_rss_after, srv_rss_end);
         if (st.connected)
             printf("server RSS per client      %.1f KiB ((all connected - before) / connected)\n",
                    (double)(srv_rss_after - srv_rss_before) / (double)st.connected);

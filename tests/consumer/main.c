@@ -10,12 +10,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#define CHECK(cond)                                                   \
-    do {                                                              \
-        if (!(cond)) {                                                \
-            fprintf(stderr, "consumer: check failed: %s\n", #cond);   \
-            return 1;                                                 \
-        }                                                             \
+#define CHECK(cond)                                                 \
+    do {                                                            \
+        if (!(cond)) {                                              \
+            fprintf(stderr, "consumer: check failed: %s\n", #cond); \
+            return 1;                                               \
+        }                                                           \
     } while (0)
 
 int main(int argc, char **argv)

@@ -13,11 +13,11 @@
 #include "wait.h"
 
 /* A failed property: abort so libFuzzer records the input. */
-#define FUZZ_CHECK(cond)                                                                      \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            abort();                                                                          \
-        }                                                                                     \
+#define FUZZ_CHECK(cond) \
+    do {                 \
+        if (!(cond)) {   \
+            abort();     \
+        }                \
     } while (0)
 
 /* The input, consumed front to back; past the end every byte reads as 0. */
@@ -96,16 +96,16 @@ enum srv_op {
     SOP_DATA,       /* +1 count and size; +1 signed sequence offset (0: honest) */
     SOP_ACK,        /* +1 signed offset from what the client has (0: honest) */
     SOP_PING,
-    SOP_CLOSE,      /* +1 byte: bit 0 reconnect */
-    SOP_HANGUP,     /* +1 byte: bit 0 reset instead of FIN */
-    SOP_ROOM,       /* +1 byte: what the client's socket takes (0 none, 255 all, else n * 64) */
-    SOP_RECV,       /* the application takes (arg & 7) messages (0: all); callback mode:
+    SOP_CLOSE,     /* +1 byte: bit 0 reconnect */
+    SOP_HANGUP,    /* +1 byte: bit 0 reset instead of FIN */
+    SOP_ROOM,      /* +1 byte: what the client's socket takes (0 none, 255 all, else n * 64) */
+    SOP_RECV,      /* the application takes (arg & 7) messages (0: all); callback mode:
                        (arg & 7) is the callback's new plan (CB_*) */
-    SOP_SEND,       /* +1 byte: count and size */
-    SOP_APP_CLOSE,  /* +1 byte: bit 0 reconnect allowed */
-    SOP_TICK,       /* arg: how much time passes */
-    SOP_STOP,       /* sdk_server_stop */
-    SOP_SESSIONS,   /* sdk_server_sessions */
+    SOP_SEND,      /* +1 byte: count and size */
+    SOP_APP_CLOSE, /* +1 byte: bit 0 reconnect allowed */
+    SOP_TICK,      /* arg: how much time passes */
+    SOP_STOP,      /* sdk_server_stop */
+    SOP_SESSIONS,  /* sdk_server_sessions */
 };
 #define SOP_LATER 8
 enum {

@@ -16,9 +16,9 @@
 
 #include <string.h>
 
-#define MAX_LINKS 32
+#define MAX_LINKS   32
 #define COUNTER_LEN 8 /* every payload the application sends starts with its number */
-#define MAX_SEND 16000
+#define MAX_SEND    16000
 
 /* One connection, as the server (the input) sees it. */
 typedef struct fz_link {
@@ -32,13 +32,13 @@ typedef struct fz_link {
     uint64_t offset; /* message number - sequence: fixed for a connection */
     uint64_t last_data, last_ack, last_ping;
     /* The first frame the server sent, which greet takes for the welcome: */
-    ll_decoder said;     /* decodes what the server sent until it is whole */
+    ll_decoder said; /* decodes what the server sent until it is whole */
     bool first_seen;
-    bool first_welcome;   /* ...a welcome, for session first_session */
+    bool first_welcome; /* ...a welcome, for session first_session */
     uint64_t first_session;
-    bool foreign;         /* ...resuming a session not the client's: the client must refuse it */
-    size_t first_end;     /* where it ends on the wire */
-    bool failure_judged;  /* the event for the refusal was checked */
+    bool foreign;        /* ...resuming a session not the client's: the client must refuse it */
+    size_t first_end;    /* where it ends on the wire */
+    bool failure_judged; /* the event for the refusal was checked */
 } fz_link;
 
 typedef struct fz_client {
@@ -55,8 +55,8 @@ typedef struct fz_client {
     uint64_t session;   /* the session of the last welcome it adopted */
     bool closing;       /* the application called sdk_close */
     bool connected, closed_event;
-    bool callbacks;     /* on_message takes the messages (callback mode, see conn.h) */
-    uint8_t plan;       /* ...and does this with each (CB_*) */
+    bool callbacks; /* on_message takes the messages (callback mode, see conn.h) */
+    uint8_t plan;   /* ...and does this with each (CB_*) */
 } fz_client;
 
 /* ---- the client's state and what it tells its application ---- */

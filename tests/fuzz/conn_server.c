@@ -32,11 +32,11 @@ ssize_t fuzz_getrandom(void *buf, size_t len, unsigned int flags);
 
 #include <stdio.h>
 
-#define MAX_CONNS 8      /* per input (three argument bits); each opens at most one session */
-#define MAX_TURNS 4096   /* I/O loop turns per step: a loop that never goes idle is a bug */
-#define PAYLOAD_HEAD 16  /* every modeled payload starts with its sequence and session id */
-#define MAX_PAYLOAD 16000
-#define TOKEN_LEN 16
+#define MAX_CONNS    8    /* per input (three argument bits); each opens at most one session */
+#define MAX_TURNS    4096 /* I/O loop turns per step: a loop that never goes idle is a bug */
+#define PAYLOAD_HEAD 16   /* every modeled payload starts with its sequence and session id */
+#define MAX_PAYLOAD  16000
+#define TOKEN_LEN    16
 
 static uint64_t random_state;
 
@@ -73,9 +73,9 @@ enum { OUT_RESUME = 1, OUT_PROTOCOL_ERROR = 2, OUT_SESSION_CLOSED = 4 };
 typedef struct fz_session {
     uint64_t id;
     sess_state state;
-    bool honest;       /* every byte its clients sent was built by the model */
-    bool close_asked;  /* the application closed it */
-    bool known;        /* a Welcome reached its client: token is valid */
+    bool honest;      /* every byte its clients sent was built by the model */
+    bool close_asked; /* the application closed it */
+    bool known;       /* a Welcome reached its client: token is valid */
     uint8_t token[TOKEN_LEN];
     uint64_t received; /* client: highest data sequence it has */
     uint64_t next_seq; /* client: the next data sequence it sends */
@@ -89,17 +89,17 @@ typedef struct fz_session {
 typedef struct fz_conn {
     struct fz_server *h;
     fake_wire *w;
-    int sess;            /* index into sessions once an event bound it, else -1 */
-    bool raw;            /* its client sent bytes the model did not build */
-    bool abandoned;      /* its client resumed the session elsewhere and stopped using it */
-    bool hello_sent;     /* the model sent its hello (one per connection) */
-    bool hello_honest;   /* ...naming sessions[hello_sess] truthfully */
-    bool forged;         /* ...with a wrong token, so it must not resume */
+    int sess;          /* index into sessions once an event bound it, else -1 */
+    bool raw;          /* its client sent bytes the model did not build */
+    bool abandoned;    /* its client resumed the session elsewhere and stopped using it */
+    bool hello_sent;   /* the model sent its hello (one per connection) */
+    bool hello_honest; /* ...naming sessions[hello_sess] truthfully */
+    bool forged;       /* ...with a wrong token, so it must not resume */
     int hello_sess;
-    uint64_t hello_last; /* ...announcing this last_received */
-    uint8_t hello_flags; /* ...built with these SOP_HELLO_* */
+    uint64_t hello_last;                          /* ...announcing this last_received */
+    uint8_t hello_flags;                          /* ...built with these SOP_HELLO_* */
     uint32_t hello_hb_interval, hello_hb_timeout; /* ...announcing these */
-    size_t hello_end;    /* where the hello ends on the wire, if it came first (else 0) */
+    size_t hello_end;                             /* where the hello ends on the wire, if it came first (else 0) */
     int early;           /* the session the server welcomes in 0.5-RTT (its conn->welcomed), or -1 */
     uint64_t early_last; /* ...with this last_received */
     fz_hb early_hb;      /* ...and these heartbeat values */
@@ -194,8 +194,10 @@ static void bind_conn(fz_server *h, const char *peer, fz_session *fs, bool resum
     }
     const sdk_server_config *cfg = &h->srv->cfg;
     uint32_t timeout = c->hello_hb_timeout ? c->hello_hb_timeout : 15000u;
-    fs->hb = (fz_hb){.known = c->hello_sent && !c->raw, .interval = c->hello_hb_interval,
-                     .timeout = LL_MAX((uint32_t)cfg->heartbeat_min_ms, LL_MIN(timeout, (uint32_t)cfg->heartbeat_max_ms))};
+    fs->hb =
+        (fz_hb){.known = c->hello_sent && !c->raw,
+                .interval = c->hello_hb_interval,
+                .timeout = LL_MAX((uint32_t)cfg->heartbeat_min_ms, LL_MIN(timeout, (uint32_t)cfg->heartbeat_max_ms))};
 }
 
 static void track_event(fz_server *h, const sdk_session_event *ev)
@@ -415,8 +417,8 @@ static void check_early_welcome(fz_server *h, fz_conn *c, const Lifeline__Welcom
     FUZZ_CHECK(w->version == PROTOCOL_VERSION && w->resumed && w->session_id == fs->id &&
                w->resume_token.len == TOKEN_LEN && w->last_received == c->early_last);
     FUZZ_CHECK(!fs->known || memcmp(w->resume_token.data, fs->token, TOKEN_LEN) == 0);
-    FUZZ_CHECK(!c->early_hb.known || (w->heartbeat_interval_ms == c->early_hb.interval &&
-                                      w->heartbeat_timeout_ms == c->early_hb.timeout));
+    FUZZ_CHECK(!c->early_hb.known ||
+               (w->heartbeat_interval_ms == c->early_hb.interval && w->heartbeat_timeout_ms == c->early_hb.timeout));
     FUZZ_CHECK(!fs->honest || w->last_received <= fs->sent_max);
     c->welcomed = true;
     memcpy(fs->token, w->resume_token.data, TOKEN_LEN);
@@ -802,7 +804,7 @@ static void app_sessions(fz_server *h)
 /* Time passes: a little, a heartbeat, a handshake limit, a session TTL, ... */
 static void op_tick(uint8_t arg)
 {
-    static const uint64_t ms[] = {1, 10, 100, 500, 999, 1000, 1001, 2000,
+    static const uint64_t ms[] = {1,    10,   100,   500,   999,   1000,  1001,   2000,
                                   3000, 5000, 10000, 15000, 30000, 60000, 100000, 300000};
     wire_advance_clock(ms[arg]);
 }
@@ -939,22 +941,56 @@ static void step(fz_server *h)
     uint8_t arg = b >> 4, who = arg & 7;
     bool later = arg & SOP_LATER;
     switch ((enum srv_op)(b & 15)) {
-    case SOP_ACCEPT: op_accept(h, arg); later = false; break;
-    case SOP_RAW: op_raw(h, who, script_u8(h->s)); break;
-    case SOP_RAW_LONG: op_raw(h, who, script_u16(h->s)); break;
-    case SOP_HELLO: op_hello(h, who); break;
-    case SOP_DATA: op_data(h, who); break;
-    case SOP_ACK: op_ack(h, who); break;
-    case SOP_PING: op_ping(h, who); break;
-    case SOP_CLOSE: op_close(h, who); break;
-    case SOP_HANGUP: op_hangup(h, who); break;
-    case SOP_ROOM: op_room(h, who); break;
-    case SOP_RECV: app_takes(h, who); break;
-    case SOP_SEND: app_send(h, who); break;
-    case SOP_APP_CLOSE: app_close(h, who); break;
-    case SOP_TICK: op_tick(arg); later = false; break;
-    case SOP_STOP: sdk_server_stop(h->srv); break;
-    case SOP_SESSIONS: app_sessions(h); break;
+    case SOP_ACCEPT:
+        op_accept(h, arg);
+        later = false;
+        break;
+    case SOP_RAW:
+        op_raw(h, who, script_u8(h->s));
+        break;
+    case SOP_RAW_LONG:
+        op_raw(h, who, script_u16(h->s));
+        break;
+    case SOP_HELLO:
+        op_hello(h, who);
+        break;
+    case SOP_DATA:
+        op_data(h, who);
+        break;
+    case SOP_ACK:
+        op_ack(h, who);
+        break;
+    case SOP_PING:
+        op_ping(h, who);
+        break;
+    case SOP_CLOSE:
+        op_close(h, who);
+        break;
+    case SOP_HANGUP:
+        op_hangup(h, who);
+        break;
+    case SOP_ROOM:
+        op_room(h, who);
+        break;
+    case SOP_RECV:
+        app_takes(h, who);
+        break;
+    case SOP_SEND:
+        app_send(h, who);
+        break;
+    case SOP_APP_CLOSE:
+        app_close(h, who);
+        break;
+    case SOP_TICK:
+        op_tick(arg);
+        later = false;
+        break;
+    case SOP_STOP:
+        sdk_server_stop(h->srv);
+        break;
+    case SOP_SESSIONS:
+        app_sessions(h);
+        break;
     }
     if (!later) {
         pump(h);

@@ -20,11 +20,11 @@
 #define FUZZ_MAX_PIECE 512u
 
 /* A failed property: abort so libFuzzer records the input. */
-#define FUZZ_CHECK(cond)                                                                      \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            abort();                                                                          \
-        }                                                                                     \
+#define FUZZ_CHECK(cond) \
+    do {                 \
+        if (!(cond)) {   \
+            abort();     \
+        }                \
     } while (0)
 
 /* FNV-1a: seeds the piece sizes from the input. */
@@ -80,8 +80,7 @@ static void check_fast_data(const Lifeline__Data *m, const ll_buf *ref)
 {
     ll_buf fast = {0};
 
-    FUZZ_CHECK(ll_encode_data(&fast, m->seq, m->payload.data, m->payload.len, m->type,
-                              UINT32_MAX) == 0);
+    FUZZ_CHECK(ll_encode_data(&fast, m->seq, m->payload.data, m->payload.len, m->type, UINT32_MAX) == 0);
     FUZZ_CHECK(ll_buf_size(&fast) == ll_buf_size(ref));
     FUZZ_CHECK(memcmp(ll_buf_head(&fast), ll_buf_head(ref), ll_buf_size(ref)) == 0);
     FUZZ_CHECK(ll_data_frame_size(m->seq, m->payload.len, m->type) == ll_buf_size(&fast));

@@ -20,11 +20,11 @@
 
 #define FUZZ_MAX_FRAME 4096u
 
-#define FUZZ_CHECK(cond)                                                                      \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            abort();                                                                          \
-        }                                                                                     \
+#define FUZZ_CHECK(cond) \
+    do {                 \
+        if (!(cond)) {   \
+            abort();     \
+        }                \
     } while (0)
 
 static void check_invariants(const ll_session *s)

@@ -298,7 +298,7 @@ static void seed_srv_errors(ll_buf *b)
     accept_conn(b);
     model_hello(b, 3, 0, 0);
     model_data(b, 3, 0x00, 3); /* a gap */
-    accept_with(b, 14); /* TLS handshake fails */
+    accept_with(b, 14);        /* TLS handshake fails */
     op(b, SOP_TICK, 9);
 }
 
@@ -596,7 +596,7 @@ static void seed_srv_concurrent(ll_buf *b)
     model_hello(b, 1, 0, 0);
     accept_conn(b);
     model_hello(b, 2 | SOP_LATER, SOP_HELLO_RESUME, 1); /* resume the second session... */
-    op(b, SOP_APP_CLOSE, 1 | SOP_LATER);                 /* ...which the application closes */
+    op(b, SOP_APP_CLOSE, 1 | SOP_LATER);                /* ...which the application closes */
     u8(b, 1);
     op(b, SOP_RECV, 0);
 }
@@ -645,24 +645,49 @@ typedef struct seed {
     void (*write)(ll_buf *b);
 } seed;
 
-static void srv_resume(ll_buf *b) { seed_srv_resume(b, false, false); }
-static void srv_resume_replace(ll_buf *b) { seed_srv_resume(b, true, false); }
-static void srv_forged(ll_buf *b) { seed_srv_resume(b, false, true); }
-static void cli_resume(ll_buf *b) { seed_cli_resume(b, false); }
-static void cli_lost(ll_buf *b) { seed_cli_resume(b, true); }
+static void srv_resume(ll_buf *b)
+{
+    seed_srv_resume(b, false, false);
+}
+static void srv_resume_replace(ll_buf *b)
+{
+    seed_srv_resume(b, true, false);
+}
+static void srv_forged(ll_buf *b)
+{
+    seed_srv_resume(b, false, true);
+}
+static void cli_resume(ll_buf *b)
+{
+    seed_cli_resume(b, false);
+}
+static void cli_lost(ll_buf *b)
+{
+    seed_cli_resume(b, true);
+}
 
 static const seed SEEDS[] = {
-    {"srv_basic", seed_srv_basic},       {"srv_resume", srv_resume},
-    {"srv_resume_replace", srv_resume_replace}, {"srv_forged_token", srv_forged},
-    {"srv_raw_frames", seed_srv_raw},    {"srv_errors", seed_srv_errors},
-    {"srv_stall", seed_srv_stall},       {"srv_lifecycle", seed_srv_lifecycle},
-    {"srv_concurrent", seed_srv_concurrent}, {"srv_resume_bad_position", seed_srv_resume_bad_position},
-    {"cli_refused", seed_cli_refused},   {"cli_welcome_without_token", seed_cli_welcome_without_token},
-    {"cli_resume", cli_resume},          {"cli_session_lost", cli_lost},
-    {"cli_rejected", seed_cli_rejected}, {"cli_errors", seed_cli_errors},
-    {"srv_callbacks", seed_srv_callbacks}, {"srv_callbacks_full", seed_srv_callbacks_full},
+    {"srv_basic", seed_srv_basic},
+    {"srv_resume", srv_resume},
+    {"srv_resume_replace", srv_resume_replace},
+    {"srv_forged_token", srv_forged},
+    {"srv_raw_frames", seed_srv_raw},
+    {"srv_errors", seed_srv_errors},
+    {"srv_stall", seed_srv_stall},
+    {"srv_lifecycle", seed_srv_lifecycle},
+    {"srv_concurrent", seed_srv_concurrent},
+    {"srv_resume_bad_position", seed_srv_resume_bad_position},
+    {"cli_refused", seed_cli_refused},
+    {"cli_welcome_without_token", seed_cli_welcome_without_token},
+    {"cli_resume", cli_resume},
+    {"cli_session_lost", cli_lost},
+    {"cli_rejected", seed_cli_rejected},
+    {"cli_errors", seed_cli_errors},
+    {"srv_callbacks", seed_srv_callbacks},
+    {"srv_callbacks_full", seed_srv_callbacks_full},
     {"cli_callbacks", seed_cli_callbacks},
-    {"srv_early_welcome", seed_srv_early_welcome}, {"srv_early_welcome_refused", seed_srv_early_welcome_refused},
+    {"srv_early_welcome", seed_srv_early_welcome},
+    {"srv_early_welcome_refused", seed_srv_early_welcome_refused},
     {"cli_foreign_welcome", seed_cli_foreign_welcome},
 };
 

@@ -23,12 +23,12 @@ struct ll_tls {
 
 static struct {
     uint64_t now_ms;
-    fake_wire *wires;     /* every wire of this input, newest first */
+    fake_wire *wires; /* every wire of this input, newest first */
     int count;
-    fake_wire *accept;    /* what the next ll_net_accept hands out */
+    fake_wire *accept; /* what the next ll_net_accept hands out */
     fake_wire *(*connect)(void *arg);
     void *connect_arg;
-    int wake_fd;          /* the client's or server's, from wire_wake_fd */
+    int wake_fd; /* the client's or server's, from wire_wake_fd */
 } world;
 
 static void wire_free(fake_wire *w)
@@ -214,8 +214,8 @@ int ll_net_accept(int lfd, int *fd, char *peer, size_t peerlen)
     return 0;
 }
 
-int ll_net_connect(const char *host, uint16_t port, uint64_t deadline_ms, int wake_fd, int *fd,
-                   char *err, size_t errlen)
+int ll_net_connect(const char *host, uint16_t port, uint64_t deadline_ms, int wake_fd, int *fd, char *err,
+                   size_t errlen)
 {
     (void)host, (void)port, (void)deadline_ms, (void)wake_fd;
     fake_wire *w = world.connect ? world.connect(world.connect_arg) : NULL;
@@ -299,8 +299,7 @@ void ll_tls_ctx_free(ll_tls_ctx *ctx)
     (void)ctx;
 }
 
-int ll_tls_new(ll_tls_ctx *ctx, int fd, const char *servername, ll_tls **out, char *err,
-               size_t errlen)
+int ll_tls_new(ll_tls_ctx *ctx, int fd, const char *servername, ll_tls **out, char *err, size_t errlen)
 {
     (void)ctx, (void)servername;
     fake_wire *w = wire_by_fd(fd);
@@ -346,8 +345,7 @@ int ll_tls_read(ll_tls *t, void *buf, size_t len, size_t *n)
 {
     fake_wire *w = t->w;
     *n = 0;
-    while (ll_buf_size(&w->in) == 0 && !w->hung_up && !w->read_error && w->refill &&
-           w->refill(w, w->hook_arg)) {
+    while (ll_buf_size(&w->in) == 0 && !w->hung_up && !w->read_error && w->refill && w->refill(w, w->hook_arg)) {
     }
     if (ll_buf_size(&w->in) > 0) {
         *n = LL_MIN(LL_MIN(len, ll_buf_size(&w->in)), w->read_piece);
@@ -453,8 +451,8 @@ int ll_tls_dev_certs(const char *dir, char *err, size_t errlen)
     return SDK_EIO;
 }
 
-int ll_tls_dev_cert_for(const char *dir, const char *basename, const char *cn,
-                        const char *const *sans, char *err, size_t errlen)
+int ll_tls_dev_cert_for(const char *dir, const char *basename, const char *cn, const char *const *sans, char *err,
+                        size_t errlen)
 {
     (void)dir, (void)basename, (void)cn, (void)sans;
     LL_DETAIL(err, errlen, "no certificates on wires");

@@ -39,11 +39,11 @@ struct fake_wire {
     int handshake_waits; /* ...after this many rounds that want the socket (read, write, ...) */
     int read_error;      /* once in is empty: 0, or the sdk_err reads fail with */
     bool handshaken;
-    bool hung_up;        /* the peer closed its end: reads see EOF once in is empty */
-    bool reset;          /* ...by a reset rather than a clean FIN */
-    bool handed_out;     /* accepted or connected by the library */
-    bool tls_freed;      /* the library closed the connection */
-    size_t read_total;   /* bytes the library has read */
+    bool hung_up;      /* the peer closed its end: reads see EOF once in is empty */
+    bool reset;        /* ...by a reset rather than a clean FIN */
+    bool handed_out;   /* accepted or connected by the library */
+    bool tls_freed;    /* the library closed the connection */
+    size_t read_total; /* bytes the library has read */
     /* Server: the Lifeline session tag of the TLS ticket the client resumes (0: none). With a
      * handshake that succeeds, one step returns LL_TLS_HALF_RTT after the waits. */
     uint64_t resume_tag;
@@ -55,7 +55,7 @@ struct fake_wire {
     /* Called by the step after LL_TLS_HALF_RTT as it ends the handshake: what the library
      * wrote in 0.5-RTT is in out by then. */
     void (*on_half_rtt_over)(fake_wire *w, void *arg);
-    void *hook_arg;      /* what the hooks (refill, on_read, on_half_rtt_over) are given */
+    void *hook_arg; /* what the hooks (refill, on_read, on_half_rtt_over) are given */
     fake_wire *next;
 };
 

@@ -60,8 +60,7 @@ static void monotonic_cond_init(pthread_cond_t *cv)
 
 /* ---- certificates ---- */
 
-static const char *const CERT_FILES[] = {"ca.pem",     "ca.key",     "server.pem",
-                                         "server.key", "client.pem", "client.key"};
+static const char *const CERT_FILES[] = {"ca.pem", "ca.key", "server.pem", "server.key", "client.pem", "client.key"};
 
 static ht_certs process_certs;
 static pthread_once_t process_certs_once = PTHREAD_ONCE_INIT;
@@ -396,8 +395,8 @@ void ht_sevents_attach(ht_sevents *e, sdk_server_config *cfg)
     cfg->user = e;
 }
 
-int ht_sevents_wait(ht_sevents *e, sdk_session_event_type type, uint64_t session, size_t from,
-                    int timeout_ms, ht_sevent *out)
+int ht_sevents_wait(ht_sevents *e, sdk_session_event_type type, uint64_t session, size_t from, int timeout_ms,
+                    ht_sevent *out)
 {
     struct timespec dl = deadline_in(timeout_ms);
     int found = -1;

@@ -114,8 +114,8 @@ typedef struct ht_events {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     ht_event ev[HT_MAX_EVENTS];
-    size_t n;        /* recorded (at most HT_MAX_EVENTS) */
-    size_t dropped;  /* beyond the capacity */
+    size_t n;       /* recorded (at most HT_MAX_EVENTS) */
+    size_t dropped; /* beyond the capacity */
 } ht_events;
 
 void ht_events_init(ht_events *e);
@@ -149,8 +149,8 @@ void ht_sevents_init(ht_sevents *e);
 void ht_sevents_free(ht_sevents *e);
 void ht_sevents_attach(ht_sevents *e, sdk_server_config *cfg);
 /* ht_sevents_wait: like ht_events_wait, for session (0: any session). */
-int ht_sevents_wait(ht_sevents *e, sdk_session_event_type type, uint64_t session, size_t from,
-                    int timeout_ms, ht_sevent *out);
+int ht_sevents_wait(ht_sevents *e, sdk_session_event_type type, uint64_t session, size_t from, int timeout_ms,
+                    ht_sevent *out);
 
 /* ---- lifeline-server subprocess ---- */
 

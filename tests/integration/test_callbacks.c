@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define COUNT 2000
+#define COUNT     2000
 #define CUT_EVERY 250
 
 /* ---- what a callback saw, for the test thread to wait on ---- */
@@ -25,8 +25,8 @@
 typedef struct inbox {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    uint32_t next;      /* the counter expected next */
-    uint32_t got;       /* messages seen */
+    uint32_t next;       /* the counter expected next */
+    uint32_t got;        /* messages seen */
     uint32_t misordered; /* a counter other than next (lost, repeated or reordered) */
     uint32_t bad_type;
 } inbox;

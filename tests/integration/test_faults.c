@@ -67,18 +67,18 @@ static void fast_hb_config(sdk_config *cfg, uint16_t port)
 /* ---- 1. random resets, three clients, both directions ---- */
 
 #define RESET_CLIENTS 3
-#define RESET_MSGS 20000
+#define RESET_MSGS    20000
 
 typedef struct reset_client {
     int id;
     sdk_client *c;
     /* filled by the threads, read by the main thread after join */
-    int send_err;       /* first sdk_send failure, SDK_OK if none */
-    int send_at;        /* index where it failed */
-    int recv_err;       /* first sdk_recv failure */
-    size_t received;    /* messages received in order */
-    int mismatch_at;    /* first index whose payload was not the expected one, or -1 */
-    char got[64];       /* what arrived there */
+    int send_err;    /* first sdk_send failure, SDK_OK if none */
+    int send_at;     /* index where it failed */
+    int recv_err;    /* first sdk_recv failure */
+    size_t received; /* messages received in order */
+    int mismatch_at; /* first index whose payload was not the expected one, or -1 */
+    char got[64];    /* what arrived there */
 } reset_client;
 
 static void *reset_sender(void *arg)
@@ -93,8 +93,7 @@ static void *reset_sender(void *arg)
              * client's link has been reset at least once while messages are in flight. */
             uint64_t until = ht_now_ms() + HT_WAIT_MS;
             sdk_stats st;
-            while (sdk_get_stats(rc->c, &st) == SDK_OK && st.reconnects == 0 &&
-                   ht_now_ms() < until) {
+            while (sdk_get_stats(rc->c, &st) == SDK_OK && st.reconnects == 0 && ht_now_ms() < until) {
                 ht_sleep_ms(1);
             }
         }
@@ -176,8 +175,8 @@ static void test_resets_exact_both_ways(void **state)
 
     fp_stats ps;
     fp_get_stats(p, &ps);
-    printf("resets: %d x %d messages echoed in %llu ms through %llu proxy resets\n", RESET_CLIENTS,
-           RESET_MSGS, (unsigned long long)elapsed, (unsigned long long)ps.resets);
+    printf("resets: %d x %d messages echoed in %llu ms through %llu proxy resets\n", RESET_CLIENTS, RESET_MSGS,
+           (unsigned long long)elapsed, (unsigned long long)ps.resets);
 
     for (int i = 0; i < RESET_CLIENTS; i++) {
         if (rc[i].mismatch_at >= 0) {
@@ -249,8 +248,7 @@ static void test_blackhole_detected_client(void **state)
     int idx = ht_events_wait(&ev, SDK_EVENT_DISCONNECTED, 0, HT_WAIT_MS, &got);
     assert_true(idx >= 0);
     uint64_t detected = got.at_ms - t_send;
-    printf("blackhole detected by client after %llu ms (timeout 600)\n",
-           (unsigned long long)detected);
+    printf("blackhole detected by client after %llu ms (timeout 600)\n", (unsigned long long)detected);
     assert_int_equal(got.error, SDK_ETIMEDOUT);
     assert_true(detected >= 600);
     assert_true(detected <= 600 + 700);
@@ -518,12 +516,9 @@ static void test_reconnects_resume_tls(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_resets_exact_both_ways),
-        cmocka_unit_test(test_blackhole_detected_client),
-        cmocka_unit_test(test_blackhole_detected_server),
-        cmocka_unit_test(test_slow_consumer_keeps_link),
-        cmocka_unit_test(test_server_not_started_then_started),
-        cmocka_unit_test(test_wake_pending_at_failure),
+        cmocka_unit_test(test_resets_exact_both_ways),          cmocka_unit_test(test_blackhole_detected_client),
+        cmocka_unit_test(test_blackhole_detected_server),       cmocka_unit_test(test_slow_consumer_keeps_link),
+        cmocka_unit_test(test_server_not_started_then_started), cmocka_unit_test(test_wake_pending_at_failure),
         cmocka_unit_test(test_reconnects_resume_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MIB (1024u * 1024u)
+#define MIB               (1024u * 1024u)
 #define DEFAULT_MAX_FRAME (16u * MIB)
 /* Room for the frame header and the data frame's fields (seq, type, lengths): generous. */
 #define FRAME_OVERHEAD 64u

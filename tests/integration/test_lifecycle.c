@@ -428,7 +428,7 @@ typedef struct late_reader {
     sdk_server *srv;
     int delay_ms;
     int count;
-    int got;      /* messages taken, in order and intact */
+    int got; /* messages taken, in order and intact */
 } late_reader;
 
 static void *late_reader_main(void *arg)
@@ -474,8 +474,7 @@ static void test_close_linger_flushes(void **state)
     pthread_join(t, NULL);
     assert_int_equal(r.got, 20);
     if (took < 250 || took >= 5000) {
-        fail_msg("sdk_close with linger took %llu ms; the server read after 300 ms",
-                 (unsigned long long)took);
+        fail_msg("sdk_close with linger took %llu ms; the server read after 300 ms", (unsigned long long)took);
     }
     sdk_stats st;
     assert_int_equal(sdk_get_stats(c, &st), SDK_OK);
@@ -511,15 +510,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recv_timeouts, ht_setup_echo_server, ht_teardown_server),
         cmocka_unit_test_setup_teardown(test_calls_after_close, ht_setup_echo_server, ht_teardown_server),
         cmocka_unit_test(test_flush_after_close_with_pending),
-        cmocka_unit_test_setup_teardown(test_close_wakes_blocked_recv, ht_setup_echo_server,
-                                        ht_teardown_server),
+        cmocka_unit_test_setup_teardown(test_close_wakes_blocked_recv, ht_setup_echo_server, ht_teardown_server),
         cmocka_unit_test_setup_teardown(test_concurrent_close, ht_setup_echo_server, ht_teardown_server),
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_queue_full_bytes),
         cmocka_unit_test(test_close_during_backoff),
         cmocka_unit_test(test_first_connect_gives_up),
-        cmocka_unit_test_setup_teardown(test_destroy_without_close, ht_setup_echo_server,
-                                        ht_teardown_server),
+        cmocka_unit_test_setup_teardown(test_destroy_without_close, ht_setup_echo_server, ht_teardown_server),
         cmocka_unit_test(test_close_linger_flushes),
         cmocka_unit_test(test_close_without_linger_is_prompt),
     };

@@ -19,7 +19,7 @@
 static const size_t SIZES[] = {0, 1, 2, 3, 100, 1000, 16383, 16384, 16385, 65536, 100000, 0, 7};
 #define NSIZES (sizeof(SIZES) / sizeof(SIZES[0]))
 #define ROUNDS 20
-#define NMSG (NSIZES * ROUNDS)
+#define NMSG   (NSIZES * ROUNDS)
 
 static size_t size_of(size_t i)
 {
@@ -49,8 +49,8 @@ static void test_roundtrip_in_order(void **state)
     for (size_t i = 0; i < NMSG; i++) {
         ht_fill(buf, size_of(i), (uint32_t)i);
         const char *type = type_of(i);
-        sdk_err rc = type ? sdk_send_typed(c, type, buf, size_of(i), HT_WAIT_MS)
-                          : sdk_send(c, buf, size_of(i), HT_WAIT_MS);
+        sdk_err rc =
+            type ? sdk_send_typed(c, type, buf, size_of(i), HT_WAIT_MS) : sdk_send(c, buf, size_of(i), HT_WAIT_MS);
         assert_int_equal(rc, SDK_OK);
         bytes += size_of(i);
     }
@@ -212,8 +212,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip_in_order, ht_setup_echo_server, ht_teardown_server),
         cmocka_unit_test(test_flush_means_delivered),
-        cmocka_unit_test_setup_teardown(test_two_sessions_are_separate, ht_setup_echo_server,
-                                        ht_teardown_server),
+        cmocka_unit_test_setup_teardown(test_two_sessions_are_separate, ht_setup_echo_server, ht_teardown_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -150,8 +150,7 @@ static void test_close_session_rejects_client(void **state)
     ht_sevent opened;
     assert_true(ht_sevents_wait(&f->sev, SDK_SESSION_OPENED, 0, 0, HT_WAIT_MS, &opened) >= 0);
 
-    assert_int_equal(sdk_server_close_session(f->hs.srv, opened.session, "banned for testing", false),
-                     SDK_OK);
+    assert_int_equal(sdk_server_close_session(f->hs.srv, opened.session, "banned for testing", false), SDK_OK);
     assert_true(ht_wait_state(c, SDK_STATE_CLOSED, HT_WAIT_MS));
     char detail[256];
     assert_int_equal(sdk_last_error(c, detail, sizeof(detail)), SDK_EREJECTED);
@@ -340,8 +339,8 @@ static pid_t spawn_cat(uint16_t port, int *stdin_fd)
     int fds[2];
     snprintf(bin, sizeof(bin), "%s/lifeline-cat", bin_dir && *bin_dir ? bin_dir : "build/bin");
     snprintf(connect, sizeof(connect), "127.0.0.1:%u", (unsigned)port);
-    const char *argv[] = {bin, "--connect", connect, "--ca", ht_certs_get()->ca, "--quiet",
-                          "--heartbeat-ms", "60000", NULL}; /* no pings: an idle, quiet socket */
+    const char *argv[] = {bin,       "--connect",      connect, "--ca", ht_certs_get()->ca,
+                          "--quiet", "--heartbeat-ms", "60000", NULL}; /* no pings: an idle, quiet socket */
     assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -429,8 +428,8 @@ static void test_silent_connection_dropped(void **state)
     ht_server_config(&scfg);
     scfg.handshake_timeout_ms = 200;
     assert_int_equal(ht_server_start(&hs, &scfg, false), SDK_OK);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(hs.port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(hs.port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);

@@ -89,8 +89,8 @@ static void test_liveness_of_vanished_client(void **state)
     uint64_t detached = ht_now_ms();
     assert_int_equal(e.cause, SDK_CAUSE_HEARTBEAT_TIMEOUT);
     assert_true(detached - cut >= TIMEOUT - 250); /* the last bytes may predate the cut */
-    printf("server detached the blackholed client after %llu ms (timeout %d)\n",
-           (unsigned long long)(detached - cut), TIMEOUT);
+    printf("server detached the blackholed client after %llu ms (timeout %d)\n", (unsigned long long)(detached - cut),
+           TIMEOUT);
     s = only_session(hs.srv);
     assert_int_equal(s.state, SDK_SESSION_STATE_DETACHED);
     assert_int_equal(s.last_cause, SDK_CAUSE_HEARTBEAT_TIMEOUT);
@@ -164,13 +164,13 @@ static void test_slow_reader_is_bounded(void **state)
 /* ---- two server threads, several clients, both directions, through resets ---- */
 
 #define APP_CLIENTS 3
-#define UP_MSGS 5000   /* per client, client -> server */
-#define DOWN_MSGS 5000 /* per client, server -> client */
+#define UP_MSGS     5000 /* per client, client -> server */
+#define DOWN_MSGS   5000 /* per client, server -> client */
 
 typedef struct up_log {
     pthread_mutex_t mu;
-    uint64_t session[APP_CLIENTS];     /* learned from the first message of each client */
-    uint32_t count[APP_CLIENTS];       /* messages received from each */
+    uint64_t session[APP_CLIENTS]; /* learned from the first message of each client */
+    uint32_t count[APP_CLIENTS];   /* messages received from each */
     uint8_t seen[APP_CLIENTS][UP_MSGS];
     int errors;                        /* duplicates, unknown senders, seq going backwards */
     uint64_t last_seq[2][APP_CLIENTS]; /* per server thread: seq must rise per session */
@@ -191,8 +191,8 @@ static void record_up(up_log *log, int reader, const sdk_message *m)
     memcpy(text, m->data, len);
     text[len] = '\0';
     pthread_mutex_lock(&log->mu);
-    if (sscanf(text, "c%d-%d", &client, &n) != 2 || client < 0 || client >= APP_CLIENTS || n < 0 ||
-        n >= UP_MSGS || log->seen[client][n] || m->seq <= log->last_seq[reader][client]) {
+    if (sscanf(text, "c%d-%d", &client, &n) != 2 || client < 0 || client >= APP_CLIENTS || n < 0 || n >= UP_MSGS ||
+        log->seen[client][n] || m->seq <= log->last_seq[reader][client]) {
         log->errors++;
     } else {
         log->seen[client][n] = 1;
@@ -219,8 +219,8 @@ typedef struct app_client {
     sdk_client *c;
     int send_err;
     int recv_err;
-    int received;   /* server -> client messages received, in order */
-    int mismatch;   /* first out-of-order index, or -1 */
+    int received; /* server -> client messages received, in order */
+    int mismatch; /* first out-of-order index, or -1 */
 } app_client;
 
 static void *client_sender(void *arg)

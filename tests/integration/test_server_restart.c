@@ -24,16 +24,16 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#define MAX_IDS 20000
-#define STREAM_MS 1500   /* how long the sender streams */
-#define KILL_AFTER 300   /* echoes seen before the server is stopped */
-#define DOWN_MS 200      /* how long the server stays down */
+#define MAX_IDS    20000
+#define STREAM_MS  1500 /* how long the sender streams */
+#define KILL_AFTER 300  /* echoes seen before the server is stopped */
+#define DOWN_MS    200  /* how long the server stays down */
 
 typedef struct stream {
     sdk_client *c;
     pthread_mutex_t mu;
     /* sender */
-    uint32_t sent;       /* ids 1..sent were queued */
+    uint32_t sent; /* ids 1..sent were queued */
     sdk_err send_err;
     /* receiver: every id in arrival order */
     uint32_t got[2 * MAX_IDS];
@@ -238,9 +238,8 @@ static void assert_session_lost(const sdk_stats *stats, ht_events *ev)
 {
     sdk_stats st = *stats;
     if (st.sessions_lost < 1 || st.reconnects < 1 || st.connects < 2) {
-        fail_msg("stats: sessions_lost %llu, reconnects %llu, connects %llu",
-                 (unsigned long long)st.sessions_lost, (unsigned long long)st.reconnects,
-                 (unsigned long long)st.connects);
+        fail_msg("stats: sessions_lost %llu, reconnects %llu, connects %llu", (unsigned long long)st.sessions_lost,
+                 (unsigned long long)st.reconnects, (unsigned long long)st.connects);
     }
     ht_event e;
     int lost = ht_events_wait(ev, SDK_EVENT_SESSION_LOST, 0, 0, &e);
@@ -442,8 +441,8 @@ static void test_stopped_server_refuses(void **state)
     sdk_destroy(c); /* NULL unless it wrongly connected */
     ht_server_destroy(&hs);
     if (rc != SDK_ECONNREFUSED || took >= 1000) {
-        fail_msg("connect to a stopped server: %s after %llu ms (%s)", sdk_errname(rc),
-                 (unsigned long long)took, detail);
+        fail_msg("connect to a stopped server: %s after %llu ms (%s)", sdk_errname(rc), (unsigned long long)took,
+                 detail);
     }
 }
 
@@ -451,10 +450,8 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sigterm_restart_loses_nothing),
-        cmocka_unit_test(test_sigkill_restart_recovers),
-        cmocka_unit_test(test_server_stop_reports_going_away),
-        cmocka_unit_test(test_gives_up_after_max_attempts),
+        cmocka_unit_test(test_sigterm_restart_loses_nothing),  cmocka_unit_test(test_sigkill_restart_recovers),
+        cmocka_unit_test(test_server_stop_reports_going_away), cmocka_unit_test(test_gives_up_after_max_attempts),
         cmocka_unit_test(test_stopped_server_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,10 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SENDERS 4
-#define RECEIVERS 2
+#define SENDERS    4
+#define RECEIVERS  2
 #define PER_SENDER 2000
-#define TOTAL (SENDERS * PER_SENDER)
+#define TOTAL      (SENDERS * PER_SENDER)
 
 /* A message says who sent it and its index, then padding that depends on both. */
 typedef struct tag {
@@ -49,8 +49,7 @@ static bool parse_payload(const sdk_message *m, uint32_t senders, uint32_t per_s
         return false;
     }
     memcpy(out, m->data, sizeof(tag));
-    return out->sender < senders && out->index < per_sender &&
-           m->len == payload_len(out->sender, out->index) &&
+    return out->sender < senders && out->index < per_sender && m->len == payload_len(out->sender, out->index) &&
            ht_check(m->data + sizeof(tag), m->len - sizeof(tag), out->sender * 1000003u + out->index);
 }
 
@@ -63,9 +62,9 @@ typedef struct shared {
     uint64_t seq_of[SENDERS][PER_SENDER];
     unsigned copies[SENDERS][PER_SENDER];
     size_t received;
-    size_t bad;            /* payloads that are not ours */
-    sdk_err send_err;      /* first failure of a sender */
-    sdk_err recv_err;      /* first unexpected failure of a receiver */
+    size_t bad;       /* payloads that are not ours */
+    sdk_err send_err; /* first failure of a sender */
+    sdk_err recv_err; /* first unexpected failure of a receiver */
 } shared;
 
 typedef struct sender_arg {
@@ -162,8 +161,8 @@ static void test_one_client_many_threads(void **state)
                 fail_msg("sender %u message %u came back %u times", s, i, sh->copies[s][i]);
             }
             if (i > 0 && sh->seq_of[s][i] <= sh->seq_of[s][i - 1]) {
-                fail_msg("sender %u: message %u (seq %" PRIu64 ") overtook message %u (seq %" PRIu64 ")",
-                         s, i, sh->seq_of[s][i], i - 1, sh->seq_of[s][i - 1]);
+                fail_msg("sender %u: message %u (seq %" PRIu64 ") overtook message %u (seq %" PRIu64 ")", s, i,
+                         sh->seq_of[s][i], i - 1, sh->seq_of[s][i - 1]);
             }
             assert_in_range(sh->seq_of[s][i], 1, TOTAL);
         }
@@ -187,16 +186,16 @@ static void test_one_client_many_threads(void **state)
 
 /* ---- several clients at once ---- */
 
-#define CLIENTS 6
+#define CLIENTS    6
 #define PER_CLIENT 1000
 
 typedef struct client_run {
     uint16_t port;
     uint32_t id;
-    sdk_err err;          /* first failure */
-    char where[64];       /* which step failed */
+    sdk_err err;    /* first failure */
+    char where[64]; /* which step failed */
     size_t received;
-    size_t out_of_order;  /* echoes that were not the next expected one */
+    size_t out_of_order; /* echoes that were not the next expected one */
 } client_run;
 
 static void client_failed(client_run *r, sdk_err rc, const char *where)
@@ -319,11 +318,9 @@ static void test_blocked_senders_resume(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_one_client_many_threads, ht_setup_echo_server,
-                                        ht_teardown_server),
+        cmocka_unit_test_setup_teardown(test_one_client_many_threads, ht_setup_echo_server, ht_teardown_server),
         cmocka_unit_test_setup_teardown(test_many_clients, ht_setup_echo_server, ht_teardown_server),
-        cmocka_unit_test_setup_teardown(test_blocked_senders_resume, ht_setup_echo_server,
-                                        ht_teardown_server),
+        cmocka_unit_test_setup_teardown(test_blocked_senders_resume, ht_setup_echo_server, ht_teardown_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

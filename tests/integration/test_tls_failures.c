@@ -35,8 +35,7 @@ static void expect_connect_fails(const sdk_config *cfg, sdk_err want, const char
     sdk_err rc = sdk_connect(cfg, &c);
     sdk_err last = sdk_last_connect_error(detail, sizeof(detail));
     if (rc != want) {
-        fail_msg("sdk_connect: want %s (\"%s\"), got %s (%s)", sdk_errname(want), needle, sdk_errname(rc),
-                 detail);
+        fail_msg("sdk_connect: want %s (\"%s\"), got %s (%s)", sdk_errname(want), needle, sdk_errname(rc), detail);
     }
     assert_null(c);
     assert_int_equal(last, want);
@@ -294,8 +293,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unreadable_ca, ht_setup_echo_server, ht_teardown_server),
         cmocka_unit_test(test_mtls_without_client_cert),
         cmocka_unit_test(test_mtls_with_client_cert),
-        cmocka_unit_test_setup_teardown(test_client_cert_without_key, ht_setup_echo_server,
-                                        ht_teardown_server),
+        cmocka_unit_test_setup_teardown(test_client_cert_without_key, ht_setup_echo_server, ht_teardown_server),
         cmocka_unit_test(test_connection_refused_is_fast),
         cmocka_unit_test(test_not_a_tls_server),
         cmocka_unit_test(test_handshake_timeout),

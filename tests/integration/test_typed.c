@@ -131,8 +131,7 @@ static void test_roundtrip(void **state)
 {
     ht_server *hs = *state;
     sdk_client *c = connect_to(hs, 0);
-    size_t sizes[] = {0, 10, blob_for_packed(3, STACK_BYTES), blob_for_packed(4, STACK_BYTES + 1),
-                      100000, 5};
+    size_t sizes[] = {0, 10, blob_for_packed(3, STACK_BYTES), blob_for_packed(4, STACK_BYTES + 1), 100000, 5};
     size_t n = sizeof sizes / sizeof sizes[0];
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(send_note(c, i + 1, sizes[i]), SDK_OK);
@@ -214,8 +213,7 @@ static void test_malformed_payload(void **state)
     ht_server *hs = *state;
     sdk_client *c = connect_to(hs, 0);
     for (size_t i = 0; i < n; i++) {
-        assert_int_equal(sdk_send_typed(c, "typedtest.Note", garbage[i].bytes, garbage[i].len, HT_WAIT_MS),
-                         SDK_OK);
+        assert_int_equal(sdk_send_typed(c, "typedtest.Note", garbage[i].bytes, garbage[i].len, HT_WAIT_MS), SDK_OK);
     }
     assert_int_equal(send_note(c, 5, 0), SDK_OK);
     for (size_t i = 0; i < n; i++) {
@@ -322,8 +320,7 @@ static void test_server_roundtrip(void **state)
     ProtobufCMessage *got = NULL;
     sdk_message *raw = (sdk_message *)1;
     uint64_t session = 0;
-    assert_int_equal(sdk_server_recv_pb(hs->srv, &typedtest__note__descriptor, &got, &session, &raw,
-                                        HT_WAIT_MS),
+    assert_int_equal(sdk_server_recv_pb(hs->srv, &typedtest__note__descriptor, &got, &session, &raw, HT_WAIT_MS),
                      SDK_OK);
     assert_null(raw);
     check_note(got, 11, 20000);
@@ -341,8 +338,7 @@ static void test_server_roundtrip(void **state)
     reply.name = "reply";
     assert_int_equal(sdk_server_send_pb(hs->srv, session, &reply.base, HT_WAIT_MS), SDK_OK);
     note_store s;
-    assert_int_equal(sdk_server_send_pb(hs->srv, session, &make_note(&s, 12, 50000)->base, HT_WAIT_MS),
-                     SDK_OK);
+    assert_int_equal(sdk_server_send_pb(hs->srv, session, &make_note(&s, 12, 50000)->base, HT_WAIT_MS), SDK_OK);
     free(s.blob);
     assert_int_equal(sdk_recv_pb(c, &typedtest__other__descriptor, &got, &raw, HT_WAIT_MS), SDK_OK);
     assert_string_equal(((Typedtest__Other *)got)->name, "reply");
@@ -353,8 +349,7 @@ static void test_server_roundtrip(void **state)
 
     /* session may be NULL for a server that never answers. */
     assert_int_equal(send_note(c, 13, 0), SDK_OK);
-    assert_int_equal(sdk_server_recv_pb(hs->srv, &typedtest__note__descriptor, &got, NULL, &raw, HT_WAIT_MS),
-                     SDK_OK);
+    assert_int_equal(sdk_server_recv_pb(hs->srv, &typedtest__note__descriptor, &got, NULL, &raw, HT_WAIT_MS), SDK_OK);
     check_note(got, 13, 0);
     protobuf_c_message_free_unpacked(got, NULL);
     close_client(c);
@@ -372,8 +367,7 @@ static void test_server_mismatch_and_malformed(void **state)
     ProtobufCMessage *got = (ProtobufCMessage *)1;
     sdk_message *raw = NULL;
     uint64_t session = 0;
-    assert_int_equal(sdk_server_recv_pb(hs->srv, &typedtest__note__descriptor, &got, &session, &raw,
-                                        HT_WAIT_MS),
+    assert_int_equal(sdk_server_recv_pb(hs->srv, &typedtest__note__descriptor, &got, &session, &raw, HT_WAIT_MS),
                      SDK_ETYPE);
     assert_null(got);
     assert_non_null(raw);
@@ -383,8 +377,7 @@ static void test_server_mismatch_and_malformed(void **state)
     sdk_message_free(raw);
 
     uint64_t session2 = 0;
-    assert_int_equal(sdk_server_recv_pb(hs->srv, &typedtest__note__descriptor, &got, &session2, &raw,
-                                        HT_WAIT_MS),
+    assert_int_equal(sdk_server_recv_pb(hs->srv, &typedtest__note__descriptor, &got, &session2, &raw, HT_WAIT_MS),
                      SDK_EPROTO);
     assert_null(got);
     assert_non_null(raw);
@@ -408,14 +401,12 @@ static void test_server_mismatch_and_malformed(void **state)
     session2 = 7;
     assert_int_equal(sdk_server_recv_pb(NULL, &typedtest__note__descriptor, &got, &session2, &raw, 0), SDK_EINVAL);
     assert_int_equal(session2, 0);
-    assert_int_equal(sdk_server_recv_pb(hs->srv, &typedtest__note__descriptor, &got, &session2, NULL, 0),
-                     SDK_EINVAL);
+    assert_int_equal(sdk_server_recv_pb(hs->srv, &typedtest__note__descriptor, &got, &session2, NULL, 0), SDK_EINVAL);
     assert_int_equal(sdk_server_recv_pb(hs->srv, NULL, &got, &session2, &raw, 0), SDK_EINVAL);
 
     /* After a stop: SDK_ECLOSED both ways. */
     ht_server_stop(hs);
-    assert_int_equal(sdk_server_recv_pb(hs->srv, &typedtest__note__descriptor, &got, &session2, &raw, 0),
-                     SDK_ECLOSED);
+    assert_int_equal(sdk_server_recv_pb(hs->srv, &typedtest__note__descriptor, &got, &session2, &raw, 0), SDK_ECLOSED);
     assert_int_equal(sdk_server_send_pb(hs->srv, session, &o.base, 0), SDK_ECLOSED);
     close_client(c);
 }
@@ -429,8 +420,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_arguments, ht_setup_echo_server, ht_teardown_server),
         cmocka_unit_test_setup_teardown(test_errors_pass_through, ht_setup_echo_server, ht_teardown_server),
         cmocka_unit_test_setup_teardown(test_server_roundtrip, setup_plain_server, ht_teardown_server),
-        cmocka_unit_test_setup_teardown(test_server_mismatch_and_malformed, setup_plain_server,
-                                        ht_teardown_server),
+        cmocka_unit_test_setup_teardown(test_server_mismatch_and_malformed, setup_plain_server, ht_teardown_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

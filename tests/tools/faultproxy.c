@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NS_PER_MS 1000000LL
+#define NS_PER_MS   1000000LL
 #define NO_DEADLINE INT64_MAX
 /* Chunks that may wait out a delay per flow; reading pauses when they are all in use. */
 #define MAX_MARKS 256
@@ -38,7 +38,7 @@
 #define DRAIN_NS (1000 * NS_PER_MS)
 /* Accepts per loop turn, so a connection storm cannot starve forwarding. */
 #define ACCEPT_BURST 16
-#define POLL_SLOTS (2 + 2 * FP_MAX_CONNS)
+#define POLL_SLOTS   (2 + 2 * FP_MAX_CONNS)
 
 typedef struct addr {
     struct sockaddr_storage ss;
@@ -267,8 +267,7 @@ int fp_parse_hostport(const char *s, char *host, size_t host_len, uint16_t *port
     char *end = NULL;
     errno = 0;
     unsigned long v = strtoul(colon + 1, &end, 10);
-    if (hlen == 0 || hlen >= host_len || colon[1] == '\0' || *end != '\0' || errno != 0 ||
-        v > 65535) {
+    if (hlen == 0 || hlen >= host_len || colon[1] == '\0' || *end != '\0' || errno != 0 || v > 65535) {
         goto bad;
     }
     memcpy(host, h, hlen);
@@ -291,8 +290,7 @@ static int open_listener(const addr *a)
     int one = 1;
     /* Reopening after fp_set_refuse must not trip over TIME_WAIT on the same port. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, 128) < 0 ||
-        set_nonblock(fd) < 0) {
+        bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, 128) < 0 || set_nonblock(fd) < 0) {
         int e = errno;
         close(fd);
         errno = e;
@@ -651,8 +649,7 @@ static bool apply_commands(fp_proxy *p, int64_t now)
         return stop;
     }
 
-    bool reset_timer_changed = want.reset_min_ms != p->cur.reset_min_ms ||
-                               want.reset_max_ms != p->cur.reset_max_ms;
+    bool reset_timer_changed = want.reset_min_ms != p->cur.reset_min_ms || want.reset_max_ms != p->cur.reset_max_ms;
     /*
      * Take in the backlog first: a command must reach every connection whose connect()
      * returned before it, even if this thread had not accepted it yet.
@@ -729,10 +726,8 @@ static void conn_events(const fp_proxy *p, const conn *c, short *cev, short *sev
         if (p->cur.blackhole) {
             break;
         }
-        *cev = (short)((flow_can_read(&c->up) ? POLLIN : 0) |
-                       (flow_can_write(&c->down) ? POLLOUT : 0));
-        *sev = (short)((flow_can_read(&c->down) ? POLLIN : 0) |
-                       (flow_can_write(&c->up) ? POLLOUT : 0));
+        *cev = (short)((flow_can_read(&c->up) ? POLLIN : 0) | (flow_can_write(&c->down) ? POLLOUT : 0));
+        *sev = (short)((flow_can_read(&c->down) ? POLLIN : 0) | (flow_can_write(&c->up) ? POLLOUT : 0));
         break;
     default:
         break;
@@ -904,8 +899,8 @@ static void destroy(fp_proxy *p)
 }
 
 /* Bind the listener and learn its port before the thread exists, so errors surface here. */
-static int setup(fp_proxy *p, const char *listen_host, uint16_t listen_port,
-                 const char *target_host, uint16_t target_port)
+static int setup(fp_proxy *p, const char *listen_host, uint16_t listen_port, const char *target_host,
+                 uint16_t target_port)
 {
     if (resolve_loopback(listen_host, listen_port, &p->listen_addr) < 0 ||
         resolve_loopback(target_host, target_port, &p->want.target) < 0) {
@@ -930,8 +925,8 @@ static int setup(fp_proxy *p, const char *listen_host, uint16_t listen_port,
     return 0;
 }
 
-int fp_start(const char *listen_host, uint16_t listen_port, const char *target_host,
-             uint16_t target_port, fp_proxy **out)
+int fp_start(const char *listen_host, uint16_t listen_port, const char *target_host, uint16_t target_port,
+             fp_proxy **out)
 {
     if (out == NULL) {
         errno = EINVAL;

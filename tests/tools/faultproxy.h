@@ -56,8 +56,8 @@ typedef struct fp_stats {
  * "localhost" (a message saying why goes to stderr), EINVAL for a NULL argument,
  * or the errno of socket(), bind(), listen(), pipe(), malloc() or pthread_create().
  */
-int fp_start(const char *listen_host, uint16_t listen_port, const char *target_host,
-             uint16_t target_port, fp_proxy **out);
+int fp_start(const char *listen_host, uint16_t listen_port, const char *target_host, uint16_t target_port,
+             fp_proxy **out);
 
 /* fp_port: the port the proxy listens on (useful after asking for port 0). Never blocks. */
 uint16_t fp_port(const fp_proxy *p);

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #define NS_PER_MS 1000000LL
-#define NEVER INT64_MAX
+#define NEVER     INT64_MAX
 
 typedef struct range {
     int lo, hi;
@@ -42,14 +42,13 @@ typedef struct options {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: lifeline-faultproxy --listen HOST:PORT --target HOST:PORT\n"
-            "         [--reset-every-ms MIN-MAX] [--delay-ms N]\n"
-            "         [--blackhole-every-ms MIN-MAX --blackhole-for-ms N]\n"
-            "         [--duration-ms N]\n"
-            "HOST must be 127.x.x.x, ::1 (as [::1]) or localhost; PORT 0 picks a free port.\n"
-            "Prints \"listening on HOST:PORT\" when ready; stops on SIGINT, SIGTERM or\n"
-            "after --duration-ms; prints counters to stderr at exit.\n");
+    fprintf(f, "usage: lifeline-faultproxy --listen HOST:PORT --target HOST:PORT\n"
+               "         [--reset-every-ms MIN-MAX] [--delay-ms N]\n"
+               "         [--blackhole-every-ms MIN-MAX --blackhole-for-ms N]\n"
+               "         [--duration-ms N]\n"
+               "HOST must be 127.x.x.x, ::1 (as [::1]) or localhost; PORT 0 picks a free port.\n"
+               "Prints \"listening on HOST:PORT\" when ready; stops on SIGINT, SIGTERM or\n"
+               "after --duration-ms; prints counters to stderr at exit.\n");
 }
 
 static int64_t now_ns(void)
@@ -86,8 +85,7 @@ static int parse_range(const char *s, range *out)
         hi_s = dash + 1;
     }
     int64_t lo, hi;
-    if (parse_int(buf, 86400000, &lo) < 0 || parse_int(hi_s, 86400000, &hi) < 0 || hi < lo ||
-        hi == 0) {
+    if (parse_int(buf, 86400000, &lo) < 0 || parse_int(hi_s, 86400000, &hi) < 0 || hi < lo || hi == 0) {
         return -1;
     }
     *out = (range){(int)lo, (int)hi};
@@ -154,8 +152,7 @@ static int parse_args(int argc, char **argv, options *o)
             goto bad; /* getopt_long already said what was wrong */
         }
         if (parse_option(opt, optarg, o) < 0) {
-            fprintf(stderr, "lifeline-faultproxy: bad value \"%s\" for --%s\n", optarg,
-                    longopts[idx].name);
+            fprintf(stderr, "lifeline-faultproxy: bad value \"%s\" for --%s\n", optarg, longopts[idx].name);
             goto bad;
         }
     }
@@ -227,8 +224,8 @@ static void print_stats(fp_proxy *p)
     fp_stats s;
     fp_get_stats(p, &s);
     fprintf(stderr,
-            "lifeline-faultproxy: accepted=%" PRIu64 " resets=%" PRIu64 " closes=%" PRIu64
-            " bytes_to_target=%" PRIu64 " bytes_to_client=%" PRIu64 "\n",
+            "lifeline-faultproxy: accepted=%" PRIu64 " resets=%" PRIu64 " closes=%" PRIu64 " bytes_to_target=%" PRIu64
+            " bytes_to_client=%" PRIu64 "\n",
             s.accepted, s.resets, s.closes, s.bytes_to_target, s.bytes_to_client);
 }
 
@@ -269,8 +266,7 @@ int main(int argc, char **argv)
         return 1;
     }
     bool v6 = strchr(o.listen_host, ':') != NULL;
-    printf("listening on %s%s%s:%u\n", v6 ? "[" : "", o.listen_host, v6 ? "]" : "",
-           (unsigned)fp_port(p));
+    printf("listening on %s%s%s:%u\n", v6 ? "[" : "", o.listen_host, v6 ? "]" : "", (unsigned)fp_port(p));
     fflush(stdout);
     run(p, &o, &stop_sigs);
     print_stats(p);

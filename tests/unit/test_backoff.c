@@ -128,8 +128,7 @@ static void test_ceiling_saturates(void **state)
 static void test_huge_attempts_do_not_overflow(void **state)
 {
     (void)state;
-    const unsigned attempts[] = {31, 32, 33, 34, 63, 64, 65, 1000, 1u << 20, UINT_MAX - 1,
-                                 UINT_MAX};
+    const unsigned attempts[] = {31, 32, 33, 34, 63, 64, 65, 1000, 1u << 20, UINT_MAX - 1, UINT_MAX};
     const uint32_t mins[] = {1, 3, 100, UINT32_MAX};
 
     /* A naive min << (attempt - 1) would wrap to a small (or zero) ceiling here. */
@@ -138,8 +137,7 @@ static void test_huge_attempts_do_not_overflow(void **state)
             unsigned a = attempts[i];
             uint64_t ceiling = expected_ceiling(a, mins[j], UINT32_MAX);
             assert_int_equal(ll_backoff_delay(a, mins[j], UINT32_MAX, ceiling), ceiling);
-            assert_int_equal(ll_backoff_delay(a, mins[j], UINT32_MAX, UINT64_MAX),
-                             UINT64_MAX % (ceiling + 1));
+            assert_int_equal(ll_backoff_delay(a, mins[j], UINT32_MAX, UINT64_MAX), UINT64_MAX % (ceiling + 1));
         }
         assert_int_equal(ll_backoff_delay(attempts[i], 100, 30000, 30000), 30000);
         assert_int_equal(ll_backoff_delay(attempts[i], 100, 30000, 30001), 0);

@@ -12,9 +12,9 @@
 
 #include "raw_peer.h"
 
+#include "lifeline/sdk.h"
 #include "ll.h"
 #include "net.h"
-#include "lifeline/sdk.h"
 
 #include <poll.h>
 #include <stdbool.h>

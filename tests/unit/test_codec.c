@@ -189,9 +189,7 @@ static void test_split_at_every_boundary(void **state)
         ll_decoder_init(&d, LL_MAX_FRAME_DEFAULT);
         assert_int_equal(ll_decoder_feed(&d, ll_buf_head(&stream), cut), 0);
         size_t n = drain(&d, &again);
-        assert_int_equal(ll_decoder_feed(&d, ll_buf_head(&stream) + cut,
-                                         ll_buf_size(&stream) - cut),
-                         0);
+        assert_int_equal(ll_decoder_feed(&d, ll_buf_head(&stream) + cut, ll_buf_size(&stream) - cut), 0);
         n += drain(&d, &again);
         assert_int_equal(n, FRAME_KINDS);
         assert_memory_equal(ll_buf_head(&again), ll_buf_head(&stream), ll_buf_size(&stream));
@@ -258,8 +256,7 @@ static void test_consumes_via_cursor(void **state)
     ll_frame_free(f);
     assert_ptr_equal(d.in.data, data);
     assert_true(d.in.off > 0);
-    assert_memory_equal(ll_buf_head(&d.in), ll_buf_head(&stream) + d.in.off,
-                        ll_buf_size(&d.in));
+    assert_memory_equal(ll_buf_head(&d.in), ll_buf_head(&stream) + d.in.off, ll_buf_size(&d.in));
     ll_buf_free(&stream);
     ll_decoder_free(&d);
 }
@@ -402,8 +399,7 @@ static void test_limit_is_inclusive(void **state)
     ll_decoder_free(&d);
 
     ll_decoder_init(&d, body - 1);
-    assert_int_equal(ll_decoder_feed(&d, ll_buf_head(&stream), ll_buf_size(&stream)),
-                     SDK_ETOOBIG);
+    assert_int_equal(ll_decoder_feed(&d, ll_buf_head(&stream), ll_buf_size(&stream)), SDK_ETOOBIG);
     ll_decoder_free(&d);
     ll_buf_free(&stream);
 }
@@ -499,15 +495,13 @@ static void test_encode_data_too_big(void **state)
     ll_buf out = {0};
     size_t body = ll_data_frame_size(9, sizeof payload, "t") - LL_FRAME_HEADER;
 
-    assert_int_equal(ll_encode_data(&out, 9, payload, sizeof payload, "t", (uint32_t)body - 1),
-                     SDK_ETOOBIG);
+    assert_int_equal(ll_encode_data(&out, 9, payload, sizeof payload, "t", (uint32_t)body - 1), SDK_ETOOBIG);
     assert_int_equal(ll_buf_size(&out), 0);
     assert_int_equal(ll_encode_data(&out, 9, payload, sizeof payload, "t", (uint32_t)body), 0);
     assert_int_equal(ll_buf_size(&out), body + LL_FRAME_HEADER);
     /* Lengths no frame could hold are refused before the payload is read. */
     assert_int_equal(ll_encode_data(&out, 9, payload, SIZE_MAX, NULL, UINT32_MAX), SDK_ETOOBIG);
-    assert_int_equal(ll_encode_data(&out, 9, payload, (size_t)UINT32_MAX + 1, NULL, UINT32_MAX),
-                     SDK_ETOOBIG);
+    assert_int_equal(ll_encode_data(&out, 9, payload, (size_t)UINT32_MAX + 1, NULL, UINT32_MAX), SDK_ETOOBIG);
     assert_int_equal(ll_data_frame_size(0, SIZE_MAX, NULL), SIZE_MAX);
     assert_int_equal(ll_data_frame_size(UINT64_MAX, SIZE_MAX - 3, "t"), SIZE_MAX);
     assert_int_equal(ll_buf_size(&out), body + LL_FRAME_HEADER);
@@ -526,8 +520,7 @@ static void test_encode_data_null_payload(void **state)
 }
 
 /* The fast path must produce exactly what protobuf-c produces, and say its size truly. */
-static void assert_data_identical(uint64_t seq, const uint8_t *payload, size_t len,
-                                  const char *type)
+static void assert_data_identical(uint64_t seq, const uint8_t *payload, size_t len, const char *type)
 {
     ll_buf fast = {0};
     ll_buf ref = {0};
@@ -561,9 +554,8 @@ static void test_encode_data_matches_protobuf_c(void **state)
     (void)state;
     /* Varint widths change at 2^7, 2^14, 2^21, ... so lengths straddle those edges. */
     static const size_t big_lens[] = {16383, 16384, 16385, 65536, 2097151, 2097152};
-    static const uint64_t seqs[] = {0,           1,           127,          128,
-                                    16383,       16384,       UINT64_C(1) << 35,
-                                    INT64_MAX,   UINT64_MAX - 1, UINT64_MAX};
+    static const uint64_t seqs[] = {0,         1, 127, 128, 16383, 16384, UINT64_C(1) << 35, INT64_MAX, UINT64_MAX - 1,
+                                    UINT64_MAX};
     static uint8_t payload[2097152];
     char long_type[301];
     const char *types[] = {NULL, "", "t", "lifeline.test.Msg", long_type};
@@ -586,7 +578,6 @@ static void test_encode_data_matches_protobuf_c(void **state)
         }
     }
 }
-
 
 static int encode_ack(ll_buf *out)
 {
@@ -623,8 +614,8 @@ static void test_take_reads_canonical_data_in_place(void **state)
                 assert_int_equal(ll_encode_data(&out, seqs[s], payload, len, types[t], LL_MAX_FRAME_DEFAULT), 0);
                 ll_decoder d;
                 ll_frame f;
-                assert_int_equal(take_body(ll_buf_head(&out) + LL_FRAME_HEADER, ll_buf_size(&out) - LL_FRAME_HEADER,
-                                           &d, &f), 1);
+                assert_int_equal(
+                    take_body(ll_buf_head(&out) + LL_FRAME_HEADER, ll_buf_size(&out) - LL_FRAME_HEADER, &d, &f), 1);
                 assert_int_equal(f.kind, LIFELINE__FRAME__KIND_DATA);
                 assert_null(f.pb); /* no allocation */
                 assert_true(f.data.seq == seqs[s]);
@@ -661,8 +652,8 @@ static void test_take_falls_back_for_other_encodings(void **state)
         size_t len;
         uint64_t seq;
         size_t type_len;
-    } cases[] = {{reordered, sizeof reordered, 5, 1}, {repeated, sizeof repeated, 5, 0},
-                 {unknown, sizeof unknown, 5, 0}};
+    } cases[] = {
+        {reordered, sizeof reordered, 5, 1}, {repeated, sizeof repeated, 5, 0}, {unknown, sizeof unknown, 5, 0}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ll_decoder d;
         ll_frame f;

@@ -3,10 +3,10 @@
  * server runs in a thread of this process, the proxy sits in front of it, and the
  * tests talk to the proxy with ordinary sockets.
  */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
 
 #include "faultproxy.h"
 
@@ -28,7 +28,7 @@
 /* ---- a poll-based echo server ---- */
 
 #define ECHO_MAX_CONNS 32
-#define ECHO_BUF 65536
+#define ECHO_BUF       65536
 
 typedef struct echo_conn {
     int fd;
@@ -200,8 +200,7 @@ static int connect_port(uint16_t port)
         return -1;
     }
     small_buffers(fd);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
         int e = errno;
         close(fd);
@@ -655,7 +654,7 @@ static void test_loopback_only(void **state)
 {
     fixture *f = *state;
     fp_proxy *p = NULL;
-    const char *bad[] = {"10.1.2.3", "192.168.0.1", "8.8.8.8", "example.com",
+    const char *bad[] = {"10.1.2.3",        "192.168.0.1", "8.8.8.8", "example.com",
                          "::ffff:10.0.0.1", "2001:db8::1", "0.0.0.0", ""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         errno = 0;

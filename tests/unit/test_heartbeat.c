@@ -146,7 +146,7 @@ static void test_rx_resets(void **state)
     ll_hb_start(&hb, 1000, 3000, T0);
     (void)ll_hb_ping_sent(&hb, T0 + 1000);
     (void)ll_hb_ping_sent(&hb, T0 + 2000);
-    ll_hb_on_rx(&hb, T0 + 2999); /* anything at all: data, ack, pong */
+    ll_hb_on_rx(&hb, T0 + 2999);                                  /* anything at all: data, ack, pong */
     assert_int_equal(poll_at(&hb, T0 + 3000, &next), LL_HB_PING); /* tx quiet since 2000 */
     (void)ll_hb_ping_sent(&hb, T0 + 3000);
     assert_int_equal(poll_at(&hb, T0 + 3001, &next), LL_HB_IDLE);

@@ -11,10 +11,10 @@
 
 #include <string.h>
 
-#define LONG_REASON                                                                                \
-    "the hello named session 12345678901234567890 at a position outside what was ever sent, "   \
-    "which no honest client can do; this sentence goes on to be longer than any frame limit "   \
-    "the smallest configurations allow, and longer than the 255 characters a close reason is "  \
+#define LONG_REASON                                                                            \
+    "the hello named session 12345678901234567890 at a position outside what was ever sent, "  \
+    "which no honest client can do; this sentence goes on to be longer than any frame limit "  \
+    "the smallest configurations allow, and longer than the 255 characters a close reason is " \
     "ever given on the wire, so both cuts show"
 
 /* Encode a close frame on a link with max_frame and read it back with the same limit. */

@@ -131,7 +131,7 @@ static void test_msg_new_size_overflow(void **state)
     assert_null(ll_msg_new(&byte, SIZE_MAX, NULL, NULL));
     assert_null(ll_msg_new(&byte, SIZE_MAX - sizeof(ll_msg) + 1, NULL, NULL));
     assert_null(ll_msg_new(&byte, SIZE_MAX - sizeof(ll_msg) - 4, "abcd", NULL)); /* +5 for type */
-    assert_null(ll_msg_new(&byte, SIZE_MAX - sizeof(ll_msg) - 2, NULL, "pq")); /* +3 for peer */
+    assert_null(ll_msg_new(&byte, SIZE_MAX - sizeof(ll_msg) - 2, NULL, "pq"));   /* +3 for peer */
 }
 
 static void test_empty_queue(void **state)

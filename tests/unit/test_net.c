@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ERRLEN 256
+#define ERRLEN  256
 #define WAIT_MS 5000
 
 static void sleep_ms(int ms)
@@ -129,9 +129,7 @@ static void test_listen_connect_accept(void **state)
     (void)state;
     /* Nothing pending yet: accept must not block. */
     assert_int_equal(ll_net_accept(lfd, &sfd, peer, sizeof peer), LL_NET_AGAIN);
-    assert_int_equal(ll_net_connect("127.0.0.1", port, ll_now_ms() + WAIT_MS, -1, &cfd, err,
-                                    sizeof err),
-                     0);
+    assert_int_equal(ll_net_connect("127.0.0.1", port, ll_now_ms() + WAIT_MS, -1, &cfd, err, sizeof err), 0);
     sfd = accept_one(lfd, peer, sizeof peer);
     assert_int_equal(strncmp(peer, "127.0.0.1:", 10), 0);
     assert_int_equal(send(cfd, "x", 1, 0), 1);
@@ -153,9 +151,7 @@ static void test_connect_by_name(void **state)
     (void)state;
     /* "localhost" may resolve to ::1 first, which nobody listens on: the next address must
      * be tried. */
-    assert_int_equal(ll_net_connect("localhost", port, ll_now_ms() + WAIT_MS, -1, &cfd, err,
-                                    sizeof err),
-                     0);
+    assert_int_equal(ll_net_connect("localhost", port, ll_now_ms() + WAIT_MS, -1, &cfd, err, sizeof err), 0);
     close(accept_one(lfd, NULL, 0));
     close(cfd);
     close(lfd);
@@ -174,9 +170,7 @@ static void test_dual_stack_listener(void **state)
         skip(); /* no IPv6 on this machine */
     }
     port = ll_net_local_port(lfd);
-    assert_int_equal(ll_net_connect("127.0.0.1", port, ll_now_ms() + WAIT_MS, -1, &cfd, err,
-                                    sizeof err),
-                     0);
+    assert_int_equal(ll_net_connect("127.0.0.1", port, ll_now_ms() + WAIT_MS, -1, &cfd, err, sizeof err), 0);
     close(accept_one(lfd, peer, sizeof peer));
     assert_non_null(strstr(peer, "127.0.0.1"));
     close(cfd);
@@ -208,8 +202,7 @@ static void test_connect_refused(void **state)
 
     (void)state;
     close(lfd); /* the port is now closed */
-    assert_int_equal(ll_net_connect("127.0.0.1", port, ll_now_ms() + WAIT_MS, -1, &cfd, err,
-                                    sizeof err),
+    assert_int_equal(ll_net_connect("127.0.0.1", port, ll_now_ms() + WAIT_MS, -1, &cfd, err, sizeof err),
                      SDK_ECONNREFUSED);
     assert_int_equal(cfd, -1);
     LL_DETAIL(expect, sizeof expect, "connect 127.0.0.1:%u: Connection refused", (unsigned)port);
@@ -222,13 +215,11 @@ static void test_resolve_fails(void **state)
     int cfd = -1;
 
     (void)state;
-    assert_int_equal(ll_net_connect("nonexistent.invalid", 7443, ll_now_ms() + WAIT_MS, -1, &cfd,
-                                    err, sizeof err),
+    assert_int_equal(ll_net_connect("nonexistent.invalid", 7443, ll_now_ms() + WAIT_MS, -1, &cfd, err, sizeof err),
                      SDK_ERESOLVE);
     assert_non_null(strstr(err, "nonexistent.invalid"));
     assert_int_equal(cfd, -1);
-    assert_int_equal(ll_net_connect("", 7443, ll_now_ms() + WAIT_MS, -1, &cfd, err, sizeof err),
-                     SDK_EINVAL);
+    assert_int_equal(ll_net_connect("", 7443, ll_now_ms() + WAIT_MS, -1, &cfd, err, sizeof err), SDK_EINVAL);
 }
 
 /*
@@ -266,8 +257,7 @@ static void test_connect_timeout(void **state)
     uint64_t start = ll_now_ms();
 
     (void)state;
-    assert_int_equal(ll_net_connect("127.0.0.1", port, start + 300, -1, &cfd, err, sizeof err),
-                     SDK_ETIMEDOUT);
+    assert_int_equal(ll_net_connect("127.0.0.1", port, start + 300, -1, &cfd, err, sizeof err), SDK_ETIMEDOUT);
     assert_true(ll_now_ms() - start >= 290);
     assert_true(ll_now_ms() - start < WAIT_MS);
     assert_non_null(strstr(err, "timed out"));
@@ -287,8 +277,7 @@ static void test_wake_before_connect(void **state)
     (void)state;
     assert_int_equal(ll_wake_open(&wake), 0);
     ll_wake_signal(wake);
-    assert_int_equal(ll_net_connect("127.0.0.1", port, ll_now_ms() + WAIT_MS, wake, &cfd, err,
-                                    sizeof err),
+    assert_int_equal(ll_net_connect("127.0.0.1", port, ll_now_ms() + WAIT_MS, wake, &cfd, err, sizeof err),
                      SDK_ECLOSED);
     assert_int_equal(cfd, -1);
     /* connect must leave the signal for the I/O loop to see. */
@@ -318,9 +307,7 @@ static void test_wake_interrupts_connect(void **state)
     (void)state;
     assert_int_equal(ll_wake_open(&wake), 0);
     assert_int_equal(pthread_create(&th, NULL, signal_later, &wake), 0);
-    assert_int_equal(ll_net_connect("127.0.0.1", port, start + WAIT_MS, wake, &cfd, err,
-                                    sizeof err),
-                     SDK_ECLOSED);
+    assert_int_equal(ll_net_connect("127.0.0.1", port, start + WAIT_MS, wake, &cfd, err, sizeof err), SDK_ECLOSED);
     assert_true(ll_now_ms() - start < WAIT_MS / 2);
     pthread_join(th, NULL);
     close(wake);

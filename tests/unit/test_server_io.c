@@ -11,8 +11,8 @@
 
 #include "raw_peer.h"
 
-#include "ll.h"
 #include "lifeline/server.h"
+#include "ll.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

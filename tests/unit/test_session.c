@@ -21,7 +21,7 @@
 #include <string.h>
 
 #define BIG_WINDOW_BYTES (UINT64_C(1) << 30)
-#define MAX_FRAMES 64
+#define MAX_FRAMES       64
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -443,7 +443,7 @@ static void test_check_msg_limits(void **state)
     assert_int_equal(o.frame_size, 64);
     assert_int_equal(o.len, fits);
     assert_int_equal(ll_session_check_msg(payload, fits + 1, NULL, 64, 1000, &o), SDK_ETOOBIG);
-    assert_int_equal(ll_session_check_msg(payload, fits, "t", 64, 1000, &o), SDK_ETOOBIG); /* the type counts */
+    assert_int_equal(ll_session_check_msg(payload, fits, "t", 64, 1000, &o), SDK_ETOOBIG);  /* the type counts */
     assert_int_equal(ll_session_check_msg(payload, 200, NULL, 1024, 199, &o), SDK_ETOOBIG); /* over the byte bound */
     assert_int_equal(ll_session_check_msg(NULL, 1, NULL, 1024, 1000, &o), SDK_EINVAL);
     assert_int_equal(ll_session_check_msg(NULL, 0, NULL, 1024, 1000, &o), 0);
@@ -1154,7 +1154,7 @@ static void test_offer_checks_peer_limit_and_bounds(void **state)
     assert_int_equal(ll_session_offer(&s, &m, 2, 1000), SDK_EQUEUEFULL); /* message bound */
     assert_int_equal(ll_session_offer(&s, &m, 10, 120), SDK_EQUEUEFULL); /* byte bound */
     assert_int_equal(s.sendq.count, 2);
-    assert_int_equal(ll_session_offer(&s, &m, 10, 150), 0);               /* exactly fits */
+    assert_int_equal(ll_session_offer(&s, &m, 10, 150), 0); /* exactly fits */
     assert_int_equal(s.sendq.count, 3);
     ll_session_free(&s);
 }
@@ -1181,10 +1181,8 @@ int main(void)
         cmocka_unit_test(test_resume_rewinds_and_retransmits),
         cmocka_unit_test(test_resume_counts_only_real_retransmits),
         cmocka_unit_test(test_resume_out_of_range),
-        cmocka_unit_test_setup_teardown(test_resume_beyond_written_rejected, fixture_setup,
-                                        fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_resume_nothing_written_rejected, fixture_setup,
-                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_beyond_written_rejected, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_nothing_written_rejected, fixture_setup, fixture_teardown),
         cmocka_unit_test(test_restart_renumbers),
         cmocka_unit_test(test_restart_twice_and_empty),
         cmocka_unit_test(test_flush_totals),

@@ -241,8 +241,7 @@ static void fill(ll_store *st, const uint64_t *ids, int *vals, size_t n)
     check_invariant(st);
 }
 
-static void assert_present_except(const ll_store *st, const uint64_t *ids, int *vals,
-                                  const int *gone, size_t n)
+static void assert_present_except(const ll_store *st, const uint64_t *ids, int *vals, const int *gone, size_t n)
 {
     for (size_t k = 0; k < n; k++) {
         if (gone[k]) {

@@ -34,7 +34,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#define ERRLEN 512
+#define ERRLEN  512
 #define WAIT_MS 5000
 #define PATHLEN 256
 
@@ -60,8 +60,7 @@ static int setup_certs(void **state)
         return -1;
     }
     LL_DETAIL(other, sizeof other, "%s/other/ca", dir); /* nested: dirs are created */
-    if (ll_tls_dev_certs(dir, err, sizeof err) != 0 ||
-        ll_tls_dev_certs(other, err, sizeof err) != 0 ||
+    if (ll_tls_dev_certs(dir, err, sizeof err) != 0 || ll_tls_dev_certs(other, err, sizeof err) != 0 ||
         ll_tls_dev_cert_for(dir, "alt", "alt.example", alt_sans, err, sizeof err) != 0) {
         fprintf(stderr, "dev certs: %s\n", err);
         return -1;
@@ -89,8 +88,7 @@ static ll_tls_ctx *server_ctx_with(const char *cert, const char *key, const char
 {
     char err[ERRLEN] = "";
     ll_tls_ctx *ctx = NULL;
-    ll_tls_ctx_config cfg = {.server = true, .cert_file = cert, .key_file = key,
-                             .client_ca_file = client_ca};
+    ll_tls_ctx_config cfg = {.server = true, .cert_file = cert, .key_file = key, .client_ca_file = client_ca};
 
     assert_int_equal(ll_tls_ctx_new(&cfg, &ctx, err, sizeof err), 0);
     return ctx;
@@ -118,8 +116,7 @@ static ll_tls_ctx *client_ctx(const char *certdir, bool with_cert)
 {
     char ca[PATHLEN], cert[PATHLEN], key[PATHLEN];
 
-    return client_ctx_with(path_in(dir, "ca.pem", ca),
-                           with_cert ? path_in(certdir, "client.pem", cert) : NULL,
+    return client_ctx_with(path_in(dir, "ca.pem", ca), with_cert ? path_in(certdir, "client.pem", cert) : NULL,
                            with_cert ? path_in(certdir, "client.key", key) : NULL);
 }
 
@@ -283,8 +280,7 @@ static void connect_ok(ll_tls_ctx *cctx, ll_tls_ctx *sctx, const char *name, tpa
     link_open(l, cctx, sctx, name);
     link_handshake(l);
     if (l->crc != 0 || l->src != 0) {
-        fail_msg("handshake: client %d (%s), server %d (%s)", l->crc, ll_tls_error(l->c), l->src,
-                 ll_tls_error(l->s));
+        fail_msg("handshake: client %d (%s), server %d (%s)", l->crc, ll_tls_error(l->c), l->src, ll_tls_error(l->s));
     }
     exchange(l);
 }
@@ -297,8 +293,7 @@ static void assert_contains(const char *s, const char *part)
 }
 
 /* Handshake expected to fail on the client with code and a reason containing part. */
-static void expect_client_rejects(ll_tls_ctx *cctx, ll_tls_ctx *sctx, const char *name, int code,
-                                  const char *part)
+static void expect_client_rejects(ll_tls_ctx *cctx, ll_tls_ctx *sctx, const char *name, int code, const char *part)
 {
     tpair l;
 
@@ -347,8 +342,7 @@ static void test_ip_literals(void **state)
     link_close(&l);
     connect_ok(cctx, sctx, "::1", &l);
     link_close(&l);
-    expect_client_rejects(cctx, sctx, "127.0.0.2", SDK_EPEERAUTH,
-                          "certificate verify failed: IP address mismatch");
+    expect_client_rejects(cctx, sctx, "127.0.0.2", SDK_EPEERAUTH, "certificate verify failed: IP address mismatch");
     ll_tls_ctx_free(cctx);
     ll_tls_ctx_free(sctx);
 }
@@ -378,16 +372,14 @@ static void test_mutual_tls(void **state)
 static void test_certificate_for_other_names(void **state)
 {
     char cert[PATHLEN], key[PATHLEN];
-    ll_tls_ctx *sctx = server_ctx_with(path_in(dir, "alt.pem", cert), path_in(dir, "alt.key", key),
-                                       NULL);
+    ll_tls_ctx *sctx = server_ctx_with(path_in(dir, "alt.pem", cert), path_in(dir, "alt.key", key), NULL);
     ll_tls_ctx *cctx = client_ctx(dir, false);
     tpair l;
 
     (void)state;
     connect_ok(cctx, sctx, "alt.example", &l);
     link_close(&l);
-    expect_client_rejects(cctx, sctx, "localhost", SDK_EPEERAUTH,
-                          "certificate verify failed: hostname mismatch");
+    expect_client_rejects(cctx, sctx, "localhost", SDK_EPEERAUTH, "certificate verify failed: hostname mismatch");
     ll_tls_ctx_free(cctx);
     ll_tls_ctx_free(sctx);
 }
@@ -403,9 +395,8 @@ static void test_over_tcp(void **state)
     (void)state;
     memset(&l, 0, sizeof l);
     assert_int_equal(ll_net_listen("127.0.0.1", 0, &lfd, err, sizeof err), 0);
-    assert_int_equal(ll_net_connect("127.0.0.1", ll_net_local_port(lfd), ll_now_ms() + WAIT_MS, -1,
-                                    &l.fd[0], err, sizeof err),
-                     0);
+    assert_int_equal(
+        ll_net_connect("127.0.0.1", ll_net_local_port(lfd), ll_now_ms() + WAIT_MS, -1, &l.fd[0], err, sizeof err), 0);
     wait_fd(lfd, LL_TLS_WANT_READ);
     assert_int_equal(ll_net_accept(lfd, &l.fd[1], NULL, 0), 0);
     link_wrap(&l, cctx, sctx, "127.0.0.1");
@@ -447,8 +438,7 @@ static void test_hostname_mismatch(void **state)
     ll_tls_ctx *cctx = client_ctx(dir, false);
 
     (void)state;
-    expect_client_rejects(cctx, sctx, "wrong.example", SDK_EPEERAUTH,
-                          "certificate verify failed: hostname mismatch");
+    expect_client_rejects(cctx, sctx, "wrong.example", SDK_EPEERAUTH, "certificate verify failed: hostname mismatch");
     ll_tls_ctx_free(cctx);
     ll_tls_ctx_free(sctx);
 }
@@ -479,8 +469,7 @@ static void test_client_cert_missing(void **state)
     ll_tls_ctx *cctx = client_ctx(dir, false);
 
     (void)state;
-    expect_client_cert_refused(cctx, sctx, "peer did not return a certificate",
-                               "alert certificate required");
+    expect_client_cert_refused(cctx, sctx, "peer did not return a certificate", "alert certificate required");
     ll_tls_ctx_free(cctx);
     ll_tls_ctx_free(sctx);
 }
@@ -491,8 +480,7 @@ static void test_client_cert_from_other_ca(void **state)
     ll_tls_ctx *cctx = client_ctx(other, true);
 
     (void)state;
-    expect_client_cert_refused(cctx, sctx, "certificate verify failed: unable to get local issuer",
-                               "alert unknown ca");
+    expect_client_cert_refused(cctx, sctx, "certificate verify failed: unable to get local issuer", "alert unknown ca");
     ll_tls_ctx_free(cctx);
     ll_tls_ctx_free(sctx);
 }
@@ -541,7 +529,7 @@ static void test_ticket_on_request(void **state)
     write_all(l.s, l.fd[1], "ping", 4);
     expect_message(l.c, l.fd[0], "ping");
     assert_int_equal(ll_tls_read(l.c, buf, sizeof buf, &n), LL_TLS_WANT_READ); /* no ticket */
-    assert_int_equal(ll_tls_send_ticket(l.c), SDK_EINVAL); /* a server's call */
+    assert_int_equal(ll_tls_send_ticket(l.c), SDK_EINVAL);                     /* a server's call */
     link_close(&l);
     connect_ok(cctx, sctx, "localhost", &l); /* this one sends the ticket */
     assert_false(ll_tls_resumed(l.c));
@@ -567,8 +555,7 @@ static void test_fatal_error_forgets_session(void **state)
     (void)state;
     connect_ok(cctx, sctx, "localhost", &l);
     link_close(&l);
-    expect_client_cert_refused(cctx, strict, "peer did not return a certificate",
-                               "alert certificate required");
+    expect_client_cert_refused(cctx, strict, "peer did not return a certificate", "alert certificate required");
     connect_ok(cctx, sctx, "localhost", &l);
     assert_false(ll_tls_resumed(l.c));
     link_close(&l);
@@ -610,8 +597,7 @@ static void *handshake_worker(void *arg)
             step(l.s, l.fd[1], &l.src);
         }
         /* The ticket goes first here, so that the client's read of "t" takes it in. */
-        if (l.crc == 0 && l.src == 0 && ll_tls_send_ticket(l.s) == 0 &&
-            ll_tls_write(l.s, "t", 1, &n) == 0) {
+        if (l.crc == 0 && l.src == 0 && ll_tls_send_ticket(l.s) == 0 && ll_tls_write(l.s, "t", 1, &n) == 0) {
             int rc = LL_TLS_WANT_READ;
             while (pending(rc)) {
                 rc = ll_tls_read(l.c, buf, sizeof buf, &n);
@@ -790,12 +776,12 @@ static void test_peer_vanishes(void **state)
 typedef struct raw_peer {
     int fd;
     bool server;
-    const char *alpn; /* client: ALPN list in wire format, NULL for none */
-    int max_version;  /* 0 for OpenSSL's default */
+    const char *alpn;     /* client: ALPN list in wire format, NULL for none */
+    int max_version;      /* 0 for OpenSSL's default */
     SSL_SESSION *session; /* client: offered if set; then the connection's session */
-    bool reused;      /* client: the session was resumed */
-    int version;      /* the negotiated protocol version */
-    int ret;          /* SSL_connect / SSL_accept */
+    bool reused;          /* client: the session was resumed */
+    int version;          /* the negotiated protocol version */
+    int ret;              /* SSL_connect / SSL_accept */
     char reason[256];
 } raw_peer;
 
@@ -853,8 +839,7 @@ static void set_nonblocking(int fd)
 
 /* Handshake between one of ours (cctx or sctx, the other NULL) and a raw OpenSSL peer; r's
  * max_version and session are kept, the rest is set here. */
-static void with_raw_peer(ll_tls_ctx *cctx, ll_tls_ctx *sctx, const char *alpn, tpair *l,
-                          raw_peer *r)
+static void with_raw_peer(ll_tls_ctx *cctx, ll_tls_ctx *sctx, const char *alpn, tpair *l, raw_peer *r)
 {
     bool raw_is_server = sctx == NULL;
     pthread_t th;
@@ -863,8 +848,11 @@ static void with_raw_peer(ll_tls_ctx *cctx, ll_tls_ctx *sctx, const char *alpn, 
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, l->fd), 0);
     /* Ours is non-blocking; the raw peer blocks on its own thread. */
     set_nonblocking(l->fd[raw_is_server ? 0 : 1]);
-    *r = (raw_peer){.fd = l->fd[raw_is_server ? 1 : 0], .server = raw_is_server, .alpn = alpn,
-                    .max_version = r->max_version, .session = r->session};
+    *r = (raw_peer){.fd = l->fd[raw_is_server ? 1 : 0],
+                    .server = raw_is_server,
+                    .alpn = alpn,
+                    .max_version = r->max_version,
+                    .session = r->session};
     link_wrap(l, cctx, sctx, "localhost");
     assert_int_equal(pthread_create(&th, NULL, raw_peer_run, r), 0);
     link_handshake(l);
@@ -955,19 +943,17 @@ static void test_bad_files(void **state)
     path_in(dir, "server.pem", cert);
     path_in(dir, "server.key", key);
     path_in(dir, "client.key", ckey);
-    expect_ctx_fails(&(ll_tls_ctx_config){.server = true, .cert_file = "/nonexistent/s.pem",
-                                          .key_file = key},
-                     SDK_ETLS, "cannot load certificate /nonexistent/s.pem: ");
-    expect_ctx_fails(&(ll_tls_ctx_config){.server = true, .cert_file = cert,
-                                          .key_file = "/nonexistent/s.key"},
+    expect_ctx_fails(&(ll_tls_ctx_config){.server = true, .cert_file = "/nonexistent/s.pem", .key_file = key}, SDK_ETLS,
+                     "cannot load certificate /nonexistent/s.pem: ");
+    expect_ctx_fails(&(ll_tls_ctx_config){.server = true, .cert_file = cert, .key_file = "/nonexistent/s.key"},
                      SDK_ETLS, "cannot load private key /nonexistent/s.key: ");
-    expect_ctx_fails(&(ll_tls_ctx_config){.server = true, .cert_file = junk, .key_file = key},
-                     SDK_ETLS, junk);
-    expect_ctx_fails(&(ll_tls_ctx_config){.server = true, .cert_file = cert, .key_file = ckey},
-                     SDK_ETLS, "key values mismatch");
-    expect_ctx_fails(&(ll_tls_ctx_config){.server = true, .cert_file = cert, .key_file = key,
-                                          .client_ca_file = "/nonexistent/ca.pem"},
-                     SDK_ETLS, "/nonexistent/ca.pem");
+    expect_ctx_fails(&(ll_tls_ctx_config){.server = true, .cert_file = junk, .key_file = key}, SDK_ETLS, junk);
+    expect_ctx_fails(&(ll_tls_ctx_config){.server = true, .cert_file = cert, .key_file = ckey}, SDK_ETLS,
+                     "key values mismatch");
+    expect_ctx_fails(
+        &(ll_tls_ctx_config){
+            .server = true, .cert_file = cert, .key_file = key, .client_ca_file = "/nonexistent/ca.pem"},
+        SDK_ETLS, "/nonexistent/ca.pem");
     expect_ctx_fails(&(ll_tls_ctx_config){.ca_file = "/nonexistent/ca.pem"}, SDK_ETLS,
                      "cannot load CA file /nonexistent/ca.pem: ");
     expect_ctx_fails(&(ll_tls_ctx_config){.ca_file = junk}, SDK_ETLS, junk);

@@ -61,8 +61,8 @@ SDK_API sdk_err sdk_send_pb(sdk_client *c, const ProtobufCMessage *msg, int time
  * Errors: SDK_EINVAL (NULL client, expected, out or raw, or expected is not a message
  * descriptor; nothing is received), SDK_ETIMEDOUT, SDK_ECLOSED, SDK_ETYPE, SDK_EPROTO.
  */
-SDK_API sdk_err sdk_recv_pb(sdk_client *c, const ProtobufCMessageDescriptor *expected,
-                            ProtobufCMessage **out, sdk_message **raw, int timeout_ms);
+SDK_API sdk_err sdk_recv_pb(sdk_client *c, const ProtobufCMessageDescriptor *expected, ProtobufCMessage **out,
+                            sdk_message **raw, int timeout_ms);
 
 /*
  * sdk_server_send_pb: pack msg and queue it for one session with sdk_server_send_typed,
@@ -71,8 +71,7 @@ SDK_API sdk_err sdk_recv_pb(sdk_client *c, const ProtobufCMessageDescriptor *exp
  * Errors: SDK_EINVAL, SDK_ENOMEM, and those of sdk_server_send_typed: SDK_ENOTFOUND,
  * SDK_ETOOBIG, SDK_EQUEUEFULL, SDK_ECLOSED.
  */
-SDK_API sdk_err sdk_server_send_pb(sdk_server *srv, uint64_t session, const ProtobufCMessage *msg,
-                                   int timeout_ms);
+SDK_API sdk_err sdk_server_send_pb(sdk_server *srv, uint64_t session, const ProtobufCMessage *msg, int timeout_ms);
 
 /*
  * sdk_server_recv_pb: sdk_recv_pb for the server: take the next message from any client
@@ -84,9 +83,8 @@ SDK_API sdk_err sdk_server_send_pb(sdk_server *srv, uint64_t session, const Prot
  * Ownership of *out and *raw, and the errors, are those of sdk_recv_pb (SDK_ECLOSED: the
  * server stopped). Any thread.
  */
-SDK_API sdk_err sdk_server_recv_pb(sdk_server *srv, const ProtobufCMessageDescriptor *expected,
-                                   ProtobufCMessage **out, uint64_t *session, sdk_message **raw,
-                                   int timeout_ms);
+SDK_API sdk_err sdk_server_recv_pb(sdk_server *srv, const ProtobufCMessageDescriptor *expected, ProtobufCMessage **out,
+                                   uint64_t *session, sdk_message **raw, int timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -33,25 +33,25 @@ extern "C" {
 #endif
 
 /* One table gives the enum, sdk_errname() and sdk_strerror(), so they never drift. */
-#define SDK_ERROR_TABLE(X)                                                          \
-    X(OK, "success")                                                                \
-    X(EINVAL, "invalid argument")                                                   \
-    X(ENOMEM, "out of memory")                                                      \
-    X(ETIMEDOUT, "timed out")                                                       \
-    X(ECLOSED, "handle is closed")                                                  \
-    X(ERESOLVE, "host name could not be resolved")                                  \
-    X(ECONNREFUSED, "connection refused")                                           \
-    X(ECONNECT, "could not connect")                                                \
-    X(ETLS, "TLS error")                                                            \
-    X(EPEERAUTH, "peer certificate verification failed")                            \
-    X(EPROTO, "protocol error")                                                     \
-    X(ETOOBIG, "message too big")                                                   \
-    X(EQUEUEFULL, "send queue full")                                                \
-    X(EDISCONNECTED, "connection lost")                                             \
-    X(EREJECTED, "the peer ended the session and asked not to reconnect")           \
-    X(ETYPE, "message type mismatch")                                               \
-    X(ENOTFOUND, "no such session")                                                 \
-    X(EIO, "I/O error")                                                             \
+#define SDK_ERROR_TABLE(X)                                                \
+    X(OK, "success")                                                      \
+    X(EINVAL, "invalid argument")                                         \
+    X(ENOMEM, "out of memory")                                            \
+    X(ETIMEDOUT, "timed out")                                             \
+    X(ECLOSED, "handle is closed")                                        \
+    X(ERESOLVE, "host name could not be resolved")                        \
+    X(ECONNREFUSED, "connection refused")                                 \
+    X(ECONNECT, "could not connect")                                      \
+    X(ETLS, "TLS error")                                                  \
+    X(EPEERAUTH, "peer certificate verification failed")                  \
+    X(EPROTO, "protocol error")                                           \
+    X(ETOOBIG, "message too big")                                         \
+    X(EQUEUEFULL, "send queue full")                                      \
+    X(EDISCONNECTED, "connection lost")                                   \
+    X(EREJECTED, "the peer ended the session and asked not to reconnect") \
+    X(ETYPE, "message type mismatch")                                     \
+    X(ENOTFOUND, "no such session")                                       \
+    X(EIO, "I/O error")                                                   \
     X(ELISTEN, "could not listen on the address")
 
 typedef enum sdk_err {
@@ -126,23 +126,23 @@ typedef struct sdk_config {
     const char *cert_file;  /* client certificate (PEM) for mutual TLS; NULL: none */
     const char *key_file;   /* its private key (PEM) */
 
-    uint32_t max_frame;        /* largest frame accepted or sent, bytes (default 16 MiB) */
-    int connect_timeout_ms;    /* TCP connect + TLS handshake + hello, per attempt (default 10000) */
-    int heartbeat_interval_ms; /* ping after this long without traffic (default 5000) */
-    int heartbeat_timeout_ms;  /* declare the peer dead after this long silent (default 3 x interval) */
-    int reconnect_min_ms;      /* first backoff ceiling (default 100) */
-    int reconnect_max_ms;      /* largest backoff ceiling (default 30000) */
+    uint32_t max_frame;              /* largest frame accepted or sent, bytes (default 16 MiB) */
+    int connect_timeout_ms;          /* TCP connect + TLS handshake + hello, per attempt (default 10000) */
+    int heartbeat_interval_ms;       /* ping after this long without traffic (default 5000) */
+    int heartbeat_timeout_ms;        /* declare the peer dead after this long silent (default 3 x interval) */
+    int reconnect_min_ms;            /* first backoff ceiling (default 100) */
+    int reconnect_max_ms;            /* largest backoff ceiling (default 30000) */
     unsigned max_reconnect_attempts; /* failed connection attempts in a row (counting from the
                                         first connect or the last lost connection) before the
                                         client gives up and closes; 0: forever */
     bool retry_on_first_connect;     /* sdk_connect returns at once and keeps retrying in the
                                         background (default false: it fails fast) */
-    size_t queue_max_messages; /* messages waiting or unacknowledged (default 65536) */
-    size_t queue_max_bytes;    /* their payload bytes (default 64 MiB) */
-    uint32_t window_messages;  /* most unacknowledged messages either side keeps in flight
+    size_t queue_max_messages;       /* messages waiting or unacknowledged (default 65536) */
+    size_t queue_max_bytes;          /* their payload bytes (default 64 MiB) */
+    uint32_t window_messages;        /* most unacknowledged messages either side keeps in flight
                                   (default 16384) */
-    uint64_t window_bytes;     /* their payload bytes (default 16 MiB) */
-    int close_linger_ms;       /* sdk_close first waits up to this long for sdk_flush (default 0) */
+    uint64_t window_bytes;           /* their payload bytes (default 16 MiB) */
+    int close_linger_ms;             /* sdk_close first waits up to this long for sdk_flush (default 0) */
 
     sdk_event_fn on_event;     /* optional state-change callback, see sdk_event_fn */
     void *user;                /* passed to on_event and on_message */
@@ -154,12 +154,12 @@ SDK_API void sdk_config_init(sdk_config *cfg);
 
 /* A received message. All pointers stay valid until sdk_message_free(). */
 struct sdk_message {
-    const uint8_t *data;   /* payload (not NUL-terminated) */
-    size_t len;            /* payload length */
-    const char *type;      /* protobuf type name given by the sender, or NULL */
-    uint64_t seq;          /* sequence number within the session */
-    uint64_t session;      /* server side: the client session it came from; client side: 0 */
-    const char *peer;      /* server side: client certificate subject (mTLS), else NULL */
+    const uint8_t *data; /* payload (not NUL-terminated) */
+    size_t len;          /* payload length */
+    const char *type;    /* protobuf type name given by the sender, or NULL */
+    uint64_t seq;        /* sequence number within the session */
+    uint64_t session;    /* server side: the client session it came from; client side: 0 */
+    const char *peer;    /* server side: client certificate subject (mTLS), else NULL */
 };
 
 /* sdk_message_free: release a message from sdk_recv/sdk_server_recv. NULL is ignored.
@@ -195,8 +195,7 @@ SDK_API sdk_err sdk_send(sdk_client *c, const void *data, size_t len, int timeou
 
 /* sdk_send_typed: sdk_send, labelling the payload with a type name (e.g. a protobuf full
  * name; NULL or "" for none). Same blocking, threads and errors. */
-SDK_API sdk_err sdk_send_typed(sdk_client *c, const char *type, const void *data, size_t len,
-                               int timeout_ms);
+SDK_API sdk_err sdk_send_typed(sdk_client *c, const char *type, const void *data, size_t len, int timeout_ms);
 
 /*
  * sdk_recv: take the next message from the server, waiting up to timeout_ms.
@@ -221,25 +220,25 @@ SDK_API sdk_state sdk_get_state(sdk_client *c);
 
 typedef struct sdk_stats {
     sdk_state state;
-    uint64_t connects;         /* sessions established, first one included */
-    uint64_t reconnects;       /* of which after a lost connection */
-    uint64_t handshakes_full;  /* TLS handshakes with a full key exchange */
+    uint64_t connects;           /* sessions established, first one included */
+    uint64_t reconnects;         /* of which after a lost connection */
+    uint64_t handshakes_full;    /* TLS handshakes with a full key exchange */
     uint64_t handshakes_resumed; /* TLS handshakes that resumed a session ticket */
-    uint64_t sessions_lost;    /* times the server did not know our session */
+    uint64_t sessions_lost;      /* times the server did not know our session */
     uint64_t heartbeats_sent;
     uint64_t heartbeats_answered;
-    uint64_t rtt_last_us;      /* last ping round trip */
-    uint64_t rtt_smoothed_us;  /* smoothed round trip (RFC 6298 style, 1/8 gain) */
-    uint64_t msgs_sent;        /* data messages written, retransmissions included */
-    uint64_t bytes_sent;       /* their payload bytes */
-    uint64_t msgs_received;    /* data messages accepted (duplicates excluded) */
+    uint64_t rtt_last_us;     /* last ping round trip */
+    uint64_t rtt_smoothed_us; /* smoothed round trip (RFC 6298 style, 1/8 gain) */
+    uint64_t msgs_sent;       /* data messages written, retransmissions included */
+    uint64_t bytes_sent;      /* their payload bytes */
+    uint64_t msgs_received;   /* data messages accepted (duplicates excluded) */
     uint64_t bytes_received;
-    uint64_t retransmits;      /* data messages written again after a reconnect */
+    uint64_t retransmits; /* data messages written again after a reconnect */
     uint64_t duplicates_dropped;
-    uint64_t queue_depth;      /* messages waiting or unacknowledged */
+    uint64_t queue_depth; /* messages waiting or unacknowledged */
     uint64_t queue_bytes;
-    uint64_t acks_sent;        /* acknowledgement frames written (each covers many messages) */
-    uint64_t acks_received;    /* acknowledgement frames from the server */
+    uint64_t acks_sent;     /* acknowledgement frames written (each covers many messages) */
+    uint64_t acks_received; /* acknowledgement frames from the server */
 } sdk_stats;
 
 /* sdk_get_stats: snapshot of counters. Any thread. Errors: SDK_EINVAL. Works after close. */

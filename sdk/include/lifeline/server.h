@@ -114,20 +114,18 @@ SDK_API sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_
  * (over max_frame, or over the limit the client announced),
  * SDK_EQUEUEFULL, SDK_ECLOSED (server stopped), SDK_ENOMEM.
  */
-SDK_API sdk_err sdk_server_send(sdk_server *srv, uint64_t session, const void *data, size_t len,
-                                int timeout_ms);
+SDK_API sdk_err sdk_server_send(sdk_server *srv, uint64_t session, const void *data, size_t len, int timeout_ms);
 
 /* sdk_server_send_typed: sdk_server_send with a payload type name (NULL or "" for none). */
-SDK_API sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *type,
-                                      const void *data, size_t len, int timeout_ms);
+SDK_API sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *type, const void *data, size_t len,
+                                      int timeout_ms);
 
 /*
  * sdk_server_close_session: end a session. The client gets a close frame with reason;
  * if reconnect_allowed is false it stops retrying and reports SDK_EREJECTED with reason.
  * Undelivered messages to it are dropped. Does not block. Errors: SDK_EINVAL, SDK_ENOTFOUND.
  */
-SDK_API sdk_err sdk_server_close_session(sdk_server *srv, uint64_t session, const char *reason,
-                                         bool reconnect_allowed);
+SDK_API sdk_err sdk_server_close_session(sdk_server *srv, uint64_t session, const char *reason, bool reconnect_allowed);
 
 typedef enum sdk_session_state {
     SDK_SESSION_STATE_CONNECTED = 0,
@@ -137,8 +135,8 @@ typedef enum sdk_session_state {
 typedef struct sdk_session_info {
     uint64_t id;
     sdk_session_state state;
-    char peer_addr[64];      /* "ip:port" of the current or last connection */
-    char peer_identity[256]; /* client certificate subject, "" without mTLS */
+    char peer_addr[64];          /* "ip:port" of the current or last connection */
+    char peer_identity[256];     /* client certificate subject, "" without mTLS */
     uint64_t connected_since_ms; /* wall clock (ms since the epoch) of the current connection */
     uint64_t last_heard_ms;      /* wall clock of the last bytes received */
     uint64_t rtt_smoothed_us;    /* from the client's pings; 0 before the first */
