@@ -4,6 +4,7 @@
  */
 #include "backoff.h"
 #include "client.h"
+#include "conn.h"
 #include "link.h"
 #include "ll.h"
 #include "net.h"
@@ -19,9 +20,8 @@
 #define READ_BUDGET (512u * 1024) /* read at most this much before writing again */
 /* While greeting, read one TLS record at a time: the welcome comes first, and what follows
  * it (the server's session ticket, resent data) can wait for run(), after CONNECTED. */
-#define GREET_READ       1u
-#define GOODBYE_MS       1000 /* how long sdk_close waits for the close frame to go out */
-#define PROTOCOL_VERSION 1
+#define GREET_READ 1u
+#define GOODBYE_MS 1000 /* how long sdk_close waits for the close frame to go out */
 
 static void emit(sdk_client *c, sdk_event ev)
 {
@@ -81,12 +81,12 @@ static int handshake(sdk_client *c, ll_link *l, uint64_t deadline_ms)
             return 0;
         }
         if (rc != LL_TLS_WANT_READ && rc != LL_TLS_WANT_WRITE) {
-            LL_DETAIL(l->detail, sizeof(l->detail), "%s", ll_tls_error(l->tls));
+            LL_DETAIL(l->conn.detail, sizeof(l->conn.detail), "%s", ll_tls_error(l->tls));
             return rc;
         }
         rc = wait_fd(c, l->fd, rc == LL_TLS_WANT_READ ? POLLIN : POLLOUT, deadline_ms);
         if (rc != 0) {
-            LL_DETAIL(l->detail, sizeof(l->detail), "TLS handshake: %s", sdk_strerror(rc));
+            LL_DETAIL(l->conn.detail, sizeof(l->conn.detail), "TLS handshake: %s", sdk_strerror(rc));
             return rc;
         }
     }
@@ -94,73 +94,115 @@ static int handshake(sdk_client *c, ll_link *l, uint64_t deadline_ms)
 
 static int send_hello(sdk_client *c, ll_link *l)
 {
-    Lifeline__Hello hello = LIFELINE__HELLO__INIT;
-    hello.version = PROTOCOL_VERSION;
-    hello.heartbeat_interval_ms = (uint32_t)c->cfg.heartbeat_interval_ms;
-    hello.heartbeat_timeout_ms = (uint32_t)c->cfg.heartbeat_timeout_ms;
-    hello.window_messages = c->cfg.window_messages;
-    hello.window_bytes = c->cfg.window_bytes;
-    hello.max_frame = c->cfg.max_frame;
     pthread_mutex_lock(&c->mu);
-    hello.session_id = c->session_id;
-    hello.resume_token.data = c->token;
-    hello.resume_token.len = c->token_len;
-    hello.last_received = c->s.received;
+    ll_hello h = {.session_id = c->session_id,
+                  .token = c->token,
+                  .token_len = c->token_len,
+                  .last_received = c->s.received,
+                  .heartbeat_interval_ms = (uint32_t)c->cfg.heartbeat_interval_ms,
+                  .heartbeat_timeout_ms = (uint32_t)c->cfg.heartbeat_timeout_ms,
+                  .window_messages = c->cfg.window_messages,
+                  .window_bytes = c->cfg.window_bytes};
+    int rc = ll_conn_send_hello(&l->conn, &h);
     pthread_mutex_unlock(&c->mu);
-    Lifeline__Frame f = LIFELINE__FRAME__INIT;
-    f.kind_case = LIFELINE__FRAME__KIND_HELLO;
-    f.hello = &hello;
-    return ll_link_send(l, &f);
+    return rc;
 }
 
-/* The server's close frame: its reason, and whether we may come back. */
-static int closed_by_peer(ll_link *l, const Lifeline__Close *cl)
+/* The server's close frame: whether we may come back (the core has the reason). */
+static int closed_by_peer(const Lifeline__Close *cl)
 {
-    LL_DETAIL(l->detail, sizeof(l->detail), "server closed the connection: %s",
-              cl->reason && *cl->reason ? cl->reason : "no reason given");
     return cl->reconnect ? SDK_EDISCONNECTED : SDK_EREJECTED;
+}
+
+/* How often we ping: ours, or more often if the server watches us more closely. */
+static uint32_t ping_interval(const sdk_client *c, const Lifeline__Welcome *w)
+{
+    uint32_t ours = (uint32_t)c->cfg.heartbeat_interval_ms;
+    return w->heartbeat_interval_ms ? LL_MIN(ours, w->heartbeat_interval_ms) : ours;
+}
+
+/* Resume our session where the server says it is, or start over if it no longer knew it. */
+static int continue_session(sdk_client *c, ll_link *l, const Lifeline__Welcome *w, bool *lost)
+{
+    *lost = c->session_id != 0 && !w->resumed;
+    if (c->session_id != 0 && w->resumed && ll_session_resume(&c->s, w->last_received) != 0) {
+        return ll_conn_fail(&l->conn, SDK_EPROTO, "server resumed at sequence %llu, outside what we sent",
+                            (unsigned long long)w->last_received);
+    }
+    if (*lost && ll_session_restart(&c->s) != 0) {
+        return ll_conn_fail(&l->conn, SDK_ENOMEM, "out of memory renumbering the queue for a new session");
+    }
+    c->stats.sessions_lost += *lost;
+    return 0;
 }
 
 /* Adopt the session the welcome describes. Caller holds mu. Sets *lost when the server
  * no longer knew our session. */
 static int adopt_welcome(sdk_client *c, ll_link *l, const Lifeline__Welcome *w, bool *lost)
 {
-    if (w->version != PROTOCOL_VERSION || w->resume_token.len > sizeof(c->token)) {
-        LL_DETAIL(l->detail, sizeof(l->detail), "unsupported welcome (version %u)", w->version);
-        return SDK_EPROTO;
+    if (w->version != LL_PROTOCOL_VERSION || w->resume_token.len > sizeof(c->token)) {
+        return ll_conn_fail(&l->conn, SDK_EPROTO, "unsupported welcome (version %u)", w->version);
     }
     if (w->resumed && w->session_id != c->session_id) {
-        LL_DETAIL(l->detail, sizeof(l->detail), "welcome resumes session %llu, ours is %llu",
-                  (unsigned long long)w->session_id, (unsigned long long)c->session_id);
-        return SDK_EPROTO;
+        return ll_conn_fail(&l->conn, SDK_EPROTO, "welcome resumes session %llu, ours is %llu",
+                            (unsigned long long)w->session_id, (unsigned long long)c->session_id);
     }
-    *lost = c->session_id != 0 && !w->resumed;
-    if (c->session_id != 0 && w->resumed) {
-        if (ll_session_resume(&c->s, w->last_received) != 0) {
-            LL_DETAIL(l->detail, sizeof(l->detail), "server resumed at sequence %llu, outside what we sent",
-                      (unsigned long long)w->last_received);
-            return SDK_EPROTO;
-        }
-    } else if (*lost) {
-        if (ll_session_restart(&c->s) != 0) {
-            LL_DETAIL(l->detail, sizeof(l->detail), "out of memory renumbering the queue for a new session");
-            return SDK_ENOMEM;
-        }
-        c->stats.sessions_lost++;
-    }
+    LL_GUARD(continue_session(c, l, w, lost));
     c->session_id = w->session_id;
-    c->s.peer_max_frame = w->max_frame;
+    c->s.peer_max_frame = w->max_frame ? w->max_frame : LL_MAX_FRAME_DEFAULT;
     if (w->resume_token.len > 0) { /* protobuf-c leaves an empty token NULL: no memcpy from it */
         memcpy(c->token, w->resume_token.data, w->resume_token.len);
     }
     c->token_len = w->resume_token.len;
-    c->s.window_messages = LL_MAX(1u, LL_MIN(c->cfg.window_messages, w->window_messages));
-    c->s.window_bytes = LL_MAX(1u, LL_MIN(c->cfg.window_bytes, w->window_bytes));
-    /* Our own timeout decides when we give up on the server; the welcome's value is the
-     * (clamped) one the server applies when watching us. */
-    ll_hb_start(&l->hb, (uint32_t)c->cfg.heartbeat_interval_ms, (uint32_t)c->cfg.heartbeat_timeout_ms, ll_now_ms());
+    c->s.window_messages = LL_MAX(1u, (uint32_t)ll_params_window(w->window_messages, c->cfg.window_messages));
+    c->s.window_bytes = LL_MAX(1u, ll_params_window(w->window_bytes, c->cfg.window_bytes));
+    /* Our own timeout decides when we give up on the server; the welcome's values are the
+     * (clamped) ones the server applies when watching us. */
+    ll_conn_attach(&l->conn, &c->s, ping_interval(c, w), (uint32_t)c->cfg.heartbeat_timeout_ms, ll_now_ms());
     l->keepalive_ms = (uint32_t)c->cfg.heartbeat_timeout_ms; /* set by the first flush after */
     return 0;
+}
+
+/* A second welcome, after an early one: the server applies other heartbeat values. */
+static int rewelcome(sdk_client *c, ll_link *l, const Lifeline__Welcome *w)
+{
+    if (!w->resumed || w->session_id != c->session_id) {
+        return ll_conn_fail(&l->conn, SDK_EPROTO, "second welcome for session %llu, ours is %llu",
+                            (unsigned long long)w->session_id, (unsigned long long)c->session_id);
+    }
+    ll_conn_set_heartbeat(&l->conn, ping_interval(c, w), (uint32_t)c->cfg.heartbeat_timeout_ms);
+    return 0;
+}
+
+/* One step of the greeting: wait, read, and take the welcome if it is whole. 0 while it is
+ * not, 1 when the welcome was adopted, or an sdk_err. */
+static int greet_step(sdk_client *c, ll_link *l, uint64_t deadline_ms, bool *lost)
+{
+    int rc = ll_link_flush(l, ll_now_ms());
+    if (rc == 0 && !ll_tls_has_pending(l->tls)) {
+        rc = wait_fd(c, l->fd, ll_link_events(l), deadline_ms);
+        if (rc != 0) {
+            LL_DETAIL(l->conn.detail, sizeof(l->conn.detail), "waiting for welcome: %s", sdk_strerror(rc));
+        }
+    }
+    if (rc == 0) {
+        rc = ll_link_fill(l, ll_now_ms(), GREET_READ);
+    }
+    ll_conn_event ev;
+    ll_conn_result r = rc == 0 ? ll_conn_next(&l->conn, ll_now_us(), &ev) : LL_CONN_NEED_MORE;
+    if (r == LL_CONN_FAILED) {
+        return l->conn.err;
+    }
+    if (r == LL_CONN_EVENT && ev.type == LL_EV_CLOSE) {
+        return closed_by_peer(ev.frame.pb->close);
+    }
+    if (r == LL_CONN_EVENT) { /* the core lets nothing but a welcome through here */
+        pthread_mutex_lock(&c->mu);
+        rc = adopt_welcome(c, l, ev.frame.pb->welcome, lost);
+        pthread_mutex_unlock(&c->mu);
+        return rc ? rc : 1;
+    }
+    return rc;
 }
 
 /* Write the hello and read until the welcome. On a resumed connection the server may have
@@ -169,36 +211,10 @@ static int adopt_welcome(sdk_client *c, ll_link *l, const Lifeline__Welcome *w, 
 static int greet(sdk_client *c, ll_link *l, uint64_t deadline_ms, bool *lost)
 {
     LL_GUARD(send_hello(c, l));
-    for (;;) {
-        int rc = ll_link_flush(l, ll_now_ms());
-        if (rc == 0 && !ll_tls_has_pending(l->tls)) {
-            rc = wait_fd(c, l->fd, ll_link_events(l), deadline_ms);
-            if (rc != 0) {
-                LL_DETAIL(l->detail, sizeof(l->detail), "waiting for welcome: %s", sdk_strerror(rc));
-            }
-        }
-        if (rc == 0) {
-            rc = ll_link_fill(l, ll_now_ms(), GREET_READ);
-        }
-        ll_frame f;
-        if (rc == 0 && (rc = ll_link_next(l, &f)) == 1) {
-            if (f.kind == LIFELINE__FRAME__KIND_WELCOME) {
-                pthread_mutex_lock(&c->mu);
-                rc = adopt_welcome(c, l, f.pb->welcome, lost);
-                pthread_mutex_unlock(&c->mu);
-            } else if (f.kind == LIFELINE__FRAME__KIND_CLOSE) {
-                rc = closed_by_peer(l, f.pb->close);
-            } else {
-                LL_DETAIL(l->detail, sizeof(l->detail), "expected welcome, got frame kind %d", f.kind);
-                rc = SDK_EPROTO;
-            }
-            ll_frame_release(&f);
-            return rc;
-        }
-        if (rc != 0) {
-            return rc;
-        }
+    int rc;
+    while ((rc = greet_step(c, l, deadline_ms, lost)) == 0) {
     }
+    return rc == 1 ? 0 : rc;
 }
 
 /* Connect, handshake and greet: on 0 the link is ready and the session adopted. */
@@ -206,15 +222,19 @@ static int establish(sdk_client *c, ll_link *l, bool *lost)
 {
     uint64_t deadline = ll_now_ms() + (uint64_t)c->cfg.connect_timeout_ms;
     int fd = -1;
-    int rc = ll_net_connect(c->cfg.host, c->cfg.port, deadline, c->wake_fd, &fd, l->detail, sizeof(l->detail));
+    char *why = l->conn.detail;
+    int rc = ll_net_connect(c->cfg.host, c->cfg.port, deadline, c->wake_fd, &fd, why, sizeof(l->conn.detail));
     LL_GUARD(rc);
     ll_tls *tls = NULL;
-    rc = ll_tls_new(c->tls, fd, c->cfg.servername, &tls, l->detail, sizeof(l->detail));
+    rc = ll_tls_new(c->tls, fd, c->cfg.servername, &tls, why, sizeof(l->conn.detail));
     if (rc != 0) {
         close(fd);
         return rc;
     }
-    ll_link_init(l, fd, tls, c->cfg.max_frame);
+    char detail[sizeof(l->conn.detail)]; /* what connect said, kept across the link's init */
+    memcpy(detail, why, sizeof(detail));
+    ll_link_init(l, fd, tls, LL_ROLE_CLIENT, c->cfg.max_frame);
+    memcpy(l->conn.detail, detail, sizeof(detail));
     LL_GUARD(handshake(c, l, deadline));
     return greet(c, l, deadline, lost);
 }
@@ -222,23 +242,11 @@ static int establish(sdk_client *c, ll_link *l, bool *lost)
 /* Under mu: queue an ack if due and encode what the window allows. */
 static int fill_output(sdk_client *c, ll_link *l)
 {
-    if (ll_session_ack_due(&c->s, c->recvq.count == 0)) {
-        LL_GUARD(ll_link_send_ack(l, ll_session_ack_take(&c->s)));
-    }
-    return ll_session_write(&c->s, &l->out, OUT_LIMIT);
+    return ll_conn_fill(&l->conn, c->recvq.count == 0, OUT_LIMIT);
 }
 
-static int on_data(sdk_client *c, ll_link *l, const ll_data_view *d, bool *got)
+static int on_data(sdk_client *c, const ll_data_view *d, bool *got)
 {
-    int verdict = ll_session_on_data(&c->s, d->seq, d->len);
-    if (verdict == LL_DATA_DUPLICATE) {
-        return 0;
-    }
-    if (verdict != LL_DATA_ACCEPT) {
-        LL_DETAIL(l->detail, sizeof(l->detail), "data sequence %llu after %llu: gap", (unsigned long long)d->seq,
-                  (unsigned long long)c->s.received);
-        return SDK_EPROTO;
-    }
     ll_msg *m = ll_msg_carve(&c->carver, d->payload, d->len, d->type, d->type_len, NULL);
     LL_ENSURE(m, SDK_ENOMEM);
     m->pub.seq = d->seq;
@@ -255,36 +263,41 @@ static int on_data(sdk_client *c, ll_link *l, const ll_data_view *d, bool *got)
     return 0;
 }
 
-/* Under mu: act on one frame from the server. */
-static int on_frame(sdk_client *c, ll_link *l, const ll_frame *frame, bool *got, bool *acked)
+/* Under mu: act on one event of the connection. */
+static int on_event(sdk_client *c, ll_link *l, const ll_conn_event *ev, bool *got, bool *acked)
 {
-    size_t freed = 0;
-    const Lifeline__Frame *f = frame->pb;
-    switch (frame->kind) {
-    case LIFELINE__FRAME__KIND_DATA:
-        return on_data(c, l, &frame->data, got);
-    case LIFELINE__FRAME__KIND_ACK:
-        if (ll_session_on_ack(&c->s, f->ack->seq, &freed) != 0) {
-            LL_DETAIL(l->detail, sizeof(l->detail), "ack %llu for a message never sent",
-                      (unsigned long long)f->ack->seq);
-            return SDK_EPROTO;
-        }
-        *acked = *acked || freed > 0;
+    switch (ev->type) {
+    case LL_EV_DATA:
+        return on_data(c, &ev->frame.data, got);
+    case LL_EV_ACKED:
+        *acked = true;
         return 0;
-    case LIFELINE__FRAME__KIND_PING:
-        return ll_link_send_pong(l, f->ping->nonce, f->ping->timestamp_us);
-    case LIFELINE__FRAME__KIND_PONG:
-        ll_hb_on_pong(&l->hb, f->pong->nonce, f->pong->timestamp_us, ll_now_us());
-        c->stats.heartbeats_answered = l->hb.answered;
-        c->stats.rtt_last_us = l->hb.rtt_last_us;
-        c->stats.rtt_smoothed_us = l->hb.rtt_smoothed_us;
-        return 0;
-    case LIFELINE__FRAME__KIND_CLOSE:
-        return closed_by_peer(l, f->close);
+    case LL_EV_WELCOME:
+        return rewelcome(c, l, ev->frame.pb->welcome);
+    case LL_EV_CLOSE:
+        return closed_by_peer(ev->frame.pb->close);
+    case LL_EV_HELLO:
     default:
-        LL_DETAIL(l->detail, sizeof(l->detail), "unexpected frame kind %d", frame->kind);
-        return SDK_EPROTO;
+        return ll_conn_fail(&l->conn, SDK_EPROTO, "unexpected event %d", ev->type);
     }
+}
+
+/* Under mu: handle every complete frame. */
+static int handle_frames(sdk_client *c, ll_link *l, bool *got, bool *acked)
+{
+    ll_conn_event ev;
+    ll_conn_result r;
+    int rc = 0;
+    while (rc == 0 && (r = ll_conn_next(&l->conn, ll_now_us(), &ev)) == LL_CONN_EVENT) {
+        rc = on_event(c, l, &ev, got, acked);
+    }
+    if (rc == 0 && r == LL_CONN_FAILED) {
+        rc = l->conn.err;
+    }
+    c->stats.heartbeats_answered = l->conn.hb.answered;
+    c->stats.rtt_last_us = l->conn.hb.rtt_last_us;
+    c->stats.rtt_smoothed_us = l->conn.hb.rtt_smoothed_us;
+    return rc;
 }
 
 /* Decode and handle every complete frame, under one lock round trip. */
@@ -292,13 +305,8 @@ static int process_input(sdk_client *c, ll_link *l)
 {
     bool got = false;
     bool acked = false;
-    int rc = 0;
     pthread_mutex_lock(&c->mu);
-    ll_frame f;
-    while (rc == 0 && (rc = ll_link_next(l, &f)) == 1) {
-        rc = on_frame(c, l, &f, &got, &acked);
-        ll_frame_release(&f);
-    }
+    int rc = handle_frames(c, l, &got, &acked);
     pthread_mutex_unlock(&c->mu);
     /* Signalled after unlocking, so a woken reader does not wake only to wait for mu. */
     if (got) {
@@ -320,7 +328,7 @@ static int take_work(sdk_client *c, ll_link *l, bool *stop, bool *more)
     *stop = c->closing;
     int rc = *stop ? 0 : fill_output(c, l);
     *more = !*stop && ll_session_can_write(&c->s);
-    c->stats.heartbeats_sent = l->hb.sent;
+    c->stats.heartbeats_sent = l->conn.hb.sent;
     return rc;
 }
 
@@ -331,10 +339,10 @@ static int prepare(sdk_client *c, ll_link *l, uint64_t now, uint64_t *next_ms, b
     int rc = take_work(c, l, stop, &more);
     pthread_mutex_unlock(&c->mu);
     if (rc == 0 && !*stop) {
-        rc = ll_link_heartbeat(l, now, next_ms);
+        rc = ll_conn_tick(&l->conn, ll_now_us(), next_ms);
     }
     /* Keep writing batches while the socket takes them: nothing else would wake us to. */
-    while (rc == 0 && (rc = ll_link_flush(l, now)) == 0 && more && ll_buf_size(&l->out) == 0) {
+    while (rc == 0 && (rc = ll_link_flush(l, now)) == 0 && more && ll_buf_size(&l->conn.out) == 0) {
         pthread_mutex_lock(&c->mu);
         rc = take_work(c, l, stop, &more);
         pthread_mutex_unlock(&c->mu);
@@ -351,6 +359,9 @@ static int run(sdk_client *c, ll_link *l)
         uint64_t next = now + 1000;
         bool stop = false;
         int rc = prepare(c, l, now, &next, &stop);
+        if (rc != 0 && l->conn.phase == LL_CONN_CLOSED && l->conn.err == rc) {
+            return rc; /* we failed the connection (a dead peer): its Close goes in goodbye */
+        }
         if (rc != 0) {
             /* A write failed: the peer may have said why (a close frame) just before going. */
             (void)ll_link_fill(l, ll_now_ms(), READ_BUDGET);
@@ -377,21 +388,29 @@ static int run(sdk_client *c, ll_link *l)
     }
 }
 
-/* Tell the server we are leaving and give the frame a moment to go out. */
-static void goodbye(sdk_client *c, ll_link *l)
+/* Give our last frames (a Close) until deadline_ms to go out. */
+static void flush_until(ll_link *l, uint64_t deadline_ms)
 {
-    if (ll_link_send_close(l, LIFELINE__CLOSE__CODE__NORMAL, "client closed", false) != 0) {
-        return;
-    }
-    uint64_t deadline = ll_now_ms() + GOODBYE_MS;
-    while (ll_buf_size(&l->out) > 0 && ll_now_ms() < deadline) {
-        if (ll_link_flush(l, ll_now_ms()) != 0) {
-            return;
-        }
+    while (ll_link_flush(l, ll_now_ms()) == 0 && ll_buf_size(&l->conn.out) > 0 && ll_now_ms() < deadline_ms) {
         struct pollfd p = {.fd = l->fd, .events = ll_link_events(l)};
         (void)poll(&p, 1, 50);
     }
-    (void)c;
+}
+
+/* Tell the server we are leaving and give the frame a moment to go out: after sdk_close
+ * (err 0) for good; after a failure that owes the server a Close (a dead server, a protocol
+ * error), one try to write it. */
+static void goodbye(ll_link *l, int err)
+{
+    int code = 0;
+    bool reconnect = false;
+    if (err != 0 && !ll_conn_close_for(LL_ROLE_CLIENT, err, &code, &reconnect)) {
+        return;
+    }
+    if (err == 0 && ll_conn_close(&l->conn, LIFELINE__CLOSE__CODE__NORMAL, "client closed", false) != 0) {
+        return;
+    }
+    flush_until(l, ll_now_ms() + (err == 0 ? GOODBYE_MS : 0));
 }
 
 /* Sleep delay_ms unless sdk_close comes first. Returns true if closing. */
@@ -498,12 +517,10 @@ void *ll_client_io_main(void *arg)
             failures = 0;
             ever_connected = true;
             err = run(c, &l);
-            if (err == 0) {
-                goodbye(c, &l);
-            }
+            goodbye(&l, err);
         }
         char detail[256];
-        LL_DETAIL(detail, sizeof(detail), "%s", l.detail);
+        LL_DETAIL(detail, sizeof(detail), "%s", l.conn.detail);
         ll_link_close(&l);
         if (err != 0 && ran) {
             emit(c, (sdk_event){.type = SDK_EVENT_DISCONNECTED, .error = err, .detail = detail});

@@ -129,7 +129,7 @@ static void tracking_free(void *ctx, void *p)
 }
 
 /* Unpack the whole frame at the front of the buffer and consume it, valid or not. */
-static int unpack_frame(ll_decoder *d, uint32_t body_len, Lifeline__Frame **out)
+static ll_dec_result unpack_frame(ll_decoder *d, uint32_t body_len, Lifeline__Frame **out)
 {
     bool oom = false;
     ProtobufCAllocator alloc = {tracking_alloc, tracking_free, &oom};
@@ -137,40 +137,45 @@ static int unpack_frame(ll_decoder *d, uint32_t body_len, Lifeline__Frame **out)
 
     ll_buf_consume(&d->in, LL_FRAME_HEADER + (size_t)body_len);
     if (f == NULL && oom) {
-        return fail(d, SDK_ENOMEM, "out of memory decoding a %" PRIu32 "-byte frame", body_len);
+        (void)fail(d, SDK_ENOMEM, "out of memory decoding a %" PRIu32 "-byte frame", body_len);
+        return LL_DEC_ERROR;
     }
     if (f == NULL) {
-        return fail(d, SDK_EPROTO, "frame body of %" PRIu32 " bytes is not a valid lifeline.Frame", body_len);
+        (void)fail(d, SDK_EPROTO, "frame body of %" PRIu32 " bytes is not a valid lifeline.Frame", body_len);
+        return LL_DEC_ERROR;
     }
     if (f->kind_case == LIFELINE__FRAME__KIND__NOT_SET) {
         ll_frame_free(f);
-        return fail(d, SDK_EPROTO, "frame of %" PRIu32 " bytes has no kind set", body_len);
+        (void)fail(d, SDK_EPROTO, "frame of %" PRIu32 " bytes has no kind set", body_len);
+        return LL_DEC_ERROR;
     }
     *out = f;
-    return 1;
+    return LL_DEC_FRAME;
 }
 
-/* Whether a whole frame is buffered: 1 with its body length, 0 if more bytes are needed, or
- * the (sticky) error. */
-static int whole_frame(ll_decoder *d, uint32_t *body_len)
+/* Whether a whole frame is buffered (with its body length), more bytes are needed, or the
+ * (sticky) error is set. */
+static ll_dec_result whole_frame(ll_decoder *d, uint32_t *body_len)
 {
     *body_len = 0;
     if (d->err != 0) {
-        return d->err;
+        return LL_DEC_ERROR;
     }
     if (ll_buf_size(&d->in) < LL_FRAME_HEADER) {
-        return 0;
+        return LL_DEC_NEED_MORE;
     }
-    LL_GUARD(check_header(d, body_len));
-    return ll_buf_size(&d->in) - LL_FRAME_HEADER >= *body_len;
+    if (check_header(d, body_len) != 0) {
+        return LL_DEC_ERROR;
+    }
+    return ll_buf_size(&d->in) - LL_FRAME_HEADER >= *body_len ? LL_DEC_FRAME : LL_DEC_NEED_MORE;
 }
 
-int ll_decoder_next(ll_decoder *d, Lifeline__Frame **out)
+ll_dec_result ll_decoder_next(ll_decoder *d, Lifeline__Frame **out)
 {
     uint32_t body_len = 0;
     *out = NULL;
-    int rc = whole_frame(d, &body_len);
-    return rc == 1 ? unpack_frame(d, body_len, out) : rc;
+    ll_dec_result rc = whole_frame(d, &body_len);
+    return rc == LL_DEC_FRAME ? unpack_frame(d, body_len, out) : rc;
 }
 
 /* ---- in-place Data frames -------------------------------------------------------------- */
@@ -242,22 +247,22 @@ static bool read_data_in_place(const uint8_t *body, size_t len, ll_data_view *v)
     return true;
 }
 
-int ll_decoder_take(ll_decoder *d, ll_frame *f)
+ll_dec_result ll_decoder_take(ll_decoder *d, ll_frame *f)
 {
     uint32_t body_len = 0;
     *f = (ll_frame){0};
-    int rc = whole_frame(d, &body_len);
-    if (rc != 1) {
+    ll_dec_result rc = whole_frame(d, &body_len);
+    if (rc != LL_DEC_FRAME) {
         return rc;
     }
     if (read_data_in_place(ll_buf_head(&d->in) + LL_FRAME_HEADER, body_len, &f->data)) {
         f->kind = LIFELINE__FRAME__KIND_DATA;
         /* Consumed, not overwritten: the bytes stay put until the next feed. */
         ll_buf_consume(&d->in, LL_FRAME_HEADER + (size_t)body_len);
-        return 1;
+        return LL_DEC_FRAME;
     }
     rc = unpack_frame(d, body_len, &f->pb);
-    if (rc != 1) {
+    if (rc != LL_DEC_FRAME) {
         return rc;
     }
     f->kind = f->pb->kind_case;
@@ -269,7 +274,7 @@ int ll_decoder_take(ll_decoder *d, ll_frame *f)
                                  .type = dt->type && *dt->type ? dt->type : NULL,
                                  .type_len = dt->type ? strlen(dt->type) : 0};
     }
-    return 1;
+    return LL_DEC_FRAME;
 }
 
 void ll_frame_release(ll_frame *f)

@@ -21,6 +21,14 @@ typedef struct ll_decoder {
     char detail[96];    /* why err was set */
 } ll_decoder;
 
+/* What ll_decoder_next / ll_decoder_take found: results of their own, never an sdk_err, so
+ * "a frame" cannot be mistaken for an error code (SDK_EINVAL is 1). */
+typedef enum {
+    LL_DEC_NEED_MORE = 0, /* no whole frame buffered yet: feed more bytes */
+    LL_DEC_FRAME,         /* a frame was taken */
+    LL_DEC_ERROR,         /* d->err (SDK_ETOOBIG / SDK_EPROTO / SDK_ENOMEM) and d->detail say why */
+} ll_dec_result;
+
 void ll_decoder_init(ll_decoder *d, uint32_t max_frame);
 void ll_decoder_free(ll_decoder *d);
 /* Append received bytes. Returns 0, the sticky error, or SDK_ENOMEM (also sticky: bytes may
@@ -28,13 +36,13 @@ void ll_decoder_free(ll_decoder *d);
  * at once, so SDK_ETOOBIG / SDK_EPROTO can come from feed too. */
 int ll_decoder_feed(ll_decoder *d, const void *data, size_t len);
 /*
- * Next whole frame: returns 1 and sets *out (free with ll_frame_free), 0 if more bytes
- * are needed, or an sdk_err: SDK_ETOOBIG (length over max_frame), SDK_EPROTO (zero length,
- * malformed protobuf, no frame kind set), SDK_ENOMEM. An oversize length is rejected
+ * Next whole frame: LL_DEC_FRAME with *out set (free with ll_frame_free), LL_DEC_NEED_MORE,
+ * or LL_DEC_ERROR with d->err one of SDK_ETOOBIG (length over max_frame), SDK_EPROTO (zero
+ * length, malformed protobuf, no frame kind set), SDK_ENOMEM. An oversize length is rejected
  * as soon as its 4 header bytes arrive, before any body is buffered. Every error is
- * sticky: later calls return it again; d->detail says why.
+ * sticky: later calls return LL_DEC_ERROR again; d->detail says why.
  */
-int ll_decoder_next(ll_decoder *d, Lifeline__Frame **out);
+ll_dec_result ll_decoder_next(ll_decoder *d, Lifeline__Frame **out);
 void ll_frame_free(Lifeline__Frame *f);
 
 /* A Data frame's fields, pointing into memory owned by someone else. */
@@ -61,7 +69,7 @@ typedef struct ll_frame {
  * exactly the same inputs. Same results and errors as ll_decoder_next; release the frame with
  * ll_frame_release.
  */
-int ll_decoder_take(ll_decoder *d, ll_frame *f);
+ll_dec_result ll_decoder_take(ll_decoder *d, ll_frame *f);
 void ll_frame_release(ll_frame *f);
 
 /* Append header + packed frame to out. SDK_ETOOBIG if the body exceeds max_frame,

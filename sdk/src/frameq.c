@@ -121,9 +121,14 @@ int ll_frameq_copy(ll_frameq *q, ll_buf *out, size_t max_copied, uint64_t max_co
     size_t n = 0;
     size_t size = 0;
     uint64_t payload = 0;
-    while (q->copied + n < q->count && q->copied + n < max_copied && q->copied_bytes + payload < max_copied_bytes &&
-           ll_buf_size(out) + size < out_limit) {
+    while (q->copied + n < q->count && q->copied + n < max_copied && ll_buf_size(out) + size < out_limit) {
         ll_frameq_entry e = ll_frameq_entry_at(q, q->copied + n);
+        /* Never more than the byte window in flight, except one message larger than the whole
+         * window, alone: it could never go out otherwise. */
+        bool alone = q->copied + n == 0;
+        if (!alone && q->copied_bytes + payload + e.payload_len > max_copied_bytes) {
+            break;
+        }
         n++;
         size += e.frame_len;
         payload += e.payload_len;

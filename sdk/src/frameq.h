@@ -61,8 +61,9 @@ void ll_frameq_view(const ll_frameq *q, size_t i, ll_data_view *v);
 int ll_frameq_renumber(ll_frameq *q, uint64_t first_seq);
 
 /* Copy frames at the cursor to out and move the cursor past them, frame by frame while
- * fewer than max_copied frames (and max_copied_bytes payload bytes) are before the cursor
- * and out holds fewer than out_limit bytes. 0 or SDK_ENOMEM (nothing copied). */
+ * fewer than max_copied frames are before the cursor, the payload bytes before it stay within
+ * max_copied_bytes (a larger frame goes only alone, with nothing before the cursor), and out
+ * holds fewer than out_limit bytes. 0 or SDK_ENOMEM (nothing copied). */
 int ll_frameq_copy(ll_frameq *q, ll_buf *out, size_t max_copied, uint64_t max_copied_bytes, size_t out_limit);
 
 /* Drop the n oldest frames (n <= count): the peer has them. */

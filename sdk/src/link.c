@@ -12,18 +12,12 @@
 /* SSL_read returns at most one TLS record (16 KiB of plaintext) per call: a bigger buffer
  * would only cost every I/O thread stack. */
 #define READ_CHUNK (16u * 1024)
-/* A close frame's reason is cut to this, and to what leaves room for the frame's other
- * fields (at most CLOSE_OVERHEAD bytes with lengths under 16 KiB) within max_frame. */
-#define CLOSE_REASON_MAX 255u
-#define CLOSE_OVERHEAD   16u
-
-void ll_link_init(ll_link *l, int fd, ll_tls *tls, uint32_t max_frame)
+void ll_link_init(ll_link *l, int fd, ll_tls *tls, ll_role role, uint32_t max_frame)
 {
     memset(l, 0, sizeof(*l));
     l->fd = fd;
     l->tls = tls;
-    l->max_frame = max_frame;
-    ll_decoder_init(&l->dec, max_frame);
+    ll_conn_init(&l->conn, role, max_frame);
 }
 
 void ll_link_close(ll_link *l)
@@ -37,13 +31,12 @@ void ll_link_close(ll_link *l)
         close(l->fd);
     }
     l->fd = -1;
-    ll_decoder_free(&l->dec);
-    ll_buf_free(&l->out);
+    ll_conn_free(&l->conn);
 }
 
 static int tls_failed(ll_link *l, int rc)
 {
-    LL_DETAIL(l->detail, sizeof(l->detail), "%s", ll_tls_error(l->tls));
+    LL_DETAIL(l->conn.detail, sizeof(l->conn.detail), "%s", ll_tls_error(l->tls));
     return rc;
 }
 
@@ -72,17 +65,17 @@ int ll_link_flush(ll_link *l, uint64_t now_ms)
 {
     l->want_write = false;
     l->want_read_for_write = false;
-    while (ll_buf_size(&l->out) > 0) {
+    ll_buf *out = &l->conn.out;
+    while (ll_buf_size(out) > 0) {
         size_t n = 0;
-        int rc = ll_tls_write(l->tls, ll_buf_head(&l->out), LL_MIN(ll_buf_size(&l->out), WRITE_CHUNK), &n);
+        int rc = ll_tls_write(l->tls, ll_buf_head(out), LL_MIN(ll_buf_size(out), WRITE_CHUNK), &n);
         if (write_blocked(l, rc)) {
             return 0;
         }
         if (rc != LL_TLS_OK) {
             return tls_failed(l, rc);
         }
-        ll_buf_consume(&l->out, n);
-        ll_hb_on_tx(&l->hb, now_ms);
+        ll_conn_wrote(&l->conn, n, now_ms);
     }
     int rc = l->ticket_due ? flush_ticket(l) : 0;
     if (rc == 0 && !l->ticket_due && l->keepalive_ms) {
@@ -110,13 +103,8 @@ int ll_link_fill(ll_link *l, uint64_t now_ms, size_t max_bytes)
         if (rc != LL_TLS_OK) {
             return tls_failed(l, rc);
         }
-        ll_hb_on_rx(&l->hb, now_ms);
         total += n;
-        rc = ll_decoder_feed(&l->dec, chunk, n);
-        if (rc != 0) {
-            LL_DETAIL(l->detail, sizeof(l->detail), "%s", l->dec.detail);
-            return rc;
-        }
+        LL_GUARD(ll_conn_feed(&l->conn, chunk, n, now_ms));
         /* A short record with nothing behind it: the peer wrote little, so the socket is
          * most likely empty. Hand the frames over now rather than after a read that would
          * only say EAGAIN; if more did arrive, poll says so. Full records keep streaming. */
@@ -142,87 +130,8 @@ int ll_link_discard(ll_link *l)
     }
 }
 
-int ll_link_next(ll_link *l, ll_frame *f)
-{
-    int rc = ll_decoder_take(&l->dec, f);
-    if (rc > 1 || rc < 0) {
-        LL_DETAIL(l->detail, sizeof(l->detail), "%s", l->dec.detail);
-    }
-    return rc;
-}
-
 short ll_link_events(const ll_link *l)
 {
-    bool out = ll_buf_size(&l->out) > 0 && !l->want_read_for_write;
+    bool out = ll_buf_size(&l->conn.out) > 0 && !l->want_read_for_write;
     return (short)(POLLIN | ((out || l->want_write) ? POLLOUT : 0));
-}
-
-int ll_link_send(ll_link *l, const Lifeline__Frame *f)
-{
-    return ll_encode_frame(&l->out, f, l->max_frame);
-}
-
-int ll_link_send_ack(ll_link *l, uint64_t seq)
-{
-    Lifeline__Ack ack = LIFELINE__ACK__INIT;
-    ack.seq = seq;
-    Lifeline__Frame f = LIFELINE__FRAME__INIT;
-    f.kind_case = LIFELINE__FRAME__KIND_ACK;
-    f.ack = &ack;
-    return ll_link_send(l, &f);
-}
-
-int ll_link_send_ping(ll_link *l, uint64_t nonce, uint64_t timestamp_us)
-{
-    Lifeline__Ping ping = LIFELINE__PING__INIT;
-    ping.nonce = nonce;
-    ping.timestamp_us = timestamp_us;
-    ping.rtt_us = l->hb.rtt_smoothed_us;
-    Lifeline__Frame f = LIFELINE__FRAME__INIT;
-    f.kind_case = LIFELINE__FRAME__KIND_PING;
-    f.ping = &ping;
-    return ll_link_send(l, &f);
-}
-
-int ll_link_send_pong(ll_link *l, uint64_t nonce, uint64_t timestamp_us)
-{
-    Lifeline__Pong pong = LIFELINE__PONG__INIT;
-    pong.nonce = nonce;
-    pong.timestamp_us = timestamp_us;
-    Lifeline__Frame f = LIFELINE__FRAME__INIT;
-    f.kind_case = LIFELINE__FRAME__KIND_PONG;
-    f.pong = &pong;
-    return ll_link_send(l, &f);
-}
-
-int ll_link_send_close(ll_link *l, int code, const char *reason, bool reconnect)
-{
-    /* The reason is cut to what fits a frame (max_frame may be as small as 64 bytes): a
-     * shortened reason beats a close frame that never goes out. */
-    char cut[CLOSE_REASON_MAX + 1];
-    size_t room = l->max_frame > CLOSE_OVERHEAD ? l->max_frame - CLOSE_OVERHEAD : 0;
-    LL_DETAIL(cut, LL_MIN(sizeof(cut), room + 1), "%s", reason ? reason : "");
-    Lifeline__Close close_msg = LIFELINE__CLOSE__INIT;
-    close_msg.code = (Lifeline__Close__Code)code;
-    close_msg.reason = cut;
-    close_msg.reconnect = reconnect;
-    Lifeline__Frame f = LIFELINE__FRAME__INIT;
-    f.kind_case = LIFELINE__FRAME__KIND_CLOSE;
-    f.close = &close_msg;
-    return ll_link_send(l, &f);
-}
-
-int ll_link_heartbeat(ll_link *l, uint64_t now_ms, uint64_t *next_ms)
-{
-    switch (ll_hb_poll(&l->hb, now_ms, next_ms)) {
-    case LL_HB_DEAD:
-        LL_DETAIL(l->detail, sizeof(l->detail), "no heartbeat from the peer for %u ms",
-                  (unsigned)(now_ms - l->hb.last_rx_ms));
-        return SDK_ETIMEDOUT;
-    case LL_HB_PING:
-        return ll_link_send_ping(l, ll_hb_ping_sent(&l->hb, now_ms), ll_now_us());
-    case LL_HB_IDLE:
-    default:
-        return 0;
-    }
 }

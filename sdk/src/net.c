@@ -16,7 +16,9 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -465,4 +467,73 @@ int ll_net_drain(int fd)
         }
         return SDK_EDISCONNECTED;
     }
+}
+
+void ll_net_shutdown_write(int fd)
+{
+    (void)shutdown(fd, SHUT_WR);
+}
+
+int ll_net_random(void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    size_t got = 0;
+    /* getrandom blocks only before the pool is first seeded, and returns short reads or
+     * EINTR only for requests over 256 bytes or signals: a few tries are plenty. */
+    for (int tries = 0; got < len && tries < 16; tries++) {
+        ssize_t n = getrandom(p + got, len - got, 0);
+        if (n > 0) {
+            got += (size_t)n;
+        } else if (n < 0 && errno != EINTR) {
+            break;
+        }
+    }
+    return got == len ? 0 : SDK_EIO;
+}
+
+static uint32_t to_epoll(uint32_t ev)
+{
+    return ((ev & LL_POLL_IN) ? EPOLLIN : 0u) | ((ev & LL_POLL_OUT) ? EPOLLOUT : 0u);
+}
+
+static uint32_t from_epoll(uint32_t ev)
+{
+    return ((ev & EPOLLIN) ? LL_POLL_IN : 0u) | ((ev & EPOLLOUT) ? LL_POLL_OUT : 0u) |
+           ((ev & EPOLLERR) ? LL_POLL_ERR : 0u) | ((ev & EPOLLHUP) ? LL_POLL_HUP : 0u);
+}
+
+int ll_net_poll_open(void)
+{
+    return epoll_create1(EPOLL_CLOEXEC);
+}
+
+static int poll_ctl(int poller, int op, int fd, uint32_t events, void *ptr)
+{
+    struct epoll_event ev = {.events = to_epoll(events), .data.ptr = ptr};
+    return epoll_ctl(poller, op, fd, &ev) == 0 ? 0 : SDK_EIO;
+}
+
+int ll_net_poll_add(int poller, int fd, uint32_t events, void *ptr)
+{
+    return poll_ctl(poller, EPOLL_CTL_ADD, fd, events, ptr);
+}
+
+int ll_net_poll_mod(int poller, int fd, uint32_t events, void *ptr)
+{
+    return poll_ctl(poller, EPOLL_CTL_MOD, fd, events, ptr);
+}
+
+void ll_net_poll_del(int poller, int fd)
+{
+    (void)epoll_ctl(poller, EPOLL_CTL_DEL, fd, NULL);
+}
+
+int ll_net_poll_wait(int poller, ll_poll_event *evs, int max, int timeout_ms)
+{
+    struct epoll_event raw[128];
+    int n = epoll_wait(poller, raw, LL_MIN(max, 128), timeout_ms);
+    for (int i = 0; i < n; i++) {
+        evs[i] = (ll_poll_event){.events = from_epoll(raw[i].events), .ptr = raw[i].data.ptr};
+    }
+    return n > 0 ? n : 0;
 }

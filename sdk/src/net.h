@@ -37,6 +37,29 @@ void ll_net_keepalive(int fd, int user_timeout_ms);
  * or error. For lingering closes when TLS can no longer be used. */
 int ll_net_drain(int fd);
 
+/* Shut our side for writing (a lingering close: the peer sees EOF, we keep reading). */
+void ll_net_shutdown_write(int fd);
+
+/* len random bytes from the kernel (getrandom), retried a bounded number of times on EINTR
+ * or a short read. 0, or SDK_EIO. */
+int ll_net_random(void *buf, size_t len);
+
+/* A level-triggered readiness poller (epoll) for the server's loop. Events are LL_POLL_*. */
+enum { LL_POLL_IN = 1u, LL_POLL_OUT = 2u, LL_POLL_ERR = 4u, LL_POLL_HUP = 8u };
+typedef struct ll_poll_event {
+    uint32_t events;
+    void *ptr;
+} ll_poll_event;
+/* A new poller's descriptor, or -1. */
+int ll_net_poll_open(void);
+/* Watch fd for events (0: only errors and hang-ups), reported with ptr. 0 or SDK_EIO. */
+int ll_net_poll_add(int poller, int fd, uint32_t events, void *ptr);
+int ll_net_poll_mod(int poller, int fd, uint32_t events, void *ptr);
+void ll_net_poll_del(int poller, int fd);
+/* Wait up to timeout_ms (0: do not block) for ready descriptors: how many were filled into
+ * evs (0 on timeout or EINTR). */
+int ll_net_poll_wait(int poller, ll_poll_event *evs, int max, int timeout_ms);
+
 /* Wake-up fd (eventfd): signal from any thread, drain on the I/O thread. */
 int ll_wake_open(int *fd);
 void ll_wake_signal(int fd);

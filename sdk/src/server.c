@@ -10,7 +10,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 const char *sdk_cause_name(int cause)
@@ -91,7 +90,7 @@ static void server_free(sdk_server *srv)
     ll_timers_free(&srv->ttls);
     free(srv->events);
     ll_tls_ctx_free(srv->tls);
-    int fds[] = {srv->listen_fd, srv->wake_fd, srv->epoll_fd};
+    int fds[] = {srv->listen_fd, srv->wake_fd, srv->poll_fd};
     for (size_t i = 0; i < 3; i++) {
         if (fds[i] >= 0) {
             close(fds[i]);
@@ -105,13 +104,12 @@ static void server_free(sdk_server *srv)
 }
 
 /* Listener and wake fd are told apart from connections by their data.ptr. */
-static int watch(int epoll_fd, int *fd)
+static int watch(int poll_fd, int *fd)
 {
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = fd};
-    return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, *fd, &ev) == 0 ? 0 : SDK_EIO;
+    return ll_net_poll_add(poll_fd, *fd, LL_POLL_IN, fd);
 }
 
-/* Certificates, listening socket, epoll and wake fd: everything that can fail at start. */
+/* Certificates, listening socket, poller and wake fd: everything that can fail at start. */
 static int open_resources(sdk_server *srv, char *why, size_t len)
 {
     char host[256];
@@ -128,9 +126,9 @@ static int open_resources(sdk_server *srv, char *why, size_t len)
     LL_GUARD(ll_net_listen(host, port, &srv->listen_fd, why, len));
     srv->port = ll_net_local_port(srv->listen_fd);
     LL_GUARD(ll_wake_open(&srv->wake_fd));
-    srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    if (srv->epoll_fd < 0 || watch(srv->epoll_fd, &srv->listen_fd) != 0 || watch(srv->epoll_fd, &srv->wake_fd) != 0) {
-        LL_DETAIL(why, len, "epoll setup failed");
+    srv->poll_fd = ll_net_poll_open();
+    if (srv->poll_fd < 0 || watch(srv->poll_fd, &srv->listen_fd) != 0 || watch(srv->poll_fd, &srv->wake_fd) != 0) {
+        LL_DETAIL(why, len, "poller setup failed");
         return SDK_EIO;
     }
     return 0;
@@ -152,7 +150,7 @@ sdk_err sdk_server_start(const sdk_server_config *cfg, sdk_server **out)
     if (!srv) {
         return SDK_ENOMEM;
     }
-    srv->listen_fd = srv->wake_fd = srv->epoll_fd = -1;
+    srv->listen_fd = srv->wake_fd = srv->poll_fd = -1;
     pthread_mutex_init(&srv->mu, NULL);
     ll_cond_init(&srv->recv_cv);
     ll_cond_init(&srv->send_cv);

@@ -27,7 +27,7 @@ typedef struct srv_conn {
     uint64_t welcomed;        /* the session a 0.5-RTT welcome offered (0: none); see attach */
     conn_phase phase;
     ll_timer timer;     /* handshake deadline, heartbeat deadline, or closing deadline */
-    uint32_t events;    /* registered with epoll */
+    uint32_t events;    /* registered with the poller (LL_POLL_*) */
     bool flush_queued;  /* on the flush list of this turn */
     bool more_to_write; /* its session had more than one batch to encode */
     bool tls_failed;    /* the handshake failed: only raw draining is left */
@@ -68,7 +68,7 @@ struct sdk_server {
     ll_tls_ctx *tls;
     int listen_fd;
     int wake_fd;
-    int epoll_fd;
+    int poll_fd;
     uint16_t port;
     pthread_t thread;
     bool thread_started;
@@ -80,6 +80,7 @@ struct sdk_server {
     bool self_wake;               /* a callback made work for its own thread: poll, do not sleep (I/O only) */
     uint64_t accept_paused_until; /* listener unwatched until then, after EMFILE (I/O only) */
     bool draining;                /* stopping: input is no longer read (I/O thread only) */
+    uint64_t drain_deadline;      /* the drain ends by then at the latest (I/O thread only) */
     struct srv_event *events;     /* session events to report once mu is released (I/O only) */
     size_t nevents, events_cap;
 
@@ -96,12 +97,56 @@ struct sdk_server {
     bool stopped;          /* the I/O thread has exited */
 };
 
-/* Under mu: put the session on the dirty list and wake the I/O thread if needed. */
+#define LL_SERVER_CLOSING_MS     1000 /* how long a closing connection may take to flush */
+#define LL_SERVER_DRAIN_MS       1000 /* at most this long for the application to answer at stop */
+#define LL_SERVER_DRAIN_QUIET_MS 20   /* ...or until it has been this quiet with nothing to read */
+
+/* server.c. Under mu: put the session on the dirty list and wake the I/O thread if needed. */
 void ll_server_mark_dirty_locked(sdk_server *srv, srv_session *ss);
+
+/* server_io.c: the loop and its connections (I/O thread). */
+typedef enum { LL_TURN_IDLE = 0, LL_TURN_BUSY, LL_TURN_DONE } ll_turn;
+/* One turn of the loop: wait for the poller (no longer than the next deadline), handle what
+ * is ready, service dirty sessions, fire timers. BUSY: something was ready or work is left,
+ * so the next turn should not sleep; DONE: the drain is over (teardown comes next). The
+ * thread's loop and the fuzzers call this same function. */
+ll_turn ll_server_io_turn(sdk_server *srv);
 void *ll_server_io_main(void *arg);
-/* Stop the I/O thread's world: close every connection and free every session. */
-void ll_server_io_teardown(sdk_server *srv);
+void ll_server_set_events(sdk_server *srv, srv_conn *conn);
+/* Detach the connection's session (kept for resume) and free the connection. */
+void ll_server_drop_conn(sdk_server *srv, srv_conn *conn, sdk_cause cause);
+/* Send a Close and let the connection flush for a moment before it goes. */
+void ll_server_conn_closing(sdk_server *srv, srv_conn *conn, int code, const char *reason, bool reconnect);
+/* Under mu: acks due and data the window allows, onto the connection's link. */
+int ll_server_fill_output(srv_conn *conn);
+
+/* server_session.c: sessions and the greeting (I/O thread). */
+/* Under mu: an event to report once mu is released (ll_server_report_events, without mu). */
+void ll_server_queue_event(sdk_server *srv, sdk_session_event_type type, const srv_session *ss, sdk_cause cause);
+void ll_server_report_events(sdk_server *srv);
+/* Under mu: forget a session for good: remove it from the store and free it. */
+void ll_server_end_session(sdk_server *srv, srv_session *ss, sdk_session_event_type type, sdk_cause cause);
+/* Under mu: the connection's session waits, detached, for a resume until its TTL. */
+void ll_server_detach_locked(sdk_server *srv, srv_conn *conn, sdk_cause cause);
+/* Under mu: bind the connection to the session its hello names, or to a new one, and
+ * welcome it. 0 or the sdk_err the connection failed with. */
+int ll_server_on_hello(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h);
+/* Takes mu: the client resumed a ticket tagged with a live session: welcome it at once. */
+int ll_server_welcome_early(sdk_server *srv, srv_conn *conn);
+/* Under mu: an accepted message, into the inbox or to the callback. 0 or SDK_ENOMEM. */
+int ll_server_on_data(sdk_server *srv, srv_session *ss, const ll_data_view *d, bool *got);
 /* Under mu: fill the liveness fields of info (last heard, missed heartbeats, RTT). */
 void ll_server_session_liveness(const srv_session *ss, uint64_t now_ms, uint64_t wall_ms, sdk_session_info *info);
+
+/* server_stop.c (I/O thread). */
+/* Refuse new clients and stop reading, so the application can answer what it already took
+ * (sdk_server_send still works) while nothing new arrives. */
+void ll_server_begin_drain(sdk_server *srv, uint64_t now);
+/* Whether the drain is over: the application has taken everything and gone quiet, or the
+ * deadline passed; from then on sdk_server_send returns SDK_ECLOSED. */
+bool ll_server_drain_over(sdk_server *srv, uint64_t now);
+/* Stop, last phase: encode what the windows allow, tell every client we are going away,
+ * give the frames a moment, close every connection and free every session. */
+void ll_server_io_teardown(sdk_server *srv);
 
 #endif

@@ -51,7 +51,12 @@ int ll_session_enqueue(ll_session *s, const void *data, size_t len, const char *
 bool ll_session_can_write(const ll_session *s)
 {
     const ll_frameq *q = &s->sendq;
-    return q->copied < q->count && q->copied < s->window_messages && q->copied_bytes < s->window_bytes;
+    if (q->copied >= q->count || q->copied >= s->window_messages) {
+        return false;
+    }
+    /* The byte window as ll_frameq_copy applies it: the next message must fit, unless it
+     * would be alone in flight. */
+    return q->copied == 0 || q->copied_bytes + ll_frameq_entry_at(q, q->copied).payload_len <= s->window_bytes;
 }
 
 int ll_session_write(ll_session *s, ll_buf *out, size_t out_limit)
@@ -96,14 +101,17 @@ int ll_session_on_ack(ll_session *s, uint64_t seq, size_t *freed)
     return 0;
 }
 
-int ll_session_on_data(ll_session *s, uint64_t seq, size_t len)
+ll_data_verdict ll_session_on_data(ll_session *s, uint64_t seq, size_t len)
 {
+    if (seq == 0) {
+        return LL_DATA_INVALID;
+    }
     if (seq <= s->received) {
         s->duplicates++;
         return LL_DATA_DUPLICATE;
     }
     if (seq != s->received + 1) {
-        return SDK_EPROTO;
+        return LL_DATA_INVALID;
     }
     s->received = seq;
     s->msgs_received++;

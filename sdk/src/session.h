@@ -76,10 +76,13 @@ bool ll_session_can_write(const ll_session *s);
  * something never written. *freed (may be NULL) gets how many were freed. */
 int ll_session_on_ack(ll_session *s, uint64_t seq, size_t *freed);
 
-typedef enum { LL_DATA_ACCEPT = 0, LL_DATA_DUPLICATE = -1 } ll_data_verdict;
-/* Incoming data with sequence seq: LL_DATA_ACCEPT (the next one; counted as received),
- * LL_DATA_DUPLICATE (already had it: drop), or SDK_EPROTO (a gap: the peer broke the protocol). */
-int ll_session_on_data(ll_session *s, uint64_t seq, size_t len);
+typedef enum {
+    LL_DATA_ACCEPT = 0, /* the next one: counted as received */
+    LL_DATA_DUPLICATE,  /* already had it (a resend after a resume): drop it */
+    LL_DATA_INVALID,    /* a gap, or sequence 0: the peer broke the protocol */
+} ll_data_verdict;
+/* Incoming data with sequence seq: see ll_data_verdict. */
+ll_data_verdict ll_session_on_data(ll_session *s, uint64_t seq, size_t len);
 
 /* The application took message m: advance what we acknowledge (ignores older epochs). */
 void ll_session_consumed(ll_session *s, const ll_msg *m);

@@ -228,9 +228,10 @@ static void test_server_refuses_over_its_limit(void **state)
     assert_int_equal(e.error, SDK_EREJECTED);
     assert_int_equal(ht_events_count(&ev, SDK_EVENT_CONNECTED), 1); /* no retry after the refusal */
 
-    /* The server saw a protocol error on that session, and is still healthy. */
+    /* The server saw a protocol error on that session, ended it (the client was told not to
+     * come back), and is still healthy. */
     ht_sevent se;
-    assert_true(ht_sevents_wait(&sev, SDK_SESSION_DETACHED, 0, 0, HT_WAIT_MS, &se) >= 0);
+    assert_true(ht_sevents_wait(&sev, SDK_SESSION_CLOSED, 0, 0, HT_WAIT_MS, &se) >= 0);
     assert_int_equal(se.cause, SDK_CAUSE_PROTOCOL_ERROR);
     sdk_client *c2 = NULL;
     sdk_config cfg2;

@@ -54,7 +54,8 @@ static void wait_fd(int fd, short events)
 
 static void handshake(rp_peer *p, int fd, ll_tls *tls)
 {
-    ll_link_init(&p->link, fd, tls, LL_MAX_FRAME_DEFAULT);
+    /* The role does not matter: a raw peer uses only the link's transport and framing. */
+    ll_link_init(&p->link, fd, tls, LL_ROLE_CLIENT, LL_MAX_FRAME_DEFAULT);
     int rc;
     while ((rc = ll_tls_handshake(tls)) == LL_TLS_WANT_READ || rc == LL_TLS_WANT_WRITE) {
         wait_fd(fd, rc == LL_TLS_WANT_READ ? POLLIN : POLLOUT);
@@ -87,10 +88,11 @@ void rp_accept(rp_peer *p, ll_tls_ctx *ctx, int listen_fd)
 
 void rp_send(rp_peer *p, const Lifeline__Frame *f)
 {
-    assert_int_equal(ll_link_send(&p->link, f), 0);
-    while (ll_buf_size(&p->link.out) > 0) {
+    ll_buf *out = &p->link.conn.out;
+    assert_int_equal(ll_encode_frame(out, f, LL_MAX_FRAME_DEFAULT), 0);
+    while (ll_buf_size(out) > 0) {
         assert_int_equal(ll_link_flush(&p->link, ll_now_ms()), 0);
-        if (ll_buf_size(&p->link.out) > 0) {
+        if (ll_buf_size(out) > 0) {
             wait_fd(p->link.fd, ll_link_events(&p->link));
         }
     }
@@ -99,14 +101,15 @@ void rp_send(rp_peer *p, const Lifeline__Frame *f)
 /* A peer that closes right after its last frame may have it read with the end of the stream. */
 void rp_next(rp_peer *p, ll_frame *f)
 {
-    int rc, filled = 0;
-    while ((rc = ll_link_next(&p->link, f)) == 0 && filled == 0) {
+    ll_dec_result rc;
+    int filled = 0;
+    while ((rc = ll_decoder_take(&p->link.conn.dec, f)) == LL_DEC_NEED_MORE && filled == 0) {
         if (!ll_tls_has_pending(p->link.tls)) { /* read-ahead: OpenSSL may hold the rest */
             wait_fd(p->link.fd, POLLIN);
         }
         filled = ll_link_fill(&p->link, ll_now_ms(), 1 << 20);
     }
-    assert_int_equal(rc, 1);
+    assert_int_equal(rc, LL_DEC_FRAME);
 }
 
 void rp_close(rp_peer *p)

@@ -16,6 +16,13 @@
 
 #define FRAME_KINDS 7
 
+/* A decoder call that failed: LL_DEC_ERROR, with the sticky error code in the decoder. */
+#define assert_dec_error(call, dec, code)       \
+    do {                                        \
+        assert_int_equal((call), LL_DEC_ERROR); \
+        assert_int_equal((dec)->err, (code));   \
+    } while (0)
+
 /* ---- helpers ---------------------------------------------------------------------------- */
 
 /* One frame of every kind, each with non-default fields so none is packed empty. */
@@ -90,9 +97,9 @@ static size_t drain(ll_decoder *d, ll_buf *again)
 {
     Lifeline__Frame *f;
     size_t n = 0;
-    int rc;
+    ll_dec_result rc;
 
-    while ((rc = ll_decoder_next(d, &f)) == 1) {
+    while ((rc = ll_decoder_next(d, &f)) == LL_DEC_FRAME) {
         assert_int_equal(ll_encode_frame(again, f, LL_MAX_FRAME_DEFAULT), 0);
         ll_frame_free(f);
         n++;
@@ -143,7 +150,7 @@ static void assert_raw_frame_fails(const void *body, size_t len, int err, const 
     ll_decoder_init(&d, LL_MAX_FRAME_DEFAULT);
     make_raw_frame(&raw, (uint32_t)len, body, len);
     assert_int_equal(ll_decoder_feed(&d, ll_buf_head(&raw), ll_buf_size(&raw)), 0);
-    assert_int_equal(ll_decoder_next(&d, &f), err);
+    assert_dec_error(ll_decoder_next(&d, &f), &d, err);
     assert_null(f);
     assert_int_equal(d.err, err);
     assert_non_null(strstr(d.detail, why));
@@ -208,9 +215,9 @@ static void test_partial_frame_needs_more(void **state)
 
     ll_decoder_init(&d, LL_MAX_FRAME_DEFAULT);
     encode_every_kind(&stream);
-    assert_int_equal(ll_decoder_next(&d, &f), 0);
+    assert_int_equal(ll_decoder_next(&d, &f), LL_DEC_NEED_MORE);
     assert_int_equal(ll_decoder_feed(&d, ll_buf_head(&stream), LL_FRAME_HEADER + 1), 0);
-    assert_int_equal(ll_decoder_next(&d, &f), 0);
+    assert_int_equal(ll_decoder_next(&d, &f), LL_DEC_NEED_MORE);
     assert_null(f);
     assert_int_equal(d.err, 0);
     ll_buf_free(&stream);
@@ -228,7 +235,7 @@ static void test_fields_survive(void **state)
     ll_decoder_init(&d, LL_MAX_FRAME_DEFAULT);
     assert_int_equal(ll_encode_data(&stream, 7, payload, sizeof payload, "a.B", 1024), 0);
     assert_int_equal(ll_decoder_feed(&d, ll_buf_head(&stream), ll_buf_size(&stream)), 0);
-    assert_int_equal(ll_decoder_next(&d, &f), 1);
+    assert_int_equal(ll_decoder_next(&d, &f), LL_DEC_FRAME);
     assert_int_equal(f->kind_case, LIFELINE__FRAME__KIND_DATA);
     assert_int_equal(f->data->seq, 7);
     assert_int_equal(f->data->payload.len, sizeof payload);
@@ -252,7 +259,7 @@ static void test_consumes_via_cursor(void **state)
     encode_every_kind(&stream);
     assert_int_equal(ll_decoder_feed(&d, ll_buf_head(&stream), ll_buf_size(&stream)), 0);
     uint8_t *data = d.in.data;
-    assert_int_equal(ll_decoder_next(&d, &f), 1);
+    assert_int_equal(ll_decoder_next(&d, &f), LL_DEC_FRAME);
     ll_frame_free(f);
     assert_ptr_equal(d.in.data, data);
     assert_true(d.in.off > 0);
@@ -296,7 +303,7 @@ static void test_zero_length(void **state)
 
     ll_decoder_init(&d, LL_MAX_FRAME_DEFAULT);
     assert_int_equal(ll_decoder_feed(&d, "\0\0\0\0", 4), SDK_EPROTO);
-    assert_int_equal(ll_decoder_next(&d, &f), SDK_EPROTO);
+    assert_dec_error(ll_decoder_next(&d, &f), &d, SDK_EPROTO);
     assert_null(f);
     assert_string_equal(d.detail, "zero-length frame");
     ll_decoder_free(&d);
@@ -314,9 +321,9 @@ static void test_zero_length_after_valid_frame(void **state)
     assert_int_equal(ll_encode_data(&stream, 1, "x", 1, NULL, 1024), 0);
     assert_int_equal(ll_buf_append(&stream, "\0\0\0\0", 4), 0);
     assert_int_equal(ll_decoder_feed(&d, ll_buf_head(&stream), ll_buf_size(&stream)), 0);
-    assert_int_equal(ll_decoder_next(&d, &f), 1);
+    assert_int_equal(ll_decoder_next(&d, &f), LL_DEC_FRAME);
     ll_frame_free(f);
-    assert_int_equal(ll_decoder_next(&d, &f), SDK_EPROTO);
+    assert_dec_error(ll_decoder_next(&d, &f), &d, SDK_EPROTO);
     assert_null(f);
     ll_buf_free(&stream);
     ll_decoder_free(&d);
@@ -336,7 +343,7 @@ static void test_oversized_rejected_before_body(void **state)
     assert_int_equal(ll_decoder_feed(&d, hdr, 3), 0);
     assert_int_equal(ll_decoder_feed(&d, hdr + 3, 1), SDK_ETOOBIG);
     assert_string_equal(d.detail, "frame length 20000000 exceeds limit 16777216");
-    assert_int_equal(ll_decoder_next(&d, &f), SDK_ETOOBIG);
+    assert_dec_error(ll_decoder_next(&d, &f), &d, SDK_ETOOBIG);
     assert_null(f);
     /* The body that follows is refused, not buffered: capacity stays tiny. */
     assert_int_equal(ll_decoder_feed(&d, body, sizeof body), SDK_ETOOBIG);
@@ -374,9 +381,9 @@ static void test_oversized_after_valid_frame(void **state)
     assert_int_equal(ll_encode_data(&stream, 1, "x", 1, NULL, 64), 0);
     make_raw_frame(&stream, 65, "partial", 7);
     assert_int_equal(ll_decoder_feed(&d, ll_buf_head(&stream), ll_buf_size(&stream)), 0);
-    assert_int_equal(ll_decoder_next(&d, &f), 1);
+    assert_int_equal(ll_decoder_next(&d, &f), LL_DEC_FRAME);
     ll_frame_free(f);
-    assert_int_equal(ll_decoder_next(&d, &f), SDK_ETOOBIG);
+    assert_dec_error(ll_decoder_next(&d, &f), &d, SDK_ETOOBIG);
     assert_string_equal(d.detail, "frame length 65 exceeds limit 64");
     ll_buf_free(&stream);
     ll_decoder_free(&d);
@@ -394,7 +401,7 @@ static void test_limit_is_inclusive(void **state)
 
     ll_decoder_init(&d, body);
     assert_int_equal(ll_decoder_feed(&d, ll_buf_head(&stream), ll_buf_size(&stream)), 0);
-    assert_int_equal(ll_decoder_next(&d, &f), 1);
+    assert_int_equal(ll_decoder_next(&d, &f), LL_DEC_FRAME);
     ll_frame_free(f);
     ll_decoder_free(&d);
 
@@ -436,16 +443,16 @@ static void test_error_is_sticky(void **state)
     encode_every_kind(&good);
     make_raw_frame(&bad, 2, "\x18\x01", 2);
     assert_int_equal(ll_decoder_feed(&d, ll_buf_head(&bad), ll_buf_size(&bad)), 0);
-    assert_int_equal(ll_decoder_next(&d, &f), SDK_EPROTO);
+    assert_dec_error(ll_decoder_next(&d, &f), &d, SDK_EPROTO);
     ll_buf_free(&bad);
     char detail[sizeof d.detail];
     memcpy(detail, d.detail, sizeof detail);
 
     /* Valid frames afterwards change nothing: the stream position is lost for good. */
     assert_int_equal(ll_decoder_feed(&d, ll_buf_head(&good), ll_buf_size(&good)), SDK_EPROTO);
-    assert_int_equal(ll_decoder_next(&d, &f), SDK_EPROTO);
+    assert_dec_error(ll_decoder_next(&d, &f), &d, SDK_EPROTO);
     assert_null(f);
-    assert_int_equal(ll_decoder_next(&d, &f), SDK_EPROTO);
+    assert_dec_error(ll_decoder_next(&d, &f), &d, SDK_EPROTO);
     assert_string_equal(d.detail, detail);
     ll_buf_free(&good);
     ll_decoder_free(&d);
@@ -590,7 +597,7 @@ static int encode_ack(ll_buf *out)
 }
 
 /* Feed one frame body (header added here) and take it. */
-static int take_body(const uint8_t *body, size_t len, ll_decoder *d, ll_frame *f)
+static ll_dec_result take_body(const uint8_t *body, size_t len, ll_decoder *d, ll_frame *f)
 {
     uint8_t header[LL_FRAME_HEADER];
     ll_put_be32(header, (uint32_t)len);
@@ -615,7 +622,8 @@ static void test_take_reads_canonical_data_in_place(void **state)
                 ll_decoder d;
                 ll_frame f;
                 assert_int_equal(
-                    take_body(ll_buf_head(&out) + LL_FRAME_HEADER, ll_buf_size(&out) - LL_FRAME_HEADER, &d, &f), 1);
+                    take_body(ll_buf_head(&out) + LL_FRAME_HEADER, ll_buf_size(&out) - LL_FRAME_HEADER, &d, &f),
+                    LL_DEC_FRAME);
                 assert_int_equal(f.kind, LIFELINE__FRAME__KIND_DATA);
                 assert_null(f.pb); /* no allocation */
                 assert_true(f.data.seq == seqs[s]);
@@ -629,7 +637,7 @@ static void test_take_reads_canonical_data_in_place(void **state)
                     assert_memory_equal(f.data.type, types[t], tl);
                 }
                 ll_frame_release(&f);
-                assert_int_equal(ll_decoder_take(&d, &f), 0);
+                assert_int_equal(ll_decoder_take(&d, &f), LL_DEC_NEED_MORE);
                 ll_decoder_free(&d);
                 ll_buf_free(&out);
             }
@@ -657,7 +665,7 @@ static void test_take_falls_back_for_other_encodings(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ll_decoder d;
         ll_frame f;
-        assert_int_equal(take_body(cases[i].body, cases[i].len, &d, &f), 1);
+        assert_int_equal(take_body(cases[i].body, cases[i].len, &d, &f), LL_DEC_FRAME);
         assert_int_equal(f.kind, LIFELINE__FRAME__KIND_DATA);
         assert_non_null(f.pb);
         assert_true(f.data.seq == cases[i].seq);
@@ -676,7 +684,8 @@ static void test_take_other_kinds_and_errors(void **state)
     assert_int_equal(encode_ack(&out), 0);
     ll_decoder d;
     ll_frame f;
-    assert_int_equal(take_body(ll_buf_head(&out) + LL_FRAME_HEADER, ll_buf_size(&out) - LL_FRAME_HEADER, &d, &f), 1);
+    assert_int_equal(take_body(ll_buf_head(&out) + LL_FRAME_HEADER, ll_buf_size(&out) - LL_FRAME_HEADER, &d, &f),
+                     LL_DEC_FRAME);
     assert_int_equal(f.kind, LIFELINE__FRAME__KIND_ACK);
     assert_non_null(f.pb);
     assert_true(f.pb->ack->seq == 99);
@@ -686,9 +695,9 @@ static void test_take_other_kinds_and_errors(void **state)
 
     /* A Data frame whose payload length runs past the end: rejected exactly as by next(). */
     static const uint8_t truncated[] = {0x1a, 0x04, 0x08, 0x05, 0x12, 0x09};
-    assert_int_equal(take_body(truncated, sizeof truncated, &d, &f), SDK_EPROTO);
+    assert_dec_error(take_body(truncated, sizeof truncated, &d, &f), &d, SDK_EPROTO);
     assert_null(f.pb);
-    assert_int_equal(ll_decoder_take(&d, &f), SDK_EPROTO); /* sticky */
+    assert_dec_error(ll_decoder_take(&d, &f), &d, SDK_EPROTO); /* sticky */
     ll_decoder_free(&d);
 }
 

@@ -99,9 +99,11 @@ static void test_copy_limits(void **state)
     assert_int_equal(q.copied, 3);
     assert_frames(&out, 1, 3, 1);
 
-    /* Payload bound: frames go while fewer bytes than the bound are before the cursor. */
-    uint64_t bound = q.copied_bytes + 1;
+    /* Payload bound: a frame goes only if the bytes before the cursor stay within it. */
+    uint64_t bound = q.copied_bytes + len_of(4) - 1; /* one byte short of the next frame */
     assert_int_equal(ll_frameq_copy(&q, &out, SIZE_MAX, bound, SIZE_MAX), 0);
+    assert_int_equal(q.copied, 3);
+    assert_int_equal(ll_frameq_copy(&q, &out, SIZE_MAX, bound + 1, SIZE_MAX), 0);
     assert_int_equal(q.copied, 4);
 
     /* Output bound: frames go while out holds less than the limit. */

@@ -1,0 +1,120 @@
+/*
+ * Stopping the server, on its I/O thread: the drain (no new clients, no more input, while the
+ * application answers what it took) and the teardown (what the windows allow goes out, every
+ * client hears GOING_AWAY, every connection and session is freed).
+ */
+#include "server_impl.h"
+
+#include "ll.h"
+#include "net.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+/* One step of a lingering close, without the poller: flush, half-close, then read and drop
+ * until the client hangs up. True once there is nothing more to wait for. */
+static bool linger_done(srv_conn *c)
+{
+    if (c->tls_failed || c->lingered) {
+        return true;
+    }
+    int rc = ll_link_flush(&c->link, ll_now_ms());
+    if (rc == 0 && ll_buf_size(&c->link.conn.out) > 0) {
+        return false;
+    }
+    if (rc == 0 && !c->half_closed) {
+        ll_net_shutdown_write(c->link.fd);
+        c->half_closed = true;
+    }
+    if (rc == 0) {
+        rc = ll_link_discard(&c->link);
+    }
+    c->lingered = rc != 0; /* the client closed its end (or the link failed): done */
+    return c->lingered;
+}
+
+void ll_server_begin_drain(sdk_server *srv, uint64_t now)
+{
+    ll_net_poll_del(srv->poll_fd, srv->listen_fd);
+    close(srv->listen_fd);
+    srv->listen_fd = -1;
+    srv->accept_paused_until = 0;
+    srv->draining = true;
+    srv->drain_deadline = now + LL_SERVER_DRAIN_MS;
+    srv_conn *next = NULL;
+    for (srv_conn *c = srv->conns; c; c = next) {
+        next = c->next;
+        if (c->phase == CONN_READY || c->phase == CONN_CLOSING) {
+            ll_server_set_events(srv, c);
+        } else {
+            ll_server_drop_conn(srv, c, SDK_CAUSE_SERVER_STOP); /* not yet a session: nothing to finish */
+        }
+    }
+}
+
+bool ll_server_drain_over(sdk_server *srv, uint64_t now)
+{
+    pthread_mutex_lock(&srv->mu);
+    bool quiet = srv->inbox.count == 0 && srv->dirty == NULL && now >= srv->last_send_ms + LL_SERVER_DRAIN_QUIET_MS;
+    bool over = quiet || now >= srv->drain_deadline;
+    if (over) {
+        srv->sends_closed = true;
+        pthread_cond_broadcast(&srv->send_cv);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return over;
+}
+
+static void free_session(void *val, void *arg)
+{
+    sdk_server *srv = arg;
+    srv_session *ss = val;
+    ll_server_queue_event(srv, SDK_SESSION_CLOSED, ss, SDK_CAUSE_SERVER_STOP);
+    ll_timers_cancel(&srv->ttls, &ss->ttl);
+    ll_session_free(&ss->s);
+    free(ss);
+}
+
+/* Every closing connection lingers until its client hangs up, or the closing deadline. */
+static void linger_all(sdk_server *srv)
+{
+    uint64_t deadline = ll_now_ms() + LL_SERVER_CLOSING_MS;
+    bool pending = true;
+    while (pending && ll_now_ms() < deadline) {
+        pending = false;
+        for (srv_conn *c = srv->conns; c; c = c->next) {
+            pending |= c->phase == CONN_CLOSING && !linger_done(c);
+        }
+        ll_poll_event evs[1];
+        if (pending) {
+            (void)ll_net_poll_wait(srv->poll_fd, evs, 1, 10);
+        }
+    }
+}
+
+void ll_server_io_teardown(sdk_server *srv)
+{
+    pthread_mutex_lock(&srv->mu);
+    for (srv_conn *c = srv->conns; c; c = c->next) {
+        (void)ll_server_fill_output(c);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    for (srv_conn *c = srv->conns; c; c = c->next) {
+        if (c->phase == CONN_READY) {
+            ll_server_conn_closing(srv, c, LIFELINE__CLOSE__CODE__GOING_AWAY, "server stopping", true);
+        }
+    }
+    linger_all(srv);
+    pthread_mutex_lock(&srv->mu);
+    for (srv_conn *c = srv->conns; c; c = c->next) {
+        c->sess = NULL;
+    }
+    ll_store_each(&srv->sessions, free_session, srv);
+    ll_store_free(&srv->sessions);
+    srv->dirty = NULL;
+    pthread_mutex_unlock(&srv->mu);
+    while (srv->conns) {
+        ll_server_drop_conn(srv, srv->conns, SDK_CAUSE_SERVER_STOP);
+    }
+    ll_server_report_events(srv);
+}
