@@ -9,6 +9,7 @@
 #define LL_CLIENT_H
 
 #include "lifeline/sdk.h"
+#include "link.h"
 #include "msgq.h"
 #include "session.h"
 #include "tls.h"
@@ -44,6 +45,15 @@ struct sdk_client {
     char last_detail[256];
     sdk_stats stats; /* counters kept here; sdk_get_stats fills the rest */
 };
+
+/* client_session.c (I/O thread). The hello, from the client's state (takes mu). */
+int ll_client_send_hello(sdk_client *c, ll_conn *conn);
+/* Under mu: adopt the session the welcome describes, and attach it to the link's connection.
+ * Sets *lost when the server no longer knew our session. 0 or the sdk_err the connection
+ * failed with. */
+int ll_client_adopt_welcome(sdk_client *c, ll_link *l, const Lifeline__Welcome *w, bool *lost);
+/* Under mu: a second welcome on a READY connection (after an early one): its heartbeat values. */
+int ll_client_rewelcome(sdk_client *c, ll_conn *conn, const Lifeline__Welcome *w);
 
 /* Wake the I/O thread unless it is already due to look (caller holds mu). */
 void ll_client_wake_locked(sdk_client *c);

@@ -54,20 +54,20 @@ static bool closing(sdk_client *c)
  * Returns 0 when fd is ready, SDK_ETIMEDOUT, or SDK_ECLOSED. */
 static int wait_fd(sdk_client *c, int fd, short events, uint64_t deadline_ms)
 {
-    struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = c->wake_fd, .events = POLLIN}};
     for (;;) {
         uint64_t now = ll_now_ms();
         if (now >= deadline_ms) {
             return SDK_ETIMEDOUT;
         }
-        int n = poll(p, 2, (int)LL_MIN(deadline_ms - now, 1000u));
-        if (n > 0 && p[1].revents) {
+        bool woken = false;
+        short ready = ll_net_wait(fd, events, c->wake_fd, (int)LL_MIN(deadline_ms - now, 1000u), &woken);
+        if (woken) {
             ll_wake_drain(c->wake_fd);
             if (closing(c)) {
                 return SDK_ECLOSED;
             }
         }
-        if (n > 0 && p[0].revents) {
+        if (ready) {
             return 0;
         }
     }
@@ -92,86 +92,10 @@ static int handshake(sdk_client *c, ll_link *l, uint64_t deadline_ms)
     }
 }
 
-static int send_hello(sdk_client *c, ll_link *l)
-{
-    pthread_mutex_lock(&c->mu);
-    ll_hello h = {.session_id = c->session_id,
-                  .token = c->token,
-                  .token_len = c->token_len,
-                  .last_received = c->s.received,
-                  .heartbeat_interval_ms = (uint32_t)c->cfg.heartbeat_interval_ms,
-                  .heartbeat_timeout_ms = (uint32_t)c->cfg.heartbeat_timeout_ms,
-                  .window_messages = c->cfg.window_messages,
-                  .window_bytes = c->cfg.window_bytes};
-    int rc = ll_conn_send_hello(&l->conn, &h);
-    pthread_mutex_unlock(&c->mu);
-    return rc;
-}
-
 /* The server's close frame: whether we may come back (the core has the reason). */
 static int closed_by_peer(const Lifeline__Close *cl)
 {
     return cl->reconnect ? SDK_EDISCONNECTED : SDK_EREJECTED;
-}
-
-/* How often we ping: ours, or more often if the server watches us more closely. */
-static uint32_t ping_interval(const sdk_client *c, const Lifeline__Welcome *w)
-{
-    uint32_t ours = (uint32_t)c->cfg.heartbeat_interval_ms;
-    return w->heartbeat_interval_ms ? LL_MIN(ours, w->heartbeat_interval_ms) : ours;
-}
-
-/* Resume our session where the server says it is, or start over if it no longer knew it. */
-static int continue_session(sdk_client *c, ll_link *l, const Lifeline__Welcome *w, bool *lost)
-{
-    *lost = c->session_id != 0 && !w->resumed;
-    if (c->session_id != 0 && w->resumed && ll_session_resume(&c->s, w->last_received) != 0) {
-        return ll_conn_fail(&l->conn, SDK_EPROTO, "server resumed at sequence %llu, outside what we sent",
-                            (unsigned long long)w->last_received);
-    }
-    if (*lost && ll_session_restart(&c->s) != 0) {
-        return ll_conn_fail(&l->conn, SDK_ENOMEM, "out of memory renumbering the queue for a new session");
-    }
-    c->stats.sessions_lost += *lost;
-    return 0;
-}
-
-/* Adopt the session the welcome describes. Caller holds mu. Sets *lost when the server
- * no longer knew our session. */
-static int adopt_welcome(sdk_client *c, ll_link *l, const Lifeline__Welcome *w, bool *lost)
-{
-    if (w->version != LL_PROTOCOL_VERSION || w->resume_token.len > sizeof(c->token)) {
-        return ll_conn_fail(&l->conn, SDK_EPROTO, "unsupported welcome (version %u)", w->version);
-    }
-    if (w->resumed && w->session_id != c->session_id) {
-        return ll_conn_fail(&l->conn, SDK_EPROTO, "welcome resumes session %llu, ours is %llu",
-                            (unsigned long long)w->session_id, (unsigned long long)c->session_id);
-    }
-    LL_GUARD(continue_session(c, l, w, lost));
-    c->session_id = w->session_id;
-    c->s.peer_max_frame = w->max_frame ? w->max_frame : LL_MAX_FRAME_DEFAULT;
-    if (w->resume_token.len > 0) { /* protobuf-c leaves an empty token NULL: no memcpy from it */
-        memcpy(c->token, w->resume_token.data, w->resume_token.len);
-    }
-    c->token_len = w->resume_token.len;
-    c->s.window_messages = LL_MAX(1u, (uint32_t)ll_params_window(w->window_messages, c->cfg.window_messages));
-    c->s.window_bytes = LL_MAX(1u, ll_params_window(w->window_bytes, c->cfg.window_bytes));
-    /* Our own timeout decides when we give up on the server; the welcome's values are the
-     * (clamped) ones the server applies when watching us. */
-    ll_conn_attach(&l->conn, &c->s, ping_interval(c, w), (uint32_t)c->cfg.heartbeat_timeout_ms, ll_now_ms());
-    l->keepalive_ms = (uint32_t)c->cfg.heartbeat_timeout_ms; /* set by the first flush after */
-    return 0;
-}
-
-/* A second welcome, after an early one: the server applies other heartbeat values. */
-static int rewelcome(sdk_client *c, ll_link *l, const Lifeline__Welcome *w)
-{
-    if (!w->resumed || w->session_id != c->session_id) {
-        return ll_conn_fail(&l->conn, SDK_EPROTO, "second welcome for session %llu, ours is %llu",
-                            (unsigned long long)w->session_id, (unsigned long long)c->session_id);
-    }
-    ll_conn_set_heartbeat(&l->conn, ping_interval(c, w), (uint32_t)c->cfg.heartbeat_timeout_ms);
-    return 0;
 }
 
 /* One step of the greeting: wait, read, and take the welcome if it is whole. 0 while it is
@@ -198,7 +122,7 @@ static int greet_step(sdk_client *c, ll_link *l, uint64_t deadline_ms, bool *los
     }
     if (r == LL_CONN_EVENT) { /* the core lets nothing but a welcome through here */
         pthread_mutex_lock(&c->mu);
-        rc = adopt_welcome(c, l, ev.frame.pb->welcome, lost);
+        rc = ll_client_adopt_welcome(c, l, ev.frame.pb->welcome, lost);
         pthread_mutex_unlock(&c->mu);
         return rc ? rc : 1;
     }
@@ -210,7 +134,7 @@ static int greet_step(sdk_client *c, ll_link *l, uint64_t deadline_ms, bool *los
  * when it does not. */
 static int greet(sdk_client *c, ll_link *l, uint64_t deadline_ms, bool *lost)
 {
-    LL_GUARD(send_hello(c, l));
+    LL_GUARD(ll_client_send_hello(c, &l->conn));
     int rc;
     while ((rc = greet_step(c, l, deadline_ms, lost)) == 0) {
     }
@@ -273,7 +197,7 @@ static int on_event(sdk_client *c, ll_link *l, const ll_conn_event *ev, bool *go
         *acked = true;
         return 0;
     case LL_EV_WELCOME:
-        return rewelcome(c, l, ev->frame.pb->welcome);
+        return ll_client_rewelcome(c, &l->conn, ev->frame.pb->welcome);
     case LL_EV_CLOSE:
         return closed_by_peer(ev->frame.pb->close);
     case LL_EV_HELLO:
@@ -371,15 +295,13 @@ static int run(sdk_client *c, ll_link *l)
         if (stop) {
             return 0;
         }
-        struct pollfd p[2] = {{.fd = l->fd, .events = ll_link_events(l)}, {.fd = c->wake_fd, .events = POLLIN}};
         int timeout = ll_tls_has_pending(l->tls) ? 0 : (int)(next > now ? next - now : 0);
-        if (poll(p, 2, timeout) < 0) {
-            continue; /* EINTR */
-        }
-        if (p[1].revents) {
+        bool woken = false;
+        short ready = ll_net_wait(l->fd, ll_link_events(l), c->wake_fd, timeout, &woken);
+        if (woken) {
             ll_wake_drain(c->wake_fd);
         }
-        if (p[0].revents || ll_tls_has_pending(l->tls)) {
+        if (ready || ll_tls_has_pending(l->tls)) {
             /* Frames that arrived before a failure (a close frame before EOF) still count. */
             rc = ll_link_fill(l, ll_now_ms(), READ_BUDGET);
             int rc_frames = process_input(c, l);
@@ -392,8 +314,7 @@ static int run(sdk_client *c, ll_link *l)
 static void flush_until(ll_link *l, uint64_t deadline_ms)
 {
     while (ll_link_flush(l, ll_now_ms()) == 0 && ll_buf_size(&l->conn.out) > 0 && ll_now_ms() < deadline_ms) {
-        struct pollfd p = {.fd = l->fd, .events = ll_link_events(l)};
-        (void)poll(&p, 1, 50);
+        (void)ll_net_wait(l->fd, ll_link_events(l), -1, 50, NULL);
     }
 }
 
@@ -417,13 +338,14 @@ static void goodbye(ll_link *l, int err)
 static bool backoff_wait(sdk_client *c, uint32_t delay_ms)
 {
     uint64_t deadline = ll_now_ms() + delay_ms;
-    struct pollfd p = {.fd = c->wake_fd, .events = POLLIN};
     while (!closing(c)) {
         uint64_t now = ll_now_ms();
         if (now >= deadline) {
             return false;
         }
-        if (poll(&p, 1, (int)(deadline - now)) > 0) {
+        bool woken = false;
+        (void)ll_net_wait(-1, 0, c->wake_fd, (int)(deadline - now), &woken);
+        if (woken) {
             ll_wake_drain(c->wake_fd);
         }
     }

@@ -537,3 +537,13 @@ int ll_net_poll_wait(int poller, ll_poll_event *evs, int max, int timeout_ms)
     }
     return n > 0 ? n : 0;
 }
+
+short ll_net_wait(int fd, short events, int wake_fd, int timeout_ms, bool *woken)
+{
+    struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = wake_fd, .events = POLLIN}};
+    int n = poll(p, 2, timeout_ms); /* a negative fd is ignored by poll */
+    if (woken) {
+        *woken = n > 0 && p[1].revents != 0;
+    }
+    return n > 0 ? p[0].revents : 0;
+}

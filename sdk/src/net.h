@@ -37,6 +37,11 @@ void ll_net_keepalive(int fd, int user_timeout_ms);
  * or error. For lingering closes when TLS can no longer be used. */
 int ll_net_drain(int fd);
 
+/* Wait up to timeout_ms (0: do not block) until fd (-1: none) is ready for events (POLLIN,
+ * POLLOUT) or wake_fd (-1: none) is signalled. Returns fd's ready events (0: none, also on
+ * EINTR); *woken (may be NULL) says whether wake_fd fired (it is left for ll_wake_drain). */
+short ll_net_wait(int fd, short events, int wake_fd, int timeout_ms, bool *woken);
+
 /* Shut our side for writing (a lingering close: the peer sees EOF, we keep reading). */
 void ll_net_shutdown_write(int fd);
 

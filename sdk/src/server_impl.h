@@ -24,7 +24,8 @@ typedef enum { CONN_HANDSHAKE = 0, CONN_HELLO, CONN_READY, CONN_CLOSING } conn_p
 typedef struct srv_conn {
     ll_link link;
     struct srv_session *sess; /* NULL until hello, and after detach */
-    uint64_t welcomed;        /* the session a 0.5-RTT welcome offered (0: none); see attach */
+    uint64_t welcomed;        /* the session a 0.5-RTT welcome offered (0: none)... */
+    uint32_t welcomed_hb[2];  /* ...with these heartbeat interval and timeout */
     conn_phase phase;
     ll_timer timer;     /* handshake deadline, heartbeat deadline, or closing deadline */
     uint32_t events;    /* registered with the poller (LL_POLL_*) */

@@ -199,7 +199,7 @@ static void bind_session(sdk_server *srv, srv_conn *conn, srv_session *ss, const
     memcpy(ss->identity, conn->identity, sizeof(ss->identity));
     uint64_t now = ll_now_ms();
     ll_conn_attach(&conn->link.conn, &ss->s, 0, ss->hb_timeout_ms, now); /* the client pings; we watch */
-    conn->link.keepalive_ms = ss->hb_timeout_ms; /* set once the welcome is out */
+    conn->link.keepalive_ms = ss->hb_timeout_ms;                         /* set once the welcome is out */
     conn->phase = CONN_READY;
     ll_timers_set(&srv->timers, &conn->timer, now + ss->hb_timeout_ms);
     conn->link.ticket_due = true;              /* right behind the welcome: see ll_link_flush */
@@ -228,7 +228,7 @@ int ll_server_on_hello(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h
     ll_params p;
     ll_params_from_hello(h, &lim, &p);
     /* An early welcome announced the session's old values: say the new ones if they differ. */
-    bool changed = p.heartbeat_interval_ms != ss->hb_interval_ms || p.heartbeat_timeout_ms != ss->hb_timeout_ms;
+    bool changed = p.heartbeat_interval_ms != conn->welcomed_hb[0] || p.heartbeat_timeout_ms != conn->welcomed_hb[1];
     bind_session(srv, conn, ss, &p);
     ll_server_queue_event(srv, resumed ? SDK_SESSION_RESUMED : SDK_SESSION_OPENED, ss, SDK_CAUSE_NONE);
     return !conn->welcomed || changed ? send_welcome(srv, conn, ss, resumed) : 0;
@@ -248,6 +248,8 @@ int ll_server_welcome_early(sdk_server *srv, srv_conn *conn)
     srv_session *ss = ll_store_get(&srv->sessions, id);
     if (ss && !ss->close_requested) {
         conn->welcomed = id;
+        conn->welcomed_hb[0] = ss->hb_interval_ms;
+        conn->welcomed_hb[1] = ss->hb_timeout_ms;
         rc = send_welcome(srv, conn, ss, true);
     }
     pthread_mutex_unlock(&srv->mu);

@@ -112,7 +112,7 @@ enum {
     SOP_HELLO_RESUME = 1, /* name a session the client knows */
     SOP_HELLO_FORGE = 2,  /* ...with a wrong token */
     SOP_HELLO_LIE = 4,    /* ...claiming last_received off by the lie byte */
-    SOP_HELLO_BADVER = 8,
+    SOP_HELLO_BADVER = 8, /* version 0: every client's highest version is at least 1 */
 };
 #define SOP(op, arg) ((uint8_t)((op) | ((arg) << 4)))
 

@@ -274,10 +274,29 @@ static void check_data(fz_client *h, fz_link *l, const Lifeline__Data *d)
     l->have_offset = true;
 }
 
+/* The goodbye after sdk_close, or the Close a failure owes the server (docs/protocol.md). */
+static bool honest_close(const fz_client *h, const Lifeline__Close *cl)
+{
+    switch (cl->code) {
+    case LIFELINE__CLOSE__CODE__NORMAL:
+        return h->closing && !cl->reconnect;
+    case LIFELINE__CLOSE__CODE__PROTOCOL_ERROR:
+    case LIFELINE__CLOSE__CODE__HEARTBEAT_TIMEOUT:
+        return cl->reconnect; /* keep the session: we come back */
+    case LIFELINE__CLOSE__CODE__TOO_BIG:
+        return !cl->reconnect; /* the frame would come again: end it */
+    default:
+        return false;
+    }
+}
+
 static void check_frame(fz_client *h, fz_link *l, const Lifeline__Frame *f)
 {
-    /* A refused welcome: the hello was all the client had to say there. */
-    FUZZ_CHECK(!l->foreign || f->kind_case == LIFELINE__FRAME__KIND_HELLO);
+    /* A refused welcome: the hello, and the Close for the protocol error, were all the client
+     * had to say there. */
+    FUZZ_CHECK(
+        !l->foreign || f->kind_case == LIFELINE__FRAME__KIND_HELLO ||
+        (f->kind_case == LIFELINE__FRAME__KIND_CLOSE && f->close->code == LIFELINE__CLOSE__CODE__PROTOCOL_ERROR));
     switch (f->kind_case) {
     case LIFELINE__FRAME__KIND_HELLO:
         check_hello(h, l, f->hello);
@@ -296,8 +315,8 @@ static void check_frame(fz_client *h, fz_link *l, const Lifeline__Frame *f)
     case LIFELINE__FRAME__KIND_PONG:
         FUZZ_CHECK(l->hello && !l->closed);
         return;
-    case LIFELINE__FRAME__KIND_CLOSE: /* only the goodbye after sdk_close */
-        FUZZ_CHECK(l->hello && !l->closed && h->closing && !f->close->reconnect);
+    case LIFELINE__FRAME__KIND_CLOSE:
+        FUZZ_CHECK(l->hello && !l->closed && honest_close(h, f->close));
         l->closed = true;
         return;
     default: /* a client never sends Welcome */

@@ -1,11 +1,10 @@
 /*
- * fuzz_conn, server side. server_io.c is compiled into this file so that its step functions
- * (accept_clients, on_conn_ready, service_dirty, fire_timers, begin_drain, drain_over,
- * ll_server_io_teardown) can be called one at a time, exactly as its epoll loop calls them;
- * fuzz_conn.c says why. The input plays the clients, the server application and the clock
- * (see enum srv_op in conn.h). After every step each client reads what the server wrote to it
- * and checks it, and the server's own state is checked against what its events and the
- * application have seen.
+ * fuzz_conn, server side. The server's own loop turn (ll_server_io_turn, the function its
+ * thread calls) runs here one turn at a time, on wire.c's poller, which reports what
+ * level-triggered epoll would for the wires (fuzz_conn.c says why). The input plays the
+ * clients, the server application and the clock (see enum srv_op in conn.h). After every step
+ * each client reads what the server wrote to it and checks it, and the server's own state is
+ * checked against what its events and the application have seen.
  *
  * A small model client builds hellos, data and acks from what the server told it, so that
  * resumes with real tokens and honest positions happen often. Raw bytes can go anywhere; a
@@ -17,46 +16,24 @@
  * two moments inside the loop: the wire's hooks let the model judge at those very moments
  * (half_rtt_over, hello_read), and the client checks what it reads against that.
  */
-#include <sys/types.h>
-
-/* Session ids and tokens from a seeded stream rather than the kernel, so inputs replay. */
-ssize_t fuzz_getrandom(void *buf, size_t len, unsigned int flags);
-#define getrandom fuzz_getrandom
-#include "server_io.c"
-#undef getrandom
+#include "server_impl.h"
 
 #include "codec.h"
 #include "conn.h"
+#include "ll.h"
+#include "net.h"
 #include "wait.h"
 #include "wire.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define MAX_CONNS    8    /* per input (three argument bits); each opens at most one session */
 #define MAX_TURNS    4096 /* I/O loop turns per step: a loop that never goes idle is a bug */
 #define PAYLOAD_HEAD 16   /* every modeled payload starts with its sequence and session id */
 #define MAX_PAYLOAD  16000
 #define TOKEN_LEN    16
-
-static uint64_t random_state;
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-ssize_t fuzz_getrandom(void *buf, size_t len, unsigned int flags)
-{
-    (void)flags;
-    uint8_t *p = buf;
-    for (size_t i = 0; i < len; i++) {
-        p[i] = (uint8_t)splitmix64(&random_state);
-    }
-    return (ssize_t)len;
-}
 
 typedef enum { SESS_ATTACHED = 1, SESS_DETACHED, SESS_ENDED } sess_state;
 
@@ -103,6 +80,7 @@ typedef struct fz_conn {
     int early;           /* the session the server welcomes in 0.5-RTT (its conn->welcomed), or -1 */
     uint64_t early_last; /* ...with this last_received */
     fz_hb early_hb;      /* ...and these heartbeat values */
+    int rewelcome;       /* a second welcome after the hello: 1 due, 0 not, -1 either (unknown values) */
     uint8_t outcomes;    /* what its hello may lead to (OUT_*), 0: not judged */
     ll_decoder dec;      /* the client reading what the server wrote */
     bool welcomed, closed;
@@ -117,7 +95,6 @@ typedef struct fz_server {
     int nconns;
     fz_session sessions[MAX_CONNS];
     int nsessions;
-    uint64_t drain_deadline;
     bool over;      /* the I/O loop would have ended: only the teardown is left */
     bool callbacks; /* on_message takes the messages (callback mode, see conn.h) */
     uint8_t plan;   /* ...and does this with each (CB_*) */
@@ -166,6 +143,19 @@ static uint64_t inbox_count(const sdk_server *srv, uint64_t session)
 
 /* ---- events: the session life cycle the application is told ---- */
 
+/* What the server applies from the connection's hello (docs/protocol.md's Hello table):
+ * timeout 0 is 15000, clamped to the server's bounds; interval 0 is a third of it, and at
+ * most half of it. */
+static fz_hb hello_hb(const fz_server *h, const fz_conn *c)
+{
+    const sdk_server_config *cfg = &h->srv->cfg;
+    uint32_t timeout = c->hello_hb_timeout ? c->hello_hb_timeout : 15000u;
+    timeout = LL_MAX((uint32_t)cfg->heartbeat_min_ms, LL_MIN(timeout, (uint32_t)cfg->heartbeat_max_ms));
+    uint32_t interval = c->hello_hb_interval ? c->hello_hb_interval : timeout / 3;
+    return (fz_hb){
+        .known = c->hello_sent && !c->raw, .interval = LL_MAX(1u, LL_MIN(interval, timeout / 2)), .timeout = timeout};
+}
+
 /* A connection (named by its peer address, "wire:N") now carries session sess. */
 static void bind_conn(fz_server *h, const char *peer, fz_session *fs, bool resumed)
 {
@@ -185,19 +175,17 @@ static void bind_conn(fz_server *h, const char *peer, fz_session *fs, bool resum
         FUZZ_CHECK(resumed && fs == named);
     }
     FUZZ_CHECK(c->w->ticket_tag == fs->id); /* so a resume with that ticket is welcomed early */
+    fs->hb = hello_hb(h, c);                /* the hello's values, on every path */
     if (c->early >= 0) {
-        /* After a 0.5-RTT welcome only its session resumes, keeping its heartbeat values,
-         * with no second welcome: the data goes on from where the hello said. */
+        /* After a 0.5-RTT welcome only its session resumes, with the hello's heartbeat values
+         * (a second welcome says them if they differ): the data goes on from where the hello
+         * said. */
         FUZZ_CHECK(resumed && fs == &h->sessions[c->early] && (!c->outcomes || (c->outcomes & OUT_RESUME)));
         c->first_data = c->hello_sent && !c->raw ? c->hello_last + 1 : 0;
-        return;
+        bool known = c->early_hb.known && fs->hb.known;
+        bool same = fs->hb.interval == c->early_hb.interval && fs->hb.timeout == c->early_hb.timeout;
+        c->rewelcome = known ? !same : -1;
     }
-    const sdk_server_config *cfg = &h->srv->cfg;
-    uint32_t timeout = c->hello_hb_timeout ? c->hello_hb_timeout : 15000u;
-    fs->hb =
-        (fz_hb){.known = c->hello_sent && !c->raw,
-                .interval = c->hello_hb_interval,
-                .timeout = LL_MAX((uint32_t)cfg->heartbeat_min_ms, LL_MIN(timeout, (uint32_t)cfg->heartbeat_max_ms))};
 }
 
 static void track_event(fz_server *h, const sdk_session_event *ev)
@@ -235,68 +223,14 @@ static void track_event(fz_server *h, const sdk_session_event *ev)
 
 /* ---- the I/O loop, one turn at a time ---- */
 
-/* What level-triggered epoll would report for the connection, given what it registered. */
-static uint32_t readiness(const srv_conn *conn)
-{
-    const fake_wire *w = wire_of(conn->link.tls);
-    uint32_t r = 0;
-    if (wire_readable(w)) {
-        r |= EPOLLIN;
-    }
-    if (w->room > 0) {
-        r |= EPOLLOUT;
-    }
-    if (w->reset) {
-        r |= EPOLLHUP | EPOLLERR;
-    } else if (w->hung_up && conn->half_closed) {
-        r |= EPOLLHUP; /* both directions are shut */
-    }
-    return r & (conn->events | EPOLLHUP | EPOLLERR);
-}
-
-/* One turn of ll_server_io_main after its epoll_wait. False when nothing was ready. */
-static bool loop_turn(fz_server *h)
-{
-    sdk_server *srv = h->srv;
-    srv_conn *ready[MAX_CONNS];
-    uint32_t revents[MAX_CONNS];
-    int n = 0;
-    for (srv_conn *c = srv->conns; c; c = c->next) {
-        uint32_t r = readiness(c);
-        if (r) {
-            FUZZ_CHECK(n < MAX_CONNS);
-            ready[n] = c;
-            revents[n++] = r;
-        }
-    }
-    bool accepting = !srv->draining && wire_accept_pending();
-    if (accepting) {
-        accept_clients(srv);
-    }
-    for (int i = 0; i < n; i++) {
-        on_conn_ready(srv, ready[i], revents[i]);
-    }
-    if (service_dirty(srv) && !srv->draining) {
-        begin_drain(srv);
-        h->drain_deadline = ll_now_ms() + DRAIN_MS;
-    }
-    if (srv->draining && drain_over(srv, ll_now_ms(), h->drain_deadline)) {
-        h->over = true;
-        return false;
-    }
-    fire_timers(srv, ll_now_ms());
-    /* A callback that made work after service_dirty looked: the real loop polls without
-     * sleeping (self_wake) and services it on its next turn, and so must we. */
-    return n > 0 || accepting || srv->self_wake;
-}
-
 /* A turn on the I/O thread. */
 static bool turn(fz_server *h)
 {
     playing(h->srv);
-    bool more = loop_turn(h);
+    ll_turn t = ll_server_io_turn(h->srv);
     playing(NULL);
-    return more;
+    h->over = t == LL_TURN_DONE;
+    return t == LL_TURN_BUSY;
 }
 
 /* Turns until nothing is ready, as the real loop would before it blocks. By then no work
@@ -414,7 +348,7 @@ static void hello_read(fake_wire *w, void *arg)
 static void check_early_welcome(fz_server *h, fz_conn *c, const Lifeline__Welcome *w)
 {
     fz_session *fs = &h->sessions[c->early];
-    FUZZ_CHECK(w->version == PROTOCOL_VERSION && w->resumed && w->session_id == fs->id &&
+    FUZZ_CHECK(w->version == LL_PROTOCOL_VERSION && w->resumed && w->session_id == fs->id &&
                w->resume_token.len == TOKEN_LEN && w->last_received == c->early_last);
     FUZZ_CHECK(!fs->known || memcmp(w->resume_token.data, fs->token, TOKEN_LEN) == 0);
     FUZZ_CHECK(!c->early_hb.known ||
@@ -431,7 +365,8 @@ static void check_refusal(const fz_conn *c, const Lifeline__Close *cl)
 {
     bool protocol = cl->code == LIFELINE__CLOSE__CODE__PROTOCOL_ERROR && (c->outcomes & OUT_PROTOCOL_ERROR);
     bool ended = cl->code == LIFELINE__CLOSE__CODE__SESSION_CLOSED && (c->outcomes & OUT_SESSION_CLOSED);
-    FUZZ_CHECK((protocol || ended) && cl->reconnect);
+    FUZZ_CHECK(protocol || ended);
+    FUZZ_CHECK(cl->reconnect == ended); /* a protocol error would only come again */
 }
 
 /* After each step: what the server did with each judged hello. */
@@ -532,7 +467,7 @@ static void op_hello(fz_server *h, uint8_t arg)
         return;
     }
     Lifeline__Hello hello = LIFELINE__HELLO__INIT;
-    hello.version = (flags & SOP_HELLO_BADVER) ? PROTOCOL_VERSION + 1 : PROTOCOL_VERSION;
+    hello.version = (flags & SOP_HELLO_BADVER) ? 0 : LL_PROTOCOL_VERSION; /* 0: no version, the one refused */
     hello_limits(&hello, limits);
     fz_session *fs = (flags & SOP_HELLO_RESUME) ? known_session(h, pick) : NULL;
     uint8_t token[TOKEN_LEN];
@@ -811,15 +746,31 @@ static void op_tick(uint8_t arg)
 
 /* ---- what the clients read ---- */
 
+/* A second welcome, after the hello that followed a 0.5-RTT one: only when the hello's
+ * heartbeat values differ from what the first announced, with the new values. */
+static void check_rewelcome(fz_server *h, fz_conn *c, const Lifeline__Welcome *w)
+{
+    const fz_session *fs = &h->sessions[c->early];
+    FUZZ_CHECK(c->rewelcome != 0 && !c->closed && c->sess == c->early);
+    FUZZ_CHECK(w->version == LL_PROTOCOL_VERSION && w->resumed && w->session_id == fs->id);
+    FUZZ_CHECK(!fs->hb.known ||
+               (w->heartbeat_interval_ms == fs->hb.interval && w->heartbeat_timeout_ms == fs->hb.timeout));
+    c->rewelcome = 0; /* once */
+}
+
 static void check_welcome(fz_server *h, fz_conn *c, const Lifeline__Welcome *w)
 {
     if (c->early >= 0 && !c->welcomed) {
         check_early_welcome(h, c, w);
         return;
     }
+    if (c->early >= 0) {
+        check_rewelcome(h, c, w);
+        return;
+    }
     FUZZ_CHECK(!c->welcomed && !c->closed && c->sess >= 0);
     fz_session *fs = &h->sessions[c->sess];
-    FUZZ_CHECK(w->version == PROTOCOL_VERSION && w->session_id == fs->id && w->resume_token.len == TOKEN_LEN);
+    FUZZ_CHECK(w->version == LL_PROTOCOL_VERSION && w->session_id == fs->id && w->resume_token.len == TOKEN_LEN);
     c->welcomed = true;
     if (w->resumed) {
         FUZZ_CHECK(fs->known || c->raw);
@@ -1024,21 +975,20 @@ static sdk_server_config config_from(script *s, fz_server *h, uint8_t mode)
 }
 
 /* What sdk_server_start sets up, minus certificates, listener and thread. The wake fd is
- * readable for good, so the teardown's epoll_wait never sleeps. */
+ * the listener are wire.c's (its poller reports them), and nothing ever sleeps. */
 static sdk_server *server_new(const sdk_server_config *cfg)
 {
     sdk_server *srv = calloc(1, sizeof(*srv));
     FUZZ_CHECK(srv != NULL);
     srv->cfg = *cfg;
-    srv->listen_fd = -1;
     pthread_mutex_init(&srv->mu, NULL);
     ll_cond_init(&srv->recv_cv);
     ll_cond_init(&srv->send_cv);
-    srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    srv->poll_fd = ll_net_poll_open();
     srv->wake_fd = wire_wake_fd();
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &srv->wake_fd};
-    FUZZ_CHECK(srv->epoll_fd >= 0 && srv->wake_fd >= 0 &&
-               epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, srv->wake_fd, &ev) == 0);
+    srv->listen_fd = wire_listen_fd();
+    FUZZ_CHECK(srv->poll_fd >= 0 && ll_net_poll_add(srv->poll_fd, srv->wake_fd, LL_POLL_IN, &srv->wake_fd) == 0 &&
+               ll_net_poll_add(srv->poll_fd, srv->listen_fd, LL_POLL_IN, &srv->listen_fd) == 0);
     return srv;
 }
 
@@ -1050,7 +1000,7 @@ static void finish(fz_server *h)
     for (int turns = 0; !h->over; turns++) {
         FUZZ_CHECK(turns < MAX_TURNS);
         app_recv(h, SIZE_MAX);
-        wire_advance_clock(DRAIN_QUIET_MS);
+        wire_advance_clock(LL_SERVER_DRAIN_QUIET_MS);
         (void)turn(h);
     }
     check_server(h); /* every message the server accepted reached the application */
@@ -1075,7 +1025,6 @@ void fuzz_conn_server(script *s, uint8_t mode)
     static fz_server h; /* large: kept off the stack */
     memset(&h, 0, sizeof(h));
     h.s = s;
-    random_state = 1;
     sdk_server_config cfg = config_from(s, &h, mode);
     h.srv = server_new(&cfg);
     while (!script_done(s) && !h.over) {

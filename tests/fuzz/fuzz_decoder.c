@@ -102,17 +102,19 @@ static void check_reencode(const Lifeline__Frame *f)
 static int drain(ll_decoder *d)
 {
     Lifeline__Frame *f;
-    int rc;
+    ll_dec_result rc;
 
-    while ((rc = ll_decoder_next(d, &f)) == 1) {
+    while ((rc = ll_decoder_next(d, &f)) == LL_DEC_FRAME) {
         check_reencode(f);
         ll_frame_free(f);
     }
     FUZZ_CHECK(f == NULL);
-    if (rc == 0) {
+    if (rc == LL_DEC_NEED_MORE) {
         FUZZ_CHECK(ll_buf_size(&d->in) < LL_FRAME_HEADER + FUZZ_MAX_FRAME);
+        return 0;
     }
-    return rc;
+    FUZZ_CHECK(d->err != 0);
+    return d->err;
 }
 
 static void check_sticky(ll_decoder *d, int err)
@@ -122,7 +124,7 @@ static void check_sticky(ll_decoder *d, int err)
     FUZZ_CHECK(err == SDK_EPROTO || err == SDK_ETOOBIG);
     FUZZ_CHECK(d->err == err && d->detail[0] != '\0');
     FUZZ_CHECK(ll_decoder_feed(d, "\0\0\0\2\x22\x00", 6) == err);
-    FUZZ_CHECK(ll_decoder_next(d, &f) == err && f == NULL);
+    FUZZ_CHECK(ll_decoder_next(d, &f) == LL_DEC_ERROR && f == NULL && d->err == err);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -140,10 +142,10 @@ static void check_take_agrees(const uint8_t *data, size_t size)
     while (ra == 0) {
         Lifeline__Frame *pb = NULL;
         ll_frame f;
-        ra = ll_decoder_next(&a, &pb);
-        rb = ll_decoder_take(&b, &f);
-        FUZZ_CHECK(ra == rb);
-        if (ra != 1) {
+        ll_dec_result da = ll_decoder_next(&a, &pb);
+        ll_dec_result db = ll_decoder_take(&b, &f);
+        FUZZ_CHECK(da == db && a.err == b.err);
+        if (da != LL_DEC_FRAME) {
             break;
         }
         FUZZ_CHECK((int)f.kind == (int)pb->kind_case);

@@ -96,18 +96,24 @@ static void apply(ll_session *s, ll_msgq *inbox, const Lifeline__Frame *f)
     int rc = 0;
     switch (f->kind_case) {
     case LIFELINE__FRAME__KIND_DATA:
-        rc = ll_session_on_data(s, f->data->seq, f->data->payload.len);
-        if (rc == LL_DATA_ACCEPT) {
+        switch (ll_session_on_data(s, f->data->seq, f->data->payload.len)) {
+        case LL_DATA_ACCEPT: {
             ll_msg *m = ll_msg_new(f->data->payload.data, f->data->payload.len, f->data->type, NULL);
             FUZZ_CHECK(m != NULL);
             m->pub.seq = f->data->seq;
             m->epoch = s->epoch;
             FUZZ_CHECK(ll_msgq_push(inbox, m) == 0);
             FUZZ_CHECK(s->received == received + 1);
-            rc = 0;
-        } else if (rc == LL_DATA_DUPLICATE) {
+            break;
+        }
+        case LL_DATA_DUPLICATE:
+            FUZZ_CHECK(f->data->seq != 0);
             unchanged(s, before);
-            rc = 0;
+            break;
+        case LL_DATA_INVALID:
+        default:
+            rc = SDK_EPROTO; /* a gap, or sequence 0 */
+            break;
         }
         break;
     case LIFELINE__FRAME__KIND_ACK:
@@ -143,7 +149,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ll_decoder_feed(&dec, data, size) == 0) {
         Lifeline__Frame *f = NULL;
         size_t step = 0;
-        while (ll_decoder_next(&dec, &f) == 1) {
+        while (ll_decoder_next(&dec, &f) == LL_DEC_FRAME) {
             local_step(&s, &inbox, &out, data[step++ % size]);
             apply(&s, &inbox, f);
             check_invariants(&s);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #define WALL_EPOCH_MS UINT64_C(1700000000000) /* any fixed wall-clock origin */
+#define WATCH_MAX     64                      /* descriptors one poller watches, at most */
 
 struct ll_tls {
     fake_wire *w;
@@ -28,7 +29,16 @@ static struct {
     fake_wire *accept; /* what the next ll_net_accept hands out */
     fake_wire *(*connect)(void *arg);
     void *connect_arg;
-    int wake_fd; /* the client's or server's, from wire_wake_fd */
+    int wake_fd;         /* the client's or server's, from wire_wake_fd */
+    bool wake_signalled; /* ll_wake_signal since the last ll_wake_drain: the poller sees it */
+    int listen_fd;       /* from wire_listen_fd: readable while an accept is offered */
+    uint64_t random;     /* ll_net_random's stream */
+    struct {
+        int fd;
+        uint32_t events;
+        void *ptr;
+    } watched[WATCH_MAX]; /* what the poller was asked to watch */
+    int nwatched;
 } world;
 
 static void wire_free(fake_wire *w)
@@ -51,6 +61,8 @@ void wire_reset(uint64_t start_ms)
     memset(&world, 0, sizeof(world));
     world.now_ms = start_ms;
     world.wake_fd = -1;
+    world.listen_fd = -1;
+    world.random = 1;
 }
 
 /* Counter 1: always readable (and writable), so neither epoll nor poll ever waits on it. */
@@ -67,6 +79,12 @@ int wire_wake_fd(void)
 {
     world.wake_fd = ready_eventfd();
     return world.wake_fd;
+}
+
+int wire_listen_fd(void)
+{
+    world.listen_fd = ready_eventfd();
+    return world.listen_fd;
 }
 
 fake_wire *wire_new(void)
@@ -127,12 +145,12 @@ int wire_read_frames(fake_wire *w, ll_decoder *dec, void (*fn)(const Lifeline__F
         ll_buf_consume(&w->out, ll_buf_size(&w->out));
     }
     Lifeline__Frame *f = NULL;
-    int rc;
-    while ((rc = ll_decoder_next(dec, &f)) == 1) {
+    ll_dec_result rc;
+    while ((rc = ll_decoder_next(dec, &f)) == LL_DEC_FRAME) {
         fn(f, arg);
         ll_frame_free(f);
     }
-    return rc;
+    return rc == LL_DEC_ERROR ? dec->err : 0;
 }
 
 static fake_wire *wire_by_fd(int fd)
@@ -169,34 +187,23 @@ uint64_t ll_wall_ms(void)
     return WALL_EPOCH_MS + world.now_ms;
 }
 
-/* ---- poll (linked with --wrap=poll) ----
- * Every descriptor the client's I/O thread polls is a wire or its wake fd, eventfds that
- * always poll readable and writable; answering that here saves a system call per turn of
- * its loops. A poll on the wake fd alone is a sleep nothing can cut short (the application
- * acts only while the thread reads or connects), so its timeout passes at once: a second's
- * backoff is one turn, not a thousand turns of the 1 ms clock. Other descriptors get the
- * real poll. */
+/* ---- the client's waits ----
+ * Every descriptor the client's I/O thread waits on is a wire or its wake fd, both ready for
+ * good (the wake fd reads as signalled, so the thread looks at `closing` each time). A wait on
+ * the wake fd alone is a sleep nothing can cut short (the application acts only while the
+ * thread reads or connects), so its timeout passes at once: a second's backoff is one turn,
+ * not a thousand turns of the 1 ms clock. */
 
-int __real_poll(struct pollfd *fds, nfds_t n, int timeout);
-int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout);
-
-int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout)
+short ll_net_wait(int fd, short events, int wake_fd, int timeout_ms, bool *woken)
 {
-    int ready = 0;
-    bool wire = false;
-    for (nfds_t i = 0; i < n; i++) {
-        bool ours = fds[i].fd >= 0 && (fds[i].fd == world.wake_fd || wire_by_fd(fds[i].fd));
-        if (fds[i].fd >= 0 && !ours) {
-            return __real_poll(fds, n, timeout);
-        }
-        wire |= ours && fds[i].fd != world.wake_fd;
-        fds[i].revents = ours ? fds[i].events & (POLLIN | POLLOUT) : 0;
-        ready += fds[i].revents != 0;
+    bool wire = fd >= 0 && wire_by_fd(fd) != NULL;
+    if (woken) {
+        *woken = wake_fd >= 0 && wake_fd == world.wake_fd;
     }
-    if (!wire && timeout > 0) {
-        world.now_ms += (uint64_t)timeout;
+    if (!wire && timeout_ms > 0) {
+        world.now_ms += (uint64_t)timeout_ms;
     }
-    return ready;
+    return wire ? (short)(events & (POLLIN | POLLOUT)) : 0;
 }
 
 /* ---- net.h ---- */
@@ -272,16 +279,131 @@ int ll_wake_open(int *fd)
     return SDK_EIO;
 }
 
-/* The test sets wake descriptors up itself (readable for good): signalling and draining
- * them would only make the library wait. */
+/* The wake descriptor itself stays readable for good, so a poll() never waits on it; the
+ * poller below reports it only while signalled, as epoll would report the real eventfd. */
 void ll_wake_signal(int fd)
 {
-    (void)fd;
+    world.wake_signalled |= fd == world.wake_fd;
 }
 
 void ll_wake_drain(int fd)
 {
-    (void)fd;
+    world.wake_signalled &= fd != world.wake_fd;
+}
+
+void ll_net_shutdown_write(int fd)
+{
+    fake_wire *w = wire_by_fd(fd);
+    if (w) {
+        w->shut_wr = true;
+    }
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/* Session ids and tokens from a seeded stream rather than the kernel, so inputs replay. */
+int ll_net_random(void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    for (size_t i = 0; i < len; i++) {
+        p[i] = (uint8_t)splitmix64(&world.random);
+    }
+    return 0;
+}
+
+/* ---- the poller: level-triggered epoll, computed from the wires ---- */
+
+int ll_net_poll_open(void)
+{
+    world.nwatched = 0;
+    return ready_eventfd(); /* a descriptor for the library to close */
+}
+
+static int watch_index(int fd)
+{
+    for (int i = 0; i < world.nwatched; i++) {
+        if (world.watched[i].fd == fd) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+int ll_net_poll_add(int poller, int fd, uint32_t events, void *ptr)
+{
+    (void)poller;
+    if (fd < 0 || watch_index(fd) >= 0 || world.nwatched == WATCH_MAX) {
+        return SDK_EIO;
+    }
+    world.watched[world.nwatched].fd = fd;
+    world.watched[world.nwatched].events = events;
+    world.watched[world.nwatched++].ptr = ptr;
+    return 0;
+}
+
+int ll_net_poll_mod(int poller, int fd, uint32_t events, void *ptr)
+{
+    (void)poller;
+    int i = watch_index(fd);
+    if (i < 0) {
+        return SDK_EIO;
+    }
+    world.watched[i].events = events;
+    world.watched[i].ptr = ptr;
+    return 0;
+}
+
+void ll_net_poll_del(int poller, int fd)
+{
+    (void)poller;
+    int i = watch_index(fd);
+    if (i >= 0) {
+        world.watched[i] = world.watched[--world.nwatched];
+    }
+}
+
+/* What epoll would report for fd, watched for events. */
+static uint32_t readiness(int fd, uint32_t events)
+{
+    if (fd == world.wake_fd) {
+        return world.wake_signalled ? (events & LL_POLL_IN) : 0;
+    }
+    if (fd == world.listen_fd) {
+        return world.accept ? (events & LL_POLL_IN) : 0;
+    }
+    const fake_wire *w = wire_by_fd(fd);
+    uint32_t r = 0;
+    if (!w) {
+        return 0;
+    }
+    r |= wire_readable(w) ? LL_POLL_IN : 0;
+    r |= w->room > 0 ? LL_POLL_OUT : 0;
+    if (w->reset) {
+        r |= LL_POLL_HUP | LL_POLL_ERR;
+    } else if (w->hung_up && w->shut_wr) {
+        r |= LL_POLL_HUP; /* both directions are shut */
+    }
+    return r & (events | LL_POLL_HUP | LL_POLL_ERR);
+}
+
+/* Never sleeps: time passes only when the input says so (or by the clock's own ticks). */
+int ll_net_poll_wait(int poller, ll_poll_event *evs, int max, int timeout_ms)
+{
+    (void)poller, (void)timeout_ms;
+    int n = 0;
+    for (int i = 0; i < world.nwatched && n < max; i++) {
+        uint32_t r = readiness(world.watched[i].fd, world.watched[i].events);
+        if (r) {
+            evs[n++] = (ll_poll_event){.events = r, .ptr = world.watched[i].ptr};
+        }
+    }
+    return n;
 }
 
 /* ---- tls.h ---- */

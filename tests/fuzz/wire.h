@@ -1,6 +1,6 @@
 /*
  * The platform layer (net.h and tls.h) replaced for fuzzing: each connection is an in-memory
- * "wire" carrying plaintext, and the clock is virtual. Everything above that layer (link,
+ * "wire" carrying plaintext, the poller is computed from the wires, and the clock is virtual. Everything above that layer (link,
  * codec, session, server_io, client_io) runs unmodified on top of it, on the calling thread,
  * so the outcome of an input depends on its bytes alone.
  *
@@ -40,6 +40,7 @@ struct fake_wire {
     int read_error;      /* once in is empty: 0, or the sdk_err reads fail with */
     bool handshaken;
     bool hung_up;      /* the peer closed its end: reads see EOF once in is empty */
+    bool shut_wr;      /* the library shut its end for writing (ll_net_shutdown_write) */
     bool reset;        /* ...by a reset rather than a clean FIN */
     bool handed_out;   /* accepted or connected by the library */
     bool tls_freed;    /* the library closed the connection */
@@ -64,6 +65,9 @@ void wire_reset(uint64_t start_ms);
 /* The descriptor for the client's or server's wake fd: readable for good, so the library
  * never waits on it. One per input; the library closes it. */
 int wire_wake_fd(void);
+/* The server's listening descriptor: the poller reports it readable while wire_offer_accept
+ * has a wire waiting. The library closes it (at the drain). */
+int wire_listen_fd(void);
 /* A new wire (aborts if descriptors run out: that would be a descriptor leak). */
 fake_wire *wire_new(void);
 /* The next ll_net_accept hands this wire out (one at a time). */
