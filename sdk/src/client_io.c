@@ -171,19 +171,10 @@ static int fill_output(sdk_client *c, ll_link *l)
 
 static int on_data(sdk_client *c, const ll_data_view *d, bool *got)
 {
-    ll_msg *m = ll_msg_carve(&c->carver, d->payload, d->len, d->type, d->type_len, NULL);
-    LL_ENSURE(m, SDK_ENOMEM);
-    m->pub.seq = d->seq;
-    m->epoch = c->s.epoch;
-    ll_msgq *q = c->cfg.on_message ? &c->deliver : &c->recvq;
-    if (ll_msgq_push(q, m) != 0) {
-        ll_msg_free(m);
-        return SDK_ENOMEM;
-    }
-    if (q == &c->deliver) {
-        ll_session_consumed(&c->s, m); /* acked by the next write, after the callback */
-    }
-    *got = q == &c->recvq;
+    bool callback = c->cfg.on_message != NULL;
+    ll_msg *m = NULL;
+    LL_GUARD(ll_session_deliver(&c->s, &c->carver, d, NULL, callback ? &c->deliver : &c->recvq, callback, &m));
+    *got = *got || !callback;
     return 0;
 }
 

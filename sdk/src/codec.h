@@ -72,6 +72,13 @@ typedef struct ll_frame {
 ll_dec_result ll_decoder_take(ll_decoder *d, ll_frame *f);
 void ll_frame_release(ll_frame *f);
 
+/* A Frame (a compound literal) holding msg in its oneof member `member` of kind KIND:
+ * LL_FRAME_OF(ack, ACK, &ack). */
+#define LL_FRAME_OF(member, KIND, msg)                                                \
+    ((Lifeline__Frame){.base = PROTOBUF_C_MESSAGE_INIT(&lifeline__frame__descriptor), \
+                       .kind_case = LIFELINE__FRAME__KIND_##KIND,                     \
+                       .member = (msg)})
+
 /* Append header + packed frame to out. SDK_ETOOBIG if the body exceeds max_frame,
  * SDK_EINVAL if f is NULL or has no kind set, SDK_ENOMEM. On error nothing is
  * appended. */

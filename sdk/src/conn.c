@@ -87,10 +87,7 @@ int ll_conn_close(ll_conn *c, int code, const char *reason, bool reconnect)
     close_msg.code = (Lifeline__Close__Code)code;
     close_msg.reason = cut;
     close_msg.reconnect = reconnect;
-    Lifeline__Frame f = LIFELINE__FRAME__INIT;
-    f.kind_case = LIFELINE__FRAME__KIND_CLOSE;
-    f.close = &close_msg;
-    return ll_encode_frame(&c->out, &f, c->max_frame);
+    return ll_encode_frame(&c->out, &LL_FRAME_OF(close, CLOSE, &close_msg), c->max_frame);
 }
 
 int ll_conn_feed(ll_conn *c, const void *data, size_t len, uint64_t now_ms)
@@ -116,10 +113,7 @@ static int send_pong(ll_conn *c, const Lifeline__Ping *ping)
     Lifeline__Pong pong = LIFELINE__PONG__INIT;
     pong.nonce = ping->nonce;
     pong.timestamp_us = ping->timestamp_us;
-    Lifeline__Frame f = LIFELINE__FRAME__INIT;
-    f.kind_case = LIFELINE__FRAME__KIND_PONG;
-    f.pong = &pong;
-    return send_frame(c, &f);
+    return send_frame(c, &LL_FRAME_OF(pong, PONG, &pong));
 }
 
 static int send_ping(ll_conn *c, uint64_t now_ms, uint64_t now_us)
@@ -128,10 +122,7 @@ static int send_ping(ll_conn *c, uint64_t now_ms, uint64_t now_us)
     ping.nonce = ll_hb_ping_sent(&c->hb, now_ms);
     ping.timestamp_us = now_us;
     ping.rtt_us = c->hb.rtt_smoothed_us;
-    Lifeline__Frame f = LIFELINE__FRAME__INIT;
-    f.kind_case = LIFELINE__FRAME__KIND_PING;
-    f.ping = &ping;
-    return send_frame(c, &f);
+    return send_frame(c, &LL_FRAME_OF(ping, PING, &ping));
 }
 
 int ll_conn_send_hello(ll_conn *c, const ll_hello *h)
@@ -147,18 +138,12 @@ int ll_conn_send_hello(ll_conn *c, const ll_hello *h)
     hello.window_messages = h->window_messages;
     hello.window_bytes = h->window_bytes;
     hello.max_frame = c->max_frame;
-    Lifeline__Frame f = LIFELINE__FRAME__INIT;
-    f.kind_case = LIFELINE__FRAME__KIND_HELLO;
-    f.hello = &hello;
-    return send_frame(c, &f);
+    return send_frame(c, &LL_FRAME_OF(hello, HELLO, &hello));
 }
 
 int ll_conn_send_welcome(ll_conn *c, const Lifeline__Welcome *w)
 {
-    Lifeline__Frame f = LIFELINE__FRAME__INIT;
-    f.kind_case = LIFELINE__FRAME__KIND_WELCOME;
-    f.welcome = (Lifeline__Welcome *)w;
-    return send_frame(c, &f);
+    return send_frame(c, &LL_FRAME_OF(welcome, WELCOME, (Lifeline__Welcome *)w));
 }
 
 void ll_conn_attach(ll_conn *c, ll_session *s, uint32_t interval_ms, uint32_t timeout_ms, uint64_t now_ms)
@@ -182,10 +167,7 @@ int ll_conn_fill(ll_conn *c, bool idle, size_t out_limit)
     if (ll_session_ack_due(c->s, idle)) {
         Lifeline__Ack ack = LIFELINE__ACK__INIT;
         ack.seq = ll_session_ack_take(c->s);
-        Lifeline__Frame f = LIFELINE__FRAME__INIT;
-        f.kind_case = LIFELINE__FRAME__KIND_ACK;
-        f.ack = &ack;
-        LL_GUARD(send_frame(c, &f));
+        LL_GUARD(send_frame(c, &LL_FRAME_OF(ack, ACK, &ack)));
     }
     return ll_session_write(c->s, &c->out, out_limit);
 }

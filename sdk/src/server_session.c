@@ -258,23 +258,13 @@ int ll_server_welcome_early(sdk_server *srv, srv_conn *conn)
 
 int ll_server_on_data(sdk_server *srv, srv_session *ss, const ll_data_view *d, bool *got)
 {
-    ll_msg *m =
-        ll_msg_carve(&srv->carver, d->payload, d->len, d->type, d->type_len, ss->identity[0] ? ss->identity : NULL);
-    LL_ENSURE(m, SDK_ENOMEM);
-    m->pub.seq = d->seq;
+    bool callback = srv->cfg.on_message != NULL;
+    ll_msg *m = NULL;
+    LL_GUARD(ll_session_deliver(&ss->s, &srv->carver, d, ss->identity[0] ? ss->identity : NULL,
+                                callback ? &srv->deliver : &srv->inbox, callback, &m));
     m->pub.session = ss->id;
-    m->epoch = ss->s.epoch;
-    ll_msgq *q = srv->cfg.on_message ? &srv->deliver : &srv->inbox;
-    if (ll_msgq_push(q, m) != 0) {
-        ll_msg_free(m);
-        return SDK_ENOMEM;
-    }
-    if (q == &srv->deliver) {
-        ll_session_consumed(&ss->s, m); /* acked by the next write, after the callback */
-    } else {
-        ss->in_inbox++;
-        *got = true;
-    }
+    ss->in_inbox += !callback;
+    *got = *got || !callback;
     return 0;
 }
 

@@ -119,6 +119,24 @@ ll_data_verdict ll_session_on_data(ll_session *s, uint64_t seq, size_t len)
     return LL_DATA_ACCEPT;
 }
 
+int ll_session_deliver(ll_session *s, ll_carver *cv, const ll_data_view *d, const char *peer, ll_msgq *q, bool taken,
+                       ll_msg **out)
+{
+    ll_msg *m = ll_msg_carve(cv, d->payload, d->len, d->type, d->type_len, peer);
+    LL_ENSURE(m, SDK_ENOMEM);
+    m->pub.seq = d->seq;
+    m->epoch = s->epoch;
+    if (ll_msgq_push(q, m) != 0) {
+        ll_msg_free(m);
+        return SDK_ENOMEM;
+    }
+    if (taken) {
+        ll_session_consumed(s, m); /* acked by the next write, after the callback */
+    }
+    *out = m;
+    return 0;
+}
+
 void ll_session_consumed(ll_session *s, const ll_msg *m)
 {
     if (m->epoch == s->epoch && m->pub.seq > s->consumed) {

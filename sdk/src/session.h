@@ -84,6 +84,12 @@ typedef enum {
 /* Incoming data with sequence seq: see ll_data_verdict. */
 ll_data_verdict ll_session_on_data(ll_session *s, uint64_t seq, size_t len);
 
+/* An accepted message (ll_session_on_data said LL_DATA_ACCEPT), carved from cv with its
+ * sender's identity peer (NULL: none) and pushed onto q. With `taken` (a callback takes it
+ * from q before the next write) it counts as consumed at once, so the next write acks it.
+ * 0 or SDK_ENOMEM (nothing queued). *out: the message, for the caller to stamp. */
+int ll_session_deliver(ll_session *s, ll_carver *cv, const ll_data_view *d, const char *peer, ll_msgq *q, bool taken,
+                       ll_msg **out);
 /* The application took message m: advance what we acknowledge (ignores older epochs). */
 void ll_session_consumed(ll_session *s, const ll_msg *m);
 /* Whether an ack frame should go out now; `idle` means the application has nothing left

@@ -41,20 +41,14 @@ static void feed_ack(ll_conn *c, uint64_t seq)
 {
     Lifeline__Ack ack = LIFELINE__ACK__INIT;
     ack.seq = seq;
-    Lifeline__Frame f = LIFELINE__FRAME__INIT;
-    f.kind_case = LIFELINE__FRAME__KIND_ACK;
-    f.ack = &ack;
-    feed_frame(c, &f);
+    feed_frame(c, &LL_FRAME_OF(ack, ACK, &ack));
 }
 
 static void feed_hello(ll_conn *c, uint32_t version)
 {
     Lifeline__Hello h = LIFELINE__HELLO__INIT;
     h.version = version;
-    Lifeline__Frame f = LIFELINE__FRAME__INIT;
-    f.kind_case = LIFELINE__FRAME__KIND_HELLO;
-    f.hello = &h;
-    feed_frame(c, &f);
+    feed_frame(c, &LL_FRAME_OF(hello, HELLO, &h));
 }
 
 /* The frames the connection wrote, in order (up to max); out is emptied. */
@@ -236,10 +230,7 @@ static void test_ping_answered_with_pong(void **state)
     ping.nonce = 7;
     ping.timestamp_us = 1234;
     ping.rtt_us = 99;
-    Lifeline__Frame pf = LIFELINE__FRAME__INIT;
-    pf.kind_case = LIFELINE__FRAME__KIND_PING;
-    pf.ping = &ping;
-    feed_frame(&fx.c, &pf);
+    feed_frame(&fx.c, &LL_FRAME_OF(ping, PING, &ping));
     ll_conn_event ev;
     assert_int_equal(ll_conn_next(&fx.c, NOW_US, &ev), LL_CONN_NEED_MORE);
     assert_int_equal(fx.c.peer_rtt_us, 99);
@@ -322,10 +313,7 @@ static void test_peer_close_is_an_event(void **state)
     cl.code = LIFELINE__CLOSE__CODE__GOING_AWAY;
     cl.reason = "server stopping";
     cl.reconnect = true;
-    Lifeline__Frame f = LIFELINE__FRAME__INIT;
-    f.kind_case = LIFELINE__FRAME__KIND_CLOSE;
-    f.close = &cl;
-    feed_frame(&fx.c, &f);
+    feed_frame(&fx.c, &LL_FRAME_OF(close, CLOSE, &cl));
     feed_data(&fx.c, 1, "after the close: never handled");
     ll_conn_event ev;
     assert_int_equal(ll_conn_next(&fx.c, NOW_US, &ev), LL_CONN_EVENT);
@@ -347,9 +335,7 @@ static void test_second_welcome_reaches_the_client_only(void **state)
     Lifeline__Welcome w = LIFELINE__WELCOME__INIT;
     w.version = 1;
     w.heartbeat_interval_ms = 500;
-    Lifeline__Frame f = LIFELINE__FRAME__INIT;
-    f.kind_case = LIFELINE__FRAME__KIND_WELCOME;
-    f.welcome = &w;
+    Lifeline__Frame f = LL_FRAME_OF(welcome, WELCOME, &w);
     feed_frame(&fx.c, &f);
     ll_conn_event ev;
     assert_int_equal(ll_conn_next(&fx.c, NOW_US, &ev), LL_CONN_EVENT);
