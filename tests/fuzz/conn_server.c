@@ -886,6 +886,30 @@ static void check_server(fz_server *h)
 
 /* ---- running an input ---- */
 
+/* What the server application does (SOP_RECV, SOP_SEND, ...). */
+static void app_step(fz_server *h, enum srv_op op, uint8_t who)
+{
+    switch (op) {
+    case SOP_RECV:
+        app_takes(h, who);
+        break;
+    case SOP_SEND:
+        app_send(h, who);
+        break;
+    case SOP_APP_CLOSE:
+        app_close(h, who);
+        break;
+    case SOP_STOP:
+        sdk_server_stop(h->srv);
+        break;
+    case SOP_SESSIONS:
+        app_sessions(h);
+        break;
+    default:
+        break;
+    }
+}
+
 static void step(fz_server *h)
 {
     uint8_t b = script_u8(h->s);
@@ -923,24 +947,12 @@ static void step(fz_server *h)
     case SOP_ROOM:
         op_room(h, who);
         break;
-    case SOP_RECV:
-        app_takes(h, who);
-        break;
-    case SOP_SEND:
-        app_send(h, who);
-        break;
-    case SOP_APP_CLOSE:
-        app_close(h, who);
-        break;
     case SOP_TICK:
         op_tick(arg);
         later = false;
         break;
-    case SOP_STOP:
-        sdk_server_stop(h->srv);
-        break;
-    case SOP_SESSIONS:
-        app_sessions(h);
+    default:
+        app_step(h, (enum srv_op)(b & 15), who);
         break;
     }
     if (!later) {

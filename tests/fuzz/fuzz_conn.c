@@ -1,8 +1,9 @@
 /*
  * libFuzzer target for what a connection does with the bytes that arrive after TLS: the
  * server's hello/attach/resume, token and window checks and its Data/Ack/Ping/Close handling
- * (sdk/src/server_io.c), and the client's greet/adopt_welcome/frame handling and reconnects
- * (sdk/src/client_io.c), over link.c, codec.c, session.c and the rest, all unmodified.
+ * (sdk/src/server_io.c, server_session.c), and the client's greeting, frame handling and
+ * reconnects (client_io.c, client_session.c), over conn.c, link.c, codec.c, session.c and the
+ * rest, all unmodified.
  * The first input byte picks the side and whether its application takes messages from the
  * receive calls or from an on_message callback; conn.h describes the rest.
  *
@@ -14,12 +15,12 @@
  *   closed; each connection it makes reads the input as what the server sends, and the
  *   application's calls happen whenever it reads (a point where the real thread holds no
  *   lock). Its waits return at once (descriptors always poll readable) and backoff is 0.
- * - Server: its loop cannot be run the same way (it blocks in epoll_wait until stopped, and
- *   which connection is ready when is what should vary), so conn_server.c compiles
- *   server_io.c in and plays the loop itself: it computes what epoll would report and calls
- *   the same step functions the loop calls, in the same order. The alternatives were worse:
- *   the real thread over socketpairs makes a crash depend on timing, and a step API exported
- *   from server_io.c for tests would change production code that is being rewritten.
+ * - Server: the loop's own turn (ll_server_io_turn) runs one turn at a time. wire.c's poller
+ *   reports what level-triggered epoll would for the wires (readable while bytes, EOF or a
+ *   handshake wait; writable while the wire has room; the wake fd only while signalled), so
+ *   which connection is ready when follows from the input, and the turn reports whether it
+ *   found work, which tells the harness when the real loop would sleep. The alternative, the
+ *   real thread over socketpairs, makes a crash depend on timing.
  * Session ids and tokens come from a seeded stream (server side), so findings replay.
  *
  * Checks, besides ASan/UBSan/LSan: protocol errors end connections with an error and a close
@@ -31,8 +32,8 @@
  * a callback takes them (then receiving fails, and a callback's sends return at once while
  * sdk_flush, sdk_close and sdk_server_stop refuse and the destroys do nothing); a client that
  * resumes a tagged TLS ticket is welcomed in 0.5-RTT exactly when that session is open, with
- * its values, and its hello then resumes the session without a second welcome or is sent
- * away with the close the case calls for; a client refuses a welcome that resumes another
+ * its values, and its hello then resumes the session (with a second welcome exactly when
+ * the hello's heartbeat values differ) or is sent away with the close the case calls for; a client refuses a welcome that resumes another
  * session, and keeps its own; the server's
  * loop never sleeps with work left for it; session events follow the
  * life cycle (opened, detached/resumed, expired or closed once); the reliable-stream
