@@ -34,7 +34,7 @@ struct sdk_client {
     ll_session s;           /* sendq and sequence state */
     ll_msgq recvq;          /* accepted, not yet taken by sdk_recv */
     uint64_t session_id;    /* 0 until the first welcome */
-    uint8_t token[32];
+    uint8_t token[64];      /* the resume token: up to 64 bytes (docs/protocol.md) */
     size_t token_len;
     sdk_state state;
     bool closing;      /* sdk_close asked the I/O thread to stop */

@@ -310,14 +310,12 @@ static void flush_until(ll_link *l, uint64_t deadline_ms)
 }
 
 /* Tell the server we are leaving and give the frame a moment to go out: after sdk_close
- * (err 0) for good; after a failure that owes the server a Close (a dead server, a protocol
- * error), one try to write it. */
+ * (err 0) for good; after a failure of the connection core (a dead server, a protocol error,
+ * while greeting too), one try to write the Close it owes the server, if any. */
 static void goodbye(ll_link *l, int err)
 {
-    int code = 0;
-    bool reconnect = false;
-    if (err != 0 && !ll_conn_close_for(LL_ROLE_CLIENT, err, &code, &reconnect)) {
-        return;
+    if (err != 0 && (l->fd < 0 || l->conn.err != err)) {
+        return; /* the transport failed, not the protocol: nothing is owed, or nobody hears */
     }
     if (err == 0 && ll_conn_close(&l->conn, LIFELINE__CLOSE__CODE__NORMAL, "client closed", false) != 0) {
         return;
@@ -430,8 +428,8 @@ void *ll_client_io_main(void *arg)
             failures = 0;
             ever_connected = true;
             err = run(c, &l);
-            goodbye(&l, err);
         }
+        goodbye(&l, err);
         char detail[256];
         LL_DETAIL(detail, sizeof(detail), "%s", l.conn.detail);
         ll_link_close(&l);
