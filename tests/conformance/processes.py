@@ -27,6 +27,7 @@ class Server:
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.cond = threading.Condition()
         self.snapshot = None  # the latest liveness view: {session id (int): entry}
+        self.views = 0  # how many have been printed
         self.stderr = []
         self.port = self._read_port()
         self.ca_file = os.path.join(certs, "ca.pem")  # made by --dev-certs before listening
@@ -49,17 +50,22 @@ class Server:
             view = {int(s["id"], 16): s for s in json.loads(line)["sessions"]}
             with self.cond:
                 self.snapshot = view
+                self.views += 1
                 self.cond.notify_all()
 
-    def wait_view(self, pred, timeout=wire.TIMEOUT, what="the server's liveness view"):
-        """Wait until pred(view) holds for a liveness view the server printed; returns it."""
+    def wait_session(self, sid, pred=lambda s: True, timeout=wire.TIMEOUT, what="the session"):
+        """Wait for a liveness view, printed after this call, in which session sid is listed
+        (None: gone) and pred(its entry) holds; returns the entry."""
         deadline = time.monotonic() + timeout
         with self.cond:
-            while self.snapshot is None or not pred(self.snapshot):
+            seen = self.views
+            while True:
+                entry = self.snapshot.get(sid) if self.snapshot is not None else None
+                if self.views > seen and (entry is None if pred is None else entry is not None and pred(entry)):
+                    return entry
                 left = deadline - time.monotonic()
                 assert left > 0, f"timed out waiting for {what}; last view: {self.snapshot}"
                 self.cond.wait(left)
-            return self.snapshot
 
     def connect(self, session=None, alpn=True):
         ctx = self.ctx if alpn else wire.client_context(self.ca_file, alpn=False)
