@@ -128,6 +128,7 @@ class Cat:
 
     def close_stdin(self):
         self.proc.stdin.close()
+        self.proc.stdin = None  # so communicate() does not flush it
 
     def wait(self, timeout=wire.TIMEOUT):
         """Its exit status and stderr, once it has exited by itself within timeout."""

@@ -111,8 +111,14 @@ class Link:
             assert got in skip, f"expected {kind}, got {got}: {f}"
 
     def expect_close(self, code, reconnect, timeout=TIMEOUT):
-        c = self.recv_kind("close", timeout)
-        assert (Code.Name(c.code), c.reconnect) == (Code.Name(code), reconnect), f"got {c}"
+        want = f"Close{{{Code.Name(code)}, reconnect={reconnect}}}"
+        try:
+            c = self.recv_kind("close", timeout)
+        except PeerGone:
+            raise AssertionError(f"the peer hung up without {want}") from None
+        except TimeoutError:
+            raise AssertionError(f"no {want} within {timeout} s") from None
+        assert (Code.Name(c.code), c.reconnect) == (Code.Name(code), reconnect), f"want {want}, got {c}"
         return c
 
     def expect_eof(self, timeout=TIMEOUT):
