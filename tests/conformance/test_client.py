@@ -18,17 +18,20 @@ def no_more_connections(fake, cat, timeout=5):
     return rc, err
 
 
-def test_LL_TLS_3_client_verifies_certificate_before_any_frame(certs, tmp_path, make_cat):
+def test_LL_TLS_3_client_verifies_certificate_before_any_frame(certs, tmp_path):
     other_ca = str(tmp_path / "other")
     processes.Server(other_ca).stop()  # a second dev CA the client does not trust
     cases = [processes.FakeServer(other_ca),  # unknown issuer
              processes.FakeServer(certs, "client.pem", "client.key")]  # no name 127.0.0.1
     for fake in cases:
         cat = processes.Cat(certs, fake.port, timeout_ms=5000)
-        assert fake.try_accept(5) is None, "the handshake succeeded"
-        rc, err = cat.wait()
-        assert rc == EXIT_CONNECTION and "certificate verify failed" in err, err
-        fake.close()
+        try:
+            assert fake.try_accept(5) is None, "the handshake succeeded"
+            rc, err = cat.wait()
+            assert rc == EXIT_CONNECTION and "certificate verify failed" in err, err
+        finally:
+            cat.kill()
+            fake.close()
 
 
 def reconnected(fake, make_cat):
