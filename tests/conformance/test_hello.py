@@ -5,7 +5,7 @@ import time
 import pytest
 
 import wire
-from steps import ack_until, data, open_session, recv_data, resumed, send_data
+from steps import ack_until, open_session, recv_data, resumed, send_data
 from wire import Code, frame
 
 
