@@ -80,7 +80,8 @@ typedef struct fz_conn {
     int early;           /* the session the server welcomes in 0.5-RTT (its conn->welcomed), or -1 */
     uint64_t early_last; /* ...with this last_received */
     fz_hb early_hb;      /* ...and these heartbeat values */
-    int rewelcome;       /* a second welcome after the hello: 1 due, 0 not, -1 either (unknown values) */
+    int rewelcome;       /* a second welcome after the hello: 1 due, 0 not, -1 either (unknown values)... */
+    fz_hb hello_hb;      /* ...announcing what the server applies from its hello */
     uint8_t outcomes;    /* what its hello may lead to (OUT_*), 0: not judged */
     ll_decoder dec;      /* the client reading what the server wrote */
     bool welcomed, closed;
@@ -175,7 +176,7 @@ static void bind_conn(fz_server *h, const char *peer, fz_session *fs, bool resum
         FUZZ_CHECK(resumed && fs == named);
     }
     FUZZ_CHECK(c->w->ticket_tag == fs->id); /* so a resume with that ticket is welcomed early */
-    fs->hb = hello_hb(h, c);                /* the hello's values, on every path */
+    fs->hb = c->hello_hb = hello_hb(h, c);  /* the hello's values, on every path */
     if (c->early >= 0) {
         /* After a 0.5-RTT welcome only its session resumes, with the hello's heartbeat values
          * (a second welcome says them if they differ): the data goes on from where the hello
@@ -751,10 +752,10 @@ static void op_tick(uint8_t arg)
 static void check_rewelcome(fz_server *h, fz_conn *c, const Lifeline__Welcome *w)
 {
     const fz_session *fs = &h->sessions[c->early];
+    const fz_hb *hb = &c->hello_hb; /* this connection's hello: a later one may have taken over */
     FUZZ_CHECK(c->rewelcome != 0 && !c->closed && c->sess == c->early);
     FUZZ_CHECK(w->version == LL_PROTOCOL_VERSION && w->resumed && w->session_id == fs->id);
-    FUZZ_CHECK(!fs->hb.known ||
-               (w->heartbeat_interval_ms == fs->hb.interval && w->heartbeat_timeout_ms == fs->hb.timeout));
+    FUZZ_CHECK(!hb->known || (w->heartbeat_interval_ms == hb->interval && w->heartbeat_timeout_ms == hb->timeout));
     c->rewelcome = 0; /* once */
 }
 
