@@ -60,7 +60,8 @@ typedef struct options {
     int heartbeat_timeout_ms;
     int reconnect_min_ms;
     int reconnect_max_ms;
-    uint32_t max_frame; /* 0: SDK default */
+    uint32_t max_frame;     /* 0: SDK default */
+    int connect_timeout_ms; /* 0: SDK default */
 } options;
 
 /* State main and the sender thread share; the sender writes, main reads. */
@@ -123,6 +124,8 @@ static void usage(FILE *f)
             "  --reconnect-min-ms N      first reconnect backoff ceiling\n"
             "  --reconnect-max-ms N      largest reconnect backoff ceiling\n"
             "  --max-frame BYTES         largest frame sent or accepted\n"
+            "  --connect-timeout-ms N    per attempt: resolving HOST, TCP, TLS and the\n"
+            "                            session greeting together (N >= 1)\n"
             "Run:\n"
             "  --expect N                exit once stdin is at EOF, every line is acknowledged\n"
             "                            and N messages have been received\n"
@@ -222,6 +225,7 @@ enum {
     OPT_RC_MAX,
     OPT_RETRY,
     OPT_MAX_FRAME,
+    OPT_CONNECT_TIMEOUT,
     OPT_QUIET
 };
 
@@ -240,6 +244,7 @@ static const struct option long_options[] = {
     {"reconnect-max-ms", required_argument, NULL, OPT_RC_MAX},
     {"retry-first-connect", no_argument, NULL, OPT_RETRY},
     {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
+    {"connect-timeout-ms", required_argument, NULL, OPT_CONNECT_TIMEOUT},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -272,6 +277,12 @@ static bool apply_number(options *o, int opt, const char *arg)
             return false;
         }
         o->max_frame = (uint32_t)v;
+        return true;
+    case OPT_CONNECT_TIMEOUT:
+        if (!parse_u64(arg, 1, INT_MAX, &v)) {
+            return false;
+        }
+        o->connect_timeout_ms = (int)v;
         return true;
     default:
         return false;
@@ -729,6 +740,9 @@ static void build_config(const options *o, sdk_config *cfg)
     }
     if (o->reconnect_max_ms >= 0) {
         cfg->reconnect_max_ms = o->reconnect_max_ms;
+    }
+    if (o->connect_timeout_ms > 0) {
+        cfg->connect_timeout_ms = o->connect_timeout_ms;
     }
     if (o->timeout_ms > 0 && o->timeout_ms < cfg->connect_timeout_ms) {
         cfg->connect_timeout_ms = (int)o->timeout_ms; /* a first connect must not outlast us */

@@ -127,7 +127,8 @@ typedef struct sdk_config {
     const char *key_file;   /* its private key (PEM) */
 
     uint32_t max_frame;              /* largest frame accepted or sent, bytes (default 16 MiB) */
-    int connect_timeout_ms;          /* TCP connect + TLS handshake + hello, per attempt (default 10000) */
+    int connect_timeout_ms;          /* name resolution + TCP connect + TLS handshake + hello, per
+                                        attempt (default 10000); sdk_close interrupts any of them */
     int heartbeat_interval_ms;       /* ping after this long without traffic (default 5000) */
     int heartbeat_timeout_ms;        /* declare the peer dead after this long silent (default 3 x interval) */
     int reconnect_min_ms;            /* first backoff ceiling (default 100) */
