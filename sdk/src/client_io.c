@@ -2,11 +2,11 @@
  * The client's I/O thread: connect, run the session until the link fails, back off,
  * reconnect and resume; until sdk_close or a reason to give up. It alone owns the socket.
  */
-#include "backoff.h"
 #include "client.h"
 #include "link.h"
 #include "ll.h"
 #include "net.h"
+#include "retry.h"
 #include "wait.h"
 
 #include <poll.h>
@@ -421,7 +421,8 @@ static uint64_t next_random(uint64_t *x)
 }
 
 /* Record why the connection ended; decide whether to give up (returns the close error). */
-static int after_failure(sdk_client *c, int err, const char *detail, unsigned failures, bool ever_connected)
+static int after_failure(sdk_client *c, int err, const char *detail, unsigned failures, bool ever_connected,
+                         bool policy_stop)
 {
     pthread_mutex_lock(&c->mu);
     if (err != 0) {
@@ -431,7 +432,7 @@ static int after_failure(sdk_client *c, int err, const char *detail, unsigned fa
     int give_up = 0;
     if (c->closing) {
         give_up = SDK_OK;
-    } else if (err == SDK_EREJECTED || err == SDK_ETOOBIG) {
+    } else if (policy_stop || err == SDK_ETOOBIG) {
         give_up = err; /* a frame over our limit would only come again after a resume */
     } else if (!ever_connected && !c->cfg.retry_on_first_connect) {
         give_up = err;
@@ -509,21 +510,21 @@ void *ll_client_io_main(void *arg)
             emit(c, (sdk_event){.type = SDK_EVENT_DISCONNECTED, .error = err, .detail = detail});
         }
         failures += err != 0 && !ran;
-        close_err = after_failure(c, err == 0 ? SDK_OK : err, detail, failures, ever_connected);
+        ll_retry_verdict next = ll_retry_decide(c->cfg.reconnect_policy, (uint32_t)c->cfg.reconnect_min_ms,
+                                                (uint32_t)c->cfg.reconnect_max_ms, ll_retry_cause(err, detail),
+                                                failures + 1, next_random(&rng));
+        close_err = after_failure(c, err == 0 ? SDK_OK : err, detail, failures, ever_connected, next.stop && err);
         if (close_err >= 0) {
             break;
         }
-        /* Certificate failures need a person to act: do not hammer the server meanwhile. */
-        uint32_t floor_ms = err == SDK_EPEERAUTH ? 1000 : 0;
-        uint32_t delay = LL_MAX(floor_ms, ll_backoff_delay(failures + 1, (uint32_t)c->cfg.reconnect_min_ms,
-                                                           (uint32_t)c->cfg.reconnect_max_ms, next_random(&rng)));
+        uint32_t delay = next.delay_ms;
         emit(c, (sdk_event){.type = SDK_EVENT_RECONNECTING,
                             .error = err,
                             .detail = detail,
                             .attempt = failures + 1,
                             .delay_ms = delay});
         if (backoff_wait(c, delay)) {
-            after_failure(c, SDK_OK, "", failures, ever_connected);
+            after_failure(c, SDK_OK, "", failures, ever_connected, false);
             close_err = SDK_OK;
             break;
         }

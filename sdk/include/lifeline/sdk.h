@@ -118,6 +118,45 @@ typedef struct sdk_message sdk_message;
  */
 typedef void (*sdk_message_fn)(sdk_message *msg, void *user);
 
+/*
+ * Reconnect policy. Every failed connection attempt and every lost connection has one of
+ * these causes; sdk_config.reconnect_policy[cause] says what the client does next.
+ */
+typedef enum sdk_retry_cause {
+    SDK_RETRY_OTHER = 0,   /* none of the below: SDK_ERESOLVE, SDK_ECONNECT (unreachable),
+                              SDK_ETLS, SDK_EIO, SDK_ENOMEM */
+    SDK_RETRY_REFUSED,     /* SDK_ECONNREFUSED: nothing listens on the port */
+    SDK_RETRY_RESET,       /* SDK_EDISCONNECTED: reset, EOF, or a server close that allows a
+                              reconnect (a server restarting) */
+    SDK_RETRY_HEARTBEAT,   /* SDK_ETIMEDOUT on a live link: nothing heard for heartbeat_timeout_ms */
+    SDK_RETRY_TIMEOUT,     /* SDK_ETIMEDOUT while connecting: TCP, TLS handshake or welcome
+                              not done within connect_timeout_ms */
+    SDK_RETRY_CERTIFICATE, /* SDK_EPEERAUTH: the server's certificate or name failed verification */
+    SDK_RETRY_REJECTED,    /* SDK_EREJECTED: the server closed and asked us not to come back */
+    SDK_RETRY_PROTOCOL,    /* SDK_EPROTO: the server broke the protocol */
+    SDK_RETRY_CAUSES       /* the number of causes: the size of reconnect_policy */
+} sdk_retry_cause;
+
+/* sdk_retry_cause_name: "other", "refused", "reset", "heartbeat", "timeout", "certificate",
+ * "rejected", "protocol" ("unknown" if out of range). A static string; any thread. */
+SDK_API const char *sdk_retry_cause_name(int cause);
+
+/*
+ * What to do after a failure of one cause. stop: close the client at once (state CLOSED,
+ * the error in sdk_last_error; sdk_connect without retry_on_first_connect fails either
+ * way). Otherwise wait before the next attempt: min_ms plus a random share ("full jitter")
+ * of an exponential ceiling that starts at reconnect_min_ms and doubles with each failure
+ * in a row, up to max_ms - min_ms; so every delay lies in [min_ms, max_ms]. max_ms < 0
+ * means reconnect_max_ms (and below min_ms counts as min_ms). max_reconnect_attempts still
+ * caps the failures in a row for every cause. SDK_ETOOBIG (a frame over our max_frame)
+ * always stops: it would come again after a resume.
+ */
+typedef struct sdk_retry_rule {
+    bool stop;  /* give up at the first failure of this cause */
+    int min_ms; /* shortest delay before the next attempt, >= 0 */
+    int max_ms; /* longest delay; < 0: reconnect_max_ms */
+} sdk_retry_rule;
+
 typedef struct sdk_config {
     const char *host;       /* server host name or IP literal (required) */
     uint16_t port;          /* server port (required) */
@@ -148,19 +187,34 @@ typedef struct sdk_config {
     sdk_event_fn on_event;     /* optional state-change callback, see sdk_event_fn */
     void *user;                /* passed to on_event and on_message */
     sdk_message_fn on_message; /* optional: deliver on the I/O thread, see sdk_message_fn */
+
+    /* Per-cause reconnect policy, indexed by sdk_retry_cause (see sdk_retry_rule). Defaults,
+     * which are the behaviour before the policy existed: every cause {retry, min_ms 0, max_ms
+     * -1} (the shared backoff), except SDK_RETRY_CERTIFICATE {retry, min_ms 1000, max_ms -1}
+     * (a person must act: at least 1 s between attempts) and SDK_RETRY_REJECTED {stop}.
+     * Bad values (min_ms < 0, 0 <= max_ms < min_ms) make sdk_connect fail with SDK_EINVAL. */
+    sdk_retry_rule reconnect_policy[SDK_RETRY_CAUSES];
 } sdk_config;
 
-/* sdk_config_init: fill cfg with the defaults above (host NULL, port 0). Never fails. */
+/* sdk_config_init: fill cfg with the defaults above (host NULL, port 0). Never fails. Any
+ * thread; cfg is the caller's. */
 SDK_API void sdk_config_init(sdk_config *cfg);
 
-/* A received message. All pointers stay valid until sdk_message_free(). */
+/* sdk_message.flags: reserved, never set yet. It will mark a message the peer may have
+ * delivered before (sent again in a new session after SESSION_LOST), for applications that
+ * deduplicate. Test it with `flags & SDK_MSG_REDELIVERED`; ignore bits you do not know. */
+#define SDK_MSG_REDELIVERED 0x1u
+
+/* A received message, owned by whoever received it. All pointers stay valid until
+ * sdk_message_free(). */
 struct sdk_message {
     const uint8_t *data; /* payload (not NUL-terminated) */
     size_t len;          /* payload length */
     const char *type;    /* protobuf type name given by the sender, or NULL */
-    uint64_t seq;        /* sequence number within the session */
+    uint64_t seq;        /* sequence number within the session (restarts at 1 in a new one) */
     uint64_t session;    /* server side: the client session it came from; client side: 0 */
     const char *peer;    /* server side: client certificate subject (mTLS), else NULL */
+    uint32_t flags;      /* SDK_MSG_* bits; 0 today (SDK_MSG_REDELIVERED is reserved) */
 };
 
 /* sdk_message_free: release a message from sdk_recv/sdk_server_recv. NULL is ignored.
@@ -199,6 +253,18 @@ SDK_API sdk_err sdk_send(sdk_client *c, const void *data, size_t len, int timeou
 SDK_API sdk_err sdk_send_typed(sdk_client *c, const char *type, const void *data, size_t len, int timeout_ms);
 
 /*
+ * sdk_send_seq: sdk_send_typed (type NULL or "" for none) that also tells the message's
+ * client sequence: on SDK_OK *seq (if seq is not NULL) is n when this is the n-th message
+ * this client ever queued, counting from 1 over the client's whole life. It is not the
+ * wire sequence (sdk_message.seq, which restarts when a session is lost and its messages
+ * are renumbered): a client sequence never changes, so it can be handed to sdk_flush_to
+ * whatever happened to the connection since. Messages are acknowledged in this order.
+ * Same blocking, threads and errors as sdk_send; on any error *seq is 0.
+ */
+SDK_API sdk_err sdk_send_seq(sdk_client *c, const char *type, const void *data, size_t len, int timeout_ms,
+                             uint64_t *seq);
+
+/*
  * sdk_recv: take the next message from the server, waiting up to timeout_ms.
  * On SDK_OK *out is owned by the caller (sdk_message_free). Receiving is what
  * acknowledges a message: one that is never taken is never acknowledged, so a slow
@@ -211,10 +277,21 @@ SDK_API sdk_err sdk_recv(sdk_client *c, sdk_message **out, int timeout_ms);
 
 /*
  * sdk_flush: wait until every message sent before this call has been acknowledged by
- * the server's application (timeout_ms as above).
- * Errors: SDK_EINVAL (also from a callback), SDK_ETIMEDOUT, SDK_ECLOSED.
+ * the server's application (timeout_ms as above). Any thread but the client's callbacks.
+ * Errors: SDK_EINVAL (NULL, or from a callback: acknowledgements come through the I/O
+ * thread), SDK_ETIMEDOUT (while the client cannot connect, sdk_last_error says why),
+ * SDK_ECLOSED: always once the client is closed (sdk_close, or it gave up), even with
+ * nothing left to acknowledge, and at once.
  */
 SDK_API sdk_err sdk_flush(sdk_client *c, int timeout_ms);
+
+/*
+ * sdk_flush_to: wait until the message with client sequence seq (from sdk_send_seq), and
+ * so every one before it, has been acknowledged by the server's application. seq 0 is
+ * acknowledged from the start. Blocking, threads and errors as sdk_flush, plus SDK_EINVAL
+ * for a seq this client has not queued yet.
+ */
+SDK_API sdk_err sdk_flush_to(sdk_client *c, uint64_t seq, int timeout_ms);
 
 /* sdk_get_state: the client's current state (SDK_STATE_CLOSED for NULL). Any thread. */
 SDK_API sdk_state sdk_get_state(sdk_client *c);
