@@ -255,6 +255,16 @@ static int on_data(sdk_client *c, ll_link *l, const ll_data_view *d, bool *got)
     return 0;
 }
 
+/* Under mu: add what this link's heartbeat counted since last time to the client's
+ * lifetime counters (a new link's start at 0; sdk_stats must not go back). */
+static void count_heartbeats(sdk_client *c, ll_link *l)
+{
+    c->stats.heartbeats_sent += l->hb.sent - l->hb_sent_counted;
+    c->stats.heartbeats_answered += l->hb.answered - l->hb_answered_counted;
+    l->hb_sent_counted = l->hb.sent;
+    l->hb_answered_counted = l->hb.answered;
+}
+
 /* Under mu: act on one frame from the server. */
 static int on_frame(sdk_client *c, ll_link *l, const ll_frame *frame, bool *got, bool *acked)
 {
@@ -275,7 +285,7 @@ static int on_frame(sdk_client *c, ll_link *l, const ll_frame *frame, bool *got,
         return ll_link_send_pong(l, f->ping->nonce, f->ping->timestamp_us);
     case LIFELINE__FRAME__KIND_PONG:
         ll_hb_on_pong(&l->hb, f->pong->nonce, f->pong->timestamp_us, ll_now_us());
-        c->stats.heartbeats_answered = l->hb.answered;
+        count_heartbeats(c, l);
         c->stats.rtt_last_us = l->hb.rtt_last_us;
         c->stats.rtt_smoothed_us = l->hb.rtt_smoothed_us;
         return 0;
@@ -320,7 +330,7 @@ static int take_work(sdk_client *c, ll_link *l, bool *stop, bool *more)
     *stop = c->closing;
     int rc = *stop ? 0 : fill_output(c, l);
     *more = !*stop && ll_session_can_write(&c->s);
-    c->stats.heartbeats_sent = l->hb.sent;
+    count_heartbeats(c, l);
     return rc;
 }
 

@@ -20,6 +20,8 @@ typedef struct ll_link {
     ll_decoder dec;
     ll_buf out; /* encoded frames not yet written */
     ll_heartbeat hb;
+    uint64_t hb_sent_counted;     /* client: hb.sent / hb.answered already added to the */
+    uint64_t hb_answered_counted; /* client's lifetime counters (sdk_stats) */
     uint32_t max_frame;
     bool want_write;          /* TLS needs the socket writable before it can go on */
     bool want_read_for_write; /* a write is waiting for the socket to be readable */

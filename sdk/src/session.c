@@ -66,8 +66,9 @@ int ll_session_write(ll_session *s, ll_buf *out, size_t out_limit)
     if (last >= first) {
         s->msgs_sent += last - first + 1;
         s->bytes_sent += q->copied_bytes - before_bytes;
-        if (s->high_written >= first) {
-            s->retransmits += LL_MIN(last, s->high_written) - first + 1;
+        uint64_t seen = LL_MAX(s->high_written, s->written_before);
+        if (seen >= first) {
+            s->retransmits += LL_MIN(last, seen) - first + 1;
         }
         s->high_written = LL_MAX(s->high_written, last);
     }
@@ -147,10 +148,15 @@ int ll_session_resume(ll_session *s, uint64_t peer_received)
 
 int ll_session_restart(ll_session *s)
 {
+    uint64_t seen = LL_MAX(s->high_written, s->written_before);
     LL_GUARD(ll_frameq_renumber(&s->sendq, 1));
     s->epoch++;
+    /* The counters (retransmits, msgs_sent, ...) are the client's, for its whole life: only
+     * the numbering restarts. Messages written before count as retransmits when written
+     * again; high_written restarts, so a resume is still checked against this session. */
+    s->written_before = LL_MIN(seen > s->acked ? seen - s->acked : 0, (uint64_t)s->sendq.count);
     s->acked = 0;
-    s->high_written = 0; /* resent messages count as retransmits only if written again */
+    s->high_written = 0;
     s->received = 0;
     s->consumed = 0;
     s->ack_sent = 0;

@@ -24,6 +24,8 @@ typedef struct ll_session {
                             before its cursor were written on the current connection */
     uint64_t acked;           /* the peer acknowledged every sequence <= acked */
     uint64_t high_written;    /* highest sequence ever written: beyond it is not a retransmit */
+    uint64_t written_before;  /* after a lost session: sequences <= this (renumbered) were written
+                                 in an earlier session, so writing them again is a retransmit */
     uint64_t received;        /* highest sequence accepted from the peer */
     uint64_t consumed;        /* highest sequence our application took: what we acknowledge */
     uint64_t ack_sent;        /* highest acknowledgement written on the current connection */

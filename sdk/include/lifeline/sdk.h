@@ -296,6 +296,9 @@ SDK_API sdk_err sdk_flush_to(sdk_client *c, uint64_t seq, int timeout_ms);
 /* sdk_get_state: the client's current state (SDK_STATE_CLOSED for NULL). Any thread. */
 SDK_API sdk_state sdk_get_state(sdk_client *c);
 
+/* Client statistics. Every counter is the client's, for its whole life: reconnects and a
+ * lost session (SDK_EVENT_SESSION_LOST, which renumbers the wire sequences) never reset or
+ * lower one. queue_depth, queue_bytes, state and the rtt fields are current values. */
 typedef struct sdk_stats {
     sdk_state state;
     uint64_t connects;           /* sessions established, first one included */
@@ -311,7 +314,8 @@ typedef struct sdk_stats {
     uint64_t bytes_sent;      /* their payload bytes */
     uint64_t msgs_received;   /* data messages accepted (duplicates excluded) */
     uint64_t bytes_received;
-    uint64_t retransmits; /* data messages written again after a reconnect */
+    uint64_t retransmits; /* data messages written again: after a reconnect, or in a new
+                             session after SESSION_LOST */
     uint64_t duplicates_dropped;
     uint64_t queue_depth; /* messages waiting or unacknowledged */
     uint64_t queue_bytes;
