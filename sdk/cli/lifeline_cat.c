@@ -75,6 +75,7 @@ typedef struct shared {
     atomic_bool flushed;    /* ... and every one was acknowledged */
     atomic_int send_err;    /* first sdk_send/sdk_flush failure, SDK_OK if none */
     atomic_int read_errno;  /* stdin read failure, 0 if none */
+    char send_detail[256];  /* send_err's detail, written before send_err is stored */
 } shared;
 
 typedef struct app {
@@ -433,6 +434,7 @@ static sdk_err send_lines(shared *sh, char *buf, size_t *len, bool at_eof)
         size_t end = nl != NULL ? (size_t)(nl - buf) : *len;
         sdk_err err = sdk_send(sh->client, buf + start, end - start, -1);
         if (err != SDK_OK) {
+            (void)sdk_last_call_error(sh->send_detail, sizeof sh->send_detail); /* ETOOBIG: sizes, limit */
             return err;
         }
         atomic_fetch_add(&sh->lines_sent, 1);
@@ -440,7 +442,13 @@ static sdk_err send_lines(shared *sh, char *buf, size_t *len, bool at_eof)
     }
     memmove(buf, buf + start, *len - start);
     *len -= start;
-    return *len > sh->max_line ? SDK_ETOOBIG : SDK_OK;
+    if (*len > sh->max_line) {
+        snprintf(sh->send_detail, sizeof sh->send_detail,
+                 "a line of more than %zu bytes is over this client's max_frame of %zu bytes", sh->max_line,
+                 sh->max_line);
+        return SDK_ETOOBIG;
+    }
+    return SDK_OK;
 }
 
 /* read_and_send: stdin to sdk_send until EOF (SDK_OK), stop or failure. */
@@ -602,11 +610,19 @@ static int report_timeout(app *a)
     } else if (!atomic_load(&a->sh.flushed)) {
         snprintf(input, sizeof input, "%" PRIu64 " not yet acknowledged", s.queue_depth);
     }
+    /* Not connected: say why not, from the client's last connection failure. */
+    char why[320] = "";
+    char detail[256] = "";
+    sdk_state st = sdk_get_state(a->sh.client);
+    int err = st != SDK_STATE_CONNECTED ? (int)sdk_last_error(a->sh.client, detail, sizeof detail) : SDK_OK;
+    if (err != SDK_OK) {
+        snprintf(why, sizeof why, " (%s: %s)", sdk_errname(err), detail);
+    }
     fprintf(stderr,
             PROG ": timed out after %" PRId64 " ms: received %" PRIu64 "%s messages; sent %" PRIu64
-                 " lines (%s); connection %s\n",
+                 " lines (%s); connection %s%s\n",
             a->opt.timeout_ms, a->received, expect, (uint64_t)atomic_load(&a->sh.lines_sent), input,
-            sdk_state_name((int)sdk_get_state(a->sh.client)));
+            sdk_state_name((int)st), why);
     return EXIT_TIMEOUT;
 }
 
@@ -617,7 +633,10 @@ static int report_sender_failure(app *a, int err)
     if (read_errno != 0) {
         fprintf(stderr, PROG ": stdin: %s\n", strerror(read_errno));
     } else if (err == SDK_ETOOBIG) {
-        fprintf(stderr, PROG ": line %" PRIu64 ": %s (limit is --max-frame)\n", line, sdk_strerror(err));
+        /* --max-frame is named only when it was given and it is the limit in question. */
+        bool ours = a->opt.max_frame != 0 && strstr(a->sh.send_detail, "this client's max_frame") != NULL;
+        fprintf(stderr, PROG ": line %" PRIu64 ": %s: %s%s\n", line, sdk_strerror(err), a->sh.send_detail,
+                ours ? " (set by --max-frame)" : "");
     } else {
         fprintf(stderr, PROG ": send line %" PRIu64 ": %s\n", line, sdk_strerror(err));
     }

@@ -47,7 +47,7 @@ int ll_set_connect_error(int err, const char *detail)
 {
     connect_err = err;
     LL_DETAIL(connect_detail, sizeof(connect_detail), "%s", detail && *detail ? detail : sdk_strerror(err));
-    return err;
+    return ll_set_call_error(err, detail);
 }
 
 static sdk_err connect_failed(int err, const char *detail)
@@ -191,6 +191,15 @@ static bool closed_locked(const sdk_client *c)
     return c->closing || c->state == SDK_STATE_CLOSED;
 }
 
+/* SDK_ETOOBIG with its detail for sdk_last_call_error (s: NULL before offering). */
+static int too_big(const sdk_client *c, const ll_session *s, const ll_outgoing *m)
+{
+    char detail[256];
+    ll_session_too_big(s, m, c->cfg.max_frame, c->cfg.queue_max_bytes, "this client", "the server", detail,
+                       sizeof(detail));
+    return ll_set_call_error(SDK_ETOOBIG, detail);
+}
+
 /* Queue m, waiting up to dl for room; on 0 *seq (may be NULL) is its client sequence. */
 static int offer(sdk_client *c, const ll_outgoing *m, ll_deadline *dl, uint64_t *seq)
 {
@@ -202,6 +211,9 @@ static int offer(sdk_client *c, const ll_outgoing *m, ll_deadline *dl, uint64_t 
             break;
         }
         rc = ll_session_offer(&c->s, m, c->cfg.queue_max_messages, c->cfg.queue_max_bytes);
+        if (rc == SDK_ETOOBIG) {
+            rc = too_big(c, &c->s, m);
+        }
         if (rc == 0) {
             if (seq) {
                 *seq = c->s.enqueued_total; /* the n-th message this client ever queued */
@@ -228,7 +240,7 @@ sdk_err sdk_send_seq(sdk_client *c, const char *type, const void *data, size_t l
     ll_outgoing m;
     int rc = ll_session_check_msg(data, len, type, c->cfg.max_frame, c->cfg.queue_max_bytes, &m);
     if (rc != 0) {
-        return (sdk_err)rc;
+        return (sdk_err)(rc == SDK_ETOOBIG ? too_big(c, NULL, &m) : rc);
     }
     ll_deadline dl = ll_deadline_in(timeout_ms);
     return (sdk_err)offer(c, &m, &dl, seq);

@@ -265,6 +265,7 @@ _PROTOTYPES = {
     "sdk_get_stats": (c_int, [_client_p, POINTER(sdk_stats)]),
     "sdk_last_error": (c_int, [_client_p, c_char_p, c_size_t]),
     "sdk_last_connect_error": (c_int, [c_char_p, c_size_t]),
+    "sdk_last_call_error": (c_int, [c_char_p, c_size_t]),
     "sdk_close": (c_int, [_client_p]),
     "sdk_destroy": (None, [_client_p]),
     "sdk_cause_name": (c_char_p, [c_int]),
@@ -298,4 +299,11 @@ def last_connect_error() -> str:
     """sdk_last_connect_error for the calling thread (the one that just failed)."""
     buf = ctypes.create_string_buffer(DETAIL_LEN)
     lib.sdk_last_connect_error(buf, DETAIL_LEN)
+    return text(buf.value)
+
+
+def last_call_error() -> str:
+    """sdk_last_call_error for the calling thread (e.g. an SDK_ETOOBIG's sizes and limit)."""
+    buf = ctypes.create_string_buffer(DETAIL_LEN)
+    lib.sdk_last_call_error(buf, DETAIL_LEN)
     return text(buf.value)

@@ -205,7 +205,9 @@ class Client(Endpoint):
         if rc == 0:
             return
         detail = ""
-        if rc == SDK_ETIMEDOUT and self.state != "connected":
+        if rc == CODES["SDK_ETOOBIG"]:
+            detail = _native.last_call_error()  # size, limit and whose (this thread's call)
+        elif rc == SDK_ETIMEDOUT and self.state != "connected":
             # A wait that timed out because the client cannot connect: say why.
             name, why = self.last_error()
             if name != "SDK_OK":

@@ -412,8 +412,12 @@ class TestClient(unittest.TestCase):
 
     def test_too_big(self):
         c = self.connect(max_frame=1024)
-        with self.assertRaises(lifeline.TooBigError):
+        with self.assertRaises(lifeline.TooBigError) as cm:
             c.send(b"x" * 4096)
+        # The size, the limit and whose limit it is.
+        self.assertIn("4096 bytes", cm.exception.detail)
+        self.assertIn("this client's max_frame of 1024 bytes", cm.exception.detail)
+        self.assertIn("max_frame of 1024", str(cm.exception))
 
     def test_concurrent_senders_and_receivers(self):
         c = self.connect()

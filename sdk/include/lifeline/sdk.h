@@ -244,7 +244,9 @@ SDK_API sdk_err sdk_connect(const sdk_config *cfg, sdk_client **out);
  * for the network (see sdk_flush). While disconnected, messages queue. If the queue is
  * full, blocks up to timeout_ms for room.
  * Any thread. Errors: SDK_EINVAL (NULL client, NULL data with len > 0), SDK_ETOOBIG (larger
- * than max_frame, or than the server's limit once its welcome has told it), SDK_EQUEUEFULL (no room before the timeout), SDK_ECLOSED, SDK_ENOMEM.
+ * than max_frame or queue_max_bytes, or than the server's max_frame once its welcome has
+ * told it; sdk_last_call_error says which, with the sizes), SDK_EQUEUEFULL (no room before
+ * the timeout), SDK_ECLOSED, SDK_ENOMEM.
  */
 SDK_API sdk_err sdk_send(sdk_client *c, const void *data, size_t len, int timeout_ms);
 
@@ -337,6 +339,17 @@ SDK_API sdk_err sdk_last_error(sdk_client *c, char *buf, size_t buflen);
 /* sdk_last_connect_error: like sdk_last_error, for the calling thread's most recent
  * sdk_connect() that failed (when there is no client to ask). */
 SDK_API sdk_err sdk_last_connect_error(char *buf, size_t buflen);
+
+/*
+ * sdk_last_call_error: the detail of the calling thread's most recent failure that has
+ * one, and its code: an SDK_ETOOBIG from a send (sdk_send*, sdk_server_send*) gives the
+ * message's size, the limit it is over and whose limit it is, e.g. "a message of 70000
+ * bytes makes a frame of up to 70020 bytes, over the server's max_frame of 65536 bytes";
+ * a failed sdk_connect or sdk_server_start gives what sdk_last_connect_error gives.
+ * Other failures leave it as it was. Thread-local: other threads' calls never change it.
+ * Copied into buf (always NUL-terminated). Any thread; never blocks; no errors of its own.
+ */
+SDK_API sdk_err sdk_last_call_error(char *buf, size_t buflen);
 
 /*
  * sdk_close: close the client. If close_linger_ms > 0, first waits that long for
