@@ -191,15 +191,6 @@ static bool closed_locked(const sdk_client *c)
     return c->closing || c->state == SDK_STATE_CLOSED;
 }
 
-/* SDK_ETOOBIG with its detail for sdk_last_call_error (s: NULL before offering). */
-static int too_big(const sdk_client *c, const ll_session *s, const ll_outgoing *m)
-{
-    char detail[256];
-    ll_session_too_big(s, m, c->cfg.max_frame, c->cfg.queue_max_bytes, "this client", "the server", detail,
-                       sizeof(detail));
-    return ll_set_call_error(SDK_ETOOBIG, detail);
-}
-
 /* Queue m, waiting up to dl for room; on 0 *seq (may be NULL) is its client sequence. */
 static int offer(sdk_client *c, const ll_outgoing *m, ll_deadline *dl, uint64_t *seq)
 {
@@ -212,7 +203,7 @@ static int offer(sdk_client *c, const ll_outgoing *m, ll_deadline *dl, uint64_t 
         }
         rc = ll_session_offer(&c->s, m, c->cfg.queue_max_messages, c->cfg.queue_max_bytes);
         if (rc == SDK_ETOOBIG) {
-            rc = too_big(c, &c->s, m);
+            rc = ll_session_too_big(&c->s, m, c->cfg.max_frame, c->cfg.queue_max_bytes, "this client", "the server");
         }
         if (rc == 0) {
             if (seq) {
@@ -240,7 +231,9 @@ sdk_err sdk_send_seq(sdk_client *c, const char *type, const void *data, size_t l
     ll_outgoing m;
     int rc = ll_session_check_msg(data, len, type, c->cfg.max_frame, c->cfg.queue_max_bytes, &m);
     if (rc != 0) {
-        return (sdk_err)(rc == SDK_ETOOBIG ? too_big(c, NULL, &m) : rc);
+        return (sdk_err)(rc == SDK_ETOOBIG ? ll_session_too_big(NULL, &m, c->cfg.max_frame, c->cfg.queue_max_bytes,
+                                                                "this client", "the server")
+                                           : rc);
     }
     ll_deadline dl = ll_deadline_in(timeout_ms);
     return (sdk_err)offer(c, &m, &dl, seq);

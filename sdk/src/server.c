@@ -239,15 +239,6 @@ static srv_session *open_session(sdk_server *srv, uint64_t id)
     return ss && !ss->close_requested ? ss : NULL;
 }
 
-/* SDK_ETOOBIG with its detail for sdk_last_call_error (s: NULL before offering). */
-static int too_big(const sdk_server *srv, const ll_session *s, const ll_outgoing *m)
-{
-    char detail[256];
-    ll_session_too_big(s, m, srv->cfg.max_frame, srv->cfg.queue_max_bytes, "this server", "the client", detail,
-                       sizeof(detail));
-    return ll_set_call_error(SDK_ETOOBIG, detail);
-}
-
 sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *type, const void *data, size_t len,
                               int timeout_ms)
 {
@@ -257,7 +248,9 @@ sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *typ
     ll_outgoing m;
     int rc = ll_session_check_msg(data, len, type, srv->cfg.max_frame, srv->cfg.queue_max_bytes, &m);
     if (rc != 0) {
-        return (sdk_err)(rc == SDK_ETOOBIG ? too_big(srv, NULL, &m) : rc);
+        return (sdk_err)(rc == SDK_ETOOBIG ? ll_session_too_big(NULL, &m, srv->cfg.max_frame, srv->cfg.queue_max_bytes,
+                                                                "this server", "the client")
+                                           : rc);
     }
     ll_deadline dl = ll_deadline_in(timeout_ms);
     pthread_mutex_lock(&srv->mu);
@@ -269,7 +262,8 @@ sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *typ
         }
         rc = ll_session_offer(&ss->s, &m, srv->cfg.queue_max_messages, srv->cfg.queue_max_bytes);
         if (rc == SDK_ETOOBIG) {
-            rc = too_big(srv, &ss->s, &m);
+            rc = ll_session_too_big(&ss->s, &m, srv->cfg.max_frame, srv->cfg.queue_max_bytes, "this server",
+                                    "the client");
         }
         if (rc == 0) {
             srv->last_send_ms = ll_now_ms();

@@ -29,21 +29,25 @@ int ll_session_check_msg(const void *data, size_t len, const char *type, uint32_
     return 0;
 }
 
-void ll_session_too_big(const ll_session *s, const ll_outgoing *m, uint32_t max_frame, uint64_t max_bytes,
-                        const char *self, const char *peer, char *buf, size_t len)
+int ll_session_too_big(const ll_session *s, const ll_outgoing *m, uint32_t max_frame, uint64_t max_bytes,
+                       const char *self, const char *peer)
 {
+    char d[256];
     if (m->frame_size > max_frame) {
-        LL_DETAIL(buf, len, "a message of %zu bytes makes a frame of up to %zu bytes, over %s's max_frame of %u bytes",
-                  m->len, m->frame_size, self, max_frame);
+        LL_DETAIL(d, sizeof d,
+                  "a message of %zu bytes makes a frame of up to %zu bytes, over %s's max_frame of %u bytes", m->len,
+                  m->frame_size, self, max_frame);
     } else if (m->len > max_bytes) {
-        LL_DETAIL(buf, len, "a message of %zu bytes is over %s's queue_max_bytes of %llu bytes", m->len, self,
+        LL_DETAIL(d, sizeof d, "a message of %zu bytes is over %s's queue_max_bytes of %llu bytes", m->len, self,
                   (unsigned long long)max_bytes);
     } else if (s != NULL && s->peer_max_frame && m->frame_size > s->peer_max_frame) {
-        LL_DETAIL(buf, len, "a message of %zu bytes makes a frame of up to %zu bytes, over %s's max_frame of %u bytes",
-                  m->len, m->frame_size, peer, s->peer_max_frame);
+        LL_DETAIL(d, sizeof d,
+                  "a message of %zu bytes makes a frame of up to %zu bytes, over %s's max_frame of %u bytes", m->len,
+                  m->frame_size, peer, s->peer_max_frame);
     } else {
-        LL_DETAIL(buf, len, "a message of %zu bytes is too big", m->len);
+        LL_DETAIL(d, sizeof d, "a message of %zu bytes is too big", m->len);
     }
+    return ll_set_call_error(SDK_ETOOBIG, d);
 }
 
 int ll_session_offer(ll_session *s, const ll_outgoing *m, size_t max_messages, uint64_t max_bytes)

@@ -58,11 +58,12 @@ typedef struct ll_outgoing {
  * or 0. */
 int ll_session_check_msg(const void *data, size_t len, const char *type, uint32_t max_frame, uint64_t max_bytes,
                          ll_outgoing *out);
-/* Why m is SDK_ETOOBIG (from ll_session_check_msg, or from ll_session_offer on s; s may
- * be NULL for the former): its size, the limit it is over and whose limit that is ("this
- * client" / "the server", or the other way round, as self and peer say). */
-void ll_session_too_big(const ll_session *s, const ll_outgoing *m, uint32_t max_frame, uint64_t max_bytes,
-                        const char *self, const char *peer, char *buf, size_t len);
+/* Record for sdk_last_call_error why m is SDK_ETOOBIG (from ll_session_check_msg, or from
+ * ll_session_offer on s; s may be NULL for the former): its size, the limit it is over and
+ * whose limit that is ("this client" / "the server", or the other way round, as self and
+ * peer say). Returns SDK_ETOOBIG. */
+int ll_session_too_big(const ll_session *s, const ll_outgoing *m, uint32_t max_frame, uint64_t max_bytes,
+                       const char *self, const char *peer);
 /* Queue a checked message (copied) if the peer can take it and the bounds have room:
  * 0, SDK_ETOOBIG (over the peer's announced frame limit: it would refuse it, forever),
  * SDK_EQUEUEFULL (no room now: the caller may wait for acks and offer again), SDK_ENOMEM. */

@@ -38,6 +38,38 @@ static void expect_closed_at_first_failure(ht_events *ev, sdk_client *c, sdk_err
     assert_int_equal(sdk_flush(c, 0), SDK_ECLOSED);
 }
 
+/* A client of a closed port (kept closed by holder) that retries its first connection. */
+typedef struct closed_client {
+    int holder;
+    ht_events ev;
+    sdk_config cfg;
+    sdk_client *c;
+} closed_client;
+
+static void closed_begin(closed_client *k)
+{
+    uint16_t port = ht_closed_port(&k->holder);
+    assert_int_not_equal(port, 0);
+    ht_events_init(&k->ev);
+    ht_client_config(&k->cfg, port);
+    k->cfg.retry_on_first_connect = true;
+    k->c = NULL;
+}
+
+/* Connect with k->cfg as the test left it. */
+static void closed_connect(closed_client *k)
+{
+    ht_events_attach(&k->ev, &k->cfg);
+    assert_int_equal(sdk_connect(&k->cfg, &k->c), SDK_OK);
+}
+
+static void closed_end(closed_client *k)
+{
+    sdk_destroy(k->c);
+    ht_events_free(&k->ev);
+    close(k->holder);
+}
+
 static void test_stop_on_certificate_failure(void **state)
 {
     ht_server *hs = *state;
@@ -64,26 +96,18 @@ static void test_stop_on_certificate_failure(void **state)
 
 static void test_retry_on_refused_with_own_delays(void **state)
 {
-    int holder = -1;
-    uint16_t port = ht_closed_port(&holder);
-    ht_events ev;
-    sdk_config cfg;
-    sdk_client *c = NULL;
+    closed_client k;
     (void)state;
-    assert_int_not_equal(port, 0);
-    ht_events_init(&ev);
-    ht_client_config(&cfg, port);
-    cfg.retry_on_first_connect = true;
-    cfg.reconnect_min_ms = 1; /* the shared backoff alone would give delays near 0 */
-    cfg.reconnect_max_ms = 5;
-    cfg.reconnect_policy[SDK_RETRY_REFUSED] = (sdk_retry_rule){.stop = false, .min_ms = 40, .max_ms = 70};
-    ht_events_attach(&ev, &cfg);
-    assert_int_equal(sdk_connect(&cfg, &c), SDK_OK);
+    closed_begin(&k);
+    k.cfg.reconnect_min_ms = 1; /* the shared backoff alone would give delays near 0 */
+    k.cfg.reconnect_max_ms = 5;
+    k.cfg.reconnect_policy[SDK_RETRY_REFUSED] = (sdk_retry_rule){.stop = false, .min_ms = 40, .max_ms = 70};
+    closed_connect(&k);
     int at = -1;
     ht_event prev = {0};
     for (int i = 0; i < RETRIES; i++) {
         ht_event r;
-        at = ht_events_wait(&ev, SDK_EVENT_RECONNECTING, (size_t)(at + 1), HT_WAIT_MS, &r);
+        at = ht_events_wait(&k.ev, SDK_EVENT_RECONNECTING, (size_t)(at + 1), HT_WAIT_MS, &r);
         assert_true(at >= 0);
         assert_int_equal(r.error, SDK_ECONNREFUSED);
         assert_int_equal(r.attempt, (unsigned)i + 2);
@@ -96,32 +120,21 @@ static void test_retry_on_refused_with_own_delays(void **state)
         }
         prev = r;
     }
-    assert_int_not_equal(sdk_get_state(c), SDK_STATE_CLOSED);
-    assert_int_equal(ht_events_count(&ev, SDK_EVENT_CLOSED), 0);
-    assert_int_equal(sdk_close(c), SDK_OK);
-    sdk_destroy(c);
-    ht_events_free(&ev);
-    close(holder);
+    assert_int_not_equal(sdk_get_state(k.c), SDK_STATE_CLOSED);
+    assert_int_equal(ht_events_count(&k.ev, SDK_EVENT_CLOSED), 0);
+    assert_int_equal(sdk_close(k.c), SDK_OK);
+    closed_end(&k);
 }
 
 static void test_stop_on_refused(void **state)
 {
-    int holder = -1;
-    uint16_t port = ht_closed_port(&holder);
-    ht_events ev;
-    sdk_config cfg;
-    sdk_client *c = NULL;
+    closed_client k;
     (void)state;
-    ht_events_init(&ev);
-    ht_client_config(&cfg, port);
-    cfg.retry_on_first_connect = true;
-    cfg.reconnect_policy[SDK_RETRY_REFUSED].stop = true;
-    ht_events_attach(&ev, &cfg);
-    assert_int_equal(sdk_connect(&cfg, &c), SDK_OK);
-    expect_closed_at_first_failure(&ev, c, SDK_ECONNREFUSED, "Connection refused");
-    sdk_destroy(c);
-    ht_events_free(&ev);
-    close(holder);
+    closed_begin(&k);
+    k.cfg.reconnect_policy[SDK_RETRY_REFUSED].stop = true;
+    closed_connect(&k);
+    expect_closed_at_first_failure(&k.ev, k.c, SDK_ECONNREFUSED, "Connection refused");
+    closed_end(&k);
 }
 
 static void test_bad_policy_refused(void **state)

@@ -59,6 +59,21 @@ static void use_servers(uint16_t port)
     ll_resolve_test_servers(csv);
 }
 
+/* A silent DNS server that every later resolution asks; silent_dns_done ends it. */
+static int silent_dns_in_use(void)
+{
+    uint16_t port = 0;
+    int fd = silent_dns(&port);
+    use_servers(port);
+    return fd;
+}
+
+static void silent_dns_done(int fd)
+{
+    ll_resolve_test_servers(NULL);
+    close(fd);
+}
+
 static uint16_t addr_port(const ll_addr *a)
 {
     return ntohs(((const struct sockaddr_in *)&a->sa)->sin_port);
@@ -93,10 +108,8 @@ static void test_literals_skip_resolver(void **state)
 {
     ll_addrs list;
     char err[ERRLEN] = "";
-    uint16_t dns_port = 0;
-    int dns = silent_dns(&dns_port);
+    int dns = silent_dns_in_use();
     (void)state;
-    use_servers(dns_port);
     uint64_t t0 = ll_now_ms();
     assert_int_equal(ll_resolve("127.0.0.1", 1, t0 + 5000, -1, &list, err, sizeof err), 0);
     assert_int_equal(list.count, 1);
@@ -106,8 +119,7 @@ static void test_literals_skip_resolver(void **state)
     assert_int_equal(list.addr[0].sa.ss_family, AF_INET6);
     assert_true(ll_now_ms() - t0 < SLACK_MS);
     assert_int_equal(ll_resolve("", 1, t0 + 5000, -1, &list, err, sizeof err), SDK_EINVAL);
-    ll_resolve_test_servers(NULL);
-    close(dns);
+    silent_dns_done(dns);
 }
 
 /* ---- a DNS server on loopback that answers every A query with 127.0.0.2 and 127.0.0.1 -- */
@@ -214,10 +226,8 @@ static void test_refused_resolver_fails_fast(void **state)
 {
     ll_addrs list;
     char err[ERRLEN] = "";
-    uint16_t dns_port = 0;
-    close(silent_dns(&dns_port)); /* closed: queries meet ICMP port unreachable */
+    close(silent_dns_in_use()); /* closed: queries meet ICMP port unreachable */
     (void)state;
-    use_servers(dns_port);
     uint64_t t0 = ll_now_ms();
     assert_int_equal(ll_resolve(DEAD_NAME, 1, t0 + 5000, -1, &list, err, sizeof err), SDK_ERESOLVE);
     assert_true(ll_now_ms() - t0 < 2000);
@@ -232,10 +242,8 @@ static void test_silent_resolver_ends_at_deadline(void **state)
 {
     ll_addrs list;
     char err[ERRLEN] = "";
-    uint16_t dns_port = 0;
-    int dns = silent_dns(&dns_port);
+    int dns = silent_dns_in_use();
     (void)state;
-    use_servers(dns_port);
     uint64_t t0 = ll_now_ms();
     assert_int_equal(ll_resolve(DEAD_NAME, 1, t0 + 500, -1, &list, err, sizeof err), SDK_ERESOLVE);
     uint64_t took = ll_now_ms() - t0;
@@ -243,21 +251,18 @@ static void test_silent_resolver_ends_at_deadline(void **state)
     assert_true(took >= 500 && took <= 500 + SLACK_MS);
     assert_non_null(strstr(err, DEAD_NAME));
     assert_non_null(strstr(err, "c-ares"));
-    ll_resolve_test_servers(NULL);
-    close(dns);
+    silent_dns_done(dns);
 }
 
 static void test_wake_fd_interrupts(void **state)
 {
     ll_addrs list;
     char err[ERRLEN] = "";
-    uint16_t dns_port = 0;
-    int dns = silent_dns(&dns_port);
+    int dns = silent_dns_in_use();
     int wake = -1;
     (void)state;
     assert_int_equal(ll_wake_open(&wake), 0);
     ll_wake_signal(wake);
-    use_servers(dns_port);
     assert_int_equal(ll_resolve(DEAD_NAME, 1, ll_now_ms() + 5000, wake, &list, err, sizeof err), SDK_ECLOSED);
     assert_int_equal(list.count, 0);
     ll_resolve_test_servers(NULL);
@@ -279,10 +284,8 @@ static void test_connect_fails_at_connect_timeout(void **state)
     sdk_config cfg;
     sdk_client *c = NULL;
     char detail[ERRLEN] = "";
-    uint16_t dns_port = 0;
-    int dns = silent_dns(&dns_port);
+    int dns = silent_dns_in_use();
     (void)state;
-    use_servers(dns_port);
     dead_name_config(&cfg, 800);
     uint64_t t0 = ll_now_ms();
     assert_int_equal(sdk_connect(&cfg, &c), SDK_ERESOLVE);
@@ -293,8 +296,7 @@ static void test_connect_fails_at_connect_timeout(void **state)
     assert_null(c);
     assert_true(took + SLACK_MS >= 800 && took <= 800 + SLACK_MS);
     assert_non_null(strstr(detail, DEAD_NAME));
-    ll_resolve_test_servers(NULL);
-    close(dns);
+    silent_dns_done(dns);
 }
 
 /* Done when (issue 19.5): sdk_close during the resolution returns within 100 ms. */
@@ -303,10 +305,8 @@ static void test_close_interrupts_resolution(void **state)
     sdk_config cfg;
     sdk_client *c = NULL;
     sdk_stats st;
-    uint16_t dns_port = 0;
-    int dns = silent_dns(&dns_port);
+    int dns = silent_dns_in_use();
     (void)state;
-    use_servers(dns_port);
     dead_name_config(&cfg, 10000);
     cfg.retry_on_first_connect = true;
     assert_int_equal(sdk_connect(&cfg, &c), SDK_OK);
@@ -320,8 +320,7 @@ static void test_close_interrupts_resolution(void **state)
     assert_true(took <= SLACK_MS);
     assert_int_equal(sdk_get_state(c), SDK_STATE_CLOSED);
     sdk_destroy(c);
-    ll_resolve_test_servers(NULL);
-    close(dns);
+    silent_dns_done(dns);
 }
 
 int main(void)
