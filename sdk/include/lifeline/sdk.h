@@ -231,9 +231,11 @@ typedef struct sdk_client sdk_client;
  * cfg->retry_on_first_connect is set: then it returns SDK_OK at once and the I/O
  * thread keeps trying under the reconnect policy while sdk_send queues.
  * On SDK_OK *out is a client to release with sdk_close() then sdk_destroy().
- * Errors: SDK_EINVAL (missing host/port, bad values), SDK_ENOMEM, SDK_ERESOLVE,
- * SDK_ECONNREFUSED, SDK_ECONNECT, SDK_ETIMEDOUT, SDK_ETLS, SDK_EPEERAUTH (certificate
- * or host name check failed), SDK_EPROTO, SDK_EREJECTED. On failure *out is NULL and
+ * Errors: SDK_EINVAL (missing host/port, bad values), SDK_ENOMEM, SDK_ERESOLVE (no
+ * address for host, or no answer from the DNS servers within connect_timeout_ms: the
+ * detail names the host and c-ares' reason), SDK_ECONNREFUSED, SDK_ECONNECT,
+ * SDK_ETIMEDOUT, SDK_ETLS, SDK_EPEERAUTH (certificate or host name check failed),
+ * SDK_EPROTO, SDK_EREJECTED. sdk_close interrupts a resolution at once. On failure *out is NULL and
  * sdk_last_connect_error() gives the detail.
  */
 SDK_API sdk_err sdk_connect(const sdk_config *cfg, sdk_client **out);
