@@ -301,6 +301,11 @@ sdk_err sdk_flush_to(sdk_client *c, uint64_t seq, int timeout_ms)
             rc = SDK_ETIMEDOUT;
         }
     }
+    if (rc == SDK_ETIMEDOUT && c->state != SDK_STATE_CONNECTED && c->last_err != SDK_OK) {
+        char why[320];
+        LL_DETAIL(why, sizeof(why), "not connected: %s: %s", sdk_errname(c->last_err), c->last_detail);
+        ll_set_call_error(rc, why); /* why the acknowledgement cannot come */
+    }
     pthread_mutex_unlock(&c->mu);
     return (sdk_err)rc;
 }

@@ -51,6 +51,21 @@ static void assert_counters_kept(const sdk_stats *before, const sdk_stats *after
     }
 }
 
+/* Once the client has failed to reconnect, a flush that times out says why. */
+static void expect_not_connected_detail(sdk_client *c)
+{
+    char detail[512] = "";
+    uint64_t deadline = ht_now_ms() + HT_WAIT_MS;
+    while (sdk_last_error(c, detail, sizeof detail) != SDK_ECONNREFUSED && ht_now_ms() < deadline) {
+        ht_sleep_ms(5);
+    }
+    assert_int_equal(sdk_flush(c, 0), SDK_ETIMEDOUT);
+    assert_int_equal(sdk_last_call_error(detail, sizeof detail), SDK_ETIMEDOUT);
+    if (!strstr(detail, "not connected: SDK_ECONNREFUSED: connect 127.0.0.1:")) {
+        fail_msg("flush timeout detail: \"%s\"", detail);
+    }
+}
+
 static void test_sequences_survive_session_loss(void **state)
 {
     ht_proc proc;
@@ -83,6 +98,7 @@ static void test_sequences_survive_session_loss(void **state)
     assert_int_equal(send_seq(c, "during"), FIRST + 1);
     assert_int_equal(send_seq(c, "during"), FIRST + 2);
     assert_int_equal(sdk_flush_to(c, FIRST + 2, 0), SDK_ETIMEDOUT);
+    expect_not_connected_detail(c);
     assert_int_equal(ht_proc_start(&proc, port, NULL), 0);
     assert_true(ht_events_wait(&ev, SDK_EVENT_SESSION_LOST, 0, HT_WAIT_MS, NULL) >= 0);
     assert_int_equal(sdk_flush_to(c, FIRST + 2, HT_WAIT_MS), SDK_OK);

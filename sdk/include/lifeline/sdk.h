@@ -283,7 +283,8 @@ SDK_API sdk_err sdk_recv(sdk_client *c, sdk_message **out, int timeout_ms);
  * sdk_flush: wait until every message sent before this call has been acknowledged by
  * the server's application (timeout_ms as above). Any thread but the client's callbacks.
  * Errors: SDK_EINVAL (NULL, or from a callback: acknowledgements come through the I/O
- * thread), SDK_ETIMEDOUT (while the client cannot connect, sdk_last_error says why),
+ * thread), SDK_ETIMEDOUT (while the client cannot connect, sdk_last_call_error and
+ * sdk_last_error say why),
  * SDK_ECLOSED: always once the client is closed (sdk_close, or it gave up), even with
  * nothing left to acknowledge, and at once.
  */
@@ -347,7 +348,10 @@ SDK_API sdk_err sdk_last_connect_error(char *buf, size_t buflen);
  * one, and its code: an SDK_ETOOBIG from a send (sdk_send*, sdk_server_send*) gives the
  * message's size, the limit it is over and whose limit it is, e.g. "a message of 70000
  * bytes makes a frame of up to 70020 bytes, over the server's max_frame of 65536 bytes";
- * a failed sdk_connect or sdk_server_start gives what sdk_last_connect_error gives.
+ * an SDK_ETIMEDOUT from sdk_flush or sdk_flush_to while the client cannot connect gives
+ * why, from sdk_last_error ("not connected: SDK_ECONNREFUSED: connect ...: Connection
+ * refused"); a failed sdk_connect or sdk_server_start gives what sdk_last_connect_error
+ * gives.
  * Other failures leave it as it was. Thread-local: other threads' calls never change it.
  * Copied into buf (always NUL-terminated). Any thread; never blocks; no errors of its own.
  */
