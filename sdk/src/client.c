@@ -134,8 +134,16 @@ static int client_new(const sdk_config *cfg, sdk_client **out, char *why, size_t
     return 0;
 }
 
+uint64_t ll_client_attempt_deadline(sdk_client *c)
+{
+    uint64_t deadline = c->first_deadline_ms;
+    c->first_deadline_ms = 0;
+    return deadline ? deadline : ll_now_ms() + (uint64_t)c->cfg.connect_timeout_ms;
+}
+
 sdk_err sdk_connect(const sdk_config *cfg, sdk_client **out)
 {
+    uint64_t start = ll_now_ms(); /* connect_timeout_ms bounds the whole call */
     char why[256] = "";
     if (!out) {
         return connect_failed(SDK_EINVAL, "out is NULL");
@@ -152,6 +160,7 @@ sdk_err sdk_connect(const sdk_config *cfg, sdk_client **out)
     if (rc != 0) {
         return connect_failed(rc, why[0] ? why : NULL);
     }
+    c->first_deadline_ms = start + (uint64_t)c->cfg.connect_timeout_ms;
     if (pthread_create(&c->thread, NULL, ll_client_io_main, c) != 0) {
         client_free(c);
         return connect_failed(SDK_ENOMEM, "could not start the I/O thread");

@@ -204,7 +204,7 @@ static int greet(sdk_client *c, ll_link *l, uint64_t deadline_ms, bool *lost)
 /* Connect, handshake and greet: on 0 the link is ready and the session adopted. */
 static int establish(sdk_client *c, ll_link *l, bool *lost)
 {
-    uint64_t deadline = ll_now_ms() + (uint64_t)c->cfg.connect_timeout_ms;
+    uint64_t deadline = ll_client_attempt_deadline(c);
     int fd = -1;
     int rc = ll_net_connect(c->cfg.host, c->cfg.port, deadline, c->wake_fd, &fd, l->detail, sizeof(l->detail));
     LL_GUARD(rc);

@@ -167,7 +167,8 @@ typedef struct sdk_config {
 
     uint32_t max_frame;              /* largest frame accepted or sent, bytes (default 16 MiB) */
     int connect_timeout_ms;          /* name resolution + TCP connect + TLS handshake + hello, per
-                                        attempt (default 10000); sdk_close interrupts any of them */
+                                        attempt, the first counted from sdk_connect's call (default
+                                        10000); sdk_close interrupts any of them */
     int heartbeat_interval_ms;       /* ping after this long without traffic (default 5000) */
     int heartbeat_timeout_ms;        /* declare the peer dead after this long silent (default 3 x interval) */
     int reconnect_min_ms;            /* first backoff ceiling (default 100) */
