@@ -927,9 +927,8 @@ static void test_restart_renumbers(void **state)
     assert_int_equal(s.enqueued_total, 5);
     assert_int_equal(s.acked_total, 1);
 
-    /* They go out again numbered from 1 (window 3). The counters are the client's for its
-     * whole life: old 2 and 3 (new 1 and 2) had been written in the lost session, so writing
-     * them again counts as 2 retransmits; old 4 (new 3) is a first write. */
+    /* Out again from 1 (window 3): old 2, 3 (new 1, 2) were written in the lost session, so
+     * they count as retransmits (counters are for the client's life); old 4 is a first write. */
     ll_buf_clear(&out);
     write_all(&s, &out);
     decode_all(&out, &d);
