@@ -60,7 +60,8 @@ typedef struct options {
     int heartbeat_timeout_ms;
     int reconnect_min_ms;
     int reconnect_max_ms;
-    uint32_t max_frame; /* 0: SDK default */
+    uint32_t max_frame;     /* 0: SDK default */
+    int connect_timeout_ms; /* 0: SDK default */
 } options;
 
 /* State main and the sender thread share; the sender writes, main reads. */
@@ -74,6 +75,7 @@ typedef struct shared {
     atomic_bool flushed;    /* ... and every one was acknowledged */
     atomic_int send_err;    /* first sdk_send/sdk_flush failure, SDK_OK if none */
     atomic_int read_errno;  /* stdin read failure, 0 if none */
+    char send_detail[256];  /* send_err's detail, written before send_err is stored */
 } shared;
 
 typedef struct app {
@@ -123,6 +125,8 @@ static void usage(FILE *f)
             "  --reconnect-min-ms N      first reconnect backoff ceiling\n"
             "  --reconnect-max-ms N      largest reconnect backoff ceiling\n"
             "  --max-frame BYTES         largest frame sent or accepted\n"
+            "  --connect-timeout-ms N    per attempt: resolving HOST, TCP, TLS and the\n"
+            "                            session greeting together (N >= 1)\n"
             "Run:\n"
             "  --expect N                exit once stdin is at EOF, every line is acknowledged\n"
             "                            and N messages have been received\n"
@@ -222,6 +226,7 @@ enum {
     OPT_RC_MAX,
     OPT_RETRY,
     OPT_MAX_FRAME,
+    OPT_CONNECT_TIMEOUT,
     OPT_QUIET
 };
 
@@ -240,6 +245,7 @@ static const struct option long_options[] = {
     {"reconnect-max-ms", required_argument, NULL, OPT_RC_MAX},
     {"retry-first-connect", no_argument, NULL, OPT_RETRY},
     {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
+    {"connect-timeout-ms", required_argument, NULL, OPT_CONNECT_TIMEOUT},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -272,6 +278,12 @@ static bool apply_number(options *o, int opt, const char *arg)
             return false;
         }
         o->max_frame = (uint32_t)v;
+        return true;
+    case OPT_CONNECT_TIMEOUT:
+        if (!parse_u64(arg, 1, INT_MAX, &v)) {
+            return false;
+        }
+        o->connect_timeout_ms = (int)v;
         return true;
     default:
         return false;
@@ -422,6 +434,7 @@ static sdk_err send_lines(shared *sh, char *buf, size_t *len, bool at_eof)
         size_t end = nl != NULL ? (size_t)(nl - buf) : *len;
         sdk_err err = sdk_send(sh->client, buf + start, end - start, -1);
         if (err != SDK_OK) {
+            (void)sdk_last_call_error(sh->send_detail, sizeof sh->send_detail); /* ETOOBIG: sizes, limit */
             return err;
         }
         atomic_fetch_add(&sh->lines_sent, 1);
@@ -429,7 +442,13 @@ static sdk_err send_lines(shared *sh, char *buf, size_t *len, bool at_eof)
     }
     memmove(buf, buf + start, *len - start);
     *len -= start;
-    return *len > sh->max_line ? SDK_ETOOBIG : SDK_OK;
+    if (*len > sh->max_line) {
+        snprintf(sh->send_detail, sizeof sh->send_detail,
+                 "a line of more than %zu bytes is over this client's max_frame of %zu bytes", sh->max_line,
+                 sh->max_line);
+        return SDK_ETOOBIG;
+    }
+    return SDK_OK;
 }
 
 /* read_and_send: stdin to sdk_send until EOF (SDK_OK), stop or failure. */
@@ -591,11 +610,19 @@ static int report_timeout(app *a)
     } else if (!atomic_load(&a->sh.flushed)) {
         snprintf(input, sizeof input, "%" PRIu64 " not yet acknowledged", s.queue_depth);
     }
+    /* Not connected: say why not, from the client's last connection failure. */
+    char why[320] = "";
+    char detail[256] = "";
+    sdk_state st = sdk_get_state(a->sh.client);
+    int err = st != SDK_STATE_CONNECTED ? (int)sdk_last_error(a->sh.client, detail, sizeof detail) : SDK_OK;
+    if (err != SDK_OK) {
+        snprintf(why, sizeof why, " (%s: %s)", sdk_errname(err), detail);
+    }
     fprintf(stderr,
             PROG ": timed out after %" PRId64 " ms: received %" PRIu64 "%s messages; sent %" PRIu64
-                 " lines (%s); connection %s\n",
+                 " lines (%s); connection %s%s\n",
             a->opt.timeout_ms, a->received, expect, (uint64_t)atomic_load(&a->sh.lines_sent), input,
-            sdk_state_name((int)sdk_get_state(a->sh.client)));
+            sdk_state_name((int)st), why);
     return EXIT_TIMEOUT;
 }
 
@@ -606,7 +633,10 @@ static int report_sender_failure(app *a, int err)
     if (read_errno != 0) {
         fprintf(stderr, PROG ": stdin: %s\n", strerror(read_errno));
     } else if (err == SDK_ETOOBIG) {
-        fprintf(stderr, PROG ": line %" PRIu64 ": %s (limit is --max-frame)\n", line, sdk_strerror(err));
+        /* --max-frame is named only when it was given and it is the limit in question. */
+        bool ours = a->opt.max_frame != 0 && strstr(a->sh.send_detail, "this client's max_frame") != NULL;
+        fprintf(stderr, PROG ": line %" PRIu64 ": %s: %s%s\n", line, sdk_strerror(err), a->sh.send_detail,
+                ours ? " (set by --max-frame)" : "");
     } else {
         fprintf(stderr, PROG ": send line %" PRIu64 ": %s\n", line, sdk_strerror(err));
     }
@@ -729,6 +759,9 @@ static void build_config(const options *o, sdk_config *cfg)
     }
     if (o->reconnect_max_ms >= 0) {
         cfg->reconnect_max_ms = o->reconnect_max_ms;
+    }
+    if (o->connect_timeout_ms > 0) {
+        cfg->connect_timeout_ms = o->connect_timeout_ms;
     }
     if (o->timeout_ms > 0 && o->timeout_ms < cfg->connect_timeout_ms) {
         cfg->connect_timeout_ms = (int)o->timeout_ms; /* a first connect must not outlast us */

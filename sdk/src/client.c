@@ -6,6 +6,7 @@
 #include "config.h"
 #include "ll.h"
 #include "net.h"
+#include "retry.h"
 #include "wait.h"
 
 #include <errno.h>
@@ -31,6 +32,7 @@ void sdk_config_init(sdk_config *cfg)
         .window_messages = 16384,
         .window_bytes = 16u * 1024 * 1024,
     };
+    ll_retry_defaults(cfg->reconnect_policy);
 }
 
 sdk_err sdk_last_connect_error(char *buf, size_t buflen)
@@ -45,7 +47,7 @@ int ll_set_connect_error(int err, const char *detail)
 {
     connect_err = err;
     LL_DETAIL(connect_detail, sizeof(connect_detail), "%s", detail && *detail ? detail : sdk_strerror(err));
-    return err;
+    return ll_set_call_error(err, detail);
 }
 
 static sdk_err connect_failed(int err, const char *detail)
@@ -65,7 +67,8 @@ static int validate(const sdk_config *cfg, char *why, size_t len)
     }
     if (cfg->max_frame < 64 || cfg->connect_timeout_ms <= 0 || cfg->heartbeat_interval_ms <= 0 ||
         cfg->heartbeat_timeout_ms < 0 || cfg->reconnect_min_ms < 0 || cfg->reconnect_max_ms < cfg->reconnect_min_ms ||
-        cfg->queue_max_messages == 0 || cfg->queue_max_bytes == 0 || cfg->close_linger_ms < 0) {
+        cfg->queue_max_messages == 0 || cfg->queue_max_bytes == 0 || cfg->close_linger_ms < 0 ||
+        !ll_retry_valid(cfg->reconnect_policy)) {
         LL_DETAIL(why, len, "a numeric setting is out of range (see sdk_config in sdk.h)");
         return SDK_EINVAL;
     }
@@ -131,8 +134,16 @@ static int client_new(const sdk_config *cfg, sdk_client **out, char *why, size_t
     return 0;
 }
 
+uint64_t ll_client_attempt_deadline(sdk_client *c)
+{
+    uint64_t deadline = c->first_deadline_ms;
+    c->first_deadline_ms = 0;
+    return deadline ? deadline : ll_now_ms() + (uint64_t)c->cfg.connect_timeout_ms;
+}
+
 sdk_err sdk_connect(const sdk_config *cfg, sdk_client **out)
 {
+    uint64_t start = ll_now_ms(); /* connect_timeout_ms bounds the whole call */
     char why[256] = "";
     if (!out) {
         return connect_failed(SDK_EINVAL, "out is NULL");
@@ -149,6 +160,7 @@ sdk_err sdk_connect(const sdk_config *cfg, sdk_client **out)
     if (rc != 0) {
         return connect_failed(rc, why[0] ? why : NULL);
     }
+    c->first_deadline_ms = start + (uint64_t)c->cfg.connect_timeout_ms;
     if (pthread_create(&c->thread, NULL, ll_client_io_main, c) != 0) {
         client_free(c);
         return connect_failed(SDK_ENOMEM, "could not start the I/O thread");
@@ -188,39 +200,62 @@ static bool closed_locked(const sdk_client *c)
     return c->closing || c->state == SDK_STATE_CLOSED;
 }
 
-sdk_err sdk_send_typed(sdk_client *c, const char *type, const void *data, size_t len, int timeout_ms)
+/* Queue m, waiting up to dl for room; on 0 *seq (may be NULL) is its client sequence. */
+static int offer(sdk_client *c, const ll_outgoing *m, ll_deadline *dl, uint64_t *seq)
 {
-    if (!c) {
-        return SDK_EINVAL;
-    }
-    ll_outgoing m;
-    int rc = ll_session_check_msg(data, len, type, c->cfg.max_frame, c->cfg.queue_max_bytes, &m);
-    if (rc != 0) {
-        return (sdk_err)rc;
-    }
-    ll_deadline dl = ll_deadline_in(timeout_ms);
+    int rc = 0;
     pthread_mutex_lock(&c->mu);
     for (;;) {
         if (closed_locked(c)) {
             rc = SDK_ECLOSED;
             break;
         }
-        rc = ll_session_offer(&c->s, &m, c->cfg.queue_max_messages, c->cfg.queue_max_bytes);
+        rc = ll_session_offer(&c->s, m, c->cfg.queue_max_messages, c->cfg.queue_max_bytes);
+        if (rc == SDK_ETOOBIG) {
+            rc = ll_session_too_big(&c->s, m, c->cfg.max_frame, c->cfg.queue_max_bytes, "this client", "the server");
+        }
         if (rc == 0) {
+            if (seq) {
+                *seq = c->s.enqueued_total; /* the n-th message this client ever queued */
+            }
             ll_client_wake_locked(c);
         }
         /* Room comes from the I/O thread: a callback on it must not wait for it. */
-        if (rc != SDK_EQUEUEFULL || ll_on_io_thread(c) || ll_cond_wait(&c->send_cv, &c->mu, &dl) != 0) {
+        if (rc != SDK_EQUEUEFULL || ll_on_io_thread(c) || ll_cond_wait(&c->send_cv, &c->mu, dl) != 0) {
             break;
         }
     }
     pthread_mutex_unlock(&c->mu);
-    return (sdk_err)rc;
+    return rc;
+}
+
+sdk_err sdk_send_seq(sdk_client *c, const char *type, const void *data, size_t len, int timeout_ms, uint64_t *seq)
+{
+    if (seq) {
+        *seq = 0;
+    }
+    if (!c) {
+        return SDK_EINVAL;
+    }
+    ll_outgoing m;
+    int rc = ll_session_check_msg(data, len, type, c->cfg.max_frame, c->cfg.queue_max_bytes, &m);
+    if (rc != 0) {
+        return (sdk_err)(rc == SDK_ETOOBIG ? ll_session_too_big(NULL, &m, c->cfg.max_frame, c->cfg.queue_max_bytes,
+                                                                "this client", "the server")
+                                           : rc);
+    }
+    ll_deadline dl = ll_deadline_in(timeout_ms);
+    return (sdk_err)offer(c, &m, &dl, seq);
+}
+
+sdk_err sdk_send_typed(sdk_client *c, const char *type, const void *data, size_t len, int timeout_ms)
+{
+    return sdk_send_seq(c, type, data, len, timeout_ms, NULL);
 }
 
 sdk_err sdk_send(sdk_client *c, const void *data, size_t len, int timeout_ms)
 {
-    return sdk_send_typed(c, NULL, data, len, timeout_ms);
+    return sdk_send_seq(c, NULL, data, len, timeout_ms, NULL);
 }
 
 sdk_err sdk_recv(sdk_client *c, sdk_message **out, int timeout_ms)
@@ -255,7 +290,7 @@ sdk_err sdk_recv(sdk_client *c, sdk_message **out, int timeout_ms)
     return (sdk_err)rc;
 }
 
-sdk_err sdk_flush(sdk_client *c, int timeout_ms)
+sdk_err sdk_flush_to(sdk_client *c, uint64_t seq, int timeout_ms)
 {
     if (!c || ll_on_io_thread(c)) { /* acks come through the I/O thread: it cannot wait for them */
         return SDK_EINVAL;
@@ -263,19 +298,36 @@ sdk_err sdk_flush(sdk_client *c, int timeout_ms)
     ll_deadline dl = ll_deadline_in(timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&c->mu);
-    uint64_t target = c->s.enqueued_total;
-    while (c->s.acked_total < target) {
+    if (seq > c->s.enqueued_total) {
+        rc = SDK_EINVAL; /* never queued: it could never be acknowledged */
+    }
+    /* A closed client answers SDK_ECLOSED whatever is left: one rule, not a race with the
+     * last acknowledgement. */
+    while (rc == 0 && (closed_locked(c) || c->s.acked_total < seq)) {
         if (closed_locked(c)) {
             rc = SDK_ECLOSED;
-            break;
-        }
-        if (ll_cond_wait(&c->send_cv, &c->mu, &dl) != 0) {
+        } else if (ll_cond_wait(&c->send_cv, &c->mu, &dl) != 0) {
             rc = SDK_ETIMEDOUT;
-            break;
         }
+    }
+    if (rc == SDK_ETIMEDOUT && c->state != SDK_STATE_CONNECTED && c->last_err != SDK_OK) {
+        char why[320];
+        LL_DETAIL(why, sizeof(why), "not connected: %s: %s", sdk_errname(c->last_err), c->last_detail);
+        ll_set_call_error(rc, why); /* why the acknowledgement cannot come */
     }
     pthread_mutex_unlock(&c->mu);
     return (sdk_err)rc;
+}
+
+sdk_err sdk_flush(sdk_client *c, int timeout_ms)
+{
+    if (!c) {
+        return SDK_EINVAL;
+    }
+    pthread_mutex_lock(&c->mu);
+    uint64_t target = c->s.enqueued_total;
+    pthread_mutex_unlock(&c->mu);
+    return sdk_flush_to(c, target, timeout_ms);
 }
 
 sdk_state sdk_get_state(sdk_client *c)

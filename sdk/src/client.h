@@ -24,8 +24,11 @@ struct sdk_client {
     int wake_fd;
     pthread_t thread;
     bool thread_started;
-    ll_carver carver; /* received messages are carved from its blocks (I/O thread only) */
-    ll_msgq deliver;  /* with on_message: accepted, for the callback once mu is released
+    uint64_t first_deadline_ms; /* the first attempt's deadline, counted from sdk_connect's call
+                                   (TLS setup included); set before the I/O thread starts, then
+                                   its alone: ll_client_attempt_deadline */
+    ll_carver carver;           /* received messages are carved from its blocks (I/O thread only) */
+    ll_msgq deliver;            /* with on_message: accepted, for the callback once mu is released
                                 (I/O thread only) */
 
     pthread_mutex_t mu;
@@ -57,6 +60,9 @@ int ll_client_rewelcome(sdk_client *c, ll_conn *conn, const Lifeline__Welcome *w
 
 /* Wake the I/O thread unless it is already due to look (caller holds mu). */
 void ll_client_wake_locked(sdk_client *c);
+/* I/O thread: the deadline of the attempt that starts now (connect_timeout_ms from now, or
+ * for the first one from sdk_connect's call). */
+uint64_t ll_client_attempt_deadline(sdk_client *c);
 /* The I/O thread's entry point. */
 void *ll_client_io_main(void *arg);
 

@@ -2,12 +2,12 @@
  * The client's I/O thread: connect, run the session until the link fails, back off,
  * reconnect and resume; until sdk_close or a reason to give up. It alone owns the socket.
  */
-#include "backoff.h"
 #include "client.h"
 #include "conn.h"
 #include "link.h"
 #include "ll.h"
 #include "net.h"
+#include "retry.h"
 #include "wait.h"
 
 #include <poll.h>
@@ -144,7 +144,7 @@ static int greet(sdk_client *c, ll_link *l, uint64_t deadline_ms, bool *lost)
 /* Connect, handshake and greet: on 0 the link is ready and the session adopted. */
 static int establish(sdk_client *c, ll_link *l, bool *lost)
 {
-    uint64_t deadline = ll_now_ms() + (uint64_t)c->cfg.connect_timeout_ms;
+    uint64_t deadline = ll_client_attempt_deadline(c);
     int fd = -1;
     char *why = l->conn.detail;
     int rc = ll_net_connect(c->cfg.host, c->cfg.port, deadline, c->wake_fd, &fd, why, sizeof(l->conn.detail));
@@ -178,6 +178,17 @@ static int on_data(sdk_client *c, const ll_data_view *d, bool *got)
     return 0;
 }
 
+/* Under mu: add what this link's heartbeat counted since last time to the client's
+ * lifetime counters (a new link's start at 0; sdk_stats must not go back). */
+static void count_heartbeats(sdk_client *c, ll_link *l)
+{
+    const ll_heartbeat *hb = &l->conn.hb;
+    c->stats.heartbeats_sent += hb->sent - l->hb_sent_counted;
+    c->stats.heartbeats_answered += hb->answered - l->hb_answered_counted;
+    l->hb_sent_counted = hb->sent;
+    l->hb_answered_counted = hb->answered;
+}
+
 /* Under mu: act on one event of the connection. */
 static int on_event(sdk_client *c, ll_link *l, const ll_conn_event *ev, bool *got, bool *acked)
 {
@@ -209,7 +220,7 @@ static int handle_frames(sdk_client *c, ll_link *l, bool *got, bool *acked)
     if (rc == 0 && r == LL_CONN_FAILED) {
         rc = l->conn.err;
     }
-    c->stats.heartbeats_answered = l->conn.hb.answered;
+    count_heartbeats(c, l);
     c->stats.rtt_last_us = l->conn.hb.rtt_last_us;
     c->stats.rtt_smoothed_us = l->conn.hb.rtt_smoothed_us;
     return rc;
@@ -243,7 +254,7 @@ static int take_work(sdk_client *c, ll_link *l, bool *stop, bool *more)
     *stop = c->closing;
     int rc = *stop ? 0 : fill_output(c, l);
     *more = !*stop && ll_session_can_write(&c->s);
-    c->stats.heartbeats_sent = l->conn.hb.sent;
+    count_heartbeats(c, l);
     return rc;
 }
 
@@ -351,7 +362,8 @@ static uint64_t next_random(uint64_t *x)
 }
 
 /* Record why the connection ended; decide whether to give up (returns the close error). */
-static int after_failure(sdk_client *c, int err, const char *detail, unsigned failures, bool ever_connected)
+static int after_failure(sdk_client *c, int err, const char *detail, unsigned failures, bool ever_connected,
+                         bool policy_stop)
 {
     pthread_mutex_lock(&c->mu);
     if (err != 0) {
@@ -361,7 +373,7 @@ static int after_failure(sdk_client *c, int err, const char *detail, unsigned fa
     int give_up = 0;
     if (c->closing) {
         give_up = SDK_OK;
-    } else if (err == SDK_EREJECTED || err == SDK_ETOOBIG) {
+    } else if (policy_stop || err == SDK_ETOOBIG) {
         give_up = err; /* a frame over our limit would only come again after a resume */
     } else if (!ever_connected && !c->cfg.retry_on_first_connect) {
         give_up = err;
@@ -437,21 +449,21 @@ void *ll_client_io_main(void *arg)
             emit(c, (sdk_event){.type = SDK_EVENT_DISCONNECTED, .error = err, .detail = detail});
         }
         failures += err != 0 && !ran;
-        close_err = after_failure(c, err == 0 ? SDK_OK : err, detail, failures, ever_connected);
+        ll_retry_verdict next = ll_retry_decide(c->cfg.reconnect_policy, (uint32_t)c->cfg.reconnect_min_ms,
+                                                (uint32_t)c->cfg.reconnect_max_ms, ll_retry_cause(err, detail),
+                                                failures + 1, next_random(&rng));
+        close_err = after_failure(c, err == 0 ? SDK_OK : err, detail, failures, ever_connected, next.stop && err);
         if (close_err >= 0) {
             break;
         }
-        /* Certificate failures need a person to act: do not hammer the server meanwhile. */
-        uint32_t floor_ms = err == SDK_EPEERAUTH ? 1000 : 0;
-        uint32_t delay = LL_MAX(floor_ms, ll_backoff_delay(failures + 1, (uint32_t)c->cfg.reconnect_min_ms,
-                                                           (uint32_t)c->cfg.reconnect_max_ms, next_random(&rng)));
+        uint32_t delay = next.delay_ms;
         emit(c, (sdk_event){.type = SDK_EVENT_RECONNECTING,
                             .error = err,
                             .detail = detail,
                             .attempt = failures + 1,
                             .delay_ms = delay});
         if (backoff_wait(c, delay)) {
-            after_failure(c, SDK_OK, "", failures, ever_connected);
+            after_failure(c, SDK_OK, "", failures, ever_connected, false);
             close_err = SDK_OK;
             break;
         }

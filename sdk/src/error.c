@@ -42,3 +42,23 @@ const char *sdk_state_name(int state)
         return "unknown";
     }
 }
+
+/* Why the calling thread's last failed call failed, when the code alone does not say
+ * (sdk_last_call_error). Thread-local: no lock, and no other thread's failure in between. */
+static _Thread_local char call_detail[256];
+static _Thread_local int call_err;
+
+int ll_set_call_error(int err, const char *detail)
+{
+    call_err = err;
+    LL_DETAIL(call_detail, sizeof(call_detail), "%s", detail && *detail ? detail : sdk_strerror(err));
+    return err;
+}
+
+sdk_err sdk_last_call_error(char *buf, size_t buflen)
+{
+    if (buf && buflen) {
+        LL_DETAIL(buf, buflen, "%s", call_detail);
+    }
+    return (sdk_err)call_err;
+}

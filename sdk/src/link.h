@@ -15,11 +15,13 @@
 typedef struct ll_link {
     int fd;
     ll_tls *tls;
-    ll_conn conn;             /* the protocol: decoder, output, heartbeat, why it failed */
-    bool want_write;          /* TLS needs the socket writable before it can go on */
-    bool want_read_for_write; /* a write is waiting for the socket to be readable */
-    bool ticket_due;          /* server: send the TLS session ticket once `out` is written */
-    uint32_t keepalive_ms;    /* to set with ll_net_keepalive once `out` (and the ticket) is
+    ll_conn conn;                 /* the protocol: decoder, output, heartbeat, why it failed */
+    uint64_t hb_sent_counted;     /* client: conn.hb.sent / .answered already added to the */
+    uint64_t hb_answered_counted; /* client's lifetime counters (sdk_stats) */
+    bool want_write;              /* TLS needs the socket writable before it can go on */
+    bool want_read_for_write;     /* a write is waiting for the socket to be readable */
+    bool ticket_due;              /* server: send the TLS session ticket once `out` is written */
+    uint32_t keepalive_ms;        /* to set with ll_net_keepalive once `out` (and the ticket) is
                                  written: after the greeting, off a reconnect's critical path */
 } ll_link;
 

@@ -33,7 +33,10 @@
 #define LL_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Record why the calling thread's sdk_connect/sdk_server_start failed
- * (read back with sdk_last_connect_error). Returns err. */
+ * (read back with sdk_last_connect_error, and sdk_last_call_error). Returns err. */
 int ll_set_connect_error(int err, const char *detail);
+/* Record why the calling thread's last call failed (read back with sdk_last_call_error).
+ * Returns err. */
+int ll_set_call_error(int err, const char *detail);
 
 #endif

@@ -7,6 +7,7 @@
 #include "net.h"
 
 #include "ll.h"
+#include "resolve.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -153,17 +154,17 @@ static int resolve(const char *host, uint16_t port, int flags, struct addrinfo *
     return 0;
 }
 
-static int connect_failed(const struct addrinfo *ai, int e, char *err, size_t errlen)
+static int connect_failed(const ll_addr *a, int e, char *err, size_t errlen)
 {
     char addr[ADDR_TEXT_LEN];
 
-    format_addr(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr);
+    format_addr((const struct sockaddr *)&a->sa, a->len, addr, sizeof addr);
     LL_DETAIL(err, errlen, "connect %s: %s", addr, strerror(e));
     return e == ECONNREFUSED ? SDK_ECONNREFUSED : SDK_ECONNECT;
 }
 
 /* Wait for an in-progress connect: 0 (connected), an error, or ECLOSED/ETIMEDOUT. */
-static int wait_connected(int s, const struct addrinfo *ai, uint64_t deadline_ms, int wake_fd, char *err, size_t errlen)
+static int wait_connected(int s, const ll_addr *a, uint64_t deadline_ms, int wake_fd, char *err, size_t errlen)
 {
     struct pollfd p[2] = {{.fd = s, .events = POLLOUT}, {.fd = wake_fd, .events = POLLIN}};
     int soerr = 0;
@@ -175,7 +176,7 @@ static int wait_connected(int s, const struct addrinfo *ai, uint64_t deadline_ms
             continue;
         }
         if (n < 0) {
-            return connect_failed(ai, errno, err, errlen);
+            return connect_failed(a, errno, err, errlen);
         }
         /* The wake-up wins over a simultaneous connect: closing must not be delayed. */
         if (wake_fd >= 0 && (p[1].revents & POLLIN) != 0) {
@@ -183,7 +184,7 @@ static int wait_connected(int s, const struct addrinfo *ai, uint64_t deadline_ms
             return SDK_ECLOSED;
         }
         if (n == 0) {
-            (void)connect_failed(ai, ETIMEDOUT, err, errlen);
+            (void)connect_failed(a, ETIMEDOUT, err, errlen);
             return SDK_ETIMEDOUT;
         }
         if (p[0].revents != 0) {
@@ -193,23 +194,23 @@ static int wait_connected(int s, const struct addrinfo *ai, uint64_t deadline_ms
     if (getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) {
         soerr = errno;
     }
-    return soerr == 0 ? 0 : connect_failed(ai, soerr, err, errlen);
+    return soerr == 0 ? 0 : connect_failed(a, soerr, err, errlen);
 }
 
-static int connect_one(const struct addrinfo *ai, uint64_t deadline_ms, int wake_fd, int *fd, char *err, size_t errlen)
+static int connect_one(const ll_addr *a, uint64_t deadline_ms, int wake_fd, int *fd, char *err, size_t errlen)
 {
     int rc = 0;
-    int s = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    int s = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
     if (s < 0) {
-        return connect_failed(ai, errno, err, errlen);
+        return connect_failed(a, errno, err, errlen);
     }
-    if (connect(s, ai->ai_addr, ai->ai_addrlen) != 0) {
+    if (connect(s, (const struct sockaddr *)&a->sa, a->len) != 0) {
         if (errno != EINPROGRESS) {
-            rc = connect_failed(ai, errno, err, errlen);
+            rc = connect_failed(a, errno, err, errlen);
             goto out;
         }
-        rc = wait_connected(s, ai, deadline_ms, wake_fd, err, errlen);
+        rc = wait_connected(s, a, deadline_ms, wake_fd, err, errlen);
     }
 out:
     if (rc != 0) {
@@ -221,19 +222,17 @@ out:
 }
 
 /* Try each address in turn; a timeout or a wake-up ends the whole attempt. */
-static int connect_any(const struct addrinfo *list, uint64_t deadline_ms, int wake_fd, int *fd, char *err,
-                       size_t errlen)
+static int connect_any(const ll_addrs *list, uint64_t deadline_ms, int wake_fd, int *fd, char *err, size_t errlen)
 {
     bool all_refused = true;
     int rc = SDK_ECONNECT;
-    const struct addrinfo *ai = NULL;
 
-    for (ai = list; ai != NULL; ai = ai->ai_next) {
+    for (size_t i = 0; i < list->count; i++) {
         if (wake_pending(wake_fd)) {
             LL_DETAIL(err, errlen, "connect interrupted: closing");
             return SDK_ECLOSED;
         }
-        rc = connect_one(ai, deadline_ms, wake_fd, fd, err, errlen);
+        rc = connect_one(&list->addr[i], deadline_ms, wake_fd, fd, err, errlen);
         if (rc == 0 || rc == SDK_ECLOSED || rc == SDK_ETIMEDOUT) {
             return rc;
         }
@@ -245,7 +244,7 @@ static int connect_any(const struct addrinfo *list, uint64_t deadline_ms, int wa
 int ll_net_connect(const char *host, uint16_t port, uint64_t deadline_ms, int wake_fd, int *fd, char *err,
                    size_t errlen)
 {
-    struct addrinfo *list = NULL;
+    ll_addrs list;
     int rc = 0;
 
     LL_ENSURE(host != NULL && host[0] != '\0' && fd != NULL, SDK_EINVAL);
@@ -254,11 +253,9 @@ int ll_net_connect(const char *host, uint16_t port, uint64_t deadline_ms, int wa
         LL_DETAIL(err, errlen, "connect interrupted: closing");
         return SDK_ECLOSED;
     }
-    /* getaddrinfo blocks and ignores both the deadline and the wake fd: a slow resolver
-     * delays sdk_close by up to the resolver's own timeout. */
-    LL_GUARD(resolve(host, port, 0, &list, err, errlen));
-    rc = connect_any(list, deadline_ms, wake_fd, fd, err, errlen);
-    freeaddrinfo(list);
+    /* Resolution shares the attempt's deadline and watches the wake fd (resolve.c). */
+    LL_GUARD(ll_resolve(host, port, deadline_ms, wake_fd, &list, err, errlen));
+    rc = connect_any(&list, deadline_ms, wake_fd, fd, err, errlen);
     if (rc == 0) {
         ll_net_nodelay(*fd);
     }

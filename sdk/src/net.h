@@ -10,12 +10,14 @@
 int ll_net_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
 
 /*
- * Resolve host (again on every call) and try each address in getaddrinfo order with a
- * non-blocking connect, until one succeeds or deadline_ms (ll_now_ms clock) passes.
- * If wake_fd >= 0 becomes readable, gives up with SDK_ECLOSED (sdk_close interrupts).
- * On 0 *fd is a connected, non-blocking, tuned socket. Errors: SDK_ERESOLVE,
- * SDK_ECONNREFUSED (every address refused), SDK_ETIMEDOUT, SDK_ECONNECT, SDK_ECLOSED;
- * detail (strerror / gai_strerror with the address) in err.
+ * Resolve host (again on every call, through ll_resolve: an IP literal directly, a name
+ * with c-ares inside the same deadline) and try each address in the resolver's order with
+ * a non-blocking connect, until one succeeds or deadline_ms (ll_now_ms clock) passes.
+ * If wake_fd >= 0 becomes readable, gives up with SDK_ECLOSED (sdk_close interrupts), in
+ * resolution as in connect. On 0 *fd is a connected, non-blocking, tuned socket. Errors:
+ * SDK_ERESOLVE (no address, or no answer before the deadline), SDK_ECONNREFUSED (every
+ * address refused), SDK_ETIMEDOUT, SDK_ECONNECT, SDK_ECLOSED, SDK_ENOMEM; detail
+ * (strerror with the address, or c-ares' reason with the host) in err.
  */
 int ll_net_connect(const char *host, uint16_t port, uint64_t deadline_ms, int wake_fd, int *fd, char *err,
                    size_t errlen);

@@ -246,7 +246,9 @@ sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *typ
     ll_outgoing m;
     int rc = ll_session_check_msg(data, len, type, srv->cfg.max_frame, srv->cfg.queue_max_bytes, &m);
     if (rc != 0) {
-        return (sdk_err)rc;
+        return (sdk_err)(rc == SDK_ETOOBIG ? ll_session_too_big(NULL, &m, srv->cfg.max_frame, srv->cfg.queue_max_bytes,
+                                                                "this server", "the client")
+                                           : rc);
     }
     ll_deadline dl = ll_deadline_in(timeout_ms);
     pthread_mutex_lock(&srv->mu);
@@ -257,6 +259,10 @@ sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *typ
             break;
         }
         rc = ll_session_offer(&ss->s, &m, srv->cfg.queue_max_messages, srv->cfg.queue_max_bytes);
+        if (rc == SDK_ETOOBIG) {
+            rc = ll_session_too_big(&ss->s, &m, srv->cfg.max_frame, srv->cfg.queue_max_bytes, "this server",
+                                    "the client");
+        }
         if (rc == 0) {
             srv->last_send_ms = ll_now_ms();
             ll_server_mark_dirty_locked(srv, ss);

@@ -29,6 +29,27 @@ int ll_session_check_msg(const void *data, size_t len, const char *type, uint32_
     return 0;
 }
 
+int ll_session_too_big(const ll_session *s, const ll_outgoing *m, uint32_t max_frame, uint64_t max_bytes,
+                       const char *self, const char *peer)
+{
+    char d[256];
+    if (m->frame_size > max_frame) {
+        LL_DETAIL(d, sizeof d,
+                  "a message of %zu bytes makes a frame of up to %zu bytes, over %s's max_frame of %u bytes", m->len,
+                  m->frame_size, self, max_frame);
+    } else if (m->len > max_bytes) {
+        LL_DETAIL(d, sizeof d, "a message of %zu bytes is over %s's queue_max_bytes of %llu bytes", m->len, self,
+                  (unsigned long long)max_bytes);
+    } else if (s != NULL && s->peer_max_frame && m->frame_size > s->peer_max_frame) {
+        LL_DETAIL(d, sizeof d,
+                  "a message of %zu bytes makes a frame of up to %zu bytes, over %s's max_frame of %u bytes", m->len,
+                  m->frame_size, peer, s->peer_max_frame);
+    } else {
+        LL_DETAIL(d, sizeof d, "a message of %zu bytes is too big", m->len);
+    }
+    return ll_set_call_error(SDK_ETOOBIG, d);
+}
+
 int ll_session_offer(ll_session *s, const ll_outgoing *m, size_t max_messages, uint64_t max_bytes)
 {
     if (s->peer_max_frame && m->frame_size > s->peer_max_frame) {
@@ -71,8 +92,9 @@ int ll_session_write(ll_session *s, ll_buf *out, size_t out_limit)
     if (last >= first) {
         s->msgs_sent += last - first + 1;
         s->bytes_sent += q->copied_bytes - before_bytes;
-        if (s->high_written >= first) {
-            s->retransmits += LL_MIN(last, s->high_written) - first + 1;
+        uint64_t seen = LL_MAX(s->high_written, s->written_before);
+        if (seen >= first) {
+            s->retransmits += LL_MIN(last, seen) - first + 1;
         }
         s->high_written = LL_MAX(s->high_written, last);
     }
@@ -173,10 +195,15 @@ int ll_session_resume(ll_session *s, uint64_t peer_received)
 
 int ll_session_restart(ll_session *s)
 {
+    uint64_t seen = LL_MAX(s->high_written, s->written_before);
     LL_GUARD(ll_frameq_renumber(&s->sendq, 1));
     s->epoch++;
+    /* The counters (retransmits, msgs_sent, ...) are the client's, for its whole life: only
+     * the numbering restarts. Messages written before count as retransmits when written
+     * again; high_written restarts, so a resume is still checked against this session. */
+    s->written_before = LL_MIN(seen > s->acked ? seen - s->acked : 0, (uint64_t)s->sendq.count);
     s->acked = 0;
-    s->high_written = 0; /* resent messages count as retransmits only if written again */
+    s->high_written = 0;
     s->received = 0;
     s->consumed = 0;
     s->ack_sent = 0;

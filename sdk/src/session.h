@@ -24,6 +24,8 @@ typedef struct ll_session {
                             before its cursor were written on the current connection */
     uint64_t acked;           /* the peer acknowledged every sequence <= acked */
     uint64_t high_written;    /* highest sequence ever written: beyond it is not a retransmit */
+    uint64_t written_before;  /* after a lost session: sequences <= this (renumbered) were written
+                                 in an earlier session, so writing them again is a retransmit */
     uint64_t received;        /* highest sequence accepted from the peer */
     uint64_t consumed;        /* highest sequence our application took: what we acknowledge */
     uint64_t ack_sent;        /* highest acknowledgement written on the current connection */
@@ -56,6 +58,12 @@ typedef struct ll_outgoing {
  * or 0. */
 int ll_session_check_msg(const void *data, size_t len, const char *type, uint32_t max_frame, uint64_t max_bytes,
                          ll_outgoing *out);
+/* Record for sdk_last_call_error why m is SDK_ETOOBIG (from ll_session_check_msg, or from
+ * ll_session_offer on s; s may be NULL for the former): its size, the limit it is over and
+ * whose limit that is ("this client" / "the server", or the other way round, as self and
+ * peer say). Returns SDK_ETOOBIG. */
+int ll_session_too_big(const ll_session *s, const ll_outgoing *m, uint32_t max_frame, uint64_t max_bytes,
+                       const char *self, const char *peer);
 /* Queue a checked message (copied) if the peer can take it and the bounds have room:
  * 0, SDK_ETOOBIG (over the peer's announced frame limit: it would refuse it, forever),
  * SDK_EQUEUEFULL (no room now: the caller may wait for acks and offer again), SDK_ENOMEM. */

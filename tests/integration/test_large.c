@@ -23,6 +23,16 @@
 /* Room for the frame header and the data frame's fields (seq, type, lengths): generous. */
 #define FRAME_OVERHEAD 64u
 
+/* The calling thread's last SDK_ETOOBIG detail must contain needle (size, limit, whose). */
+static void expect_too_big_detail(const char *needle)
+{
+    char detail[256] = "";
+    assert_int_equal(sdk_last_call_error(detail, sizeof(detail)), SDK_ETOOBIG);
+    if (!strstr(detail, needle)) {
+        fail_msg("expected \"%s\" in the SDK_ETOOBIG detail, got \"%s\"", needle, detail);
+    }
+}
+
 static void roundtrip_one(sdk_client *c, size_t len, uint32_t seed, const char *type)
 {
     uint8_t *buf = malloc(len ? len : 1);
@@ -125,6 +135,8 @@ static void test_client_limit_edge(void **state)
     uint8_t *buf = calloc(1, 64 * 1024);
     assert_non_null(buf);
     assert_int_equal(sdk_send(c, buf, 64 * 1024, 0), SDK_ETOOBIG);
+    expect_too_big_detail("a message of 65536 bytes makes a frame of up to");
+    expect_too_big_detail("over this client's max_frame of 65536 bytes");
     assert_int_equal(sdk_send(c, buf, 64 * 1024 - 4, 0), SDK_ETOOBIG); /* header alone is 4 */
     free(buf);
     roundtrip_one(c, 64 * 1024 - FRAME_OVERHEAD, 9, NULL);
@@ -145,6 +157,7 @@ static void test_bigger_than_queue(void **state)
     uint64_t t0 = ht_now_ms();
     assert_int_equal(sdk_send(c, buf, sizeof(buf), 5000), SDK_ETOOBIG);
     assert_true(ht_now_ms() - t0 < 1000);
+    expect_too_big_detail("a message of 1001 bytes is over this client's queue_max_bytes of 1000 bytes");
     roundtrip_one(c, 1000, 11, NULL);
     sdk_destroy(c);
 }
@@ -167,6 +180,8 @@ static void test_server_limit_learned(void **state)
     uint8_t *buf = calloc(1, 100 * 1024);
     assert_non_null(buf);
     assert_int_equal(sdk_send(c, buf, 100 * 1024, HT_WAIT_MS), SDK_ETOOBIG); /* within ours only */
+    expect_too_big_detail("a message of 102400 bytes makes a frame of up to");
+    expect_too_big_detail("over the server's max_frame of 65536 bytes");
     free(buf);
     roundtrip_one(c, 60 * 1024, 6, NULL); /* the connection is untouched */
     sdk_stats st;
@@ -267,6 +282,7 @@ static void test_client_limit_known_to_server(void **state)
     uint8_t *big = calloc(1, 8000);
     assert_non_null(big);
     assert_int_equal(sdk_server_send(hs.srv, session, big, 8000, HT_WAIT_MS), SDK_ETOOBIG);
+    expect_too_big_detail("over the client's max_frame of 4096 bytes");
     assert_int_equal(sdk_server_send(hs.srv, session, big, 1000, HT_WAIT_MS), SDK_OK);
     free(big);
     assert_int_equal(sdk_recv(c, &m, HT_WAIT_MS), SDK_OK);

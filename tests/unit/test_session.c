@@ -928,8 +928,8 @@ static void test_restart_renumbers(void **state)
     assert_int_equal(s.enqueued_total, 5);
     assert_int_equal(s.acked_total, 1);
 
-    /* They go out again numbered from 1 (window 3). These are the first writes of the new
-     * numbering, so per session.c they do not count as retransmits. */
+    /* Out again from 1 (window 3): old 2, 3 (new 1, 2) were written in the lost session, so
+     * they count as retransmits (counters are for the client's life); old 4 is a first write. */
     ll_buf_clear(&out);
     write_all(&s, &out);
     decode_all(&out, &d);
@@ -939,7 +939,7 @@ static void test_restart_renumbers(void **state)
         assert_payload(d.payload[k], (int)k + 2);
         assert_string_equal(d.type[k], "t");
     }
-    assert_int_equal(s.retransmits, retransmits);
+    assert_int_equal(s.retransmits, retransmits + 2);
     assert_int_equal(s.high_written, 3);
 
     /* New messages continue the new numbering in the new epoch. */
@@ -970,6 +970,36 @@ static void test_restart_renumbers(void **state)
     assert_int_equal(s.enqueued_total - s.acked_total, s.sendq.count);
     assert_queued(&s, 0, 5);
 
+    ll_buf_free(&out);
+    ll_session_free(&s);
+}
+
+/* Retransmits are the client's for its whole life: writes again after a lost session count,
+ * in the new session and after a resume of it, and after a second loss. */
+static void test_restart_keeps_counting_retransmits(void **state)
+{
+    (void)state;
+    ll_session s;
+    ll_buf out = {0};
+    ll_session_init(&s, 2, BIG_WINDOW_BYTES);
+    for (int i = 1; i <= 3; i++) {
+        enqueue(&s, i, NULL);
+    }
+    write_all(&s, &out); /* 1 and 2 (window 2) */
+    assert_int_equal(s.retransmits, 0);
+    assert_int_equal(ll_session_restart(&s), 0);
+    write_all(&s, &out); /* old 1, 2 again as new 1, 2: both written before */
+    assert_int_equal(s.retransmits, 2);
+    assert_int_equal(ll_session_on_ack(&s, 1, NULL), 0);
+    write_all(&s, &out); /* new 3 (old 3): a first write */
+    assert_int_equal(s.retransmits, 2);
+    assert_int_equal(ll_session_resume(&s, 1), 0);
+    write_all(&s, &out); /* 2 and 3 again on the next connection */
+    assert_int_equal(s.retransmits, 4);
+    assert_int_equal(ll_session_restart(&s), 0); /* 2, 3 become 1, 2: both written before */
+    write_all(&s, &out);
+    assert_int_equal(s.retransmits, 6);
+    assert_int_equal(s.msgs_sent, 9);
     ll_buf_free(&out);
     ll_session_free(&s);
 }
@@ -1185,6 +1215,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resume_beyond_written_rejected, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_resume_nothing_written_rejected, fixture_setup, fixture_teardown),
         cmocka_unit_test(test_restart_renumbers),
+        cmocka_unit_test(test_restart_keeps_counting_retransmits),
         cmocka_unit_test(test_restart_twice_and_empty),
         cmocka_unit_test(test_flush_totals),
         cmocka_unit_test(test_large_sequences),

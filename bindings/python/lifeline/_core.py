@@ -36,18 +36,20 @@ _INT_MAX = 2**31 - 1
 
 class Message:
     """A received message: payload `data` (bytes), protobuf `type` name or None, `seq`
-    within the session, `session` (server side; 0 on the client) and `peer` (server side:
-    the client certificate subject under mutual TLS, else None)."""
+    within the session, `session` (server side; 0 on the client), `peer` (server side:
+    the client certificate subject under mutual TLS, else None) and `flags` (SDK_MSG_* bits;
+    0 today: REDELIVERED = 0x1 is reserved)."""
 
-    __slots__ = ("data", "type", "seq", "session", "peer")
+    __slots__ = ("data", "type", "seq", "session", "peer", "flags")
 
     def __init__(self, data: bytes, type: Optional[str] = None, seq: int = 0, session: int = 0,
-                 peer: Optional[str] = None):
+                 peer: Optional[str] = None, flags: int = 0):
         self.data = data
         self.type = type
         self.seq = seq
         self.session = session
         self.peer = peer
+        self.flags = flags
 
     def __bytes__(self) -> bytes:
         return self.data
@@ -81,7 +83,7 @@ def take_message(out: Any) -> Message:
     try:
         data = ctypes.string_at(m.data, m.len) if m.len else b""
         return Message(data, text(m.type) if m.type else None, m.seq, m.session,
-                       text(m.peer) if m.peer else None)
+                       text(m.peer) if m.peer else None, m.flags)
     finally:
         lib.sdk_message_free(out)
 

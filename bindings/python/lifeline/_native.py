@@ -104,11 +104,26 @@ class sdk_message(Structure):
         ("seq", c_uint64),
         ("session", c_uint64),
         ("peer", c_char_p),
+        ("flags", c_uint32),  # SDK_MSG_* bits (SDK_MSG_REDELIVERED reserved, never set yet)
     ]
 
 
+SDK_MSG_REDELIVERED = 0x1
+
 # sdk_message_fn: the message is passed as a plain pointer, so that the thunk can free it.
 sdk_message_fn = CFUNCTYPE(None, c_void_p, c_void_p)
+
+
+# sdk_retry_cause: the index into sdk_config.reconnect_policy.
+RETRY_CAUSES = ("other", "refused", "reset", "heartbeat", "timeout", "certificate", "rejected", "protocol")
+
+
+class sdk_retry_rule(Structure):
+    _fields_ = [
+        ("stop", c_bool),
+        ("min_ms", c_int),
+        ("max_ms", c_int),
+    ]
 
 
 class sdk_config(Structure):
@@ -135,6 +150,7 @@ class sdk_config(Structure):
         ("on_event", sdk_event_fn),
         ("user", c_void_p),
         ("on_message", sdk_message_fn),
+        ("reconnect_policy", sdk_retry_rule * len(RETRY_CAUSES)),
     ]
 
 
@@ -242,10 +258,14 @@ _PROTOTYPES = {
     "sdk_send_typed": (c_int, [_client_p, c_char_p, c_char_p, c_size_t, c_int]),
     "sdk_recv": (c_int, [_client_p, _msg_pp, c_int]),
     "sdk_flush": (c_int, [_client_p, c_int]),
+    "sdk_send_seq": (c_int, [_client_p, c_char_p, c_char_p, c_size_t, c_int, POINTER(c_uint64)]),
+    "sdk_flush_to": (c_int, [_client_p, c_uint64, c_int]),
+    "sdk_retry_cause_name": (c_char_p, [c_int]),
     "sdk_get_state": (c_int, [_client_p]),
     "sdk_get_stats": (c_int, [_client_p, POINTER(sdk_stats)]),
     "sdk_last_error": (c_int, [_client_p, c_char_p, c_size_t]),
     "sdk_last_connect_error": (c_int, [c_char_p, c_size_t]),
+    "sdk_last_call_error": (c_int, [c_char_p, c_size_t]),
     "sdk_close": (c_int, [_client_p]),
     "sdk_destroy": (None, [_client_p]),
     "sdk_cause_name": (c_char_p, [c_int]),
@@ -279,4 +299,11 @@ def last_connect_error() -> str:
     """sdk_last_connect_error for the calling thread (the one that just failed)."""
     buf = ctypes.create_string_buffer(DETAIL_LEN)
     lib.sdk_last_connect_error(buf, DETAIL_LEN)
+    return text(buf.value)
+
+
+def last_call_error() -> str:
+    """sdk_last_call_error for the calling thread (e.g. an SDK_ETOOBIG's sizes and limit)."""
+    buf = ctypes.create_string_buffer(DETAIL_LEN)
+    lib.sdk_last_call_error(buf, DETAIL_LEN)
     return text(buf.value)

@@ -87,6 +87,7 @@ class Client(Endpoint):
         window_messages: Optional[int] = None,
         window_bytes: Optional[int] = None,
         close_linger_ms: Optional[int] = None,
+        reconnect_policy: Optional[Dict[str, Any]] = None,
         on_event: Optional[Callable[[Event], Any]] = None,
         on_message: Optional[Callable[[Message], Any]] = None,
     ):
@@ -106,6 +107,7 @@ class Client(Endpoint):
             "window_messages": window_messages, "window_bytes": window_bytes,
             "close_linger_ms": close_linger_ms,
         })
+        _set_policy(cfg, reconnect_policy or {})
         self._handle = open_handle(lib.sdk_connect, cfg, on_event, _native.sdk_event_fn, _event,
                                    lib.sdk_close, lib.sdk_destroy, "client", on_message)
 
@@ -125,19 +127,20 @@ class Client(Endpoint):
 
     # ---- messages ----
 
-    def send(self, data: Any, timeout: Optional[float] = None, *, type_name: Optional[str] = None) -> None:
-        """Queue a message: bytes-like, or a protobuf message (sent with its full type name).
-        Returns once queued, not delivered (see flush). While the queue is full waits up to
-        timeout seconds (None: no limit), then raises QueueFullError.
-        type_name labels raw bytes with a type. Raises TooBigError, ClosedError, ..."""
+    def send(self, data: Any, timeout: Optional[float] = None, *, type_name: Optional[str] = None) -> int:
+        """sdk_send_seq: queue a message: bytes-like, or a protobuf message (sent with its full
+        type name). Returns its client sequence (n for the n-th message this client ever
+        queued; it survives reconnects and session loss: see flush_to) once queued, not
+        delivered. While the queue is full waits up to timeout seconds (None: no limit),
+        then raises QueueFullError. type_name labels raw bytes with a type. Raises
+        TooBigError, ClosedError, ..."""
         tname, body = payload(data, type_name)
+        seq = ctypes.c_uint64(0)
         with self._call() as ptr:
-            if tname is None:
-                rc = wait(lambda ms: lib.sdk_send(ptr, body, len(body), ms), timeout, SDK_EQUEUEFULL)
-            else:
-                rc = wait(lambda ms: lib.sdk_send_typed(ptr, tname, body, len(body), ms), timeout,
-                          SDK_EQUEUEFULL)
+            rc = wait(lambda ms: lib.sdk_send_seq(ptr, tname, body, len(body), ms, ctypes.byref(seq)), timeout,
+                      SDK_EQUEUEFULL)
         self._check(rc)
+        return seq.value
 
     def recv(self, timeout: Optional[float] = None, expect: Any = None) -> Any:
         """The next message from the server, waiting up to timeout seconds (None: no limit).
@@ -154,6 +157,15 @@ class Client(Endpoint):
         each slice then also waits for messages other threads sent meanwhile."""
         with self._call() as ptr:
             rc = wait(lambda ms: lib.sdk_flush(ptr, ms), timeout, SDK_ETIMEDOUT)
+        self._check(rc)
+
+    def flush_to(self, seq: int, timeout: Optional[float] = None) -> None:
+        """sdk_flush_to: wait until the message send() numbered seq, and every one before it,
+        is acknowledged by the server's application. Raises TimeoutError (with the reason
+        the client cannot connect, if it cannot), ClosedError, InvalidArgumentError (seq
+        not queued yet)."""
+        with self._call() as ptr:
+            rc = wait(lambda ms: lib.sdk_flush_to(ptr, seq, ms), timeout, SDK_ETIMEDOUT)
         self._check(rc)
 
     # ---- introspection ----
@@ -193,7 +205,14 @@ class Client(Endpoint):
         if rc == 0:
             return
         detail = ""
-        if rc == SDK_ECLOSED and not self._closed_by_user:
+        if rc == CODES["SDK_ETOOBIG"]:
+            detail = _native.last_call_error()  # size, limit and whose (this thread's call)
+        elif rc == SDK_ETIMEDOUT and self.state != "connected":
+            # A wait that timed out because the client cannot connect: say why.
+            name, why = self.last_error()
+            if name != "SDK_OK":
+                detail = f"not connected: {name}: {why}"
+        elif rc == SDK_ECLOSED and not self._closed_by_user:
             # Closed by the library (gave up reconnecting, rejected): say why, and raise
             # RejectedError (a ClosedError) when the server asked us not to come back.
             try:
@@ -203,3 +222,19 @@ class Client(Endpoint):
             except Error:
                 pass
         raise make_error(rc, detail)
+
+
+def _set_policy(cfg: _native.sdk_config, policy: Dict[str, Any]) -> None:
+    """reconnect_policy={"certificate": "stop", "refused": (min_ms, max_ms), ...}: per cause
+    (_native.RETRY_CAUSES), "stop" or a (min_ms, max_ms) pair (max_ms -1: reconnect_max_ms).
+    Causes not named keep the defaults (sdk.h, sdk_config.reconnect_policy)."""
+    for cause, rule in policy.items():
+        if cause not in _native.RETRY_CAUSES:
+            raise make_error(CODES["SDK_EINVAL"], f"reconnect_policy: unknown cause {cause!r}; "
+                             f"one of {', '.join(_native.RETRY_CAUSES)}")
+        slot = cfg.reconnect_policy[_native.RETRY_CAUSES.index(cause)]
+        if rule == "stop":
+            slot.stop, slot.min_ms, slot.max_ms = True, 0, -1
+        else:
+            lo, hi = rule
+            slot.stop, slot.min_ms, slot.max_ms = False, int(lo), int(hi)

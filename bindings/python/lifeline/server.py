@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Optional
 from . import _native
 from ._core import SDK_EQUEUEFULL, Endpoint, Handle, Inbox, Message, fill, open_handle, payload, receive, wait
 from ._native import lib, text
-from .errors import check
+from .errors import CODES, check
 
 #: What Server(on_event=...) receives. `type`: "OPENED", "RESUMED", "DETACHED", "EXPIRED"
 #: or "CLOSED"; `cause`: sdk_cause_name ("none", "reset", "clean_close", ...);
@@ -157,7 +157,7 @@ class Server(Endpoint):
             else:
                 rc = wait(lambda ms: lib.sdk_server_send_typed(ptr, session, tname, body, len(body), ms),
                           timeout, SDK_EQUEUEFULL)
-        check(rc)
+        check(rc, _native.last_call_error() if rc == CODES["SDK_ETOOBIG"] else "")
 
     def sessions(self) -> List[Dict[str, Any]]:
         """A snapshot of every session: a dict per session with every sdk_session_info field

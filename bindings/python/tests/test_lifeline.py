@@ -220,6 +220,22 @@ class TestClient(unittest.TestCase):
         with self.assertRaises(TypeError):
             c.send("text is not bytes")
 
+    def test_send_returns_client_sequences(self):
+        c = self.connect()
+        first = c.send(b"a")
+        self.assertGreaterEqual(first, 1)
+        self.assertEqual(c.send(b"b"), first + 1)
+        self.assertEqual(c.send(b"c", type_name="t.T"), first + 2)
+        c.flush_to(first + 1, timeout=WAIT)
+        c.flush_to(0, timeout=WAIT)
+        with self.assertRaises(lifeline.InvalidArgumentError):
+            c.flush_to(first + 100, timeout=WAIT)
+        for _ in range(3):
+            self.assertEqual(c.recv(timeout=WAIT).flags, 0)
+        c.close()
+        with self.assertRaises(lifeline.ClosedError):
+            c.flush_to(first, timeout=WAIT)
+
     def test_iteration_drains_then_stops_at_close(self):
         c = self.connect()
         for i in range(5):
@@ -396,8 +412,12 @@ class TestClient(unittest.TestCase):
 
     def test_too_big(self):
         c = self.connect(max_frame=1024)
-        with self.assertRaises(lifeline.TooBigError):
+        with self.assertRaises(lifeline.TooBigError) as cm:
             c.send(b"x" * 4096)
+        # The size, the limit and whose limit it is.
+        self.assertIn("4096 bytes", cm.exception.detail)
+        self.assertIn("this client's max_frame of 1024 bytes", cm.exception.detail)
+        self.assertIn("max_frame of 1024", str(cm.exception))
 
     def test_concurrent_senders_and_receivers(self):
         c = self.connect()
@@ -514,6 +534,38 @@ class TestConnectFailures(unittest.TestCase):
         self.assertIsInstance(cm.exception, builtins.ConnectionRefusedError)
         self.assertEqual(cm.exception.errno, errno.ECONNREFUSED)
         self.assertEqual(cm.exception.name, "SDK_ECONNREFUSED")
+
+    def test_flush_timeout_says_why(self):
+        holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(holder.close)
+        holder.bind(("127.0.0.1", 0))
+        with connect(holder.getsockname()[1], retry_on_first_connect=True, reconnect_min_ms=1,
+                     reconnect_max_ms=5) as c:
+            seq = c.send(b"never delivered")
+            with self.assertRaises(lifeline.TimeoutError) as cm:
+                c.flush(timeout=0.3)
+            self.assertIn("SDK_ECONNREFUSED", cm.exception.detail)
+            self.assertIn("Connection refused", str(cm.exception))
+            with self.assertRaises(lifeline.TimeoutError) as cm:
+                c.flush_to(seq, timeout=0.1)
+            self.assertIn("SDK_ECONNREFUSED", cm.exception.detail)
+
+    def test_reconnect_policy_stop_on_refused(self):
+        holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(holder.close)
+        holder.bind(("127.0.0.1", 0))
+        events = []
+        with connect(holder.getsockname()[1], retry_on_first_connect=True,
+                     reconnect_policy={"refused": "stop", "reset": (10, 20)}, on_event=events.append) as c:
+            with self.assertRaises(lifeline.ClosedError):
+                c.recv(timeout=WAIT)
+            self.assertEqual(c.last_error()[0], "SDK_ECONNREFUSED")
+        self.assertEqual([e.type for e in events].count("CONNECTING"), 1)
+        self.assertNotIn("RECONNECTING", [e.type for e in events])
+        with self.assertRaises(lifeline.InvalidArgumentError):
+            connect(holder.getsockname()[1], reconnect_policy={"no-such-cause": "stop"})
+        with self.assertRaises(lifeline.InvalidArgumentError):  # max_ms below min_ms: sdk_connect says no
+            connect(holder.getsockname()[1], reconnect_policy={"refused": (50, 10)})
 
     def test_gives_up_and_says_why(self):
         holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -118,6 +118,45 @@ typedef struct sdk_message sdk_message;
  */
 typedef void (*sdk_message_fn)(sdk_message *msg, void *user);
 
+/*
+ * Reconnect policy. Every failed connection attempt and every lost connection has one of
+ * these causes; sdk_config.reconnect_policy[cause] says what the client does next.
+ */
+typedef enum sdk_retry_cause {
+    SDK_RETRY_OTHER = 0,   /* none of the below: SDK_ERESOLVE, SDK_ECONNECT (unreachable),
+                              SDK_ETLS, SDK_EIO, SDK_ENOMEM */
+    SDK_RETRY_REFUSED,     /* SDK_ECONNREFUSED: nothing listens on the port */
+    SDK_RETRY_RESET,       /* SDK_EDISCONNECTED: reset, EOF, or a server close that allows a
+                              reconnect (a server restarting) */
+    SDK_RETRY_HEARTBEAT,   /* SDK_ETIMEDOUT on a live link: nothing heard for heartbeat_timeout_ms */
+    SDK_RETRY_TIMEOUT,     /* SDK_ETIMEDOUT while connecting: TCP, TLS handshake or welcome
+                              not done within connect_timeout_ms */
+    SDK_RETRY_CERTIFICATE, /* SDK_EPEERAUTH: the server's certificate or name failed verification */
+    SDK_RETRY_REJECTED,    /* SDK_EREJECTED: the server closed and asked us not to come back */
+    SDK_RETRY_PROTOCOL,    /* SDK_EPROTO: the server broke the protocol */
+    SDK_RETRY_CAUSES       /* the number of causes: the size of reconnect_policy */
+} sdk_retry_cause;
+
+/* sdk_retry_cause_name: "other", "refused", "reset", "heartbeat", "timeout", "certificate",
+ * "rejected", "protocol" ("unknown" if out of range). A static string; any thread. */
+SDK_API const char *sdk_retry_cause_name(int cause);
+
+/*
+ * What to do after a failure of one cause. stop: close the client at once (state CLOSED,
+ * the error in sdk_last_error; sdk_connect without retry_on_first_connect fails either
+ * way). Otherwise wait before the next attempt: min_ms plus a random share ("full jitter")
+ * of an exponential ceiling that starts at reconnect_min_ms and doubles with each failure
+ * in a row, up to max_ms - min_ms; so every delay lies in [min_ms, max_ms]. max_ms < 0
+ * means reconnect_max_ms (and below min_ms counts as min_ms). max_reconnect_attempts still
+ * caps the failures in a row for every cause. SDK_ETOOBIG (a frame over our max_frame)
+ * always stops: it would come again after a resume.
+ */
+typedef struct sdk_retry_rule {
+    bool stop;  /* give up at the first failure of this cause */
+    int min_ms; /* shortest delay before the next attempt, >= 0 */
+    int max_ms; /* longest delay; < 0: reconnect_max_ms */
+} sdk_retry_rule;
+
 typedef struct sdk_config {
     const char *host;       /* server host name or IP literal (required) */
     uint16_t port;          /* server port (required) */
@@ -127,7 +166,9 @@ typedef struct sdk_config {
     const char *key_file;   /* its private key (PEM) */
 
     uint32_t max_frame;              /* largest frame accepted or sent, bytes (default 16 MiB) */
-    int connect_timeout_ms;          /* TCP connect + TLS handshake + hello, per attempt (default 10000) */
+    int connect_timeout_ms;          /* name resolution + TCP connect + TLS handshake + hello, per
+                                        attempt, the first counted from sdk_connect's call (default
+                                        10000); sdk_close interrupts any of them */
     int heartbeat_interval_ms;       /* ping after this long without traffic (default 5000) */
     int heartbeat_timeout_ms;        /* declare the peer dead after this long silent (default 3 x interval) */
     int reconnect_min_ms;            /* first backoff ceiling (default 100) */
@@ -147,19 +188,34 @@ typedef struct sdk_config {
     sdk_event_fn on_event;     /* optional state-change callback, see sdk_event_fn */
     void *user;                /* passed to on_event and on_message */
     sdk_message_fn on_message; /* optional: deliver on the I/O thread, see sdk_message_fn */
+
+    /* Per-cause reconnect policy, indexed by sdk_retry_cause (see sdk_retry_rule). Defaults,
+     * which are the behaviour before the policy existed: every cause {retry, min_ms 0, max_ms
+     * -1} (the shared backoff), except SDK_RETRY_CERTIFICATE {retry, min_ms 1000, max_ms -1}
+     * (a person must act: at least 1 s between attempts) and SDK_RETRY_REJECTED {stop}.
+     * Bad values (min_ms < 0, 0 <= max_ms < min_ms) make sdk_connect fail with SDK_EINVAL. */
+    sdk_retry_rule reconnect_policy[SDK_RETRY_CAUSES];
 } sdk_config;
 
-/* sdk_config_init: fill cfg with the defaults above (host NULL, port 0). Never fails. */
+/* sdk_config_init: fill cfg with the defaults above (host NULL, port 0). Never fails. Any
+ * thread; cfg is the caller's. */
 SDK_API void sdk_config_init(sdk_config *cfg);
 
-/* A received message. All pointers stay valid until sdk_message_free(). */
+/* sdk_message.flags: reserved, never set yet. It will mark a message the peer may have
+ * delivered before (sent again in a new session after SESSION_LOST), for applications that
+ * deduplicate. Test it with `flags & SDK_MSG_REDELIVERED`; ignore bits you do not know. */
+#define SDK_MSG_REDELIVERED 0x1u
+
+/* A received message, owned by whoever received it. All pointers stay valid until
+ * sdk_message_free(). */
 struct sdk_message {
     const uint8_t *data; /* payload (not NUL-terminated) */
     size_t len;          /* payload length */
     const char *type;    /* protobuf type name given by the sender, or NULL */
-    uint64_t seq;        /* sequence number within the session */
+    uint64_t seq;        /* sequence number within the session (restarts at 1 in a new one) */
     uint64_t session;    /* server side: the client session it came from; client side: 0 */
     const char *peer;    /* server side: client certificate subject (mTLS), else NULL */
+    uint32_t flags;      /* SDK_MSG_* bits; 0 today (SDK_MSG_REDELIVERED is reserved) */
 };
 
 /* sdk_message_free: release a message from sdk_recv/sdk_server_recv. NULL is ignored.
@@ -176,9 +232,11 @@ typedef struct sdk_client sdk_client;
  * cfg->retry_on_first_connect is set: then it returns SDK_OK at once and the I/O
  * thread keeps trying under the reconnect policy while sdk_send queues.
  * On SDK_OK *out is a client to release with sdk_close() then sdk_destroy().
- * Errors: SDK_EINVAL (missing host/port, bad values), SDK_ENOMEM, SDK_ERESOLVE,
- * SDK_ECONNREFUSED, SDK_ECONNECT, SDK_ETIMEDOUT, SDK_ETLS, SDK_EPEERAUTH (certificate
- * or host name check failed), SDK_EPROTO, SDK_EREJECTED. On failure *out is NULL and
+ * Errors: SDK_EINVAL (missing host/port, bad values), SDK_ENOMEM, SDK_ERESOLVE (no
+ * address for host, or no answer from the DNS servers within connect_timeout_ms: the
+ * detail names the host and c-ares' reason), SDK_ECONNREFUSED, SDK_ECONNECT,
+ * SDK_ETIMEDOUT, SDK_ETLS, SDK_EPEERAUTH (certificate or host name check failed),
+ * SDK_EPROTO, SDK_EREJECTED. sdk_close interrupts a resolution at once. On failure *out is NULL and
  * sdk_last_connect_error() gives the detail.
  */
 SDK_API sdk_err sdk_connect(const sdk_config *cfg, sdk_client **out);
@@ -189,13 +247,27 @@ SDK_API sdk_err sdk_connect(const sdk_config *cfg, sdk_client **out);
  * for the network (see sdk_flush). While disconnected, messages queue. If the queue is
  * full, blocks up to timeout_ms for room.
  * Any thread. Errors: SDK_EINVAL (NULL client, NULL data with len > 0), SDK_ETOOBIG (larger
- * than max_frame, or than the server's limit once its welcome has told it), SDK_EQUEUEFULL (no room before the timeout), SDK_ECLOSED, SDK_ENOMEM.
+ * than max_frame or queue_max_bytes, or than the server's max_frame once its welcome has
+ * told it; sdk_last_call_error says which, with the sizes), SDK_EQUEUEFULL (no room before
+ * the timeout), SDK_ECLOSED, SDK_ENOMEM.
  */
 SDK_API sdk_err sdk_send(sdk_client *c, const void *data, size_t len, int timeout_ms);
 
 /* sdk_send_typed: sdk_send, labelling the payload with a type name (e.g. a protobuf full
  * name; NULL or "" for none). Same blocking, threads and errors. */
 SDK_API sdk_err sdk_send_typed(sdk_client *c, const char *type, const void *data, size_t len, int timeout_ms);
+
+/*
+ * sdk_send_seq: sdk_send_typed (type NULL or "" for none) that also tells the message's
+ * client sequence: on SDK_OK *seq (if seq is not NULL) is n when this is the n-th message
+ * this client ever queued, counting from 1 over the client's whole life. It is not the
+ * wire sequence (sdk_message.seq, which restarts when a session is lost and its messages
+ * are renumbered): a client sequence never changes, so it can be handed to sdk_flush_to
+ * whatever happened to the connection since. Messages are acknowledged in this order.
+ * Same blocking, threads and errors as sdk_send; on any error *seq is 0.
+ */
+SDK_API sdk_err sdk_send_seq(sdk_client *c, const char *type, const void *data, size_t len, int timeout_ms,
+                             uint64_t *seq);
 
 /*
  * sdk_recv: take the next message from the server, waiting up to timeout_ms.
@@ -210,14 +282,29 @@ SDK_API sdk_err sdk_recv(sdk_client *c, sdk_message **out, int timeout_ms);
 
 /*
  * sdk_flush: wait until every message sent before this call has been acknowledged by
- * the server's application (timeout_ms as above).
- * Errors: SDK_EINVAL (also from a callback), SDK_ETIMEDOUT, SDK_ECLOSED.
+ * the server's application (timeout_ms as above). Any thread but the client's callbacks.
+ * Errors: SDK_EINVAL (NULL, or from a callback: acknowledgements come through the I/O
+ * thread), SDK_ETIMEDOUT (while the client cannot connect, sdk_last_call_error and
+ * sdk_last_error say why),
+ * SDK_ECLOSED: always once the client is closed (sdk_close, or it gave up), even with
+ * nothing left to acknowledge, and at once.
  */
 SDK_API sdk_err sdk_flush(sdk_client *c, int timeout_ms);
+
+/*
+ * sdk_flush_to: wait until the message with client sequence seq (from sdk_send_seq), and
+ * so every one before it, has been acknowledged by the server's application. seq 0 is
+ * acknowledged from the start. Blocking, threads and errors as sdk_flush, plus SDK_EINVAL
+ * for a seq this client has not queued yet.
+ */
+SDK_API sdk_err sdk_flush_to(sdk_client *c, uint64_t seq, int timeout_ms);
 
 /* sdk_get_state: the client's current state (SDK_STATE_CLOSED for NULL). Any thread. */
 SDK_API sdk_state sdk_get_state(sdk_client *c);
 
+/* Client statistics. Every counter is the client's, for its whole life: reconnects and a
+ * lost session (SDK_EVENT_SESSION_LOST, which renumbers the wire sequences) never reset or
+ * lower one. queue_depth, queue_bytes, state and the rtt fields are current values. */
 typedef struct sdk_stats {
     sdk_state state;
     uint64_t connects;           /* sessions established, first one included */
@@ -233,7 +320,8 @@ typedef struct sdk_stats {
     uint64_t bytes_sent;      /* their payload bytes */
     uint64_t msgs_received;   /* data messages accepted (duplicates excluded) */
     uint64_t bytes_received;
-    uint64_t retransmits; /* data messages written again after a reconnect */
+    uint64_t retransmits; /* data messages written again: after a reconnect, or in a new
+                             session after SESSION_LOST */
     uint64_t duplicates_dropped;
     uint64_t queue_depth; /* messages waiting or unacknowledged */
     uint64_t queue_bytes;
@@ -255,6 +343,20 @@ SDK_API sdk_err sdk_last_error(sdk_client *c, char *buf, size_t buflen);
 /* sdk_last_connect_error: like sdk_last_error, for the calling thread's most recent
  * sdk_connect() that failed (when there is no client to ask). */
 SDK_API sdk_err sdk_last_connect_error(char *buf, size_t buflen);
+
+/*
+ * sdk_last_call_error: the detail of the calling thread's most recent failure that has
+ * one, and its code: an SDK_ETOOBIG from a send (sdk_send*, sdk_server_send*) gives the
+ * message's size, the limit it is over and whose limit it is, e.g. "a message of 70000
+ * bytes makes a frame of up to 70020 bytes, over the server's max_frame of 65536 bytes";
+ * an SDK_ETIMEDOUT from sdk_flush or sdk_flush_to while the client cannot connect gives
+ * why, from sdk_last_error ("not connected: SDK_ECONNREFUSED: connect ...: Connection
+ * refused"); a failed sdk_connect or sdk_server_start gives what sdk_last_connect_error
+ * gives.
+ * Other failures leave it as it was. Thread-local: other threads' calls never change it.
+ * Copied into buf (always NUL-terminated). Any thread; never blocks; no errors of its own.
+ */
+SDK_API sdk_err sdk_last_call_error(char *buf, size_t buflen);
 
 /*
  * sdk_close: close the client. If close_linger_ms > 0, first waits that long for

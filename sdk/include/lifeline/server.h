@@ -111,7 +111,8 @@ SDK_API sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_
  * while the session lives, including across the client's reconnects. Copies data.
  * Blocks up to timeout_ms while the session's queue is full. Any thread.
  * Errors: SDK_EINVAL, SDK_ENOTFOUND (no such session, or it expired/closed), SDK_ETOOBIG
- * (over max_frame, or over the limit the client announced),
+ * (over max_frame or queue_max_bytes, or over the max_frame the client announced;
+ * sdk_last_call_error says which, with the sizes),
  * SDK_EQUEUEFULL, SDK_ECLOSED (server stopped), SDK_ENOMEM.
  */
 SDK_API sdk_err sdk_server_send(sdk_server *srv, uint64_t session, const void *data, size_t len, int timeout_ms);
