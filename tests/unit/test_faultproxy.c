@@ -3,10 +3,11 @@
  * server runs in a thread of this process, the proxy sits in front of it, and the
  * tests talk to the proxy with ordinary sockets.
  */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
+#include <cmocka.h>
 
 #include "faultproxy.h"
 
