@@ -202,7 +202,7 @@ static void print_sessions(sdk_server *srv)
     fprintf(out, "]}\n");
     fflush(out);
     funlockfile(out);
-    free(info);
+    sdk_sessions_free(info);
 }
 
 /* Until SIGINT/SIGTERM: print the liveness view on SIGUSR1 and every sessions_every_ms. */
@@ -252,7 +252,7 @@ int main(int argc, char **argv)
     sdk_err rc = sdk_server_start(&o.cfg, &srv);
     if (rc != SDK_OK) {
         char detail[256];
-        sdk_last_connect_error(detail, sizeof(detail));
+        sdk_server_last_start_error(detail, sizeof(detail));
         fprintf(stderr, "lifeline-server: %s: %s\n", sdk_strerror(rc), detail);
         return 1;
     }
@@ -261,7 +261,7 @@ int main(int argc, char **argv)
     pthread_t thread;
     pthread_create(&thread, NULL, serve, &w);
     wait_for_stop(srv, &stop_signals, o.sessions_every_ms);
-    sdk_server_stop(srv);
+    sdk_server_close(srv);
     pthread_join(thread, NULL);
     sdk_server_destroy(srv);
     return 0;

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* How much a config struct may grow in a newer Lifeline before a size is taken for garbage. */
+#define LL_CONFIG_GROWTH_MAX 4096
+
 static size_t size_of(const void *cfg)
 {
     size_t size;
@@ -41,7 +44,9 @@ static bool all_zero(const unsigned char *p, size_t n)
 int ll_config_take(const ll_config_layout *lay, void *dst, const void *src, char *why, size_t len)
 {
     size_t size = size_of(src);
-    if (size < lay->min) {
+    /* Beyond a few KiB it is no layout at all (say, a pointer where the size belongs): refuse
+     * it without reading that far. */
+    if (size < lay->min || (size > lay->known && size - lay->known > LL_CONFIG_GROWTH_MAX)) {
         LL_DETAIL(why, len, "%s.size is %zu, not a size this library knows (%zu to %zu): initialise it with %s_init",
                   lay->name, size, lay->min, lay->known, lay->name);
         return SDK_EINVAL;

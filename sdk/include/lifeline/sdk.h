@@ -172,8 +172,9 @@ typedef struct sdk_config {
 
 /*
  * sdk_config_init(cfg): a macro, so that the size of the caller's sdk_config reaches the
- * library: it calls sdk_config_init_sized(cfg, sizeof(*(cfg))). Use it on every sdk_config
- * before setting fields, and never copy `size` from elsewhere.
+ * library: it calls sdk_config_init_sized(cfg, sizeof(*(cfg))) and yields its sdk_err. Use
+ * it on every sdk_config before setting fields (copying a whole initialised sdk_config is
+ * fine; setting `size` by hand is not).
  */
 #define sdk_config_init(cfg) sdk_config_init_sized((cfg), sizeof(*(cfg)))
 
