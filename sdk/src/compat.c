@@ -63,9 +63,14 @@ typedef struct server_config_0_1 {
 #define SERVER_SAME_(f) SAME_PLACE(sdk_server_config, server_config_0_1, listen, f)
 CLIENT_FIELDS_0_1(CLIENT_SAME_)
 SERVER_FIELDS_0_1(SERVER_SAME_)
-_Static_assert(offsetof(sdk_config, host) + sizeof(config_0_1) <= sizeof(sdk_config), "0.1 client fields");
-_Static_assert(offsetof(sdk_server_config, listen) + sizeof(server_config_0_1) <= sizeof(sdk_server_config),
-               "0.1 server fields");
+/* Every released layout, frozen (abi_compliance skips these two growing structs, so this is
+ * what keeps them in place): size first, the 0.1 fields right after it, then 0.2's. A new
+ * release appends its fields and adds its line here (docs/DEVELOPMENT.md, "ABI"). */
+_Static_assert(offsetof(sdk_config, host) == sizeof(size_t), "0.2: size, then the 0.1 fields");
+_Static_assert(offsetof(sdk_server_config, listen) == sizeof(size_t), "0.2: size, then the 0.1 fields");
+_Static_assert(offsetof(sdk_config, address) == offsetof(sdk_config, host) + sizeof(config_0_1), "0.2: address");
+_Static_assert(sizeof(sdk_server_config) >= offsetof(sdk_server_config, listen) + sizeof(server_config_0_1),
+               "0.2: no server field added");
 
 /* Where the 0.1 fields start in the current structs. */
 #define CLIENT_0_1(cfg) ((char *)(cfg) + offsetof(sdk_config, host))
