@@ -19,7 +19,7 @@ static _Thread_local int start_err;
 
 const char *sdk_cause_name(int cause)
 {
-    static const char *const names[] = {"none",          "reset",    "clean_close", "heartbeat_timeout",
+    static const char *const names[] = {"none",           "reset",           "clean_close", "heartbeat_timeout",
                                         "protocol_error", "output_overflow", "replaced",    "expired",
                                         "closed_by_app",  "server_stop"};
     return LL_ENUM_NAME(names, cause);

@@ -10,12 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond)                                                     \
-    do {                                                                \
-        if (!(cond)) {                                                  \
+#define CHECK(cond)                                                    \
+    do {                                                               \
+        if (!(cond)) {                                                 \
             fprintf(stderr, "old program: check failed: %s\n", #cond); \
-            return 1;                                                   \
-        }                                                               \
+            return 1;                                                  \
+        }                                                              \
     } while (0)
 
 static int connected_events;

@@ -291,6 +291,15 @@ def last_start_error() -> str:
     return _detail(lib.sdk_server_last_start_error)
 
 
+def parse_address(address: str) -> tuple[str, int]:
+    """sdk_parse_address: "HOST:PORT" or "[IPv6]:PORT" -> (host, port); ValueError if malformed."""
+    host = ctypes.create_string_buffer(256)
+    port = c_uint16()
+    if lib.sdk_parse_address(os.fsencode(address), host, len(host), ctypes.byref(port)) != 0:
+        raise ValueError(f"expected HOST:PORT or [IPv6]:PORT, got {address!r}")
+    return text(host.value), port.value
+
+
 def init_config(cfg: Structure) -> None:
     """sdk_config_init / sdk_server_config_init: the C macros pass sizeof; so does this."""
     init = lib.sdk_config_init_sized if isinstance(cfg, sdk_config) else lib.sdk_server_config_init_sized
