@@ -31,12 +31,7 @@ static const sdk_config client_defaults = {
     .window_bytes = 16u * 1024 * 1024,
 };
 
-static const ll_config_layout client_layout = {
-    .name = "sdk_config",
-    .defaults = &client_defaults,
-    .known = sizeof(sdk_config),
-    .min = LL_CLIENT_CONFIG_SIZE_0_2,
-};
+static const ll_config_layout client_layout = LL_CONFIG_LAYOUT(sdk_config, client_defaults, LL_CLIENT_CONFIG_SIZE_0_2);
 
 sdk_err sdk_config_init_sized(sdk_config *cfg, size_t size)
 {

@@ -50,17 +50,23 @@ typedef struct server_config_0_1 {
 /* 0.2 keeps each 0.1 field at the same offset from the first, so one memcpy converts. */
 #define SAME_PLACE(type, old, first, f) \
     _Static_assert(offsetof(type, f) - offsetof(type, first) == offsetof(old, f), #type "." #f " moved");
-#define CLIENT_FIELDS_0_1(X)                                                                             \
-    X(host)                                                                                              \
-    X(port) X(servername) X(ca_file) X(cert_file) X(key_file) X(max_frame) X(connect_timeout_ms)         \
-        X(heartbeat_interval_ms) X(heartbeat_timeout_ms) X(reconnect_min_ms) X(reconnect_max_ms)         \
-            X(max_reconnect_attempts) X(retry_on_first_connect) X(queue_max_messages) X(queue_max_bytes) \
-                X(window_messages) X(window_bytes) X(close_linger_ms) X(on_event) X(user) X(on_message)
-#define SERVER_FIELDS_0_1(X)                                                                              \
-    X(listen)                                                                                             \
-    X(cert_file) X(key_file) X(client_ca_file) X(max_frame) X(handshake_timeout_ms) X(heartbeat_min_ms)   \
-        X(heartbeat_max_ms) X(session_ttl_ms) X(queue_max_messages) X(queue_max_bytes) X(window_messages) \
-            X(window_bytes) X(max_output_bytes) X(on_event) X(user) X(on_message)
+#define CLIENT_FIELDS_0_1(X)                                                                                           \
+    X(host)                                                                                                            \
+    X(port)                                                                                                            \
+    X(servername)                                                                                                      \
+    X(ca_file)                                                                                                         \
+    X(cert_file) X(key_file) X(max_frame) X(connect_timeout_ms) X(heartbeat_interval_ms) X(heartbeat_timeout_ms)       \
+        X(reconnect_min_ms) X(reconnect_max_ms) X(max_reconnect_attempts) X(retry_on_first_connect)                    \
+            X(queue_max_messages) X(queue_max_bytes) X(window_messages) X(window_bytes) X(close_linger_ms) X(on_event) \
+                X(user) X(on_message)
+#define SERVER_FIELDS_0_1(X)                                                                                        \
+    X(listen)                                                                                                       \
+    X(cert_file)                                                                                                    \
+    X(key_file)                                                                                                     \
+    X(client_ca_file)                                                                                               \
+    X(max_frame) X(handshake_timeout_ms) X(heartbeat_min_ms) X(heartbeat_max_ms) X(session_ttl_ms)                  \
+        X(queue_max_messages) X(queue_max_bytes) X(window_messages) X(window_bytes) X(max_output_bytes) X(on_event) \
+            X(user) X(on_message)
 #define CLIENT_SAME_(f) SAME_PLACE(sdk_config, config_0_1, host, f)
 #define SERVER_SAME_(f) SAME_PLACE(sdk_server_config, server_config_0_1, listen, f)
 CLIENT_FIELDS_0_1(CLIENT_SAME_)
@@ -74,10 +80,6 @@ _Static_assert(offsetof(sdk_config, address) == offsetof(sdk_config, host) + siz
 _Static_assert(sizeof(sdk_server_config) >= offsetof(sdk_server_config, listen) + sizeof(server_config_0_1),
                "0.2: no server field added");
 
-/* Where the 0.1 fields start in the current structs. */
-#define CLIENT_0_1(cfg) ((char *)(cfg) + offsetof(sdk_config, host))
-#define SERVER_0_1(cfg) ((char *)(cfg) + offsetof(sdk_server_config, listen))
-
 COMPAT_API void ll_compat_config_init_0_1(config_0_1 *old);
 COMPAT_API sdk_err ll_compat_connect_0_1(const config_0_1 *old, sdk_client **out);
 COMPAT_API void ll_compat_server_config_init_0_1(server_config_0_1 *old);
@@ -87,37 +89,46 @@ COMPAT_0_1(ll_compat_connect_0_1, sdk_connect);
 COMPAT_0_1(ll_compat_server_config_init_0_1, sdk_server_config_init);
 COMPAT_0_1(ll_compat_server_start_0_1, sdk_server_start);
 
+/* The 0.1 part of a current struct, cfg + offset, to or from a 0.1 struct. */
+static void to_0_1(void *old, const void *cfg, size_t offset, size_t size)
+{
+    memcpy(old, (const char *)cfg + offset, size);
+}
+
+static void *from_0_1(void *cfg, size_t offset, const void *old, size_t size)
+{
+    if (!old) {
+        return NULL; /* let the current function refuse it */
+    }
+    memcpy((char *)cfg + offset, old, size);
+    return cfg;
+}
+
 void ll_compat_config_init_0_1(config_0_1 *old)
 {
     sdk_config cfg;
     sdk_config_init(&cfg);
-    memcpy(old, CLIENT_0_1(&cfg), sizeof(*old));
+    to_0_1(old, &cfg, offsetof(sdk_config, host), sizeof(*old));
 }
 
-/* 0.1 had no address field: the current one stays NULL (its default). */
+/* 0.1 had no address field: the current one keeps its default, NULL. */
 sdk_err ll_compat_connect_0_1(const config_0_1 *old, sdk_client **out)
 {
     sdk_config cfg;
     sdk_config_init(&cfg);
-    if (old) {
-        memcpy(CLIENT_0_1(&cfg), old, sizeof(*old));
-    }
-    return sdk_connect(old ? &cfg : NULL, out);
+    return sdk_connect(from_0_1(&cfg, offsetof(sdk_config, host), old, sizeof(*old)), out);
 }
 
 void ll_compat_server_config_init_0_1(server_config_0_1 *old)
 {
     sdk_server_config cfg;
     sdk_server_config_init(&cfg);
-    memcpy(old, SERVER_0_1(&cfg), sizeof(*old));
+    to_0_1(old, &cfg, offsetof(sdk_server_config, listen), sizeof(*old));
 }
 
 sdk_err ll_compat_server_start_0_1(const server_config_0_1 *old, sdk_server **out)
 {
     sdk_server_config cfg;
     sdk_server_config_init(&cfg);
-    if (old) {
-        memcpy(SERVER_0_1(&cfg), old, sizeof(*old));
-    }
-    return sdk_server_start(old ? &cfg : NULL, out);
+    return sdk_server_start(from_0_1(&cfg, offsetof(sdk_server_config, listen), old, sizeof(*old)), out);
 }

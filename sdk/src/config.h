@@ -19,6 +19,12 @@ typedef struct ll_config_layout {
     size_t min;           /* LL_*_CONFIG_SIZE_0_2 */
 } ll_config_layout;
 
+/* The layout of config struct type_, whose defaults are the struct defaults_. */
+#define LL_CONFIG_LAYOUT(type_, defaults_, min_)                                        \
+    {                                                                                   \
+        .name = #type_, .defaults = &(defaults_), .known = sizeof(type_), .min = (min_) \
+    }
+
 /* *_config_init_sized: copy the defaults into the first size bytes of cfg, zero any bytes
  * beyond what this library knows, then set cfg's size field to size. 0, or SDK_EINVAL (NULL,
  * size below the minimum: cfg untouched). */

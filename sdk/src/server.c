@@ -52,12 +52,8 @@ static const sdk_server_config server_defaults = {
     .max_output_bytes = 4u * 1024 * 1024,
 };
 
-static const ll_config_layout server_layout = {
-    .name = "sdk_server_config",
-    .defaults = &server_defaults,
-    .known = sizeof(sdk_server_config),
-    .min = LL_SERVER_CONFIG_SIZE_0_2,
-};
+static const ll_config_layout server_layout =
+    LL_CONFIG_LAYOUT(sdk_server_config, server_defaults, LL_SERVER_CONFIG_SIZE_0_2);
 
 sdk_err sdk_server_config_init_sized(sdk_server_config *cfg, size_t size)
 {
