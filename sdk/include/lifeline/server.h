@@ -193,12 +193,12 @@ SDK_API sdk_err sdk_server_sessions(sdk_server *srv, sdk_session_info **out, siz
 SDK_API void sdk_sessions_free(sdk_session_info *sessions);
 
 /*
- * sdk_server_close: graceful stop, the server's sdk_close. Sends a close frame (GOING_AWAY) to every client, flushes
- * for at most about one second, closes every connection and the listener, stops the I/O
- * thread, and wakes blocked callers with SDK_ECLOSED. The handle stays valid until
- * sdk_server_destroy(). Any thread but the server's own callbacks (SDK_EINVAL: it would
- * wait for their thread); idempotent. Blocks until the I/O thread has exited (about one
- * second at most for the drain). Errors: SDK_EINVAL (NULL, or called from a callback).
+ * sdk_server_close: graceful stop, the server's sdk_close. Sends a close frame (GOING_AWAY)
+ * to every client, flushes for at most about one second, closes every connection and the
+ * listener, stops the I/O thread, and wakes blocked callers with SDK_ECLOSED. Blocks until
+ * the I/O thread has exited. The handle stays valid until sdk_server_destroy(). Any thread
+ * but the server's own callbacks; idempotent. Errors: SDK_EINVAL (NULL, or called from a
+ * callback: it would wait for its own thread).
  */
 SDK_API sdk_err sdk_server_close(sdk_server *srv);
 
