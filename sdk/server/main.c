@@ -24,7 +24,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: lifeline-server [options]\n"
-            "  --listen HOST:PORT       address to listen on (default 127.0.0.1:7443; IPv6 as [::]:7443; port 0 picks one)\n"
+            "  --listen HOST:PORT       address to listen on (default 127.0.0.1:7443; IPv6 as [::]:7443; port 0 picks "
+            "one)\n"
             "  --cert FILE --key FILE   server certificate chain and key (PEM)\n"
             "  --client-ca FILE         require client certificates signed by these CAs\n"
             "  --dev-certs DIR          create a throwaway CA and certificates in DIR if absent, and use them\n"
