@@ -4,8 +4,14 @@
 #   bash setup.sh deps                      install the Debian packages (apt-get; root or sudo)
 #   bash setup.sh build [DIR] [CMAKE ARGS]  configure and build into DIR (default: build)
 #   bash setup.sh test                      deps, the format check, then plain, ASan+UBSan and
-#                                           TSan builds, each with ctest, then each libFuzzer
-#                                           target for a bounded time; non-zero exit if any fails
+#                                           TSan builds, each with ctest, the ABI check on the
+#                                           plain build, then each libFuzzer target for a
+#                                           bounded time; non-zero exit if any fails
+#   bash setup.sh abi [DIR]                 the ABI check alone on DIR (default build, built
+#                                           first): the library against every baseline in
+#                                           tests/abi (abi-dumper + abi-compliance-checker)
+#   bash setup.sh abi-baseline [DIR]        at a release: write the library's ABI dump to
+#                                           tests/abi/lifeline-<version>.dump (commit it)
 #   bash setup.sh format [--check]          clang-format every tracked C file (--check: only
 #                                           report, non-zero if one is not formatted)
 #   bash setup.sh demo                      deps, build, then a live reconnect demo on loopback
@@ -27,7 +33,7 @@ cd "$ROOT"
 
 DEPS=(build-essential cmake pkg-config libssl-dev libprotobuf-c-dev protobuf-c-compiler
       libcmocka-dev python3 python3-protobuf python3-pytest protobuf-compiler clang libclang-rt-14-dev
-      clang-format libc-ares-dev)
+      clang-format libc-ares-dev abi-dumper abi-compliance-checker universal-ctags elfutils)
 CTEST_JOBS=${LIFELINE_CTEST_JOBS:-2}
 FUZZ_SECONDS=${LIFELINE_FUZZ_SECONDS:-30}
 BUILD_JOBS=${LIFELINE_BUILD_JOBS:-$(nproc)}
@@ -144,8 +150,39 @@ run_suite() {
 
     banner "$name: ctest in $dir (-j $CTEST_JOBS)"
     # --no-tests=error: a run that finds no tests must not look green.
-    "${wrapper[@]}" ctest --test-dir "$dir" --output-on-failure --no-tests=error -j "$CTEST_JOBS" ||
+    # The ABI check (label abi) is a step of its own: cmd_abi.
+    "${wrapper[@]}" ctest --test-dir "$dir" --output-on-failure --no-tests=error -j "$CTEST_JOBS" -LE abi ||
         { log "$name: TESTS FAILED"; return 1; }
+}
+
+# ---------------------------------------------------------------------------- abi
+
+# cmd_abi [DIR]: build DIR (default build; it must have debug information, as the default
+# RelWithDebInfo does) and run its ABI tests (ctest label abi: tests/abi/check_abi.cmake).
+cmd_abi() {
+    local dir=${1:-build}
+    banner "abi: liblifeline.so in $dir against every baseline in tests/abi"
+    cmd_build "$dir" || { log "abi: BUILD FAILED"; return 1; }
+    local out=$dir/testtmp/abi-ctest.log rc=0
+    mkdir -p "$dir/testtmp"
+    ctest --test-dir "$dir" --no-tests=error -L abi -V >"$out" 2>&1 || rc=$?
+    grep -E "ABI |compatibility|report:|tests passed" "$out" || true
+    if [[ $rc -ne 0 ]]; then
+        tail -n 40 "$out"
+        log "abi: ABI CHECK FAILED (full log: $out)"
+        return 1
+    fi
+}
+
+# cmd_abi_baseline [DIR]: the ABI dump of DIR's library as tests/abi/lifeline-<version>.dump.
+cmd_abi_baseline() {
+    local dir=${1:-build} lib version
+    cmd_build "$dir" || return 1
+    lib=$(readlink -f "$dir/lib/liblifeline.so")
+    version=${lib##*.so.}
+    abi-dumper "$lib" -o "$ROOT/tests/abi/lifeline-$version.dump" -lver "$version" \
+        -public-headers "$ROOT/sdk/include/lifeline" || return 1
+    log "abi-baseline: wrote tests/abi/lifeline-$version.dump"
 }
 
 # The libFuzzer targets, each with its seed corpus under tests/fuzz/corpus/ (the two frame-level
@@ -181,11 +218,12 @@ cmd_test() {
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
     export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 
-    local -a names=("format" "plain" "ASan+UBSan" "TSan") results=()
+    local -a names=("format" "plain" "abi" "ASan+UBSan" "TSan") results=()
     local failed=0
     banner "format: clang-format --dry-run -Werror on every tracked C file"
     if cmd_format --check; then results+=(PASS); else results+=(FAIL); failed=1; fi
     if run_suite "plain" build; then results+=(PASS); else results+=(FAIL); failed=1; fi
+    if cmd_abi build; then results+=(PASS); else results+=(FAIL); failed=1; fi
     if run_suite "ASan+UBSan" build-asan -DLIFELINE_SANITIZE=address; then
         results+=(PASS)
     else
@@ -410,6 +448,8 @@ main() {
     build) cmd_build "$@" ;;
     format) cmd_format "$@" ;;
     test) cmd_test ;;
+    abi) cmd_abi "$@" ;;
+    abi-baseline) cmd_abi_baseline "$@" ;;
     demo) cmd_demo ;;
     bench) cmd_bench "$@" ;;
     scale) cmd_scale "$@" ;;

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Generate docs/api.md from the public headers' comments, so the reference never drifts.
 
-Every SDK_API declaration is listed with the comment block right above it; type definitions
-(structs, enums, callbacks) are shown as declared. `--check` exits 1 if docs/api.md is stale
+Every SDK_API declaration and function-like sdk_* macro is listed with the comment block right
+above it; type definitions (structs, enums, callbacks) are shown as declared. `--check` exits 1 if docs/api.md is stale
 (run by ctest)."""
 import pathlib
 import re
@@ -28,11 +28,15 @@ def items(source):
     """Yield (kind, name, comment, declaration) in header order."""
     pattern = re.compile(
         r"(?:(?P<comment>/\*(?:(?!\*/).)*?\*/)\s*\n)?"
-        r"^(?P<decl>(?:SDK_API [^;]+;)|(?:typedef (?:struct|enum) \w+ \{.*?\} \w+;)|(?:typedef [^;{]+;))",
+        r"^(?P<decl>(?:SDK_API [^;]+;)|(?:typedef (?:struct|enum) \w+ \{.*?\} \w+;)|(?:typedef [^;{]+;)"
+        r"|(?:#define sdk_\w+\([^)]*\)[^\n]*))",
         re.S | re.M)
     for m in pattern.finditer(source):
         decl = m.group("decl").strip()
-        if decl.startswith("SDK_API"):
+        if decl.startswith("#define"):
+            name = re.match(r"#define (\w+)", decl).group(1)
+            yield "macro", name, clean_comment(m.group("comment") or ""), decl
+        elif decl.startswith("SDK_API"):
             name = re.search(r"(\w+)\s*\(", decl).group(1)
             yield "function", name, clean_comment(m.group("comment") or ""), " ".join(decl[8:].split())
         else:

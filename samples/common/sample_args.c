@@ -1,5 +1,7 @@
 #include "sample_args.h"
 
+#include <lifeline/sdk.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,21 +21,13 @@ bool sample_parse_u64(const char *s, uint64_t max, uint64_t *out)
     return true;
 }
 
+/* The library's one address syntax (sdk_parse_address); a client needs a port other than 0. */
 bool sample_parse_target(const char *s, char *host, size_t host_size, uint16_t *port)
 {
-    const char *name = s;
-    const char *colon = strrchr(s, ':');
-    size_t name_len = colon ? (size_t)(colon - s) : 0;
-    if (*s == '[') {
-        name = s + 1;
-        name_len = colon && colon > s + 1 && colon[-1] == ']' ? (size_t)(colon - s - 2) : 0;
-    }
-    uint64_t p = 0;
-    if (name_len == 0 || name_len >= host_size || !sample_parse_u64(colon + 1, 65535, &p) || p == 0) {
+    uint16_t p = 0;
+    if (sdk_parse_address(s, host, host_size, &p) != SDK_OK || p == 0) {
         return false;
     }
-    memcpy(host, name, name_len);
-    host[name_len] = '\0';
-    *port = (uint16_t)p;
+    *port = p;
     return true;
 }

@@ -63,13 +63,14 @@ def log(text: str) -> None:
 
 
 def parse_target(s: str) -> tuple:
-    """'host:port' or '[v6]:port' -> (host, port)."""
-    host, sep, port = s.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    """'host:port' or '[v6]:port' -> (host, port): the library's syntax (sdk_parse_address)."""
+    try:
+        host, port = lifeline.parse_address(s)
+    except ValueError:
+        port = 0
+    if port == 0:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got '{s}'")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port)
+    return host, port
 
 
 _last_cause = ""  # the last failure printed, so that a retry loop does not repeat it

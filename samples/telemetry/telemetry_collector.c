@@ -292,7 +292,7 @@ int main(int argc, char **argv)
     sdk_err rc = sdk_server_start(&o.cfg, &col.srv);
     if (rc != SDK_OK) {
         char detail[256];
-        sdk_last_connect_error(detail, sizeof detail);
+        sdk_server_last_start_error(detail, sizeof detail);
         fprintf(stderr, PROG ": %s: %s\n", sdk_strerror(rc), detail);
         return 1;
     }
@@ -305,7 +305,7 @@ int main(int argc, char **argv)
     }
     int sig = 0;
     sigwait(&stop, &sig);
-    sdk_server_stop(col.srv); /* serve() gets SDK_ECLOSED once it has taken what there was */
+    sdk_server_close(col.srv); /* serve() gets SDK_ECLOSED once it has taken what there was */
     pthread_join(thread, NULL);
     printf(PROG ": devices=%zu readings_stored=%" PRIu64 " duplicates_dropped=%" PRIu64 " queries_answered=%" PRIu64
                 "\n",

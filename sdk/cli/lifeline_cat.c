@@ -43,9 +43,7 @@ enum { EXIT_RUNTIME = 1, EXIT_CONNECTION = 2, EXIT_TIMEOUT = 3, EXIT_USAGE = 64 
 #define READ_CHUNK     65536
 
 typedef struct options {
-    const char *target; /* HOST:PORT as given, for messages */
-    char host[256];
-    uint16_t port;
+    const char *target; /* HOST:PORT as given: sdk_config.address, and for messages */
     const char *ca_file;
     const char *servername;
     const char *cert_file;
@@ -179,34 +177,15 @@ static bool parse_int(const char *s, int *out)
     return true;
 }
 
-/* parse_target: "host:port", "1.2.3.4:port" or "[v6]:port". */
+/* parse_target: HOST:PORT in the library's one syntax (sdk_parse_address: "[v6]:port" for
+ * IPv6); a client needs a port other than 0. The string itself goes to sdk_config.address. */
 static bool parse_target(const char *s, options *o)
 {
-    const char *host = s;
-    const char *colon;
-    size_t host_len;
-    if (*s == '[') {
-        const char *close = strchr(s, ']');
-        if (close == NULL || close[1] != ':') {
-            return false;
-        }
-        host = s + 1;
-        host_len = (size_t)(close - host);
-        colon = close + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL) {
-            return false; /* a bare IPv6 literal is ambiguous: ask for brackets */
-        }
-        host_len = (size_t)(colon - s);
-    }
-    uint64_t port;
-    if (host_len == 0 || host_len >= sizeof o->host || !parse_u64(colon + 1, 1, 65535, &port)) {
+    char host[256];
+    uint16_t port = 0;
+    if (sdk_parse_address(s, host, sizeof host, &port) != SDK_OK || port == 0) {
         return false;
     }
-    memcpy(o->host, host, host_len);
-    o->host[host_len] = '\0';
-    o->port = (uint16_t)port;
     o->target = s;
     return true;
 }
@@ -738,8 +717,7 @@ static int receive_loop(app *a)
 static void build_config(const options *o, sdk_config *cfg)
 {
     sdk_config_init(cfg);
-    cfg->host = o->host;
-    cfg->port = o->port;
+    cfg->address = o->target;
     cfg->servername = o->servername;
     cfg->ca_file = o->ca_file;
     cfg->cert_file = o->cert_file;

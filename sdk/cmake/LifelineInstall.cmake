@@ -13,9 +13,10 @@ set(LIFELINE_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/Lifeline)
 install(EXPORT LifelineTargets NAMESPACE Lifeline:: DESTINATION ${LIFELINE_CMAKE_DIR})
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/LifelineConfig.cmake.in
   ${PROJECT_BINARY_DIR}/LifelineConfig.cmake INSTALL_DESTINATION ${LIFELINE_CMAKE_DIR})
-# 0.x: a new minor version may break the API.
+# Within a major version (0.x included) a newer version serves a program written for an older
+# one: the ABI rule in docs/DEVELOPMENT.md.
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/LifelineConfigVersion.cmake
-  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
+  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/LifelineConfig.cmake
   ${PROJECT_BINARY_DIR}/LifelineConfigVersion.cmake ${CMAKE_CURRENT_LIST_DIR}/LifelineProto.cmake
   DESTINATION ${LIFELINE_CMAKE_DIR})

@@ -24,7 +24,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: lifeline-server [options]\n"
-            "  --listen HOST:PORT       address to listen on (default 127.0.0.1:7443; port 0 picks one)\n"
+            "  --listen HOST:PORT       address to listen on (default 127.0.0.1:7443; IPv6 as [::]:7443; port 0 picks "
+            "one)\n"
             "  --cert FILE --key FILE   server certificate chain and key (PEM)\n"
             "  --client-ca FILE         require client certificates signed by these CAs\n"
             "  --dev-certs DIR          create a throwaway CA and certificates in DIR if absent, and use them\n"
@@ -202,7 +203,7 @@ static void print_sessions(sdk_server *srv)
     fprintf(out, "]}\n");
     fflush(out);
     funlockfile(out);
-    free(info);
+    sdk_sessions_free(info);
 }
 
 /* Until SIGINT/SIGTERM: print the liveness view on SIGUSR1 and every sessions_every_ms. */
@@ -252,7 +253,7 @@ int main(int argc, char **argv)
     sdk_err rc = sdk_server_start(&o.cfg, &srv);
     if (rc != SDK_OK) {
         char detail[256];
-        sdk_last_connect_error(detail, sizeof(detail));
+        sdk_server_last_start_error(detail, sizeof(detail));
         fprintf(stderr, "lifeline-server: %s: %s\n", sdk_strerror(rc), detail);
         return 1;
     }
@@ -261,7 +262,7 @@ int main(int argc, char **argv)
     pthread_t thread;
     pthread_create(&thread, NULL, serve, &w);
     wait_for_stop(srv, &stop_signals, o.sessions_every_ms);
-    sdk_server_stop(srv);
+    sdk_server_close(srv);
     pthread_join(thread, NULL);
     sdk_server_destroy(srv);
     return 0;

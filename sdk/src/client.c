@@ -18,21 +18,44 @@
 static _Thread_local char connect_detail[256];
 static _Thread_local int connect_err;
 
-void sdk_config_init(sdk_config *cfg)
+static const sdk_config client_defaults = {
+    .size = sizeof(sdk_config),
+    .max_frame = LL_MAX_FRAME_DEFAULT,
+    .connect_timeout_ms = 10000,
+    .heartbeat_interval_ms = 5000,
+    .heartbeat_timeout_ms = 0,
+    .reconnect_min_ms = 100,
+    .reconnect_max_ms = 30000,
+    .queue_max_messages = 65536,
+    .queue_max_bytes = 64u * 1024 * 1024,
+    .window_messages = 16384,
+    .window_bytes = 16u * 1024 * 1024,
+    .reconnect_policy = LL_RETRY_DEFAULT_POLICY,
+};
+
+static const ll_config_layout client_layout = LL_CONFIG_LAYOUT(sdk_config, client_defaults, LL_CLIENT_CONFIG_SIZE_0_2);
+
+sdk_err sdk_config_init_sized(sdk_config *cfg, size_t size)
 {
-    *cfg = (sdk_config){
-        .max_frame = LL_MAX_FRAME_DEFAULT,
-        .connect_timeout_ms = 10000,
-        .heartbeat_interval_ms = 5000,
-        .heartbeat_timeout_ms = 0,
-        .reconnect_min_ms = 100,
-        .reconnect_max_ms = 30000,
-        .queue_max_messages = 65536,
-        .queue_max_bytes = 64u * 1024 * 1024,
-        .window_messages = 16384,
-        .window_bytes = 16u * 1024 * 1024,
-    };
-    ll_retry_defaults(cfg->reconnect_policy);
+    return (sdk_err)ll_config_init(&client_layout, cfg, size);
+}
+
+sdk_err sdk_parse_address(const char *address, char *host, size_t hostlen, uint16_t *port)
+{
+    return (sdk_err)ll_net_split_hostport(address, host, hostlen, port);
+}
+
+const char *sdk_state_name(int state)
+{
+    static const char *const names[] = {"connecting", "connected", "reconnecting", "closed"};
+    return LL_ENUM_NAME(names, state);
+}
+
+const char *sdk_event_name(int type)
+{
+    static const char *const names[] = {"connecting",   "connected",    "disconnected",
+                                        "reconnecting", "session_lost", "closed"};
+    return LL_ENUM_NAME(names, type);
 }
 
 sdk_err sdk_last_connect_error(char *buf, size_t buflen)
@@ -55,10 +78,28 @@ static sdk_err connect_failed(int err, const char *detail)
     return (sdk_err)ll_set_connect_error(err, detail);
 }
 
+/* cfg->address, if set, becomes cfg->host (in host[hostlen]) and cfg->port. */
+static int apply_address(sdk_config *cfg, char *host, size_t hostlen, char *why, size_t len)
+{
+    if (!cfg->address) {
+        return 0;
+    }
+    if (cfg->host || cfg->port != 0) {
+        LL_DETAIL(why, len, "set address, or host and port, not both");
+        return SDK_EINVAL;
+    }
+    if (ll_net_split_hostport(cfg->address, host, hostlen, &cfg->port) != 0) {
+        LL_DETAIL(why, len, "bad address \"%s\" (want HOST:PORT or [IPv6]:PORT)", cfg->address);
+        return SDK_EINVAL;
+    }
+    cfg->host = host;
+    return 0;
+}
+
 static int validate(const sdk_config *cfg, char *why, size_t len)
 {
     if (!cfg->host || !*cfg->host || cfg->port == 0) {
-        LL_DETAIL(why, len, "host and port are required");
+        LL_DETAIL(why, len, "host and port (or address) are required");
         return SDK_EINVAL;
     }
     if ((cfg->cert_file == NULL) != (cfg->key_file == NULL)) {
@@ -75,11 +116,20 @@ static int validate(const sdk_config *cfg, char *why, size_t len)
     return 0;
 }
 
+/* The caller's configuration, size-checked, over the defaults in *full, then checked. */
+static int take_config(const sdk_config *cfg, sdk_config *full, char *host, size_t hostlen, char *why, size_t len)
+{
+    LL_GUARD(ll_config_take(&client_layout, full, cfg, why, len));
+    LL_GUARD(apply_address(full, host, hostlen, why, len));
+    return validate(full, why, len);
+}
+
 /* Copy the configuration, its strings into one block, and fill derived defaults. */
 static int copy_config(sdk_client *c, const sdk_config *cfg)
 {
     c->cfg = *cfg;
-    const char **fields[] = {&c->cfg.host, &c->cfg.servername, &c->cfg.ca_file, &c->cfg.cert_file, &c->cfg.key_file};
+    const char **fields[] = {&c->cfg.host,      &c->cfg.servername, &c->cfg.ca_file,
+                             &c->cfg.cert_file, &c->cfg.key_file,   &c->cfg.address};
     LL_GUARD(ll_config_own_strings(fields, sizeof(fields) / sizeof(fields[0]), &c->strings));
     if (!c->cfg.servername) {
         c->cfg.servername = c->cfg.host;
@@ -152,10 +202,12 @@ sdk_err sdk_connect(const sdk_config *cfg, sdk_client **out)
     if (!cfg) {
         return connect_failed(SDK_EINVAL, "cfg is NULL");
     }
-    int rc = validate(cfg, why, sizeof(why));
+    sdk_config full = client_defaults; /* the caller's fields over the defaults */
+    char host[256];                    /* full.host when cfg->address is set */
+    int rc = take_config(cfg, &full, host, sizeof(host), why, sizeof(why));
     sdk_client *c = NULL;
     if (rc == 0) {
-        rc = client_new(cfg, &c, why, sizeof(why));
+        rc = client_new(&full, &c, why, sizeof(why));
     }
     if (rc != 0) {
         return connect_failed(rc, why[0] ? why : NULL);
@@ -166,7 +218,7 @@ sdk_err sdk_connect(const sdk_config *cfg, sdk_client **out)
         return connect_failed(SDK_ENOMEM, "could not start the I/O thread");
     }
     c->thread_started = true;
-    if (!cfg->retry_on_first_connect) {
+    if (!full.retry_on_first_connect) {
         pthread_mutex_lock(&c->mu);
         while (!c->first_done) {
             pthread_cond_wait(&c->send_cv, &c->mu);

@@ -27,20 +27,9 @@ const char *sdk_errname(int err)
     return names[err];
 }
 
-const char *sdk_state_name(int state)
+const char *ll_enum_name(const char *const *names, size_t n, int v)
 {
-    switch (state) {
-    case SDK_STATE_CONNECTING:
-        return "connecting";
-    case SDK_STATE_CONNECTED:
-        return "connected";
-    case SDK_STATE_RECONNECTING:
-        return "reconnecting";
-    case SDK_STATE_CLOSED:
-        return "closed";
-    default:
-        return "unknown";
-    }
+    return v >= 0 && (size_t)v < n ? names[v] : "unknown";
 }
 
 /* Why the calling thread's last failed call failed, when the code alone does not say

@@ -32,8 +32,12 @@
 #define LL_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define LL_MAX(a, b) ((a) > (b) ? (a) : (b))
 
-/* Record why the calling thread's sdk_connect/sdk_server_start failed
- * (read back with sdk_last_connect_error, and sdk_last_call_error). Returns err. */
+/* names[v] for an enum value v in 0..n-1, else "unknown" (the *_name functions). */
+const char *ll_enum_name(const char *const *names, size_t n, int v);
+#define LL_ENUM_NAME(names, v) ll_enum_name((names), sizeof(names) / sizeof((names)[0]), (v))
+
+/* Record why the calling thread's sdk_connect (or, for 0.1 programs, sdk_server_start)
+ * failed, read back with sdk_last_connect_error (and sdk_last_call_error). Returns err. */
 int ll_set_connect_error(int err, const char *detail);
 /* Record why the calling thread's last call failed (read back with sdk_last_call_error).
  * Returns err. */

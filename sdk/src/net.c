@@ -67,9 +67,10 @@ int ll_net_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *p
         LL_GUARD(copy_host(s + 1, (size_t)(close - s - 1), host, hostlen));
         return parse_port(close + 2, port);
     }
-    /* Without brackets the last colon separates the port, so "::1:7443" is [::1]:7443. */
-    colon = strrchr(s, ':');
-    LL_ENSURE(colon != NULL, SDK_EINVAL);
+    /* Without brackets the host has no colon: "::1:7443" is itself an IPv6 address, so an
+     * IPv6 literal needs brackets (the one syntax of sdk_parse_address). */
+    colon = strchr(s, ':');
+    LL_ENSURE(colon != NULL && strchr(colon + 1, ':') == NULL, SDK_EINVAL);
     LL_GUARD(copy_host(s, (size_t)(colon - s), host, hostlen));
     return parse_port(colon + 1, port);
 }

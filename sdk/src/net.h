@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Split "host:port", "[v6]:port" (or "v6" bracketless with last colon). Returns 0 or SDK_EINVAL. */
+/* Split "host:port" or "[v6]:port" (an IPv6 literal needs brackets): sdk_parse_address. 0 or SDK_EINVAL. */
 int ll_net_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
 
 /*

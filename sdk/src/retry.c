@@ -6,18 +6,13 @@
 
 #include <string.h>
 
-/* What link.c says when the peer fell silent (ll_link_heartbeat). */
+/* What the connection core says when the peer fell silent (ll_conn_tick). */
 #define HEARTBEAT_DETAIL "no heartbeat"
-/* Certificate failures need a person: do not hammer the server meanwhile. */
-#define CERTIFICATE_MIN_MS 1000
 
 void ll_retry_defaults(sdk_retry_rule policy[SDK_RETRY_CAUSES])
 {
-    for (int i = 0; i < SDK_RETRY_CAUSES; i++) {
-        policy[i] = (sdk_retry_rule){.stop = false, .min_ms = 0, .max_ms = -1};
-    }
-    policy[SDK_RETRY_CERTIFICATE].min_ms = CERTIFICATE_MIN_MS;
-    policy[SDK_RETRY_REJECTED].stop = true;
+    static const sdk_retry_rule defaults[SDK_RETRY_CAUSES] = LL_RETRY_DEFAULT_POLICY;
+    memcpy(policy, defaults, sizeof(defaults));
 }
 
 bool ll_retry_valid(const sdk_retry_rule policy[SDK_RETRY_CAUSES])

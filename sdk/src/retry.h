@@ -2,7 +2,7 @@
  * The reconnect policy: which cause a failure has, and what to do about it (stop, or wait
  * how long). A pure function of (policy, cause, attempt, random): no clock, no I/O, no
  * locks, so it is tested without sleeping. The policy is sdk_config.reconnect_policy with
- * reconnect_min_ms / reconnect_max_ms; defaults in ll_retry_defaults (sdk.h documents them).
+ * reconnect_min_ms / reconnect_max_ms; defaults in LL_RETRY_DEFAULT_POLICY (sdk.h documents them).
  */
 #ifndef LL_RETRY_H
 #define LL_RETRY_H
@@ -12,8 +12,24 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* The defaults: retry every cause with the shared backoff, except a certificate failure
- * (at least 1000 ms between attempts: it needs a person) and a rejection (stop). */
+/* The defaults, as an initializer (client_defaults is a static struct): retry every cause
+ * with the shared backoff, except a certificate failure (at least 1000 ms between attempts:
+ * it needs a person) and a rejection (stop). */
+#define LL_RETRY_BACKOFF                         \
+    {                                            \
+        .stop = false, .min_ms = 0, .max_ms = -1 \
+    }
+#define LL_RETRY_DEFAULT_POLICY                                                                                    \
+    {                                                                                                              \
+        [SDK_RETRY_OTHER] = LL_RETRY_BACKOFF, [SDK_RETRY_REFUSED] = LL_RETRY_BACKOFF,                              \
+        [SDK_RETRY_RESET] = LL_RETRY_BACKOFF, [SDK_RETRY_HEARTBEAT] = LL_RETRY_BACKOFF,                            \
+        [SDK_RETRY_TIMEOUT] = LL_RETRY_BACKOFF,                                                                    \
+        [SDK_RETRY_CERTIFICATE] = {.stop = false, .min_ms = 1000, .max_ms = -1},                                   \
+        [SDK_RETRY_REJECTED] = {.stop = true, .min_ms = 0, .max_ms = -1}, [SDK_RETRY_PROTOCOL] = LL_RETRY_BACKOFF, \
+    }
+_Static_assert(SDK_RETRY_CAUSES == 8, "LL_RETRY_DEFAULT_POLICY names every cause");
+
+/* The defaults above, into policy. */
 void ll_retry_defaults(sdk_retry_rule policy[SDK_RETRY_CAUSES]);
 
 /* Whether every rule is in range (min_ms >= 0; max_ms < 0 or >= min_ms). */

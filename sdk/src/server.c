@@ -12,51 +12,70 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Why the calling thread's last sdk_server_start failed (there is no server to ask). */
+static _Thread_local char start_detail[256];
+static _Thread_local int start_err;
+
 const char *sdk_cause_name(int cause)
 {
-    switch (cause) {
-    case SDK_CAUSE_NONE:
-        return "none";
-    case SDK_CAUSE_RESET:
-        return "reset";
-    case SDK_CAUSE_CLEAN_CLOSE:
-        return "clean_close";
-    case SDK_CAUSE_HEARTBEAT_TIMEOUT:
-        return "heartbeat_timeout";
-    case SDK_CAUSE_PROTOCOL_ERROR:
-        return "protocol_error";
-    case SDK_CAUSE_OUTPUT_OVERFLOW:
-        return "output_overflow";
-    case SDK_CAUSE_REPLACED:
-        return "replaced";
-    case SDK_CAUSE_EXPIRED:
-        return "expired";
-    case SDK_CAUSE_CLOSED_BY_APP:
-        return "closed_by_app";
-    case SDK_CAUSE_SERVER_STOP:
-        return "server_stop";
-    default:
-        return "unknown";
-    }
+    static const char *const names[] = {"none",           "reset",           "clean_close", "heartbeat_timeout",
+                                        "protocol_error", "output_overflow", "replaced",    "expired",
+                                        "closed_by_app",  "server_stop"};
+    return LL_ENUM_NAME(names, cause);
 }
 
-void sdk_server_config_init(sdk_server_config *cfg)
+const char *sdk_session_event_name(int type)
 {
-    *cfg = (sdk_server_config){
-        .listen = "127.0.0.1:7443",
-        .max_frame = LL_MAX_FRAME_DEFAULT,
-        .handshake_timeout_ms = 10000,
-        .heartbeat_min_ms = 1000,
-        .heartbeat_max_ms = 300000,
-        .session_ttl_ms = 60000,
-        .queue_max_messages = 65536,
-        .queue_max_bytes = 64u * 1024 * 1024,
-        .window_messages = 16384,
-        .window_bytes = 16u * 1024 * 1024,
-        .max_output_bytes = 4u * 1024 * 1024,
-    };
+    static const char *const names[] = {"opened", "resumed", "detached", "expired", "closed"};
+    return LL_ENUM_NAME(names, type);
 }
 
+const char *sdk_session_state_name(int state)
+{
+    static const char *const names[] = {"connected", "detached"};
+    return LL_ENUM_NAME(names, state);
+}
+
+static const sdk_server_config server_defaults = {
+    .size = sizeof(sdk_server_config),
+    .listen = "127.0.0.1:7443",
+    .max_frame = LL_MAX_FRAME_DEFAULT,
+    .handshake_timeout_ms = 10000,
+    .heartbeat_min_ms = 1000,
+    .heartbeat_max_ms = 300000,
+    .session_ttl_ms = 60000,
+    .queue_max_messages = 65536,
+    .queue_max_bytes = 64u * 1024 * 1024,
+    .window_messages = 16384,
+    .window_bytes = 16u * 1024 * 1024,
+    .max_output_bytes = 4u * 1024 * 1024,
+};
+
+static const ll_config_layout server_layout =
+    LL_CONFIG_LAYOUT(sdk_server_config, server_defaults, LL_SERVER_CONFIG_SIZE_0_2);
+
+sdk_err sdk_server_config_init_sized(sdk_server_config *cfg, size_t size)
+{
+    return (sdk_err)ll_config_init(&server_layout, cfg, size);
+}
+
+sdk_err sdk_server_last_start_error(char *buf, size_t buflen)
+{
+    if (buf && buflen) {
+        LL_DETAIL(buf, buflen, "%s", start_detail);
+    }
+    return (sdk_err)start_err;
+}
+
+/* Record why sdk_server_start failed, here and where 0.1 programs look. Returns err. */
+static sdk_err start_failed(int err, const char *detail)
+{
+    start_err = err;
+    LL_DETAIL(start_detail, sizeof(start_detail), "%s", detail && *detail ? detail : sdk_strerror(err));
+    return (sdk_err)ll_set_connect_error(err, start_detail);
+}
+
+/* cfg is the caller's, already size-checked and merged over the defaults. */
 static int copy_config(sdk_server *srv, const sdk_server_config *cfg)
 {
     srv->cfg = *cfg;
@@ -115,7 +134,7 @@ static int open_resources(sdk_server *srv, char *why, size_t len)
     char host[256];
     uint16_t port = 0;
     if (ll_net_split_hostport(srv->cfg.listen ? srv->cfg.listen : "127.0.0.1:7443", host, sizeof(host), &port) != 0) {
-        LL_DETAIL(why, len, "bad listen address \"%s\" (want HOST:PORT)", srv->cfg.listen);
+        LL_DETAIL(why, len, "bad listen address \"%s\" (want HOST:PORT or [IPv6]:PORT)", srv->cfg.listen);
         return SDK_EINVAL;
     }
     ll_tls_ctx_config tc = {.server = true,
@@ -138,23 +157,26 @@ sdk_err sdk_server_start(const sdk_server_config *cfg, sdk_server **out)
 {
     char why[256] = "";
     if (!cfg || !out) {
-        return SDK_EINVAL;
+        return start_failed(SDK_EINVAL, !cfg ? "cfg is NULL" : "out is NULL");
     }
     *out = NULL;
-    int rc = validate(cfg, why, sizeof(why));
+    sdk_server_config full = server_defaults; /* the caller's fields over the defaults */
+    int rc = ll_config_take(&server_layout, &full, cfg, why, sizeof(why));
+    if (rc == 0) {
+        rc = validate(&full, why, sizeof(why));
+    }
     if (rc != 0) {
-        ll_set_connect_error(rc, why);
-        return (sdk_err)rc;
+        return start_failed(rc, why);
     }
     sdk_server *srv = calloc(1, sizeof(*srv));
     if (!srv) {
-        return SDK_ENOMEM;
+        return start_failed(SDK_ENOMEM, NULL);
     }
     srv->listen_fd = srv->wake_fd = srv->poll_fd = -1;
     pthread_mutex_init(&srv->mu, NULL);
     ll_cond_init(&srv->recv_cv);
     ll_cond_init(&srv->send_cv);
-    rc = copy_config(srv, cfg);
+    rc = copy_config(srv, &full);
     if (rc == 0) {
         rc = open_resources(srv, why, sizeof(why));
     }
@@ -163,9 +185,8 @@ sdk_err sdk_server_start(const sdk_server_config *cfg, sdk_server **out)
         LL_DETAIL(why, sizeof(why), "could not start the I/O thread");
     }
     if (rc != 0) {
-        ll_set_connect_error(rc, why);
         server_free(srv);
-        return (sdk_err)rc;
+        return start_failed(rc, why);
     }
     srv->thread_started = true;
     *out = srv;
@@ -354,7 +375,12 @@ sdk_err sdk_server_sessions(sdk_server *srv, sdk_session_info **out, size_t *cou
     return (sdk_err)rc;
 }
 
-sdk_err sdk_server_stop(sdk_server *srv)
+void sdk_sessions_free(sdk_session_info *sessions)
+{
+    free(sessions); /* calloc'd: 0.1 programs free() it themselves */
+}
+
+sdk_err sdk_server_close(sdk_server *srv)
 {
     if (!srv || ll_on_io_thread(srv)) { /* a callback cannot join its own thread */
         return SDK_EINVAL;
@@ -382,6 +408,11 @@ sdk_err sdk_server_stop(sdk_server *srv)
     return SDK_OK;
 }
 
+sdk_err sdk_server_stop(sdk_server *srv)
+{
+    return sdk_server_close(srv);
+}
+
 sdk_err sdk_dev_certs(const char *dir, char *err, size_t errlen)
 {
     char why[256] = "";
@@ -397,6 +428,6 @@ void sdk_server_destroy(sdk_server *srv)
     if (!srv || ll_on_io_thread(srv)) {
         return;
     }
-    sdk_server_stop(srv);
+    sdk_server_close(srv);
     server_free(srv);
 }

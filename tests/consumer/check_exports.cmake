@@ -1,22 +1,45 @@
-# cmake -DLIB=<path to liblifeline.so> -P check_exports.cmake
+# cmake -DLIB=<path to liblifeline.so> -DMAP=<sdk/lifeline.map> -P check_exports.cmake
 # The shared library's dynamic symbol table defines sdk_* functions and nothing else of ours:
 # internals (ll_*), the wire protocol's protobuf-c descriptors (lifeline__*) stay hidden.
+# Every one carries a symbol version, and the set is exactly what lifeline.map lists: each
+# name of a node as its default version (name@@NODE), plus the 0.1 entry points kept for
+# programs built against 0.1 (name@LIFELINE_0.1, src/compat.c).
 cmake_minimum_required(VERSION 3.20)
 find_program(NM nm REQUIRED)
-execute_process(COMMAND ${NM} -D --defined-only ${LIB} RESULT_VARIABLE rc OUTPUT_VARIABLE out
-  ERROR_VARIABLE err)
+execute_process(COMMAND ${NM} -D --defined-only --with-symbol-versions ${LIB} RESULT_VARIABLE rc
+  OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "nm failed: ${err}")
 endif()
+set(compat_0_1 sdk_config_init sdk_connect sdk_server_config_init sdk_server_start)
+
+# What the map promises: name@@NODE for every name in a node's global list.
+file(READ ${MAP} map)
+string(REGEX REPLACE "/\\*([^*]|\\*+[^*/])*\\*+/" "" map "${map}")
+string(REPLACE ";" " " map "${map}")
+string(REGEX MATCHALL "[A-Za-z0-9_.]+ *{[^}]*}" nodes "${map}")
+set(expected "")
+foreach(node IN LISTS nodes)
+  string(REGEX MATCH "^[A-Za-z0-9_.]+" version "${node}")
+  string(REGEX REPLACE "local:.*" "" globals "${node}")
+  string(REGEX MATCHALL "sdk_[a-z0-9_]+" names "${globals}")
+  foreach(name IN LISTS names)
+    list(APPEND expected "${name}@@${version}")
+  endforeach()
+endforeach()
+foreach(name IN LISTS compat_0_1)
+  list(APPEND expected "${name}@LIFELINE_0.1")
+endforeach()
+
 string(REPLACE "\n" ";" lines "${out}")
 set(bad "")
-set(count 0)
+set(found "")
 foreach(line IN LISTS lines)
   if(line MATCHES "^[0-9a-fA-F]* +[A-Za-z] +([^ ]+)$")
     set(sym ${CMAKE_MATCH_1})
     if(sym MATCHES "^sdk_")
-      math(EXPR count "${count} + 1")
-    elseif(NOT sym MATCHES "^(_init|_fini|_edata|_end|__bss_start)$|^__(asan|ubsan|tsan|sanitizer|lsan|interceptor)")
+      list(APPEND found ${sym})
+    elseif(NOT sym MATCHES "^LIFELINE_[0-9.]+$|^(_init|_fini|_edata|_end|__bss_start)(@.*)?$|^__(asan|ubsan|tsan|sanitizer|lsan|interceptor)")
       list(APPEND bad ${sym})
     endif()
   endif()
@@ -25,9 +48,15 @@ if(bad)
   list(JOIN bad "\n  " shown)
   message(FATAL_ERROR "liblifeline.so exports symbols other than sdk_*:\n  ${shown}")
 endif()
-foreach(sym sdk_send_pb sdk_recv_pb sdk_server_send_pb sdk_server_recv_pb sdk_connect)
-  if(NOT out MATCHES " ${sym}\n")
-    message(FATAL_ERROR "liblifeline.so does not export ${sym}")
-  endif()
-endforeach()
-message(STATUS "liblifeline.so exports ${count} sdk_* symbols and nothing else")
+set(missing ${expected})
+list(REMOVE_ITEM missing ${found})
+set(extra ${found})
+list(REMOVE_ITEM extra ${expected})
+if(missing OR extra)
+  list(JOIN missing " " m)
+  list(JOIN extra " " e)
+  message(FATAL_ERROR "liblifeline.so does not match sdk/lifeline.map:\n  missing: ${m}\n  "
+    "not in the map (or unversioned): ${e}")
+endif()
+list(LENGTH found count)
+message(STATUS "liblifeline.so exports ${count} versioned sdk_* symbols, as lifeline.map says, and nothing else")

@@ -63,7 +63,7 @@ function(build_consumer dir)
     "-DCMAKE_EXE_LINKER_FLAGS=${sanitize_flags}" "-DCMAKE_SHARED_LINKER_FLAGS=${sanitize_flags}"
     ${ARGN})
   run("build consumer (${dir})" ${CMAKE_COMMAND} --build ${WORK_DIR}/${dir} --parallel 2)
-  foreach(exe consumer_shared consumer_static consumer_cxx)
+  foreach(exe consumer_shared consumer_static consumer_own_package consumer_cxx)
     if(exe STREQUAL "consumer_cxx" AND NOT EXISTS ${WORK_DIR}/${dir}/${exe})
       message(STATUS "${exe}: no C++ compiler, skipped")
       continue()

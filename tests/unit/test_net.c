@@ -66,7 +66,6 @@ static void test_split_valid(void **state)
     expect_split("127.0.0.1:0", "127.0.0.1", 0);
     expect_split("[::1]:7443", "::1", 7443);
     expect_split("[::]:65535", "::", 65535);
-    expect_split("::1:7443", "::1", 7443);
     expect_split("example.com:00080", "example.com", 80);
 }
 
@@ -89,6 +88,8 @@ static void test_split_invalid(void **state)
     expect_split_fails("[::1]7443");
     expect_split_fails("[::1:7443");
     expect_split_fails("[]:7443");
+    expect_split_fails("::1:7443"); /* an IPv6 literal needs brackets */
+    expect_split_fails("a:b:7443");
     assert_int_equal(ll_net_split_hostport(NULL, small, sizeof small, &p), SDK_EINVAL);
     /* The host must fit, terminator included. */
     assert_int_equal(ll_net_split_hostport("abcd:1", small, sizeof small, &p), SDK_EINVAL);

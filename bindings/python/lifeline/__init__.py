@@ -14,7 +14,7 @@ setting and behaviour; this package mirrors them.
 """
 
 from ._core import Message
-from ._native import library_path
+from ._native import library_path, parse_address
 from .client import Client, Event
 from .errors import (
     CODES,
@@ -41,7 +41,7 @@ from .errors import (
 )
 from .server import DevCerts, Server, SessionEvent, dev_certs
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "CODES",
@@ -72,5 +72,6 @@ __all__ = [
     "TypeMismatchError",
     "dev_certs",
     "error_class",
+    "parse_address",
     "library_path",
 ]

@@ -225,13 +225,14 @@ def open_handle(start: Any, cfg: Any, on_event: Optional[Callable[[Any], None]],
                 on_message: Optional[Callable[[Message], None]] = None) -> "Handle":
     """Install on_event and on_message (if any) in cfg, call start(&cfg, &out) (sdk_connect
     or sdk_server_start) and wrap the result; a failure raises with the library's detail,
-    read on this thread as sdk_last_connect_error requires."""
+    read on this thread (sdk_last_connect_error, or sdk_server_last_start_error for a server)."""
     thunks = (_install(cfg, "on_event", on_event, fn_type, lambda p: convert(p.contents)),
               _install(cfg, "on_message", on_message, _native.sdk_message_fn, _message_at))
     out = ctypes.c_void_p()
     rc = start(ctypes.byref(cfg), ctypes.byref(out))
     if rc != 0:
-        raise make_error(rc, _native.last_connect_error())
+        detail = _native.last_start_error() if what == "server" else _native.last_connect_error()
+        raise make_error(rc, detail)
     return Handle(out.value, close, destroy, what, thunks if any(thunks) else None)
 
 

@@ -73,13 +73,6 @@ def _load() -> tuple[ctypes.CDLL, str]:
 
 lib, library_path = _load()
 
-# The array sdk_server_sessions returns is released with the C library's free().
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-libc_free = _libc.free
-libc_free.argtypes = [c_void_p]
-libc_free.restype = None
-
-
 # ---- sdk.h ----
 
 class sdk_event(Structure):
@@ -126,8 +119,12 @@ class sdk_retry_rule(Structure):
     ]
 
 
+# The config structs start with their size, which sdk_*config_init_sized records: the library
+# reads only that many bytes, so this mirror may lag behind a newer library (the fields it
+# lacks take their defaults) and a newer mirror is refused clearly by an older library.
 class sdk_config(Structure):
     _fields_ = [
+        ("size", c_size_t),
         ("host", c_char_p),
         ("port", c_uint16),
         ("servername", c_char_p),
@@ -150,6 +147,8 @@ class sdk_config(Structure):
         ("on_event", sdk_event_fn),
         ("user", c_void_p),
         ("on_message", sdk_message_fn),
+        # 0.2
+        ("address", c_char_p),
         ("reconnect_policy", sdk_retry_rule * len(RETRY_CAUSES)),
     ]
 
@@ -197,6 +196,7 @@ sdk_server_event_fn = CFUNCTYPE(None, POINTER(sdk_session_event), c_void_p)
 
 class sdk_server_config(Structure):
     _fields_ = [
+        ("size", c_size_t),
         ("listen", c_char_p),
         ("cert_file", c_char_p),
         ("key_file", c_char_p),
@@ -235,12 +235,6 @@ class sdk_session_info(Structure):
     ]
 
 
-# ---- enums without a name function in the C API (order from the headers) ----
-
-EVENT_TYPES = ("CONNECTING", "CONNECTED", "DISCONNECTED", "RECONNECTING", "SESSION_LOST", "CLOSED")
-SESSION_EVENT_TYPES = ("OPENED", "RESUMED", "DETACHED", "EXPIRED", "CLOSED")
-SESSION_STATES = ("connected", "detached")
-
 # ---- prototypes ----
 
 _client_p = c_void_p  # sdk_client * (opaque)
@@ -251,7 +245,9 @@ _PROTOTYPES = {
     "sdk_strerror": (c_char_p, [c_int]),
     "sdk_errname": (c_char_p, [c_int]),
     "sdk_state_name": (c_char_p, [c_int]),
-    "sdk_config_init": (None, [POINTER(sdk_config)]),
+    "sdk_event_name": (c_char_p, [c_int]),
+    "sdk_config_init_sized": (c_int, [POINTER(sdk_config), c_size_t]),
+    "sdk_parse_address": (c_int, [c_char_p, c_char_p, c_size_t, POINTER(c_uint16)]),
     "sdk_message_free": (None, [POINTER(sdk_message)]),
     "sdk_connect": (c_int, [POINTER(sdk_config), POINTER(_client_p)]),
     "sdk_send": (c_int, [_client_p, c_char_p, c_size_t, c_int]),
@@ -269,15 +265,19 @@ _PROTOTYPES = {
     "sdk_close": (c_int, [_client_p]),
     "sdk_destroy": (None, [_client_p]),
     "sdk_cause_name": (c_char_p, [c_int]),
-    "sdk_server_config_init": (None, [POINTER(sdk_server_config)]),
+    "sdk_session_event_name": (c_char_p, [c_int]),
+    "sdk_session_state_name": (c_char_p, [c_int]),
+    "sdk_server_config_init_sized": (c_int, [POINTER(sdk_server_config), c_size_t]),
     "sdk_server_start": (c_int, [POINTER(sdk_server_config), POINTER(_server_p)]),
+    "sdk_server_last_start_error": (c_int, [c_char_p, c_size_t]),
     "sdk_server_port": (c_uint16, [_server_p]),
     "sdk_server_recv": (c_int, [_server_p, _msg_pp, c_int]),
     "sdk_server_send": (c_int, [_server_p, c_uint64, c_char_p, c_size_t, c_int]),
     "sdk_server_send_typed": (c_int, [_server_p, c_uint64, c_char_p, c_char_p, c_size_t, c_int]),
     "sdk_server_close_session": (c_int, [_server_p, c_uint64, c_char_p, c_bool]),
     "sdk_server_sessions": (c_int, [_server_p, POINTER(POINTER(sdk_session_info)), POINTER(c_size_t)]),
-    "sdk_server_stop": (c_int, [_server_p]),
+    "sdk_sessions_free": (None, [POINTER(sdk_session_info)]),
+    "sdk_server_close": (c_int, [_server_p]),
     "sdk_server_destroy": (None, [_server_p]),
     "sdk_dev_certs": (c_int, [c_char_p, c_char_p, c_size_t]),
 }
@@ -295,15 +295,39 @@ def text(raw: bytes | None) -> str:
     return raw.decode("utf-8", "replace") if raw is not None else ""
 
 
+def _detail(fn) -> str:
+    buf = ctypes.create_string_buffer(DETAIL_LEN)
+    fn(buf, DETAIL_LEN)
+    return text(buf.value)
+
+
 def last_connect_error() -> str:
     """sdk_last_connect_error for the calling thread (the one that just failed)."""
-    buf = ctypes.create_string_buffer(DETAIL_LEN)
-    lib.sdk_last_connect_error(buf, DETAIL_LEN)
-    return text(buf.value)
+    return _detail(lib.sdk_last_connect_error)
 
 
 def last_call_error() -> str:
     """sdk_last_call_error for the calling thread (e.g. an SDK_ETOOBIG's sizes and limit)."""
-    buf = ctypes.create_string_buffer(DETAIL_LEN)
-    lib.sdk_last_call_error(buf, DETAIL_LEN)
-    return text(buf.value)
+    return _detail(lib.sdk_last_call_error)
+
+
+def last_start_error() -> str:
+    """sdk_server_last_start_error for the calling thread (the one that just failed)."""
+    return _detail(lib.sdk_server_last_start_error)
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """sdk_parse_address: "HOST:PORT" or "[IPv6]:PORT" -> (host, port); ValueError if malformed."""
+    host = ctypes.create_string_buffer(256)
+    port = c_uint16()
+    if lib.sdk_parse_address(os.fsencode(address), host, len(host), ctypes.byref(port)) != 0:
+        raise ValueError(f"expected HOST:PORT or [IPv6]:PORT, got {address!r}")
+    return text(host.value), port.value
+
+
+def init_config(cfg: Structure) -> None:
+    """sdk_config_init / sdk_server_config_init: the C macros pass sizeof; so does this."""
+    init = lib.sdk_config_init_sized if isinstance(cfg, sdk_config) else lib.sdk_server_config_init_sized
+    rc = init(ctypes.byref(cfg), ctypes.sizeof(cfg))
+    if rc != 0:
+        raise RuntimeError(f"lifeline: {type(cfg).__name__} init refused ({rc}): the binding does not match the library")

@@ -33,9 +33,8 @@ Event = namedtuple("Event", "type error detail attempt delay_ms resumed")
 
 
 def _event(ev: _native.sdk_event) -> Event:
-    types = _native.EVENT_TYPES
     return Event(
-        types[ev.type] if 0 <= ev.type < len(types) else f"UNKNOWN({ev.type})",
+        text(lib.sdk_event_name(ev.type)).upper(),
         text(lib.sdk_errname(ev.error)),
         text(ev.detail),
         ev.attempt,
@@ -67,9 +66,10 @@ class Client(Endpoint):
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        host: Optional[str] = None,
+        port: Optional[int] = None,
         *,
+        address: Optional[str] = None,
         ca_file: Optional[str] = None,
         servername: Optional[str] = None,
         cert_file: Optional[str] = None,
@@ -95,9 +95,9 @@ class Client(Endpoint):
         self._closed_by_user = False
         self._inbox = Inbox()
         cfg = _native.sdk_config()
-        lib.sdk_config_init(ctypes.byref(cfg))
+        _native.init_config(cfg)
         fill(cfg, {
-            "host": host, "port": port, "ca_file": ca_file, "servername": servername,
+            "host": host, "port": port, "address": address, "ca_file": ca_file, "servername": servername,
             "cert_file": cert_file, "key_file": key_file, "max_frame": max_frame,
             "connect_timeout_ms": connect_timeout_ms, "heartbeat_interval_ms": heartbeat_interval_ms,
             "heartbeat_timeout_ms": heartbeat_timeout_ms, "reconnect_min_ms": reconnect_min_ms,

@@ -36,9 +36,8 @@ _make_dev_certs = dev_certs  # Server's dev_certs keyword shadows the name
 
 
 def _session_event(ev: _native.sdk_session_event) -> SessionEvent:
-    types = _native.SESSION_EVENT_TYPES
     return SessionEvent(
-        types[ev.type] if 0 <= ev.type < len(types) else f"UNKNOWN({ev.type})",
+        text(lib.sdk_session_event_name(ev.type)).upper(),
         ev.session,
         text(lib.sdk_cause_name(ev.cause)),
         text(ev.peer_addr),
@@ -50,8 +49,7 @@ def _session_dict(info: _native.sdk_session_info) -> Dict[str, Any]:
     for name, _ in info._fields_:
         value = getattr(info, name)
         out[name] = text(value) if isinstance(value, bytes) else value
-    states = _native.SESSION_STATES
-    out["state"] = states[info.state] if 0 <= info.state < len(states) else f"unknown({info.state})"
+    out["state"] = text(lib.sdk_session_state_name(info.state))
     out["last_cause"] = text(lib.sdk_cause_name(info.last_cause))
     return out
 
@@ -105,7 +103,7 @@ class Server(Endpoint):
             self.dev_certs = _make_dev_certs(dev_certs)
             cert_file, key_file = self.dev_certs.server_cert, self.dev_certs.server_key
         cfg = _native.sdk_server_config()
-        lib.sdk_server_config_init(ctypes.byref(cfg))
+        _native.init_config(cfg)
         fill(cfg, {
             "listen": listen, "cert_file": cert_file, "key_file": key_file,
             "client_ca_file": client_ca_file, "max_frame": max_frame,
@@ -116,7 +114,7 @@ class Server(Endpoint):
             "max_output_bytes": max_output_bytes,
         })
         self._handle = open_handle(lib.sdk_server_start, cfg, on_event, _native.sdk_server_event_fn,
-                                   _session_event, lib.sdk_server_stop, lib.sdk_server_destroy, "server",
+                                   _session_event, lib.sdk_server_close, lib.sdk_server_destroy, "server",
                                    on_message)
         with self._handle.call() as ptr:
             self._port = lib.sdk_server_port(ptr)
@@ -124,7 +122,7 @@ class Server(Endpoint):
     # ---- lifetime ----
 
     def stop(self) -> None:
-        """sdk_server_stop: tell every client (GOING_AWAY), flush for about a second, close
+        """sdk_server_close: tell every client (GOING_AWAY), flush for about a second, close
         everything and wake blocked callers with ClosedError. Idempotent."""
         if self._handle is not None:
             self._handle.close()
@@ -171,7 +169,7 @@ class Server(Endpoint):
             return [_session_dict(arr[i]) for i in range(count.value)]
         finally:
             if arr:
-                _native.libc_free(ctypes.cast(arr, ctypes.c_void_p))
+                lib.sdk_sessions_free(arr)
 
     def close_session(self, session: int, reason: str = "", reconnect_allowed: bool = True) -> None:
         """End a session: the client gets a close frame with reason; with

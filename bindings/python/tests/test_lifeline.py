@@ -191,6 +191,38 @@ class TestBinding(unittest.TestCase):
         self.assertIn("out of range", cm.exception.detail)
 
 
+    def test_configs_carry_their_size(self):
+        # The library reads only cfg.size bytes: the mirror passes its own sizeof.
+        for cls in (_native.sdk_config, _native.sdk_server_config):
+            cfg = cls()
+            _native.init_config(cfg)
+            self.assertEqual(cfg.size, ctypes.sizeof(cls))
+        cfg = _native.sdk_config()
+        self.assertNotEqual(_native.lib.sdk_config_init_sized(ctypes.byref(cfg), 4), 0)
+
+    def test_parse_address_is_the_library_syntax(self):
+        self.assertEqual(lifeline.parse_address("[::1]:7443"), ("::1", 7443))
+        self.assertEqual(lifeline.parse_address("example.com:0"), ("example.com", 0))
+        for bad in ("::1:7443", "host", "host:65536", "[::1]"):
+            with self.assertRaises(ValueError):
+                lifeline.parse_address(bad)
+
+    def test_every_enum_has_its_c_name(self):
+        lib = _native.lib
+        self.assertEqual(lib.sdk_event_name(4), b"session_lost")
+        self.assertEqual(lib.sdk_session_event_name(3), b"expired")
+        self.assertEqual(lib.sdk_session_state_name(1), b"detached")
+        self.assertEqual(lib.sdk_event_name(99), b"unknown")
+
+    def test_address_or_host_and_port(self):
+        with self.assertRaises(lifeline.InvalidArgumentError) as cm:
+            lifeline.Client("127.0.0.1", 1, address="127.0.0.1:1")
+        self.assertIn("not both", cm.exception.detail)
+        with self.assertRaises(lifeline.InvalidArgumentError) as cm:
+            lifeline.Client(address="::1:1")
+        self.assertIn("bad address", cm.exception.detail)
+
+
 class TestClient(unittest.TestCase):
     """A client against an in-process echo server."""
 
@@ -206,6 +238,11 @@ class TestClient(unittest.TestCase):
         c = connect(self.echo.port, **kw)
         self.addCleanup(c.__exit__, None, None, None)
         return c
+
+    def test_connect_by_address(self):
+        with lifeline.Client(address=f"127.0.0.1:{self.echo.port}", ca_file=CERTS.ca) as c:
+            c.send(b"by address")
+            self.assertEqual(c.recv(timeout=WAIT).data, b"by address")
 
     def test_round_trip_bytes(self):
         c = self.connect()
@@ -655,6 +692,9 @@ class TestServer(unittest.TestCase):
         with self.assertRaises(lifeline.TLSError) as cm:
             lifeline.Server(cert_file=os.path.join(_tmp.name, "missing.pem"), key_file=CERTS.server_key)
         self.assertTrue(cm.exception.detail)
+        with self.assertRaises(lifeline.InvalidArgumentError) as cm:
+            lifeline.Server(dev_certs=CERTS.dir, listen="::1:0")  # IPv6 needs brackets
+        self.assertIn("bad listen address", cm.exception.detail)
         with self.assertRaises(ValueError):
             lifeline.Server(dev_certs=CERTS.dir, cert_file=CERTS.server_cert)
 

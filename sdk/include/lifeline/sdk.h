@@ -74,7 +74,8 @@ typedef enum sdk_state {
     SDK_STATE_CLOSED          /* sdk_close() was called, or reconnecting was given up */
 } sdk_state;
 
-/* sdk_state_name: "connecting", "connected", "reconnecting" or "closed". */
+/* sdk_state_name: "connecting", "connected", "reconnecting", "closed", or "unknown" (static
+ * string). Any thread. */
 SDK_API const char *sdk_state_name(int state);
 
 typedef enum sdk_event_type {
@@ -86,6 +87,10 @@ typedef enum sdk_event_type {
                                  unacknowledged messages are sent again (at least once) */
     SDK_EVENT_CLOSED          /* the client is closed for good; error says why (SDK_OK after sdk_close) */
 } sdk_event_type;
+
+/* sdk_event_name: "connecting", "connected", "disconnected", "reconnecting", "session_lost",
+ * "closed", or "unknown" (static string). Any thread. */
+SDK_API const char *sdk_event_name(int type);
 
 typedef struct sdk_event {
     sdk_event_type type;
@@ -114,7 +119,7 @@ typedef struct sdk_message sdk_message;
  * trip on an idle machine. The price: while the callback runs, the connection (on the
  * server, every connection) waits, so it must return quickly. Sending from it never waits
  * for room: when the queue is full the send returns SDK_EQUEUEFULL at once, whatever its
- * timeout. sdk_flush, sdk_close and sdk_server_stop return SDK_EINVAL from it.
+ * timeout. sdk_flush, sdk_close and sdk_server_close return SDK_EINVAL from it.
  */
 typedef void (*sdk_message_fn)(sdk_message *msg, void *user);
 
@@ -157,9 +162,20 @@ typedef struct sdk_retry_rule {
     int max_ms; /* longest delay; < 0: reconnect_max_ms */
 } sdk_retry_rule;
 
+/*
+ * Client configuration. ABI rule: `size` comes first and is set by sdk_config_init to the
+ * size of the struct the program was compiled with, and the library reads only that many
+ * bytes. A program built against an older header (smaller size) gets the defaults for the
+ * fields it does not know; one built against a newer header (larger size) works as long as
+ * it leaves the fields this library does not know at zero, and is refused with SDK_EINVAL
+ * otherwise. Fields are only ever appended, and 0 always means "the default" for fields
+ * added after 0.1 (docs/DEVELOPMENT.md, "ABI").
+ */
 typedef struct sdk_config {
-    const char *host;       /* server host name or IP literal (required) */
-    uint16_t port;          /* server port (required) */
+    size_t size; /* sizeof(sdk_config) as the program saw it: set by sdk_config_init, do not touch */
+
+    const char *host;       /* server host name or IP literal (required unless address is set) */
+    uint16_t port;          /* server port (required unless address is set) */
     const char *servername; /* name checked against the certificate and sent as SNI; NULL: host */
     const char *ca_file;    /* PEM file of trusted CAs; NULL: the system store */
     const char *cert_file;  /* client certificate (PEM) for mutual TLS; NULL: none */
@@ -189,6 +205,10 @@ typedef struct sdk_config {
     void *user;                /* passed to on_event and on_message */
     sdk_message_fn on_message; /* optional: deliver on the I/O thread, see sdk_message_fn */
 
+    /* ---- 0.2 ---- (new fields go below, see docs/DEVELOPMENT.md) */
+    const char *address; /* the server as "HOST:PORT" or "[IPv6]:PORT", the syntax of
+                            sdk_server_config.listen and sdk_parse_address; instead of host and
+                            port (set one or the other). NULL: use host and port */
     /* Per-cause reconnect policy, indexed by sdk_retry_cause (see sdk_retry_rule). Defaults,
      * which are the behaviour before the policy existed: every cause {retry, min_ms 0, max_ms
      * -1} (the shared backoff), except SDK_RETRY_CERTIFICATE {retry, min_ms 1000, max_ms -1}
@@ -197,9 +217,33 @@ typedef struct sdk_config {
     sdk_retry_rule reconnect_policy[SDK_RETRY_CAUSES];
 } sdk_config;
 
-/* sdk_config_init: fill cfg with the defaults above (host NULL, port 0). Never fails. Any
- * thread; cfg is the caller's. */
-SDK_API void sdk_config_init(sdk_config *cfg);
+/*
+ * sdk_config_init(cfg): a macro, so that the size of the caller's sdk_config reaches the
+ * library: it calls sdk_config_init_sized(cfg, sizeof(*(cfg))) and yields its sdk_err. Use
+ * it on every sdk_config before setting fields (copying a whole initialised sdk_config is
+ * fine; setting `size` by hand is not).
+ */
+#define sdk_config_init(cfg) sdk_config_init_sized((cfg), sizeof(*(cfg)))
+
+/*
+ * sdk_config_init_sized: fill the first size bytes of cfg with the defaults above (host
+ * NULL, port 0, address NULL), zero whatever lies beyond what this library knows, and set
+ * cfg->size = size. Does not block; any thread; cfg is the caller's. Errors: SDK_EINVAL
+ * (cfg NULL, or size smaller than the first sized layout, 0.2's: cfg is left untouched).
+ * Programs call it through sdk_config_init; bindings call it with their struct's size.
+ */
+SDK_API sdk_err sdk_config_init_sized(sdk_config *cfg, size_t size);
+
+/*
+ * sdk_parse_address: split "HOST:PORT" or "[IPv6]:PORT" (the one address syntax of
+ * sdk_config.address, sdk_server_config.listen, lifeline-cat --connect and lifeline-server
+ * --listen) into host (NUL-terminated, brackets removed) and port. HOST is a name or an
+ * IPv4 literal; an IPv6 literal must be bracketed ("::1:7443" is refused: it is itself an
+ * address). PORT is decimal, 0 to 65535 (0 only makes sense for listening). Does not block
+ * or resolve; any thread; buffers are the caller's. Errors: SDK_EINVAL (NULL argument,
+ * malformed, port out of range, or host longer than hostlen - 1).
+ */
+SDK_API sdk_err sdk_parse_address(const char *address, char *host, size_t hostlen, uint16_t *port);
 
 /* sdk_message.flags: reserved, never set yet. It will mark a message the peer may have
  * delivered before (sent again in a new session after SESSION_LOST), for applications that
@@ -207,7 +251,8 @@ SDK_API void sdk_config_init(sdk_config *cfg);
 #define SDK_MSG_REDELIVERED 0x1u
 
 /* A received message, owned by whoever received it. All pointers stay valid until
- * sdk_message_free(). */
+ * sdk_message_free(). Only the library allocates one: programs hold the pointer and never
+ * copy, embed or allocate an sdk_message, so fields can be appended (ABI rule). */
 struct sdk_message {
     const uint8_t *data; /* payload (not NUL-terminated) */
     size_t len;          /* payload length */
@@ -232,11 +277,13 @@ typedef struct sdk_client sdk_client;
  * cfg->retry_on_first_connect is set: then it returns SDK_OK at once and the I/O
  * thread keeps trying under the reconnect policy while sdk_send queues.
  * On SDK_OK *out is a client to release with sdk_close() then sdk_destroy().
- * Errors: SDK_EINVAL (missing host/port, bad values), SDK_ENOMEM, SDK_ERESOLVE (no
- * address for host, or no answer from the DNS servers within connect_timeout_ms: the
- * detail names the host and c-ares' reason), SDK_ECONNREFUSED, SDK_ECONNECT,
- * SDK_ETIMEDOUT, SDK_ETLS, SDK_EPEERAUTH (certificate or host name check failed),
- * SDK_EPROTO, SDK_EREJECTED. sdk_close interrupts a resolution at once. On failure *out is NULL and
+ * Errors: SDK_EINVAL (missing host/port or address, both given, a bad address, bad values,
+ * cfg->size not from sdk_config_init, or a field this library does not know set; the
+ * detail says which), SDK_ENOMEM, SDK_ERESOLVE (no address for host, or no answer from the
+ * DNS servers within connect_timeout_ms: the detail names the host and c-ares' reason),
+ * SDK_ECONNREFUSED, SDK_ECONNECT, SDK_ETIMEDOUT, SDK_ETLS, SDK_EPEERAUTH (certificate or host
+ * name check failed), SDK_EPROTO, SDK_EREJECTED. sdk_close interrupts a resolution at once.
+ * On failure *out is NULL and
  * sdk_last_connect_error() gives the detail.
  */
 SDK_API sdk_err sdk_connect(const sdk_config *cfg, sdk_client **out);

@@ -36,10 +36,12 @@ typedef enum sdk_cause {
     SDK_CAUSE_REPLACED,          /* the client resumed the session on a new connection */
     SDK_CAUSE_EXPIRED,           /* detached longer than session_ttl_ms */
     SDK_CAUSE_CLOSED_BY_APP,     /* sdk_server_close_session() */
-    SDK_CAUSE_SERVER_STOP        /* sdk_server_stop() */
+    SDK_CAUSE_SERVER_STOP        /* sdk_server_close() (or sdk_server_stop()) */
 } sdk_cause;
 
-/* sdk_cause_name: "reset", "clean_close", "heartbeat_timeout", ... (static string). */
+/* sdk_cause_name: "none", "reset", "clean_close", "heartbeat_timeout", "protocol_error",
+ * "output_overflow", "replaced", "expired", "closed_by_app", "server_stop", or "unknown"
+ * (static string). Any thread. */
 SDK_API const char *sdk_cause_name(int cause);
 
 typedef enum sdk_session_event_type {
@@ -50,6 +52,10 @@ typedef enum sdk_session_event_type {
     SDK_SESSION_CLOSED      /* ended for good (close_session, server stop) */
 } sdk_session_event_type;
 
+/* sdk_session_event_name: "opened", "resumed", "detached", "expired", "closed", or
+ * "unknown" (static string). Any thread. */
+SDK_API const char *sdk_session_event_name(int type);
+
 typedef struct sdk_session_event {
     sdk_session_event_type type;
     uint64_t session;
@@ -57,11 +63,15 @@ typedef struct sdk_session_event {
     const char *peer_addr; /* "ip:port" of the connection, valid during the callback */
 } sdk_session_event;
 
-/* Called on the server's I/O thread: it must return quickly. sdk_server_stop() returns
+/* Called on the server's I/O thread: it must return quickly. sdk_server_close() returns
  * SDK_EINVAL there and sends do not wait for room; other sdk_server_* calls are allowed. */
 typedef void (*sdk_server_event_fn)(const sdk_session_event *event, void *user);
 
+/* Server configuration: the same ABI rule as sdk_config (sdk.h): `size` first, set by
+ * sdk_server_config_init; fields only appended; 0 means the default for fields after 0.1. */
 typedef struct sdk_server_config {
+    size_t size; /* sizeof(sdk_server_config) as the program saw it: set by sdk_server_config_init */
+
     const char *listen;         /* "HOST:PORT", "[v6]:PORT"; port 0 picks one (default "127.0.0.1:7443") */
     const char *cert_file;      /* server certificate chain, PEM (required) */
     const char *key_file;       /* its private key, PEM (required) */
@@ -81,18 +91,38 @@ typedef struct sdk_server_config {
     void *user;                /* passed to on_event and on_message */
     sdk_message_fn on_message; /* optional: deliver on the I/O thread (see sdk_message_fn in
                                   sdk.h); sdk_server_send from it answers at once */
+
+    /* ---- 0.2 ---- (new fields go below, see docs/DEVELOPMENT.md) */
 } sdk_server_config;
 
-/* sdk_server_config_init: fill cfg with the defaults above. Never fails. */
-SDK_API void sdk_server_config_init(sdk_server_config *cfg);
+/* sdk_server_config_init(cfg): a macro passing the size of the caller's struct, as
+ * sdk_config_init: it calls sdk_server_config_init_sized(cfg, sizeof(*(cfg))). */
+#define sdk_server_config_init(cfg) sdk_server_config_init_sized((cfg), sizeof(*(cfg)))
+
+/*
+ * sdk_server_config_init_sized: fill the first size bytes of cfg with the defaults above,
+ * zero whatever lies beyond what this library knows, and set cfg->size = size. Does not
+ * block; any thread. Errors: SDK_EINVAL (cfg NULL, or size smaller than 0.2's layout: cfg
+ * is left untouched).
+ */
+SDK_API sdk_err sdk_server_config_init_sized(sdk_server_config *cfg, size_t size);
 
 /*
  * sdk_server_start: load the certificates, bind and listen, start the I/O thread.
- * Returns once listening. Errors: SDK_EINVAL (missing cert/key, bad listen address),
- * SDK_ETLS (unreadable certificate or key; detail in sdk_last_connect_error),
- * SDK_ELISTEN (bind/listen failed, e.g. address in use), SDK_ENOMEM.
+ * Returns once listening; blocks only on file and socket setup. Any thread. cfg and its
+ * strings are copied. On SDK_OK *out is a server to release with sdk_server_close() then
+ * sdk_server_destroy(). Errors: SDK_EINVAL (missing cert/key, bad listen address, cfg->size
+ * not from sdk_server_config_init, or a field this library does not know set), SDK_ETLS
+ * (unreadable certificate or key), SDK_ELISTEN (bind/listen failed, e.g. address in use),
+ * SDK_EIO, SDK_ENOMEM. On failure *out is NULL and sdk_server_last_start_error() gives the
+ * detail (sdk_last_connect_error() too, for programs written against 0.1).
  */
 SDK_API sdk_err sdk_server_start(const sdk_server_config *cfg, sdk_server **out);
+
+/* sdk_server_last_start_error: the detail of the calling thread's most recent
+ * sdk_server_start() that failed (e.g. "bad listen address ..."), copied into buf (always
+ * NUL-terminated; buf may be NULL), or "" if none; returns its sdk_err code. Any thread. */
+SDK_API sdk_err sdk_server_last_start_error(char *buf, size_t buflen);
 
 /* sdk_server_port: the bound TCP port (useful after listening on port 0). */
 SDK_API uint16_t sdk_server_port(sdk_server *srv);
@@ -133,6 +163,9 @@ typedef enum sdk_session_state {
     SDK_SESSION_STATE_DETACHED /* connection lost, awaiting resume until the TTL */
 } sdk_session_state;
 
+/* sdk_session_state_name: "connected", "detached", or "unknown" (static string). Any thread. */
+SDK_API const char *sdk_session_state_name(int state);
+
 typedef struct sdk_session_info {
     uint64_t id;
     sdk_session_state state;
@@ -151,21 +184,30 @@ typedef struct sdk_session_info {
 
 /*
  * sdk_server_sessions: snapshot of every session. On SDK_OK *out is an array of *count
- * entries owned by the caller (free() it; NULL when count is 0). Any thread.
- * Errors: SDK_EINVAL, SDK_ENOMEM, SDK_ECLOSED.
+ * entries owned by the caller, released with sdk_sessions_free() (NULL when count is 0).
+ * Takes the server's mutex briefly; any thread. Errors: SDK_EINVAL, SDK_ENOMEM, SDK_ECLOSED.
  */
 SDK_API sdk_err sdk_server_sessions(sdk_server *srv, sdk_session_info **out, size_t *count);
 
+/* sdk_sessions_free: release an array from sdk_server_sessions(). NULL is ignored. Any
+ * thread. (Programs written against 0.1 call free() on it, which stays valid.) */
+SDK_API void sdk_sessions_free(sdk_session_info *sessions);
+
 /*
- * sdk_server_stop: graceful stop. Sends a close frame (GOING_AWAY) to every client, flushes
- * for at most about one second, closes every connection and the listener, stops the I/O
- * thread, and wakes blocked callers with SDK_ECLOSED. The handle stays valid until
- * sdk_server_destroy(). Any thread but the server's own callbacks (SDK_EINVAL: it would
- * wait for their thread); idempotent.
+ * sdk_server_close: graceful stop, the server's sdk_close. Sends a close frame (GOING_AWAY)
+ * to every client, flushes for at most about one second, closes every connection and the
+ * listener, stops the I/O thread, and wakes blocked callers with SDK_ECLOSED. Blocks until
+ * the I/O thread has exited. The handle stays valid until sdk_server_destroy(). Any thread
+ * but the server's own callbacks; idempotent. Errors: SDK_EINVAL (NULL, or called from a
+ * callback: it would wait for its own thread).
  */
+SDK_API sdk_err sdk_server_close(sdk_server *srv);
+
+/* sdk_server_stop: the 0.1 name of sdk_server_close, kept (same behaviour, same errors);
+ * deprecated, new code calls sdk_server_close. */
 SDK_API sdk_err sdk_server_stop(sdk_server *srv);
 
-/* sdk_server_destroy: stop if needed, then free everything. NULL is ignored, and so is a
+/* sdk_server_destroy: close if needed, then free everything. NULL is ignored, and so is a
  * call from one of the server's callbacks (it would free the server under its I/O thread). */
 SDK_API void sdk_server_destroy(sdk_server *srv);
 

@@ -1,0 +1,184 @@
+/*
+ * Lifeline server library: the other end of sdk.h, for applications to embed.
+ *
+ * Model. sdk_server_start() binds, then runs one I/O thread (epoll, non-blocking TLS)
+ * that serves every client: handshakes, heartbeats, acknowledgements, session resume,
+ * dead-client detection. The application takes messages with sdk_server_recv() and
+ * sends with sdk_server_send(), from any number of threads at once.
+ *
+ * Sessions. Each client holds one session, named by a 64-bit id. When its connection
+ * drops, the session is kept ("detached") for session_ttl_ms so that the client can
+ * resume it: messages in both directions are then neither lost nor duplicated. A
+ * message counts as delivered to the application when sdk_server_recv() returns it;
+ * the client is acknowledged no earlier.
+ *
+ * Timeouts and errors follow sdk.h.
+ */
+#ifndef LIFELINE_SERVER_H
+#define LIFELINE_SERVER_H
+
+#include <lifeline/sdk.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sdk_server sdk_server;
+
+/* Why a session's connection went away or the session ended. */
+typedef enum sdk_cause {
+    SDK_CAUSE_NONE = 0,
+    SDK_CAUSE_RESET,             /* read/write error: reset, broken pipe, TLS failure */
+    SDK_CAUSE_CLEAN_CLOSE,       /* the client closed (close frame or TCP FIN) */
+    SDK_CAUSE_HEARTBEAT_TIMEOUT, /* nothing heard within the client's announced timeout */
+    SDK_CAUSE_PROTOCOL_ERROR,    /* malformed or unexpected frame */
+    SDK_CAUSE_OUTPUT_OVERFLOW,   /* the client stopped reading; output buffer bound hit */
+    SDK_CAUSE_REPLACED,          /* the client resumed the session on a new connection */
+    SDK_CAUSE_EXPIRED,           /* detached longer than session_ttl_ms */
+    SDK_CAUSE_CLOSED_BY_APP,     /* sdk_server_close_session() */
+    SDK_CAUSE_SERVER_STOP        /* sdk_server_stop() */
+} sdk_cause;
+
+/* sdk_cause_name: "reset", "clean_close", "heartbeat_timeout", ... (static string). */
+SDK_API const char *sdk_cause_name(int cause);
+
+typedef enum sdk_session_event_type {
+    SDK_SESSION_OPENED = 0, /* a new session was established */
+    SDK_SESSION_RESUMED,    /* a detached session was taken up by a new connection */
+    SDK_SESSION_DETACHED,   /* its connection went away (cause says why); kept for the TTL */
+    SDK_SESSION_EXPIRED,    /* detached past the TTL: freed, undelivered messages dropped */
+    SDK_SESSION_CLOSED      /* ended for good (close_session, server stop) */
+} sdk_session_event_type;
+
+typedef struct sdk_session_event {
+    sdk_session_event_type type;
+    uint64_t session;
+    sdk_cause cause;
+    const char *peer_addr; /* "ip:port" of the connection, valid during the callback */
+} sdk_session_event;
+
+/* Called on the server's I/O thread: it must return quickly. sdk_server_stop() returns
+ * SDK_EINVAL there and sends do not wait for room; other sdk_server_* calls are allowed. */
+typedef void (*sdk_server_event_fn)(const sdk_session_event *event, void *user);
+
+typedef struct sdk_server_config {
+    const char *listen;         /* "HOST:PORT", "[v6]:PORT"; port 0 picks one (default "127.0.0.1:7443") */
+    const char *cert_file;      /* server certificate chain, PEM (required) */
+    const char *key_file;       /* its private key, PEM (required) */
+    const char *client_ca_file; /* if set, clients must present a certificate from these CAs */
+    uint32_t max_frame;         /* largest frame accepted or sent (default 16 MiB) */
+    int handshake_timeout_ms;   /* TLS handshake + hello (default 10000) */
+    int heartbeat_min_ms;       /* clamp for the timeout a client announces (default 1000) */
+    int heartbeat_max_ms;       /* (default 300000) */
+    int session_ttl_ms;         /* how long a detached session waits for resume (default 60000) */
+    size_t queue_max_messages;  /* per session: messages waiting or unacknowledged (default 65536) */
+    size_t queue_max_bytes;     /* per session: their payload bytes (default 64 MiB) */
+    uint32_t window_messages;   /* per session in flight (default 16384) */
+    uint64_t window_bytes;      /* (default 16 MiB) */
+    size_t max_output_bytes;    /* per connection encoded-but-unwritten bytes beyond one max_frame;
+                                   a client that lets more pile up is dropped (default 4 MiB) */
+    sdk_server_event_fn on_event;
+    void *user;                /* passed to on_event and on_message */
+    sdk_message_fn on_message; /* optional: deliver on the I/O thread (see sdk_message_fn in
+                                  sdk.h); sdk_server_send from it answers at once */
+} sdk_server_config;
+
+/* sdk_server_config_init: fill cfg with the defaults above. Never fails. */
+SDK_API void sdk_server_config_init(sdk_server_config *cfg);
+
+/*
+ * sdk_server_start: load the certificates, bind and listen, start the I/O thread.
+ * Returns once listening. Errors: SDK_EINVAL (missing cert/key, bad listen address),
+ * SDK_ETLS (unreadable certificate or key; detail in sdk_last_connect_error),
+ * SDK_ELISTEN (bind/listen failed, e.g. address in use), SDK_ENOMEM.
+ */
+SDK_API sdk_err sdk_server_start(const sdk_server_config *cfg, sdk_server **out);
+
+/* sdk_server_port: the bound TCP port (useful after listening on port 0). */
+SDK_API uint16_t sdk_server_port(sdk_server *srv);
+
+/*
+ * sdk_server_recv: take the next message from any client, waiting up to timeout_ms.
+ * msg->session names its session, msg->peer the client certificate subject (mTLS).
+ * Returning it is what acknowledges it to the client. Any thread.
+ * Errors: SDK_EINVAL (also when cfg.on_message takes the messages), SDK_ETIMEDOUT,
+ * SDK_ECLOSED (server stopped).
+ */
+SDK_API sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_ms);
+
+/*
+ * sdk_server_send: queue a message for one session, delivered in order exactly once
+ * while the session lives, including across the client's reconnects. Copies data.
+ * Blocks up to timeout_ms while the session's queue is full. Any thread.
+ * Errors: SDK_EINVAL, SDK_ENOTFOUND (no such session, or it expired/closed), SDK_ETOOBIG
+ * (over max_frame, or over the limit the client announced),
+ * SDK_EQUEUEFULL, SDK_ECLOSED (server stopped), SDK_ENOMEM.
+ */
+SDK_API sdk_err sdk_server_send(sdk_server *srv, uint64_t session, const void *data, size_t len, int timeout_ms);
+
+/* sdk_server_send_typed: sdk_server_send with a payload type name (NULL or "" for none). */
+SDK_API sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *type, const void *data, size_t len,
+                                      int timeout_ms);
+
+/*
+ * sdk_server_close_session: end a session. The client gets a close frame with reason;
+ * if reconnect_allowed is false it stops retrying and reports SDK_EREJECTED with reason.
+ * Undelivered messages to it are dropped. Does not block. Errors: SDK_EINVAL, SDK_ENOTFOUND.
+ */
+SDK_API sdk_err sdk_server_close_session(sdk_server *srv, uint64_t session, const char *reason, bool reconnect_allowed);
+
+typedef enum sdk_session_state {
+    SDK_SESSION_STATE_CONNECTED = 0,
+    SDK_SESSION_STATE_DETACHED /* connection lost, awaiting resume until the TTL */
+} sdk_session_state;
+
+typedef struct sdk_session_info {
+    uint64_t id;
+    sdk_session_state state;
+    char peer_addr[64];          /* "ip:port" of the current or last connection */
+    char peer_identity[256];     /* client certificate subject, "" without mTLS */
+    uint64_t connected_since_ms; /* wall clock (ms since the epoch) of the current connection */
+    uint64_t last_heard_ms;      /* wall clock of the last bytes received */
+    uint64_t rtt_smoothed_us;    /* from the client's pings; 0 before the first */
+    uint32_t missed_heartbeats;  /* whole heartbeat intervals of silence so far */
+    sdk_cause last_cause;        /* why the last connection went away (NONE if never) */
+    uint64_t queued;             /* messages to the client not yet written */
+    uint64_t unacked;            /* messages to the client written, not yet acknowledged */
+    uint64_t received;           /* messages accepted from the client */
+    uint64_t connections;        /* connections this session has had (1 + resumes) */
+} sdk_session_info;
+
+/*
+ * sdk_server_sessions: snapshot of every session. On SDK_OK *out is an array of *count
+ * entries owned by the caller (free() it; NULL when count is 0). Any thread.
+ * Errors: SDK_EINVAL, SDK_ENOMEM, SDK_ECLOSED.
+ */
+SDK_API sdk_err sdk_server_sessions(sdk_server *srv, sdk_session_info **out, size_t *count);
+
+/*
+ * sdk_server_stop: graceful stop. Sends a close frame (GOING_AWAY) to every client, flushes
+ * for at most about one second, closes every connection and the listener, stops the I/O
+ * thread, and wakes blocked callers with SDK_ECLOSED. The handle stays valid until
+ * sdk_server_destroy(). Any thread but the server's own callbacks (SDK_EINVAL: it would
+ * wait for their thread); idempotent.
+ */
+SDK_API sdk_err sdk_server_stop(sdk_server *srv);
+
+/* sdk_server_destroy: stop if needed, then free everything. NULL is ignored, and so is a
+ * call from one of the server's callbacks (it would free the server under its I/O thread). */
+SDK_API void sdk_server_destroy(sdk_server *srv);
+
+/*
+ * sdk_dev_certs: for development and tests only. If dir lacks them, create a throwaway CA
+ * (ca.pem, ca.key), a server certificate for localhost, 127.0.0.1 and ::1 (server.pem,
+ * server.key) and a client certificate (client.pem, client.key), creating dir if needed;
+ * existing files are kept. Blocks on file I/O. Any thread. Errors: SDK_EIO, SDK_ETLS, with
+ * the detail written to err (NUL-terminated, may be NULL).
+ */
+SDK_API sdk_err sdk_dev_certs(const char *dir, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

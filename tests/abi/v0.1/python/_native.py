@@ -1,0 +1,282 @@
+"""The C library: where it is found, its structs and its function prototypes.
+
+Everything here mirrors sdk/include/lifeline/sdk.h and server.h, which are the contract.
+The struct field lists follow the headers field by field (order and C type); the test
+suite checks them against the C compiler's offsetof/sizeof when a compiler is at hand.
+
+The library is loaded with ctypes.CDLL, never PyDLL: CDLL releases the GIL for the
+duration of every foreign call, so a thread blocked in sdk_recv does not stop the rest
+of the program.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    c_bool,
+    c_char,
+    c_char_p,
+    c_int,
+    c_size_t,
+    c_uint,
+    c_uint8,
+    c_uint16,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
+from pathlib import Path
+
+ENV_VAR = "LIFELINE_LIBRARY"
+_SONAMES = ("liblifeline.so", "liblifeline.so.0")
+
+
+def _candidates() -> list[Path]:
+    """The build tree of the checkout this package sits in: <repo>/build/lib."""
+    repo = Path(__file__).resolve().parent.parent.parent.parent
+    return [repo / "build" / "lib" / name for name in _SONAMES]
+
+
+def _load() -> tuple[ctypes.CDLL, str]:
+    explicit = os.environ.get(ENV_VAR)
+    if explicit:
+        # An explicit choice is never silently replaced by another library.
+        try:
+            return ctypes.CDLL(explicit), explicit
+        except OSError as exc:
+            raise ImportError(f"lifeline: cannot load {ENV_VAR}={explicit!r}: {exc}") from exc
+    tried = []
+    for path in _candidates():
+        tried.append(str(path))
+        if path.exists():
+            try:
+                return ctypes.CDLL(str(path)), str(path)
+            except OSError as exc:
+                raise ImportError(f"lifeline: cannot load {path}: {exc}") from exc
+    installed = ctypes.util.find_library("lifeline")
+    if installed:
+        try:
+            return ctypes.CDLL(installed), installed
+        except OSError as exc:
+            raise ImportError(f"lifeline: cannot load {installed}: {exc}") from exc
+    tried.append("the system library path (ctypes.util.find_library('lifeline'))")
+    raise ImportError(
+        "lifeline: liblifeline.so not found. Build it (cmake -S . -B build && cmake --build build) "
+        f"or point {ENV_VAR} at it. Tried: " + ", ".join(tried)
+    )
+
+
+lib, library_path = _load()
+
+# The array sdk_server_sessions returns is released with the C library's free().
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+libc_free = _libc.free
+libc_free.argtypes = [c_void_p]
+libc_free.restype = None
+
+
+# ---- sdk.h ----
+
+class sdk_event(Structure):
+    _fields_ = [
+        ("type", c_int),  # sdk_event_type
+        ("error", c_int),
+        ("detail", c_char_p),
+        ("attempt", c_uint),
+        ("delay_ms", c_uint),
+        ("resumed", c_bool),
+    ]
+
+
+sdk_event_fn = CFUNCTYPE(None, POINTER(sdk_event), c_void_p)
+
+
+class sdk_message(Structure):
+    _fields_ = [
+        ("data", POINTER(c_uint8)),
+        ("len", c_size_t),
+        ("type", c_char_p),
+        ("seq", c_uint64),
+        ("session", c_uint64),
+        ("peer", c_char_p),
+    ]
+
+
+# sdk_message_fn: the message is passed as a plain pointer, so that the thunk can free it.
+sdk_message_fn = CFUNCTYPE(None, c_void_p, c_void_p)
+
+
+class sdk_config(Structure):
+    _fields_ = [
+        ("host", c_char_p),
+        ("port", c_uint16),
+        ("servername", c_char_p),
+        ("ca_file", c_char_p),
+        ("cert_file", c_char_p),
+        ("key_file", c_char_p),
+        ("max_frame", c_uint32),
+        ("connect_timeout_ms", c_int),
+        ("heartbeat_interval_ms", c_int),
+        ("heartbeat_timeout_ms", c_int),
+        ("reconnect_min_ms", c_int),
+        ("reconnect_max_ms", c_int),
+        ("max_reconnect_attempts", c_uint),
+        ("retry_on_first_connect", c_bool),
+        ("queue_max_messages", c_size_t),
+        ("queue_max_bytes", c_size_t),
+        ("window_messages", c_uint32),
+        ("window_bytes", c_uint64),
+        ("close_linger_ms", c_int),
+        ("on_event", sdk_event_fn),
+        ("user", c_void_p),
+        ("on_message", sdk_message_fn),
+    ]
+
+
+class sdk_stats(Structure):
+    _fields_ = [("state", c_int)] + [
+        (name, c_uint64)
+        for name in (
+            "connects",
+            "reconnects",
+            "handshakes_full",
+            "handshakes_resumed",
+            "sessions_lost",
+            "heartbeats_sent",
+            "heartbeats_answered",
+            "rtt_last_us",
+            "rtt_smoothed_us",
+            "msgs_sent",
+            "bytes_sent",
+            "msgs_received",
+            "bytes_received",
+            "retransmits",
+            "duplicates_dropped",
+            "queue_depth",
+            "queue_bytes",
+            "acks_sent",
+            "acks_received",
+        )
+    ]
+
+
+# ---- server.h ----
+
+class sdk_session_event(Structure):
+    _fields_ = [
+        ("type", c_int),  # sdk_session_event_type
+        ("session", c_uint64),
+        ("cause", c_int),  # sdk_cause
+        ("peer_addr", c_char_p),
+    ]
+
+
+sdk_server_event_fn = CFUNCTYPE(None, POINTER(sdk_session_event), c_void_p)
+
+
+class sdk_server_config(Structure):
+    _fields_ = [
+        ("listen", c_char_p),
+        ("cert_file", c_char_p),
+        ("key_file", c_char_p),
+        ("client_ca_file", c_char_p),
+        ("max_frame", c_uint32),
+        ("handshake_timeout_ms", c_int),
+        ("heartbeat_min_ms", c_int),
+        ("heartbeat_max_ms", c_int),
+        ("session_ttl_ms", c_int),
+        ("queue_max_messages", c_size_t),
+        ("queue_max_bytes", c_size_t),
+        ("window_messages", c_uint32),
+        ("window_bytes", c_uint64),
+        ("max_output_bytes", c_size_t),
+        ("on_event", sdk_server_event_fn),
+        ("user", c_void_p),
+        ("on_message", sdk_message_fn),
+    ]
+
+
+class sdk_session_info(Structure):
+    _fields_ = [
+        ("id", c_uint64),
+        ("state", c_int),  # sdk_session_state
+        ("peer_addr", c_char * 64),
+        ("peer_identity", c_char * 256),
+        ("connected_since_ms", c_uint64),
+        ("last_heard_ms", c_uint64),
+        ("rtt_smoothed_us", c_uint64),
+        ("missed_heartbeats", c_uint32),
+        ("last_cause", c_int),  # sdk_cause
+        ("queued", c_uint64),
+        ("unacked", c_uint64),
+        ("received", c_uint64),
+        ("connections", c_uint64),
+    ]
+
+
+# ---- enums without a name function in the C API (order from the headers) ----
+
+EVENT_TYPES = ("CONNECTING", "CONNECTED", "DISCONNECTED", "RECONNECTING", "SESSION_LOST", "CLOSED")
+SESSION_EVENT_TYPES = ("OPENED", "RESUMED", "DETACHED", "EXPIRED", "CLOSED")
+SESSION_STATES = ("connected", "detached")
+
+# ---- prototypes ----
+
+_client_p = c_void_p  # sdk_client * (opaque)
+_server_p = c_void_p  # sdk_server * (opaque)
+_msg_pp = POINTER(POINTER(sdk_message))
+
+_PROTOTYPES = {
+    "sdk_strerror": (c_char_p, [c_int]),
+    "sdk_errname": (c_char_p, [c_int]),
+    "sdk_state_name": (c_char_p, [c_int]),
+    "sdk_config_init": (None, [POINTER(sdk_config)]),
+    "sdk_message_free": (None, [POINTER(sdk_message)]),
+    "sdk_connect": (c_int, [POINTER(sdk_config), POINTER(_client_p)]),
+    "sdk_send": (c_int, [_client_p, c_char_p, c_size_t, c_int]),
+    "sdk_send_typed": (c_int, [_client_p, c_char_p, c_char_p, c_size_t, c_int]),
+    "sdk_recv": (c_int, [_client_p, _msg_pp, c_int]),
+    "sdk_flush": (c_int, [_client_p, c_int]),
+    "sdk_get_state": (c_int, [_client_p]),
+    "sdk_get_stats": (c_int, [_client_p, POINTER(sdk_stats)]),
+    "sdk_last_error": (c_int, [_client_p, c_char_p, c_size_t]),
+    "sdk_last_connect_error": (c_int, [c_char_p, c_size_t]),
+    "sdk_close": (c_int, [_client_p]),
+    "sdk_destroy": (None, [_client_p]),
+    "sdk_cause_name": (c_char_p, [c_int]),
+    "sdk_server_config_init": (None, [POINTER(sdk_server_config)]),
+    "sdk_server_start": (c_int, [POINTER(sdk_server_config), POINTER(_server_p)]),
+    "sdk_server_port": (c_uint16, [_server_p]),
+    "sdk_server_recv": (c_int, [_server_p, _msg_pp, c_int]),
+    "sdk_server_send": (c_int, [_server_p, c_uint64, c_char_p, c_size_t, c_int]),
+    "sdk_server_send_typed": (c_int, [_server_p, c_uint64, c_char_p, c_char_p, c_size_t, c_int]),
+    "sdk_server_close_session": (c_int, [_server_p, c_uint64, c_char_p, c_bool]),
+    "sdk_server_sessions": (c_int, [_server_p, POINTER(POINTER(sdk_session_info)), POINTER(c_size_t)]),
+    "sdk_server_stop": (c_int, [_server_p]),
+    "sdk_server_destroy": (None, [_server_p]),
+    "sdk_dev_certs": (c_int, [c_char_p, c_char_p, c_size_t]),
+}
+
+for _name, (_restype, _argtypes) in _PROTOTYPES.items():
+    _fn = getattr(lib, _name)
+    _fn.restype = _restype
+    _fn.argtypes = _argtypes
+
+DETAIL_LEN = 1024  # buffer for sdk_last_error / sdk_last_connect_error / sdk_dev_certs
+
+
+def text(raw: bytes | None) -> str:
+    """A C string from the library as str (never fails on odd bytes)."""
+    return raw.decode("utf-8", "replace") if raw is not None else ""
+
+
+def last_connect_error() -> str:
+    """sdk_last_connect_error for the calling thread (the one that just failed)."""
+    buf = ctypes.create_string_buffer(DETAIL_LEN)
+    lib.sdk_last_connect_error(buf, DETAIL_LEN)
+    return text(buf.value)
