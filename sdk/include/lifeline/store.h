@@ -36,6 +36,7 @@
 #define LIFELINE_STORE_H
 
 #include <lifeline/sdk.h>
+#include <lifeline/server.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -75,6 +76,28 @@ SDK_API sdk_err sdk_store_last_error(sdk_store *st, char *buf, size_t buflen);
  * and that no server still uses it. Does not block beyond closing a socket. NULL is ignored.
  */
 SDK_API void sdk_store_close(sdk_store *st);
+
+/*
+ * sdk_server_start_with_store: sdk_server_start, with sessions that outlive the process in
+ * store ("handover"): any server started on the same store can resume them.
+ *   - At sdk_server_stop, after the drain and before clients hear GOING_AWAY, each session
+ *     (connected or detached) is claimed in the store and written there with what it had
+ *     not delivered either way; its record expires session_ttl_ms later (nothing is written
+ *     when session_ttl_ms is 0). Messages from the client that the application had not
+ *     taken by then are left to the client, which sends them again to the next owner.
+ *   - A hello that names a session this server does not know is looked up in the store; if
+ *     the client's token matches the stored hash, the session is claimed (its previous owner
+ *     is fenced out), restored and resumed (the client sees resumed=true, nothing lost or
+ *     duplicated), and its record deleted. Otherwise a new session opens, as without a store.
+ *   - A server that dies without sdk_server_stop writes nothing: its sessions are lost, as
+ *     without a store (continuous writes are future work).
+ * Each store call blocks the server's I/O thread, with the server's lock held, for up to the
+ * store's timeout. A failed call costs that one session (its client opens a new one) and
+ * never stops the server. The store stays the caller's: it must outlive the server (close
+ * it after sdk_server_destroy) and may be shared by several servers. Blocks and errors as
+ * sdk_server_start, plus SDK_EINVAL for a NULL store.
+ */
+SDK_API sdk_err sdk_server_start_with_store(const sdk_server_config *cfg, sdk_store *store, sdk_server **out);
 
 #ifdef __cplusplus
 }
