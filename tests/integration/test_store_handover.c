@@ -5,7 +5,9 @@
  * same store, resumes the session: the client reports resumed=true, the session keeps its
  * id, and every message in both directions arrives exactly once, in order. Run with the
  * memory store (one handle shared by both servers) and with a real redis-server of the
- * test's own (a handle each, as two processes would have).
+ * test's own (a handle each, as two processes would have). Then across processes: two
+ * lifeline-server --store redis://... in turn, the first stopped by SIGTERM under a client
+ * whose echoes are still in flight, every echo arriving exactly once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,8 +21,10 @@
 
 #include <lifeline/store.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #define N 40 /* messages each way before the stop; as many after */
 
@@ -146,6 +150,46 @@ static void test_redis_store(void **state)
     redis_proc_stop(&redis);
 }
 
+/* lifeline-server A echoes; SIGTERM; lifeline-server B on the same port and store. */
+static void test_lifeline_server_failover(void **state)
+{
+    (void)state;
+    redis_proc redis;
+    assert_true(redis_proc_start(&redis));
+    const char *extra[] = {"--store", redis.url, NULL};
+    ht_proc a = {0}, b = {0};
+    assert_int_equal(ht_proc_start(&a, 0, extra), 0);
+
+    ht_events ev;
+    ht_events_init(&ev);
+    sdk_config cc;
+    ht_client_config(&cc, a.port);
+    cc.reconnect_min_ms = 10;
+    cc.reconnect_max_ms = 100;
+    ht_events_attach(&ev, &cc);
+    sdk_client *c = NULL;
+    assert_int_equal(sdk_connect(&cc, &c), SDK_OK);
+    send_ids(c, NULL, 0, 1, 4 * N);
+    expect_ids(c, NULL, 1, N); /* the rest in flight when A stops */
+
+    assert_true(WIFEXITED(ht_proc_stop(&a, SIGTERM)));
+    assert_int_equal(ht_proc_start(&b, a.port, extra), 0);
+    expect_ids(c, NULL, N + 1, 4 * N);
+    ht_event connected;
+    int first = ht_events_wait(&ev, SDK_EVENT_CONNECTED, 0, HT_WAIT_MS, NULL);
+    assert_true(ht_events_wait(&ev, SDK_EVENT_CONNECTED, (size_t)first + 1, HT_WAIT_MS, &connected) > first);
+    assert_true(connected.resumed);
+    send_ids(c, NULL, 0, 4 * N + 1, 5 * N);
+    expect_ids(c, NULL, 4 * N + 1, 5 * N);
+    expect_nothing_more(c, NULL);
+
+    sdk_close(c);
+    sdk_destroy(c);
+    ht_proc_stop(&b, SIGTERM);
+    ht_events_free(&ev);
+    redis_proc_stop(&redis);
+}
+
 static void test_null_store(void **state)
 {
     (void)state;
@@ -161,6 +205,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_store),
         cmocka_unit_test(test_redis_store),
+        cmocka_unit_test(test_lifeline_server_failover),
         cmocka_unit_test(test_null_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
