@@ -26,6 +26,23 @@ enum {
     OFF_NFRAMES = 116,
 };
 
+/* Every fixed-width field after the token: one table for the writer and the reader, so they
+ * cannot drift. X(offset, bits, member). */
+#define SESSREC_FIELDS(X)                  \
+    X(OFF_ID, 64, id)                      \
+    X(OFF_OWNER, 64, owner_epoch)          \
+    X(OFF_ACKED, 64, acked)                \
+    X(OFF_HIGH, 64, high_written)          \
+    X(OFF_RECEIVED, 64, received)          \
+    X(OFF_CONSUMED, 64, consumed)          \
+    X(OFF_EPOCH, 32, epoch)                \
+    X(OFF_HB_INTERVAL, 32, hb_interval_ms) \
+    X(OFF_HB_TIMEOUT, 32, hb_timeout_ms)   \
+    X(OFF_WIN_MSGS, 32, window_messages)   \
+    X(OFF_WIN_BYTES, 64, window_bytes)     \
+    X(OFF_MAX_FRAME, 32, peer_max_frame)   \
+    X(OFF_NFRAMES, 32, nframes)
+
 int ll_sessrec_encode(const ll_sessrec *r, ll_buf *out)
 {
     LL_ENSURE(r->frames_len <= SIZE_MAX - LL_SESSREC_HEADER, SDK_ETOOBIG);
@@ -33,20 +50,10 @@ int ll_sessrec_encode(const ll_sessrec *r, ll_buf *out)
     uint8_t *p = ll_buf_tail(out);
     memcpy(p, MAGIC, sizeof(MAGIC));
     ll_put_be32(p + OFF_VERSION, LL_SESSREC_VERSION);
-    ll_put_be64(p + OFF_ID, r->id);
     memcpy(p + OFF_TOKEN, r->token_hash, LL_SHA256_LEN);
-    ll_put_be64(p + OFF_OWNER, r->owner_epoch);
-    ll_put_be64(p + OFF_ACKED, r->acked);
-    ll_put_be64(p + OFF_HIGH, r->high_written);
-    ll_put_be64(p + OFF_RECEIVED, r->received);
-    ll_put_be64(p + OFF_CONSUMED, r->consumed);
-    ll_put_be32(p + OFF_EPOCH, r->epoch);
-    ll_put_be32(p + OFF_HB_INTERVAL, r->hb_interval_ms);
-    ll_put_be32(p + OFF_HB_TIMEOUT, r->hb_timeout_ms);
-    ll_put_be32(p + OFF_WIN_MSGS, r->window_messages);
-    ll_put_be64(p + OFF_WIN_BYTES, r->window_bytes);
-    ll_put_be32(p + OFF_MAX_FRAME, r->peer_max_frame);
-    ll_put_be32(p + OFF_NFRAMES, r->nframes);
+#define PUT_FIELD(off, bits, member) ll_put_be##bits(p + (off), r->member);
+    SESSREC_FIELDS(PUT_FIELD)
+#undef PUT_FIELD
     if (r->frames_len > 0) {
         memcpy(p + LL_SESSREC_HEADER, r->frames, r->frames_len);
     }
@@ -57,20 +64,10 @@ int ll_sessrec_encode(const ll_sessrec *r, ll_buf *out)
 static void read_header(const uint8_t *p, ll_sessrec *r)
 {
     *r = (ll_sessrec){0};
-    r->id = ll_get_be64(p + OFF_ID);
     memcpy(r->token_hash, p + OFF_TOKEN, LL_SHA256_LEN);
-    r->owner_epoch = ll_get_be64(p + OFF_OWNER);
-    r->acked = ll_get_be64(p + OFF_ACKED);
-    r->high_written = ll_get_be64(p + OFF_HIGH);
-    r->received = ll_get_be64(p + OFF_RECEIVED);
-    r->consumed = ll_get_be64(p + OFF_CONSUMED);
-    r->epoch = ll_get_be32(p + OFF_EPOCH);
-    r->hb_interval_ms = ll_get_be32(p + OFF_HB_INTERVAL);
-    r->hb_timeout_ms = ll_get_be32(p + OFF_HB_TIMEOUT);
-    r->window_messages = ll_get_be32(p + OFF_WIN_MSGS);
-    r->window_bytes = ll_get_be64(p + OFF_WIN_BYTES);
-    r->peer_max_frame = ll_get_be32(p + OFF_MAX_FRAME);
-    r->nframes = ll_get_be32(p + OFF_NFRAMES);
+#define GET_FIELD(off, bits, member) r->member = ll_get_be##bits(p + (off));
+    SESSREC_FIELDS(GET_FIELD)
+#undef GET_FIELD
 }
 
 /* The header's fields against each other; the frames come next. */
