@@ -54,22 +54,24 @@ static long number(const char *flag, const char *text, long min, long max)
     return v;
 }
 
+/* The long options; parse() switches on their values. */
+enum { LISTEN = 1, CERT, KEY, CLIENT_CA, DEV_CERTS, MAX_FRAME, TTL, ECHO, SINK, SESSIONS_EVERY, STORE, HELP };
+static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN},
+                                      {"cert", required_argument, NULL, CERT},
+                                      {"key", required_argument, NULL, KEY},
+                                      {"client-ca", required_argument, NULL, CLIENT_CA},
+                                      {"dev-certs", required_argument, NULL, DEV_CERTS},
+                                      {"max-frame", required_argument, NULL, MAX_FRAME},
+                                      {"session-ttl-ms", required_argument, NULL, TTL},
+                                      {"echo", no_argument, NULL, ECHO},
+                                      {"sink", no_argument, NULL, SINK},
+                                      {"help", no_argument, NULL, HELP},
+                                      {"sessions-every-ms", required_argument, NULL, SESSIONS_EVERY},
+                                      {"store", required_argument, NULL, STORE},
+                                      {NULL, 0, NULL, 0}};
+
 static void parse(int argc, char **argv, options *o)
 {
-    enum { LISTEN = 1, CERT, KEY, CLIENT_CA, DEV_CERTS, MAX_FRAME, TTL, ECHO, SINK, SESSIONS_EVERY, STORE, HELP };
-    static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN},
-                                          {"cert", required_argument, NULL, CERT},
-                                          {"key", required_argument, NULL, KEY},
-                                          {"client-ca", required_argument, NULL, CLIENT_CA},
-                                          {"dev-certs", required_argument, NULL, DEV_CERTS},
-                                          {"max-frame", required_argument, NULL, MAX_FRAME},
-                                          {"session-ttl-ms", required_argument, NULL, TTL},
-                                          {"echo", no_argument, NULL, ECHO},
-                                          {"sink", no_argument, NULL, SINK},
-                                          {"help", no_argument, NULL, HELP},
-                                          {"sessions-every-ms", required_argument, NULL, SESSIONS_EVERY},
-                                          {"store", required_argument, NULL, STORE},
-                                          {NULL, 0, NULL, 0}};
     sdk_server_config_init(&o->cfg);
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
