@@ -9,7 +9,7 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-HEADERS = ["sdk.h", "server.h", "pb.h"]
+HEADERS = ["sdk.h", "server.h", "pb.h", "store.h"]
 OUT = ROOT / "docs" / "api.md"
 
 

@@ -1,5 +1,6 @@
 /* lifeline-server: the reference server, a thin program on the public server API. */
 #include <lifeline/server.h>
+#include <lifeline/store.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +16,7 @@
 typedef struct options {
     sdk_server_config cfg;
     const char *dev_certs;
+    const char *store_url; /* NULL: sessions live and die with this process */
     bool sink;
     long sessions_every_ms; /* 0: only on SIGUSR1 */
     char cert[4096], key[4096];
@@ -31,6 +33,9 @@ static void usage(FILE *out)
             "  --dev-certs DIR          create a throwaway CA and certificates in DIR if absent, and use them\n"
             "  --max-frame BYTES        largest frame accepted (default 16777216)\n"
             "  --session-ttl-ms N       keep a disconnected session this long for resume (default 60000)\n"
+            "  --store URL              hand sessions over through a session store at stop, and resume\n"
+            "                           sessions handed over by other servers: memory: or\n"
+            "                           redis://HOST[:PORT][/DB]\n"
             "  --echo                   send every message back to its sender (default)\n"
             "  --sink                   acknowledge and drop every message\n"
             "  --sessions-every-ms N    print the liveness view of every session as a JSON line on stderr every N ms\n"
@@ -50,8 +55,8 @@ static long number(const char *flag, const char *text, long min, long max)
     return v;
 }
 
-/* The long options; their values are the cases of parse(). */
-enum { LISTEN = 1, CERT, KEY, CLIENT_CA, DEV_CERTS, MAX_FRAME, TTL, ECHO, SINK, SESSIONS_EVERY, HELP };
+/* The long options; parse() switches on their values. */
+enum { LISTEN = 1, CERT, KEY, CLIENT_CA, DEV_CERTS, MAX_FRAME, TTL, ECHO, SINK, SESSIONS_EVERY, STORE, HELP };
 static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN},
                                       {"cert", required_argument, NULL, CERT},
                                       {"key", required_argument, NULL, KEY},
@@ -63,6 +68,7 @@ static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN
                                       {"sink", no_argument, NULL, SINK},
                                       {"help", no_argument, NULL, HELP},
                                       {"sessions-every-ms", required_argument, NULL, SESSIONS_EVERY},
+                                      {"store", required_argument, NULL, STORE},
                                       {NULL, 0, NULL, 0}};
 
 static void parse(int argc, char **argv, options *o)
@@ -100,6 +106,9 @@ static void parse(int argc, char **argv, options *o)
             break;
         case SESSIONS_EVERY:
             o->sessions_every_ms = number("--sessions-every-ms", optarg, 1, 86400000L);
+            break;
+        case STORE:
+            o->store_url = optarg;
             break;
         case HELP:
         case 'h':
@@ -232,6 +241,26 @@ static void print_listening(const char *listen, uint16_t port)
     fflush(stdout);
 }
 
+/* Open the store (--store) and start the server on it; -1 with the reason on stderr. */
+static int start(const options *o, sdk_store **store, sdk_server **srv)
+{
+    sdk_err rc = o->store_url ? sdk_store_open(o->store_url, 0, store) : SDK_OK;
+    const char *what = o->store_url ? "--store" : "start";
+    if (rc == SDK_OK) {
+        what = "start";
+        rc = *store ? sdk_server_start_with_store(&o->cfg, *store, srv) : sdk_server_start(&o->cfg, srv);
+    }
+    if (rc != SDK_OK) {
+        char detail[256];
+        sdk_last_connect_error(detail, sizeof(detail));
+        fprintf(stderr, "lifeline-server: %s: %s: %s\n", what, sdk_strerror(rc), detail);
+        sdk_store_close(*store);
+        *store = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     options o = {0};
@@ -252,11 +281,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     sdk_server *srv = NULL;
-    sdk_err rc = sdk_server_start(&o.cfg, &srv);
-    if (rc != SDK_OK) {
-        char detail[256];
-        sdk_server_last_start_error(detail, sizeof(detail));
-        fprintf(stderr, "lifeline-server: %s: %s\n", sdk_strerror(rc), detail);
+    sdk_store *store = NULL;
+    if (start(&o, &store, &srv) != 0) {
         return 1;
     }
     print_listening(o.cfg.listen, sdk_server_port(srv));
@@ -267,5 +293,6 @@ int main(int argc, char **argv)
     sdk_server_close(srv);
     pthread_join(thread, NULL);
     sdk_server_destroy(srv);
+    sdk_store_close(store); /* after the server: its stop wrote the sessions there */
     return 0;
 }

@@ -46,5 +46,14 @@ static inline uint32_t ll_get_be32(const uint8_t *p)
 {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
+static inline void ll_put_be64(uint8_t *p, uint64_t v)
+{
+    ll_put_be32(p, (uint32_t)(v >> 32));
+    ll_put_be32(p + 4, (uint32_t)v);
+}
+static inline uint64_t ll_get_be64(const uint8_t *p)
+{
+    return ((uint64_t)ll_get_be32(p) << 32) | ll_get_be32(p + 4);
+}
 
 #endif

@@ -151,6 +151,24 @@ int ll_frameq_copy(ll_frameq *q, ll_buf *out, size_t max_copied, uint64_t max_co
     return 0;
 }
 
+int ll_frameq_append_all(const ll_frameq *q, ll_buf *out)
+{
+    size_t size = 0;
+    for (size_t i = 0; i < q->count; i++) {
+        size += ll_frameq_entry_at(q, i).frame_len;
+    }
+    LL_GUARD(ll_buf_reserve(out, size));
+    ll_frameq_pos p = q->front;
+    for (size_t i = 0; i < q->count; i++) {
+        uint32_t len = ll_frameq_entry_at(q, i).frame_len;
+        settle(&p);
+        memcpy(ll_buf_tail(out), p.seg->bytes + p.off, len);
+        out->len += len;
+        p.off += len;
+    }
+    return 0;
+}
+
 /* Free the segments before keep (all of them if keep is NULL). */
 static void free_segments(ll_frameq *q, ll_frameq_seg *keep)
 {

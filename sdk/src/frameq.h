@@ -66,6 +66,10 @@ int ll_frameq_renumber(ll_frameq *q, uint64_t first_seq);
  * holds fewer than out_limit bytes. 0 or SDK_ENOMEM (nothing copied). */
 int ll_frameq_copy(ll_frameq *q, ll_buf *out, size_t max_copied, uint64_t max_copied_bytes, size_t out_limit);
 
+/* Append every queued frame to out, oldest first, whatever the cursor: the queue as bytes,
+ * for a session record. The queue is unchanged. 0 or SDK_ENOMEM (out as it was). */
+int ll_frameq_append_all(const ll_frameq *q, ll_buf *out);
+
 /* Drop the n oldest frames (n <= count): the peer has them. */
 void ll_frameq_drop(ll_frameq *q, size_t n);
 

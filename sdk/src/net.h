@@ -2,6 +2,7 @@
 #ifndef LL_NET_H
 #define LL_NET_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -76,5 +77,16 @@ void ll_wake_drain(int fd);
 uint64_t ll_now_ms(void);
 uint64_t ll_now_us(void);
 uint64_t ll_wall_ms(void);
+
+/* Keep SIGPIPE from the process while the calling thread writes to a socket that a library
+ * other than ours writes with write(2) (hiredis): a vanished peer then shows as EPIPE, not
+ * as the signal's default, the end of the process. Block before the writes, restore after;
+ * a SIGPIPE raised in between is consumed. */
+typedef struct ll_sigpipe_guard {
+    sigset_t old;
+    bool was_pending; /* a SIGPIPE already pending is the application's: leave it */
+} ll_sigpipe_guard;
+void ll_net_sigpipe_block(ll_sigpipe_guard *g);
+void ll_net_sigpipe_restore(const ll_sigpipe_guard *g);
 
 #endif

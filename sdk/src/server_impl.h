@@ -10,6 +10,7 @@
 #define LL_SERVER_IMPL_H
 
 #include "lifeline/server.h"
+#include "lifeline/store.h"
 #include "link.h"
 #include "msgq.h"
 #include "session.h"
@@ -60,6 +61,7 @@ typedef struct srv_session {
     struct srv_session *next_dirty;
     bool close_requested; /* sdk_server_close_session: I/O thread ends it */
     bool reconnect_allowed;
+    bool handed_over; /* stopping: written to the store for another instance to resume */
     char close_reason[128];
 } srv_session;
 
@@ -96,6 +98,7 @@ struct sdk_server {
     bool sends_closed;     /* the drain is over: sdk_server_send returns SDK_ECLOSED */
     uint64_t last_send_ms; /* when the application last queued a message (drain ends when quiet) */
     bool stopped;          /* the I/O thread has exited */
+    sdk_store *store;      /* sessions outlive the process there; NULL: none (the caller's) */
 };
 
 #define LL_SERVER_CLOSING_MS     1000 /* how long a closing connection may take to flush */
@@ -138,6 +141,15 @@ int ll_server_welcome_early(sdk_server *srv, srv_conn *conn);
 int ll_server_on_data(sdk_server *srv, srv_session *ss, const ll_data_view *d, bool *got);
 /* Under mu: fill the liveness fields of info (last heard, missed heartbeats, RTT). */
 void ll_server_session_liveness(const srv_session *ss, uint64_t now_ms, uint64_t wall_ms, sdk_session_info *info);
+
+/* server_handover.c: sessions and the store (I/O thread, under mu; only with srv->store). */
+/* Stopping: claim every session in the store and write its record, then drop its messages
+ * still in the inbox (the client sends them again to the next owner). */
+void ll_server_handover_all(sdk_server *srv);
+/* A hello names a session this process does not know: take it over from the store if its
+ * record is there and the hello's token matches. The new live session, in srv->sessions
+ * (detached, to be resumed by the caller), or NULL. */
+srv_session *ll_server_adopt_stored(sdk_server *srv, const Lifeline__Hello *h);
 
 /* server_stop.c (I/O thread). */
 /* Refuse new clients and stop reading, so the application can answer what it already took

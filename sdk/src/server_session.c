@@ -212,6 +212,9 @@ int ll_server_on_hello(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h
         return ll_conn_fail(&conn->link.conn, SDK_EPROTO, "unsupported protocol version 0");
     }
     srv_session *ss = ll_store_get(&srv->sessions, h->session_id);
+    if (!ss && srv->store && h->session_id && !conn->welcomed) {
+        ss = ll_server_adopt_stored(srv, h); /* another instance handed it over */
+    }
     bool resumed = ss && !ss->close_requested && token_matches(ss, &h->resume_token);
     if (conn->welcomed && (!resumed || h->session_id != conn->welcomed)) {
         return refuse_after_welcome(srv, conn, h, ss);

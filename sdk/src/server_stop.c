@@ -98,6 +98,9 @@ void ll_server_io_teardown(sdk_server *srv)
     for (srv_conn *c = srv->conns; c; c = c->next) {
         (void)ll_server_fill_output(c);
     }
+    if (srv->store) { /* before GOING_AWAY: a client that reconnects at once finds its record */
+        ll_server_handover_all(srv);
+    }
     pthread_mutex_unlock(&srv->mu);
     for (srv_conn *c = srv->conns; c; c = c->next) {
         if (c->phase == CONN_READY) {

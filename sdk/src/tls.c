@@ -22,7 +22,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -853,4 +855,18 @@ void ll_tls_alpn(const ll_tls *t, char *buf, size_t len)
         SSL_get0_alpn_selected(t->ssl, &p, &n);
         LL_DETAIL(buf, len, "%.*s", (int)n, p != NULL ? (const char *)p : "");
     }
+}
+
+int ll_tls_sha256(const void *data, size_t len, uint8_t out[LL_SHA256_LEN])
+{
+    unsigned int n = 0;
+    /* EVP_Digest allocates a context: its only failure here is memory. */
+    int ok = EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+    ERR_clear_error();
+    return ok == 1 && n == LL_SHA256_LEN ? 0 : SDK_ENOMEM;
+}
+
+bool ll_tls_equal_ct(const void *a, const void *b, size_t len)
+{
+    return CRYPTO_memcmp(a, b, len) == 0;
 }

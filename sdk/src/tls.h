@@ -104,4 +104,12 @@ int ll_tls_dev_certs(const char *dir, char *err, size_t errlen);
 int ll_tls_dev_cert_for(const char *dir, const char *basename, const char *cn, const char *const *sans, char *err,
                         size_t errlen);
 
+/* Hashing for stored secrets (a session token kept outside the process is kept hashed), here
+ * so that OpenSSL stays in this file. */
+#define LL_SHA256_LEN 32
+/* SHA-256 of len bytes at data into out. 0 or SDK_ENOMEM (OpenSSL could not allocate). */
+int ll_tls_sha256(const void *data, size_t len, uint8_t out[LL_SHA256_LEN]);
+/* Whether a and b (len bytes each) are equal, in time that depends only on len. */
+bool ll_tls_equal_ct(const void *a, const void *b, size_t len);
+
 #endif

@@ -1,0 +1,106 @@
+/*
+ * Lifeline session stores: where a server keeps the state of its sessions so that a
+ * session can outlive the process that opened it.
+ *
+ * A store holds one record per session: its id, a SHA-256 hash of its resume token (never
+ * the token), both directions' sequence state, the messages to the client not yet
+ * acknowledged, and the values the client announced. Any server given the same store can
+ * resume any session in it.
+ *
+ * Backends, chosen by URL:
+ *   "memory:"                 in this process only (what a server uses by default); two
+ *                             servers in one process may share one handle
+ *   "redis://HOST[:PORT][/DB]" a Redis server (6.2 or later; tested with 7). HOST is a name,
+ *                             an IPv4 address or an IPv6 address in brackets
+ *                             ("redis://[::1]:6379/2"); PORT is 1-65535 (default 6379);
+ *                             DB is 0-2147483647 (default 0), and must exist on the server
+ *                             (its `databases` setting, 16 by default). User names,
+ *                             passwords, TLS and Redis Cluster are not supported yet.
+ *
+ * Ownership. One server owns a session at a time. Taking a session over increments its
+ * owner epoch atomically in the store (epochs never repeat, even after a record expires),
+ * and a write carrying an older epoch is refused ("fenced: owned by epoch N"), so an owner
+ * that lost a session can never write over its new owner.
+ *
+ * Failures. Every call to a Redis store is bounded by the handle's timeout: an unreachable or
+ * silent server gives SDK_ECONNREFUSED, SDK_ECONNECT or SDK_ETIMEDOUT within it, never a hang.
+ * After a failure the handle reconnects on its next call. SIGPIPE is kept from the process
+ * while a call writes to Redis.
+ *
+ * Threads. A handle may be used from any number of threads; its calls run one at a time.
+ *
+ * Redis keys: "lifeline:session:<id>" (a hash with fields "epoch" and "rec", expiring with
+ * the session) and "lifeline:epoch" (the counter epochs come from).
+ */
+#ifndef LIFELINE_STORE_H
+#define LIFELINE_STORE_H
+
+#include <lifeline/sdk.h>
+#include <lifeline/server.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sdk_store sdk_store;
+
+/* The default bound on each call to a Redis store, connecting included. */
+#define SDK_STORE_TIMEOUT_DEFAULT_MS 2000
+
+/*
+ * sdk_store_open: open the session store that url names (see above). A Redis store is
+ * connected at once (and its DB selected), so a wrong address shows here rather than at
+ * the first session. timeout_ms bounds each call to the store, this one included; 0 means
+ * SDK_STORE_TIMEOUT_DEFAULT_MS. Blocks up to timeout_ms (twice over: connecting, then
+ * selecting the DB). Any thread. On SDK_OK *out is a handle for sdk_store_close.
+ * Errors: SDK_EINVAL (NULL url or out, negative timeout, a URL not of the forms above: an
+ * unknown scheme, a bad port or DB number, an unclosed bracket, credentials), SDK_ENOMEM,
+ * SDK_ERESOLVE (host name not found), SDK_ECONNREFUSED, SDK_ECONNECT, SDK_ETIMEDOUT,
+ * SDK_EDISCONNECTED (the server closed the connection), SDK_EIO (the server answered with
+ * an error, e.g. a DB that does not exist). On failure *out is NULL and
+ * sdk_last_connect_error() gives the detail.
+ */
+SDK_API sdk_err sdk_store_open(const char *url, int timeout_ms, sdk_store **out);
+
+/*
+ * sdk_store_last_error: the error of the handle's most recent call that failed (SDK_OK if
+ * none has) and its detail ("redis 127.0.0.1:6379: no reply within 2000 ms", "fenced:
+ * session 42 is owned by epoch 7"), written NUL-terminated into buf (buflen bytes; buf may
+ * be NULL). Does not block. Any thread. Errors: SDK_EINVAL for a NULL handle.
+ */
+SDK_API sdk_err sdk_store_last_error(sdk_store *st, char *buf, size_t buflen);
+
+/*
+ * sdk_store_close: close the connection and free the handle (a memory store's records go
+ * with it). The caller must make sure no other call on the handle is running or will start,
+ * and that no server still uses it. Does not block beyond closing a socket. NULL is ignored.
+ */
+SDK_API void sdk_store_close(sdk_store *st);
+
+/*
+ * sdk_server_start_with_store: sdk_server_start, with sessions that outlive the process in
+ * store ("handover"): any server started on the same store can resume them.
+ *   - At sdk_server_stop, after the drain and before clients hear GOING_AWAY, each session
+ *     (connected or detached) is claimed in the store and written there with what it had
+ *     not delivered either way; its record expires session_ttl_ms later (nothing is written
+ *     when session_ttl_ms is 0). Messages from the client that the application had not
+ *     taken by then are left to the client, which sends them again to the next owner.
+ *   - A hello that names a session this server does not know is looked up in the store; if
+ *     the client's token matches the stored hash, the session is claimed (its previous owner
+ *     is fenced out), restored and resumed (the client sees resumed=true, nothing lost or
+ *     duplicated), and its record deleted. Otherwise a new session opens, as without a store.
+ *   - A server that dies without sdk_server_stop writes nothing: its sessions are lost, as
+ *     without a store (continuous writes are future work).
+ * Each store call blocks the server's I/O thread, with the server's lock held, for up to the
+ * store's timeout. A failed call costs that one session (its client opens a new one) and
+ * never stops the server. The store stays the caller's: it must outlive the server (close
+ * it after sdk_server_destroy) and may be shared by several servers. Blocks and errors as
+ * sdk_server_start, plus SDK_EINVAL for a NULL store.
+ */
+SDK_API sdk_err sdk_server_start_with_store(const sdk_server_config *cfg, sdk_store *store, sdk_server **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,155 @@
+/*
+ * The session store's front (lifeline/store.h and recstore.h): opening by URL, one call at a
+ * time, the last error, and records encoded and decoded around the backend's bytes.
+ */
+#include "recstore.h"
+
+#include "ll.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ll_recstore_fail(sdk_store *st, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(st->detail, sizeof(st->detail), fmt, ap);
+    va_end(ap);
+    st->err = err;
+    return err;
+}
+
+static int open_backend(sdk_store *st, const char *url)
+{
+    ll_store_url u;
+    int rc = ll_store_url_parse(url, &u, st->detail, sizeof(st->detail));
+    if (rc != 0) {
+        st->err = rc;
+        return rc;
+    }
+    return u.kind == LL_STORE_REDIS ? ll_store_redis_open(st, &u) : ll_store_mem_open(st);
+}
+
+sdk_err sdk_store_open(const char *url, int timeout_ms, sdk_store **out)
+{
+    if (out) {
+        *out = NULL;
+    }
+    if (!url || !out || timeout_ms < 0) {
+        return (sdk_err)ll_set_connect_error(SDK_EINVAL, "sdk_store_open: url, out and timeout_ms >= 0 are required");
+    }
+    sdk_store *st = calloc(1, sizeof(*st));
+    if (!st) {
+        return (sdk_err)ll_set_connect_error(SDK_ENOMEM, NULL);
+    }
+    st->timeout_ms = timeout_ms ? (uint32_t)timeout_ms : SDK_STORE_TIMEOUT_DEFAULT_MS;
+    st->max_record = LL_SESSREC_MAX_DEFAULT;
+    int rc = open_backend(st, url);
+    if (rc != 0) {
+        ll_set_connect_error(rc, st->detail);
+        free(st);
+        return (sdk_err)rc;
+    }
+    pthread_mutex_init(&st->mu, NULL);
+    *out = st;
+    return SDK_OK;
+}
+
+sdk_err sdk_store_last_error(sdk_store *st, char *buf, size_t buflen)
+{
+    if (!st) {
+        return SDK_EINVAL;
+    }
+    pthread_mutex_lock(&st->mu);
+    int err = st->err;
+    if (buf && buflen > 0) {
+        LL_DETAIL(buf, buflen, "%s", err ? st->detail : "");
+    }
+    pthread_mutex_unlock(&st->mu);
+    return (sdk_err)err;
+}
+
+void sdk_store_close(sdk_store *st)
+{
+    if (!st) {
+        return;
+    }
+    st->ops->close(st);
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+}
+
+int ll_recstore_claim(sdk_store *st, uint64_t id, uint64_t ttl_ms, uint64_t *epoch)
+{
+    pthread_mutex_lock(&st->mu);
+    int rc = id ? st->ops->claim(st, id, ttl_ms, epoch) : ll_recstore_fail(st, SDK_EINVAL, "claim of session 0");
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+/* What a fenced write found: done, or fenced with the owner named in the detail. */
+static ll_write_result fenced_by(sdk_store *st, uint64_t id, uint64_t epoch, uint64_t owner)
+{
+    if (owner == epoch) {
+        return LL_WRITE_DONE;
+    }
+    if (owner == 0) {
+        ll_recstore_fail(st, SDK_ENOTFOUND, "fenced: session %llu is not claimed (expired or deleted)",
+                         (unsigned long long)id);
+    } else {
+        ll_recstore_fail(st, SDK_EREJECTED, "fenced: session %llu is owned by epoch %llu, not %llu",
+                         (unsigned long long)id, (unsigned long long)owner, (unsigned long long)epoch);
+    }
+    return LL_WRITE_FENCED;
+}
+
+ll_write_result ll_recstore_put(sdk_store *st, const ll_sessrec *r, uint64_t ttl_ms)
+{
+    ll_buf enc = {0};
+    ll_write_result res = LL_WRITE_FAILED;
+    uint64_t owner = 0;
+    pthread_mutex_lock(&st->mu);
+    if (r->owner_epoch == 0 || r->id == 0) {
+        ll_recstore_fail(st, SDK_EINVAL, "put of session %llu without a claimed epoch", (unsigned long long)r->id);
+    } else if (ll_sessrec_encode(r, &enc) != 0) {
+        ll_recstore_fail(st, SDK_ENOMEM, "out of memory encoding session %llu", (unsigned long long)r->id);
+    } else if (st->ops->put(st, r->id, r->owner_epoch, ll_buf_head(&enc), ll_buf_size(&enc), ttl_ms, &owner) == 0) {
+        res = fenced_by(st, r->id, r->owner_epoch, owner);
+    }
+    pthread_mutex_unlock(&st->mu);
+    ll_buf_free(&enc);
+    return res;
+}
+
+int ll_recstore_get(sdk_store *st, uint64_t id, ll_buf *bytes, ll_sessrec *r)
+{
+    ll_buf_clear(bytes);
+    pthread_mutex_lock(&st->mu);
+    int rc = st->ops->get(st, id, bytes);
+    if (rc == 0) {
+        char why[160];
+        rc = ll_sessrec_decode(ll_buf_head(bytes), ll_buf_size(bytes), st->max_record, r, why, sizeof(why));
+        if (rc != 0) {
+            ll_recstore_fail(st, rc, "session %llu: %s", (unsigned long long)id, why);
+        } else if (r->id != id) {
+            rc = ll_recstore_fail(st, SDK_EPROTO, "session %llu: the stored record is session %llu",
+                                  (unsigned long long)id, (unsigned long long)r->id);
+        }
+    }
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+ll_write_result ll_recstore_del(sdk_store *st, uint64_t id, uint64_t epoch)
+{
+    uint64_t owner = 0;
+    ll_write_result res = LL_WRITE_FAILED;
+    pthread_mutex_lock(&st->mu);
+    if (st->ops->del(st, id, epoch, &owner) == 0) {
+        /* Nothing left (it expired) is as good as deleted. */
+        res = owner == 0 ? LL_WRITE_DONE : fenced_by(st, id, epoch, owner);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return res;
+}

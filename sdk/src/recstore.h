@@ -1,0 +1,92 @@
+/*
+ * Session record stores behind a small table of functions (the public face is
+ * lifeline/store.h). The core sees only this header: a backend (store_mem.c, store_redis.c,
+ * the only file that includes hiredis) fills an ll_recstore_ops and keeps its state in
+ * st->be.
+ *
+ * Fencing. claim(id) takes a new owner epoch for the session from a counter that never goes
+ * back, and makes it the session's; put and del carry the writer's epoch and change nothing
+ * unless it is still the session's. Both steps are atomic in the store (Lua in Redis), so
+ * of two instances that both think they own a session, only the last to claim can write.
+ *
+ * Locking: st->mu serializes the calls below (a backend is single-threaded); backends never
+ * call back into them. Nothing here holds another lock, so there is no order to keep.
+ */
+#ifndef LL_RECSTORE_H
+#define LL_RECSTORE_H
+
+#include "buf.h"
+#include "lifeline/store.h"
+#include "sessrec.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The answer of a fenced write: results of their own, not an sdk_err, so that "fenced", a
+ * normal outcome of a takeover, is not mistaken for a failure of the store. */
+typedef enum {
+    LL_WRITE_DONE = 0, /* written (or, for del, nothing of that epoch was left to delete) */
+    LL_WRITE_FENCED,   /* another instance owns the session now: nothing was changed */
+    LL_WRITE_FAILED,   /* the store failed; sdk_store_last_error says how */
+} ll_write_result;
+
+/* A backend. Each function returns 0 or an sdk_err after ll_recstore_fail; none blocks longer
+ * than st->timeout_ms per round trip. */
+typedef struct ll_recstore_ops {
+    /* Make a new epoch the session's owner epoch (creating its entry), into *epoch. ttl_ms > 0
+     * lets the entry expire that long after the last claim or put. */
+    int (*claim)(sdk_store *st, uint64_t id, uint64_t ttl_ms, uint64_t *epoch);
+    /* If the session's owner epoch is epoch, store rec (len bytes). *owner: the owner epoch
+     * found (0: no entry), whether or not it matched. */
+    int (*put)(sdk_store *st, uint64_t id, uint64_t epoch, const uint8_t *rec, size_t len, uint64_t ttl_ms,
+               uint64_t *owner);
+    /* The session's record appended to out: 0, or SDK_ENOTFOUND (no entry, or claimed but
+     * never written). */
+    int (*get)(sdk_store *st, uint64_t id, ll_buf *out);
+    /* If the session's owner epoch is epoch, delete its entry; *owner as for put. */
+    int (*del)(sdk_store *st, uint64_t id, uint64_t epoch, uint64_t *owner);
+    void (*close)(sdk_store *st);
+} ll_recstore_ops;
+
+struct sdk_store {
+    const ll_recstore_ops *ops;
+    void *be;            /* the backend's state */
+    uint32_t timeout_ms; /* per round trip to a remote store */
+    size_t max_record;   /* largest record get accepts */
+    pthread_mutex_t mu;
+    int err; /* the last failure, for sdk_store_last_error (under mu) */
+    char detail[256];
+};
+
+/* Record err and its detail (printf-style) as the store's last failure; returns err. */
+int ll_recstore_fail(sdk_store *st, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A parsed store URL. */
+typedef enum { LL_STORE_MEMORY = 0, LL_STORE_REDIS } ll_store_kind;
+typedef struct ll_store_url {
+    ll_store_kind kind;
+    char host[256]; /* without brackets */
+    uint16_t port;
+    uint32_t db;
+} ll_store_url;
+/* Parse url (see lifeline/store.h): 0 or SDK_EINVAL with the reason in detail. Pure. */
+int ll_store_url_parse(const char *url, ll_store_url *out, char *detail, size_t dlen);
+
+/* Backends' constructors: fill st->ops and st->be. 0 or an sdk_err after ll_recstore_fail. */
+int ll_store_mem_open(sdk_store *st);
+int ll_store_redis_open(sdk_store *st, const ll_store_url *u);
+
+/* The record-level calls the server makes (st->mu taken inside). */
+/* Take session id over: its new owner epoch into *epoch. 0 or the store's error. */
+int ll_recstore_claim(sdk_store *st, uint64_t id, uint64_t ttl_ms, uint64_t *epoch);
+/* Write r (encoded here) fenced by r->owner_epoch, which must be the epoch of a claim. */
+ll_write_result ll_recstore_put(sdk_store *st, const ll_sessrec *r, uint64_t ttl_ms);
+/* Read session id's record into *r, its frames pointing into bytes (cleared first; the
+ * caller frees it). 0, SDK_ENOTFOUND, SDK_EPROTO / SDK_ETOOBIG (a record that does not
+ * decode), or the store's error. */
+int ll_recstore_get(sdk_store *st, uint64_t id, ll_buf *bytes, ll_sessrec *r);
+/* The session ended: delete its record unless another epoch owns it now. */
+ll_write_result ll_recstore_del(sdk_store *st, uint64_t id, uint64_t epoch);
+
+#endif

@@ -1,0 +1,130 @@
+/*
+ * The memory backend of the session store: this process only, with the same fencing and
+ * expiry rules as Redis, so that code written against one behaves the same on the other.
+ * Entries live in the id map of store.c; the front's lock (recstore.h) guards them.
+ */
+#include "recstore.h"
+
+#include "ll.h"
+#include "net.h"
+#include "store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct mem_entry {
+    uint64_t epoch;
+    uint64_t expires_ms; /* monotonic; 0: never */
+    uint8_t *rec;        /* NULL: claimed, never written */
+    size_t len;
+} mem_entry;
+
+typedef struct mem_be {
+    ll_store entries;    /* id -> mem_entry */
+    uint64_t last_epoch; /* epochs never repeat, as Redis's counter key */
+} mem_be;
+
+static void free_entry(void *val, void *ctx)
+{
+    (void)ctx;
+    mem_entry *e = val;
+    free(e->rec);
+    free(e);
+}
+
+/* The live entry of id, or NULL; an expired one is removed first, as Redis would have. */
+static mem_entry *live(mem_be *b, uint64_t id)
+{
+    mem_entry *e = ll_store_get(&b->entries, id);
+    if (e && e->expires_ms && ll_now_ms() >= e->expires_ms) {
+        free_entry(ll_store_del(&b->entries, id), NULL);
+        e = NULL;
+    }
+    return e;
+}
+
+static void touch(mem_entry *e, uint64_t ttl_ms)
+{
+    if (ttl_ms > 0) {
+        e->expires_ms = ll_now_ms() + ttl_ms;
+    }
+}
+
+static int mem_claim(sdk_store *st, uint64_t id, uint64_t ttl_ms, uint64_t *epoch)
+{
+    mem_be *b = st->be;
+    mem_entry *e = live(b, id);
+    if (!e) {
+        e = calloc(1, sizeof(*e));
+        if (!e || ll_store_put(&b->entries, id, e) != 0) {
+            free(e);
+            return ll_recstore_fail(st, SDK_ENOMEM, "out of memory claiming session %llu", (unsigned long long)id);
+        }
+    }
+    e->epoch = *epoch = ++b->last_epoch;
+    touch(e, ttl_ms);
+    return 0;
+}
+
+static int mem_put(sdk_store *st, uint64_t id, uint64_t epoch, const uint8_t *rec, size_t len, uint64_t ttl_ms,
+                   uint64_t *owner)
+{
+    mem_entry *e = live(st->be, id);
+    *owner = e ? e->epoch : 0;
+    if (!e || e->epoch != epoch) {
+        return 0;
+    }
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy) {
+        return ll_recstore_fail(st, SDK_ENOMEM, "out of memory storing session %llu", (unsigned long long)id);
+    }
+    memcpy(copy, rec, len);
+    free(e->rec);
+    e->rec = copy;
+    e->len = len;
+    touch(e, ttl_ms);
+    return 0;
+}
+
+static int mem_get(sdk_store *st, uint64_t id, ll_buf *out)
+{
+    mem_entry *e = live(st->be, id);
+    if (!e || !e->rec) {
+        return ll_recstore_fail(st, SDK_ENOTFOUND, "no record of session %llu", (unsigned long long)id);
+    }
+    if (ll_buf_append(out, e->rec, e->len) != 0) {
+        return ll_recstore_fail(st, SDK_ENOMEM, "out of memory reading session %llu", (unsigned long long)id);
+    }
+    return 0;
+}
+
+static int mem_del(sdk_store *st, uint64_t id, uint64_t epoch, uint64_t *owner)
+{
+    mem_be *b = st->be;
+    mem_entry *e = live(b, id);
+    *owner = e ? e->epoch : 0;
+    if (e && e->epoch == epoch) {
+        free_entry(ll_store_del(&b->entries, id), NULL);
+    }
+    return 0;
+}
+
+static void mem_close(sdk_store *st)
+{
+    mem_be *b = st->be;
+    ll_store_each(&b->entries, free_entry, NULL);
+    ll_store_free(&b->entries);
+    free(b);
+}
+
+static const ll_recstore_ops MEM_OPS = {mem_claim, mem_put, mem_get, mem_del, mem_close};
+
+int ll_store_mem_open(sdk_store *st)
+{
+    st->be = calloc(1, sizeof(mem_be));
+    if (!st->be) {
+        return ll_recstore_fail(st, SDK_ENOMEM, "out of memory opening a memory store");
+    }
+    st->ops = &MEM_OPS;
+    return 0;
+}

@@ -1,0 +1,275 @@
+/*
+ * The Redis backend of the session store; the only file that includes hiredis.
+ *
+ * One blocking connection, every round trip bounded by the store's timeout (connect with
+ * redisConnectWithTimeout, then redisSetTimeout for each read and write). A failed round trip
+ * drops the connection and the next call connects again, so a restarted Redis is picked up
+ * without a restart of ours; nothing retries inside a call, so a call's bound stays one
+ * timeout (two for the call that reconnects: connect, then SELECT if a DB is named).
+ *
+ * Keys (lifeline/store.h): "lifeline:session:<id>", a hash of "epoch" and "rec", and
+ * "lifeline:epoch", the counter every claim draws from. The scripts below are the whole
+ * fencing protocol: each runs atomically in Redis.
+ */
+#include "recstore.h"
+
+#include "ll.h"
+#include "net.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#define EPOCH_KEY "lifeline:epoch"
+
+/* KEYS[1] session, KEYS[2] counter; ARGV[1] ttl ms (0: none). A new epoch, never seen before
+ * (even if the session's key expired meanwhile), becomes the session's owner. */
+static const char CLAIM_LUA[] = "local e = redis.call('INCR', KEYS[2])\n"
+                                "redis.call('HSET', KEYS[1], 'epoch', e)\n"
+                                "if tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end\n"
+                                "return e\n";
+/* KEYS[1] session; ARGV[1] epoch, ARGV[2] record, ARGV[3] ttl ms. Written only by the owner;
+ * returns the owner epoch found (0: none). */
+static const char PUT_LUA[] = "local e = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')\n"
+                              "if e == 0 or e ~= tonumber(ARGV[1]) then return e end\n"
+                              "redis.call('HSET', KEYS[1], 'rec', ARGV[2])\n"
+                              "if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end\n"
+                              "return e\n";
+/* KEYS[1] session; ARGV[1] epoch. Deleted only by the owner; returns the owner epoch found. */
+static const char DEL_LUA[] = "local e = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')\n"
+                              "if e ~= 0 and e == tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) end\n"
+                              "return e\n";
+
+typedef struct redis_be {
+    redisContext *c; /* NULL: connect on the next call */
+    ll_store_url url;
+} redis_be;
+
+static struct timeval timeout_of(const sdk_store *st)
+{
+    return (struct timeval){.tv_sec = st->timeout_ms / 1000, .tv_usec = (st->timeout_ms % 1000) * 1000};
+}
+
+static int code_of(int kind, int err)
+{
+    if (kind == REDIS_ERR_EOF) {
+        return SDK_EDISCONNECTED;
+    }
+    if (kind == REDIS_ERR_OOM) {
+        return SDK_ENOMEM;
+    }
+    if (kind != REDIS_ERR_IO) {
+        return SDK_EIO;
+    }
+    switch (err) {
+    case EAGAIN: /* SO_RCVTIMEO / SO_SNDTIMEO ran out (EWOULDBLOCK is the same on Linux) */
+    case ETIMEDOUT:
+    case EINPROGRESS:
+        return SDK_ETIMEDOUT;
+    case ECONNREFUSED:
+        return SDK_ECONNREFUSED;
+    case ECONNRESET:
+    case EPIPE:
+        return SDK_EDISCONNECTED;
+    default:
+        return SDK_ECONNECT;
+    }
+}
+
+/* The connection failed doing `what`: record why, drop it (the next call reconnects). */
+static int context_failed(sdk_store *st, redis_be *b, int err, const char *what)
+{
+    int code = code_of(b->c->err, err);
+    if (code == SDK_ETIMEDOUT) {
+        ll_recstore_fail(st, code, "redis %s:%u: %s: no answer within %u ms", b->url.host, (unsigned)b->url.port, what,
+                         (unsigned)st->timeout_ms);
+    } else {
+        ll_recstore_fail(st, code, "redis %s:%u: %s: %s", b->url.host, (unsigned)b->url.port, what, b->c->errstr);
+    }
+    redisFree(b->c);
+    b->c = NULL;
+    return code;
+}
+
+/* One command on the open connection. On 0, *out is a reply that is not an error. */
+static int roundtrip(sdk_store *st, int argc, const char **argv, const size_t *lens, const char *what, redisReply **out)
+{
+    redis_be *b = st->be;
+    ll_sigpipe_guard g;
+    ll_net_sigpipe_block(&g);
+    redisReply *r = redisCommandArgv(b->c, argc, argv, lens);
+    int err = errno;
+    ll_net_sigpipe_restore(&g);
+    if (!r) {
+        return context_failed(st, b, err, what);
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        int rc = ll_recstore_fail(st, SDK_EIO, "redis %s:%u: %s: %s", b->url.host, (unsigned)b->url.port, what, r->str);
+        freeReplyObject(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+static int connect_redis(sdk_store *st)
+{
+    redis_be *b = st->be;
+    errno = 0;
+    b->c = redisConnectWithTimeout(b->url.host, b->url.port, timeout_of(st));
+    int err = errno;
+    if (!b->c) {
+        return ll_recstore_fail(st, SDK_ENOMEM, "redis %s:%u: out of memory", b->url.host, (unsigned)b->url.port);
+    }
+    if (b->c->err == REDIS_ERR_OTHER) { /* hiredis's connect says so when the name did not resolve */
+        int rc =
+            ll_recstore_fail(st, SDK_ERESOLVE, "redis %s:%u: %s", b->url.host, (unsigned)b->url.port, b->c->errstr);
+        redisFree(b->c);
+        b->c = NULL;
+        return rc;
+    }
+    if (b->c->err || redisSetTimeout(b->c, timeout_of(st)) != REDIS_OK) {
+        return context_failed(st, b, b->c->err ? err : errno, "connect");
+    }
+    if (b->url.db == 0) {
+        return 0;
+    }
+    char db[16];
+    LL_DETAIL(db, sizeof(db), "%u", (unsigned)b->url.db);
+    const char *argv[] = {"SELECT", db};
+    const size_t lens[] = {6, strlen(db)};
+    redisReply *r = NULL;
+    int rc = roundtrip(st, 2, argv, lens, "SELECT", &r);
+    freeReplyObject(r);
+    if (rc != 0 && b->c) { /* the DB is refused: this connection would write elsewhere */
+        redisFree(b->c);
+        b->c = NULL;
+    }
+    return rc;
+}
+
+/* One command, connecting first if the last call dropped the connection. */
+static int command(sdk_store *st, int argc, const char **argv, const size_t *lens, const char *what, redisReply **out)
+{
+    redis_be *b = st->be;
+    if (!b->c) {
+        LL_GUARD(connect_redis(st));
+    }
+    return roundtrip(st, argc, argv, lens, what, out);
+}
+
+/* A command expecting an integer answer. */
+static int run_int(sdk_store *st, int argc, const char **argv, const size_t *lens, const char *what, uint64_t *out)
+{
+    redis_be *b = st->be;
+    redisReply *r = NULL;
+    LL_GUARD(command(st, argc, argv, lens, what, &r));
+    int rc = 0;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
+        *out = (uint64_t)r->integer;
+    } else {
+        rc = ll_recstore_fail(st, SDK_EPROTO, "redis %s:%u: %s: unexpected reply of type %d", b->url.host,
+                              (unsigned)b->url.port, what, r->type);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Decimal strings for a command's arguments. */
+typedef struct num {
+    char s[24];
+} num;
+static num num_of(uint64_t v)
+{
+    num n;
+    LL_DETAIL(n.s, sizeof(n.s), "%llu", (unsigned long long)v);
+    return n;
+}
+
+#define KEY_PREFIX "lifeline:session:"
+typedef struct key {
+    char s[sizeof(KEY_PREFIX) + 24];
+} key;
+static key session_key(uint64_t id)
+{
+    key k;
+    LL_DETAIL(k.s, sizeof(k.s), KEY_PREFIX "%s", num_of(id).s);
+    return k;
+}
+
+static int redis_claim(sdk_store *st, uint64_t id, uint64_t ttl_ms, uint64_t *epoch)
+{
+    key k = session_key(id);
+    num ttl = num_of(ttl_ms);
+    const char *argv[] = {"EVAL", CLAIM_LUA, "2", k.s, EPOCH_KEY, ttl.s};
+    const size_t lens[] = {4, strlen(CLAIM_LUA), 1, strlen(k.s), strlen(EPOCH_KEY), strlen(ttl.s)};
+    return run_int(st, 6, argv, lens, "claim", epoch);
+}
+
+static int redis_put(sdk_store *st, uint64_t id, uint64_t epoch, const uint8_t *rec, size_t len, uint64_t ttl_ms,
+                     uint64_t *owner)
+{
+    key k = session_key(id);
+    num e = num_of(epoch), ttl = num_of(ttl_ms);
+    const char *argv[] = {"EVAL", PUT_LUA, "1", k.s, e.s, (const char *)rec, ttl.s};
+    const size_t lens[] = {4, strlen(PUT_LUA), 1, strlen(k.s), strlen(e.s), len, strlen(ttl.s)};
+    return run_int(st, 7, argv, lens, "put", owner);
+}
+
+static int redis_del(sdk_store *st, uint64_t id, uint64_t epoch, uint64_t *owner)
+{
+    key k = session_key(id);
+    num e = num_of(epoch);
+    const char *argv[] = {"EVAL", DEL_LUA, "1", k.s, e.s};
+    const size_t lens[] = {4, strlen(DEL_LUA), 1, strlen(k.s), strlen(e.s)};
+    return run_int(st, 5, argv, lens, "delete", owner);
+}
+
+static int redis_get(sdk_store *st, uint64_t id, ll_buf *out)
+{
+    key k = session_key(id);
+    const char *argv[] = {"HGET", k.s, "rec"};
+    const size_t lens[] = {4, strlen(k.s), 3};
+    redisReply *r = NULL;
+    LL_GUARD(command(st, 3, argv, lens, "get", &r));
+    int rc = 0;
+    if (r->type == REDIS_REPLY_NIL) {
+        rc = ll_recstore_fail(st, SDK_ENOTFOUND, "no record of session %llu", (unsigned long long)id);
+    } else if (r->type != REDIS_REPLY_STRING) {
+        rc = ll_recstore_fail(st, SDK_EPROTO, "redis: get: unexpected reply of type %d", r->type);
+    } else if (ll_buf_append(out, r->str, r->len) != 0) {
+        rc = ll_recstore_fail(st, SDK_ENOMEM, "out of memory reading session %llu", (unsigned long long)id);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static void redis_close(sdk_store *st)
+{
+    redis_be *b = st->be;
+    if (b->c) {
+        redisFree(b->c);
+    }
+    free(b);
+}
+
+static const ll_recstore_ops REDIS_OPS = {redis_claim, redis_put, redis_get, redis_del, redis_close};
+
+int ll_store_redis_open(sdk_store *st, const ll_store_url *u)
+{
+    redis_be *b = calloc(1, sizeof(*b));
+    if (!b) {
+        return ll_recstore_fail(st, SDK_ENOMEM, "out of memory opening a redis store");
+    }
+    b->url = *u;
+    st->be = b;
+    st->ops = &REDIS_OPS;
+    int rc = connect_redis(st);
+    if (rc != 0) {
+        redis_close(st);
+        st->be = NULL;
+    }
+    return rc;
+}

@@ -1,0 +1,402 @@
+/*
+ * Unit tests for the session store (recstore.c, store_mem.c, store_redis.c) against a real
+ * redis-server that the test starts on a free loopback port (redis_proc.c) and the memory
+ * backend. The same contract runs on both: records round-trip byte for byte; a claim fences
+ * out the previous owner's puts and deletes; expiry never brings back an old epoch; a
+ * record that does not decode is refused. Redis alone: an unreachable or silent server is
+ * a clear error within the timeout, never a hang; a server killed mid-test and restarted is
+ * reconnected to on the next call; DB numbers select and isolate; a missing DB is refused.
+ * It also prints put/get latency and the size of a session record.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "ll.h"
+#include "net.h"
+#include "recstore.h"
+#include "redis_proc.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static redis_proc redis;
+
+static int start_redis(void **state)
+{
+    (void)state;
+    return redis_proc_start(&redis) ? 0 : -1;
+}
+
+static int stop_redis(void **state)
+{
+    (void)state;
+    redis_proc_stop(&redis);
+    return 0;
+}
+
+static void sleep_ms(long ms)
+{
+    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+/* A record of session id with n frames of payload_len bytes, its frames in *frames. */
+static ll_sessrec make_record(uint64_t id, uint64_t owner, int n, size_t payload_len, ll_buf *frames)
+{
+    ll_session s;
+    ll_session_init(&s, 1024, 1 << 24);
+    uint8_t *payload = calloc(1, payload_len ? payload_len : 1);
+    for (int i = 0; i < n; i++) {
+        memset(payload, 'a' + i % 26, payload_len);
+        assert_int_equal(ll_session_enqueue(&s, payload, payload_len, i % 2 ? "t.Odd" : NULL), 0);
+    }
+    free(payload);
+    ll_sessrec r = {.id = id, .owner_epoch = owner, .hb_interval_ms = 1000, .hb_timeout_ms = 3000};
+    assert_int_equal(ll_tls_sha256(&id, sizeof(id), r.token_hash), 0);
+    assert_int_equal(ll_sessrec_capture(&s, frames, &r), 0);
+    ll_session_free(&s);
+    return r;
+}
+
+static sdk_store *open_ok(const char *url, int timeout_ms)
+{
+    sdk_store *st = NULL;
+    sdk_err rc = sdk_store_open(url, timeout_ms, &st);
+    if (rc != SDK_OK) {
+        char why[256];
+        sdk_last_connect_error(why, sizeof(why));
+        fail_msg("sdk_store_open(%s): %s: %s", url, sdk_errname(rc), why);
+    }
+    return st;
+}
+
+static void expect_detail(sdk_store *st, sdk_err code, const char *part)
+{
+    char why[256];
+    assert_int_equal(sdk_store_last_error(st, why, sizeof(why)), code);
+    if (!strstr(why, part)) {
+        fail_msg("detail \"%s\" does not contain \"%s\"", why, part);
+    }
+}
+
+/* ---- the contract, on each backend (state: the URL) ---- */
+
+static void test_round_trip(void **state)
+{
+    sdk_store *st = open_ok(*state, 0);
+    uint64_t epoch = 0;
+    assert_int_equal(ll_recstore_claim(st, 42, 0, &epoch), 0);
+    assert_true(epoch > 0);
+    ll_buf frames = {0}, bytes = {0}, want = {0};
+    ll_sessrec r = make_record(42, epoch, 5, 300, &frames), got;
+    assert_int_equal(ll_recstore_put(st, &r, 0), LL_WRITE_DONE);
+    assert_int_equal(ll_recstore_get(st, 42, &bytes, &got), 0);
+    assert_int_equal(ll_sessrec_encode(&r, &want), 0);
+    assert_int_equal(ll_buf_size(&bytes), ll_buf_size(&want));
+    assert_memory_equal(ll_buf_head(&bytes), ll_buf_head(&want), ll_buf_size(&want));
+    assert_int_equal(got.owner_epoch, epoch);
+    assert_int_equal(got.nframes, 5);
+    assert_int_equal(ll_recstore_get(st, 43, &bytes, &got), SDK_ENOTFOUND);
+    expect_detail(st, SDK_ENOTFOUND, "no record of session 43");
+    assert_int_equal(ll_recstore_del(st, 42, epoch), LL_WRITE_DONE);
+    assert_int_equal(ll_recstore_get(st, 42, &bytes, &got), SDK_ENOTFOUND);
+    ll_buf_free(&frames);
+    ll_buf_free(&bytes);
+    ll_buf_free(&want);
+    sdk_store_close(st);
+}
+
+/* Two instances (two handles on Redis; one shared handle in memory) fight over a session. */
+static void test_fencing(void **state)
+{
+    bool memory = strcmp(*state, "memory:") == 0;
+    sdk_store *a = open_ok(*state, 0), *b = memory ? a : open_ok(*state, 0);
+    uint64_t ea = 0, eb = 0;
+    ll_buf fa = {0}, fb = {0}, bytes = {0};
+    assert_int_equal(ll_recstore_claim(a, 7, 0, &ea), 0);
+    ll_sessrec ra = make_record(7, ea, 2, 10, &fa);
+    assert_int_equal(ll_recstore_put(a, &ra, 0), LL_WRITE_DONE);
+
+    assert_int_equal(ll_recstore_claim(b, 7, 0, &eb), 0);
+    assert_true(eb > ea);
+    assert_int_equal(ll_recstore_put(a, &ra, 0), LL_WRITE_FENCED); /* the stale owner */
+    char want[128];
+    snprintf(want, sizeof(want), "fenced: session 7 is owned by epoch %llu, not %llu", (unsigned long long)eb,
+             (unsigned long long)ea);
+    expect_detail(a, SDK_EREJECTED, want);
+    assert_int_equal(ll_recstore_del(a, 7, ea), LL_WRITE_FENCED);
+
+    ll_sessrec rb = make_record(7, eb, 3, 10, &fb), got;
+    assert_int_equal(ll_recstore_put(b, &rb, 0), LL_WRITE_DONE);
+    assert_int_equal(ll_recstore_put(a, &ra, 0), LL_WRITE_FENCED);
+    assert_int_equal(ll_recstore_get(a, 7, &bytes, &got), 0);
+    assert_int_equal(got.owner_epoch, eb); /* the new owner's record, not overwritten */
+    assert_int_equal(got.nframes, 3);
+
+    ll_sessrec zero = ra;
+    zero.owner_epoch = 0;
+    assert_int_equal(ll_recstore_put(a, &zero, 0), LL_WRITE_FAILED);
+    expect_detail(a, SDK_EINVAL, "without a claimed epoch");
+    ll_buf fc = {0};
+    ll_sessrec unclaimed = make_record(8, 5, 0, 0, &fc);
+    assert_int_equal(ll_recstore_put(a, &unclaimed, 0), LL_WRITE_FENCED);
+    ll_buf_free(&fc);
+    expect_detail(a, SDK_ENOTFOUND, "session 8 is not claimed");
+
+    assert_int_equal(ll_recstore_del(b, 7, eb), LL_WRITE_DONE);
+    assert_int_equal(ll_recstore_del(a, 7, ea), LL_WRITE_DONE); /* nothing left to fence */
+    ll_buf_free(&fa);
+    ll_buf_free(&fb);
+    ll_buf_free(&bytes);
+    if (!memory) {
+        sdk_store_close(b);
+    }
+    sdk_store_close(a);
+}
+
+/* An expired session is gone, and its next claim gets an epoch never used before, so an
+ * owner from before the expiry stays fenced. */
+static void test_expiry(void **state)
+{
+    sdk_store *st = open_ok(*state, 0);
+    uint64_t e1 = 0, e2 = 0;
+    ll_buf frames = {0}, bytes = {0};
+    assert_int_equal(ll_recstore_claim(st, 9, 100, &e1), 0);
+    ll_sessrec r = make_record(9, e1, 1, 10, &frames), got;
+    assert_int_equal(ll_recstore_put(st, &r, 100), LL_WRITE_DONE);
+    assert_int_equal(ll_recstore_get(st, 9, &bytes, &got), 0);
+    sleep_ms(250);
+    assert_int_equal(ll_recstore_get(st, 9, &bytes, &got), SDK_ENOTFOUND);
+    assert_int_equal(ll_recstore_claim(st, 9, 0, &e2), 0);
+    assert_true(e2 > e1);
+    assert_int_equal(ll_recstore_put(st, &r, 0), LL_WRITE_FENCED);
+    assert_int_equal(ll_recstore_del(st, 9, e2), LL_WRITE_DONE);
+    ll_buf_free(&frames);
+    ll_buf_free(&bytes);
+    sdk_store_close(st);
+}
+
+/* Bytes in the store are input: what does not decode is refused, not believed. */
+static void test_undecodable(void **state)
+{
+    sdk_store *st = open_ok(*state, 0);
+    uint64_t epoch = 0, owner = 0;
+    assert_int_equal(ll_recstore_claim(st, 11, 0, &epoch), 0);
+    static const uint8_t junk[] = "this is not a session record at all, whatever its length";
+    assert_int_equal(st->ops->put(st, 11, epoch, junk, sizeof(junk), 0, &owner), 0);
+    assert_int_equal(owner, epoch);
+    ll_buf bytes = {0};
+    ll_sessrec got;
+    assert_int_equal(ll_recstore_get(st, 11, &bytes, &got), SDK_EPROTO);
+    expect_detail(st, SDK_EPROTO, "session 11: not a session record");
+    /* A valid record filed under another session's id. */
+    ll_buf frames = {0}, enc = {0};
+    ll_sessrec other = make_record(12, epoch, 0, 0, &frames);
+    assert_int_equal(ll_sessrec_encode(&other, &enc), 0);
+    assert_int_equal(st->ops->put(st, 11, epoch, ll_buf_head(&enc), ll_buf_size(&enc), 0, &owner), 0);
+    assert_int_equal(ll_recstore_get(st, 11, &bytes, &got), SDK_EPROTO);
+    expect_detail(st, SDK_EPROTO, "the stored record is session 12");
+    assert_int_equal(ll_recstore_del(st, 11, epoch), LL_WRITE_DONE);
+    ll_buf_free(&bytes);
+    ll_buf_free(&frames);
+    ll_buf_free(&enc);
+    sdk_store_close(st);
+}
+
+static void test_open_errors(void **state)
+{
+    (void)state;
+    sdk_store *st = (sdk_store *)1;
+    char why[256];
+    assert_int_equal(sdk_store_open("file:/tmp/x", 0, &st), SDK_EINVAL);
+    assert_null(st);
+    assert_int_equal(sdk_last_connect_error(why, sizeof(why)), SDK_EINVAL);
+    assert_non_null(strstr(why, "must be \"memory:\""));
+    assert_int_equal(sdk_store_open(NULL, 0, &st), SDK_EINVAL);
+    assert_int_equal(sdk_store_open("memory:", -1, &st), SDK_EINVAL);
+    assert_int_equal(sdk_store_open("memory:", 0, NULL), SDK_EINVAL);
+    assert_int_equal(sdk_store_last_error(NULL, why, sizeof(why)), SDK_EINVAL);
+    st = open_ok("memory:", 0);
+    assert_int_equal(sdk_store_last_error(st, why, sizeof(why)), SDK_OK);
+    assert_string_equal(why, "");
+    sdk_store_close(st);
+    sdk_store_close(NULL);
+}
+
+/* ---- Redis failures ---- */
+
+static uint64_t elapsed_ms(uint64_t t0)
+{
+    return ll_now_ms() - t0;
+}
+
+static void test_unreachable(void **state)
+{
+    (void)state;
+    char url[64], why[256];
+    uint16_t port = redis_proc_free_port();
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%u", (unsigned)port);
+    sdk_store *st = NULL;
+    uint64_t t0 = ll_now_ms();
+    assert_int_equal(sdk_store_open(url, 500, &st), SDK_ECONNREFUSED);
+    assert_true(elapsed_ms(t0) < 500);
+    assert_null(st);
+    sdk_last_connect_error(why, sizeof(why));
+    char want[64];
+    snprintf(want, sizeof(want), "redis 127.0.0.1:%u: connect:", (unsigned)port);
+    assert_non_null(strstr(why, want));
+    assert_int_equal(sdk_store_open("redis://no-such-host.invalid:6379", 500, &st), SDK_ERESOLVE);
+}
+
+/* A listener that accepts (in the kernel's backlog) and never answers. */
+static int silent_listener(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static void test_silent_server(void **state)
+{
+    (void)state;
+    uint16_t port;
+    int fd = silent_listener(&port);
+    char url[64];
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%u", (unsigned)port);
+    sdk_store *st = open_ok(url, 300); /* no DB: nothing to ask while connecting */
+    uint64_t epoch = 0, t0 = ll_now_ms();
+    assert_int_equal(ll_recstore_claim(st, 1, 0, &epoch), SDK_ETIMEDOUT);
+    uint64_t took = elapsed_ms(t0);
+    assert_true(took >= 250 && took < 1500);
+    expect_detail(st, SDK_ETIMEDOUT, "claim: no answer within 300 ms");
+    sdk_store_close(st);
+
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%u/1", (unsigned)port);
+    t0 = ll_now_ms();
+    assert_int_equal(sdk_store_open(url, 300, &st), SDK_ETIMEDOUT); /* its SELECT gets no answer */
+    assert_true(elapsed_ms(t0) < 1500);
+    close(fd);
+}
+
+static void test_killed_and_restarted(void **state)
+{
+    (void)state;
+    sdk_store *st = open_ok(redis.url, 1000);
+    uint64_t epoch = 0;
+    ll_buf frames = {0}, bytes = {0};
+    assert_int_equal(ll_recstore_claim(st, 5, 0, &epoch), 0);
+    redis_proc_kill(&redis);
+    int rc = ll_recstore_claim(st, 5, 0, &epoch);
+    assert_true(rc == SDK_EDISCONNECTED || rc == SDK_ECONNREFUSED);
+    assert_int_equal(ll_recstore_claim(st, 5, 0, &epoch), SDK_ECONNREFUSED); /* reconnects, refused */
+    expect_detail(st, SDK_ECONNREFUSED, "connect");
+    assert_true(redis_proc_restart(&redis));
+    /* The next call reconnects. This Redis kept nothing (no persistence): a fresh claim. */
+    assert_int_equal(ll_recstore_claim(st, 5, 0, &epoch), 0);
+    ll_sessrec r = make_record(5, epoch, 2, 50, &frames), got;
+    assert_int_equal(ll_recstore_put(st, &r, 0), LL_WRITE_DONE);
+    assert_int_equal(ll_recstore_get(st, 5, &bytes, &got), 0);
+    assert_int_equal(got.nframes, 2);
+    ll_buf_free(&frames);
+    ll_buf_free(&bytes);
+    sdk_store_close(st);
+}
+
+static void test_databases(void **state)
+{
+    (void)state;
+    char url[80];
+    snprintf(url, sizeof(url), "%s/3", redis.url);
+    sdk_store *db3 = open_ok(url, 0), *db0 = open_ok(redis.url, 0);
+    uint64_t epoch = 0;
+    ll_buf frames = {0}, bytes = {0};
+    assert_int_equal(ll_recstore_claim(db3, 77, 0, &epoch), 0);
+    ll_sessrec r = make_record(77, epoch, 1, 5, &frames), got;
+    assert_int_equal(ll_recstore_put(db3, &r, 0), LL_WRITE_DONE);
+    assert_int_equal(ll_recstore_get(db0, 77, &bytes, &got), SDK_ENOTFOUND);
+    assert_int_equal(ll_recstore_get(db3, 77, &bytes, &got), 0);
+    sdk_store_close(db0);
+    sdk_store_close(db3);
+
+    sdk_store *st = NULL;
+    char why[256];
+    snprintf(url, sizeof(url), "%s/99", redis.url);
+    assert_int_equal(sdk_store_open(url, 0, &st), SDK_EIO);
+    sdk_last_connect_error(why, sizeof(why));
+    assert_non_null(strstr(why, "SELECT: ERR DB index is out of range"));
+    ll_buf_free(&frames);
+    ll_buf_free(&bytes);
+}
+
+/* Not a check: the figures a reader of this test wants (printed; nothing timed is asserted). */
+static void test_measure(void **state)
+{
+    const char *url = *state;
+    sdk_store *st = open_ok(url, 0);
+    uint64_t epoch = 0;
+    ll_buf frames = {0}, none = {0}, bytes = {0};
+    assert_int_equal(ll_recstore_claim(st, 99, 0, &epoch), 0);
+    ll_sessrec r = make_record(99, epoch, 100, 100, &frames), got, empty = make_record(98, epoch, 0, 0, &none);
+    enum { N = 2000 };
+    uint64_t t0 = ll_now_us();
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(ll_recstore_put(st, &r, 0), LL_WRITE_DONE);
+    }
+    uint64_t t1 = ll_now_us();
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(ll_recstore_get(st, 99, &bytes, &got), 0);
+    }
+    uint64_t t2 = ll_now_us();
+    printf("store %s: record %zu bytes (100 messages of 100 bytes), %zu bytes empty; put %.1f us, get %.1f us "
+           "(mean of %d)\n",
+           url, LL_SESSREC_HEADER + r.frames_len, LL_SESSREC_HEADER + empty.frames_len, (double)(t1 - t0) / N,
+           (double)(t2 - t1) / N, N);
+    ll_buf_free(&frames);
+    ll_buf_free(&none);
+    ll_buf_free(&bytes);
+    sdk_store_close(st);
+}
+
+/* A contract test on both backends, named after each. */
+#define ON_BOTH(fn)                                      \
+    {"memory: " #fn, fn, NULL, NULL, (void *)"memory:"}, \
+    {                                                    \
+        "redis: " #fn, fn, NULL, NULL, redis.url         \
+    }
+
+int main(void)
+{
+    /* The URL is known once Redis runs: start it here, before the table takes redis.url. */
+    if (start_redis(NULL) != 0) {
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        ON_BOTH(test_round_trip),
+        ON_BOTH(test_fencing),
+        ON_BOTH(test_expiry),
+        ON_BOTH(test_undecodable),
+        cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_unreachable),
+        cmocka_unit_test(test_silent_server),
+        cmocka_unit_test(test_databases),
+        ON_BOTH(test_measure),
+        cmocka_unit_test(test_killed_and_restarted),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, stop_redis);
+    return failed;
+}
