@@ -248,7 +248,9 @@ static int start(const options *o, sdk_store **store, sdk_server **srv)
     const char *what = o->store_url ? "--store" : "start";
     if (rc == SDK_OK) {
         what = "start";
-        rc = *store ? sdk_server_start_with_store(&o->cfg, *store, srv) : sdk_server_start(&o->cfg, srv);
+        sdk_server_config cfg = o->cfg;
+        cfg.store = *store;
+        rc = sdk_server_start(&cfg, srv);
     }
     if (rc != SDK_OK) {
         char detail[256];

@@ -8,7 +8,7 @@
 /* The smallest sized layouts this library accepts: 0.2's, the first with a size field. A
  * size below them is not a configuration (a struct never given to *_config_init). */
 #define LL_CLIENT_CONFIG_SIZE_0_2 (offsetof(sdk_config, reconnect_policy) + sizeof(((sdk_config *)0)->reconnect_policy))
-#define LL_SERVER_CONFIG_SIZE_0_2 (offsetof(sdk_server_config, on_message) + sizeof(sdk_message_fn))
+#define LL_SERVER_CONFIG_SIZE_0_2 (offsetof(sdk_server_config, store) + sizeof(struct sdk_store *))
 
 /* A config struct's layout as this library knows it: its defaults, their size (sizeof the
  * struct) and the smallest size accepted. Every config struct starts with `size_t size`. */

@@ -153,8 +153,7 @@ static int open_resources(sdk_server *srv, char *why, size_t len)
     return 0;
 }
 
-/* sdk_server_start, with a session store (NULL: none). */
-static sdk_err start(const sdk_server_config *cfg, sdk_store *store, sdk_server **out)
+static sdk_err start(const sdk_server_config *cfg, sdk_server **out)
 {
     char why[256] = "";
     if (!cfg || !out) {
@@ -174,7 +173,7 @@ static sdk_err start(const sdk_server_config *cfg, sdk_store *store, sdk_server 
         return start_failed(SDK_ENOMEM, NULL);
     }
     srv->listen_fd = srv->wake_fd = srv->poll_fd = -1;
-    srv->store = store; /* before the I/O thread starts: its first hello may need it */
+    srv->store = full.store; /* before the I/O thread starts: its first hello may need it */
     pthread_mutex_init(&srv->mu, NULL);
     ll_cond_init(&srv->recv_cv);
     ll_cond_init(&srv->send_cv);
@@ -197,18 +196,7 @@ static sdk_err start(const sdk_server_config *cfg, sdk_store *store, sdk_server 
 
 sdk_err sdk_server_start(const sdk_server_config *cfg, sdk_server **out)
 {
-    return start(cfg, NULL, out);
-}
-
-sdk_err sdk_server_start_with_store(const sdk_server_config *cfg, sdk_store *store, sdk_server **out)
-{
-    if (!store) {
-        if (out) {
-            *out = NULL;
-        }
-        return SDK_EINVAL;
-    }
-    return start(cfg, store, out);
+    return start(cfg, out);
 }
 
 uint16_t sdk_server_port(sdk_server *srv)

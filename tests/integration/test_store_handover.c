@@ -67,11 +67,12 @@ static sdk_server *start_on(sdk_store *store, const char *listen)
     sdk_server_config cfg;
     ht_server_config(&cfg);
     cfg.listen = listen;
+    cfg.store = store;
     sdk_server *srv = NULL;
     uint64_t deadline = ht_now_ms() + HT_WAIT_MS;
     sdk_err rc;
     /* The port A just freed may be refused for a moment. */
-    while ((rc = sdk_server_start_with_store(&cfg, store, &srv)) == SDK_ELISTEN && ht_now_ms() < deadline) {
+    while ((rc = sdk_server_start(&cfg, &srv)) == SDK_ELISTEN && ht_now_ms() < deadline) {
         ht_sleep_ms(20);
     }
     assert_int_equal(rc, SDK_OK);
@@ -190,23 +191,12 @@ static void test_lifeline_server_failover(void **state)
     redis_proc_stop(&redis);
 }
 
-static void test_null_store(void **state)
-{
-    (void)state;
-    sdk_server_config cfg;
-    ht_server_config(&cfg);
-    sdk_server *srv = (sdk_server *)1;
-    assert_int_equal(sdk_server_start_with_store(&cfg, NULL, &srv), SDK_EINVAL);
-    assert_null(srv);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_store),
         cmocka_unit_test(test_redis_store),
         cmocka_unit_test(test_lifeline_server_failover),
-        cmocka_unit_test(test_null_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

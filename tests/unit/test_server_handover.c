@@ -68,8 +68,8 @@ static int setup(void **state)
     cfg.cert_file = fx->certs.cert;
     cfg.key_file = fx->certs.key;
     ll_tls_ctx_config tc = {.server = false, .ca_file = fx->certs.ca};
-    if (sdk_server_start_with_store(&cfg, fx->store, &fx->srv) != SDK_OK ||
-        ll_tls_ctx_new(&tc, &fx->client_tls, err, sizeof(err)) != 0) {
+    cfg.store = fx->store;
+    if (sdk_server_start(&cfg, &fx->srv) != SDK_OK || ll_tls_ctx_new(&tc, &fx->client_tls, err, sizeof(err)) != 0) {
         fprintf(stderr, "start: %s\n", err);
         return -1;
     }

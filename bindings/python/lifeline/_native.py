@@ -214,6 +214,8 @@ class sdk_server_config(Structure):
         ("on_event", sdk_server_event_fn),
         ("user", c_void_p),
         ("on_message", sdk_message_fn),
+        # 0.2
+        ("store", c_void_p),
     ]
 
 
@@ -280,6 +282,8 @@ _PROTOTYPES = {
     "sdk_server_close": (c_int, [_server_p]),
     "sdk_server_destroy": (None, [_server_p]),
     "sdk_dev_certs": (c_int, [c_char_p, c_char_p, c_size_t]),
+    "sdk_store_open": (c_int, [c_char_p, c_int, POINTER(c_void_p)]),
+    "sdk_store_close": (None, [c_void_p]),
 }
 
 for _name, (_restype, _argtypes) in _PROTOTYPES.items():

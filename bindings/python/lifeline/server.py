@@ -54,6 +54,24 @@ def _session_dict(info: _native.sdk_session_info) -> Dict[str, Any]:
     return out
 
 
+def _open_store(url: Optional[str], timeout_ms: int) -> Optional[int]:
+    """sdk_store_open(url) ("memory:" or "redis://HOST[:PORT][/DB]"), or None for no store."""
+    if url is None:
+        return None
+    st = ctypes.c_void_p()
+    rc = lib.sdk_store_open(os.fsencode(url), timeout_ms, ctypes.byref(st))
+    check(rc, _native.last_connect_error())
+    return st.value
+
+
+def _destroy_with(store: Optional[int]) -> Callable[[int], None]:
+    """sdk_server_destroy, then closing the server's store: it must outlive the server."""
+    def destroy(ptr: int) -> None:
+        lib.sdk_server_destroy(ptr)
+        lib.sdk_store_close(store)
+    return destroy
+
+
 class Server(Endpoint):
     """An embedded Lifeline server (server.h): listens, serves every client on one I/O
     thread, and hands their messages to recv(). Any number of threads may use it at once.
@@ -62,6 +80,11 @@ class Server(Endpoint):
     (sdk_dev_certs) and use DIR/server.pem and DIR/server.key; the DevCerts paths are then
     in .dev_certs (clients trust .dev_certs.ca). Other keywords mirror sdk_server_config;
     None keeps the library default.
+
+    store="redis://HOST[:PORT][/DB]" (or "memory:") keeps sessions in a session store
+    (lifeline/store.h): at stop() they are written there, and any server on the same store
+    resumes them. store_timeout_ms bounds each store call (0: the library default). The
+    store is opened here and closed with the server.
 
     on_event(SessionEvent) runs on the server's I/O thread: return quickly, do not call
     stop() or block; exceptions are logged (logger "lifeline") and dropped.
@@ -93,6 +116,8 @@ class Server(Endpoint):
         max_output_bytes: Optional[int] = None,
         on_event: Optional[Callable[[SessionEvent], Any]] = None,
         on_message: Optional[Callable[[Message], Any]] = None,
+        store: Optional[str] = None,
+        store_timeout_ms: int = 0,
     ):
         self._handle: Optional[Handle] = None
         self._inbox = Inbox()
@@ -113,9 +138,15 @@ class Server(Endpoint):
             "window_messages": window_messages, "window_bytes": window_bytes,
             "max_output_bytes": max_output_bytes,
         })
-        self._handle = open_handle(lib.sdk_server_start, cfg, on_event, _native.sdk_server_event_fn,
-                                   _session_event, lib.sdk_server_close, lib.sdk_server_destroy, "server",
-                                   on_message)
+        st = _open_store(store, store_timeout_ms)
+        cfg.store = st
+        try:
+            self._handle = open_handle(lib.sdk_server_start, cfg, on_event, _native.sdk_server_event_fn,
+                                       _session_event, lib.sdk_server_close, _destroy_with(st), "server",
+                                       on_message)
+        except BaseException:
+            lib.sdk_store_close(st)
+            raise
         with self._handle.call() as ptr:
             self._port = lib.sdk_server_port(ptr)
 

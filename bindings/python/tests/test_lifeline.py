@@ -522,6 +522,25 @@ class TestMessageCallbacks(unittest.TestCase):
             client.close()
             server.__exit__(None, None, None)
 
+    def test_server_with_a_store(self):
+        echo = EchoServer(store="memory:")
+        try:
+            with connect(echo.port) as c:
+                c.send(b"stored")
+                self.assertEqual(c.recv(timeout=WAIT).data, b"stored")
+        finally:
+            echo.stop()
+        with self.assertRaises(lifeline.InvalidArgumentError) as bad:
+            lifeline.Server("127.0.0.1:0", dev_certs=CERTS.dir, store="mysql://127.0.0.1")
+        self.assertIn("mysql", str(bad.exception))
+        with socket.socket() as s:  # a port nobody listens on: the store is unreachable
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with self.assertRaises(lifeline.ConnectionRefusedError) as down:
+            lifeline.Server("127.0.0.1:0", dev_certs=CERTS.dir, store=f"redis://127.0.0.1:{port}",
+                            store_timeout_ms=500)
+        self.assertIn(str(port), str(down.exception))
+
     def test_on_message_exception_is_logged_not_raised(self):
         def bad(m):
             raise RuntimeError("message callback bug")

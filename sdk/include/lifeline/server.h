@@ -93,6 +93,9 @@ typedef struct sdk_server_config {
                                   sdk.h); sdk_server_send from it answers at once */
 
     /* ---- 0.2 ---- (new fields go below, see docs/DEVELOPMENT.md) */
+    struct sdk_store *store; /* sessions outlive the process in this store (lifeline/store.h:
+                                sdk_store_open, and "handover" there); NULL: in memory only.
+                                The caller's: close it after sdk_server_destroy */
 } sdk_server_config;
 
 /* sdk_server_config_init(cfg): a macro passing the size of the caller's struct, as

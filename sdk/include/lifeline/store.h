@@ -78,8 +78,8 @@ SDK_API sdk_err sdk_store_last_error(sdk_store *st, char *buf, size_t buflen);
 SDK_API void sdk_store_close(sdk_store *st);
 
 /*
- * sdk_server_start_with_store: sdk_server_start, with sessions that outlive the process in
- * store ("handover"): any server started on the same store can resume them.
+ * Handover: a server started with sdk_server_config.store set keeps its sessions in that
+ * store, and any server started on the same store can resume them.
  *   - At sdk_server_stop, after the drain and before clients hear GOING_AWAY, each session
  *     (connected or detached) is claimed in the store and written there with what it had
  *     not delivered either way; its record expires session_ttl_ms later (nothing is written
@@ -95,9 +95,8 @@ SDK_API void sdk_store_close(sdk_store *st);
  * store's timeout. A failed call costs that one session (its client opens a new one) and
  * never stops the server. The store stays the caller's: it must outlive the server (close
  * it after sdk_server_destroy) and may be shared by several servers. Blocks and errors as
- * sdk_server_start, plus SDK_EINVAL for a NULL store.
+ * sdk_server_start.
  */
-SDK_API sdk_err sdk_server_start_with_store(const sdk_server_config *cfg, sdk_store *store, sdk_server **out);
 
 #ifdef __cplusplus
 }
