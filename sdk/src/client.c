@@ -290,11 +290,10 @@ sdk_err sdk_send_seq(sdk_client *c, const char *type, const void *data, size_t l
         return SDK_EINVAL;
     }
     ll_outgoing m;
-    int rc = ll_session_check_msg(data, len, type, c->cfg.max_frame, c->cfg.queue_max_bytes, &m);
+    int rc = ll_session_check_send(data, len, type, c->cfg.max_frame, c->cfg.queue_max_bytes, "this client",
+                                   "the server", &m);
     if (rc != 0) {
-        return (sdk_err)(rc == SDK_ETOOBIG ? ll_session_too_big(NULL, &m, c->cfg.max_frame, c->cfg.queue_max_bytes,
-                                                                "this client", "the server")
-                                           : rc);
+        return (sdk_err)rc;
     }
     ll_deadline dl = ll_deadline_in(timeout_ms);
     return (sdk_err)offer(c, &m, &dl, seq);

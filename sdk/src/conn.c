@@ -14,7 +14,6 @@ void ll_conn_init(ll_conn *c, ll_role role, uint32_t max_frame)
 {
     memset(c, 0, sizeof(*c));
     c->role = role;
-    c->max_frame = max_frame;
     ll_decoder_init(&c->dec, max_frame);
 }
 
@@ -25,10 +24,13 @@ void ll_conn_free(ll_conn *c)
     ll_buf_free(&c->out);
 }
 
-static int vfail(ll_conn *c, int err, const char *fmt, va_list ap)
+int ll_conn_fail(ll_conn *c, int err, const char *fmt, ...)
 {
     if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
         (void)vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
+        va_end(ap);
     }
     int code = 0;
     bool reconnect = false;
@@ -37,15 +39,6 @@ static int vfail(ll_conn *c, int err, const char *fmt, va_list ap)
     }
     c->phase = LL_CONN_CLOSED;
     c->err = err;
-    return err;
-}
-
-int ll_conn_fail(ll_conn *c, int err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vfail(c, err, fmt, ap);
-    va_end(ap);
     return err;
 }
 
@@ -81,13 +74,13 @@ int ll_conn_close(ll_conn *c, int code, const char *reason, bool reconnect)
     /* max_frame may be as small as 64 bytes: a shortened reason beats a close frame that
      * never goes out. */
     char cut[CLOSE_REASON_MAX + 1];
-    size_t room = c->max_frame > CLOSE_OVERHEAD ? c->max_frame - CLOSE_OVERHEAD : 0;
+    size_t room = c->dec.max_frame > CLOSE_OVERHEAD ? c->dec.max_frame - CLOSE_OVERHEAD : 0;
     LL_DETAIL(cut, LL_MIN(sizeof(cut), room + 1), "%s", reason ? reason : "");
     Lifeline__Close close_msg = LIFELINE__CLOSE__INIT;
     close_msg.code = (Lifeline__Close__Code)code;
     close_msg.reason = cut;
     close_msg.reconnect = reconnect;
-    return ll_encode_frame(&c->out, &LL_FRAME_OF(close, CLOSE, &close_msg), c->max_frame);
+    return ll_encode_frame(&c->out, &LL_FRAME_OF(close, CLOSE, &close_msg), c->dec.max_frame);
 }
 
 int ll_conn_feed(ll_conn *c, const void *data, size_t len, uint64_t now_ms)
@@ -105,7 +98,7 @@ void ll_conn_wrote(ll_conn *c, size_t n, uint64_t now_ms)
 
 static int send_frame(ll_conn *c, Lifeline__Frame *f)
 {
-    return ll_encode_frame(&c->out, f, c->max_frame);
+    return ll_encode_frame(&c->out, f, c->dec.max_frame);
 }
 
 static int send_pong(ll_conn *c, const Lifeline__Ping *ping)
@@ -137,7 +130,7 @@ int ll_conn_send_hello(ll_conn *c, const ll_hello *h)
     hello.heartbeat_timeout_ms = h->heartbeat_timeout_ms;
     hello.window_messages = h->window_messages;
     hello.window_bytes = h->window_bytes;
-    hello.max_frame = c->max_frame;
+    hello.max_frame = c->dec.max_frame;
     return send_frame(c, &LL_FRAME_OF(hello, HELLO, &hello));
 }
 

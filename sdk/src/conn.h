@@ -59,12 +59,11 @@ typedef struct ll_conn_event {
 typedef struct ll_conn {
     ll_role role;
     ll_conn_phase phase;
-    ll_decoder dec;
-    ll_buf out; /* encoded frames the driver has not written yet */
+    ll_decoder dec; /* its max_frame is ours: the largest frame we accept or send */
+    ll_buf out;     /* encoded frames the driver has not written yet */
     ll_heartbeat hb;
     ll_session *s;        /* the session carried; NULL until attached. The driver owns it and
                            holds its lock across every call that may touch it */
-    uint32_t max_frame;   /* the largest frame we accept or send */
     uint64_t peer_rtt_us; /* the peer's smoothed round trip, as its pings report it */
     int err;              /* why it failed: 0 or an sdk_err */
     char detail[256];     /* why it failed, for the application */

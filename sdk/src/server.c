@@ -271,11 +271,10 @@ sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *typ
         return SDK_EINVAL;
     }
     ll_outgoing m;
-    int rc = ll_session_check_msg(data, len, type, srv->cfg.max_frame, srv->cfg.queue_max_bytes, &m);
+    int rc = ll_session_check_send(data, len, type, srv->cfg.max_frame, srv->cfg.queue_max_bytes, "this server",
+                                   "the client", &m);
     if (rc != 0) {
-        return (sdk_err)(rc == SDK_ETOOBIG ? ll_session_too_big(NULL, &m, srv->cfg.max_frame, srv->cfg.queue_max_bytes,
-                                                                "this server", "the client")
-                                           : rc);
+        return (sdk_err)rc;
     }
     ll_deadline dl = ll_deadline_in(timeout_ms);
     pthread_mutex_lock(&srv->mu);

@@ -24,9 +24,9 @@ typedef enum { CONN_HANDSHAKE = 0, CONN_HELLO, CONN_READY, CONN_CLOSING } conn_p
 /* One client connection (I/O thread only, except `sess`, which changes under mu). */
 typedef struct srv_conn {
     ll_link link;
-    struct srv_session *sess; /* NULL until hello, and after detach */
-    uint64_t welcomed;        /* the session a 0.5-RTT welcome offered (0: none)... */
-    uint32_t welcomed_hb[2];  /* ...with these heartbeat interval and timeout */
+    struct srv_session *sess;                           /* NULL until hello, and after detach */
+    uint64_t welcomed;                                  /* the session a 0.5-RTT welcome offered (0: none)... */
+    uint32_t welcomed_interval_ms, welcomed_timeout_ms; /* ...with these heartbeat values */
     conn_phase phase;
     ll_timer timer;     /* handshake deadline, heartbeat deadline, or closing deadline */
     uint32_t events;    /* registered with the poller (LL_POLL_*) */

@@ -231,7 +231,8 @@ int ll_server_on_hello(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h
     ll_params p;
     ll_params_from_hello(h, &lim, &p);
     /* An early welcome announced the session's old values: say the new ones if they differ. */
-    bool changed = p.heartbeat_interval_ms != conn->welcomed_hb[0] || p.heartbeat_timeout_ms != conn->welcomed_hb[1];
+    bool changed =
+        p.heartbeat_interval_ms != conn->welcomed_interval_ms || p.heartbeat_timeout_ms != conn->welcomed_timeout_ms;
     bind_session(srv, conn, ss, &p);
     ll_server_queue_event(srv, resumed ? SDK_SESSION_RESUMED : SDK_SESSION_OPENED, ss, SDK_CAUSE_NONE);
     return !conn->welcomed || changed ? send_welcome(srv, conn, ss, resumed) : 0;
@@ -251,8 +252,8 @@ int ll_server_welcome_early(sdk_server *srv, srv_conn *conn)
     srv_session *ss = ll_store_get(&srv->sessions, id);
     if (ss && !ss->close_requested) {
         conn->welcomed = id;
-        conn->welcomed_hb[0] = ss->hb_interval_ms;
-        conn->welcomed_hb[1] = ss->hb_timeout_ms;
+        conn->welcomed_interval_ms = ss->hb_interval_ms;
+        conn->welcomed_timeout_ms = ss->hb_timeout_ms;
         rc = send_welcome(srv, conn, ss, true);
     }
     pthread_mutex_unlock(&srv->mu);

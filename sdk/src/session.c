@@ -29,6 +29,13 @@ int ll_session_check_msg(const void *data, size_t len, const char *type, uint32_
     return 0;
 }
 
+int ll_session_check_send(const void *data, size_t len, const char *type, uint32_t max_frame, uint64_t max_bytes,
+                          const char *self, const char *peer, ll_outgoing *out)
+{
+    int rc = ll_session_check_msg(data, len, type, max_frame, max_bytes, out);
+    return rc == SDK_ETOOBIG ? ll_session_too_big(NULL, out, max_frame, max_bytes, self, peer) : rc;
+}
+
 int ll_session_too_big(const ll_session *s, const ll_outgoing *m, uint32_t max_frame, uint64_t max_bytes,
                        const char *self, const char *peer)
 {

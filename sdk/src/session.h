@@ -58,6 +58,10 @@ typedef struct ll_outgoing {
  * or 0. */
 int ll_session_check_msg(const void *data, size_t len, const char *type, uint32_t max_frame, uint64_t max_bytes,
                          ll_outgoing *out);
+/* ll_session_check_msg for a send call: an SDK_ETOOBIG also records why for
+ * sdk_last_call_error (ll_session_too_big with self and peer). */
+int ll_session_check_send(const void *data, size_t len, const char *type, uint32_t max_frame, uint64_t max_bytes,
+                          const char *self, const char *peer, ll_outgoing *out);
 /* Record for sdk_last_call_error why m is SDK_ETOOBIG (from ll_session_check_msg, or from
  * ll_session_offer on s; s may be NULL for the former): its size, the limit it is over and
  * whose limit that is ("this client" / "the server", or the other way round, as self and
