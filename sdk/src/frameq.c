@@ -151,10 +151,10 @@ int ll_frameq_copy(ll_frameq *q, ll_buf *out, size_t max_copied, uint64_t max_co
     return 0;
 }
 
-int ll_frameq_append_all(const ll_frameq *q, ll_buf *out)
+int ll_frameq_append_from(const ll_frameq *q, size_t first, ll_buf *out)
 {
     size_t size = 0;
-    for (size_t i = 0; i < q->count; i++) {
+    for (size_t i = first; i < q->count; i++) {
         size += ll_frameq_entry_at(q, i).frame_len;
     }
     LL_GUARD(ll_buf_reserve(out, size));
@@ -162,11 +162,18 @@ int ll_frameq_append_all(const ll_frameq *q, ll_buf *out)
     for (size_t i = 0; i < q->count; i++) {
         uint32_t len = ll_frameq_entry_at(q, i).frame_len;
         settle(&p);
-        memcpy(ll_buf_tail(out), p.seg->bytes + p.off, len);
-        out->len += len;
+        if (i >= first) {
+            memcpy(ll_buf_tail(out), p.seg->bytes + p.off, len);
+            out->len += len;
+        }
         p.off += len;
     }
     return 0;
+}
+
+int ll_frameq_append_all(const ll_frameq *q, ll_buf *out)
+{
+    return ll_frameq_append_from(q, 0, out);
 }
 
 /* Free the segments before keep (all of them if keep is NULL). */

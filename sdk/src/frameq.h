@@ -70,6 +70,10 @@ int ll_frameq_copy(ll_frameq *q, ll_buf *out, size_t max_copied, uint64_t max_co
  * for a session record. The queue is unchanged. 0 or SDK_ENOMEM (out as it was). */
 int ll_frameq_append_all(const ll_frameq *q, ll_buf *out);
 
+/* The same from the first-th oldest frame on (first <= count), for a store that already
+ * holds the ones before it. 0 or SDK_ENOMEM (out as it was). */
+int ll_frameq_append_from(const ll_frameq *q, size_t first, ll_buf *out);
+
 /* Drop the n oldest frames (n <= count): the peer has them. */
 void ll_frameq_drop(ll_frameq *q, size_t n);
 

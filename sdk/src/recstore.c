@@ -104,22 +104,76 @@ static ll_write_result fenced_by(sdk_store *st, uint64_t id, uint64_t epoch, uin
     return LL_WRITE_FENCED;
 }
 
+/* Fill w (its header encoded into hdr) for a write of r with the given frames. */
+static int prepare(sdk_store *st, const ll_sessrec *r, const uint8_t *frames, size_t len, ll_buf *hdr,
+                   ll_recwrite *w)
+{
+    if (r->owner_epoch == 0 || r->id == 0) {
+        return ll_recstore_fail(st, SDK_EINVAL, "write of session %llu without a claimed epoch",
+                                (unsigned long long)r->id);
+    }
+    if (ll_sessrec_encode_header(r, hdr) != 0) {
+        return ll_recstore_fail(st, SDK_ENOMEM, "out of memory encoding session %llu", (unsigned long long)r->id);
+    }
+    *w = (ll_recwrite){.id = r->id,
+                       .epoch = r->owner_epoch,
+                       .header = ll_buf_head(hdr),
+                       .header_len = ll_buf_size(hdr),
+                       .acked = r->acked,
+                       .frames = frames,
+                       .frames_len = len};
+    return 0;
+}
+
 ll_write_result ll_recstore_put(sdk_store *st, const ll_sessrec *r, uint64_t ttl_ms)
 {
-    ll_buf enc = {0};
+    ll_buf hdr = {0};
+    ll_recwrite w;
     ll_write_result res = LL_WRITE_FAILED;
-    uint64_t owner = 0;
     pthread_mutex_lock(&st->mu);
-    if (r->owner_epoch == 0 || r->id == 0) {
-        ll_recstore_fail(st, SDK_EINVAL, "put of session %llu without a claimed epoch", (unsigned long long)r->id);
-    } else if (ll_sessrec_encode(r, &enc) != 0) {
-        ll_recstore_fail(st, SDK_ENOMEM, "out of memory encoding session %llu", (unsigned long long)r->id);
-    } else if (st->ops->put(st, r->id, r->owner_epoch, ll_buf_head(&enc), ll_buf_size(&enc), ttl_ms, &owner) == 0) {
-        res = fenced_by(st, r->id, r->owner_epoch, owner);
+    if (prepare(st, r, r->frames, r->frames_len, &hdr, &w) == 0) {
+        w.replace = true;
+        if (st->ops->write(st, &w, 1, ttl_ms) == 0) {
+            res = fenced_by(st, r->id, r->owner_epoch, w.owner);
+        }
     }
     pthread_mutex_unlock(&st->mu);
-    ll_buf_free(&enc);
+    ll_buf_free(&hdr);
     return res;
+}
+
+/* The deltas as backend writes, their headers in hdrs (n of them). */
+static int prepare_all(sdk_store *st, ll_recdelta *d, size_t n, ll_buf *hdrs, ll_recwrite *w)
+{
+    for (size_t i = 0; i < n; i++) {
+        LL_GUARD(prepare(st, d[i].r, d[i].frames, d[i].frames_len, &hdrs[i], &w[i]));
+    }
+    return 0;
+}
+
+int ll_recstore_write(sdk_store *st, ll_recdelta *d, size_t n, uint64_t ttl_ms)
+{
+    for (size_t i = 0; i < n; i++) {
+        d[i].result = LL_WRITE_FAILED;
+    }
+    ll_buf *hdrs = calloc(n ? n : 1, sizeof(*hdrs));
+    ll_recwrite *w = calloc(n ? n : 1, sizeof(*w));
+    pthread_mutex_lock(&st->mu);
+    int rc = !hdrs || !w ? ll_recstore_fail(st, SDK_ENOMEM, "out of memory writing %zu sessions", n)
+                         : prepare_all(st, d, n, hdrs, w);
+    if (rc == 0) {
+        rc = st->ops->write(st, w, n, ttl_ms);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        d[i].result = fenced_by(st, w[i].id, w[i].epoch, w[i].owner);
+    }
+    pthread_mutex_unlock(&st->mu);
+    for (size_t i = 0; hdrs && i < n; i++) {
+        ll_buf_free(&hdrs[i]);
+    }
+    free(hdrs);
+    free(w);
+    return rc;
 }
 
 int ll_recstore_get(sdk_store *st, uint64_t id, ll_buf *bytes, ll_sessrec *r)

@@ -31,20 +31,36 @@ typedef enum {
     LL_WRITE_FAILED,   /* the store failed; sdk_store_last_error says how */
 } ll_write_result;
 
+/* One write of a session's record, as the backend receives it: the header (a record
+ * encoded with no frames), and frames to add behind those the store already holds. The
+ * store drops its frames up to `acked` first, so what it holds stays the retransmit queue.
+ * A batch of these is one round trip. */
+typedef struct ll_recwrite {
+    uint64_t id;
+    uint64_t epoch; /* the writer's claim: nothing changes unless it is the session's */
+    const uint8_t *header;
+    size_t header_len;
+    uint64_t acked;          /* the header's acked: stored frames up to it go */
+    const uint8_t *frames;   /* Data frames to append (each with its 4-byte length), in order */
+    size_t frames_len;
+    bool replace;            /* drop every stored frame first: `frames` is the whole queue */
+    uint64_t owner;          /* out: the owner epoch found (0: no entry) */
+} ll_recwrite;
+
 /* A backend. Each function returns 0 or an sdk_err after ll_recstore_fail; none blocks longer
  * than st->timeout_ms per round trip. */
 typedef struct ll_recstore_ops {
     /* Make a new epoch the session's owner epoch (creating its entry), into *epoch. ttl_ms > 0
-     * lets the entry expire that long after the last claim or put. */
+     * lets the entry expire that long after the last claim or write. */
     int (*claim)(sdk_store *st, uint64_t id, uint64_t ttl_ms, uint64_t *epoch);
-    /* If the session's owner epoch is epoch, store rec (len bytes). *owner: the owner epoch
-     * found (0: no entry), whether or not it matched. */
-    int (*put)(sdk_store *st, uint64_t id, uint64_t epoch, const uint8_t *rec, size_t len, uint64_t ttl_ms,
-               uint64_t *owner);
-    /* The session's record appended to out: 0, or SDK_ENOTFOUND (no entry, or claimed but
-     * never written). */
+    /* Apply each of the n writes whose epoch is its session's owner epoch, and set every
+     * w[i].owner, matched or not. A failure of the store fails the whole batch (some writes
+     * may have been applied: each is atomic by itself). */
+    int (*write)(sdk_store *st, ll_recwrite *w, size_t n, uint64_t ttl_ms);
+    /* The session's record (header and frames, as ll_sessrec_assemble puts them together)
+     * appended to out: 0, or SDK_ENOTFOUND (no entry, or claimed but never written). */
     int (*get)(sdk_store *st, uint64_t id, ll_buf *out);
-    /* If the session's owner epoch is epoch, delete its entry; *owner as for put. */
+    /* If the session's owner epoch is epoch, delete its entry; *owner as for write. */
     int (*del)(sdk_store *st, uint64_t id, uint64_t epoch, uint64_t *owner);
     void (*close)(sdk_store *st);
 } ll_recstore_ops;
@@ -80,8 +96,20 @@ int ll_store_redis_open(sdk_store *st, const ll_store_url *u);
 /* The record-level calls the server makes (st->mu taken inside). */
 /* Take session id over: its new owner epoch into *epoch. 0 or the store's error. */
 int ll_recstore_claim(sdk_store *st, uint64_t id, uint64_t ttl_ms, uint64_t *epoch);
-/* Write r (encoded here) fenced by r->owner_epoch, which must be the epoch of a claim. */
+/* Write r (encoded here) fenced by r->owner_epoch, which must be the epoch of a claim,
+ * replacing whatever the store held for the session. */
 ll_write_result ll_recstore_put(sdk_store *st, const ll_sessrec *r, uint64_t ttl_ms);
+/* A session's changes since its last write: r's header (its frames are ignored) and the
+ * frames queued after the ones the store holds. Input to ll_recstore_write. */
+typedef struct ll_recdelta {
+    const ll_sessrec *r;
+    const uint8_t *frames; /* new frames, the first with sequence the store's last + 1 */
+    size_t frames_len;
+    ll_write_result result; /* out */
+} ll_recdelta;
+/* Apply n deltas in one round trip, each fenced by its r->owner_epoch: every d[i].result
+ * is set (all LL_WRITE_FAILED if the store failed). 0 or the store's error. */
+int ll_recstore_write(sdk_store *st, ll_recdelta *d, size_t n, uint64_t ttl_ms);
 /* Read session id's record into *r, its frames pointing into bytes (cleared first; the
  * caller frees it). 0, SDK_ENOTFOUND, SDK_EPROTO / SDK_ETOOBIG (a record that does not
  * decode), or the store's error. */

@@ -13,6 +13,16 @@ void ll_session_init(ll_session *s, uint32_t window_messages, uint64_t window_by
     s->window_bytes = window_bytes ? window_bytes : 1;
     /* A quarter window keeps the sender streaming while acks stay rare. */
     s->ack_every = LL_MAX(1u, s->window_messages / 4);
+    s->write_limit = UINT64_MAX;
+    s->ack_limit = UINT64_MAX;
+}
+
+/* How many frames ll_session_write may have copied on this connection: the window, within
+ * the durability gate. */
+static size_t writable_count(const ll_session *s)
+{
+    uint64_t gate = s->write_limit > s->acked ? s->write_limit - s->acked : 0;
+    return (size_t)LL_MIN((uint64_t)s->window_messages, gate);
 }
 
 void ll_session_free(ll_session *s)
@@ -79,7 +89,7 @@ int ll_session_enqueue(ll_session *s, const void *data, size_t len, const char *
 bool ll_session_can_write(const ll_session *s)
 {
     const ll_frameq *q = &s->sendq;
-    if (q->copied >= q->count || q->copied >= s->window_messages) {
+    if (q->copied >= q->count || q->copied >= writable_count(s)) {
         return false;
     }
     /* The byte window as ll_frameq_copy applies it: the next message must fit, unless it
@@ -92,7 +102,7 @@ int ll_session_write(ll_session *s, ll_buf *out, size_t out_limit)
     ll_frameq *q = &s->sendq;
     size_t before = q->copied;
     uint64_t before_bytes = q->copied_bytes;
-    LL_GUARD(ll_frameq_copy(q, out, s->window_messages, s->window_bytes, out_limit));
+    LL_GUARD(ll_frameq_copy(q, out, writable_count(s), s->window_bytes, out_limit));
     /* Sequences acked+before+1 .. acked+copied went out; those up to high_written again. */
     uint64_t first = s->acked + before + 1;
     uint64_t last = s->acked + q->copied;
@@ -173,19 +183,25 @@ void ll_session_consumed(ll_session *s, const ll_msg *m)
     }
 }
 
+uint64_t ll_session_ackable(const ll_session *s)
+{
+    return LL_MIN(s->consumed, s->ack_limit);
+}
+
 bool ll_session_ack_due(const ll_session *s, bool idle)
 {
-    if (s->consumed <= s->ack_sent) {
+    uint64_t ackable = ll_session_ackable(s);
+    if (ackable <= s->ack_sent) {
         return false;
     }
-    return idle || s->consumed - s->ack_sent >= s->ack_every;
+    return idle || ackable - s->ack_sent >= s->ack_every;
 }
 
 uint64_t ll_session_ack_take(ll_session *s)
 {
     s->acks_sent++;
-    s->ack_sent = s->consumed;
-    return s->consumed;
+    s->ack_sent = ll_session_ackable(s);
+    return s->ack_sent;
 }
 
 int ll_session_resume(ll_session *s, uint64_t peer_received)

@@ -34,6 +34,11 @@ typedef struct ll_session {
     uint64_t window_bytes;
     uint32_t ack_every;      /* acknowledge at least every this many consumed messages */
     uint32_t peer_max_frame; /* the largest frame the peer accepts, from hello/welcome; 0: unknown */
+    /* Durability gates (a server whose store syncs before anything leaves): no Data frame
+     * beyond write_limit is written, and no acknowledgement beyond ack_limit. UINT64_MAX
+     * (what ll_session_init sets): no gate. */
+    uint64_t write_limit;
+    uint64_t ack_limit;
 
     uint64_t enqueued_total; /* messages ever queued; with acked_total, what sdk_flush waits on */
     uint64_t acked_total;
@@ -109,6 +114,9 @@ void ll_session_consumed(ll_session *s, const ll_msg *m);
 bool ll_session_ack_due(const ll_session *s, bool idle);
 /* Record that an ack for `consumed` was written; returns the sequence to put in it. */
 uint64_t ll_session_ack_take(ll_session *s);
+/* What we may tell the peer we have (an ack, a welcome's last_received): what the
+ * application consumed, within ack_limit. */
+uint64_t ll_session_ackable(const ll_session *s);
 
 /* A new connection continues the session: the peer has everything <= peer_received.
  * Frees those, rewinds the write cursor, re-announces our ack. SDK_EPROTO if peer_received

@@ -61,6 +61,31 @@ int ll_sessrec_encode(const ll_sessrec *r, ll_buf *out)
     return 0;
 }
 
+int ll_sessrec_encode_header(const ll_sessrec *r, ll_buf *out)
+{
+    ll_sessrec h = *r;
+    h.nframes = 0;
+    h.frames = NULL;
+    h.frames_len = 0;
+    return ll_sessrec_encode(&h, out);
+}
+
+int ll_sessrec_assemble(const uint8_t *header, size_t header_len, const uint8_t *frames, size_t frames_len,
+                        uint32_t nframes, ll_buf *out)
+{
+    LL_ENSURE(header_len >= LL_SESSREC_HEADER, SDK_EPROTO);
+    LL_ENSURE(frames_len <= SIZE_MAX - LL_SESSREC_HEADER, SDK_ENOMEM);
+    LL_GUARD(ll_buf_reserve(out, LL_SESSREC_HEADER + frames_len));
+    uint8_t *p = ll_buf_tail(out);
+    memcpy(p, header, LL_SESSREC_HEADER);
+    ll_put_be32(p + OFF_NFRAMES, nframes);
+    if (frames_len > 0) {
+        memcpy(p + LL_SESSREC_HEADER, frames, frames_len);
+    }
+    out->len += LL_SESSREC_HEADER + frames_len;
+    return 0;
+}
+
 static void read_header(const uint8_t *p, ll_sessrec *r)
 {
     *r = (ll_sessrec){0};
@@ -170,7 +195,7 @@ int ll_sessrec_restore(const ll_sessrec *r, ll_session *s)
     }
     s->acked = r->acked;
     s->high_written = r->high_written;
-    s->received = r->received;
+    s->received = r->consumed; /* see sessrec.h */
     s->consumed = r->consumed;
     s->ack_sent = 0; /* a new connection hears our acknowledgement again */
     s->epoch = r->epoch;

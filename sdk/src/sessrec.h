@@ -14,7 +14,11 @@
  *    48    8 owner epoch: the fencing epoch of the instance that wrote the record
  *    56    8 acked          the client acknowledged every sequence <= acked
  *    64    8 high_written   highest sequence ever written (acked <= it <= acked + frames)
- *    72    8 received       highest sequence accepted from the client (>= consumed)
+ *    72    8 received       highest sequence accepted from the client (>= consumed); above
+ *                         consumed only in a record written while its session was live
+ *                         (store sync "always"), where it bounds what the writer's
+ *                         application may have seen: resumed elsewhere, messages up to it
+ *                         arrive flagged as redelivered
  *    80    8 consumed       highest sequence the application took
  *    88    4 epoch          the reliable stream's epoch (ll_session.epoch)
  *    92    4 heartbeat interval, ms, as the client announced
@@ -70,6 +74,17 @@ int ll_sessrec_encode(const ll_sessrec *r, ll_buf *out);
  * version, fields that contradict each other, a malformed or misnumbered frame, bytes after
  * the last frame), with detail saying which. */
 int ll_sessrec_decode(const uint8_t *p, size_t len, size_t max_len, ll_sessrec *r, char *detail, size_t dlen);
+
+/* A whole record from a header (a record of any frame count, whose own frames are ignored)
+ * and nframes frames (frames_len bytes), appended to out with the count set. This is how a
+ * store keeping the frames apart gives a record back. 0, SDK_EPROTO (a header too short),
+ * SDK_ENOMEM. */
+int ll_sessrec_assemble(const uint8_t *header, size_t header_len, const uint8_t *frames, size_t frames_len,
+                        uint32_t nframes, ll_buf *out);
+
+/* The header of r alone (r with no frames), appended to out: what a store keeps beside the
+ * frames. 0 or SDK_ENOMEM. */
+int ll_sessrec_encode_header(const ll_sessrec *r, ll_buf *out);
 
 /* Fill r's stream fields from s (id, token hash, owner epoch and the heartbeat values are
  * the caller's) and append s's unacknowledged frames to frames, which r->frames then points

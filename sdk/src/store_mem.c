@@ -5,6 +5,7 @@
  */
 #include "recstore.h"
 
+#include "codec.h"
 #include "ll.h"
 #include "net.h"
 #include "store.h"
@@ -15,8 +16,11 @@
 typedef struct mem_entry {
     uint64_t epoch;
     uint64_t expires_ms; /* monotonic; 0: never */
-    uint8_t *rec;        /* NULL: claimed, never written */
-    size_t len;
+    bool written;        /* false: claimed, never written */
+    ll_buf header;       /* the record's header (ll_sessrec_encode_header) */
+    ll_buf frames;       /* its frames back to back, the first the one after acked */
+    uint32_t nframes;
+    uint64_t acked;
 } mem_entry;
 
 typedef struct mem_be {
@@ -28,7 +32,8 @@ static void free_entry(void *val, void *ctx)
 {
     (void)ctx;
     mem_entry *e = val;
-    free(e->rec);
+    ll_buf_free(&e->header);
+    ll_buf_free(&e->frames);
     free(e);
 }
 
@@ -66,34 +71,81 @@ static int mem_claim(sdk_store *st, uint64_t id, uint64_t ttl_ms, uint64_t *epoc
     return 0;
 }
 
-static int mem_put(sdk_store *st, uint64_t id, uint64_t epoch, const uint8_t *rec, size_t len, uint64_t ttl_ms,
-                   uint64_t *owner)
+/* How many whole frames the len bytes at p hold. */
+static uint32_t count_frames(const uint8_t *p, size_t len)
 {
-    mem_entry *e = live(st->be, id);
-    *owner = e ? e->epoch : 0;
-    if (!e || e->epoch != epoch) {
-        return 0;
+    uint32_t n = 0;
+    for (size_t off = 0; len - off >= LL_FRAME_HEADER; n++) {
+        off += LL_FRAME_HEADER + (size_t)ll_get_be32(p + off);
+        if (off > len) {
+            break;
+        }
     }
-    uint8_t *copy = malloc(len ? len : 1);
-    if (!copy) {
-        return ll_recstore_fail(st, SDK_ENOMEM, "out of memory storing session %llu", (unsigned long long)id);
+    return n;
+}
+
+/* Drop the n oldest stored frames (all of them if there are fewer). */
+static void drop_frames(mem_entry *e, uint64_t n)
+{
+    const uint8_t *p = ll_buf_head(&e->frames);
+    size_t len = ll_buf_size(&e->frames), off = 0;
+    for (; n > 0 && e->nframes > 0 && len - off >= LL_FRAME_HEADER; n--, e->nframes--) {
+        off += LL_FRAME_HEADER + (size_t)ll_get_be32(p + off);
     }
-    memcpy(copy, rec, len);
-    free(e->rec);
-    e->rec = copy;
-    e->len = len;
-    touch(e, ttl_ms);
+    ll_buf_consume(&e->frames, LL_MIN(off, len));
+}
+
+static int apply(mem_entry *e, const ll_recwrite *w)
+{
+    ll_buf header = {0};
+    if (ll_buf_append(&header, w->header, w->header_len) != 0 ||
+        ll_buf_reserve(&e->frames, w->frames_len) != 0) {
+        ll_buf_free(&header);
+        return SDK_ENOMEM;
+    }
+    if (w->replace) {
+        ll_buf_clear(&e->frames);
+        e->nframes = 0;
+    } else if (w->acked > e->acked) {
+        drop_frames(e, w->acked - e->acked);
+    }
+    (void)ll_buf_append(&e->frames, w->frames, w->frames_len); /* reserved above */
+    e->nframes += count_frames(w->frames, w->frames_len);
+    e->acked = w->acked;
+    ll_buf_free(&e->header);
+    e->header = header;
+    e->written = true;
+    return 0;
+}
+
+static int mem_write(sdk_store *st, ll_recwrite *w, size_t n, uint64_t ttl_ms)
+{
+    for (size_t i = 0; i < n; i++) {
+        mem_entry *e = live(st->be, w[i].id);
+        w[i].owner = e ? e->epoch : 0;
+        if (!e || e->epoch != w[i].epoch) {
+            continue;
+        }
+        if (apply(e, &w[i]) != 0) {
+            return ll_recstore_fail(st, SDK_ENOMEM, "out of memory storing session %llu",
+                                    (unsigned long long)w[i].id);
+        }
+        touch(e, ttl_ms);
+    }
     return 0;
 }
 
 static int mem_get(sdk_store *st, uint64_t id, ll_buf *out)
 {
     mem_entry *e = live(st->be, id);
-    if (!e || !e->rec) {
+    if (!e || !e->written) {
         return ll_recstore_fail(st, SDK_ENOTFOUND, "no record of session %llu", (unsigned long long)id);
     }
-    if (ll_buf_append(out, e->rec, e->len) != 0) {
-        return ll_recstore_fail(st, SDK_ENOMEM, "out of memory reading session %llu", (unsigned long long)id);
+    int rc = ll_sessrec_assemble(ll_buf_head(&e->header), ll_buf_size(&e->header), ll_buf_head(&e->frames),
+                                 ll_buf_size(&e->frames), e->nframes, out);
+    if (rc != 0) {
+        return ll_recstore_fail(st, rc, "session %llu: %s", (unsigned long long)id,
+                                rc == SDK_ENOMEM ? "out of memory reading it" : "not a session record");
     }
     return 0;
 }
@@ -117,7 +169,7 @@ static void mem_close(sdk_store *st)
     free(b);
 }
 
-static const ll_recstore_ops MEM_OPS = {mem_claim, mem_put, mem_get, mem_del, mem_close};
+static const ll_recstore_ops MEM_OPS = {mem_claim, mem_write, mem_get, mem_del, mem_close};
 
 int ll_store_mem_open(sdk_store *st)
 {

@@ -7,8 +7,11 @@
  * without a restart of ours; nothing retries inside a call, so a call's bound stays one
  * timeout (two for the call that reconnects: connect, then SELECT if a DB is named).
  *
- * Keys (lifeline/store.h): "lifeline:session:<id>", a hash of "epoch" and "rec", and
- * "lifeline:epoch", the counter every claim draws from. The scripts below are the whole
+ * Keys (lifeline/store.h): "lifeline:session:<id>", a hash of "epoch", "rec" (the record's
+ * header) and "acked"; "lifeline:session:<id>:frames", a list of its unacknowledged frames;
+ * and "lifeline:epoch", the counter every claim draws from. A write appends new frames and
+ * trims acknowledged ones, so a session streaming under sync "always" costs each batch what
+ * changed, not its whole queue. The scripts below are the whole
  * fencing protocol: each runs atomically in Redis.
  */
 #include "recstore.h"
@@ -30,17 +33,39 @@ static const char CLAIM_LUA[] = "local e = redis.call('INCR', KEYS[2])\n"
                                 "redis.call('HSET', KEYS[1], 'epoch', e)\n"
                                 "if tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end\n"
                                 "return e\n";
-/* KEYS[1] session; ARGV[1] epoch, ARGV[2] record, ARGV[3] ttl ms. Written only by the owner;
- * returns the owner epoch found (0: none). */
-static const char PUT_LUA[] = "local e = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')\n"
-                              "if e == 0 or e ~= tonumber(ARGV[1]) then return e end\n"
-                              "redis.call('HSET', KEYS[1], 'rec', ARGV[2])\n"
-                              "if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end\n"
-                              "return e\n";
-/* KEYS[1] session; ARGV[1] epoch. Deleted only by the owner; returns the owner epoch found. */
+/* KEYS[1] session, KEYS[2] its frames (a list, one Data frame per element, the first the
+ * one after "acked"); ARGV[1] epoch, ARGV[2] header, ARGV[3] acked, ARGV[4] frames to append
+ * (back to back, each with its 4-byte big-endian length), ARGV[5] "1" to replace every stored
+ * frame, ARGV[6] ttl ms. Written only by the owner; returns the owner epoch found (0: none).
+ * Sequences pass through Lua numbers: exact below 2^53, which no session reaches. */
+static const char WRITE_LUA[] =
+    "local e = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')\n"
+    "if e == 0 or e ~= tonumber(ARGV[1]) then return e end\n"
+    "if ARGV[5] == '1' then redis.call('DEL', KEYS[2]) else\n"
+    "  local drop = tonumber(ARGV[3]) - tonumber(redis.call('HGET', KEYS[1], 'acked') or '0')\n"
+    "  if drop > 0 then redis.call('LTRIM', KEYS[2], drop, -1) end\n"
+    "end\n"
+    "local blob, pos = ARGV[4], 1\n"
+    "while pos <= #blob do\n"
+    "  local len = struct.unpack('>I4', blob, pos)\n"
+    "  redis.call('RPUSH', KEYS[2], string.sub(blob, pos, pos + 3 + len))\n"
+    "  pos = pos + 4 + len\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'rec', ARGV[2], 'acked', ARGV[3])\n"
+    "if tonumber(ARGV[6]) > 0 then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[6])\n"
+    "  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[6]) end\n"
+    "end\n"
+    "return e\n";
+/* KEYS[1] session, KEYS[2] frames; ARGV[1] epoch. Deleted only by the owner; returns the
+ * owner epoch found. */
 static const char DEL_LUA[] = "local e = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')\n"
-                              "if e ~= 0 and e == tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) end\n"
+                              "if e ~= 0 and e == tonumber(ARGV[1]) then redis.call('DEL', KEYS[1], KEYS[2]) end\n"
                               "return e\n";
+/* KEYS[1] session, KEYS[2] frames: {header, {frames...}}, or nil without a record. */
+static const char GET_LUA[] = "local rec = redis.call('HGET', KEYS[1], 'rec')\n"
+                              "if not rec then return false end\n"
+                              "return {rec, redis.call('LRANGE', KEYS[2], 0, -1)}\n";
 
 typedef struct redis_be {
     redisContext *c; /* NULL: connect on the next call */
@@ -160,19 +185,27 @@ static int command(sdk_store *st, int argc, const char **argv, const size_t *len
     return roundtrip(st, argc, argv, lens, what, out);
 }
 
+/* An integer answer into *out, or a failure naming `what`. */
+static int int_of(sdk_store *st, const redisReply *r, const char *what, uint64_t *out)
+{
+    redis_be *b = st->be;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
+        *out = (uint64_t)r->integer;
+        return 0;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        return ll_recstore_fail(st, SDK_EIO, "redis %s:%u: %s: %s", b->url.host, (unsigned)b->url.port, what, r->str);
+    }
+    return ll_recstore_fail(st, SDK_EPROTO, "redis %s:%u: %s: unexpected reply of type %d", b->url.host,
+                            (unsigned)b->url.port, what, r->type);
+}
+
 /* A command expecting an integer answer. */
 static int run_int(sdk_store *st, int argc, const char **argv, const size_t *lens, const char *what, uint64_t *out)
 {
-    redis_be *b = st->be;
     redisReply *r = NULL;
     LL_GUARD(command(st, argc, argv, lens, what, &r));
-    int rc = 0;
-    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
-        *out = (uint64_t)r->integer;
-    } else {
-        rc = ll_recstore_fail(st, SDK_EPROTO, "redis %s:%u: %s: unexpected reply of type %d", b->url.host,
-                              (unsigned)b->url.port, what, r->type);
-    }
+    int rc = int_of(st, r, what, out);
     freeReplyObject(r);
     return rc;
 }
@@ -188,14 +221,21 @@ static num num_of(uint64_t v)
     return n;
 }
 
-#define KEY_PREFIX "lifeline:session:"
+#define KEY_PREFIX    "lifeline:session:"
+#define FRAMES_SUFFIX ":frames"
 typedef struct key {
-    char s[sizeof(KEY_PREFIX) + 24];
+    char s[sizeof(KEY_PREFIX) + 24 + sizeof(FRAMES_SUFFIX)];
 } key;
 static key session_key(uint64_t id)
 {
     key k;
     LL_DETAIL(k.s, sizeof(k.s), KEY_PREFIX "%s", num_of(id).s);
+    return k;
+}
+static key frames_key(uint64_t id)
+{
+    key k;
+    LL_DETAIL(k.s, sizeof(k.s), KEY_PREFIX "%s" FRAMES_SUFFIX, num_of(id).s);
     return k;
 }
 
@@ -208,40 +248,97 @@ static int redis_claim(sdk_store *st, uint64_t id, uint64_t ttl_ms, uint64_t *ep
     return run_int(st, 6, argv, lens, "claim", epoch);
 }
 
-static int redis_put(sdk_store *st, uint64_t id, uint64_t epoch, const uint8_t *rec, size_t len, uint64_t ttl_ms,
-                     uint64_t *owner)
+/* Queue one write's script on the connection's output (hiredis copies the arguments). */
+static int append_write(redisContext *c, const ll_recwrite *w, uint64_t ttl_ms)
 {
-    key k = session_key(id);
-    num e = num_of(epoch), ttl = num_of(ttl_ms);
-    const char *argv[] = {"EVAL", PUT_LUA, "1", k.s, e.s, (const char *)rec, ttl.s};
-    const size_t lens[] = {4, strlen(PUT_LUA), 1, strlen(k.s), strlen(e.s), len, strlen(ttl.s)};
-    return run_int(st, 7, argv, lens, "put", owner);
+    key k = session_key(w->id), f = frames_key(w->id);
+    num e = num_of(w->epoch), a = num_of(w->acked), ttl = num_of(ttl_ms);
+    const char *frames = w->frames_len ? (const char *)w->frames : "";
+    const char *argv[] = {"EVAL", WRITE_LUA, "2",    k.s, f.s, e.s, (const char *)w->header,
+                          a.s,    frames,    w->replace ? "1" : "0", ttl.s};
+    const size_t lens[] = {4, strlen(WRITE_LUA), 1, strlen(k.s), strlen(f.s), strlen(e.s), w->header_len,
+                           strlen(a.s), w->frames_len, 1, strlen(ttl.s)};
+    return redisAppendCommandArgv(c, 11, argv, lens) == REDIS_OK ? 0 : SDK_ENOMEM;
+}
+
+/* Every write's script in one pipeline: all sent, then every answer read. */
+static int redis_write(sdk_store *st, ll_recwrite *w, size_t n, uint64_t ttl_ms)
+{
+    redis_be *b = st->be;
+    if (!b->c) {
+        LL_GUARD(connect_redis(st));
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (append_write(b->c, &w[i], ttl_ms) != 0) { /* a half-queued pipeline cannot be sent */
+            redisFree(b->c);
+            b->c = NULL;
+            return ll_recstore_fail(st, SDK_ENOMEM, "out of memory writing %zu sessions", n);
+        }
+    }
+    ll_sigpipe_guard g;
+    ll_net_sigpipe_block(&g);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(b->c, (void **)&r) != REDIS_OK) {
+            int err = errno;
+            ll_net_sigpipe_restore(&g);
+            return context_failed(st, b, err, "write");
+        }
+        if (rc == 0) {
+            rc = int_of(st, r, "write", &w[i].owner);
+        }
+        freeReplyObject(r);
+    }
+    ll_net_sigpipe_restore(&g);
+    return rc;
 }
 
 static int redis_del(sdk_store *st, uint64_t id, uint64_t epoch, uint64_t *owner)
 {
-    key k = session_key(id);
+    key k = session_key(id), f = frames_key(id);
     num e = num_of(epoch);
-    const char *argv[] = {"EVAL", DEL_LUA, "1", k.s, e.s};
-    const size_t lens[] = {4, strlen(DEL_LUA), 1, strlen(k.s), strlen(e.s)};
-    return run_int(st, 5, argv, lens, "delete", owner);
+    const char *argv[] = {"EVAL", DEL_LUA, "2", k.s, f.s, e.s};
+    const size_t lens[] = {4, strlen(DEL_LUA), 1, strlen(k.s), strlen(f.s), strlen(e.s)};
+    return run_int(st, 6, argv, lens, "delete", owner);
+}
+
+/* GET_LUA's answer, {header, {frames...}}, as one record appended to out. */
+static int record_of(sdk_store *st, const redisReply *r, uint64_t id, ll_buf *out)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_ARRAY || r->element[1]->elements > UINT32_MAX) {
+        return ll_recstore_fail(st, SDK_EPROTO, "redis: get of session %llu: unexpected reply", (unsigned long long)id);
+    }
+    const redisReply *fr = r->element[1];
+    ll_buf frames = {0};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < fr->elements; i++) {
+        rc = fr->element[i]->type != REDIS_REPLY_STRING ? SDK_EPROTO
+                                                        : ll_buf_append(&frames, fr->element[i]->str, fr->element[i]->len);
+    }
+    if (rc == 0) {
+        rc = ll_sessrec_assemble((const uint8_t *)r->element[0]->str, r->element[0]->len, ll_buf_head(&frames),
+                                 ll_buf_size(&frames), (uint32_t)fr->elements, out);
+    }
+    ll_buf_free(&frames);
+    if (rc != 0) {
+        ll_recstore_fail(st, rc, "redis: get of session %llu: %s", (unsigned long long)id,
+                         rc == SDK_ENOMEM ? "out of memory" : "not a session record");
+    }
+    return rc;
 }
 
 static int redis_get(sdk_store *st, uint64_t id, ll_buf *out)
 {
-    key k = session_key(id);
-    const char *argv[] = {"HGET", k.s, "rec"};
-    const size_t lens[] = {4, strlen(k.s), 3};
+    key k = session_key(id), f = frames_key(id);
+    const char *argv[] = {"EVAL", GET_LUA, "2", k.s, f.s};
+    const size_t lens[] = {4, strlen(GET_LUA), 1, strlen(k.s), strlen(f.s)};
     redisReply *r = NULL;
-    LL_GUARD(command(st, 3, argv, lens, "get", &r));
-    int rc = 0;
-    if (r->type == REDIS_REPLY_NIL) {
-        rc = ll_recstore_fail(st, SDK_ENOTFOUND, "no record of session %llu", (unsigned long long)id);
-    } else if (r->type != REDIS_REPLY_STRING) {
-        rc = ll_recstore_fail(st, SDK_EPROTO, "redis: get: unexpected reply of type %d", r->type);
-    } else if (ll_buf_append(out, r->str, r->len) != 0) {
-        rc = ll_recstore_fail(st, SDK_ENOMEM, "out of memory reading session %llu", (unsigned long long)id);
-    }
+    LL_GUARD(command(st, 5, argv, lens, "get", &r));
+    int rc = r->type == REDIS_REPLY_NIL
+                 ? ll_recstore_fail(st, SDK_ENOTFOUND, "no record of session %llu", (unsigned long long)id)
+                 : record_of(st, r, id, out);
     freeReplyObject(r);
     return rc;
 }
@@ -255,7 +352,7 @@ static void redis_close(sdk_store *st)
     free(b);
 }
 
-static const ll_recstore_ops REDIS_OPS = {redis_claim, redis_put, redis_get, redis_del, redis_close};
+static const ll_recstore_ops REDIS_OPS = {redis_claim, redis_write, redis_get, redis_del, redis_close};
 
 int ll_store_redis_open(sdk_store *st, const ll_store_url *u)
 {
