@@ -147,12 +147,16 @@ static int prepare_all(sdk_store *st, ll_recdelta *d, size_t n, ll_buf *hdrs, ll
 {
     for (size_t i = 0; i < n; i++) {
         LL_GUARD(prepare(st, d[i].r, d[i].frames, d[i].frames_len, &hdrs[i], &w[i]));
+        w[i].replace = d[i].replace;
     }
     return 0;
 }
 
 int ll_recstore_write(sdk_store *st, ll_recdelta *d, size_t n, uint64_t ttl_ms)
 {
+    if (n == 0) {
+        return 0;
+    }
     for (size_t i = 0; i < n; i++) {
         d[i].result = LL_WRITE_FAILED;
     }
@@ -166,6 +170,7 @@ int ll_recstore_write(sdk_store *st, ll_recdelta *d, size_t n, uint64_t ttl_ms)
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
         d[i].result = fenced_by(st, w[i].id, w[i].epoch, w[i].owner);
+        d[i].owner = w[i].owner;
     }
     pthread_mutex_unlock(&st->mu);
     for (size_t i = 0; hdrs && i < n; i++) {

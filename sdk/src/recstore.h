@@ -105,7 +105,9 @@ typedef struct ll_recdelta {
     const ll_sessrec *r;
     const uint8_t *frames; /* new frames, the first with sequence the store's last + 1 */
     size_t frames_len;
+    bool replace;           /* frames is the whole queue: drop every stored frame first */
     ll_write_result result; /* out */
+    uint64_t owner;         /* out: the owner epoch found (0: no entry, e.g. it expired) */
 } ll_recdelta;
 /* Apply n deltas in one round trip, each fenced by its r->owner_epoch: every d[i].result
  * is set (all LL_WRITE_FAILED if the store failed). 0 or the store's error. */

@@ -20,7 +20,7 @@ const char *sdk_cause_name(int cause)
 {
     static const char *const names[] = {"none",           "reset",           "clean_close", "heartbeat_timeout",
                                         "protocol_error", "output_overflow", "replaced",    "expired",
-                                        "closed_by_app",  "server_stop"};
+                                        "closed_by_app",  "server_stop",     "taken_over"};
     return LL_ENUM_NAME(names, cause);
 }
 
@@ -211,6 +211,11 @@ void ll_server_mark_dirty_locked(sdk_server *srv, srv_session *ss)
         ss->next_dirty = srv->dirty;
         srv->dirty = ss;
     }
+    ll_server_wake_locked(srv);
+}
+
+void ll_server_wake_locked(sdk_server *srv)
+{
     if (!srv->wake_pending) {
         srv->wake_pending = true;
         if (ll_on_io_thread(srv)) {
@@ -219,6 +224,33 @@ void ll_server_mark_dirty_locked(sdk_server *srv, srv_session *ss)
             ll_wake_signal(srv->wake_fd);
         }
     }
+}
+
+/* Under mu: the application is done with m: acknowledge it when due (under sync always,
+ * once the store holds that). */
+static void consumed_locked(sdk_server *srv, srv_session *ss, const ll_msg *m)
+{
+    ll_session_consumed(&ss->s, m);
+    if (ll_server_sync_always(srv)) {
+        ll_server_want_sync_locked(srv, ss, LL_SYNC_DELTA);
+    } else if (ll_session_ack_due(&ss->s, ss->in_inbox == 0)) {
+        ll_server_mark_dirty_locked(srv, ss);
+    }
+}
+
+sdk_err sdk_server_ack(sdk_server *srv, const sdk_message *m)
+{
+    if (!srv || !m || !srv->cfg.manual_ack) {
+        return SDK_EINVAL;
+    }
+    const ll_msg *msg = ll_container_of(m, ll_msg, pub);
+    pthread_mutex_lock(&srv->mu);
+    srv_session *ss = ll_store_get(&srv->sessions, m->session);
+    if (ss) {
+        consumed_locked(srv, ss, msg);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return ss ? SDK_OK : SDK_ENOTFOUND;
 }
 
 sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_ms)
@@ -236,9 +268,8 @@ sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_ms)
             srv_session *ss = ll_store_get(&srv->sessions, m->pub.session);
             if (ss) {
                 ss->in_inbox--;
-                ll_session_consumed(&ss->s, m);
-                if (ll_session_ack_due(&ss->s, ss->in_inbox == 0)) {
-                    ll_server_mark_dirty_locked(srv, ss);
+                if (!srv->cfg.manual_ack) {
+                    consumed_locked(srv, ss, m);
                 }
             }
             *out = &m->pub;
@@ -292,6 +323,9 @@ sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *typ
         if (rc == 0) {
             srv->last_send_ms = ll_now_ms();
             ll_server_mark_dirty_locked(srv, ss);
+            if (ll_server_sync_always(srv)) {
+                ll_server_want_sync_locked(srv, ss, LL_SYNC_DELTA); /* it leaves once stored */
+            }
         }
         /* Room comes from the I/O thread: a callback on it must not wait for it. */
         if (rc != SDK_EQUEUEFULL || ll_on_io_thread(srv) || ll_cond_wait(&srv->send_cv, &srv->mu, &dl) != 0) {

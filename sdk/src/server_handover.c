@@ -5,12 +5,14 @@
  * Only called when a store is configured (srv->store): without one nothing here runs, and
  * the server behaves as it always did.
  *
- * Store calls block for up to the store's timeout each, with mu held: a stop or a resume
- * from another instance waits on the store, and so do application threads meanwhile.
+ * Store calls here block for up to the store's timeout each, with mu held: a stop or a
+ * resume from another instance waits on the store, and so do application threads
+ * meanwhile. Writes while sessions live go through server_sync.c, without mu.
  */
 #include "server_impl.h"
 
 #include "ll.h"
+#include "net.h"
 #include "recstore.h"
 #include "sessrec.h"
 
@@ -24,7 +26,8 @@ typedef struct handover {
     ll_buf frames; /* reused for each session's frames */
 } handover;
 
-/* Claim ss and write its record: from then on any instance with the store can resume it. */
+/* Claim ss (unless it is ours already) and write its record: from then on any instance with
+ * the store can resume it. */
 static int hand_over(handover *ho, srv_session *ss)
 {
     uint64_t ttl = (uint64_t)ho->srv->cfg.session_ttl_ms;
@@ -32,7 +35,10 @@ static int hand_over(handover *ho, srv_session *ss)
     ll_buf_clear(&ho->frames);
     LL_GUARD(ll_tls_sha256(ss->token, sizeof(ss->token), r.token_hash));
     LL_GUARD(ll_sessrec_capture(&ss->s, &ho->frames, &r));
-    LL_GUARD(ll_recstore_claim(ho->srv->store, ss->id, ttl, &r.owner_epoch));
+    r.owner_epoch = ss->owner_epoch;
+    if (r.owner_epoch == 0) {
+        LL_GUARD(ll_recstore_claim(ho->srv->store, ss->id, ttl, &r.owner_epoch));
+    }
     return ll_recstore_put(ho->srv->store, &r, ttl) == LL_WRITE_DONE ? 0 : SDK_EIO;
 }
 
@@ -46,7 +52,8 @@ static void hand_over_one(void *val, void *ctx)
 
 /* Messages of handed-over sessions still in the inbox leave it: the record says they were
  * not consumed, so the client sends them again to the next owner; taken here too, they
- * would reach the application twice. */
+ * would reach the application twice. (Those not yet delivered, under sync always, go with
+ * the session when it is freed.) */
 static void drop_handed_over_messages(sdk_server *srv)
 {
     for (size_t n = srv->inbox.count; n > 0; n--) {
@@ -83,7 +90,9 @@ static int fetch(sdk_server *srv, const Lifeline__Hello *h, ll_buf *bytes, ll_se
     return ll_tls_equal_ct(hash, r->token_hash, sizeof(hash)) ? 0 : SDK_EPEERAUTH;
 }
 
-/* A live session from record r, with the token the client proved it holds. */
+/* A live session from record r, with the token the client proved it holds. Messages the
+ * record's writer may have delivered (received beyond consumed: it died, or another
+ * instance took the session from it) come again, flagged as redelivered. */
 static srv_session *restore_session(sdk_server *srv, const ll_sessrec *r, const uint8_t *token)
 {
     srv_session *ss = calloc(1, sizeof(*ss));
@@ -94,12 +103,16 @@ static srv_session *restore_session(sdk_server *srv, const ll_sessrec *r, const 
     memcpy(ss->token, token, sizeof(ss->token));
     ss->hb_interval_ms = r->hb_interval_ms;
     ss->hb_timeout_ms = r->hb_timeout_ms;
+    ss->redeliver_upto = r->received > r->consumed ? r->received : 0;
     ll_session_init(&ss->s, srv->cfg.window_messages, srv->cfg.window_bytes);
     if (ll_sessrec_restore(r, &ss->s) != 0 || ll_store_put(&srv->sessions, ss->id, ss) != 0) {
         ll_session_free(&ss->s);
         free(ss);
         return NULL;
     }
+    ss->synced_seq = r->acked + r->nframes;
+    ss->synced_ms = ll_now_ms();
+    ll_server_gate_session(srv, ss);
     return ss;
 }
 
@@ -117,7 +130,12 @@ srv_session *ll_server_adopt_stored(sdk_server *srv, const Lifeline__Hello *h)
         ss = restore_session(srv, &r, h->resume_token.data);
     }
     ll_buf_free(&bytes);
-    if (ss) {
+    if (!ss) {
+        return NULL;
+    }
+    if (ll_server_sync_always(srv)) {
+        ss->owner_epoch = epoch; /* the record stays the truth, kept in step from now on */
+    } else {
         /* The live session is the truth from now on: a record left behind must not be
          * resumed elsewhere. If the delete fails, it expires with the session's TTL. */
         (void)ll_recstore_del(srv->store, ss->id, epoch);

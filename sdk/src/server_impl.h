@@ -63,7 +63,24 @@ typedef struct srv_session {
     bool reconnect_allowed;
     bool handed_over; /* stopping: written to the store for another instance to resume */
     char close_reason[128];
+
+    /* The session store (server_sync.c; only with srv->store), under mu. */
+    uint64_t owner_epoch;    /* our claim on it in the store; 0: none (yet, or any more) */
+    uint64_t synced_seq;     /* the store holds our frames up to this sequence */
+    uint64_t redeliver_upto; /* its messages up to this may have reached a dead owner's application */
+    uint64_t synced_ms;      /* when it was last written (monotonic) */
+    uint8_t sync_want;       /* ll_sync_want: on the sync list unless NONE */
+    struct srv_session *next_sync;
+    ll_msgq unsynced; /* sync always: accepted, delivered once the store holds them as received */
 } srv_session;
+
+/* What a session's next write to the store is. */
+typedef enum {
+    LL_SYNC_NONE = 0,
+    LL_SYNC_DELTA,  /* sync always: what changed (received, consumed, acked, new frames) */
+    LL_SYNC_FULL,   /* the whole record (detached: another instance may resume it) */
+    LL_SYNC_DELETE, /* handover: resumed here, so the record written at detach is stale */
+} ll_sync_want;
 
 struct sdk_server {
     sdk_server_config cfg; /* strings point into `strings` */
@@ -99,6 +116,11 @@ struct sdk_server {
     uint64_t last_send_ms; /* when the application last queued a message (drain ends when quiet) */
     bool stopped;          /* the I/O thread has exited */
     sdk_store *store;      /* sessions outlive the process there; NULL: none (the caller's) */
+    srv_session *sync_list;  /* sessions with a write to the store due (server_sync.c) */
+    uint64_t sync_retry_at;  /* the store failed: no write before then (monotonic ms) */
+    uint32_t sync_backoff_ms;
+    uint64_t sync_sweep_at;  /* next refresh of live sessions' records (sync always) */
+    uint64_t store_failures; /* writes that failed, for stats */
 };
 
 #define LL_SERVER_CLOSING_MS     1000 /* how long a closing connection may take to flush */
@@ -107,6 +129,8 @@ struct sdk_server {
 
 /* server.c. Under mu: put the session on the dirty list and wake the I/O thread if needed. */
 void ll_server_mark_dirty_locked(sdk_server *srv, srv_session *ss);
+/* server.c. Under mu: make sure the I/O thread runs a turn soon (it may be asleep). */
+void ll_server_wake_locked(sdk_server *srv);
 
 /* server_io.c: the loop and its connections (I/O thread). */
 typedef enum { LL_TURN_IDLE = 0, LL_TURN_BUSY, LL_TURN_DONE } ll_turn;
@@ -130,6 +154,9 @@ void ll_server_queue_event(sdk_server *srv, sdk_session_event_type type, const s
 void ll_server_report_events(sdk_server *srv);
 /* Under mu: forget a session for good: remove it from the store and free it. */
 void ll_server_end_session(sdk_server *srv, srv_session *ss, sdk_session_event_type type, sdk_cause cause);
+/* Under mu: a session new here (opened or taken from the store) is gated under sync always:
+ * nothing beyond what the store holds leaves. */
+void ll_server_gate_session(sdk_server *srv, srv_session *ss);
 /* Under mu: the connection's session waits, detached, for a resume until its TTL. */
 void ll_server_detach_locked(sdk_server *srv, srv_conn *conn, sdk_cause cause);
 /* Under mu: bind the connection to the session its hello names, or to a new one, and
@@ -150,6 +177,23 @@ void ll_server_handover_all(sdk_server *srv);
  * record is there and the hello's token matches. The new live session, in srv->sessions
  * (detached, to be resumed by the caller), or NULL. */
 srv_session *ll_server_adopt_stored(sdk_server *srv, const Lifeline__Hello *h);
+
+/* server_sync.c: the store kept in step with live sessions (only with srv->store). */
+/* Whether the store is written before acks, data and deliveries leave (sync always). */
+static inline bool ll_server_sync_always(const sdk_server *srv)
+{
+    return srv->store && srv->cfg.store_sync == SDK_STORE_SYNC_ALWAYS;
+}
+/* Under mu: ss has a write to the store due (a DELTA never replaces a FULL or DELETE). */
+void ll_server_want_sync_locked(sdk_server *srv, srv_session *ss, ll_sync_want want);
+/* Under mu: ss goes: off the sync list, its undelivered messages freed. */
+void ll_server_sync_forget_locked(sdk_server *srv, srv_session *ss);
+/* I/O thread, without mu: write every due session in one batch, then let out what the
+ * store now holds (data, acks, messages to the application). A failed write is retried
+ * with backoff; a fenced one means another instance owns the session: it is let go. */
+void ll_server_sync(sdk_server *srv, uint64_t now);
+/* When ll_server_sync next has work (UINT64_MAX: none known). I/O thread. */
+uint64_t ll_server_sync_next(sdk_server *srv);
 
 /* server_stop.c (I/O thread). */
 /* Refuse new clients and stop reading, so the application can answer what it already took

@@ -441,11 +441,14 @@ static void fire_timers(sdk_server *srv, uint64_t now)
 }
 
 /* How long the poller may sleep: until the next deadline, at most a second. */
-static int poll_timeout(const sdk_server *srv, uint64_t now)
+static int poll_timeout(sdk_server *srv, uint64_t now)
 {
     uint64_t next = LL_MIN(ll_timers_next(&srv->timers), ll_timers_next(&srv->ttls));
     if (srv->accept_paused_until) {
         next = LL_MIN(next, srv->accept_paused_until);
+    }
+    if (srv->store) {
+        next = LL_MIN(next, ll_server_sync_next(srv));
     }
     if (next <= now || srv->self_wake) {
         return 0;
@@ -473,6 +476,9 @@ ll_turn ll_server_io_turn(sdk_server *srv)
     }
     if (service_dirty(srv) && !srv->draining) {
         ll_server_begin_drain(srv, ll_now_ms());
+    }
+    if (srv->store) {
+        ll_server_sync(srv, ll_now_ms()); /* in one batch what this turn changed */
     }
     if (srv->draining && ll_server_drain_over(srv, ll_now_ms())) {
         return LL_TURN_DONE;

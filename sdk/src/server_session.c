@@ -74,6 +74,7 @@ void ll_server_end_session(sdk_server *srv, srv_session *ss, sdk_session_event_t
         unlink_dirty(srv, ss);
     }
     ll_timers_cancel(&srv->ttls, &ss->ttl);
+    ll_server_sync_forget_locked(srv, ss);
     ll_store_del(&srv->sessions, ss->id);
     ll_session_free(&ss->s);
     free(ss);
@@ -93,6 +94,16 @@ void ll_server_detach_locked(sdk_server *srv, srv_conn *conn, sdk_cause cause)
     ll_server_queue_event(srv, SDK_SESSION_DETACHED, ss, cause);
     if (ll_timers_set(&srv->ttls, &ss->ttl, ll_now_ms() + (uint64_t)srv->cfg.session_ttl_ms) != 0) {
         ll_server_end_session(srv, ss, SDK_SESSION_EXPIRED, SDK_CAUSE_EXPIRED);
+    } else if (srv->cfg.session_ttl_ms > 0) {
+        ll_server_want_sync_locked(srv, ss, LL_SYNC_FULL); /* its client may resume elsewhere */
+    }
+}
+
+void ll_server_gate_session(sdk_server *srv, srv_session *ss)
+{
+    if (ll_server_sync_always(srv)) {
+        ss->s.write_limit = ss->synced_seq;
+        ss->s.ack_limit = ss->s.consumed;
     }
 }
 
@@ -111,6 +122,10 @@ static srv_session *new_session(sdk_server *srv)
         return NULL;
     }
     ll_session_init(&ss->s, srv->cfg.window_messages, srv->cfg.window_bytes);
+    ll_server_gate_session(srv, ss);
+    if (ll_server_sync_always(srv)) {
+        ll_server_want_sync_locked(srv, ss, LL_SYNC_FULL); /* so that a resume elsewhere finds it */
+    }
     return ss;
 }
 
@@ -136,7 +151,7 @@ static int send_welcome(sdk_server *srv, srv_conn *conn, const srv_session *ss, 
     w.resume_token.data = (uint8_t *)ss->token;
     w.resume_token.len = sizeof(ss->token);
     w.resumed = resumed;
-    w.last_received = ss->s.received;
+    w.last_received = ll_session_resume_point(&ss->s);
     w.heartbeat_interval_ms = ss->hb_interval_ms;
     w.heartbeat_timeout_ms = ss->hb_timeout_ms;
     w.window_messages = srv->cfg.window_messages;
@@ -179,6 +194,9 @@ static int resume_session(sdk_server *srv, srv_conn *conn, srv_session *ss, cons
         ll_server_conn_closing(srv, old, LIFELINE__CLOSE__CODE__NORMAL, "session resumed elsewhere", true);
     }
     ll_timers_cancel(&srv->ttls, &ss->ttl);
+    if (!ll_server_sync_always(srv) && ss->owner_epoch) {
+        ll_server_want_sync_locked(srv, ss, LL_SYNC_DELETE); /* the record of its detach is stale now */
+    }
     return 0;
 }
 
@@ -262,11 +280,20 @@ int ll_server_welcome_early(sdk_server *srv, srv_conn *conn)
 
 int ll_server_on_data(sdk_server *srv, srv_session *ss, const ll_data_view *d, bool *got)
 {
-    bool callback = srv->cfg.on_message != NULL;
+    bool always = ll_server_sync_always(srv);
+    bool callback = srv->cfg.on_message != NULL && !always;
+    ll_msgq *q = always ? &ss->unsynced : callback ? &srv->deliver : &srv->inbox;
     ll_msg *m = NULL;
-    LL_GUARD(ll_session_deliver(&ss->s, &srv->carver, d, ss->identity[0] ? ss->identity : NULL,
-                                callback ? &srv->deliver : &srv->inbox, callback, &m));
+    LL_GUARD(ll_session_deliver(&ss->s, &srv->carver, d, ss->identity[0] ? ss->identity : NULL, q,
+                                callback && !srv->cfg.manual_ack, &m));
     m->pub.session = ss->id;
+    if (m->pub.seq <= ss->redeliver_upto) {
+        m->pub.flags |= SDK_MSG_REDELIVERED;
+    }
+    if (always) {
+        ll_server_want_sync_locked(srv, ss, LL_SYNC_DELTA); /* delivered once the store has it */
+        return 0;
+    }
     ss->in_inbox += !callback;
     *got = *got || !callback;
     return 0;

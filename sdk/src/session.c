@@ -188,6 +188,11 @@ uint64_t ll_session_ackable(const ll_session *s)
     return LL_MIN(s->consumed, s->ack_limit);
 }
 
+uint64_t ll_session_resume_point(const ll_session *s)
+{
+    return s->ack_limit == UINT64_MAX ? s->received : LL_MIN(s->received, s->ack_limit);
+}
+
 bool ll_session_ack_due(const ll_session *s, bool idle)
 {
     uint64_t ackable = ll_session_ackable(s);

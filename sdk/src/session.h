@@ -117,6 +117,10 @@ uint64_t ll_session_ack_take(ll_session *s);
 /* What we may tell the peer we have (an ack, a welcome's last_received): what the
  * application consumed, within ack_limit. */
 uint64_t ll_session_ackable(const ll_session *s);
+/* What a welcome tells a resuming peer we have (it sends what follows again): everything
+ * received, or under an ack gate no more than ll_session_ackable, since the peer frees what
+ * it hears we have. */
+uint64_t ll_session_resume_point(const ll_session *s);
 
 /* A new connection continues the session: the peer has everything <= peer_received.
  * Frees those, rewinds the write cursor, re-announces our ack. SDK_EPROTO if peer_received

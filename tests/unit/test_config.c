@@ -155,7 +155,8 @@ static void test_names(void **state)
     assert_string_equal(sdk_session_state_name(2), "unknown");
     assert_string_equal(sdk_cause_name(SDK_CAUSE_SERVER_STOP), "server_stop");
     assert_string_equal(sdk_cause_name(SDK_CAUSE_NONE), "none");
-    assert_string_equal(sdk_cause_name(10), "unknown");
+    assert_string_equal(sdk_cause_name(SDK_CAUSE_TAKEN_OVER), "taken_over");
+    assert_string_equal(sdk_cause_name(11), "unknown");
     sdk_sessions_free(NULL);
 }
 

@@ -97,7 +97,7 @@ class sdk_message(Structure):
         ("seq", c_uint64),
         ("session", c_uint64),
         ("peer", c_char_p),
-        ("flags", c_uint32),  # SDK_MSG_* bits (SDK_MSG_REDELIVERED reserved, never set yet)
+        ("flags", c_uint32),  # SDK_MSG_* bits (SDK_MSG_REDELIVERED)
     ]
 
 
@@ -216,6 +216,8 @@ class sdk_server_config(Structure):
         ("on_message", sdk_message_fn),
         # 0.2
         ("store", c_void_p),
+        ("store_sync", c_int),  # sdk_store_sync: 0 handover, 1 always
+        ("manual_ack", c_bool),
     ]
 
 
@@ -274,6 +276,7 @@ _PROTOTYPES = {
     "sdk_server_last_start_error": (c_int, [c_char_p, c_size_t]),
     "sdk_server_port": (c_uint16, [_server_p]),
     "sdk_server_recv": (c_int, [_server_p, _msg_pp, c_int]),
+    "sdk_server_ack": (c_int, [_server_p, c_void_p]),
     "sdk_server_send": (c_int, [_server_p, c_uint64, c_char_p, c_size_t, c_int]),
     "sdk_server_send_typed": (c_int, [_server_p, c_uint64, c_char_p, c_char_p, c_size_t, c_int]),
     "sdk_server_close_session": (c_int, [_server_p, c_uint64, c_char_p, c_bool]),

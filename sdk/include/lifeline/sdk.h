@@ -245,9 +245,11 @@ SDK_API sdk_err sdk_config_init_sized(sdk_config *cfg, size_t size);
  */
 SDK_API sdk_err sdk_parse_address(const char *address, char *host, size_t hostlen, uint16_t *port);
 
-/* sdk_message.flags: reserved, never set yet. It will mark a message the peer may have
- * delivered before (sent again in a new session after SESSION_LOST), for applications that
- * deduplicate. Test it with `flags & SDK_MSG_REDELIVERED`; ignore bits you do not know. */
+/* sdk_message.flags. SDK_MSG_REDELIVERED marks a message the application may have seen
+ * before: a server resuming a session after its previous owner died (a session store with
+ * sync "always", lifeline/store.h) flags every message that may have reached the dead
+ * instance's application, and no other. Clients never see it set yet. Test it with
+ * `flags & SDK_MSG_REDELIVERED`; ignore bits you do not know. */
 #define SDK_MSG_REDELIVERED 0x1u
 
 /* A received message, owned by whoever received it. All pointers stay valid until
@@ -260,7 +262,7 @@ struct sdk_message {
     uint64_t seq;        /* sequence number within the session (restarts at 1 in a new one) */
     uint64_t session;    /* server side: the client session it came from; client side: 0 */
     const char *peer;    /* server side: client certificate subject (mTLS), else NULL */
-    uint32_t flags;      /* SDK_MSG_* bits; 0 today (SDK_MSG_REDELIVERED is reserved) */
+    uint32_t flags;      /* SDK_MSG_* bits (SDK_MSG_REDELIVERED) */
 };
 
 /* sdk_message_free: release a message from sdk_recv/sdk_server_recv. NULL is ignored.

@@ -9,8 +9,10 @@
  * Sessions. Each client holds one session, named by a 64-bit id. When its connection
  * drops, the session is kept ("detached") for session_ttl_ms so that the client can
  * resume it: messages in both directions are then neither lost nor duplicated. A
- * message counts as delivered to the application when sdk_server_recv() returns it;
- * the client is acknowledged no earlier.
+ * message counts as delivered to the application when sdk_server_recv() returns it (or,
+ * with manual_ack, when the application calls sdk_server_ack()); the client is
+ * acknowledged no earlier. With a session store (lifeline/store.h) sessions also outlive
+ * the process.
  *
  * Timeouts and errors follow sdk.h.
  */
@@ -36,7 +38,8 @@ typedef enum sdk_cause {
     SDK_CAUSE_REPLACED,          /* the client resumed the session on a new connection */
     SDK_CAUSE_EXPIRED,           /* detached longer than session_ttl_ms */
     SDK_CAUSE_CLOSED_BY_APP,     /* sdk_server_close_session() */
-    SDK_CAUSE_SERVER_STOP        /* sdk_server_close() (or sdk_server_stop()) */
+    SDK_CAUSE_SERVER_STOP,       /* sdk_server_close() (or sdk_server_stop()) */
+    SDK_CAUSE_TAKEN_OVER         /* another server took the session over from the store */
 } sdk_cause;
 
 /* sdk_cause_name: "none", "reset", "clean_close", "heartbeat_timeout", "protocol_error",
@@ -67,6 +70,13 @@ typedef struct sdk_session_event {
  * SDK_EINVAL there and sends do not wait for room; other sdk_server_* calls are allowed. */
 typedef void (*sdk_server_event_fn)(const sdk_session_event *event, void *user);
 
+/* When a server with a session store writes its sessions there (lifeline/store.h). */
+typedef enum sdk_store_sync {
+    SDK_STORE_SYNC_HANDOVER = 0, /* when a connection detaches, at takeover and at a graceful stop */
+    SDK_STORE_SYNC_ALWAYS = 1,   /* also before anything leaves: acks, data and deliveries wait for
+                                    the store, in batches, so a killed server loses nothing */
+} sdk_store_sync;
+
 /* Server configuration: the same ABI rule as sdk_config (sdk.h): `size` first, set by
  * sdk_server_config_init; fields only appended; 0 means the default for fields after 0.1. */
 typedef struct sdk_server_config {
@@ -96,6 +106,9 @@ typedef struct sdk_server_config {
     struct sdk_store *store; /* sessions outlive the process in this store (lifeline/store.h:
                                 sdk_store_open, and "handover" there); NULL: in memory only.
                                 The caller's: close it after sdk_server_destroy */
+    sdk_store_sync store_sync; /* with a store: when sessions are written (default HANDOVER) */
+    bool manual_ack;           /* messages are acknowledged by sdk_server_ack, not when taken: an
+                                  application acks after its own commit (default false) */
 } sdk_server_config;
 
 /* sdk_server_config_init(cfg): a macro passing the size of the caller's struct, as
@@ -133,11 +146,25 @@ SDK_API uint16_t sdk_server_port(sdk_server *srv);
 /*
  * sdk_server_recv: take the next message from any client, waiting up to timeout_ms.
  * msg->session names its session, msg->peer the client certificate subject (mTLS).
- * Returning it is what acknowledges it to the client. Any thread.
+ * Returning it is what acknowledges it to the client, unless manual_ack is set (then
+ * sdk_server_ack does). msg->flags has SDK_MSG_REDELIVERED if a previous owner of the
+ * session, which died, may have delivered it already (sdk.h). Any thread.
  * Errors: SDK_EINVAL (also when cfg.on_message takes the messages), SDK_ETIMEDOUT,
  * SDK_ECLOSED (server stopped).
  */
 SDK_API sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_ms);
+
+/*
+ * sdk_server_ack: with manual_ack, acknowledge m and every earlier message of its session:
+ * the client frees them, and (sync "always") the store records them as delivered before the
+ * acknowledgement leaves. Call it once the message is safe in the application (its reply
+ * queued, its effect committed); a message never acknowledged is sent again if its session
+ * moves to another server. m stays the caller's (free it as usual, after this call). Does
+ * not block beyond the server's lock. Any thread, on_message callbacks included.
+ * Errors: SDK_EINVAL (NULL srv or m, or a server without manual_ack), SDK_ENOTFOUND (its
+ * session is gone).
+ */
+SDK_API sdk_err sdk_server_ack(sdk_server *srv, const sdk_message *m);
 
 /*
  * sdk_server_send: queue a message for one session, delivered in order exactly once

@@ -1,0 +1,316 @@
+/*
+ * The session store kept in step with live sessions, on the server's I/O thread (only with
+ * srv->store; lifeline/store.h has the contract).
+ *
+ * Sessions with a write due sit on srv->sync_list. Once per loop turn ll_server_sync takes
+ * up to SYNC_BATCH of them under mu, copies what each write needs (the record's header, the
+ * frames the store does not hold yet), and releases mu for the store's round trips: one to
+ * claim each session never claimed, then one pipelined batch for every write. Application
+ * threads are never kept waiting on the store. Back under mu it applies the answers.
+ *
+ * Sync "always" gates each session (session.h: write_limit, ack_limit) and holds accepted
+ * messages in ss->unsynced: a Data frame leaves only once the store holds it, an ack only
+ * once the store holds the consumption it reports, and a message reaches the application
+ * only once the store holds it as received. So a killed server has said nothing the store
+ * does not know, and the next owner can tell which messages its application may have seen
+ * (ss->redeliver_upto, the stored `received`).
+ */
+#include "server_impl.h"
+
+#include "ll.h"
+#include "net.h"
+#include "recstore.h"
+#include "sessrec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SYNC_BATCH          256  /* sessions per round trip */
+#define SYNC_BACKOFF_MIN_MS 20   /* after a failed write, the first retry */
+#define SYNC_BACKOFF_MAX_MS 1000 /* ...doubling up to this */
+
+typedef struct sync_job {
+    uint64_t id;
+    ll_sync_want want;
+    uint64_t epoch;      /* the claim written under (0: claim first) */
+    ll_sessrec rec;      /* the header's fields */
+    ll_buf frames;       /* the frames to add (all of them for a FULL write) */
+    uint64_t synced_seq; /* our last sequence, once written */
+    ll_write_result result;
+    uint64_t owner; /* the owner epoch the store found */
+} sync_job;
+
+/* ---- the sync list (under mu) ---- */
+
+void ll_server_want_sync_locked(sdk_server *srv, srv_session *ss, ll_sync_want want)
+{
+    if (!srv->store || want == LL_SYNC_NONE) {
+        return;
+    }
+    if (ss->sync_want == LL_SYNC_NONE) {
+        ss->next_sync = srv->sync_list;
+        srv->sync_list = ss;
+    }
+    if (want != LL_SYNC_DELTA || ss->sync_want == LL_SYNC_NONE) {
+        ss->sync_want = (uint8_t)want;
+    }
+    ll_server_wake_locked(srv);
+}
+
+void ll_server_sync_forget_locked(sdk_server *srv, srv_session *ss)
+{
+    for (srv_session **p = &srv->sync_list; ss->sync_want != LL_SYNC_NONE && *p; p = &(*p)->next_sync) {
+        if (*p == ss) {
+            *p = ss->next_sync;
+            break;
+        }
+    }
+    ss->sync_want = LL_SYNC_NONE;
+    ll_msg *m;
+    while ((m = ll_msgq_pop(&ss->unsynced)) != NULL) {
+        ll_msg_free(m);
+    }
+    ll_msgq_free(&ss->unsynced);
+}
+
+/* ---- a write, prepared under mu ---- */
+
+/* What the record says ss has received: the highest message that may reach our application
+ * (delivered, queued for it, or about to be). */
+static int build_job(const sdk_server *srv, const srv_session *ss, sync_job *j)
+{
+    const ll_session *s = &ss->s;
+    *j = (sync_job){.id = ss->id, .want = (ll_sync_want)ss->sync_want, .epoch = ss->owner_epoch};
+    if (j->want == LL_SYNC_DELETE) {
+        return 0;
+    }
+    bool full = j->want == LL_SYNC_FULL;
+    uint64_t from = full ? s->acked : LL_MAX(ss->synced_seq, s->acked);
+    LL_GUARD(ll_frameq_append_from(&s->sendq, (size_t)(from - s->acked), &j->frames));
+    j->synced_seq = s->acked + s->sendq.count;
+    ll_sessrec *r = &j->rec;
+    *r = (ll_sessrec){.id = ss->id,
+                      .hb_interval_ms = ss->hb_interval_ms,
+                      .hb_timeout_ms = ss->hb_timeout_ms,
+                      .acked = s->acked,
+                      /* Under sync always a stored frame may be written at once: the client
+                       * may have any of them. */
+                      .high_written = ll_server_sync_always(srv) ? j->synced_seq : s->high_written,
+                      /* a dead owner's deliveries stay flagged if we die too */
+                      .received = LL_MAX(s->received, ss->redeliver_upto),
+                      .consumed = s->consumed,
+                      .epoch = s->epoch,
+                      .window_messages = s->window_messages,
+                      .window_bytes = s->window_bytes,
+                      .peer_max_frame = s->peer_max_frame,
+                      .nframes = (uint32_t)s->sendq.count,
+                      .frames = ll_buf_head(&j->frames),
+                      .frames_len = ll_buf_size(&j->frames)};
+    return ll_tls_sha256(ss->token, sizeof(ss->token), r->token_hash);
+}
+
+/* Take up to SYNC_BATCH sessions off the sync list into jobs; returns how many. */
+static size_t take_jobs(sdk_server *srv, sync_job *jobs)
+{
+    size_t n = 0;
+    while (srv->sync_list && n < SYNC_BATCH) {
+        srv_session *ss = srv->sync_list;
+        if (build_job(srv, ss, &jobs[n]) != 0) {
+            ll_buf_free(&jobs[n].frames);
+            break; /* out of memory: it stays listed for the next turn */
+        }
+        srv->sync_list = ss->next_sync;
+        ss->sync_want = LL_SYNC_NONE;
+        n++;
+    }
+    return n;
+}
+
+/* ---- the round trips, without mu ---- */
+
+/* Claim the job's session if it has no claim yet: false if the store failed. */
+static bool claimed(sdk_server *srv, sync_job *j)
+{
+    if (j->epoch == 0 && ll_recstore_claim(srv->store, j->id, (uint64_t)srv->cfg.session_ttl_ms, &j->epoch) != 0) {
+        j->epoch = 0;
+        return false;
+    }
+    j->rec.owner_epoch = j->epoch;
+    return true;
+}
+
+static void run_jobs(sdk_server *srv, sync_job *jobs, size_t n)
+{
+    ll_recdelta d[SYNC_BATCH];
+    size_t at[SYNC_BATCH], nd = 0;
+    for (size_t i = 0; i < n; i++) {
+        sync_job *j = &jobs[i];
+        j->result = LL_WRITE_FAILED;
+        if (j->want == LL_SYNC_DELETE) {
+            j->result = j->epoch ? ll_recstore_del(srv->store, j->id, j->epoch) : LL_WRITE_DONE;
+        } else if (claimed(srv, j)) {
+            d[nd] = (ll_recdelta){.r = &j->rec,
+                                  .frames = ll_buf_head(&j->frames),
+                                  .frames_len = ll_buf_size(&j->frames),
+                                  .replace = j->want == LL_SYNC_FULL};
+            at[nd++] = i;
+        }
+    }
+    (void)ll_recstore_write(srv->store, d, nd, (uint64_t)srv->cfg.session_ttl_ms); /* results say it */
+    for (size_t k = 0; k < nd; k++) {
+        jobs[at[k]].result = d[k].result;
+        jobs[at[k]].owner = d[k].owner;
+    }
+}
+
+/* ---- the answers, under mu ---- */
+
+/* Messages the store now holds as received go to the application. */
+static void release_unsynced(sdk_server *srv, srv_session *ss, uint64_t upto, bool *got)
+{
+    bool callback = srv->cfg.on_message != NULL;
+    while (ss->unsynced.count > 0 && ll_msgq_at(&ss->unsynced, 0)->pub.seq <= upto) {
+        ll_msg *m = ll_msgq_at(&ss->unsynced, 0);
+        if (ll_msgq_push(callback ? &srv->deliver : &srv->inbox, m) != 0) {
+            ll_server_want_sync_locked(srv, ss, LL_SYNC_DELTA); /* out of memory: try again next turn */
+            return;
+        }
+        (void)ll_msgq_pop(&ss->unsynced);
+        if (callback && !srv->cfg.manual_ack) {
+            ll_session_consumed(&ss->s, m); /* taken by the callback before the next write */
+        }
+        ss->in_inbox += !callback;
+        *got = *got || !callback;
+    }
+}
+
+/* Another instance claimed the session: it is theirs now. Our client (if its link is still
+ * up) is sent to reconnect, which finds the new owner, or takes the session back. */
+static void let_go(sdk_server *srv, srv_session *ss)
+{
+    if (ss->conn) {
+        ll_server_conn_closing(srv, ss->conn, LIFELINE__CLOSE__CODE__NORMAL, "session taken over by another server",
+                               true);
+    }
+    ll_server_end_session(srv, ss, SDK_SESSION_CLOSED, SDK_CAUSE_TAKEN_OVER);
+}
+
+static void written(sdk_server *srv, srv_session *ss, const sync_job *j, uint64_t now, bool *got)
+{
+    ss->synced_ms = now;
+    if (j->want == LL_SYNC_DELETE) {
+        ss->owner_epoch = 0; /* the entry is gone: a later write claims again */
+        return;
+    }
+    ss->owner_epoch = j->epoch;
+    ss->synced_seq = LL_MAX(ss->synced_seq, j->synced_seq);
+    if (ll_server_sync_always(srv)) {
+        ss->s.write_limit = ss->synced_seq;
+        ss->s.ack_limit = LL_MAX(ss->s.ack_limit, j->rec.consumed);
+        release_unsynced(srv, ss, j->rec.received, got);
+        if (ss->conn) {
+            ll_server_mark_dirty_locked(srv, ss); /* what the store now holds may go out */
+        }
+    }
+}
+
+/* Apply one answer; false if the store failed it. */
+static bool apply_job(sdk_server *srv, sync_job *j, uint64_t now, bool *got)
+{
+    srv_session *ss = ll_store_get(&srv->sessions, j->id);
+    if (!ss) {
+        return j->result != LL_WRITE_FAILED; /* it ended meanwhile */
+    }
+    if (j->result == LL_WRITE_DONE) {
+        written(srv, ss, j, now, got);
+    } else if (j->result == LL_WRITE_FENCED && j->owner != 0) {
+        let_go(srv, ss);
+    } else if (j->result == LL_WRITE_FENCED) { /* our entry expired: nobody else has it */
+        ss->owner_epoch = 0;
+        ll_server_want_sync_locked(srv, ss, j->want == LL_SYNC_DELETE ? LL_SYNC_DELETE : LL_SYNC_FULL);
+    } else {
+        ss->owner_epoch = ss->owner_epoch ? ss->owner_epoch : j->epoch; /* a claim that went through */
+        ll_server_want_sync_locked(srv, ss, j->want);
+        return false;
+    }
+    return true;
+}
+
+static void apply_all(sdk_server *srv, sync_job *jobs, size_t n, uint64_t now, bool *got)
+{
+    bool failed = false;
+    for (size_t i = 0; i < n; i++) {
+        failed |= !apply_job(srv, &jobs[i], now, got);
+        ll_buf_free(&jobs[i].frames);
+    }
+    if (failed) {
+        srv->store_failures++;
+        srv->sync_backoff_ms = LL_MIN(LL_MAX(srv->sync_backoff_ms * 2, SYNC_BACKOFF_MIN_MS), SYNC_BACKOFF_MAX_MS);
+        srv->sync_retry_at = now + srv->sync_backoff_ms;
+    } else {
+        srv->sync_backoff_ms = 0;
+        srv->sync_retry_at = 0;
+    }
+}
+
+/* ---- the refresh: a live session's record must not expire while nothing changes ---- */
+
+static void refresh_one(void *val, void *ctx)
+{
+    srv_session *ss = val;
+    sdk_server *srv = ctx;
+    uint64_t now = ll_now_ms();
+    if (ss->conn && ss->owner_epoch && now - ss->synced_ms >= (uint64_t)srv->cfg.session_ttl_ms / 3) {
+        ll_server_want_sync_locked(srv, ss, LL_SYNC_DELTA);
+    }
+}
+
+static void refresh_live(sdk_server *srv, uint64_t now)
+{
+    uint64_t period = LL_MAX((uint64_t)srv->cfg.session_ttl_ms / 3, 1u);
+    if (!ll_server_sync_always(srv) || srv->cfg.session_ttl_ms <= 0 || now < srv->sync_sweep_at) {
+        return;
+    }
+    srv->sync_sweep_at = now + period;
+    ll_store_each(&srv->sessions, refresh_one, srv);
+}
+
+/* ---- the turn ---- */
+
+void ll_server_sync(sdk_server *srv, uint64_t now)
+{
+    sync_job *jobs = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&srv->mu);
+    refresh_live(srv, now);
+    if (srv->sync_list && now >= srv->sync_retry_at && (jobs = calloc(SYNC_BATCH, sizeof(*jobs))) != NULL) {
+        n = take_jobs(srv, jobs);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    if (n == 0) {
+        free(jobs);
+        return;
+    }
+    run_jobs(srv, jobs, n);
+    bool got = false;
+    pthread_mutex_lock(&srv->mu);
+    apply_all(srv, jobs, n, ll_now_ms(), &got);
+    pthread_mutex_unlock(&srv->mu);
+    free(jobs);
+    if (got) {
+        pthread_cond_broadcast(&srv->recv_cv);
+    }
+    ll_server_report_events(srv);
+    ll_msgq_deliver(&srv->deliver, srv->cfg.on_message, srv->cfg.user); /* may send */
+}
+
+uint64_t ll_server_sync_next(sdk_server *srv)
+{
+    pthread_mutex_lock(&srv->mu);
+    uint64_t next = srv->sync_list ? srv->sync_retry_at : UINT64_MAX;
+    if (ll_server_sync_always(srv) && srv->cfg.session_ttl_ms > 0) {
+        next = LL_MIN(next, srv->sync_sweep_at);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return next;
+}
