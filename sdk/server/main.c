@@ -3,6 +3,7 @@
 #include <lifeline/store.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define ECHO_SEND_TIMEOUT_MS 5000
 
@@ -18,6 +20,7 @@ typedef struct options {
     const char *dev_certs;
     const char *store_url; /* NULL: sessions live and die with this process */
     bool sink;
+    int log_fd;             /* --log-messages: one line per message taken; -1: none */
     long sessions_every_ms; /* 0: only on SIGUSR1 */
     char cert[4096], key[4096];
 } options;
@@ -36,6 +39,12 @@ static void usage(FILE *out)
             "  --store URL              hand sessions over through a session store at stop, and resume\n"
             "                           sessions handed over by other servers: memory: or\n"
             "                           redis://HOST[:PORT][/DB]\n"
+            "  --store-sync MODE        handover (default): write sessions to the store when their\n"
+            "                           connection drops and at stop; always: also before any ack,\n"
+            "                           data or delivery leaves, so a kill -9 loses nothing (an echo\n"
+            "                           and its request's ack are stored together)\n"
+            "  --log-messages FILE      append 'SESSION SEQ FLAGS' (hex session, flags 0 or 1 for\n"
+            "                           redelivered) to FILE for every message taken, as it is taken\n"
             "  --echo                   send every message back to its sender (default)\n"
             "  --sink                   acknowledge and drop every message\n"
             "  --sessions-every-ms N    print the liveness view of every session as a JSON line on stderr every N ms\n"
@@ -56,7 +65,22 @@ static long number(const char *flag, const char *text, long min, long max)
 }
 
 /* The long options; parse() switches on their values. */
-enum { LISTEN = 1, CERT, KEY, CLIENT_CA, DEV_CERTS, MAX_FRAME, TTL, ECHO, SINK, SESSIONS_EVERY, STORE, HELP };
+enum {
+    LISTEN = 1,
+    CERT,
+    KEY,
+    CLIENT_CA,
+    DEV_CERTS,
+    MAX_FRAME,
+    TTL,
+    ECHO,
+    SINK,
+    SESSIONS_EVERY,
+    STORE,
+    STORE_SYNC,
+    LOG_MESSAGES,
+    HELP
+};
 static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN},
                                       {"cert", required_argument, NULL, CERT},
                                       {"key", required_argument, NULL, KEY},
@@ -69,7 +93,30 @@ static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN
                                       {"help", no_argument, NULL, HELP},
                                       {"sessions-every-ms", required_argument, NULL, SESSIONS_EVERY},
                                       {"store", required_argument, NULL, STORE},
+                                      {"store-sync", required_argument, NULL, STORE_SYNC},
+                                      {"log-messages", required_argument, NULL, LOG_MESSAGES},
                                       {NULL, 0, NULL, 0}};
+
+/* --store-sync MODE: always also means manual acks, so that an echo is acknowledged only
+ * once its reply is queued (and so stored with it). */
+static void set_store_sync(options *o, const char *mode)
+{
+    if (strcmp(mode, "handover") != 0 && strcmp(mode, "always") != 0) {
+        fprintf(stderr, "lifeline-server: --store-sync wants handover or always, not '%s'\n", mode);
+        exit(64);
+    }
+    o->cfg.store_sync = mode[0] == 'a' ? SDK_STORE_SYNC_ALWAYS : SDK_STORE_SYNC_HANDOVER;
+    o->cfg.manual_ack = o->cfg.store_sync == SDK_STORE_SYNC_ALWAYS;
+}
+
+static void open_log(options *o, const char *path)
+{
+    o->log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (o->log_fd < 0) {
+        fprintf(stderr, "lifeline-server: --log-messages %s: %s\n", path, strerror(errno));
+        exit(66);
+    }
+}
 
 static void parse(int argc, char **argv, options *o)
 {
@@ -110,6 +157,12 @@ static void parse(int argc, char **argv, options *o)
         case STORE:
             o->store_url = optarg;
             break;
+        case STORE_SYNC:
+            set_store_sync(o, optarg);
+            break;
+        case LOG_MESSAGES:
+            open_log(o, optarg);
+            break;
         case HELP:
         case 'h':
             usage(stdout);
@@ -145,7 +198,21 @@ static int use_dev_certs(options *o)
 typedef struct worker {
     sdk_server *srv;
     bool sink;
+    bool manual_ack;
+    int log_fd;
 } worker;
+
+/* --log-messages: one write(2) per line, so a line taken is a line written even if the
+ * process is killed right after. */
+static void log_message(int fd, const sdk_message *m)
+{
+    char line[64];
+    int len = snprintf(line, sizeof(line), "%016llx %llu %u\n", (unsigned long long)m->session,
+                       (unsigned long long)m->seq, (unsigned)(m->flags & SDK_MSG_REDELIVERED));
+    if (write(fd, line, (size_t)len) != len) {
+        perror("lifeline-server: --log-messages");
+    }
+}
 
 /* One thread: echo keeps each session's order only if a single thread sends it back. */
 static void *serve(void *arg)
@@ -153,12 +220,18 @@ static void *serve(void *arg)
     worker *w = arg;
     sdk_message *m = NULL;
     while (sdk_server_recv(w->srv, &m, -1) == SDK_OK) {
+        if (w->log_fd >= 0) {
+            log_message(w->log_fd, m);
+        }
         if (!w->sink) {
-            sdk_err rc = sdk_server_send_typed(w->srv, m->session, m->type, m->data, m->len, ECHO_SEND_TIMEOUT_MS);
+            /* With manual acks the echo and the request's ack go to the store together. */
+            sdk_err rc = sdk_server_reply(w->srv, m, m->type, m->data, m->len, ECHO_SEND_TIMEOUT_MS);
             if (rc == SDK_EQUEUEFULL) {
                 /* The client stopped reading its echoes: let it go rather than stall everyone. */
                 sdk_server_close_session(w->srv, m->session, "echo queue full: client is not reading", false);
             }
+        } else if (w->manual_ack) {
+            (void)sdk_server_ack(w->srv, m);
         }
         sdk_message_free(m);
     }
@@ -265,7 +338,7 @@ static int start(const options *o, sdk_store **store, sdk_server **srv)
 
 int main(int argc, char **argv)
 {
-    options o = {0};
+    options o = {.log_fd = -1};
     parse(argc, argv, &o);
     if (o.dev_certs && use_dev_certs(&o) != 0) {
         return 1;
@@ -288,7 +361,7 @@ int main(int argc, char **argv)
         return 1;
     }
     print_listening(o.cfg.listen, sdk_server_port(srv));
-    worker w = {.srv = srv, .sink = o.sink};
+    worker w = {.srv = srv, .sink = o.sink, .manual_ack = o.cfg.manual_ack, .log_fd = o.log_fd};
     pthread_t thread;
     pthread_create(&thread, NULL, serve, &w);
     wait_for_stop(srv, &stop_signals, o.sessions_every_ms);

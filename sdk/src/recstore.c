@@ -105,8 +105,7 @@ static ll_write_result fenced_by(sdk_store *st, uint64_t id, uint64_t epoch, uin
 }
 
 /* Fill w (its header encoded into hdr) for a write of r with the given frames. */
-static int prepare(sdk_store *st, const ll_sessrec *r, const uint8_t *frames, size_t len, ll_buf *hdr,
-                   ll_recwrite *w)
+static int prepare(sdk_store *st, const ll_sessrec *r, const uint8_t *frames, size_t len, ll_buf *hdr, ll_recwrite *w)
 {
     if (r->owner_epoch == 0 || r->id == 0) {
         return ll_recstore_fail(st, SDK_EINVAL, "write of session %llu without a claimed epoch",

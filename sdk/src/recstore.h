@@ -40,11 +40,11 @@ typedef struct ll_recwrite {
     uint64_t epoch; /* the writer's claim: nothing changes unless it is the session's */
     const uint8_t *header;
     size_t header_len;
-    uint64_t acked;          /* the header's acked: stored frames up to it go */
-    const uint8_t *frames;   /* Data frames to append (each with its 4-byte length), in order */
+    uint64_t acked;        /* the header's acked: stored frames up to it go */
+    const uint8_t *frames; /* Data frames to append (each with its 4-byte length), in order */
     size_t frames_len;
-    bool replace;            /* drop every stored frame first: `frames` is the whole queue */
-    uint64_t owner;          /* out: the owner epoch found (0: no entry) */
+    bool replace;   /* drop every stored frame first: `frames` is the whole queue */
+    uint64_t owner; /* out: the owner epoch found (0: no entry) */
 } ll_recwrite;
 
 /* A backend. Each function returns 0 or an sdk_err after ll_recstore_fail; none blocks longer

@@ -295,8 +295,38 @@ static srv_session *open_session(sdk_server *srv, uint64_t id)
     return ss && !ss->close_requested ? ss : NULL;
 }
 
-sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *type, const void *data, size_t len,
-                              int timeout_ms)
+/* Queue m on session (acknowledging `ack` with it, atomically, if given), waiting up to dl
+ * for room. Under mu. */
+static int send_locked(sdk_server *srv, uint64_t session, const ll_outgoing *m, const ll_msg *ack, ll_deadline *dl)
+{
+    for (;;) {
+        srv_session *ss = srv->sends_closed ? NULL : open_session(srv, session);
+        if (!ss) {
+            return srv->sends_closed ? SDK_ECLOSED : SDK_ENOTFOUND;
+        }
+        int rc = ll_session_offer(&ss->s, m, srv->cfg.queue_max_messages, srv->cfg.queue_max_bytes);
+        if (rc == SDK_ETOOBIG) {
+            rc = ll_session_too_big(&ss->s, m, srv->cfg.max_frame, srv->cfg.queue_max_bytes, "this server",
+                                    "the client");
+        }
+        if (rc == 0) {
+            srv->last_send_ms = ll_now_ms();
+            ll_server_mark_dirty_locked(srv, ss);
+            if (ack) {
+                consumed_locked(srv, ss, ack); /* in the same store write as the reply */
+            } else if (ll_server_sync_always(srv)) {
+                ll_server_want_sync_locked(srv, ss, LL_SYNC_DELTA); /* it leaves once stored */
+            }
+        }
+        /* Room comes from the I/O thread: a callback on it must not wait for it. */
+        if (rc != SDK_EQUEUEFULL || ll_on_io_thread(srv) || ll_cond_wait(&srv->send_cv, &srv->mu, dl) != 0) {
+            return rc;
+        }
+    }
+}
+
+static sdk_err send_checked(sdk_server *srv, uint64_t session, const char *type, const void *data, size_t len,
+                            const ll_msg *ack, int timeout_ms)
 {
     if (!srv) {
         return SDK_EINVAL;
@@ -309,31 +339,25 @@ sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *typ
     }
     ll_deadline dl = ll_deadline_in(timeout_ms);
     pthread_mutex_lock(&srv->mu);
-    for (;;) {
-        srv_session *ss = srv->sends_closed ? NULL : open_session(srv, session);
-        if (!ss) {
-            rc = srv->sends_closed ? SDK_ECLOSED : SDK_ENOTFOUND;
-            break;
-        }
-        rc = ll_session_offer(&ss->s, &m, srv->cfg.queue_max_messages, srv->cfg.queue_max_bytes);
-        if (rc == SDK_ETOOBIG) {
-            rc = ll_session_too_big(&ss->s, &m, srv->cfg.max_frame, srv->cfg.queue_max_bytes, "this server",
-                                    "the client");
-        }
-        if (rc == 0) {
-            srv->last_send_ms = ll_now_ms();
-            ll_server_mark_dirty_locked(srv, ss);
-            if (ll_server_sync_always(srv)) {
-                ll_server_want_sync_locked(srv, ss, LL_SYNC_DELTA); /* it leaves once stored */
-            }
-        }
-        /* Room comes from the I/O thread: a callback on it must not wait for it. */
-        if (rc != SDK_EQUEUEFULL || ll_on_io_thread(srv) || ll_cond_wait(&srv->send_cv, &srv->mu, &dl) != 0) {
-            break;
-        }
-    }
+    rc = send_locked(srv, session, &m, ack, &dl);
     pthread_mutex_unlock(&srv->mu);
     return (sdk_err)rc;
+}
+
+sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *type, const void *data, size_t len,
+                              int timeout_ms)
+{
+    return send_checked(srv, session, type, data, len, NULL, timeout_ms);
+}
+
+sdk_err sdk_server_reply(sdk_server *srv, const sdk_message *request, const char *type, const void *data, size_t len,
+                         int timeout_ms)
+{
+    if (!srv || !request) {
+        return SDK_EINVAL;
+    }
+    const ll_msg *ack = srv->cfg.manual_ack ? ll_container_of(request, ll_msg, pub) : NULL;
+    return send_checked(srv, request->session, type, data, len, ack, timeout_ms);
 }
 
 sdk_err sdk_server_send(sdk_server *srv, uint64_t session, const void *data, size_t len, int timeout_ms)

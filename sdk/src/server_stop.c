@@ -55,7 +55,8 @@ void ll_server_begin_drain(sdk_server *srv, uint64_t now)
 bool ll_server_drain_over(sdk_server *srv, uint64_t now)
 {
     pthread_mutex_lock(&srv->mu);
-    bool quiet = srv->inbox.count == 0 && srv->dirty == NULL && (srv->sync_list == NULL || !ll_server_sync_always(srv)) &&
+    bool quiet = srv->inbox.count == 0 && srv->dirty == NULL &&
+                 (srv->sync_list == NULL || !ll_server_sync_always(srv)) &&
                  now >= srv->last_send_ms + LL_SERVER_DRAIN_QUIET_MS;
     bool over = quiet || now >= srv->drain_deadline;
     if (over) {

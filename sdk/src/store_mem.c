@@ -98,8 +98,7 @@ static void drop_frames(mem_entry *e, uint64_t n)
 static int apply(mem_entry *e, const ll_recwrite *w)
 {
     ll_buf header = {0};
-    if (ll_buf_append(&header, w->header, w->header_len) != 0 ||
-        ll_buf_reserve(&e->frames, w->frames_len) != 0) {
+    if (ll_buf_append(&header, w->header, w->header_len) != 0 || ll_buf_reserve(&e->frames, w->frames_len) != 0) {
         ll_buf_free(&header);
         return SDK_ENOMEM;
     }
@@ -127,8 +126,7 @@ static int mem_write(sdk_store *st, ll_recwrite *w, size_t n, uint64_t ttl_ms)
             continue;
         }
         if (apply(e, &w[i]) != 0) {
-            return ll_recstore_fail(st, SDK_ENOMEM, "out of memory storing session %llu",
-                                    (unsigned long long)w[i].id);
+            return ll_recstore_fail(st, SDK_ENOMEM, "out of memory storing session %llu", (unsigned long long)w[i].id);
         }
         touch(e, ttl_ms);
     }

@@ -254,10 +254,10 @@ static int append_write(redisContext *c, const ll_recwrite *w, uint64_t ttl_ms)
     key k = session_key(w->id), f = frames_key(w->id);
     num e = num_of(w->epoch), a = num_of(w->acked), ttl = num_of(ttl_ms);
     const char *frames = w->frames_len ? (const char *)w->frames : "";
-    const char *argv[] = {"EVAL", WRITE_LUA, "2",    k.s, f.s, e.s, (const char *)w->header,
-                          a.s,    frames,    w->replace ? "1" : "0", ttl.s};
-    const size_t lens[] = {4, strlen(WRITE_LUA), 1, strlen(k.s), strlen(f.s), strlen(e.s), w->header_len,
-                           strlen(a.s), w->frames_len, 1, strlen(ttl.s)};
+    const char *argv[] = {
+        "EVAL", WRITE_LUA, "2", k.s, f.s, e.s, (const char *)w->header, a.s, frames, w->replace ? "1" : "0", ttl.s};
+    const size_t lens[] = {4,           strlen(WRITE_LUA), 1, strlen(k.s),  strlen(f.s), strlen(e.s), w->header_len,
+                           strlen(a.s), w->frames_len,     1, strlen(ttl.s)};
     return redisAppendCommandArgv(c, 11, argv, lens) == REDIS_OK ? 0 : SDK_ENOMEM;
 }
 
@@ -314,8 +314,9 @@ static int record_of(sdk_store *st, const redisReply *r, uint64_t id, ll_buf *ou
     ll_buf frames = {0};
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < fr->elements; i++) {
-        rc = fr->element[i]->type != REDIS_REPLY_STRING ? SDK_EPROTO
-                                                        : ll_buf_append(&frames, fr->element[i]->str, fr->element[i]->len);
+        rc = fr->element[i]->type != REDIS_REPLY_STRING
+                 ? SDK_EPROTO
+                 : ll_buf_append(&frames, fr->element[i]->str, fr->element[i]->len);
     }
     if (rc == 0) {
         rc = ll_sessrec_assemble((const uint8_t *)r->element[0]->str, r->element[0]->len, ll_buf_head(&frames),

@@ -62,12 +62,15 @@ static void expect_nothing_more(sdk_client *c, sdk_server *srv)
     assert_int_equal(c ? sdk_recv(c, &m, 200) : sdk_server_recv(srv, &m, 200), SDK_ETIMEDOUT);
 }
 
+static sdk_store_sync sync_mode; /* of the servers start_on starts */
+
 static sdk_server *start_on(sdk_store *store, const char *listen)
 {
     sdk_server_config cfg;
     ht_server_config(&cfg);
     cfg.listen = listen;
     cfg.store = store;
+    cfg.store_sync = sync_mode;
     sdk_server *srv = NULL;
     uint64_t deadline = ht_now_ms() + HT_WAIT_MS;
     sdk_err rc;
@@ -128,18 +131,18 @@ static void handover(sdk_store *store_a, sdk_store *store_b)
     ht_events_free(&ev);
 }
 
-static void test_memory_store(void **state)
+static void memory_store(sdk_store_sync mode)
 {
-    (void)state;
+    sync_mode = mode;
     sdk_store *st = NULL;
     assert_int_equal(sdk_store_open("memory:", 0, &st), SDK_OK);
     handover(st, st);
     sdk_store_close(st);
 }
 
-static void test_redis_store(void **state)
+static void redis_store(sdk_store_sync mode)
 {
-    (void)state;
+    sync_mode = mode;
     redis_proc redis;
     assert_true(redis_proc_start(&redis));
     sdk_store *sa = NULL, *sb = NULL;
@@ -149,6 +152,30 @@ static void test_redis_store(void **state)
     sdk_store_close(sa);
     sdk_store_close(sb);
     redis_proc_stop(&redis);
+}
+
+static void test_memory_store(void **state)
+{
+    (void)state;
+    memory_store(SDK_STORE_SYNC_HANDOVER);
+}
+
+static void test_redis_store(void **state)
+{
+    (void)state;
+    redis_store(SDK_STORE_SYNC_HANDOVER);
+}
+
+static void test_memory_store_sync_always(void **state)
+{
+    (void)state;
+    memory_store(SDK_STORE_SYNC_ALWAYS);
+}
+
+static void test_redis_store_sync_always(void **state)
+{
+    (void)state;
+    redis_store(SDK_STORE_SYNC_ALWAYS);
 }
 
 /* lifeline-server A echoes; SIGTERM; lifeline-server B on the same port and store. */
@@ -191,12 +218,111 @@ static void test_lifeline_server_failover(void **state)
     redis_proc_stop(&redis);
 }
 
+/* What a --log-messages file says the application took: per sequence (1..max) how often,
+ * and whether flagged redelivered. */
+typedef struct taken {
+    uint8_t count[8 * N + 1];
+    uint8_t flagged[8 * N + 1];
+} taken;
+
+static void read_log(const char *path, taken *t)
+{
+    memset(t, 0, sizeof(*t));
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    unsigned long long session, seq;
+    unsigned flags;
+    while (fscanf(f, "%llx %llu %u", &session, &seq, &flags) == 3) {
+        assert_true(seq >= 1 && seq <= 8 * N);
+        t->count[seq]++;
+        t->flagged[seq] |= (uint8_t)flags;
+    }
+    fclose(f);
+}
+
+/* Across a SIGKILL: every message reached an application at least once; the ones both took
+ * are flagged at B, and the flagged ones are the first B took (what A's store record says
+ * it had received: taken by A's application or queued for it); neither took one twice.
+ * Returns how many B got flagged. */
+static int check_taken(const char *log_a, const char *log_b, uint32_t total)
+{
+    static taken a, b;
+    read_log(log_a, &a);
+    read_log(log_b, &b);
+    int flagged = 0;
+    uint32_t first_b = 0; /* flags mark where B began, and only a run from there */
+    for (uint32_t seq = 1; seq <= total; seq++) {
+        first_b = first_b ? first_b : b.count[seq] ? seq : 0;
+        if (b.flagged[seq] && seq != first_b + (uint32_t)flagged) {
+            fail_msg("message %u flagged outside the run that starts B's deliveries at %u", seq, first_b);
+        }
+        assert_true(a.count[seq] + b.count[seq] >= 1);
+        assert_true(a.count[seq] <= 1 && b.count[seq] <= 1);
+        assert_int_equal(a.flagged[seq], 0); /* A was the first owner */
+        if (a.count[seq] && b.count[seq] && !b.flagged[seq]) {
+            fail_msg("message %u reached both applications, unflagged at B", seq);
+        }
+        flagged += b.flagged[seq];
+    }
+    return flagged;
+}
+
+/* Sync always: lifeline-server A echoes under a client streaming ids; SIGKILL mid-stream;
+ * B on the same port and store. Every echo arrives exactly once, in order, on the same
+ * session; a message both applications took arrives flagged at B. */
+static void test_lifeline_server_sigkill_always(void **state)
+{
+    (void)state;
+    redis_proc redis;
+    assert_true(redis_proc_start(&redis));
+    char log_a[300], log_b[300];
+    snprintf(log_a, sizeof(log_a), "%s/a.log", redis.dir);
+    snprintf(log_b, sizeof(log_b), "%s/b.log", redis.dir);
+    const char *extra_a[] = {"--store", redis.url, "--store-sync", "always", "--log-messages", log_a, NULL};
+    const char *extra_b[] = {"--store", redis.url, "--store-sync", "always", "--log-messages", log_b, NULL};
+    ht_proc a = {0}, b = {0};
+    assert_int_equal(ht_proc_start(&a, 0, extra_a), 0);
+
+    ht_events ev;
+    ht_events_init(&ev);
+    sdk_config cc;
+    ht_client_config(&cc, a.port);
+    cc.reconnect_min_ms = 10;
+    cc.reconnect_max_ms = 100;
+    ht_events_attach(&ev, &cc);
+    sdk_client *c = NULL;
+    assert_int_equal(sdk_connect(&cc, &c), SDK_OK);
+    send_ids(c, NULL, 0, 1, 8 * N);
+    expect_ids(c, NULL, 1, N); /* the rest in flight, some taken, some stored, when A dies */
+
+    assert_true(WIFSIGNALED(ht_proc_stop(&a, SIGKILL)));
+    assert_int_equal(ht_proc_start(&b, a.port, extra_b), 0);
+    expect_ids(c, NULL, N + 1, 8 * N);
+    expect_nothing_more(c, NULL);
+    ht_event connected;
+    int first = ht_events_wait(&ev, SDK_EVENT_CONNECTED, 0, HT_WAIT_MS, NULL);
+    assert_true(ht_events_wait(&ev, SDK_EVENT_CONNECTED, (size_t)first + 1, HT_WAIT_MS, &connected) > first);
+    assert_true(connected.resumed);
+    assert_int_equal(ht_events_count(&ev, SDK_EVENT_SESSION_LOST), 0);
+    int flagged = check_taken(log_a, log_b, 8 * N);
+    printf("sigkill, sync always: %d of %d messages came again to B flagged as redelivered\n", flagged, 8 * N);
+
+    sdk_close(c);
+    sdk_destroy(c);
+    ht_proc_stop(&b, SIGTERM);
+    ht_events_free(&ev);
+    redis_proc_stop(&redis);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_store),
         cmocka_unit_test(test_redis_store),
+        cmocka_unit_test(test_memory_store_sync_always),
+        cmocka_unit_test(test_redis_store_sync_always),
         cmocka_unit_test(test_lifeline_server_failover),
+        cmocka_unit_test(test_lifeline_server_sigkill_always),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -103,7 +103,7 @@ typedef struct sdk_server_config {
                                   sdk.h); sdk_server_send from it answers at once */
 
     /* ---- 0.2 ---- (new fields go below, see docs/DEVELOPMENT.md) */
-    struct sdk_store *store; /* sessions outlive the process in this store (lifeline/store.h:
+    struct sdk_store *store;   /* sessions outlive the process in this store (lifeline/store.h:
                                 sdk_store_open, and "handover" there); NULL: in memory only.
                                 The caller's: close it after sdk_server_destroy */
     sdk_store_sync store_sync; /* with a store: when sessions are written (default HANDOVER) */
@@ -180,6 +180,19 @@ SDK_API sdk_err sdk_server_send(sdk_server *srv, uint64_t session, const void *d
 /* sdk_server_send_typed: sdk_server_send with a payload type name (NULL or "" for none). */
 SDK_API sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *type, const void *data, size_t len,
                                       int timeout_ms);
+
+/*
+ * sdk_server_reply: answer request (a message from sdk_server_recv or on_message): queue
+ * data (type NULL or "" for none) to the session it came from and, with manual_ack,
+ * acknowledge request in the same step. Under sync "always" the store then holds the reply
+ * and the acknowledgement together or neither, so a request is answered exactly once
+ * across a server's crash: it comes again (flagged SDK_MSG_REDELIVERED) only if its reply
+ * did not survive. Without manual_ack it is sdk_server_send_typed to request->session.
+ * request stays the caller's. Blocks and errors as sdk_server_send; on an error nothing is
+ * queued or acknowledged.
+ */
+SDK_API sdk_err sdk_server_reply(sdk_server *srv, const sdk_message *request, const char *type, const void *data,
+                                 size_t len, int timeout_ms);
 
 /*
  * sdk_server_close_session: end a session. The client gets a close frame with reason;
