@@ -101,6 +101,7 @@ static int validate(const sdk_server_config *cfg, char *why, size_t len)
 
 static void server_free(sdk_server *srv)
 {
+    ll_server_sync_stop(srv);
     ll_msgq_free(&srv->inbox);
     ll_msgq_free(&srv->deliver);
     ll_carver_free(&srv->carver);
@@ -180,6 +181,10 @@ static sdk_err start(const sdk_server_config *cfg, sdk_server **out)
     rc = copy_config(srv, &full);
     if (rc == 0) {
         rc = open_resources(srv, why, sizeof(why));
+    }
+    if (rc == 0 && ll_server_sync_start(srv) != 0) {
+        rc = SDK_ENOMEM;
+        LL_DETAIL(why, sizeof(why), "could not start the store thread");
     }
     if (rc == 0 && pthread_create(&srv->thread, NULL, ll_server_io_main, srv) != 0) {
         rc = SDK_ENOMEM;

@@ -74,6 +74,9 @@ typedef struct srv_session {
     ll_msgq unsynced; /* sync always: accepted, delivered once the store holds them as received */
 } srv_session;
 
+/* Where the batch for the store thread is. */
+typedef enum { LL_SYNC_IDLE = 0, LL_SYNC_QUEUED, LL_SYNC_RUNNING, LL_SYNC_DONE } ll_sync_state;
+
 /* What a session's next write to the store is. */
 typedef enum {
     LL_SYNC_NONE = 0,
@@ -117,6 +120,12 @@ struct sdk_server {
     bool stopped;           /* the I/O thread has exited */
     sdk_store *store;       /* sessions outlive the process there; NULL: none (the caller's) */
     srv_session *sync_list; /* sessions with a write to the store due (server_sync.c) */
+    struct sync_job *sync_batch; /* the batch with the store thread, or its answers */
+    size_t sync_n;
+    ll_sync_state sync_state;
+    pthread_cond_t sync_cv; /* the store thread has a batch, finished one, or is to quit */
+    pthread_t sync_thread;
+    bool sync_thread_started, sync_cv_ready, sync_quit;
     uint64_t sync_retry_at; /* the store failed: no write before then (monotonic ms) */
     uint32_t sync_backoff_ms;
     uint64_t sync_sweep_at;  /* next refresh of live sessions' records (sync always) */
@@ -194,6 +203,13 @@ void ll_server_sync_forget_locked(sdk_server *srv, srv_session *ss);
 void ll_server_sync(sdk_server *srv, uint64_t now);
 /* When ll_server_sync next has work (UINT64_MAX: none known). I/O thread. */
 uint64_t ll_server_sync_next(sdk_server *srv);
+/* At start, with a store: the store thread. 0 or SDK_ENOMEM (ll_server_sync_stop cleans up). */
+int ll_server_sync_start(sdk_server *srv);
+/* Stopping, I/O thread, under mu: wait for the batch in flight, apply it, and tell the store
+ * thread to quit (the caller writes the sessions itself from here on). */
+void ll_server_sync_finish(sdk_server *srv);
+/* Freeing the server: join the store thread and free what is left. Without mu. */
+void ll_server_sync_stop(sdk_server *srv);
 
 /* server_stop.c (I/O thread). */
 /* Refuse new clients and stop reading, so the application can answer what it already took

@@ -101,6 +101,7 @@ void ll_server_io_teardown(sdk_server *srv)
         (void)ll_server_fill_output(c);
     }
     if (srv->store) { /* before GOING_AWAY: a client that reconnects at once finds its record */
+        ll_server_sync_finish(srv);
         ll_server_handover_all(srv);
     }
     pthread_mutex_unlock(&srv->mu);

@@ -3,10 +3,13 @@
  * srv->store; lifeline/store.h has the contract).
  *
  * Sessions with a write due sit on srv->sync_list. Once per loop turn ll_server_sync takes
- * up to SYNC_BATCH of them under mu, copies what each write needs (the record's header, the
- * frames the store does not hold yet), and releases mu for the store's round trips: one to
- * claim each session never claimed, then one pipelined batch for every write. Application
- * threads are never kept waiting on the store. Back under mu it applies the answers.
+ * up to SYNC_BATCH of them under mu and copies what each write needs (the record's header,
+ * the frames the store does not hold yet) into a batch for the store thread, which makes the
+ * round trips without mu: one to claim each session never claimed, then one pipelined batch
+ * for every write. Neither the I/O thread nor application threads ever wait on the store
+ * here, so a slow or unreachable store delays only what waits for it. The I/O thread applies
+ * the answers on a later turn (the store thread wakes it). One batch is in flight at a time;
+ * what changes meanwhile goes in the next, which is larger the slower the store.
  *
  * Sync "always" gates each session (session.h: write_limit, ack_limit) and holds accepted
  * messages in ss->unsynced: a Data frame leaves only once the store holds it, an ack only
@@ -29,7 +32,8 @@
 #define SYNC_BACKOFF_MIN_MS 20   /* after a failed write, the first retry */
 #define SYNC_BACKOFF_MAX_MS 1000 /* ...doubling up to this */
 
-typedef struct sync_job {
+typedef struct sync_job sync_job;
+struct sync_job {
     uint64_t id;
     ll_sync_want want;
     uint64_t epoch;      /* the claim written under (0: claim first) */
@@ -38,7 +42,7 @@ typedef struct sync_job {
     uint64_t synced_seq; /* our last sequence, once written */
     ll_write_result result;
     uint64_t owner; /* the owner epoch the store found */
-} sync_job;
+};
 
 /* ---- the sync list (under mu) ---- */
 
@@ -275,39 +279,131 @@ static void refresh_live(sdk_server *srv, uint64_t now)
     ll_store_each(&srv->sessions, refresh_one, srv);
 }
 
-/* ---- the turn ---- */
+/* ---- the store thread: the round trips, one batch at a time ---- */
+
+static void *store_main(void *arg)
+{
+    sdk_server *srv = arg;
+    pthread_setname_np(pthread_self(), "lifeline-store");
+    pthread_mutex_lock(&srv->mu);
+    while (!srv->sync_quit) {
+        if (srv->sync_state != LL_SYNC_QUEUED) {
+            pthread_cond_wait(&srv->sync_cv, &srv->mu);
+            continue;
+        }
+        srv->sync_state = LL_SYNC_RUNNING;
+        pthread_mutex_unlock(&srv->mu);
+        run_jobs(srv, srv->sync_batch, srv->sync_n);
+        pthread_mutex_lock(&srv->mu);
+        srv->sync_state = LL_SYNC_DONE;
+        pthread_cond_broadcast(&srv->sync_cv); /* a stop may be waiting for it */
+        ll_server_wake_locked(srv);            /* the I/O thread applies the answers */
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return NULL;
+}
+
+int ll_server_sync_start(sdk_server *srv)
+{
+    if (!srv->store) {
+        return 0;
+    }
+    if (pthread_cond_init(&srv->sync_cv, NULL) != 0) {
+        return SDK_ENOMEM;
+    }
+    srv->sync_cv_ready = true;
+    if (pthread_create(&srv->sync_thread, NULL, store_main, srv) != 0) {
+        return SDK_ENOMEM;
+    }
+    srv->sync_thread_started = true;
+    return 0;
+}
+
+void ll_server_sync_stop(sdk_server *srv)
+{
+    if (srv->sync_thread_started) {
+        pthread_mutex_lock(&srv->mu);
+        srv->sync_quit = true;
+        pthread_cond_broadcast(&srv->sync_cv);
+        pthread_mutex_unlock(&srv->mu);
+        pthread_join(srv->sync_thread, NULL);
+        srv->sync_thread_started = false;
+    }
+    if (srv->sync_batch) {
+        for (size_t i = 0; i < srv->sync_n; i++) {
+            ll_buf_free(&srv->sync_batch[i].frames);
+        }
+        free(srv->sync_batch);
+        srv->sync_batch = NULL;
+    }
+    if (srv->sync_cv_ready) {
+        pthread_cond_destroy(&srv->sync_cv);
+        srv->sync_cv_ready = false;
+    }
+}
+
+/* ---- the turn (I/O thread) ---- */
+
+/* Under mu: the finished batch's answers applied. */
+static void apply_done(sdk_server *srv, uint64_t now, bool *got)
+{
+    if (srv->sync_state == LL_SYNC_DONE) {
+        apply_all(srv, srv->sync_batch, srv->sync_n, now, got);
+        free(srv->sync_batch);
+        srv->sync_batch = NULL;
+        srv->sync_state = LL_SYNC_IDLE;
+    }
+}
+
+/* Under mu: the next batch to the store thread, if anything is due. */
+static void queue_batch(sdk_server *srv, uint64_t now)
+{
+    if (srv->sync_state != LL_SYNC_IDLE || !srv->sync_list || now < srv->sync_retry_at) {
+        return;
+    }
+    srv->sync_batch = calloc(SYNC_BATCH, sizeof(*srv->sync_batch));
+    srv->sync_n = srv->sync_batch ? take_jobs(srv, srv->sync_batch) : 0;
+    if (srv->sync_n == 0) {
+        free(srv->sync_batch);
+        srv->sync_batch = NULL;
+        return;
+    }
+    srv->sync_state = LL_SYNC_QUEUED;
+    pthread_cond_broadcast(&srv->sync_cv);
+}
 
 void ll_server_sync(sdk_server *srv, uint64_t now)
 {
-    sync_job *jobs = NULL;
-    size_t n = 0;
-    pthread_mutex_lock(&srv->mu);
-    refresh_live(srv, now);
-    if (srv->sync_list && now >= srv->sync_retry_at && (jobs = calloc(SYNC_BATCH, sizeof(*jobs))) != NULL) {
-        n = take_jobs(srv, jobs);
-    }
-    pthread_mutex_unlock(&srv->mu);
-    if (n == 0) {
-        free(jobs);
-        return;
-    }
-    run_jobs(srv, jobs, n);
     bool got = false;
     pthread_mutex_lock(&srv->mu);
-    apply_all(srv, jobs, n, ll_now_ms(), &got);
+    refresh_live(srv, now);
+    apply_done(srv, now, &got);
+    queue_batch(srv, now);
     pthread_mutex_unlock(&srv->mu);
-    free(jobs);
     if (got) {
         pthread_cond_broadcast(&srv->recv_cv);
     }
     ll_server_report_events(srv);
-    ll_msgq_deliver(&srv->deliver, srv->cfg.on_message, srv->cfg.user); /* may send */
+    if (srv->deliver.count > 0) {
+        ll_msgq_deliver(&srv->deliver, srv->cfg.on_message, srv->cfg.user); /* may send */
+    }
+}
+
+void ll_server_sync_finish(sdk_server *srv)
+{
+    bool got = false;
+    while (srv->sync_state == LL_SYNC_QUEUED || srv->sync_state == LL_SYNC_RUNNING) {
+        pthread_cond_wait(&srv->sync_cv, &srv->mu);
+    }
+    apply_done(srv, ll_now_ms(), &got);
+    srv->sync_quit = true;
+    pthread_cond_broadcast(&srv->sync_cv);
 }
 
 uint64_t ll_server_sync_next(sdk_server *srv)
 {
     pthread_mutex_lock(&srv->mu);
-    uint64_t next = srv->sync_list ? srv->sync_retry_at : UINT64_MAX;
+    uint64_t next = srv->sync_list && srv->sync_state == LL_SYNC_IDLE ? srv->sync_retry_at : UINT64_MAX;
     if (ll_server_sync_always(srv) && srv->cfg.session_ttl_ms > 0) {
         next = LL_MIN(next, srv->sync_sweep_at);
     }

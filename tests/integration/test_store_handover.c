@@ -218,6 +218,81 @@ static void test_lifeline_server_failover(void **state)
     redis_proc_stop(&redis);
 }
 
+/* One exchange of ids from..to both ways on a live session. */
+static void exchange(sdk_client *c, sdk_server *srv, uint64_t session, uint32_t from, uint32_t to)
+{
+    send_ids(c, NULL, 0, from, to);
+    send_ids(NULL, srv, session, from, to);
+    assert_int_equal(expect_ids(NULL, srv, from, to), session);
+    expect_ids(c, NULL, from, to);
+}
+
+/* The store unreachable (Redis frozen by SIGSTOP: every call times out), then gone and back
+ * empty (SIGKILL, restart). Under sync always nothing reaches either application while the
+ * store cannot hold it, and all of it once it can; under handover messages keep flowing.
+ * The connection survives both (the I/O thread never waits on the store), and every message
+ * arrives exactly once, in order. */
+static void outage(sdk_store_sync mode)
+{
+    sync_mode = mode;
+    redis_proc redis;
+    assert_true(redis_proc_start(&redis));
+    sdk_store *st = NULL;
+    assert_int_equal(sdk_store_open(redis.url, 300, &st), SDK_OK);
+    sdk_server *srv = start_on(st, "127.0.0.1:0");
+    ht_events ev;
+    ht_events_init(&ev);
+    sdk_config cc;
+    ht_client_config(&cc, sdk_server_port(srv));
+    ht_events_attach(&ev, &cc);
+    sdk_client *c = NULL;
+    assert_int_equal(sdk_connect(&cc, &c), SDK_OK);
+    send_ids(c, NULL, 0, 1, N);
+    uint64_t session = expect_ids(NULL, srv, 1, N);
+    send_ids(NULL, srv, session, 1, N);
+    expect_ids(c, NULL, 1, N);
+
+    kill(redis.pid, SIGSTOP);
+    if (mode == SDK_STORE_SYNC_ALWAYS) {
+        send_ids(c, NULL, 0, N + 1, 2 * N);
+        send_ids(NULL, srv, session, N + 1, 2 * N);
+        ht_sleep_ms(800); /* two timeouts and a backoff */
+        expect_nothing_more(c, NULL);
+        expect_nothing_more(NULL, srv);
+        kill(redis.pid, SIGCONT);
+        assert_int_equal(expect_ids(NULL, srv, N + 1, 2 * N), session);
+        expect_ids(c, NULL, N + 1, 2 * N);
+    } else {
+        exchange(c, srv, session, N + 1, 2 * N);
+        kill(redis.pid, SIGCONT);
+    }
+    redis_proc_kill(&redis);
+    assert_true(redis_proc_restart(&redis)); /* empty: the session's record is gone */
+    exchange(c, srv, session, 2 * N + 1, 3 * N);
+    expect_nothing_more(c, NULL);
+    expect_nothing_more(NULL, srv);
+    assert_int_equal(ht_events_count(&ev, SDK_EVENT_DISCONNECTED), 0);
+
+    sdk_close(c);
+    sdk_destroy(c);
+    sdk_server_destroy(srv);
+    sdk_store_close(st);
+    ht_events_free(&ev);
+    redis_proc_stop(&redis);
+}
+
+static void test_redis_outage_sync_always(void **state)
+{
+    (void)state;
+    outage(SDK_STORE_SYNC_ALWAYS);
+}
+
+static void test_redis_outage_handover(void **state)
+{
+    (void)state;
+    outage(SDK_STORE_SYNC_HANDOVER);
+}
+
 /* What a --log-messages file says the application took: per sequence (1..max) how often,
  * and whether flagged redelivered. */
 typedef struct taken {
@@ -321,6 +396,8 @@ int main(void)
         cmocka_unit_test(test_redis_store),
         cmocka_unit_test(test_memory_store_sync_always),
         cmocka_unit_test(test_redis_store_sync_always),
+        cmocka_unit_test(test_redis_outage_sync_always),
+        cmocka_unit_test(test_redis_outage_handover),
         cmocka_unit_test(test_lifeline_server_failover),
         cmocka_unit_test(test_lifeline_server_sigkill_always),
     };
