@@ -73,6 +73,7 @@ static void free_session(void *val, void *arg)
     srv_session *ss = val;
     ll_server_queue_event(srv, SDK_SESSION_CLOSED, ss, SDK_CAUSE_SERVER_STOP);
     ll_timers_cancel(&srv->ttls, &ss->ttl);
+    ll_server_sync_forget_locked(srv, ss); /* undelivered: the next owner has them again */
     ll_session_free(&ss->s);
     free(ss);
 }
@@ -115,6 +116,7 @@ void ll_server_io_teardown(sdk_server *srv)
     for (srv_conn *c = srv->conns; c; c = c->next) {
         c->sess = NULL;
     }
+    srv->sync_list = NULL; /* every session goes: no need to unlink them one by one */
     ll_store_each(&srv->sessions, free_session, srv);
     ll_store_free(&srv->sessions);
     srv->dirty = NULL;
