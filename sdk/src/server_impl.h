@@ -114,12 +114,12 @@ struct sdk_server {
     ll_msgq inbox;
     srv_session *dirty; /* sessions with new output or acks due */
     bool wake_pending;
-    bool stopping;          /* sdk_server_stop: no new input; replies still go out (drain) */
-    bool sends_closed;      /* the drain is over: sdk_server_send returns SDK_ECLOSED */
-    uint64_t last_send_ms;  /* when the application last queued a message (drain ends when quiet) */
-    bool stopped;           /* the I/O thread has exited */
-    sdk_store *store;       /* sessions outlive the process there; NULL: none (the caller's) */
-    srv_session *sync_list; /* sessions with a write to the store due (server_sync.c) */
+    bool stopping;               /* sdk_server_stop: no new input; replies still go out (drain) */
+    bool sends_closed;           /* the drain is over: sdk_server_send returns SDK_ECLOSED */
+    uint64_t last_send_ms;       /* when the application last queued a message (drain ends when quiet) */
+    bool stopped;                /* the I/O thread has exited */
+    sdk_store *store;            /* sessions outlive the process there; NULL: none (the caller's) */
+    srv_session *sync_list;      /* sessions with a write to the store due (server_sync.c) */
     struct sync_job *sync_batch; /* the batch with the store thread, or its answers */
     size_t sync_n;
     ll_sync_state sync_state;

@@ -38,7 +38,8 @@ static void usage(FILE *out)
                  "  --quick            a short smoke run (about 10 s)\n"
                  "  --duration S       seconds per throughput run (default 2; --quick: 0.5)\n"
                  "  --mem-clients N    idle clients per memory probe (default 200; --quick: 50)\n"
-                 "  --only SECTIONS    comma-separated subset of: memory,throughput,sink,latency,handshake,restart\n"
+                 "  --only SECTIONS    comma-separated subset of: memory,throughput,sink,latency,handshake,restart,\n"
+                 "                     store (session store costs, with a private redis-server; only when named)\n"
                  "                     (sink: the sink half of throughput alone)\n"
                  "                     (for profiling one part, e.g. perf record -g lifeline-bench --only throughput)\n"
                  "Loopback only. The table goes to stdout, progress to stderr.\n");
@@ -117,6 +118,12 @@ static bool wanted(const bench_opts *o, const char *section)
         }
     }
     return false;
+}
+
+/* Whether --only names the store section alone (its table is all there is to print). */
+static bool only_store(const bench_opts *o)
+{
+    return o->only && strcmp(o->only, "store") == 0;
 }
 
 /* ---- environment ---- */
@@ -399,8 +406,11 @@ int main(int argc, char **argv)
         add(R_MEM_SERVER, m.server_kib, -1);
     }
 
+    if (o.only && wanted(&o, "store")) { /* only when asked: it needs a redis-server */
+        bench_store_section(&o);
+    }
     extras x = {0};
-    for (int r = 0; r < o.runs; r++) {
+    for (int r = 0; r < o.runs && !only_store(&o); r++) {
         fprintf(stderr, "run %d/%d...\n", r + 1, o.runs);
         one_run(&o, &x);
     }

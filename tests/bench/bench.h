@@ -57,6 +57,17 @@ uint64_t bench_get_u64(const uint8_t *p);
 
 /* ---- bench_sdk.c: Lifeline ---- */
 
+struct sdk_store;
+/* The servers started from now on keep their sessions in store (NULL: none), synced as
+ * sync says (sdk_store_sync); under sync always they acknowledge by hand. */
+void bench_sdk_use_store(struct sdk_store *store, int sync);
+/* n clients connect, the server queues one message to each, then stops (writing every
+ * session to the store, if any) and the clients go. */
+void bench_sdk_detached_sessions(const bench_opts *o, int n);
+
+/* ---- bench_store.c: what a session store costs (--only store) ---- */
+void bench_store_section(const bench_opts *o);
+
 typedef struct bench_latency {
     double p50_us, p99_us, p999_us;
 } bench_latency;

@@ -8,6 +8,7 @@
 
 #include <lifeline/sdk.h>
 #include <lifeline/server.h>
+#include <lifeline/store.h>
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -37,7 +38,20 @@ typedef struct bsrv {
     uint64_t session, next; /* the thread that takes messages only */
 } bsrv;
 
-/* Check one message's counter, echo it if asked (from the callback: never waiting). */
+/* The session store the next servers use (bench_sdk_use_store), and how. */
+static struct {
+    sdk_store *store;
+    sdk_store_sync sync;
+} bstore;
+
+void bench_sdk_use_store(sdk_store *store, int sync)
+{
+    bstore.store = store;
+    bstore.sync = (sdk_store_sync)sync;
+}
+
+/* Check one message's counter, echo it if asked (from the callback: never waiting). Under
+ * sync always the server acks by hand: the echo and the ack go to the store together. */
 static void take(bsrv *s, sdk_message *m)
 {
     if (m->session != s->session) { /* a new client starts counting from 0 */
@@ -48,12 +62,15 @@ static void take(bsrv *s, sdk_message *m)
         atomic_fetch_add(&s->bad, 1);
     }
     s->next++;
+    sdk_err rc = SDK_OK;
     if (s->echo) {
-        sdk_err rc = sdk_server_send(s->srv, m->session, m->data, m->len, -1);
-        if (rc != SDK_OK && rc != SDK_ECLOSED) {
-            int none = 0;
-            atomic_compare_exchange_strong(&s->send_err, &none, (int)rc);
-        }
+        rc = sdk_server_reply(s->srv, m, NULL, m->data, m->len, -1);
+    } else if (bstore.sync == SDK_STORE_SYNC_ALWAYS && bstore.store) {
+        rc = sdk_server_ack(s->srv, m);
+    }
+    if (rc != SDK_OK && rc != SDK_ECLOSED) {
+        int none = 0;
+        atomic_compare_exchange_strong(&s->send_err, &none, (int)rc);
     }
     sdk_message_free(m);
     atomic_fetch_add(&s->taken, 1);
@@ -93,6 +110,9 @@ static sdk_err bsrv_start(bsrv *s, const bench_opts *o, bsrv_mode mode, uint16_t
     cfg.on_event = fn;
     cfg.user = callback ? (void *)s : user;
     cfg.on_message = callback ? on_server_message : NULL;
+    cfg.store = bstore.store;
+    cfg.store_sync = bstore.sync;
+    cfg.manual_ack = bstore.store && bstore.sync == SDK_STORE_SYNC_ALWAYS;
     if (callback && fn) {
         bench_die("bsrv: one user pointer cannot serve both callbacks");
     }
@@ -290,6 +310,37 @@ double bench_sdk_throughput(const bench_opts *o, bool echo, size_t size)
     sdk_destroy(c);
     bsrv_destroy(&s);
     return (double)n / ((double)(t1 - t0) / 1e9);
+}
+
+/* ---- detached sessions, for the store's memory per session ---- */
+
+void bench_sdk_detached_sessions(const bench_opts *o, int n)
+{
+    bsrv s;
+    bsrv_start_or_die(&s, o, BSRV_SINK);
+    sdk_config cfg;
+    client_config(&cfg, o, s.port);
+    sdk_client **cs = calloc((size_t)n, sizeof *cs);
+    for (int i = 0; i < n; i++) {
+        cs[i] = connect_or_die(&cfg);
+    }
+    sdk_session_info *info = NULL;
+    size_t k = 0;
+    uint8_t msg[64] = {0};
+    if (sdk_server_sessions(s.srv, &info, &k) != SDK_OK || k != (size_t)n) {
+        bench_die("store: %zu sessions on the server, not %d", k, n);
+    }
+    for (size_t j = 0; j < k; j++) { /* one each, which the client never takes */
+        (void)sdk_server_send(s.srv, info[j].id, msg, sizeof msg, -1);
+    }
+    sdk_sessions_free(info);
+    bench_sleep_ms(200);
+    sdk_server_stop(s.srv); /* hands every session over: claimed and written */
+    for (int i = 0; i < n; i++) {
+        sdk_destroy(cs[i]);
+    }
+    free(cs);
+    bsrv_destroy(&s);
 }
 
 /* ---- request/reply latency ---- */
