@@ -225,13 +225,14 @@ static void *serve(void *arg)
         }
         if (!w->sink) {
             /* With manual acks the echo and the request's ack go to the store together. */
-            sdk_err rc = sdk_server_reply(w->srv, m, m->type, m->data, m->len, ECHO_SEND_TIMEOUT_MS);
+            sdk_err rc = sdk_server_reply(w->srv, m->session, w->manual_ack ? m->seq : 0, m->type, m->data, m->len,
+                                          ECHO_SEND_TIMEOUT_MS);
             if (rc == SDK_EQUEUEFULL) {
                 /* The client stopped reading its echoes: let it go rather than stall everyone. */
                 sdk_server_close_session(w->srv, m->session, "echo queue full: client is not reading", false);
             }
         } else if (w->manual_ack) {
-            (void)sdk_server_ack(w->srv, m);
+            (void)sdk_server_ack(w->srv, m->session, m->seq);
         }
         sdk_message_free(m);
     }

@@ -231,11 +231,13 @@ void ll_server_wake_locked(sdk_server *srv)
     }
 }
 
-/* Under mu: the application is done with m: acknowledge it when due (under sync always,
- * once the store holds that). */
-static void consumed_locked(sdk_server *srv, srv_session *ss, const ll_msg *m)
+/* Under mu: the application is done with ss's messages up to seq: acknowledge them when due
+ * (under sync always, once the store holds that). */
+static void consumed_locked(sdk_server *srv, srv_session *ss, uint64_t seq)
 {
-    ll_session_consumed(&ss->s, m);
+    if (seq > ss->s.consumed) {
+        ss->s.consumed = seq;
+    }
     if (ll_server_sync_always(srv)) {
         ll_server_want_sync_locked(srv, ss, LL_SYNC_DELTA);
     } else if (ll_session_ack_due(&ss->s, ss->in_inbox == 0)) {
@@ -243,19 +245,27 @@ static void consumed_locked(sdk_server *srv, srv_session *ss, const ll_msg *m)
     }
 }
 
-sdk_err sdk_server_ack(sdk_server *srv, const sdk_message *m)
+/* Under mu: the live session to acknowledge up to seq in, or NULL with *rc saying why. */
+static srv_session *ackable(sdk_server *srv, uint64_t session, uint64_t seq, int *rc)
 {
-    if (!srv || !m || !srv->cfg.manual_ack) {
+    srv_session *ss = ll_store_get(&srv->sessions, session);
+    *rc = !ss ? SDK_ENOTFOUND : seq > ss->s.received ? SDK_EINVAL : 0;
+    return *rc ? NULL : ss;
+}
+
+sdk_err sdk_server_ack(sdk_server *srv, uint64_t session, uint64_t seq)
+{
+    if (!srv || !srv->cfg.manual_ack) {
         return SDK_EINVAL;
     }
-    const ll_msg *msg = ll_container_of(m, ll_msg, pub);
+    int rc;
     pthread_mutex_lock(&srv->mu);
-    srv_session *ss = ll_store_get(&srv->sessions, m->session);
+    srv_session *ss = ackable(srv, session, seq, &rc);
     if (ss) {
-        consumed_locked(srv, ss, msg);
+        consumed_locked(srv, ss, seq);
     }
     pthread_mutex_unlock(&srv->mu);
-    return ss ? SDK_OK : SDK_ENOTFOUND;
+    return (sdk_err)rc;
 }
 
 sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_ms)
@@ -273,8 +283,8 @@ sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_ms)
             srv_session *ss = ll_store_get(&srv->sessions, m->pub.session);
             if (ss) {
                 ss->in_inbox--;
-                if (!srv->cfg.manual_ack) {
-                    consumed_locked(srv, ss, m);
+                if (!srv->cfg.manual_ack && m->epoch == ss->s.epoch) {
+                    consumed_locked(srv, ss, m->pub.seq);
                 }
             }
             *out = &m->pub;
@@ -300,14 +310,17 @@ static srv_session *open_session(sdk_server *srv, uint64_t id)
     return ss && !ss->close_requested ? ss : NULL;
 }
 
-/* Queue m on session (acknowledging `ack` with it, atomically, if given), waiting up to dl
- * for room. Under mu. */
-static int send_locked(sdk_server *srv, uint64_t session, const ll_outgoing *m, const ll_msg *ack, ll_deadline *dl)
+/* Queue m on session (acknowledging its messages up to ack_seq with it, atomically, unless
+ * 0), waiting up to dl for room. Under mu. */
+static int send_locked(sdk_server *srv, uint64_t session, const ll_outgoing *m, uint64_t ack_seq, ll_deadline *dl)
 {
     for (;;) {
         srv_session *ss = srv->sends_closed ? NULL : open_session(srv, session);
         if (!ss) {
             return srv->sends_closed ? SDK_ECLOSED : SDK_ENOTFOUND;
+        }
+        if (ack_seq > ss->s.received) {
+            return SDK_EINVAL;
         }
         int rc = ll_session_offer(&ss->s, m, srv->cfg.queue_max_messages, srv->cfg.queue_max_bytes);
         if (rc == SDK_ETOOBIG) {
@@ -317,8 +330,8 @@ static int send_locked(sdk_server *srv, uint64_t session, const ll_outgoing *m, 
         if (rc == 0) {
             srv->last_send_ms = ll_now_ms();
             ll_server_mark_dirty_locked(srv, ss);
-            if (ack) {
-                consumed_locked(srv, ss, ack); /* in the same store write as the reply */
+            if (ack_seq) {
+                consumed_locked(srv, ss, ack_seq); /* in the same store write as the reply */
             } else if (ll_server_sync_always(srv)) {
                 ll_server_want_sync_locked(srv, ss, LL_SYNC_DELTA); /* it leaves once stored */
             }
@@ -331,7 +344,7 @@ static int send_locked(sdk_server *srv, uint64_t session, const ll_outgoing *m, 
 }
 
 static sdk_err send_checked(sdk_server *srv, uint64_t session, const char *type, const void *data, size_t len,
-                            const ll_msg *ack, int timeout_ms)
+                            uint64_t ack_seq, int timeout_ms)
 {
     if (!srv) {
         return SDK_EINVAL;
@@ -344,7 +357,7 @@ static sdk_err send_checked(sdk_server *srv, uint64_t session, const char *type,
     }
     ll_deadline dl = ll_deadline_in(timeout_ms);
     pthread_mutex_lock(&srv->mu);
-    rc = send_locked(srv, session, &m, ack, &dl);
+    rc = send_locked(srv, session, &m, ack_seq, &dl);
     pthread_mutex_unlock(&srv->mu);
     return (sdk_err)rc;
 }
@@ -352,17 +365,16 @@ static sdk_err send_checked(sdk_server *srv, uint64_t session, const char *type,
 sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const char *type, const void *data, size_t len,
                               int timeout_ms)
 {
-    return send_checked(srv, session, type, data, len, NULL, timeout_ms);
+    return send_checked(srv, session, type, data, len, 0, timeout_ms);
 }
 
-sdk_err sdk_server_reply(sdk_server *srv, const sdk_message *request, const char *type, const void *data, size_t len,
-                         int timeout_ms)
+sdk_err sdk_server_reply(sdk_server *srv, uint64_t session, uint64_t ack_seq, const char *type, const void *data,
+                         size_t len, int timeout_ms)
 {
-    if (!srv || !request) {
+    if (srv && ack_seq && !srv->cfg.manual_ack) {
         return SDK_EINVAL;
     }
-    const ll_msg *ack = srv->cfg.manual_ack ? ll_container_of(request, ll_msg, pub) : NULL;
-    return send_checked(srv, request->session, type, data, len, ack, timeout_ms);
+    return send_checked(srv, session, type, data, len, ack_seq, timeout_ms);
 }
 
 sdk_err sdk_server_send(sdk_server *srv, uint64_t session, const void *data, size_t len, int timeout_ms)

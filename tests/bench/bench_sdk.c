@@ -63,10 +63,11 @@ static void take(bsrv *s, sdk_message *m)
     }
     s->next++;
     sdk_err rc = SDK_OK;
+    bool manual = bstore.sync == SDK_STORE_SYNC_ALWAYS && bstore.store;
     if (s->echo) {
-        rc = sdk_server_reply(s->srv, m, NULL, m->data, m->len, -1);
-    } else if (bstore.sync == SDK_STORE_SYNC_ALWAYS && bstore.store) {
-        rc = sdk_server_ack(s->srv, m);
+        rc = sdk_server_reply(s->srv, m->session, manual ? m->seq : 0, NULL, m->data, m->len, -1);
+    } else if (manual) {
+        rc = sdk_server_ack(s->srv, m->session, m->seq);
     }
     if (rc != SDK_OK && rc != SDK_ECLOSED) {
         int none = 0;

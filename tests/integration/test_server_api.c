@@ -251,6 +251,51 @@ static void test_send_to_unknown_session(void **state)
     free(big);
 }
 
+/* manual_ack: taking a message acknowledges nothing; sdk_server_ack (or a reply carrying
+ * ack_seq) does, cumulatively, and only up to what was received. */
+static void test_manual_ack(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(sdk_server_ack(f->hs.srv, 1, 1), SDK_EINVAL); /* this server acks on its own */
+    assert_int_equal(sdk_server_reply(f->hs.srv, 1, 1, NULL, "x", 1, 0), SDK_EINVAL);
+    sdk_server_config cfg;
+    ht_server_config(&cfg);
+    cfg.manual_ack = true;
+    ht_server hs = {0};
+    assert_int_equal(ht_server_start(&hs, &cfg, false), SDK_OK);
+    sdk_config cc;
+    ht_client_config(&cc, hs.port);
+    sdk_client *c = NULL;
+    assert_int_equal(sdk_connect(&cc, &c), SDK_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sdk_send(c, "abc", 3, HT_WAIT_MS), SDK_OK);
+    }
+    sdk_message *m[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sdk_server_recv(hs.srv, &m[i], HT_WAIT_MS), SDK_OK);
+        assert_int_equal(m[i]->seq, (uint64_t)i + 1);
+    }
+    uint64_t session = m[0]->session;
+    assert_int_equal(sdk_flush(c, 300), SDK_ETIMEDOUT);               /* taken, not acknowledged */
+    assert_int_equal(sdk_server_ack(hs.srv, session, 4), SDK_EINVAL); /* never received */
+    assert_int_equal(sdk_server_ack(hs.srv, 12345, 1), SDK_ENOTFOUND);
+    assert_int_equal(sdk_server_ack(hs.srv, session, 2), SDK_OK);
+    assert_int_equal(sdk_flush(c, 300), SDK_ETIMEDOUT); /* the third is still out */
+    assert_int_equal(sdk_server_reply(hs.srv, session, 3, NULL, "ok", 2, HT_WAIT_MS), SDK_OK);
+    assert_int_equal(sdk_flush(c, HT_WAIT_MS), SDK_OK);
+    assert_int_equal(sdk_server_ack(hs.srv, session, 1), SDK_OK); /* older: changes nothing */
+    sdk_message *reply = NULL;
+    assert_int_equal(sdk_recv(c, &reply, HT_WAIT_MS), SDK_OK);
+    assert_int_equal(reply->len, 2);
+    sdk_message_free(reply);
+    for (int i = 0; i < 3; i++) {
+        sdk_message_free(m[i]);
+    }
+    sdk_close(c);
+    sdk_destroy(c);
+    ht_server_destroy(&hs);
+}
+
 static void test_server_start_failures(void **state)
 {
     (void)state;
@@ -455,6 +500,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_session_rejects_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_session_allows_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_send_to_unknown_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_manual_ack, setup, teardown),
         cmocka_unit_test(test_server_start_failures),
         cmocka_unit_test_setup_teardown(test_session_events_on_client_close, setup, teardown),
         cmocka_unit_test(test_vanished_client_session_expires),

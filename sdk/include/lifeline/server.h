@@ -155,16 +155,16 @@ SDK_API uint16_t sdk_server_port(sdk_server *srv);
 SDK_API sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_ms);
 
 /*
- * sdk_server_ack: with manual_ack, acknowledge m and every earlier message of its session:
- * the client frees them, and (sync "always") the store records them as delivered before the
- * acknowledgement leaves. Call it once the message is safe in the application (its reply
- * queued, its effect committed); a message never acknowledged is sent again if its session
- * moves to another server. m stays the caller's (free it as usual, after this call). Does
+ * sdk_server_ack: with manual_ack, acknowledge every message of session up to seq (from
+ * its sdk_message): the client frees them, and (sync "always") the store records them as
+ * delivered before the acknowledgement leaves. Call it once a message is safe in the
+ * application (its effect committed); a message never acknowledged is sent again if its
+ * session moves to another server. Acknowledging less than before changes nothing. Does
  * not block beyond the server's lock. Any thread, on_message callbacks included.
- * Errors: SDK_EINVAL (NULL srv or m, or a server without manual_ack), SDK_ENOTFOUND (its
- * session is gone).
+ * Errors: SDK_EINVAL (NULL srv, a server without manual_ack, or seq beyond what the
+ * session received), SDK_ENOTFOUND (no such session, or it is gone).
  */
-SDK_API sdk_err sdk_server_ack(sdk_server *srv, const sdk_message *m);
+SDK_API sdk_err sdk_server_ack(sdk_server *srv, uint64_t session, uint64_t seq);
 
 /*
  * sdk_server_send: queue a message for one session, delivered in order exactly once
@@ -182,17 +182,17 @@ SDK_API sdk_err sdk_server_send_typed(sdk_server *srv, uint64_t session, const c
                                       int timeout_ms);
 
 /*
- * sdk_server_reply: answer request (a message from sdk_server_recv or on_message): queue
- * data (type NULL or "" for none) to the session it came from and, with manual_ack,
- * acknowledge request in the same step. Under sync "always" the store then holds the reply
- * and the acknowledgement together or neither, so a request is answered exactly once
- * across a server's crash: it comes again (flagged SDK_MSG_REDELIVERED) only if its reply
- * did not survive. Without manual_ack it is sdk_server_send_typed to request->session.
- * request stays the caller's. Blocks and errors as sdk_server_send; on an error nothing is
- * queued or acknowledged.
+ * sdk_server_reply: queue data (type NULL or "" for none) to session and, with manual_ack,
+ * acknowledge its messages up to ack_seq in the same step (0: none; a request's reply passes
+ * the request's seq). Under sync "always" the store then holds the reply and the
+ * acknowledgement together or neither, so a request is answered exactly once across a
+ * server's crash: it comes again (flagged SDK_MSG_REDELIVERED) only if its reply did not
+ * survive. Blocks and errors as sdk_server_send, and SDK_EINVAL for an ack_seq without
+ * manual_ack or beyond what the session received; on an error nothing is queued or
+ * acknowledged.
  */
-SDK_API sdk_err sdk_server_reply(sdk_server *srv, const sdk_message *request, const char *type, const void *data,
-                                 size_t len, int timeout_ms);
+SDK_API sdk_err sdk_server_reply(sdk_server *srv, uint64_t session, uint64_t ack_seq, const char *type,
+                                 const void *data, size_t len, int timeout_ms);
 
 /*
  * sdk_server_close_session: end a session. The client gets a close frame with reason;

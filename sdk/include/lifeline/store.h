@@ -29,8 +29,10 @@
  *
  * Threads. A handle may be used from any number of threads; its calls run one at a time.
  *
- * Redis keys: "lifeline:session:<id>" (a hash with fields "epoch" and "rec", expiring with
- * the session) and "lifeline:epoch" (the counter epochs come from).
+ * Redis keys: "lifeline:session:<id>" (a hash: "epoch", the owner; "rec", the record's
+ * header; "acked"), "lifeline:session:<id>:frames" (a list of the unacknowledged frames to
+ * the client), both expiring with the session, and "lifeline:epoch" (the counter epochs come
+ * from).
  */
 #ifndef LIFELINE_STORE_H
 #define LIFELINE_STORE_H
@@ -78,24 +80,49 @@ SDK_API sdk_err sdk_store_last_error(sdk_store *st, char *buf, size_t buflen);
 SDK_API void sdk_store_close(sdk_store *st);
 
 /*
- * Handover: a server started with sdk_server_config.store set keeps its sessions in that
- * store, and any server started on the same store can resume them.
- *   - At sdk_server_stop, after the drain and before clients hear GOING_AWAY, each session
- *     (connected or detached) is claimed in the store and written there with what it had
- *     not delivered either way; its record expires session_ttl_ms later (nothing is written
+ * Servers on a store. A server started with sdk_server_config.store set keeps its sessions
+ * in that store, and any server started on the same store can resume them. What it writes,
+ * and when, is sdk_server_config.store_sync (server.h):
+ *
+ *   SDK_STORE_SYNC_HANDOVER (the default): a session is written when its connection
+ *     detaches (its record then expires session_ttl_ms later, as the session would), and
+ *     at sdk_server_stop, after the drain and before clients hear GOING_AWAY, every session
+ *     is claimed and written with what it had not delivered either way (nothing is written
  *     when session_ttl_ms is 0). Messages from the client that the application had not
- *     taken by then are left to the client, which sends them again to the next owner.
- *   - A hello that names a session this server does not know is looked up in the store; if
- *     the client's token matches the stored hash, the session is claimed (its previous owner
- *     is fenced out), restored and resumed (the client sees resumed=true, nothing lost or
- *     duplicated), and its record deleted. Otherwise a new session opens, as without a store.
- *   - A server that dies without sdk_server_stop writes nothing: its sessions are lost, as
- *     without a store (continuous writes are future work).
- * Each store call blocks the server's I/O thread, with the server's lock held, for up to the
- * store's timeout. A failed call costs that one session (its client opens a new one) and
- * never stops the server. The store stays the caller's: it must outlive the server (close
- * it after sdk_server_destroy) and may be shared by several servers. Blocks and errors as
- * sdk_server_start.
+ *     taken by then are left to the client, which sends them again to the next owner. A
+ *     session resumed here again has its record deleted (it would be stale). A server that
+ *     dies without sdk_server_stop loses the sessions that were connected: their clients
+ *     open new ones (SDK_EVENT_SESSION_LOST) and send again what was not acknowledged.
+ *   SDK_STORE_SYNC_ALWAYS: every change is written through, in batches (one pipelined round
+ *     trip per batch, appending new frames and trimming acknowledged ones), before its
+ *     effect leaves the server: a Data frame goes out only once the store holds it, an
+ *     acknowledgement only once the store holds the consumption it reports, and a message
+ *     reaches the application only once the store holds it as received. A SIGKILL then loses
+ *     nothing: the next owner resumes exactly, and every message the dead server's
+ *     application may have seen (taken, or queued for it) comes again flagged
+ *     SDK_MSG_REDELIVERED; no other message is flagged. With manual_ack and
+ *     sdk_server_reply, a reply and its request's acknowledgement are stored together.
+ *     Records of live sessions are refreshed every session_ttl_ms / 3 so they do not expire.
+ *
+ * Resuming. A hello that names a session this server does not know is looked up in the
+ * store; if the client's token matches the stored hash, the session is claimed (its
+ * previous owner is fenced out: its next write fails and it lets the session go, cause
+ * SDK_CAUSE_TAKEN_OVER), restored and resumed (the client sees resumed=true, nothing lost
+ * or duplicated). Otherwise a new session opens, as without a store.
+ *
+ * The store unreachable. Writes are made by a store thread of the server, never by its I/O
+ * thread or under its lock, so connections, heartbeats and other sessions carry on while
+ * the store is slow or down. A failed write is retried with backoff (20 ms doubling to 1 s)
+ * and reconnects to Redis. Meanwhile, under HANDOVER messages flow as without a store
+ * (only records of detaching sessions wait); under ALWAYS each session's acknowledgements,
+ * deliveries and data to the client wait (the client's window and queue bounds hold it
+ * back) and resume, exactly, once a write succeeds. A store restarted empty is written
+ * afresh. Reads are not deferred: the lookup of a resuming session blocks the I/O thread
+ * for up to two store timeouts (a lookup that fails opens a new session), and so does the
+ * write of every session at sdk_server_stop.
+ *
+ * The store stays the caller's: it must outlive the server (close it after
+ * sdk_server_destroy) and may be shared by several servers.
  */
 
 #ifdef __cplusplus
