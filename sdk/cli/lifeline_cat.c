@@ -45,8 +45,8 @@ enum { EXIT_RUNTIME = 1, EXIT_CONNECTION = 2, EXIT_TIMEOUT = 3, EXIT_USAGE = 64 
 #define MAX_ENDPOINTS 64 /* sdk_config.endpoints' limit */
 
 typedef struct options {
-    const char *target; /* HOST:PORT[,HOST:PORT...] as given: for messages */
-    char target_copy[4096];              /* the list split in place at the commas */
+    const char *target;                   /* HOST:PORT[,HOST:PORT...] as given: for messages */
+    char target_copy[4096];               /* the list split in place at the commas */
     const char *endpoints[MAX_ENDPOINTS]; /* its entries: sdk_config.address or .endpoints */
     size_t endpoint_count;
     bool keep_endpoint_order;
@@ -302,7 +302,8 @@ static int apply_option(options *o, int opt, const char *arg)
     switch (opt) {
     case OPT_CONNECT:
         if (!parse_target(arg, o)) {
-            return usage_error("--connect: expected HOST:PORT or [ADDR]:PORT, or a comma-separated list of up to 64, got '%s'", arg);
+            return usage_error(
+                "--connect: expected HOST:PORT or [ADDR]:PORT, or a comma-separated list of up to 64, got '%s'", arg);
         }
         return -1;
     case OPT_CA:

@@ -50,8 +50,8 @@ struct sdk_client {
     int close_err;     /* why the client closed on its own (SDK_OK after sdk_close) */
     int last_err;
     char last_detail[256];
-    sdk_stats stats; /* counters kept here; sdk_get_stats fills the rest */
-    size_t endpoint_index; /* sdk_current_endpoint: the entry in use or tried, as configured */
+    sdk_stats stats;        /* counters kept here; sdk_get_stats fills the rest */
+    size_t endpoint_index;  /* sdk_current_endpoint: the entry in use or tried, as configured */
     char endpoint_addr[64]; /* ... and its address ("" until resolved) */
 };
 

@@ -487,16 +487,19 @@ static int next_attempt(sdk_client *c, attempts *a, int err, bool ran, const cha
         round_over = ll_endpoints_failed(&c->endpoints);
         a->rounds += round_over;
     }
-    ll_retry_verdict next = ll_retry_decide(c->cfg.reconnect_policy, (uint32_t)c->cfg.reconnect_min_ms,
-                                            (uint32_t)c->cfg.reconnect_max_ms, ll_retry_cause(err, detail),
-                                            a->rounds + 1, next_random(&a->rng));
+    ll_retry_verdict next =
+        ll_retry_decide(c->cfg.reconnect_policy, (uint32_t)c->cfg.reconnect_min_ms, (uint32_t)c->cfg.reconnect_max_ms,
+                        ll_retry_cause(err, detail), a->rounds + 1, next_random(&a->rng));
     int close_err = after_failure(c, err, detail, a, round_over, next.stop && err);
     if (close_err >= 0) {
         return close_err;
     }
     uint32_t delay = round_over ? next.delay_ms : 0;
-    emit(c, (sdk_event){
-                .type = SDK_EVENT_RECONNECTING, .error = err, .detail = detail, .attempt = a->tried + 1, .delay_ms = delay});
+    emit(c, (sdk_event){.type = SDK_EVENT_RECONNECTING,
+                        .error = err,
+                        .detail = detail,
+                        .attempt = a->tried + 1,
+                        .delay_ms = delay});
     if (backoff_wait(c, delay)) {
         after_failure(c, SDK_OK, "", a, true, false);
         return SDK_OK;

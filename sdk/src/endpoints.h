@@ -29,10 +29,10 @@
 #define LL_ENDPOINTS_MAX 64
 
 typedef struct ll_endpoint {
-    char *host;    /* a name or an IP literal, owned by the list */
+    char *host; /* a name or an IP literal, owned by the list */
     uint16_t port;
-    size_t index;  /* position in the configuration as given */
-    size_t known;  /* addresses its latest resolution gave; 1 before any */
+    size_t index; /* position in the configuration as given */
+    size_t known; /* addresses its latest resolution gave; 1 before any */
 } ll_endpoint;
 
 typedef struct ll_endpoints {

@@ -95,8 +95,8 @@ static void test_connect_list_skips_a_dead_entry(void **state)
     uint16_t dead = ht_closed_port(&holder);
     assert_true(dead != 0);
     assert_int_equal(ht_server_start(&hs, NULL, true), SDK_OK);
-    snprintf(extra, sizeof extra, "--connect 127.0.0.1:%u,127.0.0.1:%u --keep-endpoint-order --stats",
-             (unsigned)dead, (unsigned)hs.port);
+    snprintf(extra, sizeof extra, "--connect 127.0.0.1:%u,127.0.0.1:%u --keep-endpoint-order --stats", (unsigned)dead,
+             (unsigned)hs.port);
     assert_int_equal(run_cat(hs.port, extra, err, sizeof err), 0);
     expect_in(err, "\"endpoint_index\":1,", true);
     snprintf(want, sizeof want, "\"endpoint\":\"127.0.0.1:%u\"", (unsigned)hs.port);

@@ -112,6 +112,15 @@ static const char *loopback(char *buf, size_t len, uint16_t port)
     return buf;
 }
 
+/* NSERVERS sinks on 127.0.0.1, and their addresses (in addr) as an endpoint list. */
+static void cluster_start(sink s[NSERVERS], char addr[NSERVERS][32], const char *eps[NSERVERS])
+{
+    for (int i = 0; i < NSERVERS; i++) {
+        sink_start(&s[i], NULL);
+        eps[i] = loopback(addr[i], sizeof(addr[i]), s[i].port);
+    }
+}
+
 static void client_config(sdk_config *cfg, const char *const *endpoints, size_t n)
 {
     sdk_config_init(cfg);
@@ -195,10 +204,7 @@ static void test_going_away_moves_to_another_endpoint(void **state)
     sink s[NSERVERS];
     char addr[NSERVERS][32];
     const char *eps[NSERVERS];
-    for (int i = 0; i < NSERVERS; i++) {
-        sink_start(&s[i], NULL);
-        eps[i] = loopback(addr[i], sizeof(addr[i]), s[i].port);
-    }
+    cluster_start(s, addr, eps);
     ht_events ev;
     ht_events_init(&ev);
     sdk_config cfg;
@@ -286,6 +292,24 @@ static size_t count_since(ht_events *ev, sdk_event_type type, size_t from, const
     return n;
 }
 
+/* Wait for three rounds and more after event mark, each over all four entries (the three
+ * refused ports in down and a silent one): the failures name them, the silent one by its
+ * timeout. */
+static void wait_rounds_over(ht_events *ev, size_t mark, const uint16_t down[3])
+{
+    uint64_t deadline = ht_now_ms() + HT_WAIT_MS;
+    while (count_since(ev, SDK_EVENT_CONNECTING, mark, NULL) < 1 + 3 * 4 && ht_now_ms() < deadline) {
+        ht_sleep_ms(20);
+    }
+    assert_true(count_since(ev, SDK_EVENT_CONNECTING, mark, NULL) >= 1 + 3 * 4);
+    char port[16];
+    for (int i = 0; i < 3; i++) {
+        snprintf(port, sizeof(port), ":%u:", (unsigned)down[i]);
+        assert_true(count_since(ev, SDK_EVENT_RECONNECTING, mark, port) >= 3);
+    }
+    assert_true(count_since(ev, SDK_EVENT_RECONNECTING, mark, "TLS handshake: timed out") >= 3);
+}
+
 static void test_unreachable_entries_are_cycled(void **state)
 {
     (void)state;
@@ -320,20 +344,8 @@ static void test_unreachable_entries_are_cycled(void **state)
     size_t mark = ev.n;
     pthread_mutex_unlock(&ev.mu);
     sink_stop(&live); /* now every entry is down */
-    uint64_t deadline = ht_now_ms() + HT_WAIT_MS;
-    while (count_since(&ev, SDK_EVENT_CONNECTING, mark, NULL) < 1 + 3 * 4 && ht_now_ms() < deadline) {
-        ht_sleep_ms(20);
-    }
-    /* Three rounds and more, each over every entry: the failures name them (the silent one
-     * by its timeout). */
-    assert_true(count_since(&ev, SDK_EVENT_CONNECTING, mark, NULL) >= 1 + 3 * 4);
-    char port[16];
     const uint16_t down[3] = {refused1, refused2, live.port};
-    for (int i = 0; i < 3; i++) {
-        snprintf(port, sizeof(port), ":%u:", (unsigned)down[i]);
-        assert_true(count_since(&ev, SDK_EVENT_RECONNECTING, mark, port) >= 3);
-    }
-    assert_true(count_since(&ev, SDK_EVENT_RECONNECTING, mark, "TLS handshake: timed out") >= 3);
+    wait_rounds_over(&ev, mark, down);
     assert_int_equal(sdk_get_state(c), SDK_STATE_RECONNECTING);
 
     /* The third entry comes up: the cursor reaches it (it is not stuck on the last one). */
@@ -414,10 +426,7 @@ static void test_shuffled_by_default_kept_on_request(void **state)
     sink s[NSERVERS];
     char addr[NSERVERS][32];
     const char *eps[NSERVERS];
-    for (int i = 0; i < NSERVERS; i++) {
-        sink_start(&s[i], NULL);
-        eps[i] = loopback(addr[i], sizeof(addr[i]), s[i].port);
-    }
+    cluster_start(s, addr, eps);
     size_t per[NSERVERS] = {0};
     for (int keep = 0; keep <= 1; keep++) {
         for (int i = 0; i < CLIENTS; i++) {
