@@ -264,8 +264,8 @@ typedef struct sdk_config {
 
 /*
  * sdk_config_init_sized: fill the first size bytes of cfg with the defaults above (host
- * NULL, port 0, address NULL), zero whatever lies beyond what this library knows, and set
- * cfg->size = size. Does not block; any thread; cfg is the caller's. Errors: SDK_EINVAL
+ * NULL, port 0, address and endpoints NULL), zero whatever lies beyond what this library
+ * knows, and set cfg->size = size. Does not block; any thread; cfg is the caller's. Errors: SDK_EINVAL
  * (cfg NULL, or size smaller than the first sized layout, 0.2's: cfg is left untouched).
  * Programs call it through sdk_config_init; bindings call it with their struct's size.
  */
