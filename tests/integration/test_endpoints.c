@@ -21,6 +21,7 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,6 +225,7 @@ static void test_going_away_moves_to_another_endpoint(void **state)
         ht_sleep_ms(1);
     }
     assert_true(sink_count(&s[first]) >= STOP_AT);
+    uint64_t stop_at = ht_now_ms();
     sink_stop(&s[first]); /* GOING_AWAY under a streaming client */
     pthread_join(t, NULL);
     assert_int_equal(snd.err, SDK_OK);
@@ -233,6 +235,12 @@ static void test_going_away_moves_to_another_endpoint(void **state)
     assert_true(now != first);
     assert_string_equal(where, eps[now]);
     assert_true(ht_events_wait(&ev, SDK_EVENT_SESSION_LOST, 0, HT_WAIT_MS, NULL) >= 0);
+    ht_event gone, back;
+    int i_gone = ht_events_wait(&ev, SDK_EVENT_DISCONNECTED, 0, 0, &gone);
+    assert_true(i_gone >= 0);
+    assert_true(ht_events_wait(&ev, SDK_EVENT_CONNECTED, (size_t)i_gone, 0, &back) > i_gone);
+    printf("# stop called to connected elsewhere: %" PRIu64 " ms; disconnected to connected: %" PRIu64 " ms\n",
+           back.at_ms - stop_at, back.at_ms - gone.at_ms);
     sdk_stats st;
     assert_int_equal(sdk_get_stats(snd.c, &st), SDK_OK);
     assert_int_equal(st.connects, 2); /* straight to a live one: no attempt at the stopped one */
