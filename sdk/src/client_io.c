@@ -490,6 +490,12 @@ static int next_attempt(sdk_client *c, attempts *a, int err, bool ran, const cha
     ll_retry_verdict next =
         ll_retry_decide(c->cfg.reconnect_policy, (uint32_t)c->cfg.reconnect_min_ms, (uint32_t)c->cfg.reconnect_max_ms,
                         ll_retry_cause(err, detail), a->rounds + 1, next_random(&a->rng));
+    char said[320]; /* after a round over several endpoints, that they all failed */
+    size_t tried = ll_endpoints_round_size(&c->endpoints);
+    if (!ran && round_over && tried > 1) {
+        LL_DETAIL(said, sizeof(said), "all %zu endpoint addresses failed; the last: %s", tried, detail);
+        detail = said;
+    }
     int close_err = after_failure(c, err, detail, a, round_over, next.stop && err);
     if (close_err >= 0) {
         return close_err;

@@ -112,9 +112,7 @@ static void advance(ll_endpoints *e)
     }
 }
 
-/* Addresses in a round: what each entry's latest resolution gave (1 for one not resolved
- * yet, or whose resolution failed: that failure is its attempt). */
-static size_t round_size(const ll_endpoints *e)
+size_t ll_endpoints_round_size(const ll_endpoints *e)
 {
     size_t n = 0;
     for (size_t i = 0; i < e->count; i++) {
@@ -130,7 +128,7 @@ bool ll_endpoints_failed(ll_endpoints *e)
     }
     advance(e);
     e->round_failures++;
-    if (e->round_failures < round_size(e)) {
+    if (e->round_failures < ll_endpoints_round_size(e)) {
         return false;
     }
     e->round_failures = 0;

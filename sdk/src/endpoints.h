@@ -72,6 +72,9 @@ const ll_addr *ll_endpoints_addr(const ll_endpoints *e);
  * next address. Returns true when this failure completes a round (every known address has
  * failed once in a row), which starts the next round. */
 bool ll_endpoints_failed(ll_endpoints *e);
+/* Attempts in a round: the addresses each entry's latest resolution gave (1 for an entry
+ * not resolved yet, or whose resolution failed). */
+size_t ll_endpoints_round_size(const ll_endpoints *e);
 /* A session was established: a new round starts here. */
 void ll_endpoints_connected(ll_endpoints *e);
 /* The session ended. going_away (the server said GOING_AWAY): the next attempt goes to the

@@ -496,6 +496,29 @@ static void test_bad_endpoint_lists(void **state)
     assert_int_equal(sdk_current_endpoint(NULL, NULL, NULL, 0), SDK_EINVAL);
 }
 
+/* Without retry_on_first_connect, sdk_connect gives up after one round, and says so. */
+static void test_fail_fast_after_one_round(void **state)
+{
+    (void)state;
+    int h1, h2;
+    char a[2][32], detail[256];
+    const char *eps[2] = {loopback(a[0], 32, ht_closed_port(&h1)), loopback(a[1], 32, ht_closed_port(&h2))};
+    ht_events ev;
+    ht_events_init(&ev);
+    sdk_config cfg;
+    client_config(&cfg, eps, 2);
+    ht_events_attach(&ev, &cfg);
+    sdk_client *c = NULL;
+    assert_int_equal(sdk_connect(&cfg, &c), SDK_ECONNREFUSED);
+    assert_null(c);
+    assert_int_equal(ht_events_count(&ev, SDK_EVENT_CONNECTING), 2);
+    sdk_last_connect_error(detail, sizeof(detail));
+    assert_non_null(strstr(detail, "all 2 endpoint addresses failed; the last: connect 127.0.0.1:"));
+    ht_events_free(&ev);
+    close(h1);
+    close(h2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -504,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_names_checked_and_ticket_fallback),
         cmocka_unit_test(test_shuffled_by_default_kept_on_request),
         cmocka_unit_test(test_bad_endpoint_lists),
+        cmocka_unit_test(test_fail_fast_after_one_round),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -236,7 +236,9 @@ typedef struct sdk_config {
      *    delay comes after a round, every endpoint failed once in a row. The client cycles
      *    through the rounds for as long as the policy allows: max_reconnect_attempts counts
      *    rounds, and sdk_connect without retry_on_first_connect fails after one round (so
-     *    it may block up to the number of endpoints times connect_timeout_ms).
+     *    it may block up to the number of endpoints times connect_timeout_ms) with the last
+     *    attempt's error; after a round over several, the detail starts "all N endpoint
+     *    addresses failed; the last: ".
      *  - A lost connection is retried on the same endpoint first: without a shared session
      *    store only that server knows the session. After the server's Close with
      *    GOING_AWAY (a server stopping, sdk_server_stop), the next attempt goes to the next
