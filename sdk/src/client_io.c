@@ -144,7 +144,7 @@ static int greet(sdk_client *c, ll_link *l, uint64_t deadline_ms, bool *lost)
     return rc == 1 ? 0 : rc;
 }
 
-/* Under mu: what sdk_current_endpoint reports. */
+/* What sdk_current_endpoint reports, from the cursor (takes mu). */
 static void publish_endpoint(sdk_client *c)
 {
     const ll_addr *a = ll_endpoints_addr(&c->endpoints);
