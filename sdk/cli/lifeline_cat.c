@@ -42,8 +42,14 @@ enum { EXIT_RUNTIME = 1, EXIT_CONNECTION = 2, EXIT_TIMEOUT = 3, EXIT_USAGE = 64 
 #define STDOUT_BUFFER  (1u << 20)
 #define READ_CHUNK     65536
 
+#define MAX_ENDPOINTS 64 /* sdk_config.endpoints' limit */
+
 typedef struct options {
-    const char *target; /* HOST:PORT as given: sdk_config.address, and for messages */
+    const char *target;                   /* HOST:PORT[,HOST:PORT...] as given: for messages */
+    char target_copy[4096];               /* the list split in place at the commas */
+    const char *endpoints[MAX_ENDPOINTS]; /* its entries: sdk_config.address or .endpoints */
+    size_t endpoint_count;
+    bool keep_endpoint_order;
     const char *ca_file;
     const char *servername;
     const char *cert_file;
@@ -110,7 +116,12 @@ static void usage(FILE *f)
             "as one line of stdout.\n"
             "\n"
             "Connection:\n"
-            "  --connect HOST:PORT       server (default " DEFAULT_TARGET "; IPv6 as [::1]:7443)\n"
+            "  --connect HOST:PORT[,HOST:PORT...]\n"
+            "                            server (default " DEFAULT_TARGET "; IPv6 as [::1]:7443),\n"
+            "                            or several of one service: tried in random order,\n"
+            "                            cycled while reconnecting; after the server's\n"
+            "                            GOING_AWAY the next one is tried first\n"
+            "  --keep-endpoint-order     try the --connect list in the order given\n"
             "  --ca FILE                 trusted CA certificates, PEM (default: system store)\n"
             "  --servername NAME         name to verify in the server certificate and send as\n"
             "                            SNI (default: HOST)\n"
@@ -178,12 +189,26 @@ static bool parse_int(const char *s, int *out)
 }
 
 /* parse_target: HOST:PORT in the library's one syntax (sdk_parse_address: "[v6]:port" for
- * IPv6); a client needs a port other than 0. The string itself goes to sdk_config.address. */
+ * IPv6), or a comma-separated list of them (sdk_config.endpoints); port 1 to 65535. */
 static bool parse_target(const char *s, options *o)
 {
-    char host[256];
-    uint16_t port = 0;
-    if (sdk_parse_address(s, host, sizeof host, &port) != SDK_OK || port == 0) {
+    if (strlen(s) >= sizeof(o->target_copy)) {
+        return false;
+    }
+    memcpy(o->target_copy, s, strlen(s) + 1);
+    o->endpoint_count = 0;
+    char *save = NULL;
+    for (char *e = strtok_r(o->target_copy, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+        char host[256];
+        uint16_t port = 0;
+        if (o->endpoint_count == MAX_ENDPOINTS || sdk_parse_address(e, host, sizeof host, &port) != SDK_OK ||
+            port == 0) {
+            return false;
+        }
+        o->endpoints[o->endpoint_count++] = e;
+    }
+    /* strtok_r skips empty fields: "a:1,,b:2" or a trailing comma is a typo, not a list. */
+    if (o->endpoint_count == 0 || strstr(s, ",,") || s[0] == ',' || s[strlen(s) - 1] == ',') {
         return false;
     }
     o->target = s;
@@ -204,6 +229,7 @@ enum {
     OPT_RC_MIN,
     OPT_RC_MAX,
     OPT_RETRY,
+    OPT_KEEP_ORDER,
     OPT_MAX_FRAME,
     OPT_CONNECT_TIMEOUT,
     OPT_QUIET
@@ -223,6 +249,7 @@ static const struct option long_options[] = {
     {"reconnect-min-ms", required_argument, NULL, OPT_RC_MIN},
     {"reconnect-max-ms", required_argument, NULL, OPT_RC_MAX},
     {"retry-first-connect", no_argument, NULL, OPT_RETRY},
+    {"keep-endpoint-order", no_argument, NULL, OPT_KEEP_ORDER},
     {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
     {"connect-timeout-ms", required_argument, NULL, OPT_CONNECT_TIMEOUT},
     {"quiet", no_argument, NULL, OPT_QUIET},
@@ -275,7 +302,8 @@ static int apply_option(options *o, int opt, const char *arg)
     switch (opt) {
     case OPT_CONNECT:
         if (!parse_target(arg, o)) {
-            return usage_error("--connect: expected HOST:PORT or [ADDR]:PORT, got '%s'", arg);
+            return usage_error(
+                "--connect: expected HOST:PORT or [ADDR]:PORT, or a comma-separated list of up to 64, got '%s'", arg);
         }
         return -1;
     case OPT_CA:
@@ -295,6 +323,9 @@ static int apply_option(options *o, int opt, const char *arg)
         return -1;
     case OPT_RETRY:
         o->retry_first_connect = true;
+        return -1;
+    case OPT_KEEP_ORDER:
+        o->keep_endpoint_order = true;
         return -1;
     case OPT_QUIET:
         o->quiet = true;
@@ -538,6 +569,9 @@ static void print_stats(sdk_client *c)
         fprintf(stderr, PROG ": stats unavailable\n");
         return;
     }
+    size_t index = 0;
+    char endpoint[64]; /* "IP:PORT" or "[IPv6]:PORT": nothing to escape in JSON */
+    (void)sdk_current_endpoint(c, &index, endpoint, sizeof endpoint);
     fprintf(stderr,
             "{\"state\":\"%s\",\"connects\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"handshakes_full\":%" PRIu64
             ",\"handshakes_resumed\":%" PRIu64 ",\"sessions_lost\":%" PRIu64 ",\"heartbeats_sent\":%" PRIu64
@@ -545,11 +579,11 @@ static void print_stats(sdk_client *c)
             ",\"msgs_sent\":%" PRIu64 ",\"bytes_sent\":%" PRIu64 ",\"msgs_received\":%" PRIu64
             ",\"bytes_received\":%" PRIu64 ",\"retransmits\":%" PRIu64 ",\"duplicates_dropped\":%" PRIu64
             ",\"queue_depth\":%" PRIu64 ",\"queue_bytes\":%" PRIu64 ",\"acks_sent\":%" PRIu64
-            ",\"acks_received\":%" PRIu64 "}\n",
+            ",\"acks_received\":%" PRIu64 ",\"endpoint_index\":%zu,\"endpoint\":\"%s\"}\n",
             sdk_state_name((int)s.state), s.connects, s.reconnects, s.handshakes_full, s.handshakes_resumed,
             s.sessions_lost, s.heartbeats_sent, s.heartbeats_answered, s.rtt_last_us, s.rtt_smoothed_us, s.msgs_sent,
             s.bytes_sent, s.msgs_received, s.bytes_received, s.retransmits, s.duplicates_dropped, s.queue_depth,
-            s.queue_bytes, s.acks_sent, s.acks_received);
+            s.queue_bytes, s.acks_sent, s.acks_received, index, endpoint);
 }
 
 /* finish: stop the sender, close, report stats, destroy. Returns code. */
@@ -717,7 +751,13 @@ static int receive_loop(app *a)
 static void build_config(const options *o, sdk_config *cfg)
 {
     sdk_config_init(cfg);
-    cfg->address = o->target;
+    if (o->endpoint_count == 1) {
+        cfg->address = o->endpoints[0];
+    } else {
+        cfg->endpoints = o->endpoints;
+        cfg->endpoint_count = o->endpoint_count;
+    }
+    cfg->keep_endpoint_order = o->keep_endpoint_order;
     cfg->servername = o->servername;
     cfg->ca_file = o->ca_file;
     cfg->cert_file = o->cert_file;

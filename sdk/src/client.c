@@ -78,30 +78,63 @@ static sdk_err connect_failed(int err, const char *detail)
     return (sdk_err)ll_set_connect_error(err, detail);
 }
 
-/* cfg->address, if set, becomes cfg->host (in host[hostlen]) and cfg->port. */
-static int apply_address(sdk_config *cfg, char *host, size_t hostlen, char *why, size_t len)
+/* The server is named one way: host and port, address, or endpoints (not both, nor none). */
+static int check_target(const sdk_config *cfg, char *why, size_t len)
 {
-    if (!cfg->address) {
-        return 0;
-    }
-    if (cfg->host || cfg->port != 0) {
-        LL_DETAIL(why, len, "set address, or host and port, not both");
+    bool list = cfg->endpoints != NULL || cfg->endpoint_count != 0;
+    bool address = cfg->address != NULL;
+    bool hostport = cfg->host != NULL || cfg->port != 0;
+    if ((int)list + (int)address + (int)hostport > 1) {
+        LL_DETAIL(why, len, "set endpoints, address, or host and port: one of them, not both");
         return SDK_EINVAL;
     }
-    if (ll_net_split_hostport(cfg->address, host, hostlen, &cfg->port) != 0) {
-        LL_DETAIL(why, len, "bad address \"%s\" (want HOST:PORT or [IPv6]:PORT)", cfg->address);
+    if (list && (cfg->endpoints == NULL || cfg->endpoint_count == 0 || cfg->endpoint_count > LL_ENDPOINTS_MAX)) {
+        LL_DETAIL(why, len, "endpoints needs 1 to %d entries in endpoint_count (got %zu%s)", LL_ENDPOINTS_MAX,
+                  cfg->endpoint_count, cfg->endpoints ? "" : ", endpoints NULL");
         return SDK_EINVAL;
     }
-    cfg->host = host;
+    if (!list && !address && (!cfg->host || !*cfg->host || cfg->port == 0)) {
+        LL_DETAIL(why, len, "host and port (or address, or endpoints) are required");
+        return SDK_EINVAL;
+    }
+    return 0;
+}
+
+static int add_address(ll_endpoints *e, const char *address, const char *what, char *why, size_t len)
+{
+    int rc = address ? ll_endpoints_add_address(e, address) : SDK_EINVAL;
+    if (rc == SDK_EINVAL) {
+        LL_DETAIL(why, len, "%s: bad address \"%s\" (want HOST:PORT or [IPv6]:PORT)", what,
+                  address ? address : "(null)");
+    }
+    return rc;
+}
+
+/* The configured server(s) into e, in the order to try them. */
+static int take_endpoints(ll_endpoints *e, const sdk_config *cfg, char *why, size_t len)
+{
+    char what[32];
+    if (cfg->endpoints) {
+        for (size_t i = 0; i < cfg->endpoint_count; i++) {
+            LL_DETAIL(what, sizeof(what), "endpoints[%zu]", i);
+            LL_GUARD(add_address(e, cfg->endpoints[i], what, why, len));
+        }
+    } else if (cfg->address) {
+        LL_GUARD(add_address(e, cfg->address, "address", why, len));
+    } else {
+        LL_GUARD(ll_endpoints_add(e, cfg->host, cfg->port));
+    }
+    uint64_t seed = 0;
+    if (ll_net_random(&seed, sizeof(seed)) != 0) {
+        seed = ll_now_us() ^ (uint64_t)(uintptr_t)e; /* an order still differs per client */
+    }
+    ll_endpoints_order(e, cfg->keep_endpoint_order, seed);
     return 0;
 }
 
 static int validate(const sdk_config *cfg, char *why, size_t len)
 {
-    if (!cfg->host || !*cfg->host || cfg->port == 0) {
-        LL_DETAIL(why, len, "host and port (or address) are required");
-        return SDK_EINVAL;
-    }
+    LL_GUARD(check_target(cfg, why, len));
     if ((cfg->cert_file == NULL) != (cfg->key_file == NULL)) {
         LL_DETAIL(why, len, "cert_file and key_file go together");
         return SDK_EINVAL;
@@ -117,10 +150,9 @@ static int validate(const sdk_config *cfg, char *why, size_t len)
 }
 
 /* The caller's configuration, size-checked, over the defaults in *full, then checked. */
-static int take_config(const sdk_config *cfg, sdk_config *full, char *host, size_t hostlen, char *why, size_t len)
+static int take_config(const sdk_config *cfg, sdk_config *full, char *why, size_t len)
 {
     LL_GUARD(ll_config_take(&client_layout, full, cfg, why, len));
-    LL_GUARD(apply_address(full, host, hostlen, why, len));
     return validate(full, why, len);
 }
 
@@ -131,9 +163,7 @@ static int copy_config(sdk_client *c, const sdk_config *cfg)
     const char **fields[] = {&c->cfg.host,      &c->cfg.servername, &c->cfg.ca_file,
                              &c->cfg.cert_file, &c->cfg.key_file,   &c->cfg.address};
     LL_GUARD(ll_config_own_strings(fields, sizeof(fields) / sizeof(fields[0]), &c->strings));
-    if (!c->cfg.servername) {
-        c->cfg.servername = c->cfg.host;
-    }
+    c->cfg.endpoints = NULL; /* the caller's: copied into c->endpoints (take_endpoints) */
     if (c->cfg.heartbeat_timeout_ms == 0) {
         c->cfg.heartbeat_timeout_ms = 3 * c->cfg.heartbeat_interval_ms;
     }
@@ -146,6 +176,7 @@ static void client_free(sdk_client *c)
     ll_msgq_free(&c->recvq);
     ll_msgq_free(&c->deliver);
     ll_carver_free(&c->carver);
+    ll_endpoints_free(&c->endpoints);
     ll_tls_ctx_free(c->tls);
     if (c->wake_fd >= 0) {
         close(c->wake_fd);
@@ -167,7 +198,10 @@ static int client_new(const sdk_config *cfg, sdk_client **out, char *why, size_t
     ll_cond_init(&c->send_cv);
     ll_session_init(&c->s, cfg->window_messages, cfg->window_bytes);
     c->state = SDK_STATE_CONNECTING;
-    int rc = copy_config(c, cfg);
+    int rc = take_endpoints(&c->endpoints, cfg, why, len);
+    if (rc == 0) {
+        rc = copy_config(c, cfg);
+    }
     if (rc == 0) {
         ll_tls_ctx_config tc = {
             .server = false, .ca_file = c->cfg.ca_file, .cert_file = c->cfg.cert_file, .key_file = c->cfg.key_file};
@@ -203,8 +237,7 @@ sdk_err sdk_connect(const sdk_config *cfg, sdk_client **out)
         return connect_failed(SDK_EINVAL, "cfg is NULL");
     }
     sdk_config full = client_defaults; /* the caller's fields over the defaults */
-    char host[256];                    /* full.host when cfg->address is set */
-    int rc = take_config(cfg, &full, host, sizeof(host), why, sizeof(why));
+    int rc = take_config(cfg, &full, why, sizeof(why));
     sdk_client *c = NULL;
     if (rc == 0) {
         rc = client_new(&full, &c, why, sizeof(why));
@@ -410,6 +443,22 @@ sdk_err sdk_get_stats(sdk_client *c, sdk_stats *out)
     out->queue_bytes = c->s.sendq.bytes;
     out->acks_sent = c->s.acks_sent;
     out->acks_received = c->s.acks_received;
+    pthread_mutex_unlock(&c->mu);
+    return SDK_OK;
+}
+
+sdk_err sdk_current_endpoint(sdk_client *c, size_t *index, char *address, size_t addresslen)
+{
+    if (!c) {
+        return SDK_EINVAL;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (index) {
+        *index = c->endpoint_index;
+    }
+    if (address && addresslen) {
+        LL_DETAIL(address, addresslen, "%s", c->endpoint_addr);
+    }
     pthread_mutex_unlock(&c->mu);
     return SDK_OK;
 }

@@ -8,6 +8,7 @@
 #ifndef LL_CLIENT_H
 #define LL_CLIENT_H
 
+#include "endpoints.h"
 #include "lifeline/sdk.h"
 #include "link.h"
 #include "msgq.h"
@@ -30,6 +31,9 @@ struct sdk_client {
     ll_carver carver;           /* received messages are carved from its blocks (I/O thread only) */
     ll_msgq deliver;            /* with on_message: accepted, for the callback once mu is released
                                 (I/O thread only) */
+    ll_endpoints endpoints;     /* where attempts go; filled by sdk_connect, then the I/O
+                                   thread's alone */
+    bool going_away;            /* the server's last Close was GOING_AWAY (I/O thread only) */
 
     pthread_mutex_t mu;
     pthread_cond_t recv_cv; /* recvq gained a message, or closed */
@@ -46,7 +50,9 @@ struct sdk_client {
     int close_err;     /* why the client closed on its own (SDK_OK after sdk_close) */
     int last_err;
     char last_detail[256];
-    sdk_stats stats; /* counters kept here; sdk_get_stats fills the rest */
+    sdk_stats stats;        /* counters kept here; sdk_get_stats fills the rest */
+    size_t endpoint_index;  /* sdk_current_endpoint: the entry in use or tried, as configured */
+    char endpoint_addr[64]; /* ... and its address ("" until resolved) */
 };
 
 /* client_session.c (I/O thread). The hello, from the client's state (takes mu). */

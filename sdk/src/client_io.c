@@ -7,6 +7,7 @@
 #include "link.h"
 #include "ll.h"
 #include "net.h"
+#include "resolve.h"
 #include "retry.h"
 #include "wait.h"
 
@@ -92,9 +93,11 @@ static int handshake(sdk_client *c, ll_link *l, uint64_t deadline_ms)
     }
 }
 
-/* The server's close frame: whether we may come back (the core has the reason). */
-static int closed_by_peer(const Lifeline__Close *cl)
+/* The server's close frame: whether we may come back (the core has the reason), and
+ * whether it is stopping (the next attempt then goes elsewhere first). */
+static int closed_by_peer(sdk_client *c, const Lifeline__Close *cl)
 {
+    c->going_away = cl->code == LIFELINE__CLOSE__CODE__GOING_AWAY;
     return cl->reconnect ? SDK_EDISCONNECTED : SDK_EREJECTED;
 }
 
@@ -118,7 +121,7 @@ static int greet_step(sdk_client *c, ll_link *l, uint64_t deadline_ms, bool *los
         return l->conn.err;
     }
     if (r == LL_CONN_EVENT && ev.type == LL_EV_CLOSE) {
-        return closed_by_peer(ev.frame.pb->close);
+        return closed_by_peer(c, ev.frame.pb->close);
     }
     if (r == LL_CONN_EVENT) { /* the core lets nothing but a welcome through here */
         pthread_mutex_lock(&c->mu);
@@ -141,16 +144,45 @@ static int greet(sdk_client *c, ll_link *l, uint64_t deadline_ms, bool *lost)
     return rc == 1 ? 0 : rc;
 }
 
+/* What sdk_current_endpoint reports, from the cursor (takes mu). */
+static void publish_endpoint(sdk_client *c)
+{
+    const ll_addr *a = ll_endpoints_addr(&c->endpoints);
+    pthread_mutex_lock(&c->mu);
+    c->endpoint_index = ll_endpoints_current(&c->endpoints)->index;
+    c->endpoint_addr[0] = '\0';
+    if (a) {
+        ll_net_format_addr(a, c->endpoint_addr, sizeof(c->endpoint_addr));
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* TCP to the endpoint whose turn it is, resolving its name first when the cursor has just
+ * reached it (endpoints.h); the attempt's deadline covers both. */
+static int connect_endpoint(sdk_client *c, uint64_t deadline, int *fd, char *why, size_t len)
+{
+    const ll_endpoint *ep = ll_endpoints_current(&c->endpoints);
+    publish_endpoint(c);
+    if (ll_endpoints_need_addrs(&c->endpoints)) {
+        ll_addrs addrs;
+        LL_GUARD(ll_resolve(ep->host, ep->port, deadline, c->wake_fd, &addrs, why, len));
+        ll_endpoints_set_addrs(&c->endpoints, &addrs);
+        publish_endpoint(c);
+    }
+    return ll_net_connect_addr(ll_endpoints_addr(&c->endpoints), deadline, c->wake_fd, fd, why, len);
+}
+
 /* Connect, handshake and greet: on 0 the link is ready and the session adopted. */
 static int establish(sdk_client *c, ll_link *l, bool *lost)
 {
     uint64_t deadline = ll_client_attempt_deadline(c);
     int fd = -1;
     char *why = l->conn.detail;
-    int rc = ll_net_connect(c->cfg.host, c->cfg.port, deadline, c->wake_fd, &fd, why, sizeof(l->conn.detail));
-    LL_GUARD(rc);
+    LL_GUARD(connect_endpoint(c, deadline, &fd, why, sizeof(l->conn.detail)));
+    /* Each endpoint proves its own name, unless the configuration names one for all. */
+    const char *name = c->cfg.servername ? c->cfg.servername : ll_endpoints_current(&c->endpoints)->host;
     ll_tls *tls = NULL;
-    rc = ll_tls_new(c->tls, fd, c->cfg.servername, &tls, why, sizeof(l->conn.detail));
+    int rc = ll_tls_new(c->tls, fd, name, &tls, why, sizeof(l->conn.detail));
     if (rc != 0) {
         close(fd);
         return rc;
@@ -201,7 +233,7 @@ static int on_event(sdk_client *c, ll_link *l, const ll_conn_event *ev, bool *go
     case LL_EV_WELCOME:
         return ll_client_rewelcome(c, &l->conn, ev->frame.pb->welcome);
     case LL_EV_CLOSE:
-        return closed_by_peer(ev->frame.pb->close);
+        return closed_by_peer(c, ev->frame.pb->close);
     case LL_EV_HELLO:
     default:
         return ll_conn_fail(&l->conn, SDK_EPROTO, "unexpected event %d", ev->type);
@@ -362,8 +394,40 @@ static uint64_t next_random(uint64_t *x)
     return *x * 2685821657736338717ULL;
 }
 
+/* The I/O thread's reconnect bookkeeping. */
+typedef struct attempts {
+    unsigned tried;  /* failed attempts since the last session (each endpoint tried counts) */
+    unsigned rounds; /* failed rounds in a row (endpoints.h): the backoff's exponent, and
+                        what max_reconnect_attempts counts */
+    bool ever_connected;
+    uint64_t rng;
+} attempts;
+
+/* Under mu: whether to give up after err (the close error), or -1 to keep trying. Inside a
+ * round only a stop (the policy's, sdk_close, a frame too big) ends it: the other endpoints
+ * are still to be tried. */
+static int give_up_on(const sdk_client *c, int err, const attempts *a, bool round_over, bool policy_stop)
+{
+    if (c->closing) {
+        return SDK_OK;
+    }
+    if (policy_stop || err == SDK_ETOOBIG) {
+        return err; /* a frame over our limit would only come again after a resume */
+    }
+    if (!round_over) {
+        return -1;
+    }
+    if (!a->ever_connected && !c->cfg.retry_on_first_connect) {
+        return err;
+    }
+    if (c->cfg.max_reconnect_attempts && a->rounds >= c->cfg.max_reconnect_attempts) {
+        return err;
+    }
+    return -1;
+}
+
 /* Record why the connection ended; decide whether to give up (returns the close error). */
-static int after_failure(sdk_client *c, int err, const char *detail, unsigned failures, bool ever_connected,
+static int after_failure(sdk_client *c, int err, const char *detail, const attempts *a, bool round_over,
                          bool policy_stop)
 {
     pthread_mutex_lock(&c->mu);
@@ -371,22 +435,11 @@ static int after_failure(sdk_client *c, int err, const char *detail, unsigned fa
         c->last_err = err;
         LL_DETAIL(c->last_detail, sizeof(c->last_detail), "%s", detail[0] ? detail : sdk_strerror(err));
     }
-    int give_up = 0;
-    if (c->closing) {
-        give_up = SDK_OK;
-    } else if (policy_stop || err == SDK_ETOOBIG) {
-        give_up = err; /* a frame over our limit would only come again after a resume */
-    } else if (!ever_connected && !c->cfg.retry_on_first_connect) {
-        give_up = err;
-    } else if (c->cfg.max_reconnect_attempts && failures >= c->cfg.max_reconnect_attempts) {
-        give_up = err;
-    } else {
-        give_up = -1; /* keep trying */
-    }
+    int give_up = give_up_on(c, err, a, round_over, policy_stop);
     if (give_up >= 0) {
         c->close_err = give_up;
     } else {
-        c->state = ever_connected ? SDK_STATE_RECONNECTING : SDK_STATE_CONNECTING;
+        c->state = a->ever_connected ? SDK_STATE_RECONNECTING : SDK_STATE_CONNECTING;
         /* A wake-up meant for the connected loop (new work, an ack due) may still be pending
          * when the link fails; the next run() takes that work anyway. Left there, the next
          * connect would take it for sdk_close and give up the attempt, and with no backoff
@@ -421,53 +474,79 @@ static void connected(sdk_client *c, ll_link *l, bool ever_connected, unsigned a
     emit(c, (sdk_event){.type = SDK_EVENT_CONNECTED, .attempt = attempt, .resumed = !lost && ever_connected});
 }
 
+/* After an attempt or a session that ended with err: move the endpoint cursor, then give
+ * up (the close error, >= 0) or wait out the delay (-1: attempt again). The policy's delay
+ * comes after a round, or after a session; within a round the next endpoint comes at once. */
+static int next_attempt(sdk_client *c, attempts *a, int err, bool ran, const char *detail)
+{
+    bool round_over = true;
+    if (ran) {
+        ll_endpoints_ended(&c->endpoints, c->going_away);
+    } else if (err != 0) {
+        a->tried++;
+        round_over = ll_endpoints_failed(&c->endpoints);
+        a->rounds += round_over;
+    }
+    ll_retry_verdict next =
+        ll_retry_decide(c->cfg.reconnect_policy, (uint32_t)c->cfg.reconnect_min_ms, (uint32_t)c->cfg.reconnect_max_ms,
+                        ll_retry_cause(err, detail), a->rounds + 1, next_random(&a->rng));
+    char said[320]; /* after a round over several endpoints, that they all failed */
+    size_t tried = ll_endpoints_round_size(&c->endpoints);
+    if (!ran && round_over && tried > 1) {
+        LL_DETAIL(said, sizeof(said), "all %zu endpoint addresses failed; the last: %s", tried, detail);
+        detail = said;
+    }
+    int close_err = after_failure(c, err, detail, a, round_over, next.stop && err);
+    if (close_err >= 0) {
+        return close_err;
+    }
+    uint32_t delay = round_over ? next.delay_ms : 0;
+    emit(c, (sdk_event){.type = SDK_EVENT_RECONNECTING,
+                        .error = err,
+                        .detail = detail,
+                        .attempt = a->tried + 1,
+                        .delay_ms = delay});
+    if (backoff_wait(c, delay)) {
+        after_failure(c, SDK_OK, "", a, true, false);
+        return SDK_OK;
+    }
+    return -1;
+}
+
+/* One connection attempt and, if it succeeds, the session it opens, to its end. Returns
+ * the close error (>= 0) or -1 to go on. */
+static int one_attempt(sdk_client *c, attempts *a)
+{
+    ll_link l = {.fd = -1};
+    bool lost = false;
+    c->going_away = false;
+    emit(c, (sdk_event){.type = SDK_EVENT_CONNECTING, .attempt = a->tried + 1});
+    int err = establish(c, &l, &lost);
+    bool ran = err == 0; /* a session ran: its end is not a failed attempt */
+    if (ran) {
+        connected(c, &l, a->ever_connected, a->tried + 1, lost);
+        *a = (attempts){.ever_connected = true, .rng = a->rng};
+        ll_endpoints_connected(&c->endpoints);
+        err = run(c, &l);
+    }
+    goodbye(&l, err);
+    char detail[256];
+    LL_DETAIL(detail, sizeof(detail), "%s", l.conn.detail);
+    ll_link_close(&l);
+    if (err != 0 && ran) {
+        emit(c, (sdk_event){.type = SDK_EVENT_DISCONNECTED, .error = err, .detail = detail});
+    }
+    return next_attempt(c, a, err, ran, detail);
+}
+
 void *ll_client_io_main(void *arg)
 {
     sdk_client *c = arg;
     ll_io_self = c;
     pthread_setname_np(pthread_self(), "lifeline-client"); /* for top -H, perf, gdb */
-    uint64_t rng = ll_now_us() ^ (uint64_t)(uintptr_t)c ^ 0x9e3779b97f4a7c15ULL;
-    unsigned failures = 0;
-    bool ever_connected = false;
-    int close_err = SDK_OK;
-    for (;;) {
-        ll_link l = {.fd = -1};
-        bool lost = false;
-        emit(c, (sdk_event){.type = SDK_EVENT_CONNECTING, .attempt = failures + 1});
-        int err = establish(c, &l, &lost);
-        bool ran = err == 0; /* a session ran: its end is not a failed attempt */
-        if (ran) {
-            connected(c, &l, ever_connected, failures + 1, lost);
-            failures = 0;
-            ever_connected = true;
-            err = run(c, &l);
-        }
-        goodbye(&l, err);
-        char detail[256];
-        LL_DETAIL(detail, sizeof(detail), "%s", l.conn.detail);
-        ll_link_close(&l);
-        if (err != 0 && ran) {
-            emit(c, (sdk_event){.type = SDK_EVENT_DISCONNECTED, .error = err, .detail = detail});
-        }
-        failures += err != 0 && !ran;
-        ll_retry_verdict next = ll_retry_decide(c->cfg.reconnect_policy, (uint32_t)c->cfg.reconnect_min_ms,
-                                                (uint32_t)c->cfg.reconnect_max_ms, ll_retry_cause(err, detail),
-                                                failures + 1, next_random(&rng));
-        close_err = after_failure(c, err == 0 ? SDK_OK : err, detail, failures, ever_connected, next.stop && err);
-        if (close_err >= 0) {
-            break;
-        }
-        uint32_t delay = next.delay_ms;
-        emit(c, (sdk_event){.type = SDK_EVENT_RECONNECTING,
-                            .error = err,
-                            .detail = detail,
-                            .attempt = failures + 1,
-                            .delay_ms = delay});
-        if (backoff_wait(c, delay)) {
-            after_failure(c, SDK_OK, "", failures, ever_connected, false);
-            close_err = SDK_OK;
-            break;
-        }
+    attempts a = {.rng = ll_now_us() ^ (uint64_t)(uintptr_t)c ^ 0x9e3779b97f4a7c15ULL};
+    int close_err;
+    while ((close_err = one_attempt(c, &a)) < 0) {
     }
     set_state(c, SDK_STATE_CLOSED);
     char why[256] = "";

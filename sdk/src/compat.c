@@ -78,6 +78,9 @@ _Static_assert(offsetof(sdk_message, peer) == 40 && offsetof(sdk_message, flags)
                "0.1's sdk_message fields stay where they were; 0.2 appends flags");
 _Static_assert(offsetof(sdk_config, reconnect_policy) == offsetof(sdk_config, address) + sizeof(const char *),
                "0.2: reconnect_policy");
+_Static_assert(offsetof(sdk_config, endpoints) ==
+                   offsetof(sdk_config, reconnect_policy) + sizeof(((sdk_config *)0)->reconnect_policy),
+               "0.2: endpoints");
 _Static_assert(offsetof(sdk_server_config, store) == offsetof(sdk_server_config, listen) + sizeof(server_config_0_1),
                "0.2: store");
 _Static_assert(sizeof(sdk_server_config) >= offsetof(sdk_server_config, listen) + sizeof(server_config_0_1),

@@ -265,6 +265,23 @@ int ll_net_connect(const char *host, uint16_t port, uint64_t deadline_ms, int wa
     return rc;
 }
 
+int ll_net_connect_addr(const ll_addr *addr, uint64_t deadline_ms, int wake_fd, int *fd, char *err, size_t errlen)
+{
+    LL_ENSURE(addr != NULL && fd != NULL, SDK_EINVAL);
+    *fd = -1;
+    ll_addrs one = {.count = 1, .addr = {*addr}};
+    int rc = connect_any(&one, deadline_ms, wake_fd, fd, err, errlen);
+    if (rc == 0) {
+        ll_net_nodelay(*fd);
+    }
+    return rc;
+}
+
+void ll_net_format_addr(const ll_addr *addr, char *buf, size_t len)
+{
+    format_addr((const struct sockaddr *)&addr->sa, addr->len, buf, len);
+}
+
 /* ---- listen and accept -------------------------------------------------------------- */
 
 static int listen_failed(const struct addrinfo *ai, const char *what, char *err, size_t errlen)

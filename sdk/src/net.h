@@ -23,6 +23,14 @@ int ll_net_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *p
 int ll_net_connect(const char *host, uint16_t port, uint64_t deadline_ms, int wake_fd, int *fd, char *err,
                    size_t errlen);
 
+/* Connect to one resolved address, as ll_net_connect does to each of a name's (deadline,
+ * wake_fd, tuning and errors alike, less SDK_ERESOLVE). */
+struct ll_addr;
+int ll_net_connect_addr(const struct ll_addr *addr, uint64_t deadline_ms, int wake_fd, int *fd, char *err,
+                        size_t errlen);
+/* addr as "IP:PORT" or "[IPv6]:PORT" into buf ("?" if it cannot be printed). */
+void ll_net_format_addr(const struct ll_addr *addr, char *buf, size_t len);
+
 /* Non-blocking listening socket (SO_REUSEADDR, IPV6_V6ONLY off for "::"). 0 or SDK_ELISTEN. */
 int ll_net_listen(const char *host, uint16_t port, int *fd, char *err, size_t errlen);
 uint16_t ll_net_local_port(int fd);

@@ -121,15 +121,40 @@ static void drop_saved_session(ll_tls *t)
     pthread_mutex_unlock(&t->ctx->lock);
 }
 
-/* Offer the saved session only to the name it was verified for: a resumed handshake skips
- * certificate and host name checks, so another name must get a full handshake. */
+static bool is_ip_literal(const char *name);
+
+/* Whether the saved session may be offered to name. A resumed handshake skips certificate
+ * and host name checks, so only where they would pass: the name the session was verified
+ * for, or another name that the certificate verified then also covers (one client's
+ * endpoints of a cluster: a node's name, or an address, in the cluster's certificate).
+ * Elsewhere the full handshake checks the name. Under ctx->lock. */
+static bool session_fits(const ll_tls_ctx *ctx, const char *name)
+{
+    if (ctx->session == NULL) {
+        return false;
+    }
+    if (strcmp(ctx->session_host, name) == 0) {
+        return true;
+    }
+    X509 *peer = SSL_SESSION_get0_peer(ctx->session);
+    if (peer == NULL) {
+        return false;
+    }
+    int ok = is_ip_literal(name) ? X509_check_ip_asc(peer, name, 0)
+                                 : X509_check_host(peer, name, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL);
+    ERR_clear_error();
+    return ok == 1;
+}
+
+/* Offer the saved session where it fits (session_fits). A server that cannot use it (it
+ * does not have the ticket's key) makes a full handshake instead: nothing fails. */
 static void offer_session(ll_tls *t)
 {
     ll_tls_ctx *ctx = t->ctx;
     SSL_SESSION *copy = NULL;
 
     pthread_mutex_lock(&ctx->lock);
-    if (ctx->session != NULL && strcmp(ctx->session_host, t->servername) == 0) {
+    if (session_fits(ctx, t->servername)) {
         copy = SSL_SESSION_dup(ctx->session);
         t->session_gen = ctx->session_gen;
     }

@@ -508,6 +508,8 @@ static sdk_client *client_new(const sdk_config *cfg)
     ll_cond_init(&c->send_cv);
     ll_session_init(&c->s, cfg->window_messages, cfg->window_bytes);
     c->state = SDK_STATE_CONNECTING;
+    FUZZ_CHECK(ll_endpoints_add(&c->endpoints, cfg->host, cfg->port) == 0);
+    ll_endpoints_order(&c->endpoints, true, 1);
     return c;
 }
 

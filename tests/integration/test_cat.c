@@ -1,7 +1,8 @@
 /*
  * build/bin/lifeline-cat's reports, run as a subprocess against an in-process server: a
  * line over a limit names its size, the limit and whose limit it is, and names
- * --max-frame only when --max-frame was given; --connect-timeout-ms is accepted.
+ * --max-frame only when --max-frame was given; --connect-timeout-ms is accepted; --connect
+ * takes a comma-separated list (sdk_config.endpoints) and --stats says which one is in use.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -85,11 +86,36 @@ static void test_bad_connect_timeout_is_a_usage_error(void **state)
     expect_in(err, "bad number '0'", true);
 }
 
+static void test_connect_list_skips_a_dead_entry(void **state)
+{
+    ht_server hs;
+    char err[4096], extra[256], want[64];
+    int holder = -1;
+    (void)state;
+    uint16_t dead = ht_closed_port(&holder);
+    assert_true(dead != 0);
+    assert_int_equal(ht_server_start(&hs, NULL, true), SDK_OK);
+    snprintf(extra, sizeof extra, "--connect 127.0.0.1:%u,127.0.0.1:%u --keep-endpoint-order --stats", (unsigned)dead,
+             (unsigned)hs.port);
+    assert_int_equal(run_cat(hs.port, extra, err, sizeof err), 0);
+    expect_in(err, "\"endpoint_index\":1,", true);
+    snprintf(want, sizeof want, "\"endpoint\":\"127.0.0.1:%u\"", (unsigned)hs.port);
+    expect_in(err, want, true);
+    expect_in(err, "\"connects\":1,", true);
+    /* An empty entry is a typo, not a shorter list. */
+    assert_int_equal(run_cat(1, "--connect 127.0.0.1:1,,127.0.0.1:2", err, sizeof err), 64);
+    expect_in(err, "comma-separated", true);
+    assert_int_equal(run_cat(1, "--connect 127.0.0.1:1,", err, sizeof err), 64);
+    ht_server_destroy(&hs);
+    close(holder);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_too_big_line_names_the_limit),
         cmocka_unit_test(test_bad_connect_timeout_is_a_usage_error),
+        cmocka_unit_test(test_connect_list_skips_a_dead_entry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

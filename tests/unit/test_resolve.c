@@ -330,6 +330,66 @@ static void test_close_interrupts_resolution(void **state)
     silent_dns_done(dns);
 }
 
+/* A server on ip:port with the dev certificates; its port. */
+static uint16_t server_on(const char *ip, uint16_t port, sdk_server **out)
+{
+    char listen[64], cert[160], key[160];
+    sdk_server_config scfg;
+    sdk_server_config_init(&scfg);
+    LL_DETAIL(listen, sizeof listen, "%s:%u", ip, (unsigned)port);
+    LL_DETAIL(cert, sizeof cert, "%s/server.pem", ca_dir);
+    LL_DETAIL(key, sizeof key, "%s/server.key", ca_dir);
+    scfg.listen = listen;
+    scfg.cert_file = cert;
+    scfg.key_file = key;
+    assert_int_equal(sdk_server_start(&scfg, out), SDK_OK);
+    return sdk_server_port(*out);
+}
+
+/* sdk_config.endpoints: a name with two addresses is two endpoints. "multi.test" (127.0.0.2
+ * and 127.0.0.1) with a server on each: after the first one's GOING_AWAY the client moves to
+ * the other address of the same entry. servername covers both (the certificate does not
+ * name multi.test). */
+static void test_name_with_two_addresses_is_two_endpoints(void **state)
+{
+    fake_dns dns;
+    sdk_server *srv[2] = {NULL, NULL};
+    (void)state;
+    fake_dns_start(&dns);
+    uint16_t port = server_on("127.0.0.1", 0, &srv[0]);
+    assert_int_equal(server_on("127.0.0.2", port, &srv[1]), port);
+    char ep[32], first[64], then[64];
+    LL_DETAIL(ep, sizeof ep, "multi.test:%u", (unsigned)port);
+    const char *eps[1] = {ep};
+    sdk_config cfg;
+    sdk_config_init(&cfg);
+    cfg.endpoints = eps;
+    cfg.endpoint_count = 1;
+    cfg.servername = "localhost";
+    cfg.ca_file = ca_file;
+    cfg.reconnect_min_ms = 10;
+    sdk_client *c = NULL;
+    assert_int_equal(sdk_connect(&cfg, &c), SDK_OK);
+    size_t index = 9;
+    assert_int_equal(sdk_current_endpoint(c, &index, first, sizeof first), SDK_OK);
+    assert_int_equal(index, 0);
+    int used = strncmp(first, "127.0.0.1:", 10) == 0 ? 0 : 1;
+    assert_int_equal(strncmp(first, used ? "127.0.0.2:" : "127.0.0.1:", 10), 0);
+    sdk_server_stop(srv[used]);
+    uint64_t deadline = ll_now_ms() + 10000;
+    do {
+        sleep_ms(5);
+        assert_int_equal(sdk_current_endpoint(c, &index, then, sizeof then), SDK_OK);
+    } while ((sdk_get_state(c) != SDK_STATE_CONNECTED || strcmp(first, then) == 0) && ll_now_ms() < deadline);
+    assert_int_equal(index, 0);
+    assert_int_equal(strncmp(then, used ? "127.0.0.1:" : "127.0.0.2:", 10), 0);
+    assert_int_equal(sdk_get_state(c), SDK_STATE_CONNECTED);
+    sdk_destroy(c);
+    sdk_server_destroy(srv[0]);
+    sdk_server_destroy(srv[1]);
+    fake_dns_stop(&dns);
+}
+
 static int make_ca(void **state)
 {
     char err[256] = "";
@@ -358,10 +418,15 @@ static int remove_ca(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_localhost_from_hosts_file),        cmocka_unit_test(test_literals_skip_resolver),
-        cmocka_unit_test(test_several_addresses_tried_in_turn),  cmocka_unit_test(test_refused_resolver_fails_fast),
-        cmocka_unit_test(test_silent_resolver_ends_at_deadline), cmocka_unit_test(test_wake_fd_interrupts),
-        cmocka_unit_test(test_connect_fails_at_connect_timeout), cmocka_unit_test(test_close_interrupts_resolution),
+        cmocka_unit_test(test_localhost_from_hosts_file),
+        cmocka_unit_test(test_literals_skip_resolver),
+        cmocka_unit_test(test_several_addresses_tried_in_turn),
+        cmocka_unit_test(test_refused_resolver_fails_fast),
+        cmocka_unit_test(test_silent_resolver_ends_at_deadline),
+        cmocka_unit_test(test_wake_fd_interrupts),
+        cmocka_unit_test(test_connect_fails_at_connect_timeout),
+        cmocka_unit_test(test_close_interrupts_resolution),
+        cmocka_unit_test(test_name_with_two_addresses_is_two_endpoints),
     };
     return cmocka_run_group_tests(tests, make_ca, remove_ca);
 }

@@ -501,14 +501,39 @@ static void test_resumption(void **state)
     assert_true(ll_tls_resumed(l.c));
     assert_true(ll_tls_resumed(l.s));
     link_close(&l);
-    /* The session was verified for "localhost": another name gets a full handshake ... */
+    /* The session was verified for "localhost"; its certificate also names 127.0.0.1 (one
+     * cluster's endpoints), so it is offered there too ... */
     connect_ok(cctx, sctx, "127.0.0.1", &l);
-    assert_false(ll_tls_resumed(l.c));
+    assert_true(ll_tls_resumed(l.c));
     link_close(&l);
-    /* ... so a resumable session never lets a wrong name through. */
+    /* ... but never to a name the certificate does not cover: a full handshake, which fails. */
     expect_client_rejects(cctx, sctx, "wrong.example", SDK_EPEERAUTH, "hostname mismatch");
     ll_tls_ctx_free(cctx);
     ll_tls_ctx_free(sctx);
+}
+
+/* Another server (its own ticket keys) cannot use the saved ticket: a full handshake, no
+ * error, and its ticket then replaces the first one's. */
+static void test_ticket_from_another_server(void **state)
+{
+    ll_tls_ctx *first = server_ctx(false);
+    ll_tls_ctx *second = server_ctx(false);
+    ll_tls_ctx *cctx = client_ctx(dir, false);
+    tpair l;
+
+    (void)state;
+    connect_ok(cctx, first, "localhost", &l);
+    link_close(&l);
+    connect_ok(cctx, second, "127.0.0.1", &l);
+    assert_false(ll_tls_resumed(l.c));
+    assert_false(ll_tls_resumed(l.s));
+    link_close(&l);
+    connect_ok(cctx, second, "localhost", &l);
+    assert_true(ll_tls_resumed(l.c));
+    link_close(&l);
+    ll_tls_ctx_free(cctx);
+    ll_tls_ctx_free(first);
+    ll_tls_ctx_free(second);
 }
 
 /* The server sends no TLS 1.3 ticket during the handshake, only when asked (the server I/O
@@ -1128,6 +1153,7 @@ int main(void)
         cmocka_unit_test(test_client_cert_missing),
         cmocka_unit_test(test_client_cert_from_other_ca),
         cmocka_unit_test(test_resumption),
+        cmocka_unit_test(test_ticket_from_another_server),
         cmocka_unit_test(test_ticket_on_request),
         cmocka_unit_test(test_tls12_resumption),
         cmocka_unit_test(test_fatal_error_forgets_session),

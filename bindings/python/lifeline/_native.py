@@ -150,6 +150,9 @@ class sdk_config(Structure):
         # 0.2
         ("address", c_char_p),
         ("reconnect_policy", sdk_retry_rule * len(RETRY_CAUSES)),
+        ("endpoints", POINTER(c_char_p)),
+        ("endpoint_count", c_size_t),
+        ("keep_endpoint_order", c_bool),
     ]
 
 
@@ -264,6 +267,7 @@ _PROTOTYPES = {
     "sdk_get_state": (c_int, [_client_p]),
     "sdk_get_stats": (c_int, [_client_p, POINTER(sdk_stats)]),
     "sdk_last_error": (c_int, [_client_p, c_char_p, c_size_t]),
+    "sdk_current_endpoint": (c_int, [_client_p, POINTER(c_size_t), c_char_p, c_size_t]),
     "sdk_last_connect_error": (c_int, [c_char_p, c_size_t]),
     "sdk_last_call_error": (c_int, [c_char_p, c_size_t]),
     "sdk_close": (c_int, [_client_p]),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import os
 from collections import namedtuple
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from . import _native
 from ._core import (
@@ -70,6 +71,8 @@ class Client(Endpoint):
         port: Optional[int] = None,
         *,
         address: Optional[str] = None,
+        endpoints: Optional[Sequence[str]] = None,
+        keep_endpoint_order: bool = False,
         ca_file: Optional[str] = None,
         servername: Optional[str] = None,
         cert_file: Optional[str] = None,
@@ -108,8 +111,10 @@ class Client(Endpoint):
             "close_linger_ms": close_linger_ms,
         })
         _set_policy(cfg, reconnect_policy or {})
+        keep = _set_endpoints(cfg, endpoints, keep_endpoint_order)  # alive until sdk_connect copied it
         self._handle = open_handle(lib.sdk_connect, cfg, on_event, _native.sdk_event_fn, _event,
                                    lib.sdk_close, lib.sdk_destroy, "client", on_message)
+        del keep
 
     # ---- lifetime ----
 
@@ -189,6 +194,18 @@ class Client(Endpoint):
         out["state"] = text(lib.sdk_state_name(st.state))
         return out
 
+    @property
+    def endpoint(self) -> Tuple[int, str]:
+        """sdk_current_endpoint: (index into endpoints as given, "IP:PORT") of the endpoint in
+        use or, while not connected, being tried; index 0 with host/port or address; the
+        address is "" before its name was resolved. Works after close()."""
+        index = ctypes.c_size_t(0)
+        buf = ctypes.create_string_buffer(64)
+        with self._call() as ptr:
+            rc = lib.sdk_current_endpoint(ptr, ctypes.byref(index), buf, len(buf))
+        self._check(rc)
+        return index.value, text(buf.value)
+
     def last_error(self) -> Tuple[str, str]:
         """(error name, detail) of the most recent connection failure; ("SDK_OK", "") if none."""
         buf = ctypes.create_string_buffer(_native.DETAIL_LEN)
@@ -222,6 +239,29 @@ class Client(Endpoint):
             except Error:
                 pass
         raise make_error(rc, detail)
+
+
+def _set_endpoints(cfg: _native.sdk_config, endpoints: Optional[Sequence[str]], keep_order: bool) -> Any:
+    """endpoints=["HOST:PORT", ...] into cfg (sdk_config.endpoints: 1 to 64 of them, instead
+    of host/port or address; sdk_connect checks each). Returns the ctypes array, which must
+    stay alive until sdk_connect has copied it."""
+    cfg.keep_endpoint_order = bool(keep_order)
+    if endpoints is None:
+        return None
+    if isinstance(endpoints, (str, bytes)):
+        raise TypeError("endpoints must be a list of \"HOST:PORT\" strings, not one string")
+    items = []
+    for e in endpoints:
+        if not isinstance(e, (str, bytes)):
+            raise TypeError(f"endpoints entries must be str, not {type(e).__name__}")
+        b = os.fsencode(e)
+        if b"\0" in b:
+            raise ValueError("an endpoints entry contains a NUL byte")
+        items.append(b)
+    array = (ctypes.c_char_p * max(len(items), 1))(*items)
+    cfg.endpoints = ctypes.cast(array, ctypes.POINTER(ctypes.c_char_p))  # [] too: the library says why
+    cfg.endpoint_count = len(items)
+    return array
 
 
 def _set_policy(cfg: _native.sdk_config, policy: Dict[str, Any]) -> None:

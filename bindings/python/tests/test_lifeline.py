@@ -558,6 +558,46 @@ class TestMessageCallbacks(unittest.TestCase):
             echo.stop()
 
 
+class TestEndpoints(unittest.TestCase):
+    """Client(endpoints=[...]): several servers of one service (sdk_config.endpoints)."""
+
+    def test_skips_a_dead_entry_and_moves_on_after_going_away(self):
+        holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(holder.close)
+        holder.bind(("127.0.0.1", 0))
+        first, second = EchoServer(), EchoServer()
+        self.addCleanup(first.stop)
+        self.addCleanup(second.stop)
+        eps = [f"127.0.0.1:{holder.getsockname()[1]}", f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"]
+        with lifeline.Client(endpoints=eps, keep_endpoint_order=True, ca_file=CERTS.ca, reconnect_min_ms=10,
+                             reconnect_max_ms=100) as c:
+            self.assertEqual(c.endpoint, (1, eps[1]))
+            c.send(b"one")
+            self.assertEqual(c.recv(timeout=WAIT).data, b"one")
+            first.stop()  # GOING_AWAY: the next endpoint, not the dead first entry
+            self.assertTrue(wait_for(lambda: c.state == "connected" and c.endpoint[0] == 2))
+            self.assertEqual(c.endpoint, (2, eps[2]))
+            c.send(b"two")
+            self.assertEqual(c.recv(timeout=WAIT).data, b"two")
+            st = c.stats()
+            self.assertEqual((st["connects"], st["sessions_lost"]), (2, 1))
+            c.close()
+            self.assertEqual(c.endpoint, (2, eps[2]))  # works after close()
+
+    def test_bad_lists(self):
+        with self.assertRaises(TypeError):
+            lifeline.Client(endpoints="127.0.0.1:1")
+        with self.assertRaises(lifeline.InvalidArgumentError) as cm:
+            lifeline.Client(endpoints=[])
+        self.assertIn("1 to 64", cm.exception.detail)
+        with self.assertRaises(lifeline.InvalidArgumentError) as cm:
+            lifeline.Client(endpoints=["127.0.0.1:1", "::1:1"])
+        self.assertIn("endpoints[1]", cm.exception.detail)
+        with self.assertRaises(lifeline.InvalidArgumentError) as cm:
+            lifeline.Client(endpoints=["127.0.0.1:1"], address="127.0.0.1:1")
+        self.assertIn("not both", cm.exception.detail)
+
+
 class TestConnectFailures(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

@@ -191,7 +191,9 @@ typedef struct sdk_config {
     int reconnect_max_ms;            /* largest backoff ceiling (default 30000) */
     unsigned max_reconnect_attempts; /* failed connection attempts in a row (counting from the
                                         first connect or the last lost connection) before the
-                                        client gives up and closes; 0: forever */
+                                        client gives up and closes; 0: forever. With several
+                                        endpoints, a round over all of them counts as one
+                                        (see endpoints) */
     bool retry_on_first_connect;     /* sdk_connect returns at once and keeps retrying in the
                                         background (default false: it fails fast) */
     size_t queue_max_messages;       /* messages waiting or unacknowledged (default 65536) */
@@ -215,6 +217,43 @@ typedef struct sdk_config {
      * (a person must act: at least 1 s between attempts) and SDK_RETRY_REJECTED {stop}.
      * Bad values (min_ms < 0, 0 <= max_ms < min_ms) make sdk_connect fail with SDK_EINVAL. */
     sdk_retry_rule reconnect_policy[SDK_RETRY_CAUSES];
+
+    /*
+     * Several servers of one service (a cluster), instead of host and port or address (set
+     * one of the three; host/port and address are a one-entry list). endpoints points to
+     * endpoint_count strings, each "HOST:PORT" or "[IPv6]:PORT" (sdk_parse_address), 1 to 64
+     * of them; sdk_connect copies them (the array and strings stay the caller's). NULL and 0:
+     * none. A malformed entry makes sdk_connect fail with SDK_EINVAL, naming its index.
+     *
+     * Which endpoint an attempt goes to:
+     *  - A host name counts as one endpoint per address it resolves to. It is resolved
+     *    when its turn comes, so DNS changes are seen once per round.
+     *  - The entries are tried in one random order per client (their addresses shuffled
+     *    too), so clients spread over the servers; keep_endpoint_order keeps the order
+     *    given (and the resolver's order of addresses), for a primary and its standbys.
+     *  - Each attempt (one address) has its own connect_timeout_ms, as libpq's per host.
+     *    After a failed attempt the next endpoint is tried at once; the reconnect policy's
+     *    delay comes after a round, every endpoint failed once in a row. The client cycles
+     *    through the rounds for as long as the policy allows: max_reconnect_attempts counts
+     *    rounds, and sdk_connect without retry_on_first_connect fails after one round (so
+     *    it may block up to the number of endpoints times connect_timeout_ms) with the last
+     *    attempt's error; after a round over several, the detail starts "all N endpoint
+     *    addresses failed; the last: ".
+     *  - A lost connection is retried on the same endpoint first: without a shared session
+     *    store only that server knows the session. After the server's Close with
+     *    GOING_AWAY (a server stopping, sdk_server_stop), the next attempt goes to the next
+     *    endpoint first. Another server that does not share the store answers
+     *    SDK_EVENT_SESSION_LOST (the session's unacknowledged messages are sent again).
+     *
+     * TLS: each endpoint's host is checked against its certificate (servername, if set,
+     * for every endpoint). A saved TLS session is offered to another endpoint only where its
+     * certificate also covers that endpoint's name (a cluster's certificate naming its
+     * nodes, or one servername); a server that does not know the ticket's key makes a full
+     * handshake, which is no error. sdk_current_endpoint tells which endpoint is in use.
+     */
+    const char *const *endpoints;
+    size_t endpoint_count;
+    bool keep_endpoint_order; /* try the endpoints in the order given (default false: shuffled) */
 } sdk_config;
 
 /*
@@ -227,8 +266,8 @@ typedef struct sdk_config {
 
 /*
  * sdk_config_init_sized: fill the first size bytes of cfg with the defaults above (host
- * NULL, port 0, address NULL), zero whatever lies beyond what this library knows, and set
- * cfg->size = size. Does not block; any thread; cfg is the caller's. Errors: SDK_EINVAL
+ * NULL, port 0, address and endpoints NULL), zero whatever lies beyond what this library
+ * knows, and set cfg->size = size. Does not block; any thread; cfg is the caller's. Errors: SDK_EINVAL
  * (cfg NULL, or size smaller than the first sized layout, 0.2's: cfg is left untouched).
  * Programs call it through sdk_config_init; bindings call it with their struct's size.
  */
@@ -275,11 +314,12 @@ typedef struct sdk_client sdk_client;
 
 /*
  * sdk_connect: copy cfg, start the client's I/O thread and connect.
- * Blocks until the first session is established (at most connect_timeout_ms), unless
+ * Blocks until the first session is established (at most connect_timeout_ms per endpoint
+ * address tried, see sdk_config.endpoints), unless
  * cfg->retry_on_first_connect is set: then it returns SDK_OK at once and the I/O
  * thread keeps trying under the reconnect policy while sdk_send queues.
  * On SDK_OK *out is a client to release with sdk_close() then sdk_destroy().
- * Errors: SDK_EINVAL (missing host/port or address, both given, a bad address, bad values,
+ * Errors: SDK_EINVAL (missing host/port, address or endpoints, more than one given, a bad address, bad values,
  * cfg->size not from sdk_config_init, or a field this library does not know set; the
  * detail says which), SDK_ENOMEM, SDK_ERESOLVE (no address for host, or no answer from the
  * DNS servers within connect_timeout_ms: the detail names the host and c-ares' reason),
@@ -380,6 +420,16 @@ typedef struct sdk_stats {
 
 /* sdk_get_stats: snapshot of counters. Any thread. Errors: SDK_EINVAL. Works after close. */
 SDK_API sdk_err sdk_get_stats(sdk_client *c, sdk_stats *out);
+
+/*
+ * sdk_current_endpoint: the endpoint the client is connected to, or while it is not, the
+ * one it is trying or will try next. *index (may be NULL) gets its position in
+ * sdk_config.endpoints as given (0 with host/port or address); address (may be NULL, else
+ * always NUL-terminated) the "IP:PORT" or "[IPv6]:PORT" connected to or tried, "" before
+ * its name is resolved. Any thread; never blocks; works after close (the last one used).
+ * Errors: SDK_EINVAL (NULL client).
+ */
+SDK_API sdk_err sdk_current_endpoint(sdk_client *c, size_t *index, char *address, size_t addresslen);
 
 /*
  * sdk_last_error: the cause of the client's most recent connection failure, as a
