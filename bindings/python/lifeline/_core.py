@@ -37,8 +37,8 @@ _INT_MAX = 2**31 - 1
 class Message:
     """A received message: payload `data` (bytes), protobuf `type` name or None, `seq`
     within the session, `session` (server side; 0 on the client), `peer` (server side:
-    the client certificate subject under mutual TLS, else None) and `flags` (SDK_MSG_* bits;
-    0 today: REDELIVERED = 0x1 is reserved)."""
+    the client certificate subject under mutual TLS, else None) and `flags` (SDK_MSG_* bits:
+    REDELIVERED = 0x1, see .redelivered)."""
 
     __slots__ = ("data", "type", "seq", "session", "peer", "flags")
 
@@ -50,6 +50,14 @@ class Message:
         self.session = session
         self.peer = peer
         self.flags = flags
+
+    REDELIVERED = 0x1
+
+    @property
+    def redelivered(self) -> bool:
+        """Server side: a previous owner of the session, which died, may have delivered this
+        message already (a store with store_sync="always"); no other message has it."""
+        return bool(self.flags & Message.REDELIVERED)
 
     def __bytes__(self) -> bytes:
         return self.data

@@ -281,7 +281,7 @@ _PROTOTYPES = {
     "sdk_server_port": (c_uint16, [_server_p]),
     "sdk_server_recv": (c_int, [_server_p, _msg_pp, c_int]),
     "sdk_server_ack": (c_int, [_server_p, c_uint64, c_uint64]),
-    "sdk_server_reply": (c_int, [_server_p, c_uint64, c_uint64, c_char_p, c_void_p, c_size_t, c_int]),
+    "sdk_server_reply": (c_int, [_server_p, c_uint64, c_uint64, c_char_p, c_char_p, c_size_t, c_int]),
     "sdk_server_send": (c_int, [_server_p, c_uint64, c_char_p, c_size_t, c_int]),
     "sdk_server_send_typed": (c_int, [_server_p, c_uint64, c_char_p, c_char_p, c_size_t, c_int]),
     "sdk_server_close_session": (c_int, [_server_p, c_uint64, c_char_p, c_bool]),

@@ -72,6 +72,9 @@ def _destroy_with(store: Optional[int]) -> Callable[[int], None]:
     return destroy
 
 
+_STORE_SYNC = ("handover", "always")  # sdk_store_sync, in order
+
+
 class Server(Endpoint):
     """An embedded Lifeline server (server.h): listens, serves every client on one I/O
     thread, and hands their messages to recv(). Any number of threads may use it at once.
@@ -82,9 +85,15 @@ class Server(Endpoint):
     None keeps the library default.
 
     store="redis://HOST[:PORT][/DB]" (or "memory:") keeps sessions in a session store
-    (lifeline/store.h): at stop() they are written there, and any server on the same store
-    resumes them. store_timeout_ms bounds each store call (0: the library default). The
-    store is opened here and closed with the server.
+    (lifeline/store.h), and any server on the same store resumes them. store_sync says when
+    they are written: "handover" (the default: when a connection drops and at stop()) or
+    "always" (also before any ack, data or delivery leaves, so a killed server loses
+    nothing; messages its application may have seen come again with .redelivered).
+    store_timeout_ms bounds each store call (0: the library default). The store is opened
+    here and closed with the server.
+
+    manual_ack=True: taking a message does not acknowledge it; ack(msg) or reply(msg, ...)
+    does, once the application is done with it.
 
     on_event(SessionEvent) runs on the server's I/O thread: return quickly, do not call
     stop() or block; exceptions are logged (logger "lifeline") and dropped.
@@ -118,6 +127,8 @@ class Server(Endpoint):
         on_message: Optional[Callable[[Message], Any]] = None,
         store: Optional[str] = None,
         store_timeout_ms: int = 0,
+        store_sync: str = "handover",
+        manual_ack: bool = False,
     ):
         self._handle: Optional[Handle] = None
         self._inbox = Inbox()
@@ -138,6 +149,10 @@ class Server(Endpoint):
             "window_messages": window_messages, "window_bytes": window_bytes,
             "max_output_bytes": max_output_bytes,
         })
+        if store_sync not in _STORE_SYNC:
+            raise ValueError(f"store_sync is one of {', '.join(_STORE_SYNC)}, not {store_sync!r}")
+        cfg.store_sync = _STORE_SYNC.index(store_sync)
+        cfg.manual_ack = bool(manual_ack)
         st = _open_store(store, store_timeout_ms)
         cfg.store = st
         try:
@@ -147,6 +162,7 @@ class Server(Endpoint):
         except BaseException:
             lib.sdk_store_close(st)
             raise
+        self._manual_ack = bool(manual_ack)
         with self._handle.call() as ptr:
             self._port = lib.sdk_server_port(ptr)
 
@@ -186,6 +202,26 @@ class Server(Endpoint):
             else:
                 rc = wait(lambda ms: lib.sdk_server_send_typed(ptr, session, tname, body, len(body), ms),
                           timeout, SDK_EQUEUEFULL)
+        check(rc, _native.last_call_error() if rc == CODES["SDK_ETOOBIG"] else "")
+
+    def ack(self, msg: Message) -> None:
+        """With manual_ack: acknowledge msg and every earlier message of its session (under
+        store_sync="always" once the store holds that). Raises NotFoundError (its session is
+        gone), InvalidArgumentError (not a manual_ack server)."""
+        with self._call() as ptr:
+            rc = lib.sdk_server_ack(ptr, msg.session, msg.seq)
+        check(rc)
+
+    def reply(self, msg: Message, data: Any, timeout: Optional[float] = None, *,
+              type_name: Optional[str] = None) -> None:
+        """Send data to msg's session and, with manual_ack, acknowledge msg in the same step
+        (stored together under store_sync="always": a request is answered exactly once
+        across a crash). Waits and raises as send()."""
+        tname, body = payload(data, type_name)
+        ack_seq = msg.seq if self._manual_ack else 0
+        with self._call() as ptr:
+            rc = wait(lambda ms: lib.sdk_server_reply(ptr, msg.session, ack_seq, tname, body, len(body), ms),
+                      timeout, SDK_EQUEUEFULL)
         check(rc, _native.last_call_error() if rc == CODES["SDK_ETOOBIG"] else "")
 
     def sessions(self) -> List[Dict[str, Any]]:

@@ -541,6 +541,27 @@ class TestMessageCallbacks(unittest.TestCase):
                             store_timeout_ms=500)
         self.assertIn(str(port), str(down.exception))
 
+    def test_store_sync_always_with_manual_acks(self):
+        server = lifeline.Server("127.0.0.1:0", dev_certs=CERTS.dir, store="memory:", store_sync="always",
+                                 manual_ack=True)
+        try:
+            with connect(server.port) as c:
+                for i in range(3):
+                    c.send(bytes([i]))
+                got = [server.recv(timeout=WAIT) for _ in range(3)]
+                self.assertEqual([m.data for m in got], [b"\x00", b"\x01", b"\x02"])
+                self.assertFalse(any(m.redelivered for m in got))
+                with self.assertRaises(lifeline.TimeoutError):
+                    c.flush(timeout=0.3)  # taken, not acknowledged
+                server.ack(got[1])
+                server.reply(got[2], b"done")  # the reply acknowledges the last one
+                c.flush(timeout=WAIT)
+                self.assertEqual(c.recv(timeout=WAIT).data, b"done")
+        finally:
+            server.stop()
+        with self.assertRaises(ValueError):
+            lifeline.Server("127.0.0.1:0", dev_certs=CERTS.dir, store="memory:", store_sync="sometimes")
+
     def test_on_message_exception_is_logged_not_raised(self):
         def bad(m):
             raise RuntimeError("message callback bug")
