@@ -56,6 +56,20 @@ static uint64_t expect_ids(sdk_client *c, sdk_server *srv, uint32_t from, uint32
     return session;
 }
 
+/* A client of the server at port that reconnects at once (10..100 ms), its events in ev. */
+static sdk_client *fast_client(uint16_t port, ht_events *ev)
+{
+    ht_events_init(ev);
+    sdk_config cc;
+    ht_client_config(&cc, port);
+    cc.reconnect_min_ms = 10;
+    cc.reconnect_max_ms = 100;
+    ht_events_attach(ev, &cc);
+    sdk_client *c = NULL;
+    assert_int_equal(sdk_connect(&cc, &c), SDK_OK);
+    return c;
+}
+
 static void expect_nothing_more(sdk_client *c, sdk_server *srv)
 {
     sdk_message *m = NULL;
@@ -63,6 +77,7 @@ static void expect_nothing_more(sdk_client *c, sdk_server *srv)
 }
 
 static sdk_store_sync sync_mode; /* of the servers start_on starts */
+static const sdk_store_sync HANDOVER = SDK_STORE_SYNC_HANDOVER, ALWAYS = SDK_STORE_SYNC_ALWAYS;
 
 static sdk_server *start_on(sdk_store *store, const char *listen)
 {
@@ -89,14 +104,7 @@ static void handover(sdk_store *store_a, sdk_store *store_b)
     snprintf(listen, sizeof(listen), "127.0.0.1:%u", (unsigned)sdk_server_port(a));
 
     ht_events ev;
-    ht_events_init(&ev);
-    sdk_config cc;
-    ht_client_config(&cc, sdk_server_port(a));
-    cc.reconnect_min_ms = 10;
-    cc.reconnect_max_ms = 100;
-    ht_events_attach(&ev, &cc);
-    sdk_client *c = NULL;
-    assert_int_equal(sdk_connect(&cc, &c), SDK_OK);
+    sdk_client *c = fast_client(sdk_server_port(a), &ev);
 
     /* Mid-conversation: A took half of what the client sent, and the client took half of
      * what A sent; the rest is in queues and windows on both sides. */
@@ -131,18 +139,19 @@ static void handover(sdk_store *store_a, sdk_store *store_b)
     ht_events_free(&ev);
 }
 
-static void memory_store(sdk_store_sync mode)
+/* state: the sync mode (a prestate of the table in main). */
+static void test_memory_store(void **state)
 {
-    sync_mode = mode;
+    sync_mode = *(const sdk_store_sync *)*state;
     sdk_store *st = NULL;
     assert_int_equal(sdk_store_open("memory:", 0, &st), SDK_OK);
     handover(st, st);
     sdk_store_close(st);
 }
 
-static void redis_store(sdk_store_sync mode)
+static void test_redis_store(void **state)
 {
-    sync_mode = mode;
+    sync_mode = *(const sdk_store_sync *)*state;
     redis_proc redis;
     assert_true(redis_proc_start(&redis));
     sdk_store *sa = NULL, *sb = NULL;
@@ -152,30 +161,6 @@ static void redis_store(sdk_store_sync mode)
     sdk_store_close(sa);
     sdk_store_close(sb);
     redis_proc_stop(&redis);
-}
-
-static void test_memory_store(void **state)
-{
-    (void)state;
-    memory_store(SDK_STORE_SYNC_HANDOVER);
-}
-
-static void test_redis_store(void **state)
-{
-    (void)state;
-    redis_store(SDK_STORE_SYNC_HANDOVER);
-}
-
-static void test_memory_store_sync_always(void **state)
-{
-    (void)state;
-    memory_store(SDK_STORE_SYNC_ALWAYS);
-}
-
-static void test_redis_store_sync_always(void **state)
-{
-    (void)state;
-    redis_store(SDK_STORE_SYNC_ALWAYS);
 }
 
 /* lifeline-server A echoes; SIGTERM; lifeline-server B on the same port and store. */
@@ -189,14 +174,7 @@ static void test_lifeline_server_failover(void **state)
     assert_int_equal(ht_proc_start(&a, 0, extra), 0);
 
     ht_events ev;
-    ht_events_init(&ev);
-    sdk_config cc;
-    ht_client_config(&cc, a.port);
-    cc.reconnect_min_ms = 10;
-    cc.reconnect_max_ms = 100;
-    ht_events_attach(&ev, &cc);
-    sdk_client *c = NULL;
-    assert_int_equal(sdk_connect(&cc, &c), SDK_OK);
+    sdk_client *c = fast_client(a.port, &ev);
     send_ids(c, NULL, 0, 1, 4 * N);
     expect_ids(c, NULL, 1, N); /* the rest in flight when A stops */
 
@@ -232,8 +210,9 @@ static void exchange(sdk_client *c, sdk_server *srv, uint64_t session, uint32_t 
  * store cannot hold it, and all of it once it can; under handover messages keep flowing.
  * The connection survives both (the I/O thread never waits on the store), and every message
  * arrives exactly once, in order. */
-static void outage(sdk_store_sync mode)
+static void test_redis_outage(void **state)
 {
+    sdk_store_sync mode = *(const sdk_store_sync *)*state;
     sync_mode = mode;
     redis_proc redis;
     assert_true(redis_proc_start(&redis));
@@ -279,18 +258,6 @@ static void outage(sdk_store_sync mode)
     sdk_store_close(st);
     ht_events_free(&ev);
     redis_proc_stop(&redis);
-}
-
-static void test_redis_outage_sync_always(void **state)
-{
-    (void)state;
-    outage(SDK_STORE_SYNC_ALWAYS);
-}
-
-static void test_redis_outage_handover(void **state)
-{
-    (void)state;
-    outage(SDK_STORE_SYNC_HANDOVER);
 }
 
 /* What a --log-messages file says the application took: per sequence (1..max) how often,
@@ -359,14 +326,7 @@ static void test_lifeline_server_sigkill_always(void **state)
     assert_int_equal(ht_proc_start(&a, 0, extra_a), 0);
 
     ht_events ev;
-    ht_events_init(&ev);
-    sdk_config cc;
-    ht_client_config(&cc, a.port);
-    cc.reconnect_min_ms = 10;
-    cc.reconnect_max_ms = 100;
-    ht_events_attach(&ev, &cc);
-    sdk_client *c = NULL;
-    assert_int_equal(sdk_connect(&cc, &c), SDK_OK);
+    sdk_client *c = fast_client(a.port, &ev);
     send_ids(c, NULL, 0, 1, 8 * N);
     expect_ids(c, NULL, 1, N); /* the rest in flight, some taken, some stored, when A dies */
 
@@ -389,15 +349,21 @@ static void test_lifeline_server_sigkill_always(void **state)
     redis_proc_stop(&redis);
 }
 
+/* A test run with sync mode `mode` as its state, named for it. */
+#define IN_MODE(fn, mode)                                      \
+    {                                                          \
+#fn " (sync " #mode ")", fn, NULL, NULL, (void *)&mode \
+    }
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_memory_store),
-        cmocka_unit_test(test_redis_store),
-        cmocka_unit_test(test_memory_store_sync_always),
-        cmocka_unit_test(test_redis_store_sync_always),
-        cmocka_unit_test(test_redis_outage_sync_always),
-        cmocka_unit_test(test_redis_outage_handover),
+        IN_MODE(test_memory_store, HANDOVER),
+        IN_MODE(test_redis_store, HANDOVER),
+        IN_MODE(test_memory_store, ALWAYS),
+        IN_MODE(test_redis_store, ALWAYS),
+        IN_MODE(test_redis_outage, ALWAYS),
+        IN_MODE(test_redis_outage, HANDOVER),
         cmocka_unit_test(test_lifeline_server_failover),
         cmocka_unit_test(test_lifeline_server_sigkill_always),
     };
