@@ -96,6 +96,11 @@ typedef struct sdk_server_config {
     struct sdk_store *store; /* sessions outlive the process in this store (lifeline/store.h:
                                 sdk_store_open, and "handover" there); NULL: in memory only.
                                 The caller's: close it after sdk_server_destroy */
+    uint64_t ticket_key_rotation_ms; /* with a store: how long each shared TLS ticket key
+                                        encrypts (lifeline/store.h "Ticket keys"); at least
+                                        1000 (default 12 h, 43200000) */
+    uint32_t ticket_keys_live;       /* with a store: keys accepted at once, the current, the
+                                        next and those before them; 2-8 (default 3) */
 } sdk_server_config;
 
 /* sdk_server_config_init(cfg): a macro passing the size of the caller's struct, as
@@ -121,6 +126,17 @@ SDK_API sdk_err sdk_server_config_init_sized(sdk_server_config *cfg, size_t size
  * detail (sdk_last_connect_error() too, for programs written against 0.1).
  */
 SDK_API sdk_err sdk_server_start(const sdk_server_config *cfg, sdk_server **out);
+
+/*
+ * sdk_server_ticket_keys: where the server's TLS session ticket keys come from. SDK_OK: from
+ * its store, shared with every server on that store (lifeline/store.h "Ticket keys"), the
+ * latest fetch succeeded. SDK_ENOTFOUND: no store, OpenSSL's keys of this process. Otherwise
+ * the error of the latest fetch from the store, which failed: the keys already held stay in
+ * use (if the store never answered, a key of this process only: tickets resume here, not
+ * elsewhere), and the detail says so. The detail goes NUL-terminated into buf (buflen bytes;
+ * buf may be NULL); it never contains a key. Does not block. Any thread. SDK_EINVAL for NULL.
+ */
+SDK_API sdk_err sdk_server_ticket_keys(sdk_server *srv, char *buf, size_t buflen);
 
 /* sdk_server_last_start_error: the detail of the calling thread's most recent
  * sdk_server_start() that failed (e.g. "bad listen address ..."), copied into buf (always
