@@ -1,0 +1,241 @@
+/*
+ * TLS tickets across server instances that share a session store, with raw peers
+ * (raw_peer.h) as the client: a session opened on A, handed over at A's graceful stop, is
+ * resumed on B with TLS resumed (B reads A's ticket: the keys come from the store) and
+ * welcomed early, before the Hello, from the stored record; the Hello then adopts it
+ * without a second Welcome. B never offers a session it cannot resume: a ticket whose
+ * session has left the store gets no early welcome. A server on another store cannot read
+ * the ticket at all. Run on a memory store shared by the servers, and on a redis-server of
+ * the test's own with a handle per server, as separate processes would have.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "raw_peer.h"
+#include "redis_proc.h"
+
+#include "lifeline/server.h"
+#include "lifeline/store.h"
+#include "ll.h"
+#include "recstore.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct fixture {
+    rp_certs certs;
+    redis_proc redis; /* pid 0: the memory store */
+    sdk_store *store_a, *store_b;
+    ll_tls_ctx *client_tls;
+} fixture;
+
+static int setup_with(void **state, bool redis)
+{
+    fixture *fx = calloc(1, sizeof(*fx));
+    char err[256] = "";
+    ll_tls_ctx_config tc = {.server = false};
+    if (!fx || rp_certs_make(&fx->certs) != 0) {
+        return -1;
+    }
+    tc.ca_file = fx->certs.ca;
+    if (redis) {
+        if (!redis_proc_start(&fx->redis) || sdk_store_open(fx->redis.url, 0, &fx->store_a) != SDK_OK ||
+            sdk_store_open(fx->redis.url, 0, &fx->store_b) != SDK_OK) {
+            return -1;
+        }
+    } else if (sdk_store_open("memory:", 0, &fx->store_a) != SDK_OK) {
+        return -1;
+    } else {
+        fx->store_b = fx->store_a; /* one handle, as servers of one process share it */
+    }
+    if (ll_tls_ctx_new(&tc, &fx->client_tls, err, sizeof(err)) != 0) {
+        fprintf(stderr, "client context: %s\n", err);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+static int setup_memory(void **state)
+{
+    return setup_with(state, false);
+}
+
+static int setup_redis(void **state)
+{
+    return setup_with(state, true);
+}
+
+static int teardown(void **state)
+{
+    fixture *fx = *state;
+    if (fx->store_b != fx->store_a) {
+        sdk_store_close(fx->store_b);
+    }
+    sdk_store_close(fx->store_a);
+    if (fx->redis.pid) {
+        redis_proc_stop(&fx->redis);
+    }
+    ll_tls_ctx_free(fx->client_tls);
+    rp_certs_remove(&fx->certs);
+    free(fx);
+    return 0;
+}
+
+static sdk_server *start_on(fixture *fx, sdk_store *store)
+{
+    sdk_server_config cfg;
+    sdk_server_config_init(&cfg);
+    cfg.listen = "127.0.0.1:0";
+    cfg.cert_file = fx->certs.cert;
+    cfg.key_file = fx->certs.key;
+    cfg.store = store;
+    sdk_server *srv = NULL;
+    assert_int_equal(sdk_server_start(&cfg, &srv), SDK_OK);
+    char detail[256];
+    assert_int_equal(sdk_server_ticket_keys(srv, detail, sizeof(detail)), store ? SDK_OK : SDK_ENOTFOUND);
+    return srv;
+}
+
+/* A new session on srv through p: its id, its token into token[16]. The ping answered after
+ * the welcome means the ticket behind the welcome has been read. */
+static uint64_t open_session(fixture *fx, sdk_server *srv, rp_peer *p, uint8_t *token)
+{
+    ll_frame f;
+    rp_connect(p, fx->client_tls, sdk_server_port(srv));
+    rp_send_hello(p, 0, NULL, 0, 0);
+    rp_next(p, &f);
+    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
+    uint64_t id = f.pb->welcome->session_id;
+    assert_int_equal(f.pb->welcome->resume_token.len, 16);
+    memcpy(token, f.pb->welcome->resume_token.data, 16);
+    ll_frame_release(&f);
+    rp_send_ping(p, 1);
+    rp_expect_pong(p, 1);
+    return id;
+}
+
+/* The first frame on p, read before any Hello is sent: the early welcome to session id. */
+static void expect_early_welcome(rp_peer *p, uint64_t id, const uint8_t *token)
+{
+    ll_frame f;
+    rp_next(p, &f);
+    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
+    assert_true(f.pb->welcome->resumed);
+    assert_true(f.pb->welcome->session_id == id);
+    assert_int_equal(f.pb->welcome->heartbeat_timeout_ms, 15000); /* as the stored record has it */
+    assert_int_equal(f.pb->welcome->resume_token.len, 16);
+    assert_memory_equal(f.pb->welcome->resume_token.data, token, 16); /* the client's, unchanged */
+    ll_frame_release(&f);
+}
+
+static void expect_session_on(sdk_server *srv, uint64_t id)
+{
+    sdk_session_info *info = NULL;
+    size_t n = 0;
+    assert_int_equal(sdk_server_sessions(srv, &info, &n), SDK_OK);
+    assert_int_equal(n, 1);
+    assert_true(info[0].id == id);
+    assert_int_equal(info[0].state, SDK_SESSION_STATE_CONNECTED);
+    sdk_sessions_free(info);
+}
+
+/* A's session, handed over at its stop, is welcomed early on B and resumed there. */
+static void test_early_welcome_on_another_instance(void **state)
+{
+    fixture *fx = *state;
+    rp_peer a, b;
+    uint8_t token[16];
+    sdk_server *srv_a = start_on(fx, fx->store_a);
+    uint64_t id = open_session(fx, srv_a, &a, token);
+    assert_int_equal(sdk_server_stop(srv_a), SDK_OK); /* the session goes into the store */
+    rp_close(&a);
+
+    sdk_server *srv_b = start_on(fx, fx->store_b);
+    rp_connect(&b, fx->client_tls, sdk_server_port(srv_b));
+    assert_true(ll_tls_resumed(b.link.tls)); /* B opened A's ticket */
+    expect_early_welcome(&b, id, token);
+    rp_send_hello(&b, id, token, sizeof(token), 0);
+    rp_send_ping(&b, 2);
+    rp_expect_pong(&b, 2); /* no second welcome before it */
+    expect_session_on(srv_b, id);
+    rp_close(&b);
+    sdk_server_destroy(srv_b);
+    sdk_server_destroy(srv_a);
+}
+
+/* The ticket names a session whose record is gone (another instance took it): resumed TLS,
+ * but no early welcome, and the Hello opens a new session. */
+static void test_no_early_welcome_without_a_record(void **state)
+{
+    fixture *fx = *state;
+    rp_peer a, b;
+    uint8_t token[16];
+    sdk_server *srv_a = start_on(fx, fx->store_a);
+    uint64_t id = open_session(fx, srv_a, &a, token);
+    assert_int_equal(sdk_server_stop(srv_a), SDK_OK);
+    rp_close(&a);
+    ll_buf bytes = {0};
+    ll_sessrec r;
+    assert_int_equal(ll_recstore_get(fx->store_b, id, &bytes, &r), 0);
+    assert_int_equal(ll_recstore_del(fx->store_b, id, r.owner_epoch), LL_WRITE_DONE);
+    ll_buf_free(&bytes);
+
+    sdk_server *srv_b = start_on(fx, fx->store_b);
+    rp_connect(&b, fx->client_tls, sdk_server_port(srv_b));
+    assert_true(ll_tls_resumed(b.link.tls));
+    rp_send_hello(&b, id, token, sizeof(token), 0);
+    ll_frame f;
+    rp_next(&b, &f); /* an early welcome would have come first */
+    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
+    assert_false(f.pb->welcome->resumed);
+    assert_true(f.pb->welcome->session_id != id);
+    ll_frame_release(&f);
+    rp_close(&b);
+    sdk_server_destroy(srv_b);
+    sdk_server_destroy(srv_a);
+}
+
+/* A server on another store, or on none, holds other keys: A's ticket costs a full
+ * handshake there. */
+static void test_other_keys_full_handshake(void **state)
+{
+    fixture *fx = *state;
+    rp_peer a, b;
+    uint8_t token[16];
+    sdk_store *other = NULL;
+    assert_int_equal(sdk_store_open("memory:", 0, &other), SDK_OK);
+    sdk_server *srv_a = start_on(fx, fx->store_a);
+    (void)open_session(fx, srv_a, &a, token);
+    sdk_server *srv_c = start_on(fx, other);
+    sdk_server *srv_d = start_on(fx, NULL);
+    rp_connect(&b, fx->client_tls, sdk_server_port(srv_c));
+    assert_false(ll_tls_resumed(b.link.tls));
+    rp_close(&b); /* C sent no ticket (no Hello): the client still holds A's */
+    assert_false(ll_tls_resumed(b.link.tls));
+    rp_close(&b);
+    rp_connect(&b, fx->client_tls, sdk_server_port(srv_a)); /* the control: A itself resumes it */
+    assert_true(ll_tls_resumed(b.link.tls));
+    rp_close(&b);
+    rp_close(&a);
+    sdk_server_destroy(srv_d);
+    sdk_server_destroy(srv_c);
+    sdk_server_destroy(srv_a);
+    sdk_store_close(other);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_early_welcome_on_another_instance, setup_memory, teardown),
+        cmocka_unit_test_setup_teardown(test_early_welcome_on_another_instance, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(test_no_early_welcome_without_a_record, setup_memory, teardown),
+        cmocka_unit_test_setup_teardown(test_no_early_welcome_without_a_record, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(test_other_keys_full_handshake, setup_memory, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
