@@ -36,6 +36,9 @@ static void usage(FILE *out)
             "  --store URL              hand sessions over through a session store at stop, and resume\n"
             "                           sessions handed over by other servers: memory: or\n"
             "                           redis://HOST[:PORT][/DB]\n"
+            "  --ticket-rotation-s N    with --store: each shared TLS ticket key encrypts for N seconds\n"
+            "                           (default 43200, 12 h)\n"
+            "  --ticket-keys N          with --store: ticket keys accepted at once, 2-8 (default 3)\n"
             "  --echo                   send every message back to its sender (default)\n"
             "  --sink                   acknowledge and drop every message\n"
             "  --sessions-every-ms N    print the liveness view of every session as a JSON line on stderr every N ms\n"
@@ -56,7 +59,8 @@ static long number(const char *flag, const char *text, long min, long max)
 }
 
 /* The long options; parse() switches on their values. */
-enum { LISTEN = 1, CERT, KEY, CLIENT_CA, DEV_CERTS, MAX_FRAME, TTL, ECHO, SINK, SESSIONS_EVERY, STORE, HELP };
+enum { LISTEN = 1, CERT, KEY, CLIENT_CA, DEV_CERTS, MAX_FRAME, TTL, ECHO, SINK, SESSIONS_EVERY, STORE, HELP,
+       TICKET_ROTATION, TICKET_KEYS };
 static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN},
                                       {"cert", required_argument, NULL, CERT},
                                       {"key", required_argument, NULL, KEY},
@@ -69,6 +73,8 @@ static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN
                                       {"help", no_argument, NULL, HELP},
                                       {"sessions-every-ms", required_argument, NULL, SESSIONS_EVERY},
                                       {"store", required_argument, NULL, STORE},
+                                      {"ticket-rotation-s", required_argument, NULL, TICKET_ROTATION},
+                                      {"ticket-keys", required_argument, NULL, TICKET_KEYS},
                                       {NULL, 0, NULL, 0}};
 
 static void parse(int argc, char **argv, options *o)
@@ -109,6 +115,12 @@ static void parse(int argc, char **argv, options *o)
             break;
         case STORE:
             o->store_url = optarg;
+            break;
+        case TICKET_ROTATION:
+            o->cfg.ticket_key_rotation_ms = 1000ull * (uint64_t)number("--ticket-rotation-s", optarg, 1, 30 * 86400L);
+            break;
+        case TICKET_KEYS:
+            o->cfg.ticket_keys_live = (uint32_t)number("--ticket-keys", optarg, 2, 8);
             break;
         case HELP:
         case 'h':
@@ -251,6 +263,10 @@ static int start(const options *o, sdk_store **store, sdk_server **srv)
         sdk_server_config cfg = o->cfg;
         cfg.store = *store;
         rc = sdk_server_start(&cfg, srv);
+    }
+    char keys[320];
+    if (rc == SDK_OK && *store && sdk_server_ticket_keys(*srv, keys, sizeof(keys)) != SDK_OK) {
+        fprintf(stderr, "lifeline-server: TLS ticket keys: %s\n", keys); /* tickets resume here only */
     }
     if (rc != SDK_OK) {
         char detail[256];

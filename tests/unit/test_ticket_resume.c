@@ -25,6 +25,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct fixture {
     rp_certs certs;
@@ -228,6 +229,94 @@ static void test_other_keys_full_handshake(void **state)
     sdk_store_close(other);
 }
 
+/* ---- the figure: a reconnect after a restart, with and without shared keys ---- */
+
+#define ROUNDS 15
+
+static int by_value(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t median(uint64_t *v, size_t n)
+{
+    qsort(v, n, sizeof(*v), by_value);
+    return v[n / 2];
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* From connect to the session's Welcome in hand, each time on a server just restarted on
+ * the store (the previous one stopped, handing the session over): resumed TLS, early welcome. */
+static uint64_t resumed_reconnect_us(fixture *fx)
+{
+    uint64_t took[ROUNDS];
+    uint8_t token[16];
+    rp_peer p;
+    sdk_server *srv = start_on(fx, fx->store_a);
+    uint64_t id = open_session(fx, srv, &p, token);
+    for (int i = 0; i < ROUNDS; i++) {
+        assert_int_equal(sdk_server_stop(srv), SDK_OK);
+        rp_close(&p);
+        sdk_server_destroy(srv);
+        srv = start_on(fx, i % 2 ? fx->store_a : fx->store_b);
+        uint64_t t0 = now_us();
+        rp_connect(&p, fx->client_tls, sdk_server_port(srv));
+        expect_early_welcome(&p, id, token);
+        took[i] = now_us() - t0;
+        assert_true(ll_tls_resumed(p.link.tls));
+        rp_send_hello(&p, id, token, sizeof(token), 0);
+        rp_send_ping(&p, 1);
+        rp_expect_pong(&p, 1); /* the next ticket is in */
+    }
+    rp_close(&p);
+    sdk_server_destroy(srv);
+    return median(took, ROUNDS);
+}
+
+/* The same without a ticket to resume: a full handshake, then Hello and Welcome. */
+static uint64_t full_reconnect_us(fixture *fx)
+{
+    uint64_t took[ROUNDS];
+    sdk_server *srv = start_on(fx, NULL);
+    for (int i = 0; i < ROUNDS; i++) {
+        ll_tls_ctx *fresh = NULL;
+        char err[256];
+        ll_tls_ctx_config tc = {.server = false, .ca_file = fx->certs.ca};
+        assert_int_equal(ll_tls_ctx_new(&tc, &fresh, err, sizeof(err)), 0);
+        rp_peer p;
+        ll_frame f;
+        uint64_t t0 = now_us();
+        rp_connect(&p, fresh, sdk_server_port(srv));
+        rp_send_hello(&p, 0, NULL, 0, 0);
+        rp_next(&p, &f);
+        took[i] = now_us() - t0;
+        assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
+        assert_false(ll_tls_resumed(p.link.tls));
+        ll_frame_release(&f);
+        rp_close(&p);
+        ll_tls_ctx_free(fresh);
+    }
+    sdk_server_destroy(srv);
+    return median(took, ROUNDS);
+}
+
+static void test_reconnect_time_after_restart(void **state)
+{
+    fixture *fx = *state;
+    uint64_t resumed = resumed_reconnect_us(fx);
+    uint64_t full = full_reconnect_us(fx);
+    printf("reconnect after a restart, connect to Welcome, median of %d: shared ticket keys (resumed TLS, "
+           "early welcome from Redis) %llu us; full handshake then Hello/Welcome %llu us\n",
+           ROUNDS, (unsigned long long)resumed, (unsigned long long)full);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +325,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_early_welcome_without_a_record, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_no_early_welcome_without_a_record, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(test_other_keys_full_handshake, setup_memory, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_time_after_restart, setup_redis, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
