@@ -216,6 +216,8 @@ class sdk_server_config(Structure):
         ("on_message", sdk_message_fn),
         # 0.2
         ("store", c_void_p),
+        ("ticket_key_rotation_ms", c_uint64),
+        ("ticket_keys_live", c_uint32),
     ]
 
 

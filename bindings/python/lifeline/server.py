@@ -84,7 +84,9 @@ class Server(Endpoint):
     store="redis://HOST[:PORT][/DB]" (or "memory:") keeps sessions in a session store
     (lifeline/store.h): at stop() they are written there, and any server on the same store
     resumes them. store_timeout_ms bounds each store call (0: the library default). The
-    store is opened here and closed with the server.
+    store is opened here and closed with the server. With a store, the TLS ticket keys are
+    shared through it too: ticket_key_rotation_ms (default 12 h) and ticket_keys_live
+    (default 3) as in sdk_server_config.
 
     on_event(SessionEvent) runs on the server's I/O thread: return quickly, do not call
     stop() or block; exceptions are logged (logger "lifeline") and dropped.
@@ -118,6 +120,8 @@ class Server(Endpoint):
         on_message: Optional[Callable[[Message], Any]] = None,
         store: Optional[str] = None,
         store_timeout_ms: int = 0,
+        ticket_key_rotation_ms: Optional[int] = None,
+        ticket_keys_live: Optional[int] = None,
     ):
         self._handle: Optional[Handle] = None
         self._inbox = Inbox()
@@ -136,7 +140,8 @@ class Server(Endpoint):
             "heartbeat_max_ms": heartbeat_max_ms, "session_ttl_ms": session_ttl_ms,
             "queue_max_messages": queue_max_messages, "queue_max_bytes": queue_max_bytes,
             "window_messages": window_messages, "window_bytes": window_bytes,
-            "max_output_bytes": max_output_bytes,
+            "max_output_bytes": max_output_bytes, "ticket_key_rotation_ms": ticket_key_rotation_ms,
+            "ticket_keys_live": ticket_keys_live,
         })
         st = _open_store(store, store_timeout_ms)
         cfg.store = st
