@@ -59,8 +59,22 @@ static long number(const char *flag, const char *text, long min, long max)
 }
 
 /* The long options; parse() switches on their values. */
-enum { LISTEN = 1, CERT, KEY, CLIENT_CA, DEV_CERTS, MAX_FRAME, TTL, ECHO, SINK, SESSIONS_EVERY, STORE, HELP,
-       TICKET_ROTATION, TICKET_KEYS };
+enum {
+    LISTEN = 1,
+    CERT,
+    KEY,
+    CLIENT_CA,
+    DEV_CERTS,
+    MAX_FRAME,
+    TTL,
+    ECHO,
+    SINK,
+    SESSIONS_EVERY,
+    STORE,
+    HELP,
+    TICKET_ROTATION,
+    TICKET_KEYS
+};
 static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN},
                                       {"cert", required_argument, NULL, CERT},
                                       {"key", required_argument, NULL, KEY},

@@ -95,11 +95,11 @@ struct sdk_server {
     ll_msgq inbox;
     srv_session *dirty; /* sessions with new output or acks due */
     bool wake_pending;
-    bool stopping;         /* sdk_server_stop: no new input; replies still go out (drain) */
-    bool sends_closed;     /* the drain is over: sdk_server_send returns SDK_ECLOSED */
-    uint64_t last_send_ms; /* when the application last queued a message (drain ends when quiet) */
-    bool stopped;          /* the I/O thread has exited */
-    sdk_store *store;      /* sessions outlive the process there; NULL: none (the caller's) */
+    bool stopping;                   /* sdk_server_stop: no new input; replies still go out (drain) */
+    bool sends_closed;               /* the drain is over: sdk_server_send returns SDK_ECLOSED */
+    uint64_t last_send_ms;           /* when the application last queued a message (drain ends when quiet) */
+    bool stopped;                    /* the I/O thread has exited */
+    sdk_store *store;                /* sessions outlive the process there; NULL: none (the caller's) */
     struct ll_tk_refresher *tickets; /* with a store: the shared TLS ticket keys */
 };
 

@@ -218,7 +218,7 @@ static void bind_session(sdk_server *srv, srv_conn *conn, srv_session *ss, const
     conn->link.keepalive_ms = ss->hb_timeout_ms;                         /* set once the welcome is out */
     conn->phase = CONN_READY;
     ll_timers_set(&srv->timers, &conn->timer, now + ss->hb_timeout_ms);
-    conn->link.ticket_due = true;              /* right behind the welcome: see ll_link_flush */
+    conn->link.ticket_due = true; /* right behind the welcome: see ll_link_flush */
     /* A resume from it can be welcomed early: here, and with a store anywhere (the token in
      * the ticket lets another instance's early welcome hand it back, see server_tickets.c). */
     ll_tls_tag_ticket(conn->link.tls, ss->id, ss->token, srv->store ? sizeof(ss->token) : 0);

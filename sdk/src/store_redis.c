@@ -321,8 +321,7 @@ static void redis_close(sdk_store *st)
     free(b);
 }
 
-static const ll_recstore_ops REDIS_OPS = {redis_claim, redis_put, redis_get, redis_del, redis_close,
-                                           redis_ticket_keys};
+static const ll_recstore_ops REDIS_OPS = {redis_claim, redis_put, redis_get, redis_del, redis_close, redis_ticket_keys};
 
 int ll_store_redis_open(sdk_store *st, const ll_store_url *u)
 {

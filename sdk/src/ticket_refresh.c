@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RETRY_FIRST_MS 500u
-#define RETRY_MAX_MS 30000u
+#define RETRY_FIRST_MS       500u
+#define RETRY_MAX_MS         30000u
 #define MISS_MIN_INTERVAL_MS 5000u /* an unknown key asks for a refresh at most this often */
-#define JITTER_MAX_MS 1000u        /* spreads the instances' fetches after a boundary */
+#define JITTER_MAX_MS        1000u /* spreads the instances' fetches after a boundary */
 /* Fetched again at least this often, not only at boundaries: a store that lost its keys
  * (restarted without persistence) has new ones made by the first instance to ask, and
  * the others must not keep sealing with the lost ones until the next boundary. */

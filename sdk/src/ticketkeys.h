@@ -20,15 +20,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LL_TK_NAME_LEN 16 /* OpenSSL's key_name: sent in the clear inside each ticket */
-#define LL_TK_AES_LEN 32  /* AES-256-CBC */
-#define LL_TK_HMAC_LEN 32 /* HMAC-SHA256 */
-#define LL_TK_BLOB_LEN (LL_TK_NAME_LEN + LL_TK_AES_LEN + LL_TK_HMAC_LEN) /* as stored */
-#define LL_TK_LIVE_MIN 2
-#define LL_TK_LIVE_MAX 8
-#define LL_TK_LIVE_DEFAULT 3
+#define LL_TK_NAME_LEN            16 /* OpenSSL's key_name: sent in the clear inside each ticket */
+#define LL_TK_AES_LEN             32 /* AES-256-CBC */
+#define LL_TK_HMAC_LEN            32 /* HMAC-SHA256 */
+#define LL_TK_BLOB_LEN            (LL_TK_NAME_LEN + LL_TK_AES_LEN + LL_TK_HMAC_LEN) /* as stored */
+#define LL_TK_LIVE_MIN            2
+#define LL_TK_LIVE_MAX            8
+#define LL_TK_LIVE_DEFAULT        3
 #define LL_TK_ROTATION_DEFAULT_MS (12ull * 3600 * 1000)
-#define LL_TK_ROTATION_MIN_MS 1000ull
+#define LL_TK_ROTATION_MIN_MS     1000ull
 
 typedef struct ll_ticket_key {
     uint64_t period; /* the period this key belongs to; 0 for a key of this process only */

@@ -704,7 +704,7 @@ int ll_tls_ctx_share_ticket_keys(ll_tls_ctx *ctx, ll_ticket_ring *ring)
 
 /* The tag as a ticket carries it: little-endian, then the secret, since with shared ticket
  * keys another instance (of any byte order) may read it back. */
-#define TAG_LEN 8
+#define TAG_LEN            8
 #define TICKET_APPDATA_MAX (TAG_LEN + LL_TLS_TICKET_SECRET_MAX)
 
 void ll_tls_tag_ticket(ll_tls *t, uint64_t tag, const void *secret, size_t len)

@@ -31,8 +31,7 @@ static int set_hmac_key(EVP_MAC_CTX *hctx, ll_ticket_key *k)
 }
 
 /* A new ticket: name it, draw its IV, and set up its cipher and MAC. 1, or 0 for no ticket. */
-static int seal(ll_ticket_ring *ring, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx,
-                EVP_MAC_CTX *hctx)
+static int seal(ll_ticket_ring *ring, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx)
 {
     ll_ticket_key k;
     if (!ll_tk_ring_encrypt_key(ring, ll_wall_ms(), &k)) {
@@ -48,8 +47,8 @@ static int seal(ll_ticket_ring *ring, unsigned char *name, unsigned char *iv, EV
 
 /* A ticket offered by a client: 1 (or 2: renew it) with the cipher and MAC of the key it
  * names, 0 (a full handshake) if that key is not held. */
-static int open_ticket(ll_ticket_ring *ring, const unsigned char *name, const unsigned char *iv,
-                       EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx)
+static int open_ticket(ll_ticket_ring *ring, const unsigned char *name, const unsigned char *iv, EVP_CIPHER_CTX *cctx,
+                       EVP_MAC_CTX *hctx)
 {
     ll_ticket_key k;
     bool renew = false;
@@ -64,8 +63,8 @@ static int open_ticket(ll_ticket_ring *ring, const unsigned char *name, const un
     return renew ? 2 : 1;
 }
 
-static int ticket_key_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx,
-                         EVP_MAC_CTX *hctx, int enc)
+static int ticket_key_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx,
+                         int enc)
 {
     ll_ticket_ring *ring = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
     return enc ? seal(ring, name, iv, cctx, hctx) : open_ticket(ring, name, iv, cctx, hctx);

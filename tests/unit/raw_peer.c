@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #define ERRLEN 512
@@ -188,4 +189,20 @@ void rp_expect_pong(rp_peer *p, uint64_t nonce)
     assert_int_equal(f.kind, LIFELINE__FRAME__KIND_PONG);
     assert_true(f.pb->pong->nonce == nonce);
     ll_frame_release(&f);
+}
+
+uint64_t rp_open_session(rp_peer *p, ll_tls_ctx *ctx, uint16_t port, uint8_t *token)
+{
+    ll_frame f;
+    rp_connect(p, ctx, port);
+    rp_send_hello(p, 0, NULL, 0, 0);
+    rp_next(p, &f);
+    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
+    uint64_t id = f.pb->welcome->session_id;
+    assert_int_equal(f.pb->welcome->resume_token.len, 16);
+    memcpy(token, f.pb->welcome->resume_token.data, 16);
+    ll_frame_release(&f);
+    rp_send_ping(p, 1);
+    rp_expect_pong(p, 1);
+    return id;
 }

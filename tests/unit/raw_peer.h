@@ -42,6 +42,10 @@ void rp_send_hello(rp_peer *p, uint64_t session, const uint8_t *token, size_t to
 void rp_send_ping(rp_peer *p, uint64_t nonce);
 /* The next frame is a Pong for nonce. */
 void rp_expect_pong(rp_peer *p, uint64_t nonce);
+/* Connect to port as a client of ctx and open a new session: its id, and its token into
+ * token[16]. The ping answered after the welcome means the session ticket (sent right behind
+ * the welcome) has been read, so the next connection of ctx resumes TLS with it. */
+uint64_t rp_open_session(rp_peer *p, ll_tls_ctx *ctx, uint16_t port, uint8_t *token);
 /* The SDK's socket at the other end of p's connection (both ends live in the test process),
  * for checking its options; -1 if none. */
 int rp_other_end(const rp_peer *p);

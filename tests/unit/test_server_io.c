@@ -79,23 +79,10 @@ static void expect_close(rp_peer *p, Lifeline__Close__Code code, bool reconnect)
     ll_frame_release(&f);
 }
 
-/* A new session on p: its id, and its token into token[16]. A ping answered afterwards means
- * the session ticket (sent right behind the welcome) has been read, so the next connection
- * of client_tls resumes TLS with it. */
+/* A new session on p (rp_open_session). */
 static uint64_t open_session(fixture *fx, rp_peer *p, uint8_t *token)
 {
-    ll_frame f;
-    rp_connect(p, fx->client_tls, fx->port);
-    rp_send_hello(p, 0, NULL, 0, 0);
-    rp_next(p, &f);
-    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
-    uint64_t id = f.pb->welcome->session_id;
-    assert_int_equal(f.pb->welcome->resume_token.len, 16);
-    memcpy(token, f.pb->welcome->resume_token.data, 16);
-    ll_frame_release(&f);
-    rp_send_ping(p, 1);
-    rp_expect_pong(p, 1);
-    return id;
+    return rp_open_session(p, fx->client_tls, fx->port, token);
 }
 
 /* Connect with the ticket of session id's connection: the server welcomes the connection
@@ -134,7 +121,7 @@ static void test_bad_resume_position_keeps_the_session(void **state)
     uint64_t id = open_session(fx, &a, token);
 
     connect_welcomed(fx, &b, id);
-    rp_send_hello(&b, id, token, sizeof(token), 99);                   /* nothing was ever sent to it */
+    rp_send_hello(&b, id, token, sizeof(token), 99);                /* nothing was ever sent to it */
     expect_close(&b, LIFELINE__CLOSE__CODE__PROTOCOL_ERROR, false); /* it would only come again */
 
     expect_still_carries(fx, &a, id);
@@ -174,7 +161,7 @@ static void test_hello_must_match_early_welcome(void **state)
     uint64_t id = open_session(fx, &a, token);
 
     connect_welcomed(fx, &b, id);
-    rp_send_hello(&b, 0, NULL, 0, 0);                                  /* a new session instead */
+    rp_send_hello(&b, 0, NULL, 0, 0);                               /* a new session instead */
     expect_close(&b, LIFELINE__CLOSE__CODE__PROTOCOL_ERROR, false); /* it would only come again */
     rp_close(&b);
 

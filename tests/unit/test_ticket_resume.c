@@ -102,24 +102,6 @@ static sdk_server *start_on(fixture *fx, sdk_store *store)
     return srv;
 }
 
-/* A new session on srv through p: its id, its token into token[16]. The ping answered after
- * the welcome means the ticket behind the welcome has been read. */
-static uint64_t open_session(fixture *fx, sdk_server *srv, rp_peer *p, uint8_t *token)
-{
-    ll_frame f;
-    rp_connect(p, fx->client_tls, sdk_server_port(srv));
-    rp_send_hello(p, 0, NULL, 0, 0);
-    rp_next(p, &f);
-    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
-    uint64_t id = f.pb->welcome->session_id;
-    assert_int_equal(f.pb->welcome->resume_token.len, 16);
-    memcpy(token, f.pb->welcome->resume_token.data, 16);
-    ll_frame_release(&f);
-    rp_send_ping(p, 1);
-    rp_expect_pong(p, 1);
-    return id;
-}
-
 /* The first frame on p, read before any Hello is sent: the early welcome to session id. */
 static void expect_early_welcome(rp_peer *p, uint64_t id, const uint8_t *token)
 {
@@ -132,6 +114,18 @@ static void expect_early_welcome(rp_peer *p, uint64_t id, const uint8_t *token)
     assert_int_equal(f.pb->welcome->resume_token.len, 16);
     assert_memory_equal(f.pb->welcome->resume_token.data, token, 16); /* the client's, unchanged */
     ll_frame_release(&f);
+}
+
+/* A session opened on a new server A (into *srv_a, stopped), handed over to the store at A's
+ * stop: its id, and its token into token[16]. The client holds A's ticket. */
+static uint64_t handed_over(fixture *fx, sdk_server **srv_a, uint8_t *token)
+{
+    rp_peer a;
+    *srv_a = start_on(fx, fx->store_a);
+    uint64_t id = rp_open_session(&a, fx->client_tls, sdk_server_port(*srv_a), token);
+    assert_int_equal(sdk_server_stop(*srv_a), SDK_OK); /* the session goes into the store */
+    rp_close(&a);
+    return id;
 }
 
 static void expect_session_on(sdk_server *srv, uint64_t id)
@@ -149,12 +143,10 @@ static void expect_session_on(sdk_server *srv, uint64_t id)
 static void test_early_welcome_on_another_instance(void **state)
 {
     fixture *fx = *state;
-    rp_peer a, b;
+    rp_peer b;
     uint8_t token[16];
-    sdk_server *srv_a = start_on(fx, fx->store_a);
-    uint64_t id = open_session(fx, srv_a, &a, token);
-    assert_int_equal(sdk_server_stop(srv_a), SDK_OK); /* the session goes into the store */
-    rp_close(&a);
+    sdk_server *srv_a = NULL;
+    uint64_t id = handed_over(fx, &srv_a, token);
 
     sdk_server *srv_b = start_on(fx, fx->store_b);
     rp_connect(&b, fx->client_tls, sdk_server_port(srv_b));
@@ -174,12 +166,10 @@ static void test_early_welcome_on_another_instance(void **state)
 static void test_no_early_welcome_without_a_record(void **state)
 {
     fixture *fx = *state;
-    rp_peer a, b;
+    rp_peer b;
     uint8_t token[16];
-    sdk_server *srv_a = start_on(fx, fx->store_a);
-    uint64_t id = open_session(fx, srv_a, &a, token);
-    assert_int_equal(sdk_server_stop(srv_a), SDK_OK);
-    rp_close(&a);
+    sdk_server *srv_a = NULL;
+    uint64_t id = handed_over(fx, &srv_a, token);
     ll_buf bytes = {0};
     ll_sessrec r;
     assert_int_equal(ll_recstore_get(fx->store_b, id, &bytes, &r), 0);
@@ -211,7 +201,7 @@ static void test_other_keys_full_handshake(void **state)
     sdk_store *other = NULL;
     assert_int_equal(sdk_store_open("memory:", 0, &other), SDK_OK);
     sdk_server *srv_a = start_on(fx, fx->store_a);
-    (void)open_session(fx, srv_a, &a, token);
+    (void)rp_open_session(&a, fx->client_tls, sdk_server_port(srv_a), token);
     sdk_server *srv_c = start_on(fx, other);
     sdk_server *srv_d = start_on(fx, NULL);
     rp_connect(&b, fx->client_tls, sdk_server_port(srv_c));
@@ -260,7 +250,7 @@ static uint64_t resumed_reconnect_us(fixture *fx)
     uint8_t token[16];
     rp_peer p;
     sdk_server *srv = start_on(fx, fx->store_a);
-    uint64_t id = open_session(fx, srv, &p, token);
+    uint64_t id = rp_open_session(&p, fx->client_tls, sdk_server_port(srv), token);
     for (int i = 0; i < ROUNDS; i++) {
         assert_int_equal(sdk_server_stop(srv), SDK_OK);
         rp_close(&p);

@@ -237,12 +237,9 @@ static void test_refresher_outage_keeps_keys(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_periods_and_window),
-        cmocka_unit_test(test_encode_decode),
-        cmocka_unit_test(test_encrypt_key_choice),
-        cmocka_unit_test(test_find_by_name),
-        cmocka_unit_test(test_memory_store_converges),
-        cmocka_unit_test(test_redis_store_converges),
+        cmocka_unit_test(test_periods_and_window),          cmocka_unit_test(test_encode_decode),
+        cmocka_unit_test(test_encrypt_key_choice),          cmocka_unit_test(test_find_by_name),
+        cmocka_unit_test(test_memory_store_converges),      cmocka_unit_test(test_redis_store_converges),
         cmocka_unit_test(test_refresher_outage_keeps_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

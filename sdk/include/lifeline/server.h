@@ -96,11 +96,12 @@ typedef struct sdk_server_config {
     struct sdk_store *store; /* sessions outlive the process in this store (lifeline/store.h:
                                 sdk_store_open, and "handover" there); NULL: in memory only.
                                 The caller's: close it after sdk_server_destroy */
-    uint64_t ticket_key_rotation_ms; /* with a store: how long each shared TLS ticket key
-                                        encrypts (lifeline/store.h "Ticket keys"); at least
-                                        1000 (default 12 h, 43200000) */
-    uint32_t ticket_keys_live;       /* with a store: keys accepted at once, the current, the
-                                        next and those before them; 2-8 (default 3) */
+    /* With a store: how long each shared TLS ticket key seals new tickets (lifeline/store.h,
+     * "Ticket keys"); at least 1000 (default 12 h, 43200000). */
+    uint64_t ticket_key_rotation_ms;
+    /* With a store: ticket keys accepted at once, the current one, the next one and those
+     * before them; 2-8 (default 3). */
+    uint32_t ticket_keys_live;
 } sdk_server_config;
 
 /* sdk_server_config_init(cfg): a macro passing the size of the caller's struct, as
