@@ -127,7 +127,9 @@ static void prune_ticket_keys(mem_be *b, uint64_t now)
             b->tkeys[kept++] = b->tkeys[i];
         }
     }
-    memset(b->tkeys + kept, 0, (b->ntkeys - kept) * sizeof(*b->tkeys));
+    if (kept < b->ntkeys) { /* (tkeys is NULL until the first key) */
+        memset(b->tkeys + kept, 0, (b->ntkeys - kept) * sizeof(*b->tkeys));
+    }
     b->ntkeys = kept;
 }
 
