@@ -21,6 +21,7 @@
 #include "lifeline/server.h"
 #include "lifeline/store.h"
 #include "ll.h"
+#include "net.h"
 #include "recstore.h"
 
 #include <stdlib.h>
@@ -219,6 +220,58 @@ static void test_other_keys_full_handshake(void **state)
     sdk_store_close(other);
 }
 
+/* Sleep until `ms` past the start of the period `ahead` periods after the current one. */
+static uint64_t sleep_into_period(uint64_t from_period, uint64_t rotation_ms, uint64_t ahead, uint64_t ms)
+{
+    uint64_t target = (from_period + ahead) * rotation_ms + ms, now = ll_wall_ms();
+    if (target > now) {
+        struct timespec ts = {(time_t)((target - now) / 1000), (long)((target - now) % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return ll_wall_ms() / rotation_ms;
+}
+
+/* Keys rotate every second here, 3 live: a ticket sealed in period p still resumes in p + 1
+ * (the previous key is accepted), and no longer in p + 3, when its key has left the window. */
+static void test_rotation_accepts_previous_keys(void **state)
+{
+    fixture *fx = *state;
+    enum { ROTATION_MS = 1000 };
+    sdk_server_config cfg;
+    sdk_server_config_init(&cfg);
+    cfg.listen = "127.0.0.1:0";
+    cfg.cert_file = fx->certs.cert;
+    cfg.key_file = fx->certs.key;
+    cfg.store = fx->store_a;
+    cfg.ticket_key_rotation_ms = ROTATION_MS;
+    cfg.ticket_keys_live = 3;
+    sdk_server *srv = NULL;
+    assert_int_equal(sdk_server_start(&cfg, &srv), SDK_OK);
+    ll_tls_ctx *late = NULL;
+    char err[256];
+    ll_tls_ctx_config tc = {.server = false, .ca_file = fx->certs.ca};
+    assert_int_equal(ll_tls_ctx_new(&tc, &late, err, sizeof(err)), 0);
+    uint64_t p = sleep_into_period(ll_wall_ms() / ROTATION_MS, ROTATION_MS, 1, 200);
+    rp_peer a, b, c;
+    uint8_t token[16];
+    (void)rp_open_session(&a, fx->client_tls, sdk_server_port(srv), token); /* both tickets of p */
+    (void)rp_open_session(&b, late, sdk_server_port(srv), token);
+    rp_close(&a);
+    rp_close(&b);
+    assert_true(ll_wall_ms() / ROTATION_MS == p); /* (a slow machine: the test means nothing) */
+
+    assert_true(sleep_into_period(p, ROTATION_MS, 1, 300) == p + 1);
+    rp_connect(&c, fx->client_tls, sdk_server_port(srv));
+    assert_true(ll_tls_resumed(c.link.tls)); /* under the previous key */
+    rp_close(&c);
+    assert_true(sleep_into_period(p, ROTATION_MS, 3, 300) == p + 3);
+    rp_connect(&c, late, sdk_server_port(srv));
+    assert_false(ll_tls_resumed(c.link.tls)); /* its key is gone */
+    rp_close(&c);
+    sdk_server_destroy(srv);
+    ll_tls_ctx_free(late);
+}
+
 /* ---- the figure: a reconnect after a restart, with and without shared keys ---- */
 
 #define ROUNDS 15
@@ -315,6 +368,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_early_welcome_without_a_record, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_no_early_welcome_without_a_record, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(test_other_keys_full_handshake, setup_memory, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_accepts_previous_keys, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_time_after_restart, setup_redis, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
