@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "faultproxy.h"
 #include "raw_peer.h"
 #include "redis_proc.h"
 
@@ -86,6 +87,16 @@ static int teardown(void **state)
     rp_certs_remove(&fx->certs);
     free(fx);
     return 0;
+}
+
+/* A client TLS context of its own, holding no ticket yet. */
+static ll_tls_ctx *new_client_ctx(fixture *fx)
+{
+    ll_tls_ctx *ctx = NULL;
+    char err[256];
+    ll_tls_ctx_config tc = {.server = false, .ca_file = fx->certs.ca};
+    assert_int_equal(ll_tls_ctx_new(&tc, &ctx, err, sizeof(err)), 0);
+    return ctx;
 }
 
 static sdk_server *start_on(fixture *fx, sdk_store *store)
@@ -247,10 +258,7 @@ static void test_rotation_accepts_previous_keys(void **state)
     cfg.ticket_keys_live = 3;
     sdk_server *srv = NULL;
     assert_int_equal(sdk_server_start(&cfg, &srv), SDK_OK);
-    ll_tls_ctx *late = NULL;
-    char err[256];
-    ll_tls_ctx_config tc = {.server = false, .ca_file = fx->certs.ca};
-    assert_int_equal(ll_tls_ctx_new(&tc, &late, err, sizeof(err)), 0);
+    ll_tls_ctx *late = new_client_ctx(fx);
     uint64_t p = sleep_into_period(ll_wall_ms() / ROTATION_MS, ROTATION_MS, 1, 200);
     rp_peer a, b, c;
     uint8_t token[16];
@@ -274,7 +282,7 @@ static void test_rotation_accepts_previous_keys(void **state)
 
 /* ---- the figure: a reconnect after a restart, with and without shared keys ---- */
 
-#define ROUNDS 15
+#define ROUNDS 11
 
 static int by_value(const void *a, const void *b)
 {
@@ -295,22 +303,36 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* A path to srv through a proxy that holds every chunk delay_ms each way (a network's
+ * round trip of twice that), so that round trips show, not only CPU. */
+static fp_proxy *delayed_link(sdk_server *srv, int delay_ms)
+{
+    fp_proxy *link = NULL;
+    assert_int_equal(fp_start("127.0.0.1", 0, "127.0.0.1", sdk_server_port(srv), &link), 0);
+    assert_int_equal(fp_set_delay_ms(link, delay_ms), 0);
+    return link;
+}
+
 /* From connect to the session's Welcome in hand, each time on a server just restarted on
  * the store (the previous one stopped, handing the session over): resumed TLS, early welcome. */
-static uint64_t resumed_reconnect_us(fixture *fx)
+static uint64_t resumed_reconnect_us(fixture *fx, int delay_ms)
 {
     uint64_t took[ROUNDS];
     uint8_t token[16];
     rp_peer p;
+    ll_tls_ctx *client = new_client_ctx(fx); /* no ticket of an earlier call's session */
     sdk_server *srv = start_on(fx, fx->store_a);
-    uint64_t id = rp_open_session(&p, fx->client_tls, sdk_server_port(srv), token);
+    uint64_t id = rp_open_session(&p, client, sdk_server_port(srv), token);
+    fp_proxy *link = NULL;
     for (int i = 0; i < ROUNDS; i++) {
         assert_int_equal(sdk_server_stop(srv), SDK_OK);
         rp_close(&p);
+        fp_stop(link); /* (NULL the first time) */
         sdk_server_destroy(srv);
         srv = start_on(fx, i % 2 ? fx->store_a : fx->store_b);
+        link = delayed_link(srv, delay_ms);
         uint64_t t0 = now_us();
-        rp_connect(&p, fx->client_tls, sdk_server_port(srv));
+        rp_connect(&p, client, fp_port(link));
         expect_early_welcome(&p, id, token);
         took[i] = now_us() - t0;
         assert_true(ll_tls_resumed(p.link.tls));
@@ -319,24 +341,26 @@ static uint64_t resumed_reconnect_us(fixture *fx)
         rp_expect_pong(&p, 1); /* the next ticket is in */
     }
     rp_close(&p);
+    fp_stop(link);
     sdk_server_destroy(srv);
+    ll_tls_ctx_free(client);
     return median(took, ROUNDS);
 }
 
-/* The same without a ticket to resume: a full handshake, then Hello and Welcome. */
-static uint64_t full_reconnect_us(fixture *fx)
+/* The same without shared keys: each time a server just started without a store, where the
+ * client's ticket is worthless (a fresh client context: none at all), so a full handshake,
+ * then Hello and Welcome. */
+static uint64_t full_reconnect_us(fixture *fx, int delay_ms)
 {
     uint64_t took[ROUNDS];
-    sdk_server *srv = start_on(fx, NULL);
     for (int i = 0; i < ROUNDS; i++) {
-        ll_tls_ctx *fresh = NULL;
-        char err[256];
-        ll_tls_ctx_config tc = {.server = false, .ca_file = fx->certs.ca};
-        assert_int_equal(ll_tls_ctx_new(&tc, &fresh, err, sizeof(err)), 0);
+        sdk_server *srv = start_on(fx, NULL);
+        ll_tls_ctx *fresh = new_client_ctx(fx);
         rp_peer p;
         ll_frame f;
+        fp_proxy *link = delayed_link(srv, delay_ms);
         uint64_t t0 = now_us();
-        rp_connect(&p, fresh, sdk_server_port(srv));
+        rp_connect(&p, fresh, fp_port(link));
         rp_send_hello(&p, 0, NULL, 0, 0);
         rp_next(&p, &f);
         took[i] = now_us() - t0;
@@ -344,20 +368,24 @@ static uint64_t full_reconnect_us(fixture *fx)
         assert_false(ll_tls_resumed(p.link.tls));
         ll_frame_release(&f);
         rp_close(&p);
+        fp_stop(link);
         ll_tls_ctx_free(fresh);
+        sdk_server_destroy(srv);
     }
-    sdk_server_destroy(srv);
     return median(took, ROUNDS);
 }
 
 static void test_reconnect_time_after_restart(void **state)
 {
     fixture *fx = *state;
-    uint64_t resumed = resumed_reconnect_us(fx);
-    uint64_t full = full_reconnect_us(fx);
-    printf("reconnect after a restart, connect to Welcome, median of %d: shared ticket keys (resumed TLS, "
-           "early welcome from Redis) %llu us; full handshake then Hello/Welcome %llu us\n",
-           ROUNDS, (unsigned long long)resumed, (unsigned long long)full);
+    static const int delays_ms[] = {0, 10};
+    for (size_t i = 0; i < sizeof(delays_ms) / sizeof(delays_ms[0]); i++) {
+        uint64_t resumed = resumed_reconnect_us(fx, delays_ms[i]);
+        uint64_t full = full_reconnect_us(fx, delays_ms[i]);
+        printf("reconnect after a restart, connect to Welcome, %d ms each way, median of %d: shared ticket keys "
+               "(resumed TLS, early welcome from Redis) %llu us; full handshake then Hello/Welcome %llu us\n",
+               delays_ms[i], ROUNDS, (unsigned long long)resumed, (unsigned long long)full);
+    }
 }
 
 int main(void)
