@@ -45,6 +45,9 @@ static void usage(FILE *out)
             "                           and its request's ack are stored together)\n"
             "  --log-messages FILE      append 'SESSION SEQ FLAGS' (hex session, flags 0 or 1 for\n"
             "                           redelivered) to FILE for every message taken, as it is taken\n"
+            "  --ticket-rotation-s N    with --store: each shared TLS ticket key encrypts for N seconds\n"
+            "                           (default 43200, 12 h)\n"
+            "  --ticket-keys N          with --store: ticket keys accepted at once, 2-8 (default 3)\n"
             "  --echo                   send every message back to its sender (default)\n"
             "  --sink                   acknowledge and drop every message\n"
             "  --sessions-every-ms N    print the liveness view of every session as a JSON line on stderr every N ms\n"
@@ -79,7 +82,9 @@ enum {
     STORE,
     STORE_SYNC,
     LOG_MESSAGES,
-    HELP
+    HELP,
+    TICKET_ROTATION,
+    TICKET_KEYS
 };
 static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN},
                                       {"cert", required_argument, NULL, CERT},
@@ -95,6 +100,8 @@ static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN
                                       {"store", required_argument, NULL, STORE},
                                       {"store-sync", required_argument, NULL, STORE_SYNC},
                                       {"log-messages", required_argument, NULL, LOG_MESSAGES},
+                                      {"ticket-rotation-s", required_argument, NULL, TICKET_ROTATION},
+                                      {"ticket-keys", required_argument, NULL, TICKET_KEYS},
                                       {NULL, 0, NULL, 0}};
 
 /* --store-sync MODE: always also means manual acks, so that an echo is acknowledged only
@@ -162,6 +169,12 @@ static void parse(int argc, char **argv, options *o)
             break;
         case LOG_MESSAGES:
             open_log(o, optarg);
+            break;
+        case TICKET_ROTATION:
+            o->cfg.ticket_key_rotation_ms = 1000ull * (uint64_t)number("--ticket-rotation-s", optarg, 1, 30 * 86400L);
+            break;
+        case TICKET_KEYS:
+            o->cfg.ticket_keys_live = (uint32_t)number("--ticket-keys", optarg, 2, 8);
             break;
         case HELP:
         case 'h':
@@ -325,6 +338,10 @@ static int start(const options *o, sdk_store **store, sdk_server **srv)
         sdk_server_config cfg = o->cfg;
         cfg.store = *store;
         rc = sdk_server_start(&cfg, srv);
+    }
+    char keys[320];
+    if (rc == SDK_OK && *store && sdk_server_ticket_keys(*srv, keys, sizeof(keys)) != SDK_OK) {
+        fprintf(stderr, "lifeline-server: TLS ticket keys: %s\n", keys); /* tickets resume here only */
     }
     if (rc != SDK_OK) {
         char detail[256];

@@ -211,3 +211,15 @@ ll_write_result ll_recstore_del(sdk_store *st, uint64_t id, uint64_t epoch)
     pthread_mutex_unlock(&st->mu);
     return res;
 }
+
+int ll_recstore_ticket_keys(sdk_store *st, uint64_t rotation_ms, const uint64_t *periods,
+                            uint8_t (*blobs)[LL_TK_BLOB_LEN], size_t n, uint64_t ttl_ms)
+{
+    pthread_mutex_lock(&st->mu);
+    int rc = n > 0 && n <= LL_TK_LIVE_MAX && rotation_ms > 0
+                 ? st->ops->ticket_keys(st, rotation_ms, periods, blobs, n, ttl_ms)
+                 : ll_recstore_fail(st, SDK_EINVAL, "ticket keys: %zu periods of %llu ms", n,
+                                    (unsigned long long)rotation_ms);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}

@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "lifeline/store.h"
 #include "sessrec.h"
+#include "ticketkeys.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -63,6 +64,12 @@ typedef struct ll_recstore_ops {
     /* If the session's owner epoch is epoch, delete its entry; *owner as for write. */
     int (*del)(sdk_store *st, uint64_t id, uint64_t epoch, uint64_t *owner);
     void (*close)(sdk_store *st);
+    /* TLS ticket keys (lifeline/store.h, "Ticket keys"): for each of the n periods of the
+     * rotation, the key stored for it into blobs[i], which holds a fresh key on entry that is
+     * stored first if the period has none. Atomic per period: of instances racing, the
+     * first one's key becomes every one's. A created key expires ttl_ms later. */
+    int (*ticket_keys)(sdk_store *st, uint64_t rotation_ms, const uint64_t *periods, uint8_t (*blobs)[LL_TK_BLOB_LEN],
+                       size_t n, uint64_t ttl_ms);
 } ll_recstore_ops;
 
 struct sdk_store {
@@ -118,5 +125,9 @@ int ll_recstore_write(sdk_store *st, ll_recdelta *d, size_t n, uint64_t ttl_ms);
 int ll_recstore_get(sdk_store *st, uint64_t id, ll_buf *bytes, ll_sessrec *r);
 /* The session ended: delete its record unless another epoch owns it now. */
 ll_write_result ll_recstore_del(sdk_store *st, uint64_t id, uint64_t epoch);
+/* The ticket keys of periods[0..n) of a rotation, as ops->ticket_keys (n <= LL_TK_LIVE_MAX).
+ * 0 or the store's error (blobs are then unspecified). */
+int ll_recstore_ticket_keys(sdk_store *st, uint64_t rotation_ms, const uint64_t *periods,
+                            uint8_t (*blobs)[LL_TK_BLOB_LEN], size_t n, uint64_t ttl_ms);
 
 #endif

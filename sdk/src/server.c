@@ -49,6 +49,8 @@ static const sdk_server_config server_defaults = {
     .window_messages = 16384,
     .window_bytes = 16u * 1024 * 1024,
     .max_output_bytes = 4u * 1024 * 1024,
+    .ticket_key_rotation_ms = 12ull * 3600 * 1000,
+    .ticket_keys_live = 3,
 };
 
 static const ll_config_layout server_layout =
@@ -92,7 +94,7 @@ static int validate(const sdk_server_config *cfg, char *why, size_t len)
     if (cfg->max_frame < 64 || cfg->handshake_timeout_ms <= 0 || cfg->heartbeat_min_ms <= 0 ||
         cfg->heartbeat_max_ms < cfg->heartbeat_min_ms || cfg->session_ttl_ms < 0 || cfg->queue_max_messages == 0 ||
         cfg->queue_max_bytes == 0 || cfg->window_messages == 0 || cfg->window_bytes == 0 ||
-        cfg->max_output_bytes < 64 * 1024) {
+        cfg->max_output_bytes < 64 * 1024 || !ll_server_tickets_config_ok(cfg)) {
         LL_DETAIL(why, len, "a numeric setting is out of range (see sdk_server_config in server.h)");
         return SDK_EINVAL;
     }
@@ -110,6 +112,7 @@ static void server_free(sdk_server *srv)
     ll_timers_free(&srv->ttls);
     free(srv->events);
     ll_tls_ctx_free(srv->tls);
+    ll_server_tickets_stop(srv); /* the context's callbacks used its keys */
     int fds[] = {srv->listen_fd, srv->wake_fd, srv->poll_fd};
     for (size_t i = 0; i < 3; i++) {
         if (fds[i] >= 0) {
@@ -143,6 +146,7 @@ static int open_resources(sdk_server *srv, char *why, size_t len)
                             .key_file = srv->cfg.key_file,
                             .client_ca_file = srv->cfg.client_ca_file};
     LL_GUARD(ll_tls_ctx_new(&tc, &srv->tls, why, len));
+    LL_GUARD(ll_server_tickets_start(srv, why, len));
     LL_GUARD(ll_net_listen(host, port, &srv->listen_fd, why, len));
     srv->port = ll_net_local_port(srv->listen_fd);
     LL_GUARD(ll_wake_open(&srv->wake_fd));

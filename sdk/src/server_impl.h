@@ -27,6 +27,7 @@ typedef struct srv_conn {
     struct srv_session *sess;                           /* NULL until hello, and after detach */
     uint64_t welcomed;                                  /* the session a 0.5-RTT welcome offered (0: none)... */
     uint32_t welcomed_interval_ms, welcomed_timeout_ms; /* ...with these heartbeat values */
+    uint64_t welcomed_received;                         /* ...and this last_received */
     conn_phase phase;
     ll_timer timer;     /* handshake deadline, heartbeat deadline, or closing deadline */
     uint32_t events;    /* registered with the poller (LL_POLL_*) */
@@ -128,8 +129,9 @@ struct sdk_server {
     bool sync_thread_started, sync_cv_ready, sync_quit;
     uint64_t sync_retry_at; /* the store failed: no write before then (monotonic ms) */
     uint32_t sync_backoff_ms;
-    uint64_t sync_sweep_at;  /* next refresh of live sessions' records (sync always) */
-    uint64_t store_failures; /* writes that failed, for stats */
+    uint64_t sync_sweep_at;          /* next refresh of live sessions' records (sync always) */
+    uint64_t store_failures;         /* writes that failed, for stats */
+    struct ll_tk_refresher *tickets; /* with a store: the shared TLS ticket keys */
 };
 
 #define LL_SERVER_CLOSING_MS     1000 /* how long a closing connection may take to flush */
@@ -210,6 +212,26 @@ int ll_server_sync_start(sdk_server *srv);
 void ll_server_sync_finish(sdk_server *srv);
 /* Freeing the server: join the store thread and free what is left. Without mu. */
 void ll_server_sync_stop(sdk_server *srv);
+/* server_tickets.c: TLS ticket keys shared through the store (lifeline/store.h). */
+/* With a store: fetch the keys (blocks up to the store's timeout; a store failure only logs
+ * in sdk_server_ticket_keys) and seal tickets with them. 0 or SDK_ENOMEM / SDK_EIO / SDK_ETLS
+ * with why. Call once srv->tls exists, before the I/O thread starts. */
+int ll_server_tickets_start(sdk_server *srv, char *why, size_t len);
+/* Stop refreshing and free the keys: after the TLS context is freed. */
+void ll_server_tickets_stop(sdk_server *srv);
+/* What a Welcome says of a session. */
+typedef struct ll_welcome_values {
+    uint64_t id;
+    uint8_t token[sizeof(((srv_session *)0)->token)];
+    uint64_t last_received;
+    uint32_t hb_interval_ms, hb_timeout_ms;
+} ll_welcome_values;
+/* Under mu, for an early welcome: the values of session id as its record in the store has
+ * them, if tls resumed a ticket whose token matches the record's hash. Reads only (claims
+ * nothing, LL-EARLY-7); blocks up to the store's timeout. */
+bool ll_server_peek_stored(sdk_server *srv, uint64_t id, const ll_tls *tls, ll_welcome_values *out);
+/* The configured values checked (0: the default). */
+bool ll_server_tickets_config_ok(const sdk_server_config *cfg);
 
 /* server_stop.c (I/O thread). */
 /* Refuse new clients and stop reading, so the application can answer what it already took

@@ -143,21 +143,37 @@ static bool token_matches(const srv_session *ss, const ProtobufCBinaryData *t)
 
 /* ---- the greeting ---- */
 
-static int send_welcome(sdk_server *srv, srv_conn *conn, const srv_session *ss, bool resumed)
+static int send_welcome_of(sdk_server *srv, srv_conn *conn, const ll_welcome_values *v, bool resumed)
 {
     Lifeline__Welcome w = LIFELINE__WELCOME__INIT;
     w.version = LL_PROTOCOL_VERSION;
-    w.session_id = ss->id;
-    w.resume_token.data = (uint8_t *)ss->token;
-    w.resume_token.len = sizeof(ss->token);
+    w.session_id = v->id;
+    w.resume_token.data = (uint8_t *)v->token;
+    w.resume_token.len = sizeof(v->token);
     w.resumed = resumed;
-    w.last_received = ll_session_resume_point(&ss->s);
-    w.heartbeat_interval_ms = ss->hb_interval_ms;
-    w.heartbeat_timeout_ms = ss->hb_timeout_ms;
+    w.last_received = v->last_received;
+    w.heartbeat_interval_ms = v->hb_interval_ms;
+    w.heartbeat_timeout_ms = v->hb_timeout_ms;
     w.window_messages = srv->cfg.window_messages;
     w.window_bytes = srv->cfg.window_bytes;
     w.max_frame = srv->cfg.max_frame;
     return ll_conn_send_welcome(&conn->link.conn, &w);
+}
+
+static ll_welcome_values values_of(const srv_session *ss)
+{
+    ll_welcome_values v = {.id = ss->id,
+                           .last_received = ll_session_resume_point(&ss->s),
+                           .hb_interval_ms = ss->hb_interval_ms,
+                           .hb_timeout_ms = ss->hb_timeout_ms};
+    memcpy(v.token, ss->token, sizeof(v.token));
+    return v;
+}
+
+static int send_welcome(sdk_server *srv, srv_conn *conn, const srv_session *ss, bool resumed)
+{
+    ll_welcome_values v = values_of(ss);
+    return send_welcome_of(srv, conn, &v, resumed);
 }
 
 /* After a 0.5-RTT welcome: a hello that does not resume exactly the welcomed session.
@@ -220,8 +236,10 @@ static void bind_session(sdk_server *srv, srv_conn *conn, srv_session *ss, const
     conn->link.keepalive_ms = ss->hb_timeout_ms;                         /* set once the welcome is out */
     conn->phase = CONN_READY;
     ll_timers_set(&srv->timers, &conn->timer, now + ss->hb_timeout_ms);
-    conn->link.ticket_due = true;              /* right behind the welcome: see ll_link_flush */
-    ll_tls_tag_ticket(conn->link.tls, ss->id); /* a resume from it can be welcomed early */
+    conn->link.ticket_due = true; /* right behind the welcome: see ll_link_flush */
+    /* A resume from it can be welcomed early: here, and with a store anywhere (the token in
+     * the ticket lets another instance's early welcome hand it back, see server_tickets.c). */
+    ll_tls_tag_ticket(conn->link.tls, ss->id, ss->token, srv->store ? sizeof(ss->token) : 0);
 }
 
 int ll_server_on_hello(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h)
@@ -230,8 +248,13 @@ int ll_server_on_hello(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h
         return ll_conn_fail(&conn->link.conn, SDK_EPROTO, "unsupported protocol version 0");
     }
     srv_session *ss = ll_store_get(&srv->sessions, h->session_id);
-    if (!ss && srv->store && h->session_id && !conn->welcomed) {
+    if (!ss && srv->store && h->session_id && (!conn->welcomed || conn->welcomed == h->session_id)) {
         ss = ll_server_adopt_stored(srv, h); /* another instance handed it over */
+        if (ss && conn->welcomed && ss->s.received < conn->welcomed_received) {
+            /* the store went back since the early welcome: never resume below it */
+            ll_server_end_session(srv, ss, SDK_SESSION_CLOSED, SDK_CAUSE_RESET);
+            ss = NULL;
+        }
     }
     bool resumed = ss && !ss->close_requested && token_matches(ss, &h->resume_token);
     if (conn->welcomed && (!resumed || h->session_id != conn->welcomed)) {
@@ -266,15 +289,25 @@ int ll_server_welcome_early(sdk_server *srv, srv_conn *conn)
 {
     uint64_t id = ll_tls_ticket_tag(conn->link.tls);
     int rc = 0;
+    ll_welcome_values v;
+    bool offer = false;
     pthread_mutex_lock(&srv->mu);
     srv_session *ss = ll_store_get(&srv->sessions, id);
     if (ss && !ss->close_requested) {
+        v = values_of(ss);
+        offer = true;
+    } else if (!ss && srv->store) { /* issued by another instance, or by this one before a restart */
+        offer = ll_server_peek_stored(srv, id, conn->link.tls, &v);
+    }
+    if (offer) {
         conn->welcomed = id;
-        conn->welcomed_interval_ms = ss->hb_interval_ms;
-        conn->welcomed_timeout_ms = ss->hb_timeout_ms;
-        rc = send_welcome(srv, conn, ss, true);
+        conn->welcomed_received = v.last_received;
+        conn->welcomed_interval_ms = v.hb_interval_ms;
+        conn->welcomed_timeout_ms = v.hb_timeout_ms;
+        rc = send_welcome_of(srv, conn, &v, true);
     }
     pthread_mutex_unlock(&srv->mu);
+    memset(&v, 0, sizeof(v)); /* the token */
     return rc == 0 ? ll_link_flush(&conn->link, ll_now_ms()) : rc;
 }
 

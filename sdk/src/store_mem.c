@@ -23,9 +23,18 @@ typedef struct mem_entry {
     uint64_t acked;
 } mem_entry;
 
+/* A TLS ticket key of one period of one rotation (few: a handful per server). */
+typedef struct mem_ticket_key {
+    uint64_t rotation_ms, period;
+    uint64_t expires_ms; /* monotonic */
+    uint8_t blob[LL_TK_BLOB_LEN];
+} mem_ticket_key;
+
 typedef struct mem_be {
     ll_store entries;    /* id -> mem_entry */
     uint64_t last_epoch; /* epochs never repeat, as Redis's counter key */
+    mem_ticket_key *tkeys;
+    size_t ntkeys, tkeys_cap;
 } mem_be;
 
 static void free_entry(void *val, void *ctx)
@@ -159,15 +168,78 @@ static int mem_del(sdk_store *st, uint64_t id, uint64_t epoch, uint64_t *owner)
     return 0;
 }
 
+/* Expired ticket keys leave, as Redis's would. */
+static void prune_ticket_keys(mem_be *b, uint64_t now)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < b->ntkeys; i++) {
+        if (b->tkeys[i].expires_ms > now) {
+            b->tkeys[kept++] = b->tkeys[i];
+        }
+    }
+    if (kept < b->ntkeys) { /* (tkeys is NULL until the first key) */
+        memset(b->tkeys + kept, 0, (b->ntkeys - kept) * sizeof(*b->tkeys));
+    }
+    b->ntkeys = kept;
+}
+
+static mem_ticket_key *find_ticket_key(mem_be *b, uint64_t rotation_ms, uint64_t period)
+{
+    for (size_t i = 0; i < b->ntkeys; i++) {
+        if (b->tkeys[i].rotation_ms == rotation_ms && b->tkeys[i].period == period) {
+            return &b->tkeys[i];
+        }
+    }
+    return NULL;
+}
+
+static mem_ticket_key *add_ticket_key(mem_be *b)
+{
+    if (b->ntkeys == b->tkeys_cap) {
+        size_t cap = b->tkeys_cap ? b->tkeys_cap * 2 : 8;
+        mem_ticket_key *k = realloc(b->tkeys, cap * sizeof(*k));
+        if (!k) {
+            return NULL;
+        }
+        b->tkeys = k;
+        b->tkeys_cap = cap;
+    }
+    return &b->tkeys[b->ntkeys++];
+}
+
+static int mem_ticket_keys(sdk_store *st, uint64_t rotation_ms, const uint64_t *periods,
+                           uint8_t (*blobs)[LL_TK_BLOB_LEN], size_t n, uint64_t ttl_ms)
+{
+    mem_be *b = st->be;
+    uint64_t now = ll_now_ms();
+    prune_ticket_keys(b, now);
+    for (size_t i = 0; i < n; i++) {
+        mem_ticket_key *k = find_ticket_key(b, rotation_ms, periods[i]);
+        if (!k) {
+            if ((k = add_ticket_key(b)) == NULL) {
+                return ll_recstore_fail(st, SDK_ENOMEM, "out of memory storing a ticket key");
+            }
+            *k = (mem_ticket_key){.rotation_ms = rotation_ms, .period = periods[i], .expires_ms = now + ttl_ms};
+            memcpy(k->blob, blobs[i], LL_TK_BLOB_LEN);
+        }
+        memcpy(blobs[i], k->blob, LL_TK_BLOB_LEN);
+    }
+    return 0;
+}
+
 static void mem_close(sdk_store *st)
 {
     mem_be *b = st->be;
+    if (b->tkeys) {
+        memset(b->tkeys, 0, b->tkeys_cap * sizeof(*b->tkeys)); /* secrets */
+        free(b->tkeys);
+    }
     ll_store_each(&b->entries, free_entry, NULL);
     ll_store_free(&b->entries);
     free(b);
 }
 
-static const ll_recstore_ops MEM_OPS = {mem_claim, mem_write, mem_get, mem_del, mem_close};
+static const ll_recstore_ops MEM_OPS = {mem_claim, mem_write, mem_get, mem_del, mem_close, mem_ticket_keys};
 
 int ll_store_mem_open(sdk_store *st)
 {

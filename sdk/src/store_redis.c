@@ -9,7 +9,8 @@
  *
  * Keys (lifeline/store.h): "lifeline:session:<id>", a hash of "epoch", "rec" (the record's
  * header) and "acked"; "lifeline:session:<id>:frames", a list of its unacknowledged frames;
- * and "lifeline:epoch", the counter every claim draws from. A write appends new frames and
+ * "lifeline:epoch", the counter every claim draws from; and
+ * "lifeline:ticketkey:<rotation_ms>:<period>", the TLS ticket keys. A write appends new frames and
  * trims acknowledged ones, so a session streaming under sync "always" costs each batch what
  * changed, not its whole queue. The scripts below are the whole
  * fencing protocol: each runs atomically in Redis.
@@ -66,6 +67,16 @@ static const char DEL_LUA[] = "local e = tonumber(redis.call('HGET', KEYS[1], 'e
 static const char GET_LUA[] = "local rec = redis.call('HGET', KEYS[1], 'rec')\n"
                               "if not rec then return false end\n"
                               "return {rec, redis.call('LRANGE', KEYS[2], 0, -1)}\n";
+
+/* KEYS: one ticket key per period; ARGV[1] ttl ms, ARGV[1 + i] a fresh key for KEYS[i]. Each
+ * period's key is set only if it has none (the first instance to ask wins), then read back:
+ * every instance ends up with the same keys. */
+static const char TICKET_KEYS_LUA[] = "local out = {}\n"
+                                      "for i, k in ipairs(KEYS) do\n"
+                                      "  redis.call('SET', k, ARGV[i + 1], 'NX', 'PX', ARGV[1])\n"
+                                      "  out[i] = redis.call('GET', k)\n"
+                                      "end\n"
+                                      "return out\n";
 
 typedef struct redis_be {
     redisContext *c; /* NULL: connect on the next call */
@@ -344,6 +355,61 @@ static int redis_get(sdk_store *st, uint64_t id, ll_buf *out)
     return rc;
 }
 
+#define TICKET_KEY_PREFIX "lifeline:ticketkey:"
+typedef struct tkey {
+    char s[sizeof(TICKET_KEY_PREFIX) + 48];
+} tkey;
+static tkey ticket_key_name(uint64_t rotation_ms, uint64_t period)
+{
+    tkey k;
+    LL_DETAIL(k.s, sizeof(k.s), TICKET_KEY_PREFIX "%s:%s", num_of(rotation_ms).s, num_of(period).s);
+    return k;
+}
+
+/* The script's answer: n strings of LL_TK_BLOB_LEN bytes, into blobs. */
+static int take_ticket_keys(sdk_store *st, const redisReply *r, uint8_t (*blobs)[LL_TK_BLOB_LEN], size_t n)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+        return ll_recstore_fail(st, SDK_EPROTO, "redis: ticket keys: unexpected reply of type %d", r->type);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_STRING || e->len != LL_TK_BLOB_LEN) {
+            return ll_recstore_fail(st, SDK_EPROTO, "redis: ticket key %zu is not a key of %d bytes", i,
+                                    LL_TK_BLOB_LEN);
+        }
+        memcpy(blobs[i], e->str, LL_TK_BLOB_LEN);
+    }
+    return 0;
+}
+
+static int redis_ticket_keys(sdk_store *st, uint64_t rotation_ms, const uint64_t *periods,
+                             uint8_t (*blobs)[LL_TK_BLOB_LEN], size_t n, uint64_t ttl_ms)
+{
+    enum { MAX_ARGS = 4 + 2 * LL_TK_LIVE_MAX };
+    tkey names[LL_TK_LIVE_MAX];
+    num count = num_of(n), ttl = num_of(ttl_ms);
+    const char *argv[MAX_ARGS] = {"EVAL", TICKET_KEYS_LUA, count.s};
+    size_t lens[MAX_ARGS] = {4, strlen(TICKET_KEYS_LUA), strlen(count.s)};
+    int argc = 3;
+    for (size_t i = 0; i < n; i++, argc++) {
+        names[i] = ticket_key_name(rotation_ms, periods[i]);
+        argv[argc] = names[i].s;
+        lens[argc] = strlen(names[i].s);
+    }
+    argv[argc] = ttl.s;
+    lens[argc++] = strlen(ttl.s);
+    for (size_t i = 0; i < n; i++, argc++) {
+        argv[argc] = (const char *)blobs[i];
+        lens[argc] = LL_TK_BLOB_LEN;
+    }
+    redisReply *r = NULL;
+    LL_GUARD(command(st, argc, argv, lens, "ticket keys", &r));
+    int rc = take_ticket_keys(st, r, blobs, n);
+    freeReplyObject(r);
+    return rc;
+}
+
 static void redis_close(sdk_store *st)
 {
     redis_be *b = st->be;
@@ -353,7 +419,8 @@ static void redis_close(sdk_store *st)
     free(b);
 }
 
-static const ll_recstore_ops REDIS_OPS = {redis_claim, redis_write, redis_get, redis_del, redis_close};
+static const ll_recstore_ops REDIS_OPS = {redis_claim, redis_write, redis_get,
+                                          redis_del,   redis_close, redis_ticket_keys};
 
 int ll_store_redis_open(sdk_store *st, const ll_store_url *u)
 {

@@ -13,6 +13,7 @@
 #include "tls.h"
 
 #include "ll.h"
+#include "tls_tickets.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -720,28 +721,69 @@ int ll_tls_handshake(ll_tls *t)
     return check_alpn(t);
 }
 
-/* Only this server process reads its tickets back (their keys die with it), so the tag is
- * stored in native byte order. */
-void ll_tls_tag_ticket(ll_tls *t, uint64_t tag)
+int ll_tls_ctx_share_ticket_keys(ll_tls_ctx *ctx, ll_ticket_ring *ring)
 {
-    if (!SSL_SESSION_set1_ticket_appdata(SSL_get_session(t->ssl), &tag, sizeof tag)) {
+    LL_ENSURE(ctx != NULL && ctx->server && ring != NULL, SDK_EINVAL);
+    return ll_tls_tickets_install(ctx->ssl_ctx, ring);
+}
+
+/* The tag as a ticket carries it: little-endian, then the secret, since with shared ticket
+ * keys another instance (of any byte order) may read it back. */
+#define TAG_LEN            8
+#define TICKET_APPDATA_MAX (TAG_LEN + LL_TLS_TICKET_SECRET_MAX)
+
+void ll_tls_tag_ticket(ll_tls *t, uint64_t tag, const void *secret, size_t len)
+{
+    uint8_t data[TICKET_APPDATA_MAX];
+    len = LL_MIN(len, (size_t)LL_TLS_TICKET_SECRET_MAX);
+    for (int i = 0; i < TAG_LEN; i++) {
+        data[i] = (uint8_t)(tag >> (8 * i));
+    }
+    if (len > 0) {
+        memcpy(data + TAG_LEN, secret, len);
+    }
+    if (!SSL_SESSION_set1_ticket_appdata(SSL_get_session(t->ssl), data, TAG_LEN + len)) {
         ERR_clear_error(); /* an untagged ticket still resumes TLS, a round trip slower */
     }
+    OPENSSL_cleanse(data, sizeof(data));
+}
+
+/* The resumed ticket's application data, if it is a tag of ours. */
+static bool resumed_appdata(const ll_tls *t, const uint8_t **data, size_t *len)
+{
+    void *p = NULL;
+    SSL_SESSION *s = SSL_get_session(t->ssl);
+    if (s == NULL || SSL_session_reused(t->ssl) != 1 || !SSL_SESSION_get0_ticket_appdata(s, &p, len) ||
+        *len < TAG_LEN || *len > TICKET_APPDATA_MAX) {
+        return false;
+    }
+    *data = p;
+    return true;
 }
 
 uint64_t ll_tls_ticket_tag(const ll_tls *t)
 {
-    void *data = NULL;
+    const uint8_t *data = NULL;
     size_t len = 0;
     uint64_t tag = 0;
-    SSL_SESSION *s = SSL_get_session(t->ssl);
-
-    if (s == NULL || SSL_session_reused(t->ssl) != 1 || !SSL_SESSION_get0_ticket_appdata(s, &data, &len) ||
-        len != sizeof tag) {
+    if (!resumed_appdata(t, &data, &len)) {
         return 0;
     }
-    memcpy(&tag, data, sizeof tag);
+    for (int i = TAG_LEN - 1; i >= 0; i--) {
+        tag = tag << 8 | data[i];
+    }
     return tag;
+}
+
+size_t ll_tls_ticket_secret(const ll_tls *t, void *buf, size_t cap)
+{
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    if (!resumed_appdata(t, &data, &len) || len - TAG_LEN > cap) {
+        return 0;
+    }
+    memcpy(buf, data + TAG_LEN, len - TAG_LEN);
+    return len - TAG_LEN;
 }
 
 /*

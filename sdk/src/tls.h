@@ -31,6 +31,11 @@ typedef struct ll_tls_ctx_config {
  * (SDK_EINVAL: a server config without cert_file). */
 int ll_tls_ctx_new(const ll_tls_ctx_config *cfg, ll_tls_ctx **out, char *err, size_t errlen);
 void ll_tls_ctx_free(ll_tls_ctx *ctx);
+/* Server: seal and open session tickets with ring's keys (ticketkeys.h) instead of OpenSSL's
+ * own keys of this process, so that any server sharing them resumes this one's tickets. Call
+ * before the first connection; ring must outlive ctx. 0, SDK_EINVAL or SDK_ETLS. */
+struct ll_ticket_ring;
+int ll_tls_ctx_share_ticket_keys(ll_tls_ctx *ctx, struct ll_ticket_ring *ring);
 
 /*
  * Wrap a connected non-blocking socket. Client side: servername is the name (or IP
@@ -50,12 +55,17 @@ void ll_tls_free(ll_tls *t);
  * that made the key share can read it, but that client is not yet confirmed (the
  * ClientHello may be a replay), so what is sent then must commit the server to nothing. */
 int ll_tls_handshake(ll_tls *t);
-/* Server: the connection's next session ticket carries tag (opaque to the client; it is
- * inside the ticket's encryption). */
-void ll_tls_tag_ticket(ll_tls *t, uint64_t tag);
+/* Server: the connection's next session ticket carries tag and len bytes of secret (at most
+ * LL_TLS_TICKET_SECRET_MAX; opaque to the client: inside the ticket's encryption, readable
+ * by whoever holds the ticket keys, so by every instance sharing them). */
+#define LL_TLS_TICKET_SECRET_MAX 32
+void ll_tls_tag_ticket(ll_tls *t, uint64_t tag, const void *secret, size_t len);
 /* Server: the tag of the ticket this connection resumed, 0 if none (not resumed, TLS 1.2, or
  * untagged). Valid from LL_TLS_HALF_RTT on. */
 uint64_t ll_tls_ticket_tag(const ll_tls *t);
+/* Server: the secret of that ticket copied into buf (cap bytes): its length, 0 if none or
+ * longer than cap. */
+size_t ll_tls_ticket_secret(const ll_tls *t, void *buf, size_t cap);
 /* Read up to len bytes: LL_TLS_OK with *n > 0, LL_TLS_WANT_*, SDK_EDISCONNECTED (clean EOF or
  * reset), SDK_ETLS, SDK_EPEERAUTH (with TLS 1.3 the client's handshake completes before the
  * server has checked the client certificate, so a refusal arrives as an alert on a read). */

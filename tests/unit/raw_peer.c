@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #define ERRLEN 512
@@ -154,4 +155,54 @@ int rp_wait_keepalive(const rp_peer *p, int *user_timeout_ms)
         }
     }
     return -1;
+}
+
+void rp_send_hello(rp_peer *p, uint64_t session, const uint8_t *token, size_t token_len, uint64_t last_received)
+{
+    Lifeline__Hello h = LIFELINE__HELLO__INIT;
+    h.version = 1;
+    h.session_id = session;
+    h.resume_token = (ProtobufCBinaryData){token_len, (uint8_t *)token};
+    h.last_received = last_received;
+    h.heartbeat_interval_ms = 5000;
+    h.heartbeat_timeout_ms = 15000;
+    Lifeline__Frame f = LIFELINE__FRAME__INIT;
+    f.kind_case = LIFELINE__FRAME__KIND_HELLO;
+    f.hello = &h;
+    rp_send(p, &f);
+}
+
+void rp_send_ping(rp_peer *p, uint64_t nonce)
+{
+    Lifeline__Ping ping = LIFELINE__PING__INIT;
+    ping.nonce = nonce;
+    Lifeline__Frame f = LIFELINE__FRAME__INIT;
+    f.kind_case = LIFELINE__FRAME__KIND_PING;
+    f.ping = &ping;
+    rp_send(p, &f);
+}
+
+void rp_expect_pong(rp_peer *p, uint64_t nonce)
+{
+    ll_frame f;
+    rp_next(p, &f);
+    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_PONG);
+    assert_true(f.pb->pong->nonce == nonce);
+    ll_frame_release(&f);
+}
+
+uint64_t rp_open_session(rp_peer *p, ll_tls_ctx *ctx, uint16_t port, uint8_t *token)
+{
+    ll_frame f;
+    rp_connect(p, ctx, port);
+    rp_send_hello(p, 0, NULL, 0, 0);
+    rp_next(p, &f);
+    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
+    uint64_t id = f.pb->welcome->session_id;
+    assert_int_equal(f.pb->welcome->resume_token.len, 16);
+    memcpy(token, f.pb->welcome->resume_token.data, 16);
+    ll_frame_release(&f);
+    rp_send_ping(p, 1);
+    rp_expect_pong(p, 1);
+    return id;
 }

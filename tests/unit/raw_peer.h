@@ -36,6 +36,16 @@ void rp_send(rp_peer *p, const Lifeline__Frame *f);
 /* The next frame from the other end (release with ll_frame_release). */
 void rp_next(rp_peer *p, ll_frame *f);
 void rp_close(rp_peer *p);
+/* A Hello of protocol version 1 naming session (0: a new one) with token (token_len bytes)
+ * and last_received, announcing heartbeats of 5 s with a 15 s timeout. */
+void rp_send_hello(rp_peer *p, uint64_t session, const uint8_t *token, size_t token_len, uint64_t last_received);
+void rp_send_ping(rp_peer *p, uint64_t nonce);
+/* The next frame is a Pong for nonce. */
+void rp_expect_pong(rp_peer *p, uint64_t nonce);
+/* Connect to port as a client of ctx and open a new session: its id, and its token into
+ * token[16]. The ping answered after the welcome means the session ticket (sent right behind
+ * the welcome) has been read, so the next connection of ctx resumes TLS with it. */
+uint64_t rp_open_session(rp_peer *p, ll_tls_ctx *ctx, uint16_t port, uint8_t *token);
 /* The SDK's socket at the other end of p's connection (both ends live in the test process),
  * for checking its options; -1 if none. */
 int rp_other_end(const rp_peer *p);

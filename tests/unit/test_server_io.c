@@ -57,31 +57,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void send_hello(rp_peer *p, uint64_t session, const uint8_t *token, size_t token_len, uint64_t last_received)
-{
-    Lifeline__Hello h = LIFELINE__HELLO__INIT;
-    h.version = 1;
-    h.session_id = session;
-    h.resume_token = (ProtobufCBinaryData){token_len, (uint8_t *)token};
-    h.last_received = last_received;
-    h.heartbeat_interval_ms = 5000;
-    h.heartbeat_timeout_ms = 15000;
-    Lifeline__Frame f = LIFELINE__FRAME__INIT;
-    f.kind_case = LIFELINE__FRAME__KIND_HELLO;
-    f.hello = &h;
-    rp_send(p, &f);
-}
-
-static void send_ping(rp_peer *p, uint64_t nonce)
-{
-    Lifeline__Ping ping = LIFELINE__PING__INIT;
-    ping.nonce = nonce;
-    Lifeline__Frame f = LIFELINE__FRAME__INIT;
-    f.kind_case = LIFELINE__FRAME__KIND_PING;
-    f.ping = &ping;
-    rp_send(p, &f);
-}
-
 static sdk_session_state session_state(fixture *fx, uint64_t id)
 {
     sdk_session_info *info = NULL;
@@ -94,15 +69,6 @@ static sdk_session_state session_state(fixture *fx, uint64_t id)
     return st;
 }
 
-static void expect_pong(rp_peer *p, uint64_t nonce)
-{
-    ll_frame f;
-    rp_next(p, &f);
-    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_PONG);
-    assert_true(f.pb->pong->nonce == nonce);
-    ll_frame_release(&f);
-}
-
 static void expect_close(rp_peer *p, Lifeline__Close__Code code, bool reconnect)
 {
     ll_frame f;
@@ -113,23 +79,10 @@ static void expect_close(rp_peer *p, Lifeline__Close__Code code, bool reconnect)
     ll_frame_release(&f);
 }
 
-/* A new session on p: its id, and its token into token[16]. A ping answered afterwards means
- * the session ticket (sent right behind the welcome) has been read, so the next connection
- * of client_tls resumes TLS with it. */
+/* A new session on p (rp_open_session). */
 static uint64_t open_session(fixture *fx, rp_peer *p, uint8_t *token)
 {
-    ll_frame f;
-    rp_connect(p, fx->client_tls, fx->port);
-    send_hello(p, 0, NULL, 0, 0);
-    rp_next(p, &f);
-    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
-    uint64_t id = f.pb->welcome->session_id;
-    assert_int_equal(f.pb->welcome->resume_token.len, 16);
-    memcpy(token, f.pb->welcome->resume_token.data, 16);
-    ll_frame_release(&f);
-    send_ping(p, 1);
-    expect_pong(p, 1);
-    return id;
+    return rp_open_session(p, fx->client_tls, fx->port, token);
 }
 
 /* Connect with the ticket of session id's connection: the server welcomes the connection
@@ -151,8 +104,8 @@ static void connect_welcomed(fixture *fx, rp_peer *p, uint64_t id)
 /* The session's first connection p still carries it: a ping is answered there. */
 static void expect_still_carries(fixture *fx, rp_peer *p, uint64_t id)
 {
-    send_ping(p, 7);
-    expect_pong(p, 7);
+    rp_send_ping(p, 7);
+    rp_expect_pong(p, 7);
     assert_int_equal(session_state(fx, id), SDK_SESSION_STATE_CONNECTED);
 }
 
@@ -168,7 +121,7 @@ static void test_bad_resume_position_keeps_the_session(void **state)
     uint64_t id = open_session(fx, &a, token);
 
     connect_welcomed(fx, &b, id);
-    send_hello(&b, id, token, sizeof(token), 99);                   /* nothing was ever sent to it */
+    rp_send_hello(&b, id, token, sizeof(token), 99);                /* nothing was ever sent to it */
     expect_close(&b, LIFELINE__CLOSE__CODE__PROTOCOL_ERROR, false); /* it would only come again */
 
     expect_still_carries(fx, &a, id);
@@ -187,12 +140,12 @@ static void test_resume_welcomed_before_hello(void **state)
 
     connect_welcomed(fx, &b, id);
     assert_int_equal(session_state(fx, id), SDK_SESSION_STATE_CONNECTED); /* nothing committed yet */
-    send_ping(&a, 2);
-    expect_pong(&a, 2); /* ...and the old connection still carries the session */
+    rp_send_ping(&a, 2);
+    rp_expect_pong(&a, 2); /* ...and the old connection still carries the session */
 
-    send_hello(&b, id, token, sizeof(token), 0);
-    send_ping(&b, 3);
-    expect_pong(&b, 3); /* no second welcome before it */
+    rp_send_hello(&b, id, token, sizeof(token), 0);
+    rp_send_ping(&b, 3);
+    rp_expect_pong(&b, 3); /* no second welcome before it */
     expect_close(&a, LIFELINE__CLOSE__CODE__NORMAL, true);
     rp_close(&a);
     rp_close(&b);
@@ -208,13 +161,13 @@ static void test_hello_must_match_early_welcome(void **state)
     uint64_t id = open_session(fx, &a, token);
 
     connect_welcomed(fx, &b, id);
-    send_hello(&b, 0, NULL, 0, 0);                                  /* a new session instead */
+    rp_send_hello(&b, 0, NULL, 0, 0);                               /* a new session instead */
     expect_close(&b, LIFELINE__CLOSE__CODE__PROTOCOL_ERROR, false); /* it would only come again */
     rp_close(&b);
 
     connect_welcomed(fx, &c, id);
     token[0] ^= 1;
-    send_hello(&c, id, token, sizeof(token), 0);
+    rp_send_hello(&c, id, token, sizeof(token), 0);
     expect_close(&c, LIFELINE__CLOSE__CODE__PROTOCOL_ERROR, false);
     rp_close(&c);
 
@@ -234,7 +187,7 @@ static void test_session_ends_after_early_welcome(void **state)
     connect_welcomed(fx, &b, id);
     assert_int_equal(sdk_server_close_session(fx->srv, id, "bye", true), SDK_OK);
     expect_close(&a, LIFELINE__CLOSE__CODE__SESSION_CLOSED, true);
-    send_hello(&b, id, token, sizeof(token), 0);
+    rp_send_hello(&b, id, token, sizeof(token), 0);
     expect_close(&b, LIFELINE__CLOSE__CODE__SESSION_CLOSED, true);
     rp_close(&a);
     rp_close(&b);
@@ -248,7 +201,7 @@ static void test_keepalive_set_after_welcome(void **state)
     rp_peer a;
     ll_frame f;
     rp_connect(&a, fx->client_tls, fx->port);
-    send_hello(&a, 0, NULL, 0, 0);
+    rp_send_hello(&a, 0, NULL, 0, 0);
     rp_next(&a, &f);
     assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
     ll_frame_release(&f);

@@ -221,6 +221,8 @@ class sdk_server_config(Structure):
         ("store", c_void_p),
         ("store_sync", c_int),  # sdk_store_sync: 0 handover, 1 always
         ("manual_ack", c_bool),
+        ("ticket_key_rotation_ms", c_uint64),
+        ("ticket_keys_live", c_uint32),
     ]
 
 

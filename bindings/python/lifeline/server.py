@@ -95,6 +95,9 @@ class Server(Endpoint):
     manual_ack=True: taking a message does not acknowledge it; ack(msg) or reply(msg, ...)
     does, once the application is done with it.
 
+    With a store, the TLS ticket keys are shared through it too: ticket_key_rotation_ms
+    (default 12 h) and ticket_keys_live (default 3) as in sdk_server_config.
+
     on_event(SessionEvent) runs on the server's I/O thread: return quickly, do not call
     stop() or block; exceptions are logged (logger "lifeline") and dropped.
 
@@ -129,6 +132,8 @@ class Server(Endpoint):
         store_timeout_ms: int = 0,
         store_sync: str = "handover",
         manual_ack: bool = False,
+        ticket_key_rotation_ms: Optional[int] = None,
+        ticket_keys_live: Optional[int] = None,
     ):
         self._handle: Optional[Handle] = None
         self._inbox = Inbox()
@@ -147,7 +152,8 @@ class Server(Endpoint):
             "heartbeat_max_ms": heartbeat_max_ms, "session_ttl_ms": session_ttl_ms,
             "queue_max_messages": queue_max_messages, "queue_max_bytes": queue_max_bytes,
             "window_messages": window_messages, "window_bytes": window_bytes,
-            "max_output_bytes": max_output_bytes,
+            "max_output_bytes": max_output_bytes, "ticket_key_rotation_ms": ticket_key_rotation_ms,
+            "ticket_keys_live": ticket_keys_live,
         })
         if store_sync not in _STORE_SYNC:
             raise ValueError(f"store_sync is one of {', '.join(_STORE_SYNC)}, not {store_sync!r}")

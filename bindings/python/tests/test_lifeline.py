@@ -530,6 +530,10 @@ class TestMessageCallbacks(unittest.TestCase):
                 self.assertEqual(c.recv(timeout=WAIT).data, b"stored")
         finally:
             echo.stop()
+        keyed = EchoServer(store="memory:", ticket_key_rotation_ms=60000, ticket_keys_live=4)
+        keyed.stop()
+        with self.assertRaises(lifeline.InvalidArgumentError):  # 1 key cannot rotate
+            lifeline.Server("127.0.0.1:0", dev_certs=CERTS.dir, store="memory:", ticket_keys_live=1)
         with self.assertRaises(lifeline.InvalidArgumentError) as bad:
             lifeline.Server("127.0.0.1:0", dev_certs=CERTS.dir, store="mysql://127.0.0.1")
         self.assertIn("mysql", str(bad.exception))

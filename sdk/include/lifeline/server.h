@@ -109,6 +109,12 @@ typedef struct sdk_server_config {
     sdk_store_sync store_sync; /* with a store: when sessions are written (default HANDOVER) */
     bool manual_ack;           /* messages are acknowledged by sdk_server_ack, not when taken: an
                                   application acks after its own commit (default false) */
+    /* With a store: how long each shared TLS ticket key seals new tickets (lifeline/store.h,
+     * "Ticket keys"); at least 1000 (default 12 h, 43200000). */
+    uint64_t ticket_key_rotation_ms;
+    /* With a store: ticket keys accepted at once, the current one, the next one and those
+     * before them; 2-8 (default 3). */
+    uint32_t ticket_keys_live;
 } sdk_server_config;
 
 /* sdk_server_config_init(cfg): a macro passing the size of the caller's struct, as
@@ -134,6 +140,17 @@ SDK_API sdk_err sdk_server_config_init_sized(sdk_server_config *cfg, size_t size
  * detail (sdk_last_connect_error() too, for programs written against 0.1).
  */
 SDK_API sdk_err sdk_server_start(const sdk_server_config *cfg, sdk_server **out);
+
+/*
+ * sdk_server_ticket_keys: where the server's TLS session ticket keys come from. SDK_OK: from
+ * its store, shared with every server on that store (lifeline/store.h "Ticket keys"), the
+ * latest fetch succeeded. SDK_ENOTFOUND: no store, OpenSSL's keys of this process. Otherwise
+ * the error of the latest fetch from the store, which failed: the keys already held stay in
+ * use (if the store never answered, a key of this process only: tickets resume here, not
+ * elsewhere), and the detail says so. The detail goes NUL-terminated into buf (buflen bytes;
+ * buf may be NULL); it never contains a key. Does not block. Any thread. SDK_EINVAL for NULL.
+ */
+SDK_API sdk_err sdk_server_ticket_keys(sdk_server *srv, char *buf, size_t buflen);
 
 /* sdk_server_last_start_error: the detail of the calling thread's most recent
  * sdk_server_start() that failed (e.g. "bad listen address ..."), copied into buf (always

@@ -32,7 +32,20 @@
  * Redis keys: "lifeline:session:<id>" (a hash: "epoch", the owner; "rec", the record's
  * header; "acked"), "lifeline:session:<id>:frames" (a list of the unacknowledged frames to
  * the client), both expiring with the session, and "lifeline:epoch" (the counter epochs come
- * from).
+ * from), and "lifeline:ticketkey:<rotation_ms>:<period>" (TLS ticket keys, below).
+ *
+ * Ticket keys: a server started with a store seals its TLS session tickets with keys it
+ * shares with every server on the store, so a client resumes TLS (and is welcomed early,
+ * before its Hello) on any of them and after a restart. Each period of
+ * sdk_server_config.ticket_key_rotation_ms (default 12 h) of the wall clock has one key of 80
+ * random bytes (name, AES-256 key, HMAC-SHA256 key), written once by the first server to ask
+ * (SET NX, in a Lua script) and read by the others, expiring (ticket_keys_live + 1) periods
+ * later. ticket_keys_live (default 3) keys are accepted: the current one, which seals, the
+ * next one and those before. A memory store shares them between the servers of its handle.
+ * The keys are fetched at start and refreshed by a thread of the server's own (never on the
+ * I/O thread); a store that fails leaves the server the keys it held. Anyone who can read
+ * these keys can open the tickets, whose sealed part carries the session's resume token: the
+ * store needs the same protection as the sessions it holds. docs/server.md has the details.
  */
 #ifndef LIFELINE_STORE_H
 #define LIFELINE_STORE_H
