@@ -10,6 +10,7 @@
 
 #include "lifeline/sdk.h"
 #include "link.h"
+#include "metrics.h"
 #include "msgq.h"
 #include "session.h"
 #include "tls.h"
@@ -46,7 +47,8 @@ struct sdk_client {
     int close_err;     /* why the client closed on its own (SDK_OK after sdk_close) */
     int last_err;
     char last_detail[256];
-    sdk_stats stats; /* counters kept here; sdk_get_stats fills the rest */
+    sdk_stats stats;  /* counters kept here; sdk_get_stats fills the rest */
+    ll_histogram rtt; /* every answered ping's round trip (sdk_get_metrics) */
 };
 
 /* client_session.c (I/O thread). The hello, from the client's state (takes mu). */

@@ -26,7 +26,8 @@ const char *sdk_cause_name(int cause)
 
 const char *sdk_session_event_name(int type)
 {
-    static const char *const names[] = {"opened", "resumed", "detached", "expired", "closed"};
+    static const char *const names[] = {"opened", "resumed",      "detached",         "expired",
+                                        "closed", "tls_reloaded", "tls_reload_failed"};
     return LL_ENUM_NAME(names, type);
 }
 
@@ -137,11 +138,9 @@ static int open_resources(sdk_server *srv, char *why, size_t len)
         LL_DETAIL(why, len, "bad listen address \"%s\" (want HOST:PORT or [IPv6]:PORT)", srv->cfg.listen);
         return SDK_EINVAL;
     }
-    ll_tls_ctx_config tc = {.server = true,
-                            .cert_file = srv->cfg.cert_file,
-                            .key_file = srv->cfg.key_file,
-                            .client_ca_file = srv->cfg.client_ca_file};
+    ll_tls_ctx_config tc = ll_server_tls_config(srv);
     LL_GUARD(ll_tls_ctx_new(&tc, &srv->tls, why, len));
+    ll_server_note_certificate(srv);
     LL_GUARD(ll_net_listen(host, port, &srv->listen_fd, why, len));
     srv->port = ll_net_local_port(srv->listen_fd);
     LL_GUARD(ll_wake_open(&srv->wake_fd));
@@ -211,6 +210,11 @@ void ll_server_mark_dirty_locked(sdk_server *srv, srv_session *ss)
         ss->next_dirty = srv->dirty;
         srv->dirty = ss;
     }
+    ll_server_wake_locked(srv);
+}
+
+void ll_server_wake_locked(sdk_server *srv)
+{
     if (!srv->wake_pending) {
         srv->wake_pending = true;
         if (ll_on_io_thread(srv)) {

@@ -13,6 +13,7 @@
 #include "lifeline/store.h"
 #include "link.h"
 #include "msgq.h"
+#include "server_metrics.h"
 #include "session.h"
 #include "store.h"
 #include "timer.h"
@@ -35,6 +36,9 @@ typedef struct srv_conn {
     bool tls_failed;    /* the handshake failed: only raw draining is left */
     bool half_closed;   /* closing: our side is shut for writing, draining the peer's */
     bool lingered;      /* stopping: the client has hung up after our close frame */
+    /* metrics (server_metrics.c): counted in handshakes_in_progress; pings already in rtt */
+    bool handshaking;
+    uint64_t pings_counted;
     struct srv_conn *next_flush;
     struct srv_conn *prev, *next; /* every connection, for stop */
     char peer_addr[64];
@@ -99,6 +103,12 @@ struct sdk_server {
     uint64_t last_send_ms; /* when the application last queued a message (drain ends when quiet) */
     bool stopped;          /* the I/O thread has exited */
     sdk_store *store;      /* sessions outlive the process there; NULL: none (the caller's) */
+    /* Lock-free counters, but for metrics.retired (under mu). */
+    ll_server_metrics metrics;
+    /* Under mu: the last sdk_server_reload_tls, for the I/O thread to report as an event. */
+    bool reload_pending;
+    bool reload_ok;
+    char reload_detail[256];
 };
 
 #define LL_SERVER_CLOSING_MS     1000 /* how long a closing connection may take to flush */
@@ -107,6 +117,8 @@ struct sdk_server {
 
 /* server.c. Under mu: put the session on the dirty list and wake the I/O thread if needed. */
 void ll_server_mark_dirty_locked(sdk_server *srv, srv_session *ss);
+/* server.c. Under mu: have the I/O thread look at what changed (service_dirty) soon. */
+void ll_server_wake_locked(sdk_server *srv);
 
 /* server_io.c: the loop and its connections (I/O thread). */
 typedef enum { LL_TURN_IDLE = 0, LL_TURN_BUSY, LL_TURN_DONE } ll_turn;
@@ -127,6 +139,8 @@ int ll_server_fill_output(srv_conn *conn);
 /* server_session.c: sessions and the greeting (I/O thread). */
 /* Under mu: an event to report once mu is released (ll_server_report_events, without mu). */
 void ll_server_queue_event(sdk_server *srv, sdk_session_event_type type, const srv_session *ss, sdk_cause cause);
+/* I/O thread: an event about the server rather than a session (session 0), with detail. */
+void ll_server_queue_detail_event(sdk_server *srv, sdk_session_event_type type, const char *detail);
 void ll_server_report_events(sdk_server *srv);
 /* Under mu: forget a session for good: remove it from the store and free it. */
 void ll_server_end_session(sdk_server *srv, srv_session *ss, sdk_session_event_type type, sdk_cause cause);
@@ -150,6 +164,13 @@ void ll_server_handover_all(sdk_server *srv);
  * record is there and the hello's token matches. The new live session, in srv->sessions
  * (detached, to be resumed by the caller), or NULL. */
 srv_session *ll_server_adopt_stored(sdk_server *srv, const Lifeline__Hello *h);
+
+/* server_reload.c. I/O thread, under mu: queue the event of a reload, if one is pending. */
+void ll_server_reload_event_locked(sdk_server *srv);
+/* The TLS context's configuration: the configured files. */
+ll_tls_ctx_config ll_server_tls_config(const sdk_server *srv);
+/* After the context was built or rebuilt: its certificate's expiry into the metrics. */
+void ll_server_note_certificate(sdk_server *srv);
 
 /* server_stop.c (I/O thread). */
 /* Refuse new clients and stop reading, so the application can answer what it already took

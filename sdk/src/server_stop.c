@@ -71,6 +71,7 @@ static void free_session(void *val, void *arg)
     srv_session *ss = val;
     ll_server_queue_event(srv, SDK_SESSION_CLOSED, ss, SDK_CAUSE_SERVER_STOP);
     ll_timers_cancel(&srv->ttls, &ss->ttl);
+    ll_server_metrics_retire(&srv->metrics, &ss->s);
     ll_session_free(&ss->s);
     free(ss);
 }

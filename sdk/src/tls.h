@@ -31,6 +31,15 @@ typedef struct ll_tls_ctx_config {
  * (SDK_EINVAL: a server config without cert_file). */
 int ll_tls_ctx_new(const ll_tls_ctx_config *cfg, ll_tls_ctx **out, char *err, size_t errlen);
 void ll_tls_ctx_free(ll_tls_ctx *ctx);
+/* Rebuild the context's SSL_CTX from cfg (the files are read again) and use it for every
+ * connection made from now on; connections already made keep theirs, and tickets issued
+ * before still resume (the ticket keys carry over). On failure (SDK_ETLS, SDK_ENOMEM,
+ * SDK_EINVAL: cfg for the other side; detail in err) the context is unchanged. Any thread;
+ * blocks on file I/O. */
+int ll_tls_ctx_reload(ll_tls_ctx *ctx, const ll_tls_ctx_config *cfg, char *err, size_t errlen);
+/* When the context's own certificate expires, in seconds since the epoch (0: none, or
+ * unreadable). Any thread. */
+int64_t ll_tls_ctx_not_after(ll_tls_ctx *ctx);
 
 /*
  * Wrap a connected non-blocking socket. Client side: servername is the name (or IP

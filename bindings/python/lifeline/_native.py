@@ -188,6 +188,7 @@ class sdk_session_event(Structure):
         ("session", c_uint64),
         ("cause", c_int),  # sdk_cause
         ("peer_addr", c_char_p),
+        ("detail", c_char_p),  # 0.2: server events (TLS reload)
     ]
 
 
