@@ -76,11 +76,11 @@ static enum MHD_Result serve_health(struct MHD_Connection *c, const http_target 
 typedef int (*session_cmp)(const void *, const void *);
 
 #define CMP(a, b) (((a) > (b)) - ((a) < (b)))
-#define SESSION_CMP(fname, expr)                              \
-    static int fname(const void *pa, const void *pb)          \
-    {                                                         \
-        const sdk_session_info *a = pa, *b = pb;              \
-        int by = (expr);                                      \
+#define SESSION_CMP(fname, expr)                               \
+    static int fname(const void *pa, const void *pb)           \
+    {                                                          \
+        const sdk_session_info *a = pa, *b = pb;               \
+        int by = (expr);                                       \
         return by ? by : CMP(a->id, b->id); /* stable pages */ \
     }
 
@@ -97,8 +97,9 @@ SESSION_CMP(by_connections, CMP(b->connections, a->connections))
 static const struct {
     const char *name;
     session_cmp cmp;
-} sorts[] = {{"id", by_id},         {"start", by_start},     {"rtt", by_rtt},           {"idle", by_idle},
-             {"queued", by_queued}, {"unacked", by_unacked}, {"received", by_received}, {"connections", by_connections}};
+} sorts[] = {
+    {"id", by_id},         {"start", by_start},     {"rtt", by_rtt},           {"idle", by_idle},
+    {"queued", by_queued}, {"unacked", by_unacked}, {"received", by_received}, {"connections", by_connections}};
 
 static session_cmp find_sort(const char *name)
 {

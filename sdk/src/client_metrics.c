@@ -11,7 +11,10 @@ typedef struct stat_field {
     size_t offset;
 } stat_field;
 
-#define STAT(name, field, help) {"lifeline_client_" name, help, offsetof(sdk_stats, field)}
+#define STAT(name, field, help)                                   \
+    {                                                             \
+        "lifeline_client_" name, help, offsetof(sdk_stats, field) \
+    }
 
 static const stat_field counters[] = {
     STAT("connects_total", connects, "Sessions established, the first one included."),

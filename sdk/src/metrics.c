@@ -6,8 +6,8 @@
 #include <stdlib.h>
 
 /* From half a millisecond (loopback) to ten seconds (a satellite link under load). */
-const uint64_t ll_rtt_bucket_bounds_us[LL_RTT_BUCKETS - 1] = {500,    1000,    2500,    5000,    10000,  25000,
-                                                               50000, 100000, 250000, 1000000, 10000000};
+const uint64_t ll_rtt_bucket_bounds_us[LL_RTT_BUCKETS - 1] = {500,   1000,   2500,   5000,    10000,   25000,
+                                                              50000, 100000, 250000, 1000000, 10000000};
 
 void ll_histogram_observe(ll_histogram *h, uint64_t us)
 {

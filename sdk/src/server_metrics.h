@@ -46,7 +46,7 @@ typedef struct ll_server_metrics {
     ll_counter tls_reloads_ok, tls_reloads_failed;
     ll_counter cert_not_after_s; /* gauge: of the certificate in use (0: unknown) */
     ll_histogram rtt;            /* the round trips clients report in their pings */
-    ll_stream_totals retired; /* under the server's mutex: what sessions that ended counted */
+    ll_stream_totals retired;    /* under the server's mutex: what sessions that ended counted */
 } ll_server_metrics;
 
 /* Under the server's mutex: s is about to be freed; keep what it counted. */

@@ -17,7 +17,7 @@ class Server:
 
     def __init__(self, certs, *args):
         cmd = [os.path.join(BIN, "lifeline-server"), "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", *args]
-        if not any(a in ("--cert", "--dev-certs") for a in args):
+        if certs is not None:
             cmd += ["--dev-certs", certs]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         timer = threading.Timer(START_TIMEOUT, self.proc.kill)  # a hung start fails the test
