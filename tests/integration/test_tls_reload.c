@@ -175,7 +175,9 @@ static void test_new_ca_mid_stream(void **state)
 static void expect_failure(fixture *f, const char *why_part, double failures)
 {
     char why[256] = "";
-    size_t from = f->sev.n;
+    pthread_mutex_lock(&f->sev.mu);
+    size_t from = f->sev.n; /* only events after this reload */
+    pthread_mutex_unlock(&f->sev.mu);
     assert_int_equal(sdk_server_reload_tls(f->hs.srv, why, sizeof(why)), SDK_ETLS);
     if (!strstr(why, why_part)) {
         fail_msg("reload failed with \"%s\", wanted \"%s\" in it", why, why_part);
