@@ -54,6 +54,10 @@ static void usage(FILE *out)
             "                           (a PORT alone listens on 127.0.0.1; port 0 picks one)\n"
             "  --log-level LEVEL        debug, info (default: a line per event), warn or error\n"
             "  --log-format text|json   one line per event on stderr, as text (default) or JSON\n"
+            "  --max-connections N      refuse new connections beyond N open ones (default 20000)\n"
+            "  --max-handshakes N       refuse new connections while N TLS handshakes are under way (default 1000)\n"
+            "  --connect-rate N         new connections per second from one address (default 200; off: no limit)\n"
+            "  --connect-burst N        ...in bursts of up to N (default 1000)\n"
             "Prints 'listening on HOST:PORT' when ready (then 'metrics on HOST:PORT' with --metrics);\n"
             "SIGUSR1 prints the liveness view once; SIGHUP reloads the certificate, key and client CA;\n"
             "stops on SIGINT or SIGTERM.\n");
@@ -87,6 +91,10 @@ enum {
     METRICS,
     LOG_LEVEL,
     LOG_FORMAT,
+    MAX_CONNECTIONS,
+    MAX_HANDSHAKES,
+    CONNECT_RATE,
+    CONNECT_BURST,
     HELP
 };
 static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN},
@@ -104,12 +112,22 @@ static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN
                                       {"metrics", required_argument, NULL, METRICS},
                                       {"log-level", required_argument, NULL, LOG_LEVEL},
                                       {"log-format", required_argument, NULL, LOG_FORMAT},
+                                      {"max-connections", required_argument, NULL, MAX_CONNECTIONS},
+                                      {"max-handshakes", required_argument, NULL, MAX_HANDSHAKES},
+                                      {"connect-rate", required_argument, NULL, CONNECT_RATE},
+                                      {"connect-burst", required_argument, NULL, CONNECT_BURST},
                                       {NULL, 0, NULL, 0}};
 
 static void bad_value(const char *flag, const char *want, const char *text)
 {
     fprintf(stderr, "lifeline-server: %s wants %s, not '%s'\n", flag, want, text);
     exit(64);
+}
+
+/* An admission limit: a positive number, or "off". */
+static uint32_t limit(const char *flag, const char *text)
+{
+    return strcmp(text, "off") == 0 ? SDK_UNLIMITED : (uint32_t)number(flag, text, 1, 1L << 30);
 }
 
 /* The operator's options: --metrics, --log-level, --log-format. */
@@ -174,6 +192,18 @@ static void parse(int argc, char **argv, options *o)
         case LOG_LEVEL:
         case LOG_FORMAT:
             parse_ops_option(opt, optarg, o);
+            break;
+        case MAX_CONNECTIONS:
+            o->cfg.max_connections = limit("--max-connections", optarg);
+            break;
+        case MAX_HANDSHAKES:
+            o->cfg.max_handshakes = limit("--max-handshakes", optarg);
+            break;
+        case CONNECT_RATE:
+            o->cfg.connect_rate_per_address = limit("--connect-rate", optarg);
+            break;
+        case CONNECT_BURST:
+            o->cfg.connect_burst_per_address = limit("--connect-burst", optarg);
             break;
         case HELP:
         case 'h':
@@ -259,6 +289,8 @@ static log_level event_level(const sdk_session_event *ev)
     switch (ev->type) {
     case SDK_SERVER_TLS_RELOAD_FAILED:
         return LOG_ERROR;
+    case SDK_SERVER_CONNECTIONS_REFUSED:
+        return LOG_WARN;
     case SDK_SESSION_DETACHED:
         return ev->cause == SDK_CAUSE_PROTOCOL_ERROR || ev->cause == SDK_CAUSE_OUTPUT_OVERFLOW ? LOG_WARN : LOG_INFO;
     default:

@@ -26,8 +26,8 @@ const char *sdk_cause_name(int cause)
 
 const char *sdk_session_event_name(int type)
 {
-    static const char *const names[] = {"opened", "resumed",      "detached",         "expired",
-                                        "closed", "tls_reloaded", "tls_reload_failed"};
+    static const char *const names[] = {"opened", "resumed",      "detached",          "expired",
+                                        "closed", "tls_reloaded", "tls_reload_failed", "connections_refused"};
     return LL_ENUM_NAME(names, type);
 }
 
@@ -50,6 +50,10 @@ static const sdk_server_config server_defaults = {
     .window_messages = 16384,
     .window_bytes = 16u * 1024 * 1024,
     .max_output_bytes = 4u * 1024 * 1024,
+    .max_connections = 20000,
+    .max_handshakes = 1000,
+    .connect_rate_per_address = 200,
+    .connect_burst_per_address = 1000,
 };
 
 static const ll_config_layout server_layout =
@@ -109,6 +113,7 @@ static void server_free(sdk_server *srv)
     ll_timers_free(&srv->timers);
     ll_timers_free(&srv->ttls);
     free(srv->events);
+    free(srv->admit.rates);
     ll_tls_ctx_free(srv->tls);
     int fds[] = {srv->listen_fd, srv->wake_fd, srv->poll_fd};
     for (size_t i = 0; i < 3; i++) {

@@ -13,6 +13,7 @@
 #include "lifeline/store.h"
 #include "link.h"
 #include "msgq.h"
+#include "server_admit.h"
 #include "server_metrics.h"
 #include "session.h"
 #include "store.h"
@@ -109,6 +110,7 @@ struct sdk_server {
     bool reload_pending;
     bool reload_ok;
     char reload_detail[256];
+    ll_admit admit; /* I/O thread only */
 };
 
 #define LL_SERVER_CLOSING_MS     1000 /* how long a closing connection may take to flush */
@@ -140,7 +142,7 @@ int ll_server_fill_output(srv_conn *conn);
 /* Under mu: an event to report once mu is released (ll_server_report_events, without mu). */
 void ll_server_queue_event(sdk_server *srv, sdk_session_event_type type, const srv_session *ss, sdk_cause cause);
 /* I/O thread: an event about the server rather than a session (session 0), with detail. */
-void ll_server_queue_detail_event(sdk_server *srv, sdk_session_event_type type, const char *detail);
+void ll_server_queue_detail_event(sdk_server *srv, sdk_session_event_type type, const char *peer, const char *detail);
 void ll_server_report_events(sdk_server *srv);
 /* Under mu: forget a session for good: remove it from the store and free it. */
 void ll_server_end_session(sdk_server *srv, srv_session *ss, sdk_session_event_type type, sdk_cause cause);

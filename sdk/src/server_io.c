@@ -355,6 +355,10 @@ static void accept_clients(sdk_server *srv)
         if (rc != 0) {
             return;
         }
+        if (!ll_server_admit(srv, peer, ll_now_ms())) {
+            ll_net_abort(fd); /* before any TLS work */
+            continue;
+        }
         srv_conn *conn = new_conn(srv, fd, peer);
         if (!conn) {
             continue;

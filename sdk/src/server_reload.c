@@ -75,7 +75,7 @@ void ll_server_reload_event_locked(sdk_server *srv)
 {
     if (srv->reload_pending) {
         srv->reload_pending = false;
-        ll_server_queue_detail_event(srv, srv->reload_ok ? SDK_SERVER_TLS_RELOADED : SDK_SERVER_TLS_RELOAD_FAILED,
+        ll_server_queue_detail_event(srv, srv->reload_ok ? SDK_SERVER_TLS_RELOADED : SDK_SERVER_TLS_RELOAD_FAILED, NULL,
                                      srv->reload_detail);
     }
 }

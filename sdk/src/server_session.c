@@ -54,11 +54,12 @@ void ll_server_queue_event(sdk_server *srv, sdk_session_event_type type, const s
     }
 }
 
-void ll_server_queue_detail_event(sdk_server *srv, sdk_session_event_type type, const char *detail)
+void ll_server_queue_detail_event(sdk_server *srv, sdk_session_event_type type, const char *peer, const char *detail)
 {
     srv_event *e = push_event(srv);
     if (e) {
         e->type = type;
+        LL_DETAIL(e->peer_addr, sizeof(e->peer_addr), "%s", peer ? peer : "");
         LL_DETAIL(e->detail, sizeof(e->detail), "%s", detail);
     }
 }

@@ -217,6 +217,10 @@ class sdk_server_config(Structure):
         ("on_message", sdk_message_fn),
         # 0.2
         ("store", c_void_p),
+        ("max_connections", c_uint32),
+        ("max_handshakes", c_uint32),
+        ("connect_rate_per_address", c_uint32),
+        ("connect_burst_per_address", c_uint32),
     ]
 
 

@@ -51,12 +51,15 @@ typedef enum sdk_session_event_type {
     SDK_SESSION_EXPIRED,    /* detached past the TTL: freed, undelivered messages dropped */
     SDK_SESSION_CLOSED,     /* ended for good (close_session, server stop) */
     /* 0.2: events of the server itself (session 0, peer_addr "", detail says more) */
-    SDK_SERVER_TLS_RELOADED,     /* sdk_server_reload_tls succeeded: new handshakes use the new files */
-    SDK_SERVER_TLS_RELOAD_FAILED /* it failed (detail: why); the previous context stays in use */
+    SDK_SERVER_TLS_RELOADED,       /* sdk_server_reload_tls succeeded: new handshakes use the new files */
+    SDK_SERVER_TLS_RELOAD_FAILED,  /* it failed (detail: why); the previous context stays in use */
+    SDK_SERVER_CONNECTIONS_REFUSED /* admission control refused new connections (detail: how many,
+                                      which limit; peer_addr: the last one) */
 } sdk_session_event_type;
 
 /* sdk_session_event_name: "opened", "resumed", "detached", "expired", "closed",
- * "tls_reloaded", "tls_reload_failed", or "unknown" (static string). Any thread. */
+ * "tls_reloaded", "tls_reload_failed", "connections_refused", or "unknown" (static string).
+ * Any thread. */
 SDK_API const char *sdk_session_event_name(int type);
 
 typedef struct sdk_session_event {
@@ -102,7 +105,19 @@ typedef struct sdk_server_config {
     struct sdk_store *store; /* sessions outlive the process in this store (lifeline/store.h:
                                 sdk_store_open, and "handover" there); NULL: in memory only.
                                 The caller's: close it after sdk_server_destroy */
+    /* Admission control: a new connection over one of these limits is closed as soon as it
+     * is accepted, before any TLS work, counted (lifeline_connections_refused_total{reason})
+     * and reported (SDK_SERVER_CONNECTIONS_REFUSED, at most once a second per limit), while
+     * established clients carry on. SDK_UNLIMITED lifts a limit. */
+    uint32_t max_connections;           /* open connections, handshaking ones included (default 20000) */
+    uint32_t max_handshakes;            /* connections in their TLS handshake at once (default 1000) */
+    uint32_t connect_rate_per_address;  /* new connections per second from one source address, with
+                                          bursts of up to connect_burst_per_address (default 200) */
+    uint32_t connect_burst_per_address; /* (default 1000) */
 } sdk_server_config;
+
+/* A limit of sdk_server_config that does not apply. */
+#define SDK_UNLIMITED UINT32_MAX
 
 /* sdk_server_config_init(cfg): a macro passing the size of the caller's struct, as
  * sdk_config_init: it calls sdk_server_config_init_sized(cfg, sizeof(*(cfg))). */
