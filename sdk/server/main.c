@@ -57,7 +57,7 @@ static void usage(FILE *out)
             "  --max-connections N      refuse new connections beyond N open ones (default 20000)\n"
             "  --max-handshakes N       refuse new connections while N TLS handshakes are under way (default 1000)\n"
             "  --connect-rate N         new connections per second from one address (default 200; off: no limit)\n"
-            "  --connect-burst N        ...in bursts of up to N (default 1000)\n"
+            "  --connect-burst N        ...in bursts of up to N (default 400)\n"
             "Prints 'listening on HOST:PORT' when ready (then 'metrics on HOST:PORT' with --metrics);\n"
             "SIGUSR1 prints the liveness view once; SIGHUP reloads the certificate, key and client CA;\n"
             "stops on SIGINT or SIGTERM.\n");

@@ -53,7 +53,7 @@ static const sdk_server_config server_defaults = {
     .max_connections = 20000,
     .max_handshakes = 1000,
     .connect_rate_per_address = 200,
-    .connect_burst_per_address = 1000,
+    .connect_burst_per_address = 400,
 };
 
 static const ll_config_layout server_layout =

@@ -14,6 +14,10 @@
 #include <stdint.h>
 
 #define LL_ADMIT_REPORT_MS 1000 /* at most one event per limit this often */
+/* At max_handshakes, a handshake this old is taken for stalled (a real one takes a few round
+ * trips) and dropped to make room, so that a slowloris cannot hold every slot until the
+ * handshake timeout; only when every handshake is younger is the new connection refused. */
+#define LL_ADMIT_STALLED_MS 500
 
 typedef struct ll_admit {
     ll_rate_table *rates; /* allocated at the first connection (I/O thread only) */
@@ -22,7 +26,11 @@ typedef struct ll_admit {
 } ll_admit;
 
 struct sdk_server;
+struct srv_conn;
 /* I/O thread: whether the connection just accepted from peer ("ip:port") may stay. */
 bool ll_server_admit(struct sdk_server *srv, const char *peer, uint64_t now_ms);
+/* I/O thread: conn starts its handshake (the newest), or ends it. */
+void ll_server_admit_track(struct sdk_server *srv, struct srv_conn *conn);
+void ll_server_admit_untrack(struct sdk_server *srv, struct srv_conn *conn);
 
 #endif

@@ -40,6 +40,9 @@ typedef struct srv_conn {
     /* metrics (server_metrics.c): counted in handshakes_in_progress; pings already in rtt */
     bool handshaking;
     uint64_t pings_counted;
+    /* admission (server_admit.c): while handshaking, in accept order */
+    uint64_t accepted_ms;
+    struct srv_conn *hs_prev, *hs_next;
     struct srv_conn *next_flush;
     struct srv_conn *prev, *next; /* every connection, for stop */
     char peer_addr[64];
@@ -110,7 +113,8 @@ struct sdk_server {
     bool reload_pending;
     bool reload_ok;
     char reload_detail[256];
-    ll_admit admit; /* I/O thread only */
+    ll_admit admit;                  /* I/O thread only */
+    srv_conn *hs_oldest, *hs_newest; /* handshaking connections, oldest first (I/O thread only) */
 };
 
 #define LL_SERVER_CLOSING_MS     1000 /* how long a closing connection may take to flush */

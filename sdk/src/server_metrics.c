@@ -38,6 +38,7 @@ void ll_server_metrics_conn_opened(sdk_server *srv, srv_conn *conn)
     ll_counter_add(&srv->metrics.connections_open, 1);
     ll_counter_add(&srv->metrics.handshakes_in_progress, 1);
     conn->handshaking = true;
+    ll_server_admit_track(srv, conn);
 }
 
 void ll_server_metrics_handshake_done(sdk_server *srv, srv_conn *conn, bool ok)
@@ -46,6 +47,7 @@ void ll_server_metrics_handshake_done(sdk_server *srv, srv_conn *conn, bool ok)
         return;
     }
     conn->handshaking = false;
+    ll_server_admit_untrack(srv, conn);
     ll_server_metrics *m = &srv->metrics;
     ll_counter_sub(&m->handshakes_in_progress, 1);
     if (!ok) {
@@ -147,8 +149,11 @@ static void write_connections(ll_prom *p, const ll_server_metrics *m)
     ll_prom_family(p, "lifeline_handshakes_total", "counter", "Completed TLS handshakes, by kind.");
     ll_prom_labeled(p, "lifeline_handshakes_total", "kind", "full", ll_counter_get(&m->handshakes_full));
     ll_prom_labeled(p, "lifeline_handshakes_total", "kind", "resumed", ll_counter_get(&m->handshakes_resumed));
-    ll_prom_counter(p, "lifeline_handshake_failures_total", "TLS handshakes that failed or timed out.",
+    ll_prom_counter(p, "lifeline_handshake_failures_total", "TLS handshakes that failed, timed out or were evicted.",
                     ll_counter_get(&m->handshakes_failed));
+    ll_prom_counter(p, "lifeline_handshakes_evicted_total",
+                    "Stalled handshakes dropped to make room for a new connection (max_handshakes).",
+                    ll_counter_get(&m->handshakes_evicted));
     ll_prom_counter(p, "lifeline_output_buffer_drops_total",
                     "Connections dropped because the client let output pile up (max_output_bytes).",
                     ll_counter_get(&m->output_drops));

@@ -39,7 +39,7 @@ typedef struct ll_server_metrics {
     ll_counter connections_open; /* gauge: every phase, handshaking included */
     ll_counter refused[LL_REFUSED_REASONS];
     ll_counter handshakes_in_progress; /* gauge */
-    ll_counter handshakes_full, handshakes_resumed, handshakes_failed;
+    ll_counter handshakes_full, handshakes_resumed, handshakes_failed, handshakes_evicted;
     ll_counter session_events[LL_SESSION_EVENTS];
     ll_counter detaches[LL_CAUSES];
     ll_counter output_drops;

@@ -110,10 +110,11 @@ typedef struct sdk_server_config {
      * and reported (SDK_SERVER_CONNECTIONS_REFUSED, at most once a second per limit), while
      * established clients carry on. SDK_UNLIMITED lifts a limit. */
     uint32_t max_connections;           /* open connections, handshaking ones included (default 20000) */
-    uint32_t max_handshakes;            /* connections in their TLS handshake at once (default 1000) */
+    uint32_t max_handshakes;            /* connections in their TLS handshake at once (default 1000); at the
+                                           limit one stalled over 500 ms is dropped to make room */
     uint32_t connect_rate_per_address;  /* new connections per second from one source address, with
                                           bursts of up to connect_burst_per_address (default 200) */
-    uint32_t connect_burst_per_address; /* (default 1000) */
+    uint32_t connect_burst_per_address; /* (default 400) */
 } sdk_server_config;
 
 /* A limit of sdk_server_config that does not apply. */
