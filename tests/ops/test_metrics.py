@@ -8,7 +8,7 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import BIN
+from conftest import BIN, Server
 
 CLIENTS = 4
 BATCHES = 10
@@ -129,3 +129,20 @@ def test_live_sessions_in_metrics_and_sessions_view(server, tmpdir_path):
 
 def test_healthz(server):
     assert server.get("/healthz") == (200, "ok\n")
+
+
+def test_json_log_lines(tmpdir_path):
+    server = Server(os.path.join(tmpdir_path, "certs"), "--log-format", "json")
+    try:
+        p = subprocess.run([os.path.join(BIN, "lifeline-cat"), "--connect", f"127.0.0.1:{server.port}", "--ca",
+                            os.path.join(tmpdir_path, "certs", "ca.pem"), "--expect", "1"],
+                           input="hi\n", capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0
+        line = server.wait_log(lambda l: "session_closed" in l)
+        entry = json.loads(line)
+        assert entry["level"] == "info" and entry["event"] == "session_closed"
+        assert entry["cause"] == "clean_close" and entry["peer"].startswith("127.0.0.1:")
+        opened = json.loads(server.wait_log(lambda l: "session_opened" in l))
+        assert opened["session"] == entry["session"] and "ts" in opened
+    finally:
+        assert server.stop() == 0
