@@ -130,10 +130,18 @@ static uint32_t limit(const char *flag, const char *text)
     return strcmp(text, "off") == 0 ? SDK_UNLIMITED : (uint32_t)number(flag, text, 1, 1L << 30);
 }
 
-/* The operator's options: --metrics, --log-level, --log-format. */
+/* The operator's options: --metrics, --log-level, --log-format and the admission limits. */
 static void parse_ops_option(int opt, const char *arg, options *o)
 {
-    if (opt == METRICS) {
+    if (opt == MAX_CONNECTIONS) {
+        o->cfg.max_connections = limit("--max-connections", arg);
+    } else if (opt == MAX_HANDSHAKES) {
+        o->cfg.max_handshakes = limit("--max-handshakes", arg);
+    } else if (opt == CONNECT_RATE) {
+        o->cfg.connect_rate_per_address = limit("--connect-rate", arg);
+    } else if (opt == CONNECT_BURST) {
+        o->cfg.connect_burst_per_address = limit("--connect-burst", arg);
+    } else if (opt == METRICS) {
         bool port_only = *arg && strspn(arg, "0123456789") == strlen(arg);
         snprintf(o->metrics_addr, sizeof(o->metrics_addr), port_only ? "127.0.0.1:%s" : "%s", arg);
         o->metrics = o->metrics_addr;
@@ -177,10 +185,8 @@ static void parse(int argc, char **argv, options *o)
             o->cfg.session_ttl_ms = (int)number("--session-ttl-ms", optarg, 0, 86400000L);
             break;
         case ECHO:
-            o->sink = false;
-            break;
         case SINK:
-            o->sink = true;
+            o->sink = opt == SINK;
             break;
         case SESSIONS_EVERY:
             o->sessions_every_ms = number("--sessions-every-ms", optarg, 1, 86400000L);
@@ -191,19 +197,11 @@ static void parse(int argc, char **argv, options *o)
         case METRICS:
         case LOG_LEVEL:
         case LOG_FORMAT:
-            parse_ops_option(opt, optarg, o);
-            break;
         case MAX_CONNECTIONS:
-            o->cfg.max_connections = limit("--max-connections", optarg);
-            break;
         case MAX_HANDSHAKES:
-            o->cfg.max_handshakes = limit("--max-handshakes", optarg);
-            break;
         case CONNECT_RATE:
-            o->cfg.connect_rate_per_address = limit("--connect-rate", optarg);
-            break;
         case CONNECT_BURST:
-            o->cfg.connect_burst_per_address = limit("--connect-burst", optarg);
+            parse_ops_option(opt, optarg, o);
             break;
         case HELP:
         case 'h':
