@@ -2,8 +2,15 @@
 #include <lifeline/server.h>
 #include <lifeline/store.h>
 
+#include "json.h"
+#include "log.h"
+#ifdef LIFELINE_HAVE_HTTP
+#include "http.h"
+#endif
+
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,6 +29,10 @@ typedef struct options {
     bool sink;
     int log_fd;             /* --log-messages: one line per message taken; -1: none */
     long sessions_every_ms; /* 0: only on SIGUSR1 */
+    const char *metrics;    /* --metrics HOST:PORT, or NULL */
+    char metrics_addr[300]; /* --metrics PORT alone: on loopback */
+    log_level log_min;
+    bool log_json;
     char cert[4096], key[4096];
 } options;
 
@@ -51,7 +62,16 @@ static void usage(FILE *out)
             "  --echo                   send every message back to its sender (default)\n"
             "  --sink                   acknowledge and drop every message\n"
             "  --sessions-every-ms N    print the liveness view of every session as a JSON line on stderr every N ms\n"
-            "Prints 'listening on HOST:PORT' when ready; SIGUSR1 prints the liveness view once;\n"
+            "  --metrics HOST:PORT      serve /metrics (Prometheus), /sessions and /healthz over HTTP there\n"
+            "                           (a PORT alone listens on 127.0.0.1; port 0 picks one)\n"
+            "  --log-level LEVEL        debug, info (default: a line per event), warn or error\n"
+            "  --log-format text|json   one line per event on stderr, as text (default) or JSON\n"
+            "  --max-connections N      refuse new connections beyond N open ones (default 20000)\n"
+            "  --max-handshakes N       refuse new connections while N TLS handshakes are under way (default 1000)\n"
+            "  --connect-rate N         new connections per second from one address (default 200; off: no limit)\n"
+            "  --connect-burst N        ...in bursts of up to N (default 400)\n"
+            "Prints 'listening on HOST:PORT' when ready (then 'metrics on HOST:PORT' with --metrics);\n"
+            "SIGUSR1 prints the liveness view once; SIGHUP reloads the certificate, key and client CA;\n"
             "stops on SIGINT or SIGTERM.\n");
 }
 
@@ -82,9 +102,16 @@ enum {
     STORE,
     STORE_SYNC,
     LOG_MESSAGES,
-    HELP,
     TICKET_ROTATION,
-    TICKET_KEYS
+    TICKET_KEYS,
+    METRICS,
+    LOG_LEVEL,
+    LOG_FORMAT,
+    MAX_CONNECTIONS,
+    MAX_HANDSHAKES,
+    CONNECT_RATE,
+    CONNECT_BURST,
+    HELP
 };
 static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN},
                                       {"cert", required_argument, NULL, CERT},
@@ -102,6 +129,13 @@ static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN
                                       {"log-messages", required_argument, NULL, LOG_MESSAGES},
                                       {"ticket-rotation-s", required_argument, NULL, TICKET_ROTATION},
                                       {"ticket-keys", required_argument, NULL, TICKET_KEYS},
+                                      {"metrics", required_argument, NULL, METRICS},
+                                      {"log-level", required_argument, NULL, LOG_LEVEL},
+                                      {"log-format", required_argument, NULL, LOG_FORMAT},
+                                      {"max-connections", required_argument, NULL, MAX_CONNECTIONS},
+                                      {"max-handshakes", required_argument, NULL, MAX_HANDSHAKES},
+                                      {"connect-rate", required_argument, NULL, CONNECT_RATE},
+                                      {"connect-burst", required_argument, NULL, CONNECT_BURST},
                                       {NULL, 0, NULL, 0}};
 
 /* --store-sync MODE: always also means manual acks, so that an echo is acknowledged only
@@ -125,9 +159,48 @@ static void open_log(options *o, const char *path)
     }
 }
 
+static void bad_value(const char *flag, const char *want, const char *text)
+{
+    fprintf(stderr, "lifeline-server: %s wants %s, not '%s'\n", flag, want, text);
+    exit(64);
+}
+
+/* An admission limit: a positive number, or "off". */
+static uint32_t limit(const char *flag, const char *text)
+{
+    return strcmp(text, "off") == 0 ? SDK_UNLIMITED : (uint32_t)number(flag, text, 1, 1L << 30);
+}
+
+/* The operator's options: --metrics, --log-level, --log-format and the admission limits. */
+static void parse_ops_option(int opt, const char *arg, options *o)
+{
+    if (opt == MAX_CONNECTIONS) {
+        o->cfg.max_connections = limit("--max-connections", arg);
+    } else if (opt == MAX_HANDSHAKES) {
+        o->cfg.max_handshakes = limit("--max-handshakes", arg);
+    } else if (opt == CONNECT_RATE) {
+        o->cfg.connect_rate_per_address = limit("--connect-rate", arg);
+    } else if (opt == CONNECT_BURST) {
+        o->cfg.connect_burst_per_address = limit("--connect-burst", arg);
+    } else if (opt == METRICS) {
+        bool port_only = *arg && strspn(arg, "0123456789") == strlen(arg);
+        snprintf(o->metrics_addr, sizeof(o->metrics_addr), port_only ? "127.0.0.1:%s" : "%s", arg);
+        o->metrics = o->metrics_addr;
+    } else if (opt == LOG_LEVEL) {
+        if (!log_parse_level(arg, &o->log_min)) {
+            bad_value("--log-level", "debug, info, warn or error", arg);
+        }
+    } else if (strcmp(arg, "json") == 0 || strcmp(arg, "text") == 0) {
+        o->log_json = strcmp(arg, "json") == 0;
+    } else {
+        bad_value("--log-format", "text or json", arg);
+    }
+}
+
 static void parse(int argc, char **argv, options *o)
 {
     sdk_server_config_init(&o->cfg);
+    o->log_min = LOG_INFO;
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
         switch (opt) {
@@ -153,10 +226,8 @@ static void parse(int argc, char **argv, options *o)
             o->cfg.session_ttl_ms = (int)number("--session-ttl-ms", optarg, 0, 86400000L);
             break;
         case ECHO:
-            o->sink = false;
-            break;
         case SINK:
-            o->sink = true;
+            o->sink = opt == SINK;
             break;
         case SESSIONS_EVERY:
             o->sessions_every_ms = number("--sessions-every-ms", optarg, 1, 86400000L);
@@ -175,6 +246,15 @@ static void parse(int argc, char **argv, options *o)
             break;
         case TICKET_KEYS:
             o->cfg.ticket_keys_live = (uint32_t)number("--ticket-keys", optarg, 2, 8);
+            break;
+        case METRICS:
+        case LOG_LEVEL:
+        case LOG_FORMAT:
+        case MAX_CONNECTIONS:
+        case MAX_HANDSHAKES:
+        case CONNECT_RATE:
+        case CONNECT_BURST:
+            parse_ops_option(opt, optarg, o);
             break;
         case HELP:
         case 'h':
@@ -252,23 +332,6 @@ static void *serve(void *arg)
     return NULL;
 }
 
-/* A JSON string: quotes and control characters escaped. */
-static void put_json_string(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
-            fprintf(out, "\\%c", ch);
-        } else if (ch < 0x20) {
-            fprintf(out, "\\u%04x", ch);
-        } else {
-            fputc(ch, out);
-        }
-    }
-    fputc('"', out);
-}
-
 /* The liveness view: one JSON object per line on stderr, every session in it. */
 static void print_sessions(sdk_server *srv)
 {
@@ -283,20 +346,8 @@ static void print_sessions(sdk_server *srv)
     clock_gettime(CLOCK_REALTIME, &now);
     fprintf(out, "{\"ts_ms\":%lld,\"sessions\":[", (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
     for (size_t i = 0; i < n; i++) {
-        const sdk_session_info *s = &info[i];
-        fprintf(out, "%s{\"id\":\"%016llx\",\"state\":\"%s\",\"peer\":", i ? "," : "", (unsigned long long)s->id,
-                s->state == SDK_SESSION_STATE_CONNECTED ? "connected" : "detached");
-        put_json_string(out, s->peer_addr);
-        fprintf(out, ",\"identity\":");
-        put_json_string(out, s->peer_identity);
-        fprintf(out,
-                ",\"connected_since_ms\":%llu,\"last_heard_ms\":%llu,\"rtt_smoothed_us\":%llu,"
-                "\"missed_heartbeats\":%u,\"last_cause\":\"%s\",\"queued\":%llu,\"unacked\":%llu,"
-                "\"received\":%llu,\"connections\":%llu}",
-                (unsigned long long)s->connected_since_ms, (unsigned long long)s->last_heard_ms,
-                (unsigned long long)s->rtt_smoothed_us, s->missed_heartbeats, sdk_cause_name(s->last_cause),
-                (unsigned long long)s->queued, (unsigned long long)s->unacked, (unsigned long long)s->received,
-                (unsigned long long)s->connections);
+        fputs(i ? "," : "", out);
+        json_session(out, &info[i]);
     }
     fprintf(out, "]}\n");
     fflush(out);
@@ -304,7 +355,48 @@ static void print_sessions(sdk_server *srv)
     sdk_sessions_free(info);
 }
 
-/* Until SIGINT/SIGTERM: print the liveness view on SIGUSR1 and every sessions_every_ms. */
+/* How bad a session or server event is, for the log. */
+static log_level event_level(const sdk_session_event *ev)
+{
+    switch (ev->type) {
+    case SDK_SERVER_TLS_RELOAD_FAILED:
+        return LOG_ERROR;
+    case SDK_SERVER_CONNECTIONS_REFUSED:
+        return LOG_WARN;
+    case SDK_SESSION_DETACHED:
+        return ev->cause == SDK_CAUSE_PROTOCOL_ERROR || ev->cause == SDK_CAUSE_OUTPUT_OVERFLOW ? LOG_WARN : LOG_INFO;
+    default:
+        return LOG_INFO;
+    }
+}
+
+/* on_event: one log line per event (on the server's I/O thread: it only formats a line). */
+static void log_server_event(const sdk_session_event *ev, void *user)
+{
+    (void)user;
+    log_level level = event_level(ev);
+    if (!log_enabled(level)) {
+        return;
+    }
+    char name[40], session[20];
+    snprintf(name, sizeof(name), "%s%s", ev->session ? "session_" : "", sdk_session_event_name((int)ev->type));
+    snprintf(session, sizeof(session), "%016llx", (unsigned long long)ev->session);
+    log_field fields[] = {{"session", ev->session ? session : NULL},
+                          {"peer", ev->peer_addr && *ev->peer_addr ? ev->peer_addr : NULL},
+                          {"cause", ev->cause != SDK_CAUSE_NONE ? sdk_cause_name(ev->cause) : NULL},
+                          {"detail", ev->detail && *ev->detail ? ev->detail : NULL}};
+    log_event(level, name, fields, sizeof(fields) / sizeof(fields[0]));
+}
+
+/* SIGHUP: the certificate, key and client CA again; the outcome is logged by its event. */
+static void reload_tls(sdk_server *srv)
+{
+    char why[256];
+    (void)sdk_server_reload_tls(srv, why, sizeof(why));
+}
+
+/* Until SIGINT/SIGTERM: print the liveness view on SIGUSR1 and every sessions_every_ms;
+ * reload TLS on SIGHUP. */
 static void wait_for_stop(sdk_server *srv, const sigset_t *signals, long every_ms)
 {
     for (;;) {
@@ -313,18 +405,20 @@ static void wait_for_stop(sdk_server *srv, const sigset_t *signals, long every_m
         if (sig == SIGINT || sig == SIGTERM) {
             return;
         }
-        if (sig == SIGUSR1 || (sig < 0 && errno == EAGAIN)) {
+        if (sig == SIGHUP) {
+            reload_tls(srv);
+        } else if (sig == SIGUSR1 || (sig < 0 && errno == EAGAIN)) {
             print_sessions(srv);
         }
     }
 }
 
-/* The bound address as users will type it: the --listen host with the real port. */
-static void print_listening(const char *listen, uint16_t port)
+/* A bound address as users will type it: the address given, with the real port. */
+static void print_bound(const char *what, const char *address, uint16_t port)
 {
-    const char *colon = strrchr(listen, ':');
-    int host_len = colon ? (int)(colon - listen) : (int)strlen(listen);
-    printf("listening on %.*s:%u\n", host_len, listen, (unsigned)port);
+    const char *colon = strrchr(address, ':');
+    int host_len = colon ? (int)(colon - address) : (int)strlen(address);
+    printf("%s %.*s:%u\n", what, host_len, address, (unsigned)port);
     fflush(stdout);
 }
 
@@ -337,6 +431,7 @@ static int start(const options *o, sdk_store **store, sdk_server **srv)
         what = "start";
         sdk_server_config cfg = o->cfg;
         cfg.store = *store;
+        cfg.on_event = log_server_event;
         rc = sdk_server_start(&cfg, srv);
     }
     char keys[320];
@@ -354,10 +449,49 @@ static int start(const options *o, sdk_store **store, sdk_server **srv)
     return 0;
 }
 
+static atomic_bool stopping; /* /healthz answers 503 from then on */
+
+#ifdef LIFELINE_HAVE_HTTP
+/* --metrics: the HTTP endpoint, announced on stdout; NULL without the option. -1 on failure. */
+static int start_http(const options *o, sdk_server *srv, sdk_store *store, http_endpoint **ep)
+{
+    *ep = NULL;
+    if (!o->metrics) {
+        return 0;
+    }
+    char err[256];
+    http_target target = {.srv = srv, .store = store, .stopping = &stopping};
+    if (http_start(o->metrics, &target, ep, err, sizeof(err)) != 0) {
+        fprintf(stderr, "lifeline-server: --metrics %s: %s\n", o->metrics, err);
+        return -1;
+    }
+    print_bound("metrics on", o->metrics, http_port(*ep));
+    return 0;
+}
+#else
+typedef struct http_endpoint http_endpoint;
+static void http_stop(http_endpoint *ep)
+{
+    (void)ep;
+}
+static int start_http(const options *o, sdk_server *srv, sdk_store *store, http_endpoint **ep)
+{
+    (void)srv;
+    (void)store;
+    *ep = NULL;
+    if (o->metrics) {
+        fprintf(stderr, "lifeline-server: --metrics: this build has no HTTP endpoint (libmicrohttpd was not found)\n");
+        return -1;
+    }
+    return 0;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     options o = {.log_fd = -1};
     parse(argc, argv, &o);
+    log_setup(o.log_min, o.log_json);
     if (o.dev_certs && use_dev_certs(&o) != 0) {
         return 1;
     }
@@ -370,21 +504,30 @@ int main(int argc, char **argv)
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGUSR1);
+    sigaddset(&stop_signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL); /* every thread inherits this */
     signal(SIGPIPE, SIG_IGN);
 
     sdk_server *srv = NULL;
     sdk_store *store = NULL;
+    http_endpoint *http = NULL;
     if (start(&o, &store, &srv) != 0) {
         return 1;
     }
-    print_listening(o.cfg.listen, sdk_server_port(srv));
+    print_bound("listening on", o.cfg.listen, sdk_server_port(srv));
+    if (start_http(&o, srv, store, &http) != 0) {
+        sdk_server_destroy(srv);
+        sdk_store_close(store);
+        return 1;
+    }
     worker w = {.srv = srv, .sink = o.sink, .manual_ack = o.cfg.manual_ack, .log_fd = o.log_fd};
     pthread_t thread;
     pthread_create(&thread, NULL, serve, &w);
     wait_for_stop(srv, &stop_signals, o.sessions_every_ms);
+    atomic_store(&stopping, true);
     sdk_server_close(srv);
     pthread_join(thread, NULL);
+    http_stop(http); /* before the server it reads goes */
     sdk_server_destroy(srv);
     sdk_store_close(store); /* after the server: its stop wrote the sessions there */
     return 0;

@@ -11,6 +11,7 @@
 #include "endpoints.h"
 #include "lifeline/sdk.h"
 #include "link.h"
+#include "metrics.h"
 #include "msgq.h"
 #include "session.h"
 #include "tls.h"
@@ -53,6 +54,7 @@ struct sdk_client {
     sdk_stats stats;        /* counters kept here; sdk_get_stats fills the rest */
     size_t endpoint_index;  /* sdk_current_endpoint: the entry in use or tried, as configured */
     char endpoint_addr[64]; /* ... and its address ("" until resolved) */
+    ll_histogram rtt;       /* every answered ping's round trip (sdk_get_metrics) */
 };
 
 /* client_session.c (I/O thread). The hello, from the client's state (takes mu). */

@@ -215,6 +215,9 @@ static int on_data(sdk_client *c, const ll_data_view *d, bool *got)
 static void count_heartbeats(sdk_client *c, ll_link *l)
 {
     const ll_heartbeat *hb = &l->conn.hb;
+    if (hb->answered != l->hb_answered_counted) { /* a pong came: its round trip is the last */
+        ll_histogram_observe(&c->rtt, hb->rtt_last_us);
+    }
     c->stats.heartbeats_sent += hb->sent - l->hb_sent_counted;
     c->stats.heartbeats_answered += hb->answered - l->hb_answered_counted;
     l->hb_sent_counted = hb->sent;

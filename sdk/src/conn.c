@@ -230,6 +230,7 @@ static ll_conn_result on_ready_frame(ll_conn *c, uint64_t now_us, ll_conn_event 
         return on_ack(c, f->ack->seq, ev);
     case LIFELINE__FRAME__KIND_PING:
         c->peer_rtt_us = f->ping->rtt_us;
+        c->pings_received++;
         if (send_pong(c, f->ping) != 0) {
             ll_conn_fail(c, SDK_ENOMEM, "out of memory answering a ping");
             return LL_CONN_FAILED;

@@ -68,6 +68,8 @@ typedef struct ll_conn {
     int err;              /* why it failed: 0 or an sdk_err */
     char detail[256];     /* why it failed, for the application */
     ll_frame cur;         /* behind the last event; released by the next call */
+    /* the peer's pings so far (a new peer_rtt_us each) */
+    uint64_t pings_received;
 } ll_conn;
 
 void ll_conn_init(ll_conn *c, ll_role role, uint32_t max_frame);

@@ -486,6 +486,13 @@ int ll_net_drain(int fd)
     }
 }
 
+void ll_net_abort(int fd)
+{
+    struct linger now = {.l_onoff = 1, .l_linger = 0};
+    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+    close(fd);
+}
+
 void ll_net_shutdown_write(int fd)
 {
     (void)shutdown(fd, SHUT_WR);

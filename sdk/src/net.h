@@ -55,6 +55,9 @@ short ll_net_wait(int fd, short events, int wake_fd, int timeout_ms, bool *woken
 
 /* Shut our side for writing (a lingering close: the peer sees EOF, we keep reading). */
 void ll_net_shutdown_write(int fd);
+/* Close fd at once with a reset (SO_LINGER 0): nothing lingers in the kernel, no TIME_WAIT.
+ * For connections refused before any byte was exchanged. */
+void ll_net_abort(int fd);
 
 /* len random bytes from the kernel (getrandom), retried a bounded number of times on EINTR
  * or a short read. 0, or SDK_EIO. */

@@ -26,7 +26,8 @@ const char *sdk_cause_name(int cause)
 
 const char *sdk_session_event_name(int type)
 {
-    static const char *const names[] = {"opened", "resumed", "detached", "expired", "closed"};
+    static const char *const names[] = {"opened", "resumed",      "detached",          "expired",
+                                        "closed", "tls_reloaded", "tls_reload_failed", "connections_refused"};
     return LL_ENUM_NAME(names, type);
 }
 
@@ -51,6 +52,10 @@ static const sdk_server_config server_defaults = {
     .max_output_bytes = 4u * 1024 * 1024,
     .ticket_key_rotation_ms = 12ull * 3600 * 1000,
     .ticket_keys_live = 3,
+    .max_connections = 20000,
+    .max_handshakes = 1000,
+    .connect_rate_per_address = 200,
+    .connect_burst_per_address = 400,
 };
 
 static const ll_config_layout server_layout =
@@ -111,6 +116,7 @@ static void server_free(sdk_server *srv)
     ll_timers_free(&srv->timers);
     ll_timers_free(&srv->ttls);
     free(srv->events);
+    free(srv->admit.rates);
     ll_tls_ctx_free(srv->tls);
     ll_server_tickets_stop(srv); /* the context's callbacks used its keys */
     int fds[] = {srv->listen_fd, srv->wake_fd, srv->poll_fd};
@@ -141,12 +147,10 @@ static int open_resources(sdk_server *srv, char *why, size_t len)
         LL_DETAIL(why, len, "bad listen address \"%s\" (want HOST:PORT or [IPv6]:PORT)", srv->cfg.listen);
         return SDK_EINVAL;
     }
-    ll_tls_ctx_config tc = {.server = true,
-                            .cert_file = srv->cfg.cert_file,
-                            .key_file = srv->cfg.key_file,
-                            .client_ca_file = srv->cfg.client_ca_file};
+    ll_tls_ctx_config tc = ll_server_tls_config(srv);
     LL_GUARD(ll_tls_ctx_new(&tc, &srv->tls, why, len));
     LL_GUARD(ll_server_tickets_start(srv, why, len));
+    ll_server_note_certificate(srv);
     LL_GUARD(ll_net_listen(host, port, &srv->listen_fd, why, len));
     srv->port = ll_net_local_port(srv->listen_fd);
     LL_GUARD(ll_wake_open(&srv->wake_fd));

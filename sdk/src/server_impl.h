@@ -13,6 +13,8 @@
 #include "lifeline/store.h"
 #include "link.h"
 #include "msgq.h"
+#include "server_admit.h"
+#include "server_metrics.h"
 #include "session.h"
 #include "store.h"
 #include "timer.h"
@@ -36,6 +38,12 @@ typedef struct srv_conn {
     bool tls_failed;    /* the handshake failed: only raw draining is left */
     bool half_closed;   /* closing: our side is shut for writing, draining the peer's */
     bool lingered;      /* stopping: the client has hung up after our close frame */
+    /* metrics (server_metrics.c): counted in handshakes_in_progress; pings already in rtt */
+    bool handshaking;
+    uint64_t pings_counted;
+    /* admission (server_admit.c): while handshaking, in accept order */
+    uint64_t accepted_ms;
+    struct srv_conn *hs_prev, *hs_next;
     struct srv_conn *next_flush;
     struct srv_conn *prev, *next; /* every connection, for stop */
     char peer_addr[64];
@@ -132,6 +140,14 @@ struct sdk_server {
     uint64_t sync_sweep_at;          /* next refresh of live sessions' records (sync always) */
     uint64_t store_failures;         /* writes that failed, for stats */
     struct ll_tk_refresher *tickets; /* with a store: the shared TLS ticket keys */
+    /* Lock-free counters, but for metrics.retired (under mu). */
+    ll_server_metrics metrics;
+    /* Under mu: the last sdk_server_reload_tls, for the I/O thread to report as an event. */
+    bool reload_pending;
+    bool reload_ok;
+    char reload_detail[256];
+    ll_admit admit;                  /* I/O thread only */
+    srv_conn *hs_oldest, *hs_newest; /* handshaking connections, oldest first (I/O thread only) */
 };
 
 #define LL_SERVER_CLOSING_MS     1000 /* how long a closing connection may take to flush */
@@ -162,6 +178,8 @@ int ll_server_fill_output(srv_conn *conn);
 /* server_session.c: sessions and the greeting (I/O thread). */
 /* Under mu: an event to report once mu is released (ll_server_report_events, without mu). */
 void ll_server_queue_event(sdk_server *srv, sdk_session_event_type type, const srv_session *ss, sdk_cause cause);
+/* I/O thread: an event about the server rather than a session (session 0), with detail. */
+void ll_server_queue_detail_event(sdk_server *srv, sdk_session_event_type type, const char *peer, const char *detail);
 void ll_server_report_events(sdk_server *srv);
 /* Under mu: forget a session for good: remove it from the store and free it. */
 void ll_server_end_session(sdk_server *srv, srv_session *ss, sdk_session_event_type type, sdk_cause cause);
@@ -232,6 +250,12 @@ typedef struct ll_welcome_values {
 bool ll_server_peek_stored(sdk_server *srv, uint64_t id, const ll_tls *tls, ll_welcome_values *out);
 /* The configured values checked (0: the default). */
 bool ll_server_tickets_config_ok(const sdk_server_config *cfg);
+/* server_reload.c. I/O thread, under mu: queue the event of a reload, if one is pending. */
+void ll_server_reload_event_locked(sdk_server *srv);
+/* The TLS context's configuration: the configured files. */
+ll_tls_ctx_config ll_server_tls_config(const sdk_server *srv);
+/* After the context was built or rebuilt: its certificate's expiry into the metrics. */
+void ll_server_note_certificate(sdk_server *srv);
 
 /* server_stop.c (I/O thread). */
 /* Refuse new clients and stop reading, so the application can answer what it already took

@@ -42,6 +42,7 @@ void ll_server_drop_conn(sdk_server *srv, srv_conn *conn, sdk_cause cause)
     pthread_mutex_lock(&srv->mu);
     ll_server_detach_locked(srv, conn, cause);
     pthread_mutex_unlock(&srv->mu);
+    ll_server_metrics_conn_closed(srv, conn);
     ll_net_poll_del(srv->poll_fd, conn->link.fd);
     ll_timers_cancel(&srv->timers, &conn->timer);
     if (conn->prev) {
@@ -177,6 +178,7 @@ static int process_input(sdk_server *srv, srv_conn *conn, sdk_cause *cause)
     if (conn->sess) {
         conn->sess->last_rx_ms = conn->link.conn.hb.last_rx_ms;
         conn->sess->rtt_us = conn->link.conn.peer_rtt_us;
+        ll_server_metrics_pings(srv, conn);
     }
     pthread_mutex_unlock(&srv->mu);
     if (got) {
@@ -194,6 +196,7 @@ static int step_handshake(sdk_server *srv, srv_conn *conn)
         rc = ll_tls_handshake(conn->link.tls);
     }
     if (rc == LL_TLS_OK) {
+        ll_server_metrics_handshake_done(srv, conn, true);
         conn->phase = CONN_HELLO;
         ll_tls_peer_subject(conn->link.tls, conn->identity, sizeof(conn->identity));
         return 0;
@@ -275,6 +278,7 @@ static int move_bytes(sdk_server *srv, srv_conn *conn, uint32_t revents, uint64_
      * is not reading (pongs and acks are encoded regardless of the window). */
     if (rc == 0 && ll_buf_size(&conn->link.conn.out) > srv->cfg.max_output_bytes + (size_t)srv->cfg.max_frame) {
         *cause = SDK_CAUSE_OUTPUT_OVERFLOW;
+        ll_counter_add(&srv->metrics.output_drops, 1);
         rc = SDK_EIO;
     }
     return rc;
@@ -290,6 +294,7 @@ static void on_conn_ready(sdk_server *srv, srv_conn *conn, uint32_t revents)
     }
     if (conn->phase == CONN_HANDSHAKE && step_handshake(srv, conn) != 0) {
         /* OpenSSL has written its alert; linger so the client reads it instead of a reset. */
+        ll_server_metrics_handshake_done(srv, conn, false);
         conn->tls_failed = true;
         linger(srv, conn);
         on_closing_ready(srv, conn, revents);
@@ -350,10 +355,15 @@ static void accept_clients(sdk_server *srv)
         if (rc != 0) {
             return;
         }
+        if (!ll_server_admit(srv, peer, ll_now_ms())) {
+            ll_net_abort(fd); /* before any TLS work */
+            continue;
+        }
         srv_conn *conn = new_conn(srv, fd, peer);
         if (!conn) {
             continue;
         }
+        ll_server_metrics_conn_opened(srv, conn);
         conn->next = srv->conns;
         if (srv->conns) {
             srv->conns->prev = conn;
@@ -386,6 +396,7 @@ static bool service_dirty(sdk_server *srv)
     bool stop = srv->stopping;
     srv->wake_pending = false;
     srv->self_wake = false;
+    ll_server_reload_event_locked(srv);
     srv_session *list = srv->dirty;
     srv->dirty = NULL;
     while (list) {

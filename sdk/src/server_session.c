@@ -17,34 +17,59 @@ typedef struct srv_event {
     uint64_t session;
     sdk_cause cause;
     char peer_addr[64];
+    char detail[256];
 } srv_event;
 
 /* ---- events: queued under mu, reported after it is released ---- */
 
-void ll_server_queue_event(sdk_server *srv, sdk_session_event_type type, const srv_session *ss, sdk_cause cause)
+/* A new event at the end of the queue, or NULL (no callback, or out of memory). */
+static srv_event *push_event(sdk_server *srv)
 {
     if (!srv->cfg.on_event) {
-        return;
+        return NULL;
     }
     if (srv->nevents == srv->events_cap) {
         size_t cap = srv->events_cap ? srv->events_cap * 2 : 16;
         srv_event *ev = realloc(srv->events, cap * sizeof(*ev));
         if (!ev) {
-            return; /* an event lost to ENOMEM is better than a stalled server */
+            return NULL; /* an event lost to ENOMEM is better than a stalled server */
         }
         srv->events = ev;
         srv->events_cap = cap;
     }
     srv_event *e = &srv->events[srv->nevents++];
-    *e = (srv_event){.type = type, .session = ss->id, .cause = cause};
-    LL_DETAIL(e->peer_addr, sizeof(e->peer_addr), "%s", ss->peer_addr);
+    memset(e, 0, sizeof(*e));
+    return e;
+}
+
+void ll_server_queue_event(sdk_server *srv, sdk_session_event_type type, const srv_session *ss, sdk_cause cause)
+{
+    ll_server_count_event(&srv->metrics, type, cause); /* every event is counted, reported or not */
+    srv_event *e = push_event(srv);
+    if (e) {
+        e->type = type;
+        e->session = ss->id;
+        e->cause = cause;
+        LL_DETAIL(e->peer_addr, sizeof(e->peer_addr), "%s", ss->peer_addr);
+    }
+}
+
+void ll_server_queue_detail_event(sdk_server *srv, sdk_session_event_type type, const char *peer, const char *detail)
+{
+    srv_event *e = push_event(srv);
+    if (e) {
+        e->type = type;
+        LL_DETAIL(e->peer_addr, sizeof(e->peer_addr), "%s", peer ? peer : "");
+        LL_DETAIL(e->detail, sizeof(e->detail), "%s", detail);
+    }
 }
 
 void ll_server_report_events(sdk_server *srv)
 {
     for (size_t i = 0; i < srv->nevents; i++) {
         srv_event *e = &srv->events[i];
-        sdk_session_event ev = {.type = e->type, .session = e->session, .cause = e->cause, .peer_addr = e->peer_addr};
+        sdk_session_event ev = {
+            .type = e->type, .session = e->session, .cause = e->cause, .peer_addr = e->peer_addr, .detail = e->detail};
         srv->cfg.on_event(&ev, srv->cfg.user);
     }
     srv->nevents = 0;
@@ -76,6 +101,7 @@ void ll_server_end_session(sdk_server *srv, srv_session *ss, sdk_session_event_t
     ll_timers_cancel(&srv->ttls, &ss->ttl);
     ll_server_sync_forget_locked(srv, ss);
     ll_store_del(&srv->sessions, ss->id);
+    ll_server_metrics_retire(&srv->metrics, &ss->s);
     ll_session_free(&ss->s);
     free(ss);
     pthread_cond_broadcast(&srv->send_cv); /* its blocked senders get SDK_ENOTFOUND */

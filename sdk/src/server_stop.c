@@ -74,6 +74,7 @@ static void free_session(void *val, void *arg)
     ll_server_queue_event(srv, SDK_SESSION_CLOSED, ss, SDK_CAUSE_SERVER_STOP);
     ll_timers_cancel(&srv->ttls, &ss->ttl);
     ll_server_sync_forget_locked(srv, ss); /* undelivered: the next owner has them again */
+    ll_server_metrics_retire(&srv->metrics, &ss->s);
     ll_session_free(&ss->s);
     free(ss);
 }

@@ -7,8 +7,10 @@
  * that a failure is explained by its own reason, and the queue is emptied again once the
  * reason has been copied into the connection, so nothing stale reaches the next one.
  *
- * Locking: the only shared mutable state is the client context's saved session, guarded
- * by ll_tls_ctx.lock (a leaf lock: nothing else is taken while holding it).
+ * Locking: the shared mutable state is the client context's saved session and the server
+ * context's SSL_CTX, which ll_tls_ctx_reload replaces; both are guarded by ll_tls_ctx.lock
+ * (a leaf lock: nothing else is taken while holding it). Every SSL holds a reference on the
+ * SSL_CTX it was made from, so a replaced SSL_CTX lives on until its last connection ends.
  */
 #include "tls.h"
 
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -523,10 +526,31 @@ static int setup_server(ll_tls_ctx *ctx, const ll_tls_ctx_config *cfg, char *err
     return 0;
 }
 
+/* A new SSL_CTX for cfg, with the policy and the files applied. */
+static int build_ssl_ctx(const ll_tls_ctx_config *cfg, SSL_CTX **out, char *err, size_t errlen)
+{
+    ll_tls_ctx tmp = {.server = cfg->server}; /* what the setup functions read */
+
+    ERR_clear_error();
+    tmp.ssl_ctx = SSL_CTX_new(cfg->server ? TLS_server_method() : TLS_client_method());
+    if (tmp.ssl_ctx == NULL) {
+        return ctx_failed("create TLS context", NULL, err, errlen);
+    }
+    int rc = apply_policy(&tmp, err, errlen);
+    if (rc == 0) {
+        rc = cfg->server ? setup_server(&tmp, cfg, err, errlen) : setup_client(&tmp, cfg, err, errlen);
+    }
+    if (rc != 0) {
+        SSL_CTX_free(tmp.ssl_ctx);
+        return rc;
+    }
+    *out = tmp.ssl_ctx;
+    return 0;
+}
+
 int ll_tls_ctx_new(const ll_tls_ctx_config *cfg, ll_tls_ctx **out, char *err, size_t errlen)
 {
     ll_tls_ctx *ctx = NULL;
-    int rc = 0;
 
     LL_ENSURE(cfg != NULL && out != NULL, SDK_EINVAL);
     *out = NULL;
@@ -534,23 +558,55 @@ int ll_tls_ctx_new(const ll_tls_ctx_config *cfg, ll_tls_ctx **out, char *err, si
     LL_ENSURE(ctx != NULL, SDK_ENOMEM);
     ctx->server = cfg->server;
     pthread_mutex_init(&ctx->lock, NULL);
-    ERR_clear_error();
-    ctx->ssl_ctx = SSL_CTX_new(cfg->server ? TLS_server_method() : TLS_client_method());
-    if (ctx->ssl_ctx == NULL) {
-        rc = ctx_failed("create TLS context", NULL, err, errlen);
-        goto out;
-    }
-    rc = apply_policy(ctx, err, errlen);
-    if (rc == 0) {
-        rc = cfg->server ? setup_server(ctx, cfg, err, errlen) : setup_client(ctx, cfg, err, errlen);
-    }
-out:
+    int rc = build_ssl_ctx(cfg, &ctx->ssl_ctx, err, errlen);
     if (rc != 0) {
         ll_tls_ctx_free(ctx);
         return rc;
     }
     *out = ctx;
     return 0;
+}
+
+/* The ticket keys of from, into to: tickets issued before a reload still resume after it. */
+static void carry_ticket_keys(SSL_CTX *from, SSL_CTX *to)
+{
+    unsigned char keys[80]; /* name, HMAC secret, AES key: OpenSSL's ticket key block */
+
+    if (SSL_CTX_get_tlsext_ticket_keys(from, keys, sizeof keys) == 1) {
+        (void)SSL_CTX_set_tlsext_ticket_keys(to, keys, sizeof keys);
+    }
+    OPENSSL_cleanse(keys, sizeof keys);
+}
+
+int ll_tls_ctx_reload(ll_tls_ctx *ctx, const ll_tls_ctx_config *cfg, char *err, size_t errlen)
+{
+    SSL_CTX *fresh = NULL;
+
+    LL_ENSURE(ctx != NULL && cfg != NULL && cfg->server == ctx->server, SDK_EINVAL);
+    LL_GUARD(build_ssl_ctx(cfg, &fresh, err, errlen));
+    pthread_mutex_lock(&ctx->lock);
+    SSL_CTX *old = ctx->ssl_ctx;
+    carry_ticket_keys(old, fresh);
+    ctx->ssl_ctx = fresh;
+    pthread_mutex_unlock(&ctx->lock);
+    SSL_CTX_free(old); /* our reference; its connections hold theirs */
+    ERR_clear_error();
+    return 0;
+}
+
+int64_t ll_tls_ctx_not_after(ll_tls_ctx *ctx)
+{
+    int64_t when = 0;
+    struct tm tm;
+
+    pthread_mutex_lock(&ctx->lock);
+    X509 *cert = SSL_CTX_get0_certificate(ctx->ssl_ctx);
+    if (cert != NULL && ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1) {
+        when = (int64_t)timegm(&tm);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    ERR_clear_error();
+    return when;
 }
 
 void ll_tls_ctx_free(ll_tls_ctx *ctx)
@@ -622,7 +678,9 @@ int ll_tls_new(ll_tls_ctx *ctx, int fd, const char *servername, ll_tls **out, ch
     LL_ENSURE(t != NULL, SDK_ENOMEM);
     t->ctx = ctx;
     ERR_clear_error();
+    pthread_mutex_lock(&ctx->lock); /* a reload may be replacing ssl_ctx */
     t->ssl = SSL_new(ctx->ssl_ctx);
+    pthread_mutex_unlock(&ctx->lock);
     bio = socket_bio(fd);
     if (t->ssl == NULL || bio == NULL) {
         BIO_free(bio);

@@ -36,6 +36,15 @@ void ll_tls_ctx_free(ll_tls_ctx *ctx);
  * before the first connection; ring must outlive ctx. 0, SDK_EINVAL or SDK_ETLS. */
 struct ll_ticket_ring;
 int ll_tls_ctx_share_ticket_keys(ll_tls_ctx *ctx, struct ll_ticket_ring *ring);
+/* Rebuild the context's SSL_CTX from cfg (the files are read again) and use it for every
+ * connection made from now on; connections already made keep theirs, and tickets issued
+ * before still resume (the ticket keys carry over). On failure (SDK_ETLS, SDK_ENOMEM,
+ * SDK_EINVAL: cfg for the other side; detail in err) the context is unchanged. Any thread;
+ * blocks on file I/O. */
+int ll_tls_ctx_reload(ll_tls_ctx *ctx, const ll_tls_ctx_config *cfg, char *err, size_t errlen);
+/* When the context's own certificate expires, in seconds since the epoch (0: none, or
+ * unreadable). Any thread. */
+int64_t ll_tls_ctx_not_after(ll_tls_ctx *ctx);
 
 /*
  * Wrap a connected non-blocking socket. Client side: servername is the name (or IP

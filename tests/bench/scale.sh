@@ -45,7 +45,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --sink: an idle run never sends data, so echo and sink behave the same.
-"$server_bin" --listen 127.0.0.1:0 --dev-certs "$tmp/certs" --sink >"$tmp/server.out" 2>"$tmp/server.err" &
+"$server_bin" --listen 127.0.0.1:0 --dev-certs "$tmp/certs" --sink --connect-rate off >"$tmp/server.out" 2>"$tmp/server.err" &
 server_pid=$!
 
 addr=

@@ -386,6 +386,7 @@ static void record_sevent(const sdk_session_event *ev, void *user)
         r->session = ev->session;
         r->cause = ev->cause;
         snprintf(r->peer_addr, sizeof(r->peer_addr), "%s", ev->peer_addr ? ev->peer_addr : "(NULL)");
+        snprintf(r->detail, sizeof(r->detail), "%s", ev->detail ? ev->detail : "(NULL)");
     } else {
         e->dropped++;
     }

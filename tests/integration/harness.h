@@ -135,6 +135,7 @@ typedef struct ht_sevent {
     uint64_t session;
     sdk_cause cause;
     char peer_addr[64];
+    char detail[256]; /* server events (TLS reload) */
 } ht_sevent;
 
 typedef struct ht_sevents {

@@ -150,7 +150,9 @@ static void test_names(void **state)
     assert_string_equal(sdk_state_name(SDK_STATE_CLOSED), "closed");
     assert_string_equal(sdk_state_name(4), "unknown");
     assert_string_equal(sdk_session_event_name(SDK_SESSION_CLOSED), "closed");
-    assert_string_equal(sdk_session_event_name(5), "unknown");
+    assert_string_equal(sdk_session_event_name(SDK_SERVER_TLS_RELOAD_FAILED), "tls_reload_failed");
+    assert_string_equal(sdk_session_event_name(SDK_SERVER_CONNECTIONS_REFUSED), "connections_refused");
+    assert_string_equal(sdk_session_event_name(8), "unknown");
     assert_string_equal(sdk_session_state_name(SDK_SESSION_STATE_DETACHED), "detached");
     assert_string_equal(sdk_session_state_name(2), "unknown");
     assert_string_equal(sdk_cause_name(SDK_CAUSE_SERVER_STOP), "server_stop");

@@ -191,6 +191,7 @@ class sdk_session_event(Structure):
         ("session", c_uint64),
         ("cause", c_int),  # sdk_cause
         ("peer_addr", c_char_p),
+        ("detail", c_char_p),  # 0.2: server events (TLS reload)
     ]
 
 
@@ -223,6 +224,10 @@ class sdk_server_config(Structure):
         ("manual_ack", c_bool),
         ("ticket_key_rotation_ms", c_uint64),
         ("ticket_keys_live", c_uint32),
+        ("max_connections", c_uint32),
+        ("max_handshakes", c_uint32),
+        ("connect_rate_per_address", c_uint32),
+        ("connect_burst_per_address", c_uint32),
     ]
 
 

@@ -432,6 +432,20 @@ SDK_API sdk_err sdk_get_stats(sdk_client *c, sdk_stats *out);
 SDK_API sdk_err sdk_current_endpoint(sdk_client *c, size_t *index, char *address, size_t addresslen);
 
 /*
+ * sdk_get_metrics: what sdk_get_stats counts, and the heartbeat round-trip histogram, in the
+ * Prometheus text exposition format 0.0.4 (names lifeline_client_*, base units, counters
+ * ending in _total), for a program that exposes its own metrics endpoint. On SDK_OK *text is
+ * a NUL-terminated string of *len bytes owned by the caller, released with
+ * sdk_metrics_free(). Takes the client's mutex briefly; any thread; works after close.
+ * Errors: SDK_EINVAL, SDK_ENOMEM.
+ */
+SDK_API sdk_err sdk_get_metrics(sdk_client *c, char **text, size_t *len);
+
+/* sdk_metrics_free: release text from sdk_get_metrics or sdk_server_metrics. NULL is
+ * ignored. Any thread. */
+SDK_API void sdk_metrics_free(char *text);
+
+/*
  * sdk_last_error: the cause of the client's most recent connection failure, as a
  * readable string (e.g. "certificate verify failed: hostname mismatch"), or "" if none.
  * It stays after a successful reconnect, until the next failure replaces it.

@@ -52,11 +52,17 @@ typedef enum sdk_session_event_type {
     SDK_SESSION_RESUMED,    /* a detached session was taken up by a new connection */
     SDK_SESSION_DETACHED,   /* its connection went away (cause says why); kept for the TTL */
     SDK_SESSION_EXPIRED,    /* detached past the TTL: freed, undelivered messages dropped */
-    SDK_SESSION_CLOSED      /* ended for good (close_session, server stop) */
+    SDK_SESSION_CLOSED,     /* ended for good (close_session, server stop) */
+    /* 0.2: events of the server itself (session 0, peer_addr "", detail says more) */
+    SDK_SERVER_TLS_RELOADED,       /* sdk_server_reload_tls succeeded: new handshakes use the new files */
+    SDK_SERVER_TLS_RELOAD_FAILED,  /* it failed (detail: why); the previous context stays in use */
+    SDK_SERVER_CONNECTIONS_REFUSED /* admission control refused new connections (detail: how many,
+                                      which limit; peer_addr: the last one) */
 } sdk_session_event_type;
 
-/* sdk_session_event_name: "opened", "resumed", "detached", "expired", "closed", or
- * "unknown" (static string). Any thread. */
+/* sdk_session_event_name: "opened", "resumed", "detached", "expired", "closed",
+ * "tls_reloaded", "tls_reload_failed", "connections_refused", or "unknown" (static string).
+ * Any thread. */
 SDK_API const char *sdk_session_event_name(int type);
 
 typedef struct sdk_session_event {
@@ -64,6 +70,9 @@ typedef struct sdk_session_event {
     uint64_t session;
     sdk_cause cause;
     const char *peer_addr; /* "ip:port" of the connection, valid during the callback */
+    /* ---- 0.2 ---- */
+    const char *detail; /* server events: what happened or why it failed; "" otherwise; valid
+                           during the callback */
 } sdk_session_event;
 
 /* Called on the server's I/O thread: it must return quickly. sdk_server_close() returns
@@ -115,7 +124,20 @@ typedef struct sdk_server_config {
     /* With a store: ticket keys accepted at once, the current one, the next one and those
      * before them; 2-8 (default 3). */
     uint32_t ticket_keys_live;
+    /* Admission control: a new connection over one of these limits is closed as soon as it
+     * is accepted, before any TLS work, counted (lifeline_connections_refused_total{reason})
+     * and reported (SDK_SERVER_CONNECTIONS_REFUSED, at most once a second per limit), while
+     * established clients carry on. SDK_UNLIMITED lifts a limit. */
+    uint32_t max_connections;           /* open connections, handshaking ones included (default 20000) */
+    uint32_t max_handshakes;            /* connections in their TLS handshake at once (default 1000); at the
+                                           limit one stalled over 500 ms is dropped to make room */
+    uint32_t connect_rate_per_address;  /* new connections per second from one source address, with
+                                          bursts of up to connect_burst_per_address (default 200) */
+    uint32_t connect_burst_per_address; /* (default 400) */
 } sdk_server_config;
+
+/* A limit of sdk_server_config that does not apply. */
+#define SDK_UNLIMITED UINT32_MAX
 
 /* sdk_server_config_init(cfg): a macro passing the size of the caller's struct, as
  * sdk_config_init: it calls sdk_server_config_init_sized(cfg, sizeof(*(cfg))). */
@@ -252,6 +274,33 @@ SDK_API sdk_err sdk_server_sessions(sdk_server *srv, sdk_session_info **out, siz
 /* sdk_sessions_free: release an array from sdk_server_sessions(). NULL is ignored. Any
  * thread. (Programs written against 0.1 call free() on it, which stays valid.) */
 SDK_API void sdk_sessions_free(sdk_session_info *sessions);
+
+/*
+ * sdk_server_metrics: the server's metrics in the Prometheus text exposition format 0.0.4
+ * (names prefixed lifeline_, base units, counters ending in _total; docs/server.md lists
+ * them): sessions by state, connections, handshakes, messages and bytes each way, acks,
+ * retransmits, session events, detaches by cause, the heartbeat round-trip histogram, queue
+ * depths, output-buffer drops, admission refusals, TLS reloads and the certificate's expiry.
+ * Counters are exact: every message accepted from or written to a client is counted once.
+ * On SDK_OK *text is a NUL-terminated string of *len bytes owned by the caller, released
+ * with sdk_metrics_free(). Takes the server's mutex briefly; any thread, also after
+ * sdk_server_close (until sdk_server_destroy). Errors: SDK_EINVAL, SDK_ENOMEM.
+ */
+SDK_API sdk_err sdk_server_metrics(sdk_server *srv, char **text, size_t *len);
+
+/*
+ * sdk_server_reload_tls: read cert_file, key_file and client_ca_file (as configured) again
+ * and build a new TLS context from them. On success every new handshake uses it, while
+ * connections already established carry on untouched and clients resuming a TLS ticket
+ * issued before still resume. On failure (a file missing or unreadable, a key that is not
+ * the certificate's) the context in use stays. Either way the outcome is counted
+ * (lifeline_tls_reloads_total) and reported to on_event as SDK_SERVER_TLS_RELOADED or
+ * SDK_SERVER_TLS_RELOAD_FAILED with the reason in detail; the reason is also copied into
+ * err (NUL-terminated; may be NULL). Blocks on file I/O only, never on the I/O thread; any
+ * thread, callbacks included. Errors: SDK_EINVAL, SDK_ETLS (with the reason), SDK_ENOMEM,
+ * SDK_ECLOSED (the server is stopping).
+ */
+SDK_API sdk_err sdk_server_reload_tls(sdk_server *srv, char *err, size_t errlen);
 
 /*
  * sdk_server_close: graceful stop, the server's sdk_close. Sends a close frame (GOING_AWAY)
