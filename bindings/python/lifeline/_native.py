@@ -4,6 +4,8 @@ Everything here mirrors sdk/include/lifeline/sdk.h and server.h, which are the c
 The struct field lists follow the headers field by field (order and C type); the test
 suite checks them against the C compiler's offsetof/sizeof when a compiler is at hand.
 
+Where the library is found: see _load (and README.md, "Install").
+
 The library is loaded with ctypes.CDLL, never PyDLL: CDLL releases the GIL for the
 duration of every foreign call, so a thread blocked in sdk_recv does not stop the rest
 of the program.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sysconfig
 from ctypes import (
     CFUNCTYPE,
     POINTER,
@@ -33,16 +36,73 @@ from ctypes import (
 from pathlib import Path
 
 ENV_VAR = "LIFELINE_LIBRARY"
-_SONAMES = ("liblifeline.so", "liblifeline.so.0")
+SONAME = "liblifeline.so.0"
+_PACKAGE = Path(__file__).resolve().parent
+# Written by `cmake --install` (bindings/python/CMakeLists.txt): the installed library's path.
+RECORD = _PACKAGE / "_library_location"
+
+_FIX = (
+    "Fix: install the C library (cmake -S . -B build && cmake --build build && cmake --install build, "
+    "then pip install ./bindings/python again), or install the wheel that bundles it "
+    f"(bash setup.sh wheel), or set {ENV_VAR}=/path/to/{SONAME}."
+)
 
 
-def _candidates() -> list[Path]:
+def _bundled() -> list[Path]:
+    """The copy inside this package, in the wheel `bash setup.sh wheel` builds."""
+    return [_PACKAGE / "_lib" / SONAME]
+
+
+def _recorded() -> list[Path]:
+    """Where `cmake --install` put the library, as it recorded in this package."""
+    try:
+        lines = RECORD.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    return [Path(line.strip()) for line in lines if line.strip()]
+
+
+def _standard_dirs() -> list[Path]:
+    """The library directories of a default `cmake --install` and of distribution packages."""
+    arch = sysconfig.get_config_var("MULTIARCH") or ""
+    roots = [Path("/usr/local/lib"), Path("/usr/lib"), Path("/lib")]
+    dirs = [root / arch for root in roots if arch] + roots + [Path("/usr/local/lib64"), Path("/usr/lib64")]
+    return [d / SONAME for d in dirs]
+
+
+def _build_tree() -> list[Path]:
     """The build tree of the checkout this package sits in: <repo>/build/lib."""
-    repo = Path(__file__).resolve().parent.parent.parent.parent
-    return [repo / "build" / "lib" / name for name in _SONAMES]
+    repo = _PACKAGE.parent.parent.parent
+    return [repo / "build" / "lib" / name for name in (SONAME, "liblifeline.so")]
+
+
+def _try_paths(paths: list[Path], tried: list[str]) -> tuple[ctypes.CDLL, str] | None:
+    for path in paths:
+        if not path.exists():
+            tried.append(f"{path} (absent)")
+            continue
+        try:
+            return ctypes.CDLL(str(path)), str(path)
+        except OSError as exc:
+            tried.append(f"{path} ({exc})")
+    return None
+
+
+def _try_system_loader(tried: list[str]) -> tuple[ctypes.CDLL, str] | None:
+    name = ctypes.util.find_library("lifeline")
+    if not name:
+        tried.append("ctypes.util.find_library('lifeline') (none)")
+        return None
+    try:
+        return ctypes.CDLL(name), name
+    except OSError as exc:
+        tried.append(f"ctypes.util.find_library('lifeline') -> {name} ({exc})")
+        return None
 
 
 def _load() -> tuple[ctypes.CDLL, str]:
+    """Find liblifeline: LIFELINE_LIBRARY, the bundled copy, the location `cmake --install`
+    recorded, the system loader and standard paths, the build tree of a checkout."""
     explicit = os.environ.get(ENV_VAR)
     if explicit:
         # An explicit choice is never silently replaced by another library.
@@ -50,25 +110,15 @@ def _load() -> tuple[ctypes.CDLL, str]:
             return ctypes.CDLL(explicit), explicit
         except OSError as exc:
             raise ImportError(f"lifeline: cannot load {ENV_VAR}={explicit!r}: {exc}") from exc
-    tried = []
-    for path in _candidates():
-        tried.append(str(path))
-        if path.exists():
-            try:
-                return ctypes.CDLL(str(path)), str(path)
-            except OSError as exc:
-                raise ImportError(f"lifeline: cannot load {path}: {exc}") from exc
-    installed = ctypes.util.find_library("lifeline")
-    if installed:
-        try:
-            return ctypes.CDLL(installed), installed
-        except OSError as exc:
-            raise ImportError(f"lifeline: cannot load {installed}: {exc}") from exc
-    tried.append("the system library path (ctypes.util.find_library('lifeline'))")
-    raise ImportError(
-        "lifeline: liblifeline.so not found. Build it (cmake -S . -B build && cmake --build build) "
-        f"or point {ENV_VAR} at it. Tried: " + ", ".join(tried)
+    tried: list[str] = []
+    found = (
+        _try_paths(_bundled() + _recorded(), tried)
+        or _try_system_loader(tried)
+        or _try_paths(_standard_dirs() + _build_tree(), tried)
     )
+    if found is None:
+        raise ImportError(f"lifeline: {SONAME} not found. Tried: " + "; ".join(tried) + ". " + _FIX)
+    return found
 
 
 lib, library_path = _load()
