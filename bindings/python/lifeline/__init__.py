@@ -14,7 +14,7 @@ setting and behaviour; this package mirrors them.
 """
 
 from ._core import Message
-from ._native import library_path, parse_address
+from ._native import library_path, library_version, parse_address
 from .client import Client, Event
 from .errors import (
     CODES,
@@ -74,4 +74,5 @@ __all__ = [
     "error_class",
     "parse_address",
     "library_path",
+    "library_version",
 ]

@@ -287,6 +287,75 @@ class sdk_session_info(Structure):
     ]
 
 
+# ---- the ABI check at load ----
+
+# The library this binding is written for: the same major version and at least this minor
+# (a newer minor only adds: docs/DEVELOPMENT.md, "ABI").
+ABI_VERSION = (0, 2)
+
+# The library writes these into memory the binding sized, and reads sdk_retry_rule as laid
+# out here: a size that differs means a layout that differs. The two configs need no check:
+# they carry their size (sdk_config_init_sized), which the library checks itself.
+_EXACT_STRUCTS = {
+    "sdk_retry_rule": sdk_retry_rule,
+    "sdk_event": sdk_event,
+    "sdk_message": sdk_message,
+    "sdk_stats": sdk_stats,
+    "sdk_session_event": sdk_session_event,
+    "sdk_session_info": sdk_session_info,
+}
+
+_ABI_FIX = (
+    "Use the library this binding came with (the same Lifeline checkout or release), "
+    f"or point {ENV_VAR} at one."
+)
+
+
+def _library_version(library: ctypes.CDLL, path: str) -> tuple[int, int, str]:
+    try:
+        version_fn = library.sdk_version
+        library.sdk_struct_size  # noqa: B018 (looked up now, so both are there or neither)
+    except AttributeError:
+        raise ImportError(
+            f"lifeline: {path} is older than this binding (no sdk_version/sdk_struct_size, added "
+            f"in 0.2.0; this binding needs {ABI_VERSION[0]}.{ABI_VERSION[1]} or newer). {_ABI_FIX}"
+        ) from None
+    version_fn.restype = c_char_p
+    version_fn.argtypes = []
+    version = (version_fn() or b"").decode("ascii", "replace")
+    parts = version.split(".")
+    if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()):
+        raise ImportError(f"lifeline: {path} reports version {version!r}, not MAJOR.MINOR.PATCH. {_ABI_FIX}")
+    return int(parts[0]), int(parts[1]), version
+
+
+def check_abi(library: ctypes.CDLL, path: str) -> str:
+    """Refuse a library this binding would misread: another major version, an older minor,
+    or a struct whose size differs from this mirror's. Returns the library's version."""
+    major, minor, version = _library_version(library, path)
+    if major != ABI_VERSION[0] or minor < ABI_VERSION[1]:
+        raise ImportError(
+            f"lifeline: {path} is version {version}; this binding is for "
+            f"{ABI_VERSION[0]}.{ABI_VERSION[1]} or a newer {ABI_VERSION[0]}.x. {_ABI_FIX}"
+        )
+    size_fn = library.sdk_struct_size
+    size_fn.restype = c_size_t
+    size_fn.argtypes = [c_char_p]
+    differ = []
+    for name, mirror in _EXACT_STRUCTS.items():
+        size = size_fn(name.encode("ascii"))
+        if size != ctypes.sizeof(mirror):
+            differ.append(f"{name} is {size} bytes there, {ctypes.sizeof(mirror)} here")
+    if differ:
+        raise ImportError(
+            f"lifeline: {path} (version {version}) does not match this binding: "
+            + "; ".join(differ) + f". Its structs would be misread. {_ABI_FIX}"
+        )
+    return version
+
+
+library_version = check_abi(lib, library_path)
+
 # ---- prototypes ----
 
 _client_p = c_void_p  # sdk_client * (opaque)
@@ -334,6 +403,8 @@ _PROTOTYPES = {
     "sdk_dev_certs": (c_int, [c_char_p, c_char_p, c_size_t]),
     "sdk_store_open": (c_int, [c_char_p, c_int, POINTER(c_void_p)]),
     "sdk_store_close": (None, [c_void_p]),
+    "sdk_version": (c_char_p, []),
+    "sdk_struct_size": (c_size_t, [c_char_p]),
 }
 
 for _name, (_restype, _argtypes) in _PROTOTYPES.items():

@@ -421,6 +421,25 @@ SDK_API sdk_err sdk_close(sdk_client *c);
  * callbacks (it would free the client under its own I/O thread). */
 SDK_API void sdk_destroy(sdk_client *c);
 
+/*
+ * Introspection for bindings and loaders that mirror these structs (ctypes, cffi, another
+ * language's FFI) instead of compiling against this header: they check at load time that
+ * the library is the one they were written for, rather than misreading memory.
+ *
+ * sdk_version: the library's version, "MAJOR.MINOR.PATCH" (static string; "0.2.0" for this
+ * release). Within one major version a newer library serves a program written for an older
+ * one (docs/DEVELOPMENT.md, "ABI"). Any thread; never blocks; never fails.
+ *
+ * sdk_struct_size: sizeof the public struct called name ("sdk_config", "sdk_server_config",
+ * "sdk_retry_rule", "sdk_event", "sdk_message", "sdk_stats", "sdk_session_event",
+ * "sdk_session_info") as this library was compiled, or 0 for a name it does not know (or
+ * NULL). A mirror of an output struct (all but the two configs) must have exactly this
+ * size; a config mirror may be smaller or larger (the size rule: sdk_config_init_sized).
+ * Any thread; never blocks.
+ */
+SDK_API const char *sdk_version(void);
+SDK_API size_t sdk_struct_size(const char *name);
+
 #ifdef __cplusplus
 }
 #endif
