@@ -34,6 +34,7 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
+from typing import Any
 
 ENV_VAR = "LIFELINE_LIBRARY"
 SONAME = "liblifeline.so.0"
@@ -420,7 +421,7 @@ def text(raw: bytes | None) -> str:
     return raw.decode("utf-8", "replace") if raw is not None else ""
 
 
-def _detail(fn) -> str:
+def _detail(fn: Any) -> str:
     buf = ctypes.create_string_buffer(DETAIL_LEN)
     fn(buf, DETAIL_LEN)
     return text(buf.value)
