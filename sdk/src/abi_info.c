@@ -14,7 +14,10 @@ const char *sdk_version(void)
     return LIFELINE_VERSION_STRING;
 }
 
-#define STRUCT_SIZE_(type) {#type, sizeof(type)}
+#define STRUCT_SIZE_(type)  \
+    {                       \
+#type, sizeof(type) \
+    }
 
 static const struct {
     const char *name;

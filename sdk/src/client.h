@@ -11,6 +11,7 @@
 #include "lifeline/sdk.h"
 #include "link.h"
 #include "msgq.h"
+#include "notify.h"
 #include "session.h"
 #include "tls.h"
 
@@ -47,6 +48,8 @@ struct sdk_client {
     int last_err;
     char last_detail[256];
     sdk_stats stats; /* counters kept here; sdk_get_stats fills the rest */
+
+    ll_notify notify; /* sdk_fd: signalled with every recv_cv and send_cv broadcast (any lock) */
 };
 
 /* client_session.c (I/O thread). The hello, from the client's state (takes mu). */

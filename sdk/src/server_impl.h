@@ -13,6 +13,7 @@
 #include "lifeline/store.h"
 #include "link.h"
 #include "msgq.h"
+#include "notify.h"
 #include "session.h"
 #include "store.h"
 #include "timer.h"
@@ -99,6 +100,8 @@ struct sdk_server {
     uint64_t last_send_ms; /* when the application last queued a message (drain ends when quiet) */
     bool stopped;          /* the I/O thread has exited */
     sdk_store *store;      /* sessions outlive the process there; NULL: none (the caller's) */
+
+    ll_notify notify; /* sdk_server_fd: signalled with every recv_cv and send_cv broadcast */
 };
 
 #define LL_SERVER_CLOSING_MS     1000 /* how long a closing connection may take to flush */

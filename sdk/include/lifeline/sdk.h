@@ -422,6 +422,29 @@ SDK_API sdk_err sdk_close(sdk_client *c);
 SDK_API void sdk_destroy(sdk_client *c);
 
 /*
+ * sdk_fd: a file descriptor for event loops (libuv's uv_poll_t, GLib's g_unix_fd_add, your
+ * own epoll or poll, Python's loop.add_reader), so that no thread has to sit blocked in
+ * sdk_recv or sdk_flush. It becomes readable whenever a blocked caller would be woken: a
+ * message arrived for sdk_recv, acknowledgements came (room in the send queue, progress for
+ * sdk_flush and sdk_flush_to), the state changed, or the client closed (sdk_recv then
+ * drains, then answers SDK_ECLOSED).
+ *
+ * The rule, which works with level- and edge-triggered polling alike:
+ *   1. try the call first, with timeout_ms 0 (sdk_recv, sdk_send, sdk_flush, ...);
+ *   2. only when it answers SDK_ETIMEDOUT (or SDK_EQUEUEFULL), wait for the fd to be readable;
+ *   3. then read 8 bytes from it to reset it (it is non-blocking; EAGAIN means someone else
+ *      did already) and go back to 1.
+ * It is a hint, not a count: one readiness may stand for many messages, and what happened
+ * before the first sdk_fd call is not signalled, hence step 1. On Linux it is an eventfd.
+ *
+ * The first call makes the descriptor; every call returns the same one. It belongs to the
+ * client: do not close it; it stays valid until sdk_destroy. Until someone asks for it the
+ * library makes no system call for it. Any thread; never blocks. Errors: SDK_EINVAL (c or
+ * fd NULL), SDK_EIO (no descriptor could be made: errno says why, e.g. EMFILE).
+ */
+SDK_API sdk_err sdk_fd(sdk_client *c, int *fd);
+
+/*
  * Introspection for bindings and loaders that mirror these structs (ctypes, cffi, another
  * language's FFI) instead of compiling against this header: they check at load time that
  * the library is the one they were written for, rather than misreading memory.
