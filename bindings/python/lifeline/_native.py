@@ -405,6 +405,8 @@ _PROTOTYPES = {
     "sdk_store_open": (c_int, [c_char_p, c_int, POINTER(c_void_p)]),
     "sdk_store_close": (None, [c_void_p]),
     "sdk_version": (c_char_p, []),
+    "sdk_fd": (c_int, [_client_p, POINTER(c_int)]),
+    "sdk_server_fd": (c_int, [_server_p, POINTER(c_int)]),
     "sdk_struct_size": (c_size_t, [c_char_p]),
 }
 

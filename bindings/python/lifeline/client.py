@@ -192,6 +192,18 @@ class Client(Endpoint):
             rc = wait(lambda ms: int(lib.sdk_flush_to(ptr, seq, ms)), timeout, SDK_ETIMEDOUT)
         self._check(rc)
 
+    def fileno(self) -> int:
+        """sdk_fd: a descriptor that turns readable whenever a waiting call could now
+        complete (message, acknowledgement, state change, close), for select, selectors or
+        an event loop (lifeline.aio uses it). Try a call with timeout=0 first, wait for the
+        descriptor only while it says "not yet", and read 8 bytes from it to reset it
+        (sdk.h, sdk_fd). Owned by the client: do not close it."""
+        fd = ctypes.c_int(-1)
+        with self._call() as ptr:
+            rc = int(lib.sdk_fd(ptr, ctypes.byref(fd)))
+        self._check(rc)
+        return fd.value
+
     # ---- introspection ----
 
     @property

@@ -209,6 +209,15 @@ class Server(Endpoint):
                           timeout, SDK_EQUEUEFULL)
         check(rc, _native.last_call_error() if rc == CODES["SDK_ETOOBIG"] else "")
 
+    def fileno(self) -> int:
+        """sdk_server_fd: as Client.fileno, for the server (a message for recv, room in a
+        session's queue, the server stopped). Owned by the server: do not close it."""
+        fd = ctypes.c_int(-1)
+        with self._call() as ptr:
+            rc = int(lib.sdk_server_fd(ptr, ctypes.byref(fd)))
+        check(rc)
+        return fd.value
+
     def sessions(self) -> List[Dict[str, Any]]:
         """A snapshot of every session: a dict per session with every sdk_session_info field
         by its C name ("state" and "last_cause" as names)."""
