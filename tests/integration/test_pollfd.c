@@ -32,13 +32,13 @@ static bool await_fd(int fd)
 }
 
 /* The rule of sdk.h: try, and only while the call says "not yet", wait for the fd. */
-#define RETRY_ON_FD(fd, call, not_yet)                     \
-    do {                                                   \
-        sdk_err rc_;                                       \
-        while ((rc_ = (call)) == (not_yet)) {              \
-            assert_true(await_fd(fd));                     \
-        }                                                  \
-        assert_int_equal(rc_, SDK_OK);                     \
+#define RETRY_ON_FD(fd, call, not_yet)        \
+    do {                                      \
+        sdk_err rc_;                          \
+        while ((rc_ = (call)) == (not_yet)) { \
+            assert_true(await_fd(fd));        \
+        }                                     \
+        assert_int_equal(rc_, SDK_OK);        \
     } while (0)
 
 static void test_fd_arguments(void **state)
