@@ -41,6 +41,7 @@ from .errors import CODES, ClosedError, QueueFullError, TimeoutError, make_error
 __all__ = ["Client", "Server", "connect", "start_server"]
 
 T = TypeVar("T")
+E = TypeVar("E", bound="_Endpoint")
 # One try of a call: (True, result) when it completed, (False, None) when it must wait.
 Attempt = Callable[[], Tuple[bool, Any]]
 
@@ -133,6 +134,14 @@ def _try(call: Callable[[], T], not_yet: Type[BaseException]) -> Tuple[bool, Opt
         return False, None
 
 
+async def _enqueue(waker: _Waker, send: Callable[[], Any], timeout: Optional[float]) -> Any:
+    """A send: tried now and whenever the queue may have room; QueueFullError after timeout."""
+    try:
+        return await _until(waker, lambda: _try(send, QueueFullError), timeout)
+    except TimeoutError as exc:
+        raise make_error(CODES["SDK_EQUEUEFULL"], exc.detail) from None
+
+
 async def _blocking(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
     """A blocking C call (connect, start, close) in the loop's default executor."""
     return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kw))
@@ -144,6 +153,20 @@ class _Endpoint:
 
     _sync: Any = None
     _waker: Optional[_Waker] = None
+    _make_sync: Callable[..., Any]  # lifeline.Client or lifeline.Server
+
+    def __init__(self, *args: Any, **kw: Any):
+        self._args, self._kw = args, kw
+
+    async def open(self: E) -> E:
+        """Make the blocking object (sdk_connect, sdk_server_start) in the loop's executor;
+        raises as its constructor does. Idempotent."""
+        if self._sync is None:
+            self._adopt(await _blocking(type(self)._make_sync, *self._args, **self._kw))
+        return self
+
+    async def __aenter__(self: E) -> E:
+        return await self.open()
 
     @property
     def sync(self) -> Any:
@@ -201,32 +224,17 @@ class _Endpoint:
 
 class Client(_Endpoint):
     """lifeline.Client for asyncio: the same keywords (durations in seconds), connected by
-    `async with` (or `await client.open()`, or `await lifeline.aio.connect(...)`)."""
+    `async with` (or `await client.open()`, or `await lifeline.aio.connect(...)`); open()
+    runs sdk_connect in the executor (it blocks up to connect_timeout) and raises as
+    lifeline.Client() does."""
 
-    def __init__(self, *args: Any, **kw: Any):
-        self._args, self._kw = args, kw
-
-    async def open(self) -> "Client":
-        """sdk_connect (in the executor: it blocks up to connect_timeout). Raises as Client()."""
-        if self._sync is None:
-            self._adopt(await _blocking(_client.Client, *self._args, **self._kw))
-        return self
-
-    async def __aenter__(self) -> "Client":
-        return await self.open()
+    _make_sync = _client.Client
 
     async def send(self, data: Any, timeout: Optional[float] = None, *, type_name: Optional[str] = None) -> int:
         """Queue a message (bytes-like or protobuf) and return its client sequence; waits
         while the send queue is full, at most timeout seconds, then raises QueueFullError."""
         sync = self.sync
-
-        def attempt() -> Tuple[bool, Any]:
-            return _try(lambda: sync.send(data, 0, type_name=type_name), QueueFullError)
-
-        try:
-            seq: int = await _until(self._w(), attempt, timeout)
-        except TimeoutError as exc:
-            raise make_error(CODES["SDK_EQUEUEFULL"], exc.detail) from None
+        seq: int = await _enqueue(self._w(), lambda: sync.send(data, 0, type_name=type_name), timeout)
         return seq
 
     async def flush(self, timeout: Optional[float] = None) -> None:
@@ -255,17 +263,7 @@ class Server(_Endpoint):
     `await server.open()`, or `await lifeline.aio.start_server(...)`). recv() gives each
     message with its .session; send(session, data) answers it."""
 
-    def __init__(self, *args: Any, **kw: Any):
-        self._args, self._kw = args, kw
-
-    async def open(self) -> "Server":
-        """sdk_server_start (in the executor: dev_certs may make keys). Raises as Server()."""
-        if self._sync is None:
-            self._adopt(await _blocking(_server.Server, *self._args, **self._kw))
-        return self
-
-    async def __aenter__(self) -> "Server":
-        return await self.open()
+    _make_sync = _server.Server  # in the executor too: dev_certs may make keys
 
     @property
     def port(self) -> int:
@@ -276,14 +274,7 @@ class Server(_Endpoint):
         """Queue a message for one session; waits while its queue is full (at most timeout
         seconds, then QueueFullError). Raises NotFoundError, TooBigError, ClosedError."""
         sync = self.sync
-
-        def attempt() -> Tuple[bool, Any]:
-            return _try(lambda: sync.send(session, data, 0, type_name=type_name), QueueFullError)
-
-        try:
-            await _until(self._w(), attempt, timeout)
-        except TimeoutError as exc:
-            raise make_error(CODES["SDK_EQUEUEFULL"], exc.detail) from None
+        await _enqueue(self._w(), lambda: sync.send(session, data, 0, type_name=type_name), timeout)
 
     async def close(self) -> None:
         """sdk_server_close (in the executor: it drains for about a second), then free it."""
