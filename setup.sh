@@ -12,6 +12,9 @@
 #                                           tests/abi (abi-dumper + abi-compliance-checker)
 #   bash setup.sh abi-baseline [DIR]        at a release: write the library's ABI dump to
 #                                           tests/abi/lifeline-<version>.dump (commit it)
+#   bash setup.sh wheel [DIR]               build DIR (default build), then a Python wheel with
+#                                           liblifeline.so inside: DIR/dist/lifeline-*.whl
+#                                           (pip install it anywhere; no C build there)
 #   bash setup.sh format [--check]          clang-format every tracked C file (--check: only
 #                                           report, non-zero if one is not formatted)
 #   bash setup.sh demo                      deps, build, then a live reconnect demo on loopback
@@ -34,7 +37,8 @@ cd "$ROOT"
 DEPS=(build-essential cmake pkg-config libssl-dev libprotobuf-c-dev protobuf-c-compiler
       libcmocka-dev python3 python3-protobuf python3-pytest protobuf-compiler clang libclang-rt-14-dev
       clang-format libc-ares-dev abi-dumper abi-compliance-checker universal-ctags elfutils
-      libhiredis-dev redis-server libmicrohttpd-dev python3-prometheus-client)
+      libhiredis-dev redis-server libmicrohttpd-dev python3-prometheus-client python3-venv
+      python3-setuptools python3-wheel python3-pip python3-mypy)
 CTEST_JOBS=${LIFELINE_CTEST_JOBS:-2}
 FUZZ_SECONDS=${LIFELINE_FUZZ_SECONDS:-30}
 BUILD_JOBS=${LIFELINE_BUILD_JOBS:-$(nproc)}
@@ -439,6 +443,13 @@ cmd_scale() {
     "$ROOT/tests/bench/scale.sh" --build build-release "$@"
 }
 
+# cmd_wheel [DIR]: the Python wheel bundling DIR's library (bindings/python/build_wheel.sh).
+cmd_wheel() {
+    local dir=${1:-build}
+    cmd_build "$dir" || die "build failed"
+    "$ROOT/bindings/python/build_wheel.sh" --lib "$dir/lib/liblifeline.so.0" --out "$dir/dist"
+}
+
 # ---------------------------------------------------------------------------- main
 
 main() {
@@ -451,6 +462,7 @@ main() {
     test) cmd_test ;;
     abi) cmd_abi "$@" ;;
     abi-baseline) cmd_abi_baseline "$@" ;;
+    wheel) cmd_wheel "$@" ;;
     demo) cmd_demo ;;
     bench) cmd_bench "$@" ;;
     scale) cmd_scale "$@" ;;

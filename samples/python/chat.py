@@ -92,7 +92,7 @@ def on_event(ev: "lifeline.Event") -> None:
         # Carries why the attempt before it failed (e.g. connection refused while the
         # server restarts, or a certificate problem): say it once, not on every retry.
         why = f" (failed: {cause})" if cause and cause != _last_cause else ""
-        log(f"reconnecting in {ev.delay_ms} ms{why}")
+        log(f"reconnecting in {ev.delay * 1000:.0f} ms{why}")
         _last_cause = cause or _last_cause
     elif ev.type == "SESSION_LOST":
         log("the server lost our session (it restarted?): unacknowledged lines are sent again")
@@ -198,7 +198,7 @@ def main() -> int:
         client = lifeline.Client(
             host, port, ca_file=args.ca,
             retry_on_first_connect=args.retry,
-            reconnect_max_ms=2000,          # back within about 2 s of the server
+            reconnect_max=2.0,              # back within about 2 s of the server
             max_reconnect_attempts=0,       # and keep trying for as long as it takes
             on_event=on_event)
     except lifeline.Error as e:            # "SDK_ECONNREFUSED: connection refused: connect ..."

@@ -181,6 +181,7 @@ static void client_free(sdk_client *c)
     if (c->wake_fd >= 0) {
         close(c->wake_fd);
     }
+    ll_notify_free(&c->notify);
     pthread_cond_destroy(&c->recv_cv);
     pthread_cond_destroy(&c->send_cv);
     pthread_mutex_destroy(&c->mu);
@@ -193,6 +194,7 @@ static int client_new(const sdk_config *cfg, sdk_client **out, char *why, size_t
     sdk_client *c = calloc(1, sizeof(*c));
     LL_ENSURE(c, SDK_ENOMEM);
     c->wake_fd = -1;
+    ll_notify_init(&c->notify);
     pthread_mutex_init(&c->mu, NULL);
     ll_cond_init(&c->recv_cv);
     ll_cond_init(&c->send_cv);
@@ -489,14 +491,14 @@ sdk_err sdk_close(sdk_client *c)
     bool join = !c->closing && c->thread_started;
     c->closing = true;
     ll_client_wake_locked(c);
-    pthread_cond_broadcast(&c->recv_cv);
-    pthread_cond_broadcast(&c->send_cv);
+    ll_notify_broadcast(&c->notify, &c->recv_cv);
+    ll_notify_broadcast(&c->notify, &c->send_cv);
     pthread_mutex_unlock(&c->mu);
     if (join) {
         pthread_join(c->thread, NULL);
         pthread_mutex_lock(&c->mu);
         c->thread_started = false;
-        pthread_cond_broadcast(&c->send_cv);
+        ll_notify_broadcast(&c->notify, &c->send_cv);
         pthread_mutex_unlock(&c->mu);
     } else {
         /* Another thread is joining: return once it has. */

@@ -13,6 +13,7 @@
 #include "link.h"
 #include "metrics.h"
 #include "msgq.h"
+#include "notify.h"
 #include "session.h"
 #include "tls.h"
 
@@ -55,6 +56,8 @@ struct sdk_client {
     size_t endpoint_index;  /* sdk_current_endpoint: the entry in use or tried, as configured */
     char endpoint_addr[64]; /* ... and its address ("" until resolved) */
     ll_histogram rtt;       /* every answered ping's round trip (sdk_get_metrics) */
+
+    ll_notify notify; /* sdk_fd: signalled with every recv_cv and send_cv broadcast (any lock) */
 };
 
 /* client_session.c (I/O thread). The hello, from the client's state (takes mu). */

@@ -39,7 +39,7 @@ static void set_state(sdk_client *c, sdk_state st)
     pthread_mutex_lock(&c->mu);
     c->state = st;
     c->wake_pending = false;
-    pthread_cond_broadcast(&c->send_cv);
+    ll_notify_broadcast(&c->notify, &c->send_cv);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -272,10 +272,10 @@ static int process_input(sdk_client *c, ll_link *l)
     pthread_mutex_unlock(&c->mu);
     /* Signalled after unlocking, so a woken reader does not wake only to wait for mu. */
     if (got) {
-        pthread_cond_broadcast(&c->recv_cv);
+        ll_notify_broadcast(&c->notify, &c->recv_cv);
     }
     if (acked) {
-        pthread_cond_broadcast(&c->send_cv);
+        ll_notify_broadcast(&c->notify, &c->send_cv);
     }
     /* on_message, outside mu (it may send); the acks earned go out with prepare()'s write. */
     ll_msgq_deliver(&c->deliver, c->cfg.on_message, c->cfg.user);
@@ -452,7 +452,7 @@ static int after_failure(sdk_client *c, int err, const char *detail, const attem
         ll_wake_drain(c->wake_fd);
     }
     c->first_done = c->first_done || give_up >= 0;
-    pthread_cond_broadcast(&c->send_cv);
+    ll_notify_broadcast(&c->notify, &c->send_cv);
     pthread_mutex_unlock(&c->mu);
     return give_up;
 }
@@ -467,7 +467,7 @@ static void connected(sdk_client *c, ll_link *l, bool ever_connected, unsigned a
     c->stats.handshakes_full += !resumed;
     c->state = SDK_STATE_CONNECTED;
     c->first_done = true;
-    pthread_cond_broadcast(&c->send_cv);
+    ll_notify_broadcast(&c->notify, &c->send_cv);
     pthread_mutex_unlock(&c->mu);
     if (lost) {
         emit(c, (sdk_event){.type = SDK_EVENT_SESSION_LOST,
@@ -558,7 +558,7 @@ void *ll_client_io_main(void *arg)
     }
     emit(c, (sdk_event){.type = SDK_EVENT_CLOSED, .error = close_err, .detail = why});
     pthread_mutex_lock(&c->mu);
-    pthread_cond_broadcast(&c->recv_cv);
+    ll_notify_broadcast(&c->notify, &c->recv_cv);
     pthread_mutex_unlock(&c->mu);
     return NULL;
 }

@@ -125,6 +125,7 @@ static void server_free(sdk_server *srv)
             close(fds[i]);
         }
     }
+    ll_notify_free(&srv->notify);
     pthread_cond_destroy(&srv->recv_cv);
     pthread_cond_destroy(&srv->send_cv);
     pthread_mutex_destroy(&srv->mu);
@@ -183,6 +184,7 @@ static sdk_err start(const sdk_server_config *cfg, sdk_server **out)
     }
     srv->listen_fd = srv->wake_fd = srv->poll_fd = -1;
     srv->store = full.store; /* before the I/O thread starts: its first hello may need it */
+    ll_notify_init(&srv->notify);
     pthread_mutex_init(&srv->mu, NULL);
     ll_cond_init(&srv->recv_cv);
     ll_cond_init(&srv->send_cv);
@@ -403,7 +405,7 @@ sdk_err sdk_server_close_session(sdk_server *srv, uint64_t session, const char *
         ss->reconnect_allowed = reconnect_allowed;
         LL_DETAIL(ss->close_reason, sizeof(ss->close_reason), "%s", reason ? reason : "closed by the server");
         ll_server_mark_dirty_locked(srv, ss);
-        pthread_cond_broadcast(&srv->send_cv); /* senders blocked on it get SDK_ENOTFOUND */
+        ll_notify_broadcast(&srv->notify, &srv->send_cv); /* senders blocked on it get SDK_ENOTFOUND */
         rc = 0;
     }
     pthread_mutex_unlock(&srv->mu);
@@ -477,14 +479,14 @@ sdk_err sdk_server_close(sdk_server *srv)
     bool join = !srv->stopping && srv->thread_started;
     srv->stopping = true;
     ll_wake_signal(srv->wake_fd);
-    pthread_cond_broadcast(&srv->recv_cv);
-    pthread_cond_broadcast(&srv->send_cv);
+    ll_notify_broadcast(&srv->notify, &srv->recv_cv);
+    ll_notify_broadcast(&srv->notify, &srv->send_cv);
     pthread_mutex_unlock(&srv->mu);
     if (join) {
         pthread_join(srv->thread, NULL);
         pthread_mutex_lock(&srv->mu);
         srv->stopped = true;
-        pthread_cond_broadcast(&srv->send_cv);
+        ll_notify_broadcast(&srv->notify, &srv->send_cv);
         pthread_mutex_unlock(&srv->mu);
     } else {
         pthread_mutex_lock(&srv->mu);

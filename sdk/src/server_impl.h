@@ -15,6 +15,7 @@
 #include "msgq.h"
 #include "server_admit.h"
 #include "server_metrics.h"
+#include "notify.h"
 #include "session.h"
 #include "store.h"
 #include "timer.h"
@@ -148,6 +149,7 @@ struct sdk_server {
     char reload_detail[256];
     ll_admit admit;                  /* I/O thread only */
     srv_conn *hs_oldest, *hs_newest; /* handshaking connections, oldest first (I/O thread only) */
+    ll_notify notify;                /* sdk_server_fd: signalled with every recv_cv and send_cv broadcast */
 };
 
 #define LL_SERVER_CLOSING_MS     1000 /* how long a closing connection may take to flush */

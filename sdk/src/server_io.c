@@ -135,7 +135,7 @@ static int on_event(sdk_server *srv, srv_conn *conn, const ll_conn_event *ev, bo
     case LL_EV_DATA:
         return ll_server_on_data(srv, conn->sess, &ev->frame.data, got);
     case LL_EV_ACKED:
-        pthread_cond_broadcast(&srv->send_cv);
+        ll_notify_broadcast(&srv->notify, &srv->send_cv);
         return 0;
     case LL_EV_CLOSE:
         return on_close(srv, conn, ev->frame.pb->close, cause);
@@ -182,7 +182,7 @@ static int process_input(sdk_server *srv, srv_conn *conn, sdk_cause *cause)
     }
     pthread_mutex_unlock(&srv->mu);
     if (got) {
-        pthread_cond_broadcast(&srv->recv_cv); /* after unlocking: see client_io.c */
+        ll_notify_broadcast(&srv->notify, &srv->recv_cv); /* after unlocking: see client_io.c */
     }
     ll_server_report_events(srv);
     return rc;

@@ -104,7 +104,7 @@ void ll_server_end_session(sdk_server *srv, srv_session *ss, sdk_session_event_t
     ll_server_metrics_retire(&srv->metrics, &ss->s);
     ll_session_free(&ss->s);
     free(ss);
-    pthread_cond_broadcast(&srv->send_cv); /* its blocked senders get SDK_ENOTFOUND */
+    ll_notify_broadcast(&srv->notify, &srv->send_cv); /* its blocked senders get SDK_ENOTFOUND */
 }
 
 void ll_server_detach_locked(sdk_server *srv, srv_conn *conn, sdk_cause cause)

@@ -61,7 +61,7 @@ bool ll_server_drain_over(sdk_server *srv, uint64_t now)
     bool over = quiet || now >= srv->drain_deadline;
     if (over) {
         srv->sends_closed = true;
-        pthread_cond_broadcast(&srv->send_cv);
+        ll_notify_broadcast(&srv->notify, &srv->send_cv);
     }
     pthread_mutex_unlock(&srv->mu);
     return over;

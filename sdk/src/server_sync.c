@@ -381,7 +381,7 @@ void ll_server_sync(sdk_server *srv, uint64_t now)
     queue_batch(srv, now);
     pthread_mutex_unlock(&srv->mu);
     if (got) {
-        pthread_cond_broadcast(&srv->recv_cv);
+        ll_notify_broadcast(&srv->notify, &srv->recv_cv);
     }
     ll_server_report_events(srv);
     if (srv->deliver.count > 0) {

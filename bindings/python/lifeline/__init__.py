@@ -1,8 +1,10 @@
 """Lifeline: a TLS message connection that survives network failures (Python binding).
 
-A ctypes binding of the C library (liblifeline.so), found through the LIFELINE_LIBRARY
-environment variable, else in the build tree of this checkout (build/lib), else on the
-system library path.
+A ctypes binding of the C library (liblifeline.so.0), found through the LIFELINE_LIBRARY
+environment variable, else the copy bundled in this package (the wheel of `bash setup.sh
+wheel`), else where `cmake --install` recorded it, else the system loader and the standard
+library directories, else the build tree of this checkout (build/lib). Durations are in
+seconds everywhere.
 
     import lifeline
     with lifeline.Client("localhost", 7443, ca_file="ca.pem") as c:
@@ -14,7 +16,7 @@ setting and behaviour; this package mirrors them.
 """
 
 from ._core import Message
-from ._native import library_path, parse_address
+from ._native import library_path, library_version, parse_address
 from .client import Client, Event
 from .errors import (
     CODES,
@@ -43,12 +45,13 @@ from .server import DevCerts, Server, SessionEvent, dev_certs
 
 __version__ = "0.2.0"
 
+# Not in __all__: TimeoutError and ConnectionRefusedError (lifeline.TimeoutError subclasses
+# builtins.TimeoutError; `from lifeline import *` must not replace the builtin names).
 __all__ = [
     "CODES",
     "Client",
     "ClosedError",
     "ConnectError",
-    "ConnectionRefusedError",
     "DevCerts",
     "DisconnectedError",
     "Error",
@@ -67,11 +70,11 @@ __all__ = [
     "Server",
     "SessionEvent",
     "TLSError",
-    "TimeoutError",
     "TooBigError",
     "TypeMismatchError",
     "dev_certs",
     "error_class",
     "parse_address",
     "library_path",
+    "library_version",
 ]

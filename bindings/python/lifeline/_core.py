@@ -11,7 +11,7 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, Callable, Deque, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
 from . import _native
 from ._native import lib, text
@@ -158,7 +158,7 @@ def _bounds(ctype: Any) -> Tuple[int, int]:
     return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
 
 
-def fill(cfg: ctypes.Structure, values: dict) -> None:
+def fill(cfg: ctypes.Structure, values: Dict[str, Any]) -> None:
     """Set the fields of a config struct from keyword values; None keeps the library default.
     Checks ranges, since ctypes would silently truncate an out-of-range int."""
     types = dict(cfg._fields_)
@@ -241,6 +241,8 @@ def open_handle(start: Any, cfg: Any, on_event: Optional[Callable[[Any], None]],
     if rc != 0:
         detail = _native.last_start_error() if what == "server" else _native.last_connect_error()
         raise make_error(rc, detail)
+    if out.value is None:  # SDK_OK always comes with a handle (sdk.h, server.h)
+        raise RuntimeError(f"lifeline: the {what} started without a handle")
     return Handle(out.value, close, destroy, what, thunks if any(thunks) else None)
 
 
@@ -327,7 +329,8 @@ class Handle:
             self._inflight += 1  # this release is a call too, until the close returns
             ptr = self._ptr
         try:
-            self._close_fn(ptr)
+            if ptr is not None:
+                self._close_fn(ptr)
         finally:
             self._leave()
 
@@ -385,7 +388,7 @@ def receive(handle: Handle, inbox: Inbox, recv_fn: Any, timeout: Optional[float]
             def once(ms: int) -> int:
                 out = ctypes.POINTER(_native.sdk_message)()
                 try:
-                    return recv_fn(ptr, ctypes.byref(out), ms)
+                    return int(recv_fn(ptr, ctypes.byref(out), ms))
                 finally:
                     if out:  # taken from the library: from here on it must not be lost
                         box.append(take_message(out))
@@ -395,6 +398,13 @@ def receive(handle: Handle, inbox: Inbox, recv_fn: Any, timeout: Optional[float]
         inbox.keep(box)
         raise
     return rc, (box[0] if box else None)
+
+
+def delivered(msg: Optional[Message], expect: Any) -> Any:
+    """What recv() returns once receive() answered SDK_OK: the message, or it parsed as expect."""
+    if msg is None:  # SDK_OK always comes with a message (sdk_recv, sdk_server_recv)
+        raise RuntimeError("lifeline: a receive succeeded without a message")
+    return msg.parse(expect) if expect is not None else msg
 
 
 class Endpoint:

@@ -4,6 +4,8 @@ Everything here mirrors sdk/include/lifeline/sdk.h and server.h, which are the c
 The struct field lists follow the headers field by field (order and C type); the test
 suite checks them against the C compiler's offsetof/sizeof when a compiler is at hand.
 
+Where the library is found: see _load (and README.md, "Install").
+
 The library is loaded with ctypes.CDLL, never PyDLL: CDLL releases the GIL for the
 duration of every foreign call, so a thread blocked in sdk_recv does not stop the rest
 of the program.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sysconfig
 from ctypes import (
     CFUNCTYPE,
     POINTER,
@@ -31,18 +34,76 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
+from typing import Any
 
 ENV_VAR = "LIFELINE_LIBRARY"
-_SONAMES = ("liblifeline.so", "liblifeline.so.0")
+SONAME = "liblifeline.so.0"
+_PACKAGE = Path(__file__).resolve().parent
+# Written by `cmake --install` (bindings/python/CMakeLists.txt): the installed library's path.
+RECORD = _PACKAGE / "_library_location"
+
+_FIX = (
+    "Fix: install the C library (cmake -S . -B build && cmake --build build && cmake --install build, "
+    "then pip install ./bindings/python again), or install the wheel that bundles it "
+    f"(bash setup.sh wheel), or set {ENV_VAR}=/path/to/{SONAME}."
+)
 
 
-def _candidates() -> list[Path]:
+def _bundled() -> list[Path]:
+    """The copy inside this package, in the wheel `bash setup.sh wheel` builds."""
+    return [_PACKAGE / "_lib" / SONAME]
+
+
+def _recorded() -> list[Path]:
+    """Where `cmake --install` put the library, as it recorded in this package."""
+    try:
+        lines = RECORD.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    return [Path(line.strip()) for line in lines if line.strip()]
+
+
+def _standard_dirs() -> list[Path]:
+    """The library directories of a default `cmake --install` and of distribution packages."""
+    arch = sysconfig.get_config_var("MULTIARCH") or ""
+    roots = [Path("/usr/local/lib"), Path("/usr/lib"), Path("/lib")]
+    dirs = [root / arch for root in roots if arch] + roots + [Path("/usr/local/lib64"), Path("/usr/lib64")]
+    return [d / SONAME for d in dirs]
+
+
+def _build_tree() -> list[Path]:
     """The build tree of the checkout this package sits in: <repo>/build/lib."""
-    repo = Path(__file__).resolve().parent.parent.parent.parent
-    return [repo / "build" / "lib" / name for name in _SONAMES]
+    repo = _PACKAGE.parent.parent.parent
+    return [repo / "build" / "lib" / name for name in (SONAME, "liblifeline.so")]
+
+
+def _try_paths(paths: list[Path], tried: list[str]) -> tuple[ctypes.CDLL, str] | None:
+    for path in paths:
+        if not path.exists():
+            tried.append(f"{path} (absent)")
+            continue
+        try:
+            return ctypes.CDLL(str(path)), str(path)
+        except OSError as exc:
+            tried.append(f"{path} ({exc})")
+    return None
+
+
+def _try_system_loader(tried: list[str]) -> tuple[ctypes.CDLL, str] | None:
+    name = ctypes.util.find_library("lifeline")
+    if not name:
+        tried.append("ctypes.util.find_library('lifeline') (none)")
+        return None
+    try:
+        return ctypes.CDLL(name), name
+    except OSError as exc:
+        tried.append(f"ctypes.util.find_library('lifeline') -> {name} ({exc})")
+        return None
 
 
 def _load() -> tuple[ctypes.CDLL, str]:
+    """Find liblifeline: LIFELINE_LIBRARY, the bundled copy, the location `cmake --install`
+    recorded, the system loader and standard paths, the build tree of a checkout."""
     explicit = os.environ.get(ENV_VAR)
     if explicit:
         # An explicit choice is never silently replaced by another library.
@@ -50,25 +111,15 @@ def _load() -> tuple[ctypes.CDLL, str]:
             return ctypes.CDLL(explicit), explicit
         except OSError as exc:
             raise ImportError(f"lifeline: cannot load {ENV_VAR}={explicit!r}: {exc}") from exc
-    tried = []
-    for path in _candidates():
-        tried.append(str(path))
-        if path.exists():
-            try:
-                return ctypes.CDLL(str(path)), str(path)
-            except OSError as exc:
-                raise ImportError(f"lifeline: cannot load {path}: {exc}") from exc
-    installed = ctypes.util.find_library("lifeline")
-    if installed:
-        try:
-            return ctypes.CDLL(installed), installed
-        except OSError as exc:
-            raise ImportError(f"lifeline: cannot load {installed}: {exc}") from exc
-    tried.append("the system library path (ctypes.util.find_library('lifeline'))")
-    raise ImportError(
-        "lifeline: liblifeline.so not found. Build it (cmake -S . -B build && cmake --build build) "
-        f"or point {ENV_VAR} at it. Tried: " + ", ".join(tried)
+    tried: list[str] = []
+    found = (
+        _try_paths(_bundled() + _recorded(), tried)
+        or _try_system_loader(tried)
+        or _try_paths(_standard_dirs() + _build_tree(), tried)
     )
+    if found is None:
+        raise ImportError(f"lifeline: {SONAME} not found. Tried: " + "; ".join(tried) + ". " + _FIX)
+    return found
 
 
 lib, library_path = _load()
@@ -249,6 +300,75 @@ class sdk_session_info(Structure):
     ]
 
 
+# ---- the ABI check at load ----
+
+# The library this binding is written for: the same major version and at least this minor
+# (a newer minor only adds: docs/DEVELOPMENT.md, "ABI").
+ABI_VERSION = (0, 2)
+
+# The library writes these into memory the binding sized, and reads sdk_retry_rule as laid
+# out here: a size that differs means a layout that differs. The two configs need no check:
+# they carry their size (sdk_config_init_sized), which the library checks itself.
+_EXACT_STRUCTS = {
+    "sdk_retry_rule": sdk_retry_rule,
+    "sdk_event": sdk_event,
+    "sdk_message": sdk_message,
+    "sdk_stats": sdk_stats,
+    "sdk_session_event": sdk_session_event,
+    "sdk_session_info": sdk_session_info,
+}
+
+_ABI_FIX = (
+    "Use the library this binding came with (the same Lifeline checkout or release), "
+    f"or point {ENV_VAR} at one."
+)
+
+
+def _library_version(library: ctypes.CDLL, path: str) -> tuple[int, int, str]:
+    try:
+        version_fn = library.sdk_version
+        library.sdk_struct_size  # noqa: B018 (looked up now, so both are there or neither)
+    except AttributeError:
+        raise ImportError(
+            f"lifeline: {path} is older than this binding (no sdk_version/sdk_struct_size, added "
+            f"in 0.2.0; this binding needs {ABI_VERSION[0]}.{ABI_VERSION[1]} or newer). {_ABI_FIX}"
+        ) from None
+    version_fn.restype = c_char_p
+    version_fn.argtypes = []
+    version = (version_fn() or b"").decode("ascii", "replace")
+    parts = version.split(".")
+    if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()):
+        raise ImportError(f"lifeline: {path} reports version {version!r}, not MAJOR.MINOR.PATCH. {_ABI_FIX}")
+    return int(parts[0]), int(parts[1]), version
+
+
+def check_abi(library: ctypes.CDLL, path: str) -> str:
+    """Refuse a library this binding would misread: another major version, an older minor,
+    or a struct whose size differs from this mirror's. Returns the library's version."""
+    major, minor, version = _library_version(library, path)
+    if major != ABI_VERSION[0] or minor < ABI_VERSION[1]:
+        raise ImportError(
+            f"lifeline: {path} is version {version}; this binding is for "
+            f"{ABI_VERSION[0]}.{ABI_VERSION[1]} or a newer {ABI_VERSION[0]}.x. {_ABI_FIX}"
+        )
+    size_fn = library.sdk_struct_size
+    size_fn.restype = c_size_t
+    size_fn.argtypes = [c_char_p]
+    differ = []
+    for name, mirror in _EXACT_STRUCTS.items():
+        size = size_fn(name.encode("ascii"))
+        if size != ctypes.sizeof(mirror):
+            differ.append(f"{name} is {size} bytes there, {ctypes.sizeof(mirror)} here")
+    if differ:
+        raise ImportError(
+            f"lifeline: {path} (version {version}) does not match this binding: "
+            + "; ".join(differ) + f". Its structs would be misread. {_ABI_FIX}"
+        )
+    return version
+
+
+library_version = check_abi(lib, library_path)
+
 # ---- prototypes ----
 
 _client_p = c_void_p  # sdk_client * (opaque)
@@ -299,6 +419,10 @@ _PROTOTYPES = {
     "sdk_dev_certs": (c_int, [c_char_p, c_char_p, c_size_t]),
     "sdk_store_open": (c_int, [c_char_p, c_int, POINTER(c_void_p)]),
     "sdk_store_close": (None, [c_void_p]),
+    "sdk_version": (c_char_p, []),
+    "sdk_fd": (c_int, [_client_p, POINTER(c_int)]),
+    "sdk_server_fd": (c_int, [_server_p, POINTER(c_int)]),
+    "sdk_struct_size": (c_size_t, [c_char_p]),
 }
 
 for _name, (_restype, _argtypes) in _PROTOTYPES.items():
@@ -314,7 +438,7 @@ def text(raw: bytes | None) -> str:
     return raw.decode("utf-8", "replace") if raw is not None else ""
 
 
-def _detail(fn) -> str:
+def _detail(fn: Any) -> str:
     buf = ctypes.create_string_buffer(DETAIL_LEN)
     fn(buf, DETAIL_LEN)
     return text(buf.value)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections import namedtuple
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+import warnings
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import _native
 from ._core import (
@@ -16,6 +16,7 @@ from ._core import (
     Handle,
     Inbox,
     Message,
+    delivered,
     fill,
     open_handle,
     payload,
@@ -23,14 +24,29 @@ from ._core import (
     wait,
 )
 from ._native import lib, text
+from ._settings import durations, seconds_to_ms
 from .errors import CODES, ClosedError, Error, make_error
 
-#: What on_event receives. `type`: "CONNECTING", "CONNECTED", "DISCONNECTED",
-#: "RECONNECTING", "SESSION_LOST" or "CLOSED"; `error`: an error name such as
-#: "SDK_ECONNREFUSED" ("SDK_OK" when there is none); `detail`: the readable cause;
-#: `attempt`: connection attempt number from 1; `delay_ms`: RECONNECTING's wait before the
-#: next attempt; `resumed`: CONNECTED continued the previous session.
-Event = namedtuple("Event", "type error detail attempt delay_ms resumed")
+
+class Event(NamedTuple):
+    """What on_event receives. `type`: "CONNECTING", "CONNECTED", "DISCONNECTED",
+    "RECONNECTING", "SESSION_LOST" or "CLOSED"; `error`: an error name such as
+    "SDK_ECONNREFUSED" ("SDK_OK" when there is none); `detail`: the readable cause;
+    `attempt`: connection attempt number from 1; `delay`: RECONNECTING's wait before the
+    next attempt, in seconds; `resumed`: CONNECTED continued the previous session."""
+
+    type: str
+    error: str
+    detail: str
+    attempt: int
+    delay: float
+    resumed: bool
+
+    @property
+    def delay_ms(self) -> int:
+        """Deprecated: `delay` in milliseconds."""
+        warnings.warn("Event.delay_ms is deprecated: use Event.delay (seconds)", DeprecationWarning, stacklevel=2)
+        return round(self.delay * 1000)
 
 
 def _event(ev: _native.sdk_event) -> Event:
@@ -38,18 +54,24 @@ def _event(ev: _native.sdk_event) -> Event:
         text(lib.sdk_event_name(ev.type)).upper(),
         text(lib.sdk_errname(ev.error)),
         text(ev.detail),
-        ev.attempt,
-        ev.delay_ms,
+        int(ev.attempt),
+        ev.delay_ms / 1000.0,
         bool(ev.resumed),
     )
+
+
+#: One reconnect_policy rule: "stop", or (min, max) seconds (max None: reconnect_max).
+RetryRule = Union[str, Tuple[float, Optional[float]]]
 
 
 class Client(Endpoint):
     """A connection to a Lifeline server that survives network failures.
 
-    Connects in the constructor (blocking up to connect_timeout_ms, unless
-    retry_on_first_connect). Keyword settings mirror sdk_config in sdk.h; None keeps the
-    library default. Any number of threads may use one client at once.
+    Connects in the constructor (blocking up to connect_timeout, unless
+    retry_on_first_connect). Keyword settings mirror sdk_config in sdk.h, durations in
+    seconds (connect_timeout=2.5 is sdk_config.connect_timeout_ms = 2500; the old *_ms
+    keywords still work, deprecated); None keeps the library default. Any number of threads
+    may use one client at once.
 
     Use it as a context manager, or call close(); the C handle is freed when the object
     is garbage collected or on leaving the `with` block, and never while another thread
@@ -78,37 +100,39 @@ class Client(Endpoint):
         cert_file: Optional[str] = None,
         key_file: Optional[str] = None,
         max_frame: Optional[int] = None,
-        connect_timeout_ms: Optional[int] = None,
-        heartbeat_interval_ms: Optional[int] = None,
-        heartbeat_timeout_ms: Optional[int] = None,
-        reconnect_min_ms: Optional[int] = None,
-        reconnect_max_ms: Optional[int] = None,
+        connect_timeout: Optional[float] = None,
+        heartbeat_interval: Optional[float] = None,
+        heartbeat_timeout: Optional[float] = None,
+        reconnect_min: Optional[float] = None,
+        reconnect_max: Optional[float] = None,
         max_reconnect_attempts: Optional[int] = None,
         retry_on_first_connect: bool = False,
         queue_max_messages: Optional[int] = None,
         queue_max_bytes: Optional[int] = None,
         window_messages: Optional[int] = None,
         window_bytes: Optional[int] = None,
-        close_linger_ms: Optional[int] = None,
-        reconnect_policy: Optional[Dict[str, Any]] = None,
+        close_linger: Optional[float] = None,
+        reconnect_policy: Optional[Dict[str, RetryRule]] = None,
         on_event: Optional[Callable[[Event], Any]] = None,
         on_message: Optional[Callable[[Message], Any]] = None,
+        **deprecated_ms: Any,
     ):
         self._handle: Optional[Handle] = None
         self._closed_by_user = False
         self._inbox = Inbox()
+        ms = durations({
+            "connect_timeout": connect_timeout, "heartbeat_interval": heartbeat_interval,
+            "heartbeat_timeout": heartbeat_timeout, "reconnect_min": reconnect_min,
+            "reconnect_max": reconnect_max, "close_linger": close_linger,
+        }, deprecated_ms, "Client")
         cfg = _native.sdk_config()
         _native.init_config(cfg)
         fill(cfg, {
             "host": host, "port": port, "address": address, "ca_file": ca_file, "servername": servername,
             "cert_file": cert_file, "key_file": key_file, "max_frame": max_frame,
-            "connect_timeout_ms": connect_timeout_ms, "heartbeat_interval_ms": heartbeat_interval_ms,
-            "heartbeat_timeout_ms": heartbeat_timeout_ms, "reconnect_min_ms": reconnect_min_ms,
-            "reconnect_max_ms": reconnect_max_ms, "max_reconnect_attempts": max_reconnect_attempts,
-            "retry_on_first_connect": retry_on_first_connect,
+            "max_reconnect_attempts": max_reconnect_attempts, "retry_on_first_connect": retry_on_first_connect,
             "queue_max_messages": queue_max_messages, "queue_max_bytes": queue_max_bytes,
-            "window_messages": window_messages, "window_bytes": window_bytes,
-            "close_linger_ms": close_linger_ms,
+            "window_messages": window_messages, "window_bytes": window_bytes, **ms,
         })
         _set_policy(cfg, reconnect_policy or {})
         keep = _set_endpoints(cfg, endpoints, keep_endpoint_order)  # alive until sdk_connect copied it
@@ -142,7 +166,7 @@ class Client(Endpoint):
         tname, body = payload(data, type_name)
         seq = ctypes.c_uint64(0)
         with self._call() as ptr:
-            rc = wait(lambda ms: lib.sdk_send_seq(ptr, tname, body, len(body), ms, ctypes.byref(seq)), timeout,
+            rc = wait(lambda ms: int(lib.sdk_send_seq(ptr, tname, body, len(body), ms, ctypes.byref(seq))), timeout,
                       SDK_EQUEUEFULL)
         self._check(rc)
         return seq.value
@@ -154,14 +178,14 @@ class Client(Endpoint):
         Raises TimeoutError, or ClosedError once closed and drained."""
         rc, msg = receive(self._handle_or_raise(), self._inbox, lib.sdk_recv, timeout)
         self._check(rc)
-        return msg.parse(expect) if expect is not None else msg
+        return delivered(msg, expect)
 
     def flush(self, timeout: Optional[float] = None) -> None:
         """Wait until every message sent so far is acknowledged by the server's application.
         Raises TimeoutError or ClosedError. On the main thread the wait is sliced for Ctrl-C;
         each slice then also waits for messages other threads sent meanwhile."""
         with self._call() as ptr:
-            rc = wait(lambda ms: lib.sdk_flush(ptr, ms), timeout, SDK_ETIMEDOUT)
+            rc = wait(lambda ms: int(lib.sdk_flush(ptr, ms)), timeout, SDK_ETIMEDOUT)
         self._check(rc)
 
     def flush_to(self, seq: int, timeout: Optional[float] = None) -> None:
@@ -170,8 +194,20 @@ class Client(Endpoint):
         the client cannot connect, if it cannot), ClosedError, InvalidArgumentError (seq
         not queued yet)."""
         with self._call() as ptr:
-            rc = wait(lambda ms: lib.sdk_flush_to(ptr, seq, ms), timeout, SDK_ETIMEDOUT)
+            rc = wait(lambda ms: int(lib.sdk_flush_to(ptr, seq, ms)), timeout, SDK_ETIMEDOUT)
         self._check(rc)
+
+    def fileno(self) -> int:
+        """sdk_fd: a descriptor that turns readable whenever a waiting call could now
+        complete (message, acknowledgement, state change, close), for select, selectors or
+        an event loop (lifeline.aio uses it). Try a call with timeout=0 first, wait for the
+        descriptor only while it says "not yet", and read 8 bytes from it to reset it
+        (sdk.h, sdk_fd). Owned by the client: do not close it."""
+        fd = ctypes.c_int(-1)
+        with self._call() as ptr:
+            rc = int(lib.sdk_fd(ptr, ctypes.byref(fd)))
+        self._check(rc)
+        return fd.value
 
     # ---- introspection ----
 
@@ -264,9 +300,9 @@ def _set_endpoints(cfg: _native.sdk_config, endpoints: Optional[Sequence[str]], 
     return array
 
 
-def _set_policy(cfg: _native.sdk_config, policy: Dict[str, Any]) -> None:
-    """reconnect_policy={"certificate": "stop", "refused": (min_ms, max_ms), ...}: per cause
-    (_native.RETRY_CAUSES), "stop" or a (min_ms, max_ms) pair (max_ms -1: reconnect_max_ms).
+def _set_policy(cfg: _native.sdk_config, policy: Dict[str, RetryRule]) -> None:
+    """reconnect_policy={"certificate": "stop", "refused": (min, max), ...}: per cause
+    (_native.RETRY_CAUSES), "stop" or a (min, max) pair of seconds (max None: reconnect_max).
     Causes not named keep the defaults (sdk.h, sdk_config.reconnect_policy)."""
     for cause, rule in policy.items():
         if cause not in _native.RETRY_CAUSES:
@@ -275,6 +311,10 @@ def _set_policy(cfg: _native.sdk_config, policy: Dict[str, Any]) -> None:
         slot = cfg.reconnect_policy[_native.RETRY_CAUSES.index(cause)]
         if rule == "stop":
             slot.stop, slot.min_ms, slot.max_ms = True, 0, -1
-        else:
+        elif isinstance(rule, tuple) and len(rule) == 2:
             lo, hi = rule
-            slot.stop, slot.min_ms, slot.max_ms = False, int(lo), int(hi)
+            slot.stop = False
+            slot.min_ms = seconds_to_ms(f"reconnect_policy[{cause!r}] min", lo)
+            slot.max_ms = -1 if hi is None else seconds_to_ms(f"reconnect_policy[{cause!r}] max", hi)
+        else:
+            raise TypeError(f"reconnect_policy[{cause!r}] must be \"stop\" or (min, max) seconds, not {rule!r}")

@@ -1,6 +1,13 @@
 """Exceptions: one class per sdk_err code, built from the library's own table.
 
-Every exception derives from lifeline.Error and carries the C code (`code`), its name
+Every exception derives from lifeline.Error and, where one fits, from the builtin a Python
+programmer already catches: lifeline.TimeoutError is a builtins.TimeoutError,
+ConnectionRefusedError a builtins.ConnectionRefusedError, ConnectError, TLSError and
+DisconnectedError ConnectionErrors, InvalidArgumentError and TooBigError ValueErrors,
+NotFoundError a LookupError, ResolveError, ListenError and IOFailureError OSErrors. So
+`except TimeoutError:` catches lifeline's too, and the two classes named like builtins are
+left out of `from lifeline import *` (write lifeline.TimeoutError), so they never replace
+the builtin names in user code. Each carries the C code (`code`), its name
 (`name`, e.g. "SDK_ETIMEDOUT"), the library's sentence for it (`text`) and the detail
 (`detail`, e.g. OpenSSL's reason). `message` is set where a received message would
 otherwise be lost with the exception (TypeMismatchError from recv(expect=...)).
@@ -36,10 +43,7 @@ class Error(Exception):
         self.detail = detail or ""
         self.message = message
         if isinstance(self, OSError):
-            # OSError.__init__ read (code, name, detail) as (errno, strerror, filename).
-            self.errno = _POSIX_ERRNO.get(code)
-            self.strerror = self.text
-            self.filename = None
+            _fix_oserror_fields(self, code, self.text)
 
     def __str__(self) -> str:
         out = f"{self.name}: {self.text}"
@@ -49,6 +53,13 @@ class Error(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code}, {self.name!r}, {self.detail!r})"
+
+
+def _fix_oserror_fields(exc: OSError, code: int, sentence: str) -> None:
+    # OSError.__init__ read (code, name, detail) as (errno, strerror, filename).
+    exc.errno = _POSIX_ERRNO.get(code)  # type: ignore[assignment]  # None: no POSIX errno fits
+    exc.strerror = sentence
+    exc.filename = None
 
 
 class InvalidArgumentError(Error, ValueError):
@@ -67,7 +78,7 @@ class ClosedError(Error):
     """SDK_ECLOSED: the client or server is closed (and, for recv, nothing is left to read)."""
 
 
-class ResolveError(Error):
+class ResolveError(Error, OSError):
     """SDK_ERESOLVE"""
 
 
@@ -75,11 +86,11 @@ class ConnectionRefusedError(Error, builtins.ConnectionRefusedError):
     """SDK_ECONNREFUSED"""
 
 
-class ConnectError(Error):
+class ConnectError(Error, builtins.ConnectionError):
     """SDK_ECONNECT"""
 
 
-class TLSError(Error):
+class TLSError(Error, builtins.ConnectionError):
     """SDK_ETLS"""
 
 
@@ -91,7 +102,7 @@ class ProtocolError(Error):
     """SDK_EPROTO"""
 
 
-class TooBigError(Error):
+class TooBigError(Error, ValueError):
     """SDK_ETOOBIG"""
 
 
@@ -99,7 +110,7 @@ class QueueFullError(Error):
     """SDK_EQUEUEFULL: no room in the send queue before the timeout."""
 
 
-class DisconnectedError(Error):
+class DisconnectedError(Error, builtins.ConnectionError):
     """SDK_EDISCONNECTED"""
 
 
@@ -112,15 +123,15 @@ class TypeMismatchError(Error):
     """SDK_ETYPE: a received message's type is not the one expected (see .message)."""
 
 
-class NotFoundError(Error):
+class NotFoundError(Error, LookupError):
     """SDK_ENOTFOUND: no such session."""
 
 
-class IOFailureError(Error):
+class IOFailureError(Error, OSError):
     """SDK_EIO"""
 
 
-class ListenError(Error):
+class ListenError(Error, OSError):
     """SDK_ELISTEN: the server could not bind or listen (e.g. address in use)."""
 
 

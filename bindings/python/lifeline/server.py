@@ -8,8 +8,21 @@ from collections import namedtuple
 from typing import Any, Callable, Dict, List, Optional
 
 from . import _native
-from ._core import SDK_EQUEUEFULL, Endpoint, Handle, Inbox, Message, fill, open_handle, payload, receive, wait
+from ._core import (
+    SDK_EQUEUEFULL,
+    Endpoint,
+    Handle,
+    Inbox,
+    Message,
+    delivered,
+    fill,
+    open_handle,
+    payload,
+    receive,
+    wait,
+)
 from ._native import lib, text
+from ._settings import durations
 from .errors import CODES, check
 
 #: What Server(on_event=...) receives. `type`: "OPENED", "RESUMED", "DETACHED", "EXPIRED"
@@ -28,7 +41,10 @@ def dev_certs(directory: "str | os.PathLike[str]") -> DevCerts:
     d = os.fspath(directory)
     err = ctypes.create_string_buffer(_native.DETAIL_LEN)
     check(lib.sdk_dev_certs(os.fsencode(d), err, _native.DETAIL_LEN), text(err.value))
-    j = lambda name: os.path.join(d, name)  # noqa: E731
+
+    def j(name: str) -> str:
+        return os.path.join(d, name)
+
     return DevCerts(d, j("ca.pem"), j("ca.key"), j("server.pem"), j("server.key"), j("client.pem"), j("client.key"))
 
 
@@ -81,22 +97,23 @@ class Server(Endpoint):
 
     Certificates: cert_file and key_file, or dev_certs=DIR to create throwaway ones there
     (sdk_dev_certs) and use DIR/server.pem and DIR/server.key; the DevCerts paths are then
-    in .dev_certs (clients trust .dev_certs.ca). Other keywords mirror sdk_server_config;
-    None keeps the library default.
+    in .dev_certs (clients trust .dev_certs.ca). Other keywords mirror sdk_server_config,
+    durations in seconds (session_ttl=60 is session_ttl_ms = 60000; the old *_ms keywords
+    still work, deprecated); None keeps the library default.
 
     store="redis://HOST[:PORT][/DB]" (or "memory:") keeps sessions in a session store
     (lifeline/store.h), and any server on the same store resumes them. store_sync says when
     they are written: "handover" (the default: when a connection drops and at stop()) or
     "always" (also before any ack, data or delivery leaves, so a killed server loses
     nothing; messages its application may have seen come again with .redelivered).
-    store_timeout_ms bounds each store call (0: the library default). The store is opened
+    store_timeout (seconds) bounds each store call (None: the library default). The store is opened
     here and closed with the server.
 
     manual_ack=True: taking a message does not acknowledge it; ack(msg) or reply(msg, ...)
     does, once the application is done with it.
 
-    With a store, the TLS ticket keys are shared through it too: ticket_key_rotation_ms
-    (default 12 h) and ticket_keys_live (default 3) as in sdk_server_config.
+    With a store, the TLS ticket keys are shared through it too: ticket_key_rotation
+    (seconds, default 12 h) and ticket_keys_live (default 3) as in sdk_server_config.
 
     on_event(SessionEvent) runs on the server's I/O thread: return quickly, do not call
     stop() or block; exceptions are logged (logger "lifeline") and dropped.
@@ -117,10 +134,10 @@ class Server(Endpoint):
         client_ca_file: Optional[str] = None,
         dev_certs: Optional[str] = None,
         max_frame: Optional[int] = None,
-        handshake_timeout_ms: Optional[int] = None,
-        heartbeat_min_ms: Optional[int] = None,
-        heartbeat_max_ms: Optional[int] = None,
-        session_ttl_ms: Optional[int] = None,
+        handshake_timeout: Optional[float] = None,
+        heartbeat_min: Optional[float] = None,
+        heartbeat_max: Optional[float] = None,
+        session_ttl: Optional[float] = None,
         queue_max_messages: Optional[int] = None,
         queue_max_bytes: Optional[int] = None,
         window_messages: Optional[int] = None,
@@ -129,11 +146,12 @@ class Server(Endpoint):
         on_event: Optional[Callable[[SessionEvent], Any]] = None,
         on_message: Optional[Callable[[Message], Any]] = None,
         store: Optional[str] = None,
-        store_timeout_ms: int = 0,
+        store_timeout: Optional[float] = None,
         store_sync: str = "handover",
         manual_ack: bool = False,
-        ticket_key_rotation_ms: Optional[int] = None,
+        ticket_key_rotation: Optional[float] = None,
         ticket_keys_live: Optional[int] = None,
+        **deprecated_ms: Any,
     ):
         self._handle: Optional[Handle] = None
         self._inbox = Inbox()
@@ -143,17 +161,20 @@ class Server(Endpoint):
                 raise ValueError("give dev_certs or cert_file/key_file, not both")
             self.dev_certs = _make_dev_certs(dev_certs)
             cert_file, key_file = self.dev_certs.server_cert, self.dev_certs.server_key
+        ms = durations({
+            "handshake_timeout": handshake_timeout, "heartbeat_min": heartbeat_min,
+            "heartbeat_max": heartbeat_max, "session_ttl": session_ttl, "store_timeout": store_timeout,
+            "ticket_key_rotation": ticket_key_rotation,
+        }, deprecated_ms, "Server")
+        store_timeout_ms = ms.pop("store_timeout_ms") or 0
         cfg = _native.sdk_server_config()
         _native.init_config(cfg)
         fill(cfg, {
             "listen": listen, "cert_file": cert_file, "key_file": key_file,
             "client_ca_file": client_ca_file, "max_frame": max_frame,
-            "handshake_timeout_ms": handshake_timeout_ms, "heartbeat_min_ms": heartbeat_min_ms,
-            "heartbeat_max_ms": heartbeat_max_ms, "session_ttl_ms": session_ttl_ms,
             "queue_max_messages": queue_max_messages, "queue_max_bytes": queue_max_bytes,
             "window_messages": window_messages, "window_bytes": window_bytes,
-            "max_output_bytes": max_output_bytes, "ticket_key_rotation_ms": ticket_key_rotation_ms,
-            "ticket_keys_live": ticket_keys_live,
+            "max_output_bytes": max_output_bytes, "ticket_keys_live": ticket_keys_live, **ms,
         })
         if store_sync not in _STORE_SYNC:
             raise ValueError(f"store_sync is one of {', '.join(_STORE_SYNC)}, not {store_sync!r}")
@@ -170,7 +191,7 @@ class Server(Endpoint):
             raise
         self._manual_ack = bool(manual_ack)
         with self._handle.call() as ptr:
-            self._port = lib.sdk_server_port(ptr)
+            self._port = int(lib.sdk_server_port(ptr))
 
     # ---- lifetime ----
 
@@ -193,7 +214,7 @@ class Server(Endpoint):
         expect=ProtobufClass as in Client.recv. Raises TimeoutError, ClosedError (stopped)."""
         rc, msg = receive(self._handle_or_raise(), self._inbox, lib.sdk_server_recv, timeout)
         check(rc)
-        return msg.parse(expect) if expect is not None else msg
+        return delivered(msg, expect)
 
     def send(self, session: int, data: Any, timeout: Optional[float] = None, *,
              type_name: Optional[str] = None) -> None:
@@ -203,10 +224,10 @@ class Server(Endpoint):
         tname, body = payload(data, type_name)
         with self._call() as ptr:
             if tname is None:
-                rc = wait(lambda ms: lib.sdk_server_send(ptr, session, body, len(body), ms), timeout,
+                rc = wait(lambda ms: int(lib.sdk_server_send(ptr, session, body, len(body), ms)), timeout,
                           SDK_EQUEUEFULL)
             else:
-                rc = wait(lambda ms: lib.sdk_server_send_typed(ptr, session, tname, body, len(body), ms),
+                rc = wait(lambda ms: int(lib.sdk_server_send_typed(ptr, session, tname, body, len(body), ms)),
                           timeout, SDK_EQUEUEFULL)
         check(rc, _native.last_call_error() if rc == CODES["SDK_ETOOBIG"] else "")
 
@@ -215,7 +236,7 @@ class Server(Endpoint):
         store_sync="always" once the store holds that). Raises NotFoundError (its session is
         gone), InvalidArgumentError (not a manual_ack server)."""
         with self._call() as ptr:
-            rc = lib.sdk_server_ack(ptr, msg.session, msg.seq)
+            rc = int(lib.sdk_server_ack(ptr, msg.session, msg.seq))
         check(rc)
 
     def reply(self, msg: Message, data: Any, timeout: Optional[float] = None, *,
@@ -226,9 +247,18 @@ class Server(Endpoint):
         tname, body = payload(data, type_name)
         ack_seq = msg.seq if self._manual_ack else 0
         with self._call() as ptr:
-            rc = wait(lambda ms: lib.sdk_server_reply(ptr, msg.session, ack_seq, tname, body, len(body), ms),
+            rc = wait(lambda ms: int(lib.sdk_server_reply(ptr, msg.session, ack_seq, tname, body, len(body), ms)),
                       timeout, SDK_EQUEUEFULL)
         check(rc, _native.last_call_error() if rc == CODES["SDK_ETOOBIG"] else "")
+
+    def fileno(self) -> int:
+        """sdk_server_fd: as Client.fileno, for the server (a message for recv, room in a
+        session's queue, the server stopped). Owned by the server: do not close it."""
+        fd = ctypes.c_int(-1)
+        with self._call() as ptr:
+            rc = int(lib.sdk_server_fd(ptr, ctypes.byref(fd)))
+        check(rc)
+        return fd.value
 
     def sessions(self) -> List[Dict[str, Any]]:
         """A snapshot of every session: a dict per session with every sdk_session_info field

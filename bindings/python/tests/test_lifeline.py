@@ -182,7 +182,7 @@ class TestBinding(unittest.TestCase):
         with self.assertRaises(ValueError):
             lifeline.Client("127.0.0.1", 70000)  # would wrap to 4464 in a uint16_t
         with self.assertRaises(ValueError):
-            lifeline.Client("127.0.0.1", 1, connect_timeout_ms=2**31)
+            lifeline.Client("127.0.0.1", 1, connect_timeout=2**31 / 1000)
         with self.assertRaises(TypeError):
             lifeline.Client("127.0.0.1", 1, max_frame="big")
         # In range for the C type but refused by the library, with its reason.
@@ -190,6 +190,59 @@ class TestBinding(unittest.TestCase):
             lifeline.Client("127.0.0.1", 1, max_frame=10)
         self.assertIn("out of range", cm.exception.detail)
 
+
+    def test_durations_are_seconds(self):
+        # connect_timeout=0.25 s is 250 ms: a silent listener times the connect out in about that.
+        holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(holder.close)
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)  # accepts TCP, never answers TLS
+        started = time.monotonic()
+        with self.assertRaises(lifeline.Error):
+            lifeline.Client("127.0.0.1", holder.getsockname()[1], ca_file=CERTS.ca, connect_timeout=0.25)
+        self.assertLess(time.monotonic() - started, 3.0)
+        with self.assertRaises(ValueError):
+            lifeline.Client("127.0.0.1", 1, heartbeat_interval=float("inf"))
+        with self.assertRaises(TypeError):
+            lifeline.Client("127.0.0.1", 1, heartbeat_interval="5")
+        with self.assertRaises(TypeError):
+            lifeline.Client("127.0.0.1", 1, reconnect_policy={"refused": "sometimes"})
+
+    def test_millisecond_names_are_deprecated_aliases(self):
+        holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(holder.close)
+        holder.bind(("127.0.0.1", 0))
+        with self.assertWarnsRegex(DeprecationWarning, r"connect_timeout_ms=\) is deprecated: use connect_timeout="):
+            with lifeline.Client("127.0.0.1", holder.getsockname()[1], ca_file=CERTS.ca,
+                                 retry_on_first_connect=True, connect_timeout_ms=500):
+                pass
+        with self.assertRaisesRegex(TypeError, "not both"):
+            lifeline.Client("127.0.0.1", 1, connect_timeout=1, connect_timeout_ms=1000)
+        with self.assertRaisesRegex(TypeError, "unexpected keyword argument 'no_such_ms'"):
+            lifeline.Client("127.0.0.1", 1, no_such_ms=1)
+        with self.assertRaisesRegex(TypeError, "unexpected keyword argument 'ca'"):
+            lifeline.Client("127.0.0.1", 1, ca="x")
+        with self.assertWarns(DeprecationWarning):
+            with lifeline.Server(cert_file=CERTS.server_cert, key_file=CERTS.server_key, session_ttl_ms=5000):
+                pass
+        ev = lifeline.Event("RECONNECTING", "SDK_OK", "", 1, 0.25, False)
+        with self.assertWarns(DeprecationWarning):
+            self.assertEqual(ev.delay_ms, 250)
+
+    def test_exceptions_subclass_the_builtins(self):
+        self.assertTrue(issubclass(lifeline.InvalidArgumentError, ValueError))
+        self.assertTrue(issubclass(lifeline.TooBigError, ValueError))
+        self.assertTrue(issubclass(lifeline.DisconnectedError, builtins.ConnectionError))
+        self.assertTrue(issubclass(lifeline.ConnectError, builtins.ConnectionError))
+        self.assertTrue(issubclass(lifeline.PeerAuthError, builtins.ConnectionError))
+        self.assertTrue(issubclass(lifeline.NotFoundError, LookupError))
+        self.assertTrue(issubclass(lifeline.ListenError, OSError))
+        # `from lifeline import *` leaves the builtin names alone.
+        scope: dict = {}
+        exec("from lifeline import *", scope)
+        self.assertNotIn("TimeoutError", scope)
+        self.assertNotIn("ConnectionRefusedError", scope)
+        self.assertIn("Client", scope)
 
     def test_configs_carry_their_size(self):
         # The library reads only cfg.size bytes: the mirror passes its own sizeof.
@@ -530,7 +583,7 @@ class TestMessageCallbacks(unittest.TestCase):
                 self.assertEqual(c.recv(timeout=WAIT).data, b"stored")
         finally:
             echo.stop()
-        keyed = EchoServer(store="memory:", ticket_key_rotation_ms=60000, ticket_keys_live=4)
+        keyed = EchoServer(store="memory:", ticket_key_rotation=60, ticket_keys_live=4)
         keyed.stop()
         with self.assertRaises(lifeline.InvalidArgumentError):  # 1 key cannot rotate
             lifeline.Server("127.0.0.1:0", dev_certs=CERTS.dir, store="memory:", ticket_keys_live=1)
@@ -542,7 +595,7 @@ class TestMessageCallbacks(unittest.TestCase):
             port = s.getsockname()[1]
         with self.assertRaises(lifeline.ConnectionRefusedError) as down:
             lifeline.Server("127.0.0.1:0", dev_certs=CERTS.dir, store=f"redis://127.0.0.1:{port}",
-                            store_timeout_ms=500)
+                            store_timeout=0.5)
         self.assertIn(str(port), str(down.exception))
 
     def test_store_sync_always_with_manual_acks(self):
@@ -660,8 +713,8 @@ class TestConnectFailures(unittest.TestCase):
         holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.addCleanup(holder.close)
         holder.bind(("127.0.0.1", 0))
-        with connect(holder.getsockname()[1], retry_on_first_connect=True, reconnect_min_ms=1,
-                     reconnect_max_ms=5) as c:
+        with connect(holder.getsockname()[1], retry_on_first_connect=True, reconnect_min=0.001,
+                     reconnect_max=0.005) as c:
             seq = c.send(b"never delivered")
             with self.assertRaises(lifeline.TimeoutError) as cm:
                 c.flush(timeout=0.3)
@@ -677,7 +730,7 @@ class TestConnectFailures(unittest.TestCase):
         holder.bind(("127.0.0.1", 0))
         events = []
         with connect(holder.getsockname()[1], retry_on_first_connect=True,
-                     reconnect_policy={"refused": "stop", "reset": (10, 20)}, on_event=events.append) as c:
+                     reconnect_policy={"refused": "stop", "reset": (0.01, 0.02)}, on_event=events.append) as c:
             with self.assertRaises(lifeline.ClosedError):
                 c.recv(timeout=WAIT)
             self.assertEqual(c.last_error()[0], "SDK_ECONNREFUSED")
@@ -686,15 +739,15 @@ class TestConnectFailures(unittest.TestCase):
         with self.assertRaises(lifeline.InvalidArgumentError):
             connect(holder.getsockname()[1], reconnect_policy={"no-such-cause": "stop"})
         with self.assertRaises(lifeline.InvalidArgumentError):  # max_ms below min_ms: sdk_connect says no
-            connect(holder.getsockname()[1], reconnect_policy={"refused": (50, 10)})
+            connect(holder.getsockname()[1], reconnect_policy={"refused": (0.05, 0.01)})
 
     def test_gives_up_and_says_why(self):
         holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.addCleanup(holder.close)
         holder.bind(("127.0.0.1", 0))
         events = []
-        with connect(holder.getsockname()[1], retry_on_first_connect=True, reconnect_min_ms=1,
-                     reconnect_max_ms=5, max_reconnect_attempts=2, on_event=events.append) as c:
+        with connect(holder.getsockname()[1], retry_on_first_connect=True, reconnect_min=0.001,
+                     reconnect_max=0.005, max_reconnect_attempts=2, on_event=events.append) as c:
             with self.assertRaises(lifeline.ClosedError) as cm:
                 c.recv(timeout=WAIT)
             self.assertEqual(c.state, "closed")
@@ -866,7 +919,7 @@ class TestServerRestart(unittest.TestCase):
         got = []
         stopped, restarted = threading.Event(), threading.Event()
         stop_status = []
-        client = connect(port, retry_on_first_connect=True, reconnect_min_ms=50, reconnect_max_ms=500,
+        client = connect(port, retry_on_first_connect=True, reconnect_min=0.05, reconnect_max=0.5,
                          on_event=events.append)
         self.addCleanup(client.__exit__, None, None, None)
 

@@ -487,6 +487,48 @@ SDK_API sdk_err sdk_close(sdk_client *c);
  * callbacks (it would free the client under its own I/O thread). */
 SDK_API void sdk_destroy(sdk_client *c);
 
+/*
+ * sdk_fd: a file descriptor for event loops (libuv's uv_poll_t, GLib's g_unix_fd_add, your
+ * own epoll or poll, Python's loop.add_reader), so that no thread has to sit blocked in
+ * sdk_recv or sdk_flush. It becomes readable whenever a blocked caller would be woken: a
+ * message arrived for sdk_recv, acknowledgements came (room in the send queue, progress for
+ * sdk_flush and sdk_flush_to), the state changed, or the client closed (sdk_recv then
+ * drains, then answers SDK_ECLOSED).
+ *
+ * The rule, which works with level- and edge-triggered polling alike:
+ *   1. try the call first, with timeout_ms 0 (sdk_recv, sdk_send, sdk_flush, ...);
+ *   2. only when it answers SDK_ETIMEDOUT (or SDK_EQUEUEFULL), wait for the fd to be readable;
+ *   3. then read 8 bytes from it to reset it (it is non-blocking; EAGAIN means someone else
+ *      did already) and go back to 1.
+ * It is a hint, not a count: one readiness may stand for many messages, and what happened
+ * before the first sdk_fd call is not signalled, hence step 1. On Linux it is an eventfd.
+ *
+ * The first call makes the descriptor; every call returns the same one. It belongs to the
+ * client: do not close it; it stays valid until sdk_destroy. Until someone asks for it the
+ * library makes no system call for it. Any thread; never blocks. Errors: SDK_EINVAL (c or
+ * fd NULL), SDK_EIO (no descriptor could be made: errno says why, e.g. EMFILE).
+ */
+SDK_API sdk_err sdk_fd(sdk_client *c, int *fd);
+
+/*
+ * Introspection for bindings and loaders that mirror these structs (ctypes, cffi, another
+ * language's FFI) instead of compiling against this header: they check at load time that
+ * the library is the one they were written for, rather than misreading memory.
+ *
+ * sdk_version: the library's version, "MAJOR.MINOR.PATCH" (static string; "0.2.0" for this
+ * release). Within one major version a newer library serves a program written for an older
+ * one (docs/DEVELOPMENT.md, "ABI"). Any thread; never blocks; never fails.
+ *
+ * sdk_struct_size: sizeof the public struct called name ("sdk_config", "sdk_server_config",
+ * "sdk_retry_rule", "sdk_event", "sdk_message", "sdk_stats", "sdk_session_event",
+ * "sdk_session_info") as this library was compiled, or 0 for a name it does not know (or
+ * NULL). A mirror of an output struct (all but the two configs) must have exactly this
+ * size; a config mirror may be smaller or larger (the size rule: sdk_config_init_sized).
+ * Any thread; never blocks.
+ */
+SDK_API const char *sdk_version(void);
+SDK_API size_t sdk_struct_size(const char *name);
+
 #ifdef __cplusplus
 }
 #endif

@@ -206,6 +206,16 @@ SDK_API sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_
 SDK_API sdk_err sdk_server_ack(sdk_server *srv, uint64_t session, uint64_t seq);
 
 /*
+ * sdk_server_fd: the server's descriptor for event loops, as sdk_fd (sdk.h) is the client's,
+ * with the same rule (try with timeout_ms 0, wait for readable, read 8 bytes, try again).
+ * Readable whenever a blocked caller would be woken: a message for sdk_server_recv, room
+ * in a session's queue, a session gone (its senders get SDK_ENOTFOUND), or the server
+ * stopped. Belongs to the server, valid until sdk_server_destroy. Any thread; never blocks.
+ * Errors: SDK_EINVAL (srv or fd NULL), SDK_EIO (no descriptor could be made).
+ */
+SDK_API sdk_err sdk_server_fd(sdk_server *srv, int *fd);
+
+/*
  * sdk_server_send: queue a message for one session, delivered in order exactly once
  * while the session lives, including across the client's reconnects. Copies data.
  * Blocks up to timeout_ms while the session's queue is full. Any thread.
