@@ -44,6 +44,7 @@ typedef struct stream {
     atomic_uint bad;      /* the first id that came out of order or twice (0: none) */
     atomic_int send_err;  /* the first sdk_send failure */
     int burst;            /* messages between 5 ms pauses */
+    const char *endpoints[INSTANCES];
 } stream;
 
 static void *send_loop(void *arg)
@@ -87,7 +88,7 @@ static void *recv_loop(void *arg)
     return NULL;
 }
 
-static void stream_start(stream *s, char eps[INSTANCES][32], const char **ep_list, int burst)
+static void stream_start(stream *s, char eps[INSTANCES][32], int burst)
 {
     memset(s, 0, sizeof(*s));
     s->burst = burst;
@@ -97,9 +98,9 @@ static void stream_start(stream *s, char eps[INSTANCES][32], const char **ep_lis
     cc.host = NULL;
     cc.port = 0;
     for (int i = 0; i < INSTANCES; i++) {
-        ep_list[i] = eps[i];
+        s->endpoints[i] = eps[i];
     }
-    cc.endpoints = ep_list;
+    cc.endpoints = s->endpoints;
     cc.endpoint_count = INSTANCES;
     cc.keep_endpoint_order = true;
     cc.reconnect_min_ms = 10;
@@ -226,6 +227,14 @@ static void cluster_stop(cluster *cl)
     redis_proc_stop(&cl->redis);
 }
 
+/* The cluster up, and the client streaming through it (burst: see stream). */
+static void begin(cluster *cl, stream *s, bool always, int burst)
+{
+    cluster_start(cl, always);
+    stream_start(s, cl->eps, burst);
+    stream_wait_flowing(s, 200);
+}
+
 /* Wait for a CONNECTED at index >= from; returns its index and time. */
 static int wait_connected(stream *s, size_t from, ht_event *out)
 {
@@ -246,11 +255,8 @@ static void test_rolling_restart(void **state)
 {
     (void)state;
     cluster cl;
-    cluster_start(&cl, false);
     stream s;
-    const char *ep_list[INSTANCES];
-    stream_start(&s, cl.eps, ep_list, 10);
-    stream_wait_flowing(&s, 200);
+    begin(&cl, &s, false, 10);
     uint64_t gap[INSTANCES];
     for (int i = 0; i < INSTANCES; i++) {
         assert_int_equal(current_endpoint(&s), (size_t)i); /* kept order: GOING_AWAY moves on by one */
@@ -338,11 +344,8 @@ static void test_sigkill_each(void **state)
 {
     (void)state;
     cluster cl;
-    cluster_start(&cl, true);
     stream s;
-    const char *ep_list[INSTANCES];
-    stream_start(&s, cl.eps, ep_list, 100); /* messages in flight at each kill: some taken, some stored */
-    stream_wait_flowing(&s, 200);
+    begin(&cl, &s, true, 100);   /* messages in flight at each kill: some taken, some stored */
     int owner[INSTANCES + 1][2]; /* instance and life that held the session, in turn */
     uint64_t took[INSTANCES];
     for (int k = 0; k < INSTANCES; k++) {
@@ -378,11 +381,8 @@ static void test_redis_restart(void **state)
 {
     (void)state;
     cluster cl;
-    cluster_start(&cl, true);
     stream s;
-    const char *ep_list[INSTANCES];
-    stream_start(&s, cl.eps, ep_list, 10);
-    stream_wait_flowing(&s, 200);
+    begin(&cl, &s, true, 10);
     redis_proc_kill(&cl.redis);
     ht_sleep_ms(300); /* a stretch of the stream with no store (not an assertion) */
     assert_true(redis_proc_restart(&cl.redis));
