@@ -142,6 +142,12 @@ static unsigned stream_finish(stream *s)
     }
     assert_int_equal(atomic_load(&s->received), sent);
     assert_int_equal(ht_events_count(&s->ev, SDK_EVENT_SESSION_LOST), 0);
+    sdk_stats st;
+    assert_int_equal(sdk_get_stats(s->c, &st), SDK_OK);
+    assert_int_equal(st.sessions_lost, 0);
+    printf("client: %llu reconnects, sessions_lost 0, TLS handshakes %llu full and %llu resumed\n",
+           (unsigned long long)st.reconnects, (unsigned long long)st.handshakes_full,
+           (unsigned long long)st.handshakes_resumed);
     sdk_close(s->c);
     sdk_destroy(s->c);
     ht_events_free(&s->ev);
