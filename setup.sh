@@ -18,6 +18,8 @@
 #   bash setup.sh format [--check]          clang-format every tracked C file (--check: only
 #                                           report, non-zero if one is not formatted)
 #   bash setup.sh demo                      deps, build, then a live reconnect demo on loopback
+#   bash setup.sh cluster-demo              deps, build, then Redis, 3 servers and a client through
+#                                           a rolling restart and a kill -9 (tests/tools/cluster_demo.sh)
 #   bash setup.sh bench [ARGS]              deps, Release build in build-release, then the
 #                                           benchmark table (lifeline-bench ARGS, e.g. --quick)
 #   bash setup.sh scale [ARGS]              deps, Release build, then the scale run
@@ -424,6 +426,16 @@ cmd_demo() {
     demo_verdict "$out" "$err" "$client_rc"
 }
 
+# ---------------------------------------------------------------------------- cluster demo
+
+# A private redis-server, three lifeline-server --store-sync always and one lifeline-cat
+# streaming through a rolling restart and a kill -9; non-zero if a line is lost or twice.
+cmd_cluster_demo() {
+    cmd_deps
+    cmd_build build
+    "$ROOT/tests/tools/cluster_demo.sh" "$ROOT/build"
+}
+
 # ---------------------------------------------------------------------------- benchmarks
 
 # Benchmarks measure the Release build; a quiet machine gives steadier figures.
@@ -464,6 +476,7 @@ main() {
     abi-baseline) cmd_abi_baseline "$@" ;;
     wheel) cmd_wheel "$@" ;;
     demo) cmd_demo ;;
+    cluster-demo) cmd_cluster_demo ;;
     bench) cmd_bench "$@" ;;
     scale) cmd_scale "$@" ;;
     -h | --help | help) usage ;;
