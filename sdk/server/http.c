@@ -52,12 +52,10 @@ static enum MHD_Result serve_metrics(struct MHD_Connection *c, const http_target
     return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len);
 }
 
-/* TODO(issue 17): the store has no health call yet (lifeline/store.h); until it does, an
- * open store counts as up. */
-static bool store_up(const sdk_store *store)
+/* Whether the server's writes to its store go through (sdk_server_store_status). */
+static bool store_up(sdk_server *srv)
 {
-    (void)store;
-    return true;
+    return sdk_server_store_status(srv, NULL, 0, NULL) == SDK_OK;
 }
 
 static enum MHD_Result serve_health(struct MHD_Connection *c, const http_target *t)
@@ -65,7 +63,7 @@ static enum MHD_Result serve_health(struct MHD_Connection *c, const http_target 
     if (atomic_load(t->stopping)) {
         return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "stopping\n");
     }
-    if (t->store && !store_up(t->store)) {
+    if (t->store && !store_up(t->srv)) {
         return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "store down\n");
     }
     return reply_text(c, MHD_HTTP_OK, "ok\n");

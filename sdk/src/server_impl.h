@@ -138,8 +138,10 @@ struct sdk_server {
     bool sync_thread_started, sync_cv_ready, sync_quit;
     uint64_t sync_retry_at; /* the store failed: no write before then (monotonic ms) */
     uint32_t sync_backoff_ms;
-    uint64_t sync_sweep_at;          /* next refresh of live sessions' records (sync always) */
-    uint64_t store_failures;         /* writes that failed, for stats */
+    uint64_t sync_sweep_at;  /* next refresh of live sessions' records (sync always) */
+    uint64_t store_failures; /* batches that failed (lifeline_store_write_failures_total) */
+    int store_err;           /* the last batch's failure, 0 once one goes through (under mu) */
+    char store_detail[256];
     struct ll_tk_refresher *tickets; /* with a store: the shared TLS ticket keys */
     /* Lock-free counters, but for metrics.retired (under mu). */
     ll_server_metrics metrics;

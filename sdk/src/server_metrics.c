@@ -183,6 +183,16 @@ static void write_tls(ll_prom *p, const ll_server_metrics *m)
                   "When the server certificate in use expires (Unix time).", ll_counter_get(&m->cert_not_after_s));
 }
 
+/* With a store: its health as the server's writes see it (sdk_server_store_status). */
+static void write_store(ll_prom *p, sdk_server *srv)
+{
+    uint64_t failures = 0;
+    bool up = sdk_server_store_status(srv, NULL, 0, &failures) == SDK_OK;
+    ll_prom_gauge(p, "lifeline_store_up", "1 while the last batch of writes to the session store went through.", up);
+    ll_prom_counter(p, "lifeline_store_write_failures_total", "Batches of writes to the session store that failed.",
+                    failures);
+}
+
 sdk_err sdk_server_metrics(sdk_server *srv, char **text, size_t *len)
 {
     if (!srv || !text || !len) {
@@ -198,5 +208,8 @@ sdk_err sdk_server_metrics(sdk_server *srv, char **text, size_t *len)
     write_connections(&p, &srv->metrics);
     write_sessions(&p, &srv->metrics);
     write_tls(&p, &srv->metrics);
+    if (srv->store) {
+        write_store(&p, srv);
+    }
     return (sdk_err)ll_prom_finish(&p, text, len);
 }

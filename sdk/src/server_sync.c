@@ -249,11 +249,14 @@ static void apply_all(sdk_server *srv, sync_job *jobs, size_t n, uint64_t now, b
     }
     if (failed) {
         srv->store_failures++;
+        srv->store_err = sdk_store_last_error(srv->store, srv->store_detail, sizeof(srv->store_detail));
+        srv->store_err = srv->store_err ? srv->store_err : SDK_EIO;
         srv->sync_backoff_ms = LL_MIN(LL_MAX(srv->sync_backoff_ms * 2, SYNC_BACKOFF_MIN_MS), SYNC_BACKOFF_MAX_MS);
         srv->sync_retry_at = now + srv->sync_backoff_ms;
     } else {
         srv->sync_backoff_ms = 0;
         srv->sync_retry_at = 0;
+        srv->store_err = 0;
     }
 }
 
@@ -398,6 +401,23 @@ void ll_server_sync_finish(sdk_server *srv)
     apply_done(srv, ll_now_ms(), &got);
     srv->sync_quit = true;
     pthread_cond_broadcast(&srv->sync_cv);
+}
+
+sdk_err sdk_server_store_status(sdk_server *srv, char *detail, size_t len, uint64_t *failures)
+{
+    if (!srv) {
+        return SDK_EINVAL;
+    }
+    pthread_mutex_lock(&srv->mu);
+    int err = srv->store_err;
+    if (detail && len > 0) {
+        LL_DETAIL(detail, len, "%s", err ? srv->store_detail : "");
+    }
+    if (failures) {
+        *failures = srv->store_failures;
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return (sdk_err)err;
 }
 
 uint64_t ll_server_sync_next(sdk_server *srv)

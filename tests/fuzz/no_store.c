@@ -2,7 +2,7 @@
  * fuzz_conn runs its servers without a session store (srv->store stays NULL), so the store's
  * hooks are never reached; these stand in for server_handover.c and server_tickets.c, which
  * would pull in the store backends, hiredis and tls.c's hashing and ticket keys. Reaching one
- * is a bug in the hooks' guard.
+ * is a bug in the hooks' guard (so is a sync without a store).
  */
 #include "server_impl.h"
 
@@ -50,4 +50,59 @@ bool ll_server_peek_stored(sdk_server *srv, uint64_t id, const ll_tls *tls, ll_w
     (void)tls;
     (void)out;
     abort();
+}
+
+/* server_sync.c keeps a store in step: without one, its hooks do nothing (they are called
+ * unconditionally, and return at once when srv->store is NULL). */
+void ll_server_want_sync_locked(sdk_server *srv, srv_session *ss, ll_sync_want want)
+{
+    (void)ss;
+    (void)want;
+    if (srv->store) {
+        abort();
+    }
+}
+
+void ll_server_sync_forget_locked(sdk_server *srv, srv_session *ss)
+{
+    (void)srv;
+    ll_msgq_free(&ss->unsynced); /* never filled without a store */
+}
+
+void ll_server_sync(sdk_server *srv, uint64_t now)
+{
+    (void)srv;
+    (void)now;
+    abort();
+}
+
+uint64_t ll_server_sync_next(sdk_server *srv)
+{
+    (void)srv;
+    abort();
+}
+
+int ll_server_sync_start(sdk_server *srv)
+{
+    return srv->store ? SDK_EINVAL : 0;
+}
+
+void ll_server_sync_finish(sdk_server *srv)
+{
+    (void)srv;
+    abort();
+}
+
+void ll_server_sync_stop(sdk_server *srv)
+{
+    (void)srv;
+}
+
+sdk_err sdk_server_store_status(sdk_server *srv, char *detail, size_t len, uint64_t *failures)
+{
+    (void)srv;
+    (void)detail;
+    (void)len;
+    (void)failures;
+    return SDK_OK;
 }

@@ -264,6 +264,12 @@ int ll_net_connect(const char *host, uint16_t port, uint64_t deadline_ms, int wa
     return 0;
 }
 
+/* A wire refused by admission control: closed, as the real one is (with a reset). */
+void ll_net_abort(int fd)
+{
+    close(fd);
+}
+
 void ll_net_nodelay(int fd)
 {
     (void)fd;
@@ -449,6 +455,20 @@ int ll_tls_ctx_new(const ll_tls_ctx_config *cfg, ll_tls_ctx **out, char *err, si
 void ll_tls_ctx_free(ll_tls_ctx *ctx)
 {
     (void)ctx;
+}
+
+int ll_tls_ctx_reload(ll_tls_ctx *ctx, const ll_tls_ctx_config *cfg, char *err, size_t errlen)
+{
+    (void)ctx;
+    (void)cfg;
+    LL_DETAIL(err, errlen, "no TLS contexts on wires");
+    return SDK_ETLS;
+}
+
+int64_t ll_tls_ctx_not_after(ll_tls_ctx *ctx)
+{
+    (void)ctx;
+    return 0;
 }
 
 int ll_tls_new(ll_tls_ctx *ctx, int fd, const char *servername, ll_tls **out, char *err, size_t errlen)

@@ -238,9 +238,15 @@ static void test_redis_outage(void **state)
         ht_sleep_ms(800); /* two timeouts and a backoff */
         expect_nothing_more(c, NULL);
         expect_nothing_more(NULL, srv);
+        char why[256];
+        uint64_t failures = 0;
+        assert_int_equal(sdk_server_store_status(srv, why, sizeof(why), &failures), SDK_ETIMEDOUT);
+        assert_true(failures >= 1 && strstr(why, "no answer within 300 ms") != NULL);
         kill(redis.pid, SIGCONT);
         assert_int_equal(expect_ids(NULL, srv, N + 1, 2 * N), session);
         expect_ids(c, NULL, N + 1, 2 * N);
+        assert_int_equal(sdk_server_store_status(srv, why, sizeof(why), NULL), SDK_OK);
+        assert_string_equal(why, "");
     } else {
         exchange(c, srv, session, N + 1, 2 * N);
         kill(redis.pid, SIGCONT);

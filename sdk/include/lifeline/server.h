@@ -206,6 +206,17 @@ SDK_API sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_
 SDK_API sdk_err sdk_server_ack(sdk_server *srv, uint64_t session, uint64_t seq);
 
 /*
+ * sdk_server_store_status: whether the server's writes to its session store go through:
+ * SDK_OK (no store, nothing written yet, or the last batch of writes went through), else the
+ * error of the last batch, which failed (SDK_ETIMEDOUT, SDK_ECONNREFUSED, ...), with the
+ * store's detail in detail (len bytes, NUL-terminated; may be NULL). *failures (may be NULL)
+ * gets how many batches have failed so far. While it fails, writes are retried with backoff
+ * (lifeline/store.h, "The store unreachable"). Takes the server's lock briefly; any thread.
+ * Errors beyond those: SDK_EINVAL (NULL srv).
+ */
+SDK_API sdk_err sdk_server_store_status(sdk_server *srv, char *detail, size_t len, uint64_t *failures);
+
+/*
  * sdk_server_fd: the server's descriptor for event loops, as sdk_fd (sdk.h) is the client's,
  * with the same rule (try with timeout_ms 0, wait for readable, read 8 bytes, try again).
  * Readable whenever a blocked caller would be woken: a message for sdk_server_recv, room
