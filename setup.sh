@@ -39,7 +39,7 @@ cd "$ROOT"
 DEPS=(build-essential cmake pkg-config libssl-dev libprotobuf-c-dev protobuf-c-compiler
       libcmocka-dev python3 python3-protobuf python3-pytest protobuf-compiler clang libclang-rt-14-dev
       clang-format libc-ares-dev abi-dumper abi-compliance-checker universal-ctags elfutils
-      libhiredis-dev redis-server libmicrohttpd-dev python3-prometheus-client python3-venv
+      libhiredis-dev redis-server libmicrohttpd-dev libsystemd-dev python3-prometheus-client python3-venv
       python3-setuptools python3-wheel python3-pip python3-mypy)
 CTEST_JOBS=${LIFELINE_CTEST_JOBS:-2}
 FUZZ_SECONDS=${LIFELINE_FUZZ_SECONDS:-30}

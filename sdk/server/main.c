@@ -4,6 +4,7 @@
 
 #include "json.h"
 #include "log.h"
+#include "service.h"
 #ifdef LIFELINE_HAVE_HTTP
 #include "http.h"
 #endif
@@ -392,7 +393,9 @@ static void log_server_event(const sdk_session_event *ev, void *user)
 static void reload_tls(sdk_server *srv)
 {
     char why[256];
+    service_reloading();
     (void)sdk_server_reload_tls(srv, why, sizeof(why));
+    service_reloaded(); /* a failed reload keeps serving with the old context */
 }
 
 /* Until SIGINT/SIGTERM: print the liveness view on SIGUSR1 and every sessions_every_ms;
@@ -403,6 +406,7 @@ static void wait_for_stop(sdk_server *srv, const sigset_t *signals, long every_m
         struct timespec ts = {.tv_sec = every_ms / 1000, .tv_nsec = (every_ms % 1000) * 1000000L};
         int sig = sigtimedwait(signals, NULL, every_ms > 0 ? &ts : NULL);
         if (sig == SIGINT || sig == SIGTERM) {
+            service_stopping();
             return;
         }
         if (sig == SIGHUP) {
@@ -520,6 +524,9 @@ int main(int argc, char **argv)
         sdk_store_close(store);
         return 1;
     }
+    char status[96];
+    snprintf(status, sizeof(status), "listening on port %u", (unsigned)sdk_server_port(srv));
+    service_ready(status);
     worker w = {.srv = srv, .sink = o.sink, .manual_ack = o.cfg.manual_ack, .log_fd = o.log_fd};
     pthread_t thread;
     pthread_create(&thread, NULL, serve, &w);
