@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { NO_STORE, HANDOVER, ALWAYS, N_MODES };
 static const char *const MODE_NAMES[N_MODES] = {"no store", "redis handover", "redis always"};
@@ -24,15 +25,34 @@ typedef struct store_row {
     bool echo;
     size_t size;
     double v[N_MODES][BENCH_MAX_RUNS];
+    double redis_cpu_s[N_MODES]; /* redis-server's CPU time over all runs */
+    double msgs[N_MODES];        /* messages over all runs */
 } store_row;
 
 static store_row store_rows[] = {
-    {"sink 64 B (k msg/s)", false, 64, {{0}}},
-    {"sink 4 KiB (k msg/s)", false, 4096, {{0}}},
-    {"echo 64 B (k msg/s)", true, 64, {{0}}},
-    {"echo 4 KiB (k msg/s)", true, 4096, {{0}}},
+    {.name = "sink 64 B (k msg/s)", .echo = false, .size = 64},
+    {.name = "sink 4 KiB (k msg/s)", .echo = false, .size = 4096},
+    {.name = "echo 64 B (k msg/s)", .echo = true, .size = 64},
+    {.name = "echo 4 KiB (k msg/s)", .echo = true, .size = 4096},
 };
 #define N_ROWS (sizeof(store_rows) / sizeof(store_rows[0]))
+
+/* CPU seconds (user + system) process pid has used so far; 0 if unreadable. */
+static double cpu_seconds(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    unsigned long utime = 0, stime = 0;
+    /* Fields 14 and 15, after the command in parentheses (which has no spaces here). */
+    if (!f || fscanf(f, "%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) {
+        utime = stime = 0;
+    }
+    if (f) {
+        fclose(f);
+    }
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
 
 static double one(const bench_opts *o, sdk_store *redis, int mode, bool echo, size_t size)
 {
@@ -56,6 +76,12 @@ static void print_rows(int runs)
         printf("%-24s | %12.1f | %14.1f | %6.2f | %14.1f | %6.2f\n", store_rows[i].name, med[NO_STORE], med[HANDOVER],
                med[HANDOVER] / med[NO_STORE], med[ALWAYS], med[ALWAYS] / med[NO_STORE]);
     }
+    printf("redis-server CPU per message under sync always (us):");
+    for (size_t i = 0; i < N_ROWS; i++) {
+        const store_row *row = &store_rows[i];
+        printf(" %s %.2f;", row->name, row->msgs[ALWAYS] > 0 ? row->redis_cpu_s[ALWAYS] * 1e6 / row->msgs[ALWAYS] : 0);
+    }
+    printf("\n");
 }
 
 /* used_memory of the Redis at port, from redis-cli INFO; -1 if it cannot be read. */
@@ -90,14 +116,18 @@ void bench_store_section(const bench_opts *o)
         fprintf(stderr, "store run %d/%d...\n", r + 1, o->runs);
         for (size_t i = 0; i < N_ROWS; i++) {
             for (int m = 0; m < N_MODES; m++) {
-                store_rows[i].v[m][r] = one(o, st, m, store_rows[i].echo, store_rows[i].size);
+                store_row *row = &store_rows[i];
+                double cpu0 = cpu_seconds(redis.pid);
+                row->v[m][r] = one(o, st, m, row->echo, row->size);
+                row->redis_cpu_s[m] += cpu_seconds(redis.pid) - cpu0;
+                row->msgs[m] += row->v[m][r] * o->duration_s; /* about: the rate times the run */
             }
         }
     }
     printf("session store: redis-server %s on loopback, persistence off; throughput with one client\n", redis.url);
     print_rows(o->runs);
     char flush[128]; /* the throughput runs' records go first: they expire only later */
-    snprintf(flush, sizeof flush, "redis-cli -h 127.0.0.1 -p %u FLUSHALL >/dev/null", (unsigned)redis.port);
+    snprintf(flush, sizeof flush, "redis-cli -h 127.0.0.1 -p %u FLUSHALL SYNC >/dev/null", (unsigned)redis.port);
     if (system(flush) != 0) {
         bench_die("store: %s failed", flush);
     }
