@@ -96,9 +96,26 @@ static void linger_all(sdk_server *srv)
     }
 }
 
+/* Under mu: messages still in the inbox can no longer be acknowledged (the sessions go
+ * next), so they must not reach the application either: their clients send them again to
+ * whoever serves them next. With their sessions' counts at 0, the last write acknowledges
+ * everything the application took. */
+static void drop_inbox(sdk_server *srv)
+{
+    ll_msg *m;
+    while ((m = ll_msgq_pop(&srv->inbox)) != NULL) {
+        srv_session *ss = ll_store_get(&srv->sessions, m->pub.session);
+        if (ss && ss->in_inbox > 0) {
+            ss->in_inbox--;
+        }
+        ll_msg_free(m);
+    }
+}
+
 void ll_server_io_teardown(sdk_server *srv)
 {
     pthread_mutex_lock(&srv->mu);
+    drop_inbox(srv);
     for (srv_conn *c = srv->conns; c; c = c->next) {
         (void)ll_server_fill_output(c);
     }
