@@ -245,9 +245,7 @@ void ll_server_wake_locked(sdk_server *srv)
  * (under sync always, once the store holds that). */
 static void consumed_locked(sdk_server *srv, srv_session *ss, uint64_t seq)
 {
-    if (seq > ss->s.consumed) {
-        ss->s.consumed = seq;
-    }
+    ll_session_consumed_upto(&ss->s, seq);
     if (ll_server_sync_always(srv)) {
         ll_server_want_sync_locked(srv, ss, LL_SYNC_DELTA);
     } else if (ll_session_ack_due(&ss->s, ss->in_inbox == 0)) {

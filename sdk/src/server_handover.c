@@ -19,6 +19,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- a session as a record ---- */
+
+int ll_server_capture(const srv_session *ss, size_t first, ll_buf *frames, ll_sessrec *r)
+{
+    *r = (ll_sessrec){.id = ss->id,
+                      .hb_interval_ms = ss->hb_interval_ms,
+                      .hb_timeout_ms = ss->hb_timeout_ms,
+                      .owner_epoch = ss->owner_epoch};
+    LL_GUARD(ll_tls_sha256(ss->token, sizeof(ss->token), r->token_hash));
+    LL_GUARD(ll_sessrec_capture_from(&ss->s, first, frames, r));
+    /* a dead owner's deliveries stay flagged if we go too */
+    r->received = LL_MAX(r->received, ss->redeliver_upto);
+    return 0;
+}
+
 /* ---- handover, at stop ---- */
 
 typedef struct handover {
@@ -31,11 +46,9 @@ typedef struct handover {
 static int hand_over(handover *ho, srv_session *ss)
 {
     uint64_t ttl = (uint64_t)ho->srv->cfg.session_ttl_ms;
-    ll_sessrec r = {.id = ss->id, .hb_interval_ms = ss->hb_interval_ms, .hb_timeout_ms = ss->hb_timeout_ms};
+    ll_sessrec r;
     ll_buf_clear(&ho->frames);
-    LL_GUARD(ll_tls_sha256(ss->token, sizeof(ss->token), r.token_hash));
-    LL_GUARD(ll_sessrec_capture(&ss->s, &ho->frames, &r));
-    r.owner_epoch = ss->owner_epoch;
+    LL_GUARD(ll_server_capture(ss, 0, &ho->frames, &r));
     if (r.owner_epoch == 0) {
         LL_GUARD(ll_recstore_claim(ho->srv->store, ss->id, ttl, &r.owner_epoch));
     }

@@ -17,6 +17,7 @@
 #include "server_metrics.h"
 #include "notify.h"
 #include "session.h"
+#include "sessrec.h"
 #include "store.h"
 #include "timer.h"
 
@@ -206,6 +207,11 @@ void ll_server_session_liveness(const srv_session *ss, uint64_t now_ms, uint64_t
 /* Stopping: claim every session in the store and write its record, then drop its messages
  * still in the inbox (the client sends them again to the next owner). */
 void ll_server_handover_all(sdk_server *srv);
+
+/* ss as a store record (server_handover.c): its id, token hash, heartbeat values, claim and
+ * stream, with its unacknowledged frames from the first-th on appended to frames (see
+ * ll_sessrec_capture_from). 0, SDK_ENOMEM or SDK_ETOOBIG. */
+int ll_server_capture(const srv_session *ss, size_t first, ll_buf *frames, ll_sessrec *r);
 /* A hello names a session this process does not know: take it over from the store if its
  * record is there and the hello's token matches. The new live session, in srv->sessions
  * (detached, to be resumed by the caller), or NULL. */

@@ -90,27 +90,15 @@ static int build_job(const sdk_server *srv, const srv_session *ss, sync_job *j)
     }
     bool full = j->want == LL_SYNC_FULL;
     uint64_t from = full ? s->acked : LL_MAX(ss->synced_seq, s->acked);
-    LL_GUARD(ll_frameq_append_from(&s->sendq, (size_t)(from - s->acked), &j->frames));
-    j->synced_seq = s->acked + s->sendq.count;
     ll_sessrec *r = &j->rec;
-    *r = (ll_sessrec){.id = ss->id,
-                      .hb_interval_ms = ss->hb_interval_ms,
-                      .hb_timeout_ms = ss->hb_timeout_ms,
-                      .acked = s->acked,
-                      /* Under sync always a stored frame may be written at once: the client
-                       * may have any of them. */
-                      .high_written = ll_server_sync_always(srv) ? j->synced_seq : s->high_written,
-                      /* a dead owner's deliveries stay flagged if we die too */
-                      .received = LL_MAX(s->received, ss->redeliver_upto),
-                      .consumed = s->consumed,
-                      .epoch = s->epoch,
-                      .window_messages = s->window_messages,
-                      .window_bytes = s->window_bytes,
-                      .peer_max_frame = s->peer_max_frame,
-                      .nframes = (uint32_t)s->sendq.count,
-                      .frames = ll_buf_head(&j->frames),
-                      .frames_len = ll_buf_size(&j->frames)};
-    return ll_tls_sha256(ss->token, sizeof(ss->token), r->token_hash);
+    LL_GUARD(ll_server_capture(ss, (size_t)(from - s->acked), &j->frames, r));
+    j->synced_seq = s->acked + s->sendq.count;
+    /* Under sync always a stored frame may be written at once: the client may have any of
+     * them. What was received counts, not only what was consumed: under sync always a
+     * message reaches the application only once stored as received (the flag's bound). */
+    r->high_written = ll_server_sync_always(srv) ? j->synced_seq : s->high_written;
+    r->received = LL_MAX(s->received, ss->redeliver_upto);
+    return 0;
 }
 
 /* Take up to SYNC_BATCH sessions off the sync list into jobs; returns how many. */
@@ -262,24 +250,29 @@ static void apply_all(sdk_server *srv, sync_job *jobs, size_t n, uint64_t now, b
 
 /* ---- the refresh: a live session's record must not expire while nothing changes ---- */
 
+typedef struct refresh_ctx {
+    sdk_server *srv;
+    uint64_t now;
+    uint64_t period;
+} refresh_ctx;
+
 static void refresh_one(void *val, void *ctx)
 {
     srv_session *ss = val;
-    sdk_server *srv = ctx;
-    uint64_t now = ll_now_ms();
-    if (ss->conn && ss->owner_epoch && now - ss->synced_ms >= (uint64_t)srv->cfg.session_ttl_ms / 3) {
-        ll_server_want_sync_locked(srv, ss, LL_SYNC_DELTA);
+    const refresh_ctx *rc = ctx;
+    if (ss->conn && ss->owner_epoch && rc->now - ss->synced_ms >= rc->period) {
+        ll_server_want_sync_locked(rc->srv, ss, LL_SYNC_DELTA);
     }
 }
 
 static void refresh_live(sdk_server *srv, uint64_t now)
 {
-    uint64_t period = LL_MAX((uint64_t)srv->cfg.session_ttl_ms / 3, 1u);
     if (!ll_server_sync_always(srv) || srv->cfg.session_ttl_ms <= 0 || now < srv->sync_sweep_at) {
         return;
     }
-    srv->sync_sweep_at = now + period;
-    ll_store_each(&srv->sessions, refresh_one, srv);
+    refresh_ctx rc = {.srv = srv, .now = now, .period = LL_MAX((uint64_t)srv->cfg.session_ttl_ms / 3, 1u)};
+    srv->sync_sweep_at = now + rc.period;
+    ll_store_each(&srv->sessions, refresh_one, &rc);
 }
 
 /* ---- the store thread: the round trips, one batch at a time ---- */

@@ -176,10 +176,17 @@ int ll_session_deliver(ll_session *s, ll_carver *cv, const ll_data_view *d, cons
     return 0;
 }
 
+void ll_session_consumed_upto(ll_session *s, uint64_t seq)
+{
+    if (seq > s->consumed) {
+        s->consumed = seq;
+    }
+}
+
 void ll_session_consumed(ll_session *s, const ll_msg *m)
 {
-    if (m->epoch == s->epoch && m->pub.seq > s->consumed) {
-        s->consumed = m->pub.seq;
+    if (m->epoch == s->epoch) {
+        ll_session_consumed_upto(s, m->pub.seq);
     }
 }
 

@@ -109,6 +109,9 @@ int ll_session_deliver(ll_session *s, ll_carver *cv, const ll_data_view *d, cons
                        ll_msg **out);
 /* The application took message m: advance what we acknowledge (ignores older epochs). */
 void ll_session_consumed(ll_session *s, const ll_msg *m);
+/* The application is done with every message up to seq of this epoch (a manual ack):
+ * advance what we acknowledge, never back. */
+void ll_session_consumed_upto(ll_session *s, uint64_t seq);
 /* Whether an ack frame should go out now; `idle` means the application has nothing left
  * to read, so the peer should hear at once. */
 bool ll_session_ack_due(const ll_session *s, bool idle);

@@ -164,11 +164,11 @@ int ll_sessrec_decode(const uint8_t *p, size_t len, size_t max_len, ll_sessrec *
     return check_frames(r, detail, dlen);
 }
 
-int ll_sessrec_capture(const ll_session *s, ll_buf *frames, ll_sessrec *r)
+int ll_sessrec_capture_from(const ll_session *s, size_t first, ll_buf *frames, ll_sessrec *r)
 {
     LL_ENSURE(s->sendq.count <= UINT32_MAX, SDK_ETOOBIG);
     size_t start = ll_buf_size(frames);
-    LL_GUARD(ll_frameq_append_all(&s->sendq, frames));
+    LL_GUARD(ll_frameq_append_from(&s->sendq, first, frames));
     r->acked = s->acked;
     r->high_written = s->high_written;
     r->received = s->consumed; /* see sessrec.h: the client sends the rest again */
@@ -181,6 +181,11 @@ int ll_sessrec_capture(const ll_session *s, ll_buf *frames, ll_sessrec *r)
     r->frames = ll_buf_head(frames) + start;
     r->frames_len = ll_buf_size(frames) - start;
     return 0;
+}
+
+int ll_sessrec_capture(const ll_session *s, ll_buf *frames, ll_sessrec *r)
+{
+    return ll_sessrec_capture_from(s, 0, frames, r);
 }
 
 int ll_sessrec_restore(const ll_sessrec *r, ll_session *s)

@@ -94,6 +94,10 @@ int ll_sessrec_encode_header(const ll_sessrec *r, ll_buf *out);
  * whoever resumes asks for them again rather than losing them. */
 int ll_sessrec_capture(const ll_session *s, ll_buf *frames, ll_sessrec *r);
 
+/* The same with only the unacknowledged frames from the first-th on (0: all) appended: a
+ * delta for a store that has the earlier ones. r->nframes still counts every frame. */
+int ll_sessrec_capture_from(const ll_session *s, size_t first, ll_buf *frames, ll_sessrec *r);
+
 /* Put r's stream into s, a session fresh from ll_session_init: sequences, windows, the
  * client's max_frame and the frames, queued to be written again. 0 or SDK_ENOMEM (s then
  * holds part of the frames: free it). r must come from ll_sessrec_decode. */
