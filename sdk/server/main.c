@@ -60,6 +60,8 @@ static void usage(FILE *out)
             "  --ticket-rotation-s N    with --store: each shared TLS ticket key encrypts for N seconds\n"
             "                           (default 43200, 12 h)\n"
             "  --ticket-keys N          with --store: ticket keys accepted at once, 2-8 (default 3)\n"
+            "  --lame-duck-ms N         at stop, tell clients to go one by one over N ms (at most\n"
+            "                           600000) instead of all at once, serving the rest meanwhile\n"
             "  --echo                   send every message back to its sender (default)\n"
             "  --sink                   acknowledge and drop every message\n"
             "  --sessions-every-ms N    print the liveness view of every session as a JSON line on stderr every N ms\n"
@@ -105,6 +107,7 @@ enum {
     LOG_MESSAGES,
     TICKET_ROTATION,
     TICKET_KEYS,
+    LAME_DUCK,
     METRICS,
     LOG_LEVEL,
     LOG_FORMAT,
@@ -130,6 +133,7 @@ static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN
                                       {"log-messages", required_argument, NULL, LOG_MESSAGES},
                                       {"ticket-rotation-s", required_argument, NULL, TICKET_ROTATION},
                                       {"ticket-keys", required_argument, NULL, TICKET_KEYS},
+                                      {"lame-duck-ms", required_argument, NULL, LAME_DUCK},
                                       {"metrics", required_argument, NULL, METRICS},
                                       {"log-level", required_argument, NULL, LOG_LEVEL},
                                       {"log-format", required_argument, NULL, LOG_FORMAT},
@@ -198,6 +202,38 @@ static void parse_ops_option(int opt, const char *arg, options *o)
     }
 }
 
+/* The certificates: given, or made in a directory. */
+static void parse_tls_option(int opt, const char *arg, options *o)
+{
+    if (opt == CERT) {
+        o->cfg.cert_file = arg;
+    } else if (opt == KEY) {
+        o->cfg.key_file = arg;
+    } else if (opt == CLIENT_CA) {
+        o->cfg.client_ca_file = arg;
+    } else {
+        o->dev_certs = arg;
+    }
+}
+
+/* Running in a fleet: the store and its options, the message log, the lame-duck window. */
+static void parse_fleet_option(int opt, const char *arg, options *o)
+{
+    if (opt == STORE) {
+        o->store_url = arg;
+    } else if (opt == STORE_SYNC) {
+        set_store_sync(o, arg);
+    } else if (opt == LOG_MESSAGES) {
+        open_log(o, arg);
+    } else if (opt == TICKET_ROTATION) {
+        o->cfg.ticket_key_rotation_ms = 1000ull * (uint64_t)number("--ticket-rotation-s", arg, 1, 30 * 86400L);
+    } else if (opt == TICKET_KEYS) {
+        o->cfg.ticket_keys_live = (uint32_t)number("--ticket-keys", arg, 2, 8);
+    } else {
+        o->cfg.lame_duck_ms = (uint32_t)number("--lame-duck-ms", arg, 0, 600000);
+    }
+}
+
 static void parse(int argc, char **argv, options *o)
 {
     sdk_server_config_init(&o->cfg);
@@ -209,16 +245,10 @@ static void parse(int argc, char **argv, options *o)
             o->cfg.listen = optarg;
             break;
         case CERT:
-            o->cfg.cert_file = optarg;
-            break;
         case KEY:
-            o->cfg.key_file = optarg;
-            break;
         case CLIENT_CA:
-            o->cfg.client_ca_file = optarg;
-            break;
         case DEV_CERTS:
-            o->dev_certs = optarg;
+            parse_tls_option(opt, optarg, o);
             break;
         case MAX_FRAME:
             o->cfg.max_frame = (uint32_t)number("--max-frame", optarg, 64, 1L << 30);
@@ -234,19 +264,12 @@ static void parse(int argc, char **argv, options *o)
             o->sessions_every_ms = number("--sessions-every-ms", optarg, 1, 86400000L);
             break;
         case STORE:
-            o->store_url = optarg;
-            break;
         case STORE_SYNC:
-            set_store_sync(o, optarg);
-            break;
         case LOG_MESSAGES:
-            open_log(o, optarg);
-            break;
         case TICKET_ROTATION:
-            o->cfg.ticket_key_rotation_ms = 1000ull * (uint64_t)number("--ticket-rotation-s", optarg, 1, 30 * 86400L);
-            break;
         case TICKET_KEYS:
-            o->cfg.ticket_keys_live = (uint32_t)number("--ticket-keys", optarg, 2, 8);
+        case LAME_DUCK:
+            parse_fleet_option(opt, optarg, o);
             break;
         case METRICS:
         case LOG_LEVEL:

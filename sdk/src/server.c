@@ -99,7 +99,8 @@ static int validate(const sdk_server_config *cfg, char *why, size_t len)
     if (cfg->max_frame < 64 || cfg->handshake_timeout_ms <= 0 || cfg->heartbeat_min_ms <= 0 ||
         cfg->heartbeat_max_ms < cfg->heartbeat_min_ms || cfg->session_ttl_ms < 0 || cfg->queue_max_messages == 0 ||
         cfg->queue_max_bytes == 0 || cfg->window_messages == 0 || cfg->window_bytes == 0 ||
-        cfg->max_output_bytes < 64 * 1024 || !ll_server_tickets_config_ok(cfg)) {
+        cfg->max_output_bytes < 64 * 1024 || cfg->lame_duck_ms > LL_SERVER_LAME_DUCK_MAX_MS ||
+        !ll_server_tickets_config_ok(cfg)) {
         LL_DETAIL(why, len, "a numeric setting is out of range (see sdk_server_config in server.h)");
         return SDK_EINVAL;
     }
@@ -298,7 +299,7 @@ sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_ms)
             *out = &m->pub;
             break;
         }
-        if (srv->stopping) {
+        if (srv->stopping && !srv->lame_duck) {
             rc = SDK_ECLOSED;
             break;
         }
@@ -475,6 +476,7 @@ sdk_err sdk_server_close(sdk_server *srv)
     }
     pthread_mutex_lock(&srv->mu);
     bool join = !srv->stopping && srv->thread_started;
+    srv->lame_duck |= join && srv->cfg.lame_duck_ms > 0; /* the I/O thread ends it */
     srv->stopping = true;
     ll_wake_signal(srv->wake_fd);
     ll_notify_broadcast(&srv->notify, &srv->recv_cv);

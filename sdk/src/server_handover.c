@@ -58,27 +58,43 @@ static int hand_over(handover *ho, srv_session *ss)
 static void hand_over_one(void *val, void *ctx)
 {
     srv_session *ss = val;
+    if (ss->gone_away) {
+        return; /* handed over (or not) at its turn in the lame-duck window */
+    }
     /* A session that failed to go is lost, as it would be without a store: its client
      * opens a new one (SDK_EVENT_SESSION_LOST) and sends again what was not acknowledged. */
     ss->handed_over = !ss->close_requested && hand_over(ctx, ss) == 0;
 }
 
-/* Messages of handed-over sessions still in the inbox leave it: the record says they were
- * not consumed, so the client sends them again to the next owner; taken here too, they
- * would reach the application twice. (Those not yet delivered, under sync always, go with
+/* Messages of handed-over (or gone-away) sessions still in the inbox leave it: the record
+ * says they were not consumed, so the client sends them again to the next owner; taken here
+ * too, they would reach the application twice. (Those not yet delivered, under sync always, go with
  * the session when it is freed.) */
 static void drop_handed_over_messages(sdk_server *srv)
 {
     for (size_t n = srv->inbox.count; n > 0; n--) {
         ll_msg *m = ll_msgq_pop(&srv->inbox);
         srv_session *ss = ll_store_get(&srv->sessions, m->pub.session);
-        if (ss && ss->handed_over) {
+        if (ss && (ss->handed_over || ss->gone_away)) {
             ss->in_inbox--;
             ll_msg_free(m);
         } else {
             (void)ll_msgq_push(&srv->inbox, m); /* into the slot just freed: cannot fail */
         }
     }
+}
+
+void ll_server_hand_over_one(sdk_server *srv, srv_session *ss)
+{
+    handover ho = {.srv = srv};
+    if (srv->store && srv->cfg.session_ttl_ms > 0) {
+        ll_server_sync_wait_idle(srv); /* else a batch landing after the record would append to it */
+        ll_server_sync_forget_locked(srv, ss);
+        hand_over_one(ss, &ho);
+    }
+    ss->gone_away = true;
+    ll_buf_free(&ho.frames);
+    drop_handed_over_messages(srv);
 }
 
 void ll_server_handover_all(sdk_server *srv)

@@ -73,6 +73,7 @@ typedef struct srv_session {
     bool close_requested; /* sdk_server_close_session: I/O thread ends it */
     bool reconnect_allowed;
     bool handed_over; /* stopping: written to the store for another instance to resume */
+    bool gone_away;   /* lame duck: told GOING_AWAY ahead of the others; takes nothing more */
     char close_reason[128];
 
     /* The session store (server_sync.c; only with srv->store), under mu. */
@@ -114,8 +115,11 @@ struct sdk_server {
     bool self_wake;               /* a callback made work for its own thread: poll, do not sleep (I/O only) */
     uint64_t accept_paused_until; /* listener unwatched until then, after EMFILE (I/O only) */
     bool draining;                /* stopping: input is no longer read (I/O thread only) */
-    uint64_t drain_deadline;      /* the drain ends by then at the latest (I/O thread only) */
-    struct srv_event *events;     /* session events to report once mu is released (I/O only) */
+    uint64_t lame_duck_start;     /* lame duck: the window began then, 0: not (yet) (I/O only) */
+    size_t lame_duck_total;       /* ...with this many clients to tell, of which told so far */
+    size_t lame_duck_told;
+    uint64_t drain_deadline;  /* the drain ends by then at the latest (I/O thread only) */
+    struct srv_event *events; /* session events to report once mu is released (I/O only) */
     size_t nevents, events_cap;
 
     pthread_mutex_t mu;
@@ -126,6 +130,7 @@ struct sdk_server {
     srv_session *dirty; /* sessions with new output or acks due */
     bool wake_pending;
     bool stopping;               /* sdk_server_stop: no new input; replies still go out (drain) */
+    bool lame_duck;              /* stopping, but the lame-duck window still runs: input goes on */
     bool sends_closed;           /* the drain is over: sdk_server_send returns SDK_ECLOSED */
     uint64_t last_send_ms;       /* when the application last queued a message (drain ends when quiet) */
     bool stopped;                /* the I/O thread has exited */
@@ -155,9 +160,10 @@ struct sdk_server {
     ll_notify notify;                /* sdk_server_fd: signalled with every recv_cv and send_cv broadcast */
 };
 
-#define LL_SERVER_CLOSING_MS     1000 /* how long a closing connection may take to flush */
-#define LL_SERVER_DRAIN_MS       1000 /* at most this long for the application to answer at stop */
-#define LL_SERVER_DRAIN_QUIET_MS 20   /* ...or until it has been this quiet with nothing to read */
+#define LL_SERVER_CLOSING_MS       1000   /* how long a closing connection may take to flush */
+#define LL_SERVER_DRAIN_MS         1000   /* at most this long for the application to answer at stop */
+#define LL_SERVER_DRAIN_QUIET_MS   20     /* ...or until it has been this quiet with nothing to read */
+#define LL_SERVER_LAME_DUCK_MAX_MS 600000 /* the longest lame-duck window (sdk_server_config) */
 
 /* server.c. Under mu: put the session on the dirty list and wake the I/O thread if needed. */
 void ll_server_mark_dirty_locked(sdk_server *srv, srv_session *ss);
@@ -212,6 +218,10 @@ void ll_server_handover_all(sdk_server *srv);
  * stream, with its unacknowledged frames from the first-th on appended to frames (see
  * ll_sessrec_capture_from). 0, SDK_ENOMEM or SDK_ETOOBIG. */
 int ll_server_capture(const srv_session *ss, size_t first, ll_buf *frames, ll_sessrec *r);
+
+/* Under mu, lame duck: write ss to the store (as ll_server_handover_all does for all) once
+ * the batch in flight is done, and drop its messages still in the inbox. */
+void ll_server_hand_over_one(sdk_server *srv, srv_session *ss);
 /* A hello names a session this process does not know: take it over from the store if its
  * record is there and the hello's token matches. The new live session, in srv->sessions
  * (detached, to be resumed by the caller), or NULL. */
@@ -238,6 +248,9 @@ int ll_server_sync_start(sdk_server *srv);
 /* Stopping, I/O thread, under mu: wait for the batch in flight, apply it, and tell the store
  * thread to quit (the caller writes the sessions itself from here on). */
 void ll_server_sync_finish(sdk_server *srv);
+
+/* Under mu: wait for the batch with the store thread (if any) and take its answers. */
+void ll_server_sync_wait_idle(sdk_server *srv);
 /* Freeing the server: join the store thread and free what is left. Without mu. */
 void ll_server_sync_stop(sdk_server *srv);
 /* server_tickets.c: TLS ticket keys shared through the store (lifeline/store.h). */
@@ -271,6 +284,17 @@ void ll_server_note_certificate(sdk_server *srv);
 /* Refuse new clients and stop reading, so the application can answer what it already took
  * (sdk_server_send still works) while nothing new arrives. */
 void ll_server_begin_drain(sdk_server *srv, uint64_t now);
+
+/* I/O thread, stopping: no new clients from now on; connections that have no session yet
+ * go at once. Idempotent. */
+void ll_server_stop_listening(sdk_server *srv);
+
+/* I/O thread, stopping with cfg.lame_duck_ms (server_lameduck.c): tell the clients whose
+ * turn has come. True while the window runs; false once it is over (then the drain). */
+bool ll_server_lame_duck(sdk_server *srv, uint64_t now);
+
+/* How long the I/O thread may sleep in the lame-duck window: until the next client's turn. */
+uint64_t ll_server_lame_duck_next(const sdk_server *srv);
 /* Whether the drain is over: the application has taken everything and gone quiet, or the
  * deadline passed; from then on sdk_server_send returns SDK_ECLOSED. */
 bool ll_server_drain_over(sdk_server *srv, uint64_t now);

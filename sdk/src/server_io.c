@@ -461,6 +461,7 @@ static int poll_timeout(sdk_server *srv, uint64_t now)
     if (srv->store) {
         next = LL_MIN(next, ll_server_sync_next(srv));
     }
+    next = LL_MIN(next, ll_server_lame_duck_next(srv));
     if (next <= now || srv->self_wake) {
         return 0;
     }
@@ -485,7 +486,7 @@ ll_turn ll_server_io_turn(sdk_server *srv)
     for (int i = 0; i < n; i++) {
         dispatch(srv, &evs[i]);
     }
-    if (service_dirty(srv) && !srv->draining) {
+    if (service_dirty(srv) && !srv->draining && !ll_server_lame_duck(srv, ll_now_ms())) {
         ll_server_begin_drain(srv, ll_now_ms());
     }
     if (srv->store) {

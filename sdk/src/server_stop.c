@@ -33,22 +33,30 @@ static bool linger_done(srv_conn *c)
     return c->lingered;
 }
 
-void ll_server_begin_drain(sdk_server *srv, uint64_t now)
+void ll_server_stop_listening(sdk_server *srv)
 {
-    ll_net_poll_del(srv->poll_fd, srv->listen_fd);
-    close(srv->listen_fd);
-    srv->listen_fd = -1;
-    srv->accept_paused_until = 0;
-    srv->draining = true;
-    srv->drain_deadline = now + LL_SERVER_DRAIN_MS;
+    if (srv->listen_fd >= 0) {
+        ll_net_poll_del(srv->poll_fd, srv->listen_fd);
+        close(srv->listen_fd);
+        srv->listen_fd = -1;
+        srv->accept_paused_until = 0;
+    }
     srv_conn *next = NULL;
     for (srv_conn *c = srv->conns; c; c = next) {
         next = c->next;
-        if (c->phase == CONN_READY || c->phase == CONN_CLOSING) {
-            ll_server_set_events(srv, c);
-        } else {
+        if (c->phase != CONN_READY && c->phase != CONN_CLOSING) {
             ll_server_drop_conn(srv, c, SDK_CAUSE_SERVER_STOP); /* not yet a session: nothing to finish */
         }
+    }
+}
+
+void ll_server_begin_drain(sdk_server *srv, uint64_t now)
+{
+    ll_server_stop_listening(srv);
+    srv->draining = true;
+    srv->drain_deadline = now + LL_SERVER_DRAIN_MS;
+    for (srv_conn *c = srv->conns; c; c = c->next) {
+        ll_server_set_events(srv, c);
     }
 }
 

@@ -48,8 +48,8 @@ struct sync_job {
 
 void ll_server_want_sync_locked(sdk_server *srv, srv_session *ss, ll_sync_want want)
 {
-    if (!srv->store || want == LL_SYNC_NONE) {
-        return;
+    if (!srv->store || want == LL_SYNC_NONE || ss->gone_away) {
+        return; /* a session gone away was written once, for good: its next owner's now */
     }
     if (ss->sync_want == LL_SYNC_NONE) {
         ss->next_sync = srv->sync_list;
@@ -385,13 +385,18 @@ void ll_server_sync(sdk_server *srv, uint64_t now)
     }
 }
 
-void ll_server_sync_finish(sdk_server *srv)
+void ll_server_sync_wait_idle(sdk_server *srv)
 {
     bool got = false;
     while (srv->sync_state == LL_SYNC_QUEUED || srv->sync_state == LL_SYNC_RUNNING) {
         pthread_cond_wait(&srv->sync_cv, &srv->mu);
     }
     apply_done(srv, ll_now_ms(), &got);
+}
+
+void ll_server_sync_finish(sdk_server *srv)
+{
+    ll_server_sync_wait_idle(srv);
     srv->sync_quit = true;
     pthread_cond_broadcast(&srv->sync_cv);
 }

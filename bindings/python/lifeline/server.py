@@ -115,6 +115,10 @@ class Server(Endpoint):
     With a store, the TLS ticket keys are shared through it too: ticket_key_rotation
     (seconds, default 12 h) and ticket_keys_live (default 3) as in sdk_server_config.
 
+    lame_duck (seconds, at most 600; default 0): stop() tells the clients GOING_AWAY one by
+    one over that window instead of all at once, serving the others meanwhile
+    (sdk_server_config.lame_duck_ms).
+
     on_event(SessionEvent) runs on the server's I/O thread: return quickly, do not call
     stop() or block; exceptions are logged (logger "lifeline") and dropped.
 
@@ -151,6 +155,7 @@ class Server(Endpoint):
         manual_ack: bool = False,
         ticket_key_rotation: Optional[float] = None,
         ticket_keys_live: Optional[int] = None,
+        lame_duck: Optional[float] = None,
         **deprecated_ms: Any,
     ):
         self._handle: Optional[Handle] = None
@@ -164,7 +169,7 @@ class Server(Endpoint):
         ms = durations({
             "handshake_timeout": handshake_timeout, "heartbeat_min": heartbeat_min,
             "heartbeat_max": heartbeat_max, "session_ttl": session_ttl, "store_timeout": store_timeout,
-            "ticket_key_rotation": ticket_key_rotation,
+            "ticket_key_rotation": ticket_key_rotation, "lame_duck": lame_duck,
         }, deprecated_ms, "Server")
         store_timeout_ms = ms.pop("store_timeout_ms") or 0
         cfg = _native.sdk_server_config()

@@ -134,6 +134,14 @@ typedef struct sdk_server_config {
     uint32_t connect_rate_per_address;  /* new connections per second from one source address, with
                                           bursts of up to connect_burst_per_address (default 200) */
     uint32_t connect_burst_per_address; /* (default 400) */
+    /* Lame duck: sdk_server_close spreads its GOING_AWAY over this many ms instead of telling
+     * every client at once, so that their reconnects (to the other instances, with a store)
+     * do not all land together. Meanwhile the listener is closed, clients not yet told are
+     * served as usual (sdk_server_recv keeps returning their messages), and each client,
+     * when its turn comes, gets what its window allows, has its session handed over to the
+     * store (a told session takes no more sdk_server_send: SDK_ENOTFOUND), then GOING_AWAY.
+     * At most 600000; 0 (the default): everyone at once. */
+    uint32_t lame_duck_ms;
 } sdk_server_config;
 
 /* A limit of sdk_server_config that does not apply. */
@@ -327,7 +335,8 @@ SDK_API sdk_err sdk_server_reload_tls(sdk_server *srv, char *err, size_t errlen)
  * sdk_server_close: graceful stop, the server's sdk_close. Sends a close frame (GOING_AWAY)
  * to every client, flushes for at most about one second, closes every connection and the
  * listener, stops the I/O thread, and wakes blocked callers with SDK_ECLOSED. Blocks until
- * the I/O thread has exited. The handle stays valid until sdk_server_destroy(). Any thread
+ * the I/O thread has exited: with lame_duck_ms, after that window (clients told one by one
+ * over it) and then the usual second at most. The handle stays valid until sdk_server_destroy(). Any thread
  * but the server's own callbacks; idempotent. Errors: SDK_EINVAL (NULL, or called from a
  * callback: it would wait for its own thread).
  */
