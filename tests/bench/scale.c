@@ -53,7 +53,8 @@ static struct {
     int clients, inflight, hold_s, interval_ms, ramp_timeout_s, handshake_timeout_ms;
     const char *host, *ca, *name;
     int port, server_pid;
-} opt = {10000, 500, 30, 5000, 0, 15000, NULL, NULL, NULL, 0, 0};
+    int sources; /* source addresses 127.0.0.2, .3, ...; 0: the kernel's choice */
+} opt = {10000, 500, 30, 30000, 0, 15000, NULL, NULL, NULL, 0, 0, -1};
 
 static struct {
     long started, connected, handshake_failed, dropped_after_ready, pongs, pongs_in_hold, pings_sent, closes_received,
@@ -370,6 +371,18 @@ static void do_handshake(conn *c)
     }
 }
 
+/* Client i's source address: 127.0.0.2 + i mod sources, its port picked at connect time
+ * (IP_BIND_ADDRESS_NO_PORT), so that each source address has an ephemeral range of its own:
+ * how more clients than ports (28232 by default) reach one server address. */
+static int bind_source(int fd, int i)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    struct sockaddr_in src = {.sin_family = AF_INET,
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1u + (uint32_t)(i % opt.sources))};
+    return bind(fd, (struct sockaddr *)&src, sizeof src);
+}
+
 static void start_conn(conn *c)
 {
     st.started++;
@@ -384,6 +397,11 @@ static void start_conn(conn *c)
     }
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (opt.sources > 0 && bind_source(c->fd, (int)(c - conns)) < 0) {
+        note_error("bind to a source address");
+        conn_kill(c, false);
+        return;
+    }
     if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) < 0 && errno != EINPROGRESS) {
         note_error("connect");
         conn_kill(c, false);
@@ -446,7 +464,9 @@ static void usage(FILE *out)
                  "  --clients N          idle TLS clients to open (default 10000)\n"
                  "  --inflight N         connections at once in TCP connect / TLS handshake / Hello (default 500)\n"
                  "  --hold-s S           seconds to hold once all are connected, measuring (default 30)\n"
-                 "  --interval-ms MS     heartbeat (Ping) interval announced and used (default 5000)\n"
+                 "  --interval-ms MS     heartbeat (Ping) interval announced and used (default 30000)\n"
+                 "  --sources N          bind clients to N source addresses 127.0.0.2.. in turn (default:\n"
+                 "                       one per 20000 clients when HOST is loopback; 0: the kernel's choice)\n"
                  "  --server-pid PID     the server process to measure (/proc/PID/stat, statm)\n"
                  "  --server-name NAME   verify this DNS name and send it as SNI (default: verify the IP of HOST)\n"
                  "  --ramp-timeout-s S   give up ramping after S seconds (default 60 + N/100)\n");
@@ -454,7 +474,7 @@ static void usage(FILE *out)
 
 static void parse(int argc, char **argv)
 {
-    enum { CLIENTS = 1, CONNECT, CA, HOLD, SERVER_PID, INFLIGHT, INTERVAL, NAME, RAMP, HELP };
+    enum { CLIENTS = 1, CONNECT, CA, HOLD, SERVER_PID, INFLIGHT, INTERVAL, NAME, RAMP, SOURCES, HELP };
     static const struct option longs[] = {{"clients", required_argument, NULL, CLIENTS},
                                           {"connect", required_argument, NULL, CONNECT},
                                           {"ca", required_argument, NULL, CA},
@@ -464,6 +484,7 @@ static void parse(int argc, char **argv)
                                           {"interval-ms", required_argument, NULL, INTERVAL},
                                           {"server-name", required_argument, NULL, NAME},
                                           {"ramp-timeout-s", required_argument, NULL, RAMP},
+                                          {"sources", required_argument, NULL, SOURCES},
                                           {"help", no_argument, NULL, HELP},
                                           {NULL, 0, NULL, 0}};
     static char host[256];
@@ -504,6 +525,9 @@ static void parse(int argc, char **argv)
         case RAMP:
             opt.ramp_timeout_s = atoi(optarg);
             break;
+        case SOURCES:
+            opt.sources = atoi(optarg);
+            break;
         case HELP:
         case 'h':
             usage(stdout);
@@ -524,6 +548,11 @@ static void parse(int argc, char **argv)
         die("--connect: HOST must be an IPv4 address (loopback), not '%s'", opt.host);
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)opt.port);
+    bool loopback = (ntohl(addr.sin_addr.s_addr) >> 24) == 127;
+    if (opt.sources < 0)
+        opt.sources = loopback ? (opt.clients + 19999) / 20000 : 0;
+    if (opt.sources > 250 || (opt.sources > 0 && !loopback))
+        die("--sources: at most 250, and only towards a loopback HOST, not '%s'", opt.host);
 }
 
 static void raise_nofile(void)
@@ -596,8 +625,8 @@ int main(int argc, char **argv)
         die("cannot read /proc/%s/statm", pid);
     }
     long gen_rss_before = proc_rss_kib(0);
-    fprintf(stderr, "lifeline-scale: %d clients to %s:%d, %d in flight, ping every %d ms, hold %d s\n", opt.clients,
-            opt.host, opt.port, opt.inflight, opt.interval_ms, opt.hold_s);
+    fprintf(stderr, "lifeline-scale: %d clients to %s:%d from %d source addresses, %d in flight, ping every %d ms, hold %d s\n",
+            opt.clients, opt.host, opt.port, opt.sources, opt.inflight, opt.interval_ms, opt.hold_s);
 
     uint64_t t0 = now_us(), ramp_deadline = t0 + (uint64_t)opt.ramp_timeout_s * 1000000u;
     uint64_t last_tick = 0, last_progress = t0, ramp_us = 0;

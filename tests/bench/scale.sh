@@ -23,9 +23,22 @@ for b in "$server_bin" "$scale_bin"; do
     [[ -x $b ]] || { echo "scale.sh: $b missing: cmake --build $build --target lifeline-scale lifeline-server" >&2; exit 1; }
 done
 
-# Both processes need one descriptor per client (plus a few): take the hard limit, up to 65536.
+# Both processes need one descriptor per client (plus a few): clients + 200, raising the hard
+# limit too when allowed (root with CAP_SYS_RESOURCE); a clear error when it cannot be had.
+clients=10000
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+    [[ ${args[i]} == --clients ]] && clients=${args[i + 1]:-$clients}
+done
+want=$((clients + 200))
 hard=$(ulimit -Hn)
-if [[ $hard == unlimited || $hard -gt 65536 ]]; then want=65536; else want=$hard; fi
+if [[ $hard != unlimited && $hard -lt $want ]]; then
+    ulimit -Hn "$want" 2>/dev/null || {
+        echo "scale.sh: $clients clients need $want open files per process, but the hard limit is $hard and" \
+            "cannot be raised here (ulimit -Hn; as root it needs CAP_SYS_RESOURCE, else limits.conf)" >&2
+        exit 1
+    }
+fi
 ulimit -n "$want"
 echo "scale.sh: open files limit $(ulimit -n); ephemeral ports $(tr '\t' - </proc/sys/net/ipv4/ip_local_port_range)" >&2
 
@@ -45,7 +58,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --sink: an idle run never sends data, so echo and sink behave the same.
-"$server_bin" --listen 127.0.0.1:0 --dev-certs "$tmp/certs" --sink --connect-rate off >"$tmp/server.out" 2>"$tmp/server.err" &
+# No admission limits: the generator ramps at its own --inflight pace from one address per
+# 20000 clients.
+"$server_bin" --listen 127.0.0.1:0 --dev-certs "$tmp/certs" --sink --connect-rate off --max-connections off \
+    --max-handshakes off >"$tmp/server.out" 2>"$tmp/server.err" &
 server_pid=$!
 
 addr=
