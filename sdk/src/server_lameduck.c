@@ -58,8 +58,7 @@ bool ll_server_lame_duck(sdk_server *srv, uint64_t now)
     }
     /* the i-th client (from 0) at start + i * window / total: the first at once */
     uint64_t elapsed = now - srv->lame_duck_start;
-    size_t due = elapsed >= window ? srv->lame_duck_total
-                                   : (size_t)(elapsed * srv->lame_duck_total / window) + 1;
+    size_t due = elapsed >= window ? srv->lame_duck_total : (size_t)(elapsed * srv->lame_duck_total / window) + 1;
     srv_conn *next = NULL;
     for (srv_conn *c = srv->conns; c && srv->lame_duck_told < due; c = next) {
         next = c->next;

@@ -625,7 +625,8 @@ int main(int argc, char **argv)
         die("cannot read /proc/%s/statm", pid);
     }
     long gen_rss_before = proc_rss_kib(0);
-    fprintf(stderr, "lifeline-scale: %d clients to %s:%d from %d source addresses, %d in flight, ping every %d ms, hold %d s\n",
+    fprintf(stderr,
+            "lifeline-scale: %d clients to %s:%d from %d source addresses, %d in flight, ping every %d ms, hold %d s\n",
             opt.clients, opt.host, opt.port, opt.sources, opt.inflight, opt.interval_ms, opt.hold_s);
 
     uint64_t t0 = now_us(), ramp_deadline = t0 + (uint64_t)opt.ramp_timeout_s * 1000000u;

@@ -21,11 +21,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#define K        4   /* clients */
-#define N        20  /* messages each way before the stop */
-#define M        40  /* messages each client sends during and after the window, one per tick */
-#define WINDOW   600 /* ms */
-#define TICK_MS  20
+#define K       4   /* clients */
+#define N       20  /* messages each way before the stop */
+#define M       40  /* messages each client sends during and after the window, one per tick */
+#define WINDOW  600 /* ms */
+#define TICK_MS 20
 
 typedef struct client {
     sdk_client *c;
