@@ -12,7 +12,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -26,13 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
-scale_opts opt = {10000, 500, 30, 30000, 0, 15000, NULL, NULL, NULL, 0, 0, -1, NULL, 0, 20};
 scale_counts st;
 conn *conns;
 
 static int ep;
 static SSL_CTX *ctx;
-static struct sockaddr_in addr;
 static bool holding;
 static uint64_t hold_start_us, hold_end_us;
 
@@ -427,7 +424,7 @@ void start_conn(conn *c)
         conn_kill(c, false);
         return;
     }
-    if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) < 0 && errno != EINPROGRESS) {
+    if (connect(c->fd, (struct sockaddr *)&opt.addr, sizeof opt.addr) < 0 && errno != EINPROGRESS) {
         note_error("connect");
         conn_kill(c, false);
         return;
@@ -475,129 +472,6 @@ static void on_event(conn *c, uint32_t ev)
     }
     if ((ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) && read_frames(c) < 0)
         conn_kill(c, false);
-}
-
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: lifeline-scale --connect HOST:PORT --ca FILE [options]\n"
-                 "  --clients N          idle TLS clients to open (default 10000)\n"
-                 "  --inflight N         connections at once in TCP connect / TLS handshake / Hello (default 500)\n"
-                 "  --hold-s S           seconds to hold once all are connected, measuring (default 30)\n"
-                 "  --interval-ms MS     heartbeat (Ping) interval announced and used (default 30000)\n"
-                 "  --sources N          bind clients to N source addresses 127.0.0.2.. in turn (default:\n"
-                 "                       one per 20000 clients when HOST is loopback; 0: the kernel's choice)\n"
-                 "  --server-pid PID     the server process to measure (/proc/PID/stat, statm)\n"
-                 "  --server-name NAME   verify this DNS name and send it as SNI (default: verify the IP of HOST)\n"
-                 "  --ramp-timeout-s S   give up ramping after S seconds (default 60 + N/100)\n"
-                 "  --storm FILE         after the hold, SIGTERM --server-pid and reconnect every client at once\n"
-                 "                       (resuming TLS and Lifeline sessions) to the server whose pid appears\n"
-                 "                       in FILE (written by whoever restarts it, e.g. scale.sh --storm)\n"
-                 "  --storm-timeout-s S  give up the storm after S seconds (default 60 + N/200)\n"
-                 "  --retry-ms MS        storm: a refused or failed reconnect is retried after MS, jittered\n"
-                 "                       0.5-1.5x (default 20)\n");
-}
-
-/* --connect HOST:PORT into opt.host (a static copy) and opt.port. */
-static void parse_connect(const char *arg)
-{
-    static char host[256];
-    const char *colon = strrchr(arg, ':');
-    if (!colon || colon == arg || (size_t)(colon - arg) >= sizeof host)
-        die("--connect wants HOST:PORT, not '%s'", arg);
-    memcpy(host, arg, (size_t)(colon - arg));
-    host[colon - arg] = 0;
-    opt.host = host;
-    opt.port = atoi(colon + 1);
-}
-
-enum { CLIENTS = 1, CONNECT, CA, HOLD, SERVER_PID, INFLIGHT, INTERVAL, NAME, RAMP, SOURCES, STORM, STORM_TIMEOUT, RETRY, HELP };
-
-/* The integer option o's field in opt; NULL for the others. */
-static int *int_option(int o)
-{
-    switch (o) {
-    case CLIENTS: return &opt.clients;
-    case HOLD: return &opt.hold_s;
-    case SERVER_PID: return &opt.server_pid;
-    case INFLIGHT: return &opt.inflight;
-    case INTERVAL: return &opt.interval_ms;
-    case RAMP: return &opt.ramp_timeout_s;
-    case SOURCES: return &opt.sources;
-    case STORM_TIMEOUT: return &opt.storm_timeout_s;
-    case RETRY: return &opt.retry_ms;
-    default: return NULL;
-    }
-}
-
-/* One option from getopt_long; exits on --help and unknown ones. */
-static void parse_option(int o, const char *arg)
-{
-    int *field = int_option(o);
-    if (field) {
-        *field = atoi(arg);
-        return;
-    }
-    switch (o) {
-    case CONNECT: parse_connect(arg); break;
-    case CA: opt.ca = arg; break;
-    case NAME: opt.name = arg; break;
-    case STORM: opt.storm_pid_file = arg; break;
-    case HELP:
-    case 'h': usage(stdout); exit(0);
-    default: usage(stderr); exit(64);
-    }
-}
-
-/* Range checks and defaults once all options are in; the server address in addr. */
-static void check_options(void)
-{
-    if (!opt.host || !opt.ca || opt.clients < 1 || opt.inflight < 1 || opt.hold_s < 0 || opt.interval_ms < 100 ||
-        opt.port < 1 || opt.port > 65535 || opt.retry_ms < 1 || opt.storm_timeout_s < 0) {
-        usage(stderr);
-        exit(64);
-    }
-    if (opt.storm_pid_file && opt.server_pid <= 0)
-        die("%s", "--storm needs --server-pid (the server to restart)");
-    if (!opt.ramp_timeout_s)
-        opt.ramp_timeout_s = 60 + opt.clients / 100;
-    if (!opt.storm_timeout_s)
-        opt.storm_timeout_s = 60 + opt.clients / 200;
-    if (inet_pton(AF_INET, opt.host, &addr.sin_addr) != 1)
-        die("--connect: HOST must be an IPv4 address (loopback), not '%s'", opt.host);
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)opt.port);
-    bool loopback = (ntohl(addr.sin_addr.s_addr) >> 24) == 127;
-    if (opt.sources < 0)
-        opt.sources = loopback ? (opt.clients + 19999) / 20000 : 0;
-    if (opt.sources > 250 || (opt.sources > 0 && !loopback))
-        die("--sources: at most 250, and only towards a loopback HOST, not '%s'", opt.host);
-}
-
-static void parse(int argc, char **argv)
-{
-    static const struct option longs[] = {{"clients", required_argument, NULL, CLIENTS},
-                                          {"connect", required_argument, NULL, CONNECT},
-                                          {"ca", required_argument, NULL, CA},
-                                          {"hold-s", required_argument, NULL, HOLD},
-                                          {"server-pid", required_argument, NULL, SERVER_PID},
-                                          {"inflight", required_argument, NULL, INFLIGHT},
-                                          {"interval-ms", required_argument, NULL, INTERVAL},
-                                          {"server-name", required_argument, NULL, NAME},
-                                          {"ramp-timeout-s", required_argument, NULL, RAMP},
-                                          {"sources", required_argument, NULL, SOURCES},
-                                          {"storm", required_argument, NULL, STORM},
-                                          {"storm-timeout-s", required_argument, NULL, STORM_TIMEOUT},
-                                          {"retry-ms", required_argument, NULL, RETRY},
-                                          {"help", no_argument, NULL, HELP},
-                                          {NULL, 0, NULL, 0}};
-    int o;
-    while ((o = getopt_long(argc, argv, "h", longs, NULL)) != -1)
-        parse_option(o, optarg);
-    if (optind < argc) {
-        usage(stderr);
-        exit(64);
-    }
-    check_options();
 }
 
 static void raise_nofile(void)
@@ -684,9 +558,11 @@ static void setup(void)
         die("cannot read /proc/%s/statm", pid);
     }
     run.gen_rss_before = proc_rss_kib(0);
-    fprintf(stderr, "lifeline-scale: %d clients to %s:%d from %d source addresses, %d in flight, ping every %d ms, hold %d s%s\n",
-            opt.clients, opt.host, opt.port, opt.sources, opt.inflight, opt.interval_ms, opt.hold_s,
-            opt.storm_pid_file ? ", then the restart storm" : "");
+    fprintf(
+        stderr,
+        "lifeline-scale: %d clients to %s:%d from %d source addresses, %d in flight, ping every %d ms, hold %d s%s\n",
+        opt.clients, opt.host, opt.port, opt.sources, opt.inflight, opt.interval_ms, opt.hold_s,
+        opt.storm_pid_file ? ", then the restart storm" : "");
 }
 
 /* The ramp is over (all in, or timed out): measure the start of the hold. */
@@ -798,7 +674,8 @@ static void print_idle_result(void)
     printf("still connected at end     %ld\n", run.ready_at_hold_end);
     printf("hold window                %.1f s\n", (double)hold_us / 1e6);
     printf("pongs in hold window       %ld (expected about %.0f = connected x hold / %.1f s)\n", st.pongs_in_hold,
-           (double)run.ready_at_hold_end * (double)hold_us / 1e6 / (opt.interval_ms / 1000.0), opt.interval_ms / 1000.0);
+           (double)run.ready_at_hold_end * (double)hold_us / 1e6 / (opt.interval_ms / 1000.0),
+           opt.interval_ms / 1000.0);
     if (st.rtt_n)
         printf("ping round trip in hold    mean %.0f us, max %.0f us\n", (double)st.rtt_sum_us / (double)st.rtt_n,
                (double)st.rtt_max_us);
@@ -813,7 +690,7 @@ static void print_idle_result(void)
 
 int main(int argc, char **argv)
 {
-    parse(argc, argv);
+    scale_parse(argc, argv);
     setup();
     run_phases();
     print_idle_result();

@@ -13,8 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RBUF_CAP 1024  /* Welcome, Pong, Close are all far smaller */
-#define WBUF_CAP 192   /* Hello (with a resume token), Ping, Pong */
+#define RBUF_CAP  1024 /* Welcome, Pong, Close are all far smaller */
+#define WBUF_CAP  192  /* Hello (with a resume token), Ping, Pong */
 #define TOKEN_CAP 64   /* LL-WELCOME-4: a resume token has at most 64 bytes */
 
 /* ST_WAIT: lost in the storm, waiting for its (re)connect slot and retry time. */
@@ -29,10 +29,10 @@ typedef struct conn {
     uint64_t next_ping_us; /* READY: when to send the next Ping */
     uint64_t ping_sent_us; /* 0: no Ping outstanding */
     uint64_t nonce;
-    uint64_t session_id;   /* from the Welcome; 0: none yet */
-    uint64_t lost_us;      /* storm: when the server's GOING_AWAY/EOF arrived; 0: not lost */
-    uint64_t retry_at_us;  /* ST_WAIT: not before this */
-    uint32_t events;       /* what epoll currently waits for */
+    uint64_t session_id;  /* from the Welcome; 0: none yet */
+    uint64_t lost_us;     /* storm: when the server's GOING_AWAY/EOF arrived; 0: not lost */
+    uint64_t retry_at_us; /* ST_WAIT: not before this */
+    uint32_t events;      /* what epoll currently waits for */
     uint16_t rlen, wlen;
     uint8_t token_len;
     uint8_t token[TOKEN_CAP];
@@ -44,9 +44,10 @@ typedef struct scale_opts {
     int clients, inflight, hold_s, interval_ms, ramp_timeout_s, handshake_timeout_ms;
     const char *host, *ca, *name;
     int port, server_pid;
-    int sources;               /* source addresses 127.0.0.2, .3, ...; 0: the kernel's choice */
+    int sources;                /* source addresses 127.0.0.2, .3, ...; 0: the kernel's choice */
     const char *storm_pid_file; /* --storm FILE: restart after the hold; NULL: no storm */
     int storm_timeout_s, retry_ms;
+    struct sockaddr_in addr; /* --connect, resolved */
 } scale_opts;
 
 typedef struct scale_counts {
@@ -62,6 +63,9 @@ extern scale_opts opt;
 extern scale_counts st;
 extern conn *conns;
 
+/* Parse and check the command line into opt; exits 64 (usage) or 1 (with the reason) on bad
+ * input, 0 after --help. */
+void scale_parse(int argc, char **argv);
 uint64_t now_us(void);
 /* /proc/PID/stat utime+stime in clock ticks; -1 if unreadable. */
 long long proc_cpu_ticks(int pid);

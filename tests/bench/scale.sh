@@ -25,13 +25,18 @@ if [[ ${1:-} == --build ]]; then
     build=$2
     shift 2
 fi
+# --storm and --no-store are this script's, wherever they stand; the rest is lifeline-scale's.
 storm=0
 store=1
-while [[ ${1:-} == --storm || ${1:-} == --no-store ]]; do
-    [[ $1 == --storm ]] && storm=1
-    [[ $1 == --no-store ]] && store=0
-    shift
+rest=()
+for a in "$@"; do
+    case $a in
+    --storm) storm=1 ;;
+    --no-store) store=0 ;;
+    *) rest+=("$a") ;;
+    esac
 done
+set -- "${rest[@]}"
 if [[ $storm -eq 0 && $store -eq 0 ]]; then
     echo "scale.sh: --no-store goes with --storm" >&2
     exit 64

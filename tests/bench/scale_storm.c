@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,7 +24,9 @@ static struct {
     double sigterm_wall_s, old_exit_wall_s, listening_wall_s; /* CLOCK_REALTIME, as scale.sh's date */
     long lost, back, relost, attempts_failed, tls_resumed, tls_full, sess_resumed, sess_lost, with_ticket;
     long long new_cpu_ticks;
-    int *queue; /* ring of conn indices in ST_WAIT, in the order they were queued */
+    double gen_cpu_s;                  /* the generator's own CPU over the storm */
+    char load_begin[32], load_end[32]; /* /proc/loadavg's 1-minute figure: shared cores */
+    int *queue;                        /* ring of conn indices in ST_WAIT, in the order they were queued */
     int q_head, q_count;
     bool *is_back;          /* per client: READY again since the SIGTERM */
     uint32_t *reconnect_us; /* per client that came back: from its loss to its Welcome */
@@ -115,6 +118,27 @@ void storm_on_ready(conn *c, bool resumed)
     c->lost_us = 0;
 }
 
+/* This process's user + system CPU in seconds. */
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void read_loadavg(char *out, size_t len)
+{
+    snprintf(out, len, "n/a");
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f)
+        return;
+    char one[16];
+    if (fscanf(f, "%15s", one) == 1)
+        snprintf(out, len, "%s", one);
+    fclose(f);
+}
+
 bool storm_begin(void)
 {
     sm.queue = calloc((size_t)opt.clients, sizeof *sm.queue);
@@ -125,6 +149,8 @@ bool storm_begin(void)
     for (int i = 0; i < opt.clients; i++)
         sm.with_ticket += conns[i].ticket != NULL;
     sm.new_pid = -1;
+    read_loadavg(sm.load_begin, sizeof sm.load_begin);
+    sm.gen_cpu_s = -self_cpu_s();
     sm.sigterm_us = now_us();
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -184,6 +210,8 @@ bool storm_step(uint64_t now)
     }
     if (sm.back == opt.clients || now > sm.deadline_us) {
         sm.all_back_us = now;
+        sm.gen_cpu_s += self_cpu_s();
+        read_loadavg(sm.load_end, sizeof sm.load_end);
         measure_new_server();
         if (sm.back < opt.clients)
             fprintf(stderr, "lifeline-scale: storm timed out after %d s with %ld of %d back\n", opt.storm_timeout_s,
@@ -227,6 +255,9 @@ static void report_cpu(void)
            cpu_s, sm.new_cpu_ticks, hz, sm.new_pid, window_s > 0 ? 100.0 * cpu_s / window_s : 0.0, window_s);
     printf("storm CPU per handshake    %.0f us (server CPU / %ld TLS handshakes completed)\n",
            handshakes ? 1e6 * cpu_s / (double)handshakes : 0.0, handshakes);
+    printf("storm generator CPU        %.2f s from the SIGTERM until all back; load average (1 min) %s then, %s at "
+           "the end\n",
+           sm.gen_cpu_s, sm.load_begin, sm.load_end);
 }
 
 bool storm_report(void)
@@ -244,8 +275,9 @@ bool storm_report(void)
            "accepted connect (%.0f ms after the SIGTERM)\n",
            sm.back, opt.clients, since_ms(sm.sigterm_us), since_ms(sm.first_connect_us),
            sm.first_connect_us ? (double)(sm.first_connect_us - sm.sigterm_us) / 1000.0 : 0.0);
-    printf("storm per-client reconnect p50 %.0f ms, p99 %.0f ms, max %.0f ms (from its GOING_AWAY/EOF to its Welcome)\n",
-           pct_ms(0.50), pct_ms(0.99), pct_ms(1.0));
+    printf(
+        "storm per-client reconnect p50 %.0f ms, p99 %.0f ms, max %.0f ms (from its GOING_AWAY/EOF to its Welcome)\n",
+        pct_ms(0.50), pct_ms(0.99), pct_ms(1.0));
     printf("storm TLS handshakes       %ld resumed (SSL_session_reused), %ld full\n", sm.tls_resumed, sm.tls_full);
     printf("storm Lifeline sessions    %ld resumed (Welcome.resumed), %ld lost (a new session)\n", sm.sess_resumed,
            sm.sess_lost);
