@@ -72,6 +72,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/lifeline-scale.XXXXXX")
 source "$root/tests/tools/procs.sh"
 server_pid=
 REDIS_PID=
+# shellcheck disable=SC2317  # called through the trap
 stop_pid() {
     local pid=$1
     if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then

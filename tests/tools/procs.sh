@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # procs.sh: starting the loopback processes of the demos and benchmarks (sourced by
 # tests/tools/cluster_demo.sh and tests/bench/scale.sh; not run on its own).
 #
@@ -14,6 +15,7 @@ free_port() {
     /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# shellcheck disable=SC2034 # REDIS_PID, REDIS_URL: set for the caller
 redis_start() {
     local dir=$1 i
     REDIS_PORT=$(free_port)
