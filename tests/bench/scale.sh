@@ -128,12 +128,19 @@ else
         rc=$first_rc
     else
         old_exit=$(date +%s.%N)
-        echo "scale.sh: old server pid $server_pid exited; restarting on $addr" >&2
+        echo "scale.sh: old server pid $server_pid exited (status $first_rc); restarting on $addr" >&2
+        if [[ $first_rc -ne 0 ]]; then
+            echo "scale.sh: the old server's stop failed; its output:" >&2
+            tail -n 20 "$tmp/server-1.log" >&2
+            rc=1
+        fi
         server_pid=
         start_server 2 "$addr"
         echo "$server_pid $old_exit $(date +%s.%N)" >"$tmp/new.pid.tmp"
         mv "$tmp/new.pid.tmp" "$tmp/new.pid"
-        wait "$scale_pid" || rc=$?
+        scale_rc=0
+        wait "$scale_pid" || scale_rc=$?
+        [[ $scale_rc -eq 0 ]] || rc=$scale_rc
     fi
 fi
 
