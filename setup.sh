@@ -24,7 +24,8 @@
 #                                           benchmark table (lifeline-bench ARGS, e.g. --quick)
 #   bash setup.sh scale [ARGS]              deps, Release build, then the scale run
 #                                           (tests/bench/scale.sh; default --clients 10000
-#                                           --hold-s 30)
+#                                           --hold-s 30); with --storm [--no-store] the
+#                                           handshake storm after a server restart
 #
 # Environment:
 #   LIFELINE_CTEST_JOBS   parallel ctest jobs (default 2; the tests use ephemeral ports)

@@ -8,19 +8,14 @@
  * (--server-pid) from /proc: CPU (utime+stime) over the hold, RSS before and after.
  * Progress goes to stderr, the result block to stdout. See README.md ("Scale run").
  */
-#include "lifeline.pb-c.h"
+#include "scale.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <signal.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,55 +25,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RBUF_CAP 1024 /* Welcome, Pong, Close are all far smaller */
-#define WBUF_CAP 128  /* Hello, Ping, Pong */
-
-enum state { ST_FREE = 0, ST_TCP, ST_TLS, ST_HELLO, ST_READY, ST_DEAD };
-
-typedef struct conn {
-    int fd;
-    enum state st;
-    SSL *ssl;
-    uint64_t started_us;   /* connect started (for the ramp timeout) */
-    uint64_t next_ping_us; /* READY: when to send the next Ping */
-    uint64_t ping_sent_us; /* 0: no Ping outstanding */
-    uint64_t nonce;
-    uint32_t events; /* what epoll currently waits for */
-    uint16_t rlen, wlen;
-    uint8_t rbuf[RBUF_CAP];
-    uint8_t wbuf[WBUF_CAP];
-} conn;
-
-static struct {
-    int clients, inflight, hold_s, interval_ms, ramp_timeout_s, handshake_timeout_ms;
-    const char *host, *ca, *name;
-    int port, server_pid;
-    int sources; /* source addresses 127.0.0.2, .3, ...; 0: the kernel's choice */
-} opt = {10000, 500, 30, 30000, 0, 15000, NULL, NULL, NULL, 0, 0, -1};
-
-static struct {
-    long started, connected, handshake_failed, dropped_after_ready, pongs, pongs_in_hold, pings_sent, closes_received,
-        ping_timeouts;
-    long in_flight, ready;
-    uint64_t rtt_sum_us, rtt_max_us, rtt_n; /* over the hold */
-    char first_error[256];
-} st;
+scale_counts st;
+conn *conns;
 
 static int ep;
-static conn *conns;
 static SSL_CTX *ctx;
-static struct sockaddr_in addr;
 static bool holding;
 static uint64_t hold_start_us, hold_end_us;
 
-static uint64_t now_us(void)
+uint64_t now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void die(const char *fmt, const char *arg)
+void die(const char *fmt, const char *arg)
 {
     fprintf(stderr, "lifeline-scale: ");
     fprintf(stderr, fmt, arg);
@@ -86,20 +48,23 @@ static void die(const char *fmt, const char *arg)
     exit(1);
 }
 
+/* The first error of the run, or (once the storm began) of the storm, where refused connects
+ * and GOING_AWAY are expected and retried. */
 static void note_error(const char *what)
 {
-    if (st.first_error[0])
+    char *slot = storm_active() ? st.storm_error : st.first_error;
+    if (slot[0])
         return;
     unsigned long e = ERR_peek_last_error();
     char ebuf[160] = "";
     if (e)
         ERR_error_string_n(e, ebuf, sizeof ebuf);
-    snprintf(st.first_error, sizeof st.first_error, "%s%s%s%s%s", what, e ? ": " : "", ebuf, errno ? " / " : "",
+    snprintf(slot, sizeof st.first_error, "%s%s%s%s%s", what, e ? ": " : "", ebuf, errno ? " / " : "",
              errno ? strerror(errno) : "");
 }
 
 /* /proc/PID/stat utime+stime in clock ticks; -1 if unreadable. */
-static long long proc_cpu_ticks(int pid)
+long long proc_cpu_ticks(int pid)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
@@ -145,17 +110,19 @@ static void want(conn *c, uint32_t ev)
     c->events = ev;
 }
 
+/* The connection is gone: dead, or in the storm queued to reconnect. */
 static void conn_kill(conn *c, bool failure_counted)
 {
-    bool was_ready = c->st == ST_READY;
+    bool was_ready = c->st == ST_READY, storm = storm_active();
     if (c->st >= ST_TCP && c->st <= ST_HELLO) {
         st.in_flight--;
-        if (!failure_counted)
+        if (!failure_counted && !storm)
             st.handshake_failed++;
     }
     if (was_ready) {
         st.ready--;
-        st.dropped_after_ready++;
+        if (!storm)
+            st.dropped_after_ready++;
     }
     if (c->ssl)
         SSL_free(c->ssl);
@@ -164,6 +131,8 @@ static void conn_kill(conn *c, bool failure_counted)
         close(c->fd);
     c->fd = -1;
     c->st = ST_DEAD;
+    if (storm)
+        storm_requeue(c, was_ready);
 }
 
 /* Encode one frame into c->wbuf (after anything pending). */
@@ -221,6 +190,42 @@ static void send_ping(conn *c, uint64_t now)
         c->next_ping_us = now + (uint64_t)opt.interval_ms * 1000u;
 }
 
+/* The Welcome: keep the session to resume it. A second one for the same session on a READY
+ * connection (LL-EARLY-4, after an early Welcome) only restates heartbeat values. */
+static int on_welcome(conn *c, const Lifeline__Welcome *w, uint64_t now)
+{
+    if (c->st == ST_READY && w->session_id == c->session_id)
+        return 0;
+    if (c->st != ST_HELLO || w->session_id == 0 || w->resume_token.len > TOKEN_CAP) {
+        note_error("unexpected Welcome");
+        return -1;
+    }
+    c->session_id = w->session_id;
+    c->token_len = (uint8_t)w->resume_token.len;
+    memcpy(c->token, w->resume_token.data, w->resume_token.len);
+    c->st = ST_READY;
+    st.in_flight--;
+    st.ready++;
+    if (!storm_active()) /* the result block counts the first connects; the storm its own */
+        st.connected++;
+    /* Spread the clients' pings evenly over one interval. */
+    c->next_ping_us = now + (uint64_t)(rand() % opt.interval_ms) * 1000u + 1000u;
+    if (storm_active())
+        storm_on_ready(c, w->resumed);
+    return 0;
+}
+
+/* A Close ends the connection; GOING_AWAY is the storm's restart, not an error. */
+static void on_close(const Lifeline__Close *cl)
+{
+    if (storm_active() && cl->code == LIFELINE__CLOSE__CODE__GOING_AWAY)
+        return;
+    st.closes_received++;
+    char what[200];
+    snprintf(what, sizeof what, "server sent Close code %d: %s", (int)cl->code, cl->reason ? cl->reason : "");
+    note_error(what);
+}
+
 /* One decoded frame. -1: the connection must go. */
 static int on_frame(conn *c, const uint8_t *body, size_t len)
 {
@@ -233,17 +238,7 @@ static int on_frame(conn *c, const uint8_t *body, size_t len)
     uint64_t now = now_us();
     switch (f->kind_case) {
     case LIFELINE__FRAME__KIND_WELCOME:
-        if (c->st != ST_HELLO) {
-            note_error("unexpected Welcome");
-            rc = -1;
-            break;
-        }
-        c->st = ST_READY;
-        st.in_flight--;
-        st.ready++;
-        st.connected++;
-        /* Spread the clients' pings evenly over one interval. */
-        c->next_ping_us = now + (uint64_t)(rand() % opt.interval_ms) * 1000u + 1000u;
+        rc = on_welcome(c, f->welcome, now);
         break;
     case LIFELINE__FRAME__KIND_PONG:
         st.pongs++;
@@ -269,13 +264,7 @@ static int on_frame(conn *c, const uint8_t *body, size_t len)
         break;
     }
     case LIFELINE__FRAME__KIND_CLOSE:
-        st.closes_received++;
-        {
-            char what[200];
-            snprintf(what, sizeof what, "server sent Close code %d: %s", (int)f->close->code,
-                     f->close->reason ? f->close->reason : "");
-            note_error(what);
-        }
+        on_close(f->close);
         rc = -1;
         break;
     default:
@@ -330,6 +319,11 @@ static void send_hello(conn *c)
     h.window_messages = 16;
     h.window_bytes = 65536;
     h.max_frame = 16777216;
+    if (c->session_id) { /* LL-SESSION-5: name the session; nothing was ever received */
+        h.session_id = c->session_id;
+        h.resume_token.data = c->token;
+        h.resume_token.len = c->token_len;
+    }
     Lifeline__Frame f = LIFELINE__FRAME__INIT;
     f.kind_case = LIFELINE__FRAME__KIND_HELLO;
     f.hello = &h;
@@ -351,6 +345,8 @@ static void do_handshake(conn *c)
             conn_kill(c, false);
             return;
         }
+        if (storm_active())
+            storm_on_handshake(c);
         send_hello(c);
         return;
     }
@@ -383,12 +379,38 @@ static int bind_source(int fd, int i)
     return bind(fd, (struct sockaddr *)&src, sizeof src);
 }
 
-static void start_conn(conn *c)
+/* c's TLS object on its socket: verification of the server, and the ticket to offer. */
+static bool new_ssl(conn *c)
+{
+    c->ssl = SSL_new(ctx);
+    if (!c->ssl || !SSL_set_fd(c->ssl, c->fd))
+        return false;
+    SSL_set_app_data(c->ssl, c);
+    if (c->ticket) { /* a copy again: c->ticket stays resumable whatever this connection meets */
+        SSL_SESSION *copy = SSL_SESSION_dup(c->ticket);
+        int ok = copy && SSL_set_session(c->ssl, copy) == 1;
+        SSL_SESSION_free(copy);
+        if (!ok)
+            return false;
+    }
+    if (opt.name) {
+        SSL_set_tlsext_host_name(c->ssl, opt.name);
+        SSL_set1_host(c->ssl, opt.name);
+    } else {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), opt.host);
+    }
+    SSL_set_connect_state(c->ssl);
+    return true;
+}
+
+void start_conn(conn *c)
 {
     st.started++;
     st.in_flight++;
     c->st = ST_TCP;
     c->started_us = now_us();
+    c->rlen = c->wlen = 0;
+    c->ping_sent_us = 0;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         note_error("socket");
@@ -402,24 +424,16 @@ static void start_conn(conn *c)
         conn_kill(c, false);
         return;
     }
-    if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) < 0 && errno != EINPROGRESS) {
+    if (connect(c->fd, (struct sockaddr *)&opt.addr, sizeof opt.addr) < 0 && errno != EINPROGRESS) {
         note_error("connect");
         conn_kill(c, false);
         return;
     }
-    c->ssl = SSL_new(ctx);
-    if (!c->ssl || !SSL_set_fd(c->ssl, c->fd)) {
+    if (!new_ssl(c)) {
         note_error("SSL_new");
         conn_kill(c, false);
         return;
     }
-    if (opt.name) {
-        SSL_set_tlsext_host_name(c->ssl, opt.name);
-        SSL_set1_host(c->ssl, opt.name);
-    } else {
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), opt.host);
-    }
-    SSL_set_connect_state(c->ssl);
     struct epoll_event e = {.events = EPOLLOUT, .data.ptr = c};
     c->events = EPOLLOUT;
     if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &e) < 0) {
@@ -440,6 +454,8 @@ static void on_event(conn *c, uint32_t ev)
             conn_kill(c, false);
             return;
         }
+        if (storm_active())
+            storm_on_connected();
         c->st = ST_TLS;
         do_handshake(c);
         return;
@@ -456,103 +472,6 @@ static void on_event(conn *c, uint32_t ev)
     }
     if ((ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) && read_frames(c) < 0)
         conn_kill(c, false);
-}
-
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: lifeline-scale --connect HOST:PORT --ca FILE [options]\n"
-                 "  --clients N          idle TLS clients to open (default 10000)\n"
-                 "  --inflight N         connections at once in TCP connect / TLS handshake / Hello (default 500)\n"
-                 "  --hold-s S           seconds to hold once all are connected, measuring (default 30)\n"
-                 "  --interval-ms MS     heartbeat (Ping) interval announced and used (default 30000)\n"
-                 "  --sources N          bind clients to N source addresses 127.0.0.2.. in turn (default:\n"
-                 "                       one per 20000 clients when HOST is loopback; 0: the kernel's choice)\n"
-                 "  --server-pid PID     the server process to measure (/proc/PID/stat, statm)\n"
-                 "  --server-name NAME   verify this DNS name and send it as SNI (default: verify the IP of HOST)\n"
-                 "  --ramp-timeout-s S   give up ramping after S seconds (default 60 + N/100)\n");
-}
-
-static void parse(int argc, char **argv)
-{
-    enum { CLIENTS = 1, CONNECT, CA, HOLD, SERVER_PID, INFLIGHT, INTERVAL, NAME, RAMP, SOURCES, HELP };
-    static const struct option longs[] = {{"clients", required_argument, NULL, CLIENTS},
-                                          {"connect", required_argument, NULL, CONNECT},
-                                          {"ca", required_argument, NULL, CA},
-                                          {"hold-s", required_argument, NULL, HOLD},
-                                          {"server-pid", required_argument, NULL, SERVER_PID},
-                                          {"inflight", required_argument, NULL, INFLIGHT},
-                                          {"interval-ms", required_argument, NULL, INTERVAL},
-                                          {"server-name", required_argument, NULL, NAME},
-                                          {"ramp-timeout-s", required_argument, NULL, RAMP},
-                                          {"sources", required_argument, NULL, SOURCES},
-                                          {"help", no_argument, NULL, HELP},
-                                          {NULL, 0, NULL, 0}};
-    static char host[256];
-    int o;
-    while ((o = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
-        switch (o) {
-        case CLIENTS:
-            opt.clients = atoi(optarg);
-            break;
-        case CONNECT: {
-            const char *colon = strrchr(optarg, ':');
-            if (!colon || colon == optarg || (size_t)(colon - optarg) >= sizeof host)
-                die("--connect wants HOST:PORT, not '%s'", optarg);
-            memcpy(host, optarg, (size_t)(colon - optarg));
-            host[colon - optarg] = 0;
-            opt.host = host;
-            opt.port = atoi(colon + 1);
-            break;
-        }
-        case CA:
-            opt.ca = optarg;
-            break;
-        case HOLD:
-            opt.hold_s = atoi(optarg);
-            break;
-        case SERVER_PID:
-            opt.server_pid = atoi(optarg);
-            break;
-        case INFLIGHT:
-            opt.inflight = atoi(optarg);
-            break;
-        case INTERVAL:
-            opt.interval_ms = atoi(optarg);
-            break;
-        case NAME:
-            opt.name = optarg;
-            break;
-        case RAMP:
-            opt.ramp_timeout_s = atoi(optarg);
-            break;
-        case SOURCES:
-            opt.sources = atoi(optarg);
-            break;
-        case HELP:
-        case 'h':
-            usage(stdout);
-            exit(0);
-        default:
-            usage(stderr);
-            exit(64);
-        }
-    }
-    if (optind < argc || !opt.host || !opt.ca || opt.clients < 1 || opt.inflight < 1 || opt.hold_s < 0 ||
-        opt.interval_ms < 100 || opt.port < 1 || opt.port > 65535) {
-        usage(stderr);
-        exit(64);
-    }
-    if (!opt.ramp_timeout_s)
-        opt.ramp_timeout_s = 60 + opt.clients / 100;
-    if (inet_pton(AF_INET, opt.host, &addr.sin_addr) != 1)
-        die("--connect: HOST must be an IPv4 address (loopback), not '%s'", opt.host);
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)opt.port);
-    bool loopback = (ntohl(addr.sin_addr.s_addr) >> 24) == 127;
-    if (opt.sources < 0)
-        opt.sources = loopback ? (opt.clients + 19999) / 20000 : 0;
-    if (opt.sources > 250 || (opt.sources > 0 && !loopback))
-        die("--sources: at most 250, and only towards a loopback HOST, not '%s'", opt.host);
 }
 
 static void raise_nofile(void)
@@ -592,13 +511,9 @@ static void tick(uint64_t now)
     }
 }
 
-int main(int argc, char **argv)
+/* The client SSL_CTX: TLS 1.2+, the CA, ALPN lifeline/1, tickets kept per connection. */
+static void setup_tls(void)
 {
-    parse(argc, argv);
-    raise_nofile();
-    signal(SIGPIPE, SIG_IGN);
-    srand((unsigned)getpid());
-
     ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx)
         die("%s", "SSL_CTX_new failed");
@@ -609,38 +524,97 @@ int main(int argc, char **argv)
     static const unsigned char alpn[] = "\x0alifeline/1";
     SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (opt.storm_pid_file)
+        storm_setup_ctx(ctx);
+    else
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+}
 
+/* What the result block needs from the phases of the run. */
+static struct {
+    uint64_t t0, ramp_us, hold_us;
+    long ready_at_hold_end;
+    long srv_rss_before, srv_rss_after, srv_rss_end, gen_rss_before, gen_rss_after;
+    long long cpu_start, cpu_end;
+    struct rusage ru0, ru1;
+} run = {.srv_rss_after = -1, .gen_rss_after = -1, .cpu_start = -1, .cpu_end = -1};
+
+static void setup(void)
+{
+    raise_nofile();
+    signal(SIGPIPE, SIG_IGN);
+    srand((unsigned)getpid());
+    setup_tls();
     conns = calloc((size_t)opt.clients, sizeof *conns);
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (!conns || ep < 0)
         die("%s", "out of memory / epoll_create1");
     for (int i = 0; i < opt.clients; i++)
         conns[i].fd = -1;
-
-    long srv_rss_before = opt.server_pid ? proc_rss_kib(opt.server_pid) : -1;
-    if (opt.server_pid && srv_rss_before < 0) {
+    run.srv_rss_before = opt.server_pid ? proc_rss_kib(opt.server_pid) : -1;
+    if (opt.server_pid && run.srv_rss_before < 0) {
         char pid[32];
         snprintf(pid, sizeof pid, "%d", opt.server_pid);
         die("cannot read /proc/%s/statm", pid);
     }
-    long gen_rss_before = proc_rss_kib(0);
-    fprintf(stderr,
-            "lifeline-scale: %d clients to %s:%d from %d source addresses, %d in flight, ping every %d ms, hold %d s\n",
-            opt.clients, opt.host, opt.port, opt.sources, opt.inflight, opt.interval_ms, opt.hold_s);
+    run.gen_rss_before = proc_rss_kib(0);
+    fprintf(
+        stderr,
+        "lifeline-scale: %d clients to %s:%d from %d source addresses, %d in flight, ping every %d ms, hold %d s%s\n",
+        opt.clients, opt.host, opt.port, opt.sources, opt.inflight, opt.interval_ms, opt.hold_s,
+        opt.storm_pid_file ? ", then the restart storm" : "");
+}
 
-    uint64_t t0 = now_us(), ramp_deadline = t0 + (uint64_t)opt.ramp_timeout_s * 1000000u;
-    uint64_t last_tick = 0, last_progress = t0, ramp_us = 0;
+/* The ramp is over (all in, or timed out): measure the start of the hold. */
+static void begin_hold(uint64_t now, bool timed_out)
+{
+    if (timed_out)
+        fprintf(stderr, "lifeline-scale: ramp timed out after %d s; holding with %ld ready\n", opt.ramp_timeout_s,
+                st.ready);
+    run.ramp_us = now - run.t0;
+    /* Let the last handshakes' work settle before the measured window. */
+    run.srv_rss_after = opt.server_pid ? proc_rss_kib(opt.server_pid) : -1;
+    run.gen_rss_after = proc_rss_kib(0);
+    holding = true;
+    hold_start_us = now;
+    /* Nothing to hold when no client got through: report at once. */
+    hold_end_us = now + (st.ready ? (uint64_t)opt.hold_s * 1000000u : 0);
+    run.cpu_start = opt.server_pid ? proc_cpu_ticks(opt.server_pid) : -1;
+    getrusage(RUSAGE_SELF, &run.ru0);
+    fprintf(stderr, "lifeline-scale: %ld ready after %.1f s; holding %d s\n", st.ready, (double)run.ramp_us / 1e6,
+            opt.hold_s);
+}
+
+/* The hold is over: measure its end (before a storm changes the server). */
+static void end_hold(uint64_t now)
+{
+    run.cpu_end = opt.server_pid ? proc_cpu_ticks(opt.server_pid) : -1;
+    getrusage(RUSAGE_SELF, &run.ru1);
+    run.hold_us = st.connected ? now - hold_start_us : 0;
+    run.srv_rss_end = opt.server_pid ? proc_rss_kib(opt.server_pid) : -1;
+    run.ready_at_hold_end = st.ready;
+}
+
+static void progress(uint64_t now, const char *phase)
+{
+    fprintf(stderr, "  t=%5.1fs %s: ready %ld, in flight %ld, handshake failures %ld, dropped %ld, pongs %ld\n",
+            (double)(now - run.t0) / 1e6, phase, st.ready, st.in_flight, st.handshake_failed, st.dropped_after_ready,
+            st.pongs);
+}
+
+/* Ramp, hold, and (with --storm) the restart storm; returns once there is a result. */
+static void run_phases(void)
+{
+    enum { PH_RAMP, PH_HOLD, PH_STORM, PH_DONE } phase = PH_RAMP;
+    static const char *names[] = {"ramp", "hold", "storm", "done"};
+    run.t0 = now_us();
+    uint64_t ramp_deadline = run.t0 + (uint64_t)opt.ramp_timeout_s * 1000000u, last_tick = 0, last_progress = run.t0;
     int next = 0;
-    long srv_rss_after = -1, gen_rss_after = -1;
-    long long cpu_start = -1, cpu_end = -1;
-    struct rusage ru0, ru1;
     struct epoll_event evs[512];
-    bool done = false;
-    while (!done) {
-        while (!holding && next < opt.clients && st.in_flight < opt.inflight)
+    while (phase != PH_DONE) {
+        while (phase == PH_RAMP && next < opt.clients && st.in_flight < opt.inflight)
             start_conn(&conns[next++]);
-        int n = epoll_wait(ep, evs, 512, 20);
+        int n = epoll_wait(ep, evs, 512, phase == PH_STORM ? 2 : 20);
         for (int i = 0; i < n; i++)
             on_event(evs[i].data.ptr, evs[i].events);
         uint64_t now = now_us();
@@ -649,81 +623,88 @@ int main(int argc, char **argv)
             last_tick = now;
         }
         if (now - last_progress >= 1000000) {
-            fprintf(stderr, "  t=%5.1fs %s: ready %ld, in flight %ld, handshake failures %ld, dropped %ld, pongs %ld\n",
-                    (double)(now - t0) / 1e6, holding ? "hold" : "ramp", st.ready, st.in_flight, st.handshake_failed,
-                    st.dropped_after_ready, st.pongs);
+            progress(now, names[phase]);
             last_progress = now;
         }
-        if (!holding && ((next == opt.clients && st.in_flight == 0) || now > ramp_deadline)) {
-            if (now > ramp_deadline)
-                fprintf(stderr, "lifeline-scale: ramp timed out after %d s; holding with %ld ready\n",
-                        opt.ramp_timeout_s, st.ready);
-            ramp_us = now - t0;
-            /* Let the last handshakes' work settle before the measured window. */
-            srv_rss_after = opt.server_pid ? proc_rss_kib(opt.server_pid) : -1;
-            gen_rss_after = proc_rss_kib(0);
-            holding = true;
-            hold_start_us = now;
-            /* Nothing to hold when no client got through: report at once. */
-            hold_end_us = now + (st.ready ? (uint64_t)opt.hold_s * 1000000u : 0);
-            cpu_start = opt.server_pid ? proc_cpu_ticks(opt.server_pid) : -1;
-            getrusage(RUSAGE_SELF, &ru0);
-            fprintf(stderr, "lifeline-scale: %ld ready after %.1f s; holding %d s\n", st.ready, (double)ramp_us / 1e6,
-                    opt.hold_s);
-        }
-        if (holding && now >= hold_end_us) {
-            cpu_end = opt.server_pid ? proc_cpu_ticks(opt.server_pid) : -1;
-            getrusage(RUSAGE_SELF, &ru1);
-            done = true;
+        if (phase == PH_RAMP && ((next == opt.clients && st.in_flight == 0) || now > ramp_deadline)) {
+            begin_hold(now, now > ramp_deadline);
+            phase = PH_HOLD;
+        } else if (phase == PH_HOLD && now >= hold_end_us) {
+            end_hold(now);
+            phase = opt.storm_pid_file && st.ready && storm_begin() ? PH_STORM : PH_DONE;
+        } else if (phase == PH_STORM && storm_step(now)) {
+            phase = PH_DONE;
         }
     }
-    uint64_t hold_us = st.connected ? now_us() - hold_start_us : 0;
-    long srv_rss_end = opt.server_pid ? proc_rss_kib(opt.server_pid) : -1;
-    double hz = (double)sysconf(_SC_CLK_TCK);
-    double gen_cpu =
-        (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
-        (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+}
 
+static void print_memory(double gen_cpu)
+{
+    uint64_t hold_us = run.hold_us;
+    if (run.srv_rss_before >= 0 && run.srv_rss_after >= 0) {
+        printf("server RSS                 %ld KiB before, %ld KiB all connected, %ld KiB after hold\n",
+               run.srv_rss_before, run.srv_rss_after, run.srv_rss_end);
+        if (st.connected)
+            printf("server RSS per client      %.1f KiB ((all connected - before) / connected)\n",
+                   (double)(run.srv_rss_after - run.srv_rss_before) / (double)st.connected);
+    }
+    printf("generator RSS              %ld KiB (%.1f KiB per client); generator CPU in hold %.1f %% of one core\n",
+           run.gen_rss_after,
+           st.connected ? (double)(run.gen_rss_after - run.gen_rss_before) / (double)st.connected : 0.0,
+           hold_us ? 100.0 * gen_cpu / ((double)hold_us / 1e6) : 0.0);
+    if (st.first_error[0])
+        printf("first error                %s\n", st.first_error);
+}
+
+static void print_idle_result(void)
+{
+    uint64_t hold_us = run.hold_us;
+    double hz = (double)sysconf(_SC_CLK_TCK);
+    const struct rusage *ru0 = &run.ru0, *ru1 = &run.ru1;
+    double gen_cpu =
+        (double)(ru1->ru_utime.tv_sec - ru0->ru_utime.tv_sec + ru1->ru_stime.tv_sec - ru0->ru_stime.tv_sec) +
+        (double)(ru1->ru_utime.tv_usec - ru0->ru_utime.tv_usec + ru1->ru_stime.tv_usec - ru0->ru_stime.tv_usec) / 1e6;
     printf("== lifeline-scale result ==\n");
     printf("clients requested          %d\n", opt.clients);
-    printf("clients connected          %ld (ramp %.1f s, %d in flight)\n", st.connected, (double)ramp_us / 1e6,
+    printf("clients connected          %ld (ramp %.1f s, %d in flight)\n", st.connected, (double)run.ramp_us / 1e6,
            opt.inflight);
     printf("handshake failures         %ld\n", st.handshake_failed);
     printf("dropped after connecting   %ld (of which no Pong in 3 intervals: %ld; Close from server: %ld)\n",
            st.dropped_after_ready, st.ping_timeouts, st.closes_received);
-    printf("still connected at end     %ld\n", st.ready);
+    printf("still connected at end     %ld\n", run.ready_at_hold_end);
     printf("hold window                %.1f s\n", (double)hold_us / 1e6);
     printf("pongs in hold window       %ld (expected about %.0f = connected x hold / %.1f s)\n", st.pongs_in_hold,
-           (double)st.ready * (double)hold_us / 1e6 / (opt.interval_ms / 1000.0), opt.interval_ms / 1000.0);
+           (double)run.ready_at_hold_end * (double)hold_us / 1e6 / (opt.interval_ms / 1000.0),
+           opt.interval_ms / 1000.0);
     if (st.rtt_n)
         printf("ping round trip in hold    mean %.0f us, max %.0f us\n", (double)st.rtt_sum_us / (double)st.rtt_n,
                (double)st.rtt_max_us);
-    if (cpu_start >= 0 && cpu_end >= 0)
+    if (run.cpu_start >= 0 && run.cpu_end >= 0)
         printf("server CPU during hold     %.2f %% of one core (%lld ticks at %.0f Hz over %.1f s)\n",
-               100.0 * (double)(cpu_end - cpu_start) / hz / ((double)hold_us / 1e6), cpu_end - cpu_start, hz,
-               (double)hold_us / 1e6);
+               100.0 * (double)(run.cpu_end - run.cpu_start) / hz / ((double)hold_us / 1e6),
+               run.cpu_end - run.cpu_start, hz, (double)hold_us / 1e6);
     else
         printf("server CPU during hold     n/a (no --server-pid)\n");
-    if (srv_rss_before >= 0 && srv_rss_after >= 0) {
-        printf("server RSS                 %ld KiB before, %ld KiB all connected, %ld KiB after hold\n", srv_rss_before,
-               srv_rss_after, srv_rss_end);
-        if (st.connected)
-            printf("server RSS per client      %.1f KiB ((all connected - before) / connected)\n",
-                   (double)(srv_rss_after - srv_rss_before) / (double)st.connected);
-    }
-    printf("generator RSS              %ld KiB (%.1f KiB per client); generator CPU in hold %.1f %% of one core\n",
-           gen_rss_after, st.connected ? (double)(gen_rss_after - gen_rss_before) / (double)st.connected : 0.0,
-           hold_us ? 100.0 * gen_cpu / ((double)hold_us / 1e6) : 0.0);
-    if (st.first_error[0])
-        printf("first error                %s\n", st.first_error);
-    fflush(stdout);
+    print_memory(gen_cpu);
+}
 
-    for (int i = 0; i < opt.clients; i++)
+int main(int argc, char **argv)
+{
+    scale_parse(argc, argv);
+    setup();
+    run_phases();
+    print_idle_result();
+    bool ok = st.connected == opt.clients && run.ready_at_hold_end == opt.clients;
+    if (opt.storm_pid_file)
+        ok = storm_report() && ok;
+    fflush(stdout);
+    for (int i = 0; i < opt.clients; i++) {
         if (conns[i].ssl)
-            SSL_free(conns[i].ssl), conns[i].ssl = NULL;
+            SSL_free(conns[i].ssl);
+        SSL_SESSION_free(conns[i].ticket);
+    }
     /* fds close at exit */
     SSL_CTX_free(ctx);
     free(conns);
-    bool ok = st.connected == opt.clients && st.ready == opt.clients;
     return ok ? 0 : 2;
 }

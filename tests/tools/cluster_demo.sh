@@ -39,53 +39,26 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source=tests/tools/procs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/procs.sh"
 
 start_redis() {
-    local port i
-    port=$(free_port)
-    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$DIR" \
-        --logfile "$DIR/redis.log" --daemonize no &
-    REDIS_PID=$!
-    for ((i = 0; i < 100; i++)); do
-        if redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG; then
-            REDIS_URL=redis://127.0.0.1:$port
-            say "redis-server up on 127.0.0.1:$port (pid $REDIS_PID, no persistence)"
-            return 0
-        fi
-        sleep 0.05
-    done
-    say "redis-server did not start; its log:"
-    cat "$DIR/redis.log" >&2
-    return 1
+    redis_start "$DIR" || return 1
+    say "redis-server up on 127.0.0.1:$REDIS_PORT (pid $REDIS_PID, no persistence)"
 }
 
 # start_instance I: start instance I on its port (127.0.0.1:0 the first time) and wait for
 # its "listening on" line. A port just freed may be refused for a moment: tried again.
 start_instance() {
-    local i=$1 log=$DIR/server-$1.log n try
-    for ((try = 0; try < 20; try++)); do
-        : >"$log"
-        "$BIN/lifeline-server" --dev-certs "$CERTS" --listen "127.0.0.1:${PORTS[i]:-0}" \
-            --store "$REDIS_URL" --store-sync always >>"$log" 2>&1 &
-        PIDS[i]=$!
-        for ((n = 0; n < 100; n++)); do
-            if grep -q "listening on" "$log"; then
-                PORTS[i]=$(grep -o 'listening on [^ ]*' "$log" | head -n 1 | sed 's/.*://')
-                say "instance $i up on 127.0.0.1:${PORTS[i]} (pid ${PIDS[i]})"
-                return 0
-            fi
-            kill -0 "${PIDS[i]}" 2>/dev/null || break
-            sleep 0.05
-        done
-        wait "${PIDS[i]}" 2>/dev/null || true
-        sleep 0.1
-    done
-    say "instance $i did not start; its log:"
-    cat "$log" >&2
-    return 1
+    local i=$1
+    server_start "$DIR/server-$i.log" "$BIN/lifeline-server" --dev-certs "$CERTS" \
+        --listen "127.0.0.1:${PORTS[i]:-0}" --store "$REDIS_URL" --store-sync always || {
+        say "instance $i did not start"
+        return 1
+    }
+    PIDS[i]=$SERVER_PID
+    PORTS[i]=${SERVER_ADDR##*:}
+    say "instance $i up on 127.0.0.1:${PORTS[i]} (pid ${PIDS[i]})"
 }
 
 stop_instance() {
