@@ -53,6 +53,11 @@ long bench_rss_bytes(pid_t pid);
 void bench_watchdog_start(void);
 void bench_phase(const char *name, int limit_s, void (*note)(void));
 
+/* bench_find_socket: a connected IPv4 socket of this process with peer port peer_port and
+ * local port local_port (0: any), found through /proc/self/fd; -1 if there is none. For
+ * cutting a client's connection under it with shutdown(2). */
+int bench_find_socket(uint16_t local_port, uint16_t peer_port);
+
 void bench_put_u64(uint8_t *p, uint64_t v);
 uint64_t bench_get_u64(const uint8_t *p);
 

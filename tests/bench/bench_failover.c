@@ -5,7 +5,9 @@
  * in order) and streams numbered messages, which come back as echoes and are checked to
  * arrive exactly once and in order (in the client's on_message). Then, a number of times, the instance the client is on
  * (sdk_current_endpoint) gets a signal, the client resumes on the other one, and the
- * stopped instance is started again on its port. Three series:
+ * stopped instance is started again on its port. Four series:
+ *  - no fault, for reference: the client's TCP connection is cut (shutdown(2)) and it
+ *    resumes on the same instance, which has the session in memory;
  *  - SIGKILL, the instances sharing their TLS ticket keys through the store;
  *  - SIGTERM (a graceful stop: the client hears GOING_AWAY), shared ticket keys;
  *  - SIGTERM with each instance on a ticket rotation period of its own, so neither finds
@@ -23,6 +25,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,7 +38,7 @@
 #define WAIT_S      10
 #define ROTATION_S  43200 /* the ticket rotation default; the series without shared keys add i */
 
-enum { KILL, STOP, STOP_OWN_KEYS, N_SERIES };
+enum { CUT, KILL, STOP, STOP_OWN_KEYS, N_SERIES };
 enum { FROM_SIGNAL, FROM_DISCONNECT, ATTEMPT, ECHO_GAP, N_SPANS };
 
 typedef struct series {
@@ -49,6 +52,7 @@ typedef struct series {
 } series;
 
 static series all[N_SERIES] = {
+    [CUT] = {.name = "cut, same instance (no fault)", .sig = 0, .shared_keys = true},
     [KILL] = {.name = "SIGKILL, shared ticket keys", .sig = SIGKILL, .shared_keys = true},
     [STOP] = {.name = "SIGTERM, shared ticket keys", .sig = SIGTERM, .shared_keys = true},
     [STOP_OWN_KEYS] = {.name = "SIGTERM, no shared ticket keys", .sig = SIGTERM, .shared_keys = false},
@@ -65,10 +69,10 @@ typedef struct stream {
     bench_events ev;
     pthread_t sender;
     atomic_bool stop_sending;
-    atomic_ulong sent;     /* messages 0..sent-1 are queued */
-    atomic_ulong received; /* echoes 0..received-1 came, in order */
-    atomic_ulong bad;      /* echoes out of order or twice */
-    atomic_int send_err;   /* the first sdk_send failure */
+    atomic_ulong sent;                          /* messages 0..sent-1 are queued */
+    atomic_ulong received;                      /* echoes 0..received-1 came, in order */
+    atomic_ulong bad;                           /* echoes out of order or twice */
+    atomic_int send_err;                        /* the first sdk_send failure */
     atomic_ullong last_echo_ns, longest_gap_ns; /* the longest wait for an echo since reset */
     const char *endpoints[INSTANCES];
 } stream;
@@ -208,7 +212,7 @@ static void instance_start(cluster *cl, int i)
 {
     char rotation[24];
     snprintf(rotation, sizeof rotation, "%d", ROTATION_S + (cl->shared_keys ? 0 : i));
-    const char *const extra[] = {"--store",     cl->redis_url, "--store-sync",         "always", "--echo",
+    const char *const extra[] = {"--store",     cl->redis_url, "--store-sync",        "always", "--echo",
                                  "--log-level", "warn",        "--ticket-rotation-s", rotation, NULL};
     if (!bench_server_start(cl->o, cl->port[i], extra, &cl->proc[i])) {
         bench_die("failover: no %s/lifeline-server", cl->o->bindir);
@@ -226,42 +230,68 @@ static size_t current_endpoint(sdk_client *c)
     return index;
 }
 
-/* One fault: the client's instance gets se->sig; record the spans once the client is back
- * elsewhere, resumed, with the TLS handshake the keys allow; then restart the instance. */
+/* The client's TCP connection to instance at (the only one from this process to its port). */
+static int client_socket(const cluster *cl, size_t at)
+{
+    int fd = bench_find_socket(0, cl->port[at]);
+    if (fd < 0) {
+        bench_die("failover: cannot find the client's socket to port %u", (unsigned)cl->port[at]);
+    }
+    return fd;
+}
+
+/* After the fault: the client back, on the endpoint it should be on, resumed, with one more
+ * TLS handshake of the kind the keys allow, and the instance gone as its signal says. */
+static void check_fault(stream *s, const series *se, const bench_event_times *t0, const sdk_stats *st0, size_t at,
+                        int status)
+{
+    bench_event_times t1 = bench_events_snapshot(&s->ev);
+    sdk_stats st1;
+    sdk_get_stats(s->c, &st1);
+    bool exited = se->sig == 0         ? true
+                  : se->sig == SIGKILL ? WIFSIGNALED(status)
+                                       : WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    bool tls_ok = se->shared_keys ? st1.handshakes_resumed == st0->handshakes_resumed + 1
+                                  : st1.handshakes_full == st0->handshakes_full + 1;
+    bool moved = current_endpoint(s->c) != at;
+    if (!exited || !t1.last_resumed || t1.lost != t0->lost || t1.disconnected != t0->disconnected + 1 || !tls_ok ||
+        moved != (se->sig != 0)) {
+        bench_die("failover: %s: exit status %#x, resumed %d, sessions lost %u, TLS resumed %llu -> %llu, full "
+                  "%llu -> %llu, endpoint %zu -> %zu",
+                  se->name, (unsigned)status, t1.last_resumed, t1.lost - t0->lost,
+                  (unsigned long long)st0->handshakes_resumed, (unsigned long long)st1.handshakes_resumed,
+                  (unsigned long long)st0->handshakes_full, (unsigned long long)st1.handshakes_full, at,
+                  current_endpoint(s->c));
+    }
+}
+
+/* One fault: the client's instance gets se->sig (0: the client's connection is cut and the
+ * instance lives on); record the spans once the client is back, then restart the instance. */
 static void fault_once(cluster *cl, stream *s, series *se)
 {
     size_t at = current_endpoint(s->c);
+    int fd = se->sig == 0 ? client_socket(cl, at) : -1;
     bench_event_times t0 = bench_events_snapshot(&s->ev);
-    sdk_stats st0, st1;
+    sdk_stats st0;
     sdk_get_stats(s->c, &st0);
     atomic_store(&s->longest_gap_ns, 0);
     uint64_t signalled = bench_now_ns();
-    int status = bench_server_stop(&cl->proc[at], se->sig);
+    int status = fd >= 0 ? shutdown(fd, SHUT_RDWR) : bench_server_stop(&cl->proc[at], se->sig);
     if (!bench_events_wait(&s->ev, &s->ev.t.connected, t0.connected)) {
         bench_die("failover: %s: the client did not reconnect within %d s", se->name, WAIT_S);
     }
+    check_fault(s, se, &t0, &st0, at, status);
     bench_event_times t1 = bench_events_snapshot(&s->ev);
-    sdk_get_stats(s->c, &st1);
-    bool exited = se->sig == SIGKILL ? WIFSIGNALED(status) : WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    bool tls_ok = se->shared_keys ? st1.handshakes_resumed == st0.handshakes_resumed + 1
-                                  : st1.handshakes_full == st0.handshakes_full + 1;
-    if (!exited || !t1.last_resumed || t1.lost != t0.lost || t1.disconnected != t0.disconnected + 1 || !tls_ok ||
-        current_endpoint(s->c) == at) {
-        bench_die("failover: %s: exit status %#x, resumed %d, sessions lost %u, TLS resumed %llu -> %llu, full "
-                  "%llu -> %llu, endpoint %zu -> %zu",
-                  se->name, (unsigned)status, t1.last_resumed, t1.lost - t0.lost,
-                  (unsigned long long)st0.handshakes_resumed, (unsigned long long)st1.handshakes_resumed,
-                  (unsigned long long)st0.handshakes_full, (unsigned long long)st1.handshakes_full, at,
-                  current_endpoint(s->c));
-    }
     se->ms[FROM_SIGNAL][se->n] = (double)(t1.connected_ns - signalled) / 1e6;
     se->ms[FROM_DISCONNECT][se->n] = (double)(t1.connected_ns - t1.disconnected_ns) / 1e6;
     se->ms[ATTEMPT][se->n] = (double)(t1.connected_ns - t1.attempt_ns) / 1e6;
     stream_wait_flowing(s, FLOWING); /* before the restart, whose start-up would take CPU from it */
     se->ms[ECHO_GAP][se->n] = (double)atomic_load(&s->longest_gap_ns) / 1e6;
     se->n++;
-    instance_start(cl, (int)at);
-    stream_wait_flowing(s, FLOWING);
+    if (se->sig != 0) {
+        instance_start(cl, (int)at);
+        stream_wait_flowing(s, FLOWING);
+    }
 }
 
 static void series_run(const bench_opts *o, const char *redis_url, series *se, int faults)
@@ -342,9 +372,9 @@ void bench_failover_print(void)
     for (int k = 0; k < N_SERIES; k++) {
         print_series(&all[k], resumed, full);
     }
-    printf("every fault: the client resumed its session on the other instance (CONNECTED resumed, no SESSION_LOST), "
-           "with a resumed TLS\nhandshake where the keys are shared and a full one where not; echoes exact "
-           "(none lost, none twice, in order):");
+    printf("every fault: the client resumed its session (CONNECTED resumed, no SESSION_LOST), on the other instance "
+           "after a signal and on the\nsame one after a cut, with a resumed TLS handshake where the keys are shared "
+           "and a full one where not; echoes exact\n(none lost, none twice, in order), per series:");
     for (int k = 0; k < N_SERIES; k++) {
         printf(" %lu%s", all[k].echoes, k + 1 < N_SERIES ? "," : "\n\n");
     }

@@ -11,7 +11,6 @@
 #include <lifeline/store.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -491,29 +490,6 @@ static uint16_t session_port(sdk_server *srv, uint16_t old)
     return 0;
 }
 
-/* The client's socket in this process: local 127.0.0.1:local_port, peer port server_port. */
-static int find_socket(uint16_t local_port, uint16_t server_port)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int found = -1;
-    struct dirent *de;
-    while (d && found < 0 && (de = readdir(d)) != NULL) {
-        int fd = atoi(de->d_name);
-        struct sockaddr_in a, b;
-        socklen_t la = sizeof a, lb = sizeof b;
-        if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && fd != dirfd(d) &&
-            getsockname(fd, (struct sockaddr *)&a, &la) == 0 && a.sin_family == AF_INET &&
-            ntohs(a.sin_port) == local_port && getpeername(fd, (struct sockaddr *)&b, &lb) == 0 &&
-            ntohs(b.sin_port) == server_port) {
-            found = fd;
-        }
-    }
-    if (d) {
-        closedir(d);
-    }
-    return found;
-}
-
 /* Before each cut: message n (payloads start with their counter, which the server checks)
  * and its acknowledgement. The server sends its session ticket right behind the Welcome and
  * the acknowledgement after it, so once sdk_flush returns the last connection's handshake
@@ -555,7 +531,7 @@ bench_reconnect bench_sdk_reconnect(const bench_opts *o)
     for (int i = 0; i < o->reconnects; i++) {
         settle(c, (uint64_t)i);
         port = session_port(s.srv, port);
-        int fd = port ? find_socket(port, s.port) : -1;
+        int fd = port ? bench_find_socket(port, s.port) : -1;
         if (fd < 0) {
             bench_die("reconnect: cannot find the client's socket (session port %u)", port);
         }
