@@ -376,6 +376,10 @@ void bench_failover_print(void)
            "after a signal and on the\nsame one after a cut, with a resumed TLS handshake where the keys are shared "
            "and a full one where not; echoes exact\n(none lost, none twice, in order), per series:");
     for (int k = 0; k < N_SERIES; k++) {
-        printf(" %lu%s", all[k].echoes, k + 1 < N_SERIES ? "," : "\n\n");
+        printf(" %lu%s", all[k].echoes, k + 1 < N_SERIES ? "," : "\n");
+    }
+    printf("longest signal->CONNECTED per series (ms):"); /* sorted by median_p90 */
+    for (int k = 0; k < N_SERIES; k++) {
+        printf(" %.2f%s", all[k].n ? all[k].ms[FROM_SIGNAL][all[k].n - 1] : 0, k + 1 < N_SERIES ? "," : "\n\n");
     }
 }
