@@ -416,7 +416,9 @@ int main(int argc, char **argv)
     }
     bench_raw_free();
 
-    print_table();
+    if (!only_store(&o)) {
+        print_table(); /* the store section printed its own tables */
+    }
     char load[128];
     loadavg(load, sizeof load);
     printf("\nraw TLS cipher: %s. ratio = lifeline / raw.\n", bench_raw_cipher());

@@ -9,6 +9,7 @@
 #ifndef LIFELINE_BENCH_H
 #define LIFELINE_BENCH_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -52,8 +53,75 @@ long bench_rss_bytes(pid_t pid);
 void bench_watchdog_start(void);
 void bench_phase(const char *name, int limit_s, void (*note)(void));
 
+/* bench_find_socket: a connected IPv4 socket of this process with peer port peer_port and
+ * local port local_port (0: any), found through /proc/self/fd; -1 if there is none. For
+ * cutting a client's connection under it with shutdown(2). */
+int bench_find_socket(uint16_t local_port, uint16_t peer_port);
+
 void bench_put_u64(uint8_t *p, uint64_t v);
 uint64_t bench_get_u64(const uint8_t *p);
+
+/* ---- bench_events.c: the client event recorder ---- */
+
+struct sdk_event;
+/* What the recorder has seen; times are bench_now_ns() in the callback. */
+typedef struct bench_event_times {
+    unsigned connected, resumed, lost, disconnected; /* events so far (resumed: CONNECTED resumed) */
+    bool last_resumed;                               /* the last CONNECTED resumed the session */
+    uint64_t connected_ns;                           /* the last CONNECTED */
+    uint64_t connecting_ns;                          /* the last CONNECTING */
+    uint64_t attempt_ns;                             /* CONNECTING of the attempt that last connected */
+    uint64_t disconnected_ns;                        /* the last DISCONNECTED */
+} bench_event_times;
+
+typedef struct bench_events {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bench_event_times t;     /* under mu */
+    const unsigned *awaited; /* the counter bench_events_wait is waiting on, or NULL */
+} bench_events;
+
+void bench_events_init(bench_events *e);
+void bench_events_free(bench_events *e);
+/* bench_on_event: the sdk_config.on_event callback; user is the bench_events. */
+void bench_on_event(const struct sdk_event *ev, void *user);
+/* bench_events_wait: wait until *counter (a field of e->t) exceeds before; false after 10 s. */
+bool bench_events_wait(bench_events *e, const unsigned *counter, unsigned before);
+/* bench_events_snapshot: a copy of e->t, taken under its lock. */
+bench_event_times bench_events_snapshot(bench_events *e);
+
+/* ---- bench_proc.c: child processes ---- */
+
+/* bench_spawn: run argv (argv[0] a path) with its stdout on a pipe (*out); stderr is shared;
+ * the child is killed if the benchmark dies. */
+pid_t bench_spawn(char *const argv[], int *out);
+/* bench_read_line: one line from fd (without the newline), waiting at most 120 s; false on
+ * EOF or timeout. */
+bool bench_read_line(int fd, char *buf, size_t len);
+/* bench_reap: send sig (0: none) and wait for pid to exit (SIGKILL after 10 s); its status. */
+int bench_reap(pid_t pid, int sig);
+
+typedef struct bench_proc {
+    pid_t pid; /* 0: not running */
+    uint16_t port;
+    int out; /* its stdout, kept open so a late write cannot SIGPIPE it */
+} bench_proc;
+/* bench_server_start: run <bindir>/lifeline-server --listen 127.0.0.1:<port> (0: ephemeral)
+ * --dev-certs <o->certs> plus extra (NULL-terminated, may be NULL) and wait for its
+ * "listening on" line. A fixed port just freed may not be free yet: tried again for 5 s.
+ * false if lifeline-server is missing; exits the benchmark if it does not start. */
+bool bench_server_start(const bench_opts *o, uint16_t port, const char *const *extra, bench_proc *p);
+/* bench_server_stop: send sig and reap it (as bench_reap); its wait status, or -1 if it was
+ * not running. */
+int bench_server_stop(bench_proc *p, int sig);
+
+/* ---- bench_failover.c: an instance stopped under its client (--only store) ---- */
+
+/* One run of every failover series and of the raw handshake reference, against the
+ * redis-server at redis_url; the samples are kept for bench_failover_print. */
+void bench_failover_run(const bench_opts *o, const char *redis_url);
+/* The failover table: medians and p90 over every sample of every run so far. */
+void bench_failover_print(void);
 
 /* ---- bench_sdk.c: Lifeline ---- */
 

@@ -11,7 +11,6 @@
 #include <lifeline/store.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -114,6 +113,9 @@ static sdk_err bsrv_start(bsrv *s, const bench_opts *o, bsrv_mode mode, uint16_t
     cfg.store = bstore.store;
     cfg.store_sync = bstore.sync;
     cfg.manual_ack = bstore.store && bstore.sync == SDK_STORE_SYNC_ALWAYS;
+    /* Every client here comes from 127.0.0.1, as a flood would: the per-address limit (200 a
+     * second, bursts of 400) refused some of the 1000 clients of the store's memory probe. */
+    cfg.connect_rate_per_address = SDK_UNLIMITED;
     if (callback && fn) {
         bench_die("bsrv: one user pointer cannot serve both callbacks");
     }
@@ -468,86 +470,6 @@ double bench_sdk_connect_ms(const bench_opts *o)
     return m;
 }
 
-/* ---- client event recorder ---- */
-
-typedef struct events {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    unsigned connected, resumed, lost, disconnected;
-    uint64_t connected_ns;   /* time of the last CONNECTED */
-    uint64_t connecting_ns;  /* time of the last CONNECTING */
-    uint64_t attempt_ns;     /* CONNECTING time of the attempt that last connected */
-    const unsigned *awaited; /* the counter events_wait is waiting on, or NULL */
-} events;
-
-static void on_event(const sdk_event *ev, void *user)
-{
-    events *e = user;
-    uint64_t now = bench_now_ns();
-    const unsigned *changed = NULL;
-    pthread_mutex_lock(&e->mu);
-    switch (ev->type) {
-    case SDK_EVENT_CONNECTING:
-        e->connecting_ns = now;
-        break;
-    case SDK_EVENT_CONNECTED:
-        e->connected++;
-        e->resumed += ev->resumed;
-        e->connected_ns = now;
-        e->attempt_ns = e->connecting_ns;
-        changed = &e->connected;
-        break;
-    case SDK_EVENT_SESSION_LOST:
-        e->lost++;
-        changed = &e->lost;
-        break;
-    case SDK_EVENT_DISCONNECTED:
-        e->disconnected++;
-        changed = &e->disconnected;
-        break;
-    default:
-        break;
-    }
-    /* Wake the waiting thread only for what it waits for. Woken by every event (DISCONNECTED,
-     * RECONNECTING, CONNECTING), on 2 cores it took the CPU from the client's I/O thread in
-     * the middle of the reconnect being timed, each time. */
-    if (changed != NULL && changed == e->awaited) {
-        pthread_cond_broadcast(&e->cv);
-    }
-    pthread_mutex_unlock(&e->mu);
-}
-
-static void events_init(events *e)
-{
-    memset(e, 0, sizeof *e);
-    pthread_mutex_init(&e->mu, NULL);
-    pthread_cond_init(&e->cv, NULL);
-}
-
-static void events_free(events *e)
-{
-    pthread_mutex_destroy(&e->mu);
-    pthread_cond_destroy(&e->cv);
-}
-
-/* Wait until *counter (a field of e) exceeds before; false after WAIT_MS. */
-static bool events_wait(events *e, const unsigned *counter, unsigned before)
-{
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += WAIT_MS / 1000;
-    int rc = 0;
-    pthread_mutex_lock(&e->mu);
-    e->awaited = counter;
-    while (*counter <= before && rc == 0) {
-        rc = pthread_cond_timedwait(&e->cv, &e->mu, &deadline);
-    }
-    e->awaited = NULL;
-    bool ok = *counter > before;
-    pthread_mutex_unlock(&e->mu);
-    return ok;
-}
-
 /* ---- forced reconnect: the client's TCP connection is cut under it ---- */
 
 /* The session's current client port, once the server reports it connected on a port other
@@ -569,29 +491,6 @@ static uint16_t session_port(sdk_server *srv, uint16_t old)
         bench_sleep_ms(1);
     }
     return 0;
-}
-
-/* The client's socket in this process: local 127.0.0.1:local_port, peer port server_port. */
-static int find_socket(uint16_t local_port, uint16_t server_port)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int found = -1;
-    struct dirent *de;
-    while (d && found < 0 && (de = readdir(d)) != NULL) {
-        int fd = atoi(de->d_name);
-        struct sockaddr_in a, b;
-        socklen_t la = sizeof a, lb = sizeof b;
-        if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && fd != dirfd(d) &&
-            getsockname(fd, (struct sockaddr *)&a, &la) == 0 && a.sin_family == AF_INET &&
-            ntohs(a.sin_port) == local_port && getpeername(fd, (struct sockaddr *)&b, &lb) == 0 &&
-            ntohs(b.sin_port) == server_port) {
-            found = fd;
-        }
-    }
-    if (d) {
-        closedir(d);
-    }
-    return found;
 }
 
 /* Before each cut: message n (payloads start with their counter, which the server checks)
@@ -617,13 +516,13 @@ bench_reconnect bench_sdk_reconnect(const bench_opts *o)
     bench_reconnect r = {0};
     bsrv s;
     bsrv_start_or_die(&s, o, BSRV_SINK);
-    events e;
-    events_init(&e);
+    bench_events e;
+    bench_events_init(&e);
     sdk_config cfg;
     client_config(&cfg, o, s.port);
     cfg.reconnect_min_ms = 0; /* reconnect at once: measure the reconnect, not the backoff */
     cfg.reconnect_max_ms = 0;
-    cfg.on_event = on_event;
+    cfg.on_event = bench_on_event;
     cfg.user = &e;
     sdk_client *c = connect_or_die(&cfg);
     g.client = c;
@@ -635,21 +534,21 @@ bench_reconnect bench_sdk_reconnect(const bench_opts *o)
     for (int i = 0; i < o->reconnects; i++) {
         settle(c, (uint64_t)i);
         port = session_port(s.srv, port);
-        int fd = port ? find_socket(port, s.port) : -1;
+        int fd = port ? bench_find_socket(port, s.port) : -1;
         if (fd < 0) {
             bench_die("reconnect: cannot find the client's socket (session port %u)", port);
         }
         pthread_mutex_lock(&e.mu);
-        unsigned before = e.connected;
+        unsigned before = e.t.connected;
         pthread_mutex_unlock(&e.mu);
         uint64_t t0 = bench_now_ns();
         shutdown(fd, SHUT_RDWR);
-        if (!events_wait(&e, &e.connected, before)) {
+        if (!bench_events_wait(&e, &e.t.connected, before)) {
             bench_die("reconnect %d: no SDK_EVENT_CONNECTED within %d ms", i, WAIT_MS);
         }
         pthread_mutex_lock(&e.mu);
-        v[i] = (double)(e.connected_ns - t0) / 1e6;
-        attempt[i] = (double)(e.connected_ns - e.attempt_ns) / 1e6;
+        v[i] = (double)(e.t.connected_ns - t0) / 1e6;
+        attempt[i] = (double)(e.t.connected_ns - e.t.attempt_ns) / 1e6;
         pthread_mutex_unlock(&e.mu);
     }
     bench_phase(NULL, 0, NULL);
@@ -665,12 +564,12 @@ bench_reconnect bench_sdk_reconnect(const bench_opts *o)
     r.handshakes_full = st.handshakes_full;
     r.handshakes_resumed = st.handshakes_resumed;
     r.sessions_lost = st.sessions_lost;
-    r.resumed_events = e.resumed;
+    r.resumed_events = e.t.resumed;
     g.client = NULL;
     g.srv = NULL;
     sdk_destroy(c);
     bsrv_destroy(&s);
-    events_free(&e);
+    bench_events_free(&e);
     free(v);
     free(attempt);
     return r;
@@ -684,25 +583,25 @@ bench_restart bench_sdk_restart(const bench_opts *o)
     bsrv a, b;
     bsrv_start_or_die(&a, o, BSRV_SINK);
     uint16_t port = a.port;
-    events e;
-    events_init(&e);
+    bench_events e;
+    bench_events_init(&e);
     sdk_config cfg;
     client_config(&cfg, o, port);
     cfg.reconnect_min_ms = 10;
     cfg.reconnect_max_ms = 100;
-    cfg.on_event = on_event;
+    cfg.on_event = bench_on_event;
     cfg.user = &e;
     sdk_client *c = connect_or_die(&cfg);
     bench_phase("lifeline server restart", 60, NULL);
     sdk_stats st0;
     sdk_get_stats(c, &st0);
     bsrv_destroy(&a);
-    if (!events_wait(&e, &e.disconnected, 0)) {
+    if (!bench_events_wait(&e, &e.t.disconnected, 0)) {
         bench_die("restart: the client did not notice the server stopping");
     }
     bench_sleep_ms(150); /* let the client settle into refused attempts and backoff */
     pthread_mutex_lock(&e.mu);
-    unsigned before = e.connected;
+    unsigned before = e.t.connected;
     pthread_mutex_unlock(&e.mu);
     sdk_err rc = SDK_ECONNECT;
     for (int i = 0; i < 100 && rc == SDK_ECONNECT; i++) {
@@ -715,14 +614,14 @@ bench_restart bench_sdk_restart(const bench_opts *o)
     if (rc != SDK_OK) {
         bench_die("restart: sdk_server_start on port %u: %s", port, sdk_errname(rc));
     }
-    if (!events_wait(&e, &e.connected, before)) {
+    if (!bench_events_wait(&e, &e.t.connected, before)) {
         bench_die("restart: the client did not reconnect within %d ms", WAIT_MS);
     }
     bench_phase(NULL, 0, NULL);
     pthread_mutex_lock(&e.mu);
-    r.connected_ms = ((double)e.connected_ns - (double)t0) / 1e6;
-    r.backoff_ms = ((double)e.attempt_ns - (double)t0) / 1e6;
-    r.session_lost = e.lost > 0;
+    r.connected_ms = ((double)e.t.connected_ns - (double)t0) / 1e6;
+    r.backoff_ms = ((double)e.t.attempt_ns - (double)t0) / 1e6;
+    r.session_lost = e.t.lost > 0;
     pthread_mutex_unlock(&e.mu);
     if (r.backoff_ms < 0) {
         r.backoff_ms = 0; /* the attempt began while the new server was starting */
@@ -732,6 +631,6 @@ bench_restart bench_sdk_restart(const bench_opts *o)
     r.resumed_tls = st1.handshakes_resumed > st0.handshakes_resumed;
     sdk_destroy(c);
     bsrv_destroy(&b);
-    events_free(&e);
+    bench_events_free(&e);
     return r;
 }

@@ -2,7 +2,8 @@
  * lifeline-bench --only store: what a session store costs. Throughput (sink and echo, 64 B
  * and 4 KiB) with no store (the memory default), with Redis in handover mode and with Redis
  * under sync always, measured in the same runs and interleaved, so the ratios to the
- * no-store figure are what the targets are about; then Redis memory per detached session.
+ * no-store figure are what the targets are about; in each run too, the failover series of
+ * bench_failover.c on the same redis-server; then Redis memory per detached session.
  * It starts its own redis-server (tests/unit/redis_proc.c) on a free loopback port.
  */
 #include "bench.h"
@@ -125,9 +126,11 @@ void bench_store_section(const bench_opts *o)
                 row->msgs[m] += row->v[m][r] * o->duration_s; /* about: the rate times the run */
             }
         }
+        bench_failover_run(o, redis.url);
     }
     printf("session store: redis-server %s on loopback, persistence off; throughput with one client\n", redis.url);
     print_rows(o->runs);
+    bench_failover_print();
     char flush[128]; /* the throughput runs' records go first: they expire only later */
     snprintf(flush, sizeof flush, "redis-cli -h 127.0.0.1 -p %u FLUSHALL SYNC >/dev/null", (unsigned)redis.port);
     if (system(flush) != 0) {

@@ -1,11 +1,15 @@
 /* lifeline-bench helpers: clock, statistics, /proc readers, the watchdog. */
 #include "bench.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -86,6 +90,28 @@ long bench_rss_bytes(pid_t pid)
     int got = fscanf(f, "%ld %ld", &size, &resident);
     fclose(f);
     return got == 2 ? resident * sysconf(_SC_PAGESIZE) : -1;
+}
+
+int bench_find_socket(uint16_t local_port, uint16_t peer_port)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int found = -1;
+    struct dirent *de;
+    while (d && found < 0 && (de = readdir(d)) != NULL) {
+        int fd = atoi(de->d_name);
+        struct sockaddr_in a, b;
+        socklen_t la = sizeof a, lb = sizeof b;
+        if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && fd != dirfd(d) &&
+            getsockname(fd, (struct sockaddr *)&a, &la) == 0 && a.sin_family == AF_INET &&
+            (local_port == 0 || ntohs(a.sin_port) == local_port) && getpeername(fd, (struct sockaddr *)&b, &lb) == 0 &&
+            ntohs(b.sin_port) == peer_port) {
+            found = fd;
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    return found;
 }
 
 void bench_put_u64(uint8_t *p, uint64_t v)

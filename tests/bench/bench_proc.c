@@ -1,0 +1,152 @@
+/*
+ * Child processes of the benchmark: the memory probes (this program again) and
+ * build/bin/lifeline-server instances (the memory probe's separate server, the failover
+ * cluster). Each child's stdout comes back on a pipe, its stderr is ours; a child dies with
+ * the benchmark (PR_SET_PDEATHSIG), so a benchmark stopped by its watchdog leaves no server
+ * behind.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define READ_LIMIT_MS 120000
+#define STOP_LIMIT_MS 10000
+#define PORT_RETRY_MS 5000
+
+pid_t bench_spawn(char *const argv[], int *out)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        bench_die("pipe: %s", strerror(errno));
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        bench_die("fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) {
+            _exit(127); /* the benchmark is gone already */
+        }
+        dup2(p[1], STDOUT_FILENO);
+        close(p[0]);
+        close(p[1]);
+        execv(argv[0], argv);
+        fprintf(stderr, "lifeline-bench: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(p[1]);
+    *out = p[0];
+    return pid;
+}
+
+bool bench_read_line(int fd, char *buf, size_t len)
+{
+    size_t n = 0;
+    uint64_t deadline = bench_now_ns() + (uint64_t)READ_LIMIT_MS * 1000000u;
+    while (n + 1 < len) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 1000) <= 0) {
+            if (bench_now_ns() > deadline) {
+                return false;
+            }
+            continue;
+        }
+        char ch;
+        if (read(fd, &ch, 1) != 1) {
+            return false;
+        }
+        if (ch == '\n') {
+            break;
+        }
+        buf[n++] = ch;
+    }
+    buf[n] = '\0';
+    return true;
+}
+
+int bench_reap(pid_t pid, int sig)
+{
+    if (sig) {
+        kill(pid, sig);
+    }
+    int status = -1;
+    uint64_t deadline = bench_now_ns() + (uint64_t)STOP_LIMIT_MS * 1000000u;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR)) {
+            return status;
+        }
+        if (bench_now_ns() > deadline) { /* a stop that hangs is killed, and says so */
+            fprintf(stderr, "lifeline-bench: pid %ld did not exit within %d ms of signal %d: killed\n", (long)pid,
+                    STOP_LIMIT_MS, sig);
+            kill(pid, SIGKILL);
+            deadline = UINT64_MAX;
+        }
+        bench_sleep_ms(1);
+    }
+}
+
+/* One try: the server's pid, with p->port set from its "listening on 127.0.0.1:PORT" line;
+ * 0 if it exited without that line (for a fixed port: most likely not free yet). */
+static pid_t server_try(char *const argv[], bench_proc *p)
+{
+    pid_t pid = bench_spawn(argv, &p->out);
+    char line[256];
+    unsigned port = 0;
+    if (bench_read_line(p->out, line, sizeof line) && sscanf(line, "listening on 127.0.0.1:%u", &port) == 1) {
+        p->pid = pid;
+        p->port = (uint16_t)port;
+        return pid;
+    }
+    bench_reap(pid, SIGKILL);
+    close(p->out);
+    p->out = -1;
+    return 0;
+}
+
+bool bench_server_start(const bench_opts *o, uint16_t port, const char *const *extra, bench_proc *p)
+{
+    char path[600], listen[32];
+    snprintf(path, sizeof path, "%s/lifeline-server", o->bindir);
+    if (access(path, X_OK) != 0) {
+        return false;
+    }
+    snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)port);
+    char *argv[32] = {path, "--listen", listen, "--dev-certs", (char *)o->certs};
+    size_t argc = 5;
+    for (size_t i = 0; extra && extra[i] && argc + 1 < sizeof argv / sizeof argv[0]; i++) {
+        argv[argc++] = (char *)extra[i];
+    }
+    argv[argc] = NULL;
+    *p = (bench_proc){.out = -1};
+    uint64_t deadline = bench_now_ns() + (uint64_t)PORT_RETRY_MS * 1000000u;
+    while (server_try(argv, p) == 0) {
+        if (port == 0 || bench_now_ns() > deadline) {
+            bench_die("%s did not print 'listening on %s'", path, listen);
+        }
+        bench_sleep_ms(20);
+    }
+    return true;
+}
+
+int bench_server_stop(bench_proc *p, int sig)
+{
+    if (p->pid <= 0) {
+        return -1;
+    }
+    int status = bench_reap(p->pid, sig);
+    close(p->out);
+    p->out = -1;
+    p->pid = 0;
+    return status;
+}
