@@ -42,6 +42,8 @@ static void usage(FILE *out)
                  "                     store (session store costs, with a private redis-server; only when named)\n"
                  "                     (sink: the sink half of throughput alone)\n"
                  "                     (for profiling one part, e.g. perf record -g lifeline-bench --only throughput)\n"
+                 "  --process          also the separate-process rows: the client here, the server a\n"
+                 "                     lifeline-server --sink/--echo (raw: a raw server) subprocess\n"
                  "Loopback only. The table goes to stdout, progress to stderr.\n");
 }
 
@@ -65,6 +67,8 @@ static void parse(int argc, char **argv, bench_opts *o)
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--quick") == 0) {
             o->quick = true;
+        } else if (strcmp(a, "--process") == 0) {
+            o->process = true;
         } else if (strcmp(a, "--runs") == 0) {
             runs = (int)number(a, next, 1, BENCH_MAX_RUNS);
             i++;
@@ -233,6 +237,12 @@ enum {
     R_CB_P50,
     R_CB_P99,
     R_CB_P999,
+    R_PROC_SINK64,
+    R_PROC_SINK4K,
+    R_PROC_ECHO4K,
+    R_PROC_P50,
+    R_PROC_P99,
+    R_PROC_P999,
     R_FULL,
     R_RESUMED,
     R_RESUMED_CUT,
@@ -263,6 +273,12 @@ static row rows[R_COUNT] = {
     [R_CB_P50] = ROW("round trip, on_message p50 (us)", 1, 1),
     [R_CB_P99] = ROW("round trip, on_message p99 (us)", 1, 1),
     [R_CB_P999] = ROW("round trip, on_message p99.9 (us)", 1, 1),
+    [R_PROC_SINK64] = ROW("process: sink 64 B (k msg/s)", 1, 1e-3),
+    [R_PROC_SINK4K] = ROW("process: sink 4 KiB (k msg/s)", 1, 1e-3),
+    [R_PROC_ECHO4K] = ROW("process: echo 4 KiB (k msg/s)", 1, 1e-3),
+    [R_PROC_P50] = ROW("process: round trip 64 B p50 (us)", 1, 1),
+    [R_PROC_P99] = ROW("process: round trip 64 B p99 (us)", 1, 1),
+    [R_PROC_P999] = ROW("process: round trip 64 B p99.9 (us)", 1, 1),
     [R_FULL] = ROW("new connection, full handshake (ms)", 3, 1),
     [R_RESUMED] = ROW("reconnect, resumed handshake (ms)", 3, 1),
     [R_RESUMED_CUT] = ROW("  the same from the cut (ms)", 3, 1),
@@ -320,6 +336,28 @@ typedef struct extras {
     int restart_tls_resumed, restart_session_lost, restart_runs;
 } extras;
 
+/* The separate-process rows (--process), for the sections selected. */
+static void process_run(const bench_opts *o)
+{
+    if (wanted(o, "throughput") || wanted(o, "sink")) {
+        bench_proc_pair p = bench_proc_throughput(o, false, 64);
+        add(R_PROC_SINK64, p.lifeline, p.raw);
+        p = bench_proc_throughput(o, false, 4096);
+        add(R_PROC_SINK4K, p.lifeline, p.raw);
+    }
+    if (wanted(o, "throughput")) {
+        bench_proc_pair p = bench_proc_throughput(o, true, 4096);
+        add(R_PROC_ECHO4K, p.lifeline, p.raw);
+    }
+    if (wanted(o, "latency")) {
+        bench_latency l, r;
+        bench_proc_latency(o, &l, &r);
+        add(R_PROC_P50, l.p50_us, r.p50_us);
+        add(R_PROC_P99, l.p99_us, r.p99_us);
+        add(R_PROC_P999, l.p999_us, r.p999_us);
+    }
+}
+
 static void one_run(const bench_opts *o, extras *x)
 {
     static const size_t sizes[2] = {64, 4096};
@@ -346,6 +384,9 @@ static void one_run(const bench_opts *o, extras *x)
         add(R_CB_P99, lc.p99_us, rl.p99_us);
         add(R_CB_P999, lc.p999_us, rl.p999_us);
     }
+    if (o->process) {
+        process_run(o);
+    }
     if (wanted(o, "handshake")) {
         add(R_FULL, bench_sdk_connect_ms(o), bench_raw_handshake_ms(o->handshakes, false));
         x->rc = bench_sdk_reconnect(o);
@@ -369,7 +410,8 @@ static void print_header(const bench_opts *o)
     char cpu[256], load[128];
     cpu_model(cpu, sizeof cpu);
     loadavg(load, sizeof load);
-    printf("lifeline-bench: loopback 127.0.0.1, client and server in one process\n");
+    printf("lifeline-bench: loopback 127.0.0.1, client and server in one process%s\n",
+           o->process ? " (process: rows with the server in another)" : "");
     printf("cpu: %s, %ld cores online\n", cpu, sysconf(_SC_NPROCESSORS_ONLN));
     printf("build type: %s; %s\n", LIFELINE_BENCH_BUILD_TYPE, OpenSSL_version(OPENSSL_VERSION));
     printf("runs: %d (each figure is the median), throughput runs of %.2f s, %d round trips per latency run,\n"
@@ -384,6 +426,9 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--mem-probe") == 0) {
         return bench_mem_probe_main(argc - 2, argv + 2);
+    }
+    if (argc > 1 && strcmp(argv[1], "--raw-server") == 0) {
+        return bench_raw_server_main(argc - 2, argv + 2);
     }
     static bench_opts o;
     parse(argc, argv, &o);

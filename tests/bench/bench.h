@@ -4,7 +4,8 @@
  * The benchmark is a separate program: it talks to Lifeline through the public headers
  * only (sdk.h, server.h) and, for the raw reference, to OpenSSL directly. Every figure is
  * measured on loopback with client and server in one process, except the memory probes,
- * which run in fresh child processes (see bench_mem.c). The bench_ prefix marks this code.
+ * which run in fresh child processes (see bench_mem.c), and the --process rows, whose
+ * servers are separate processes (see bench_proc.c). The bench_ prefix marks this code.
  */
 #ifndef LIFELINE_BENCH_H
 #define LIFELINE_BENCH_H
@@ -26,6 +27,7 @@ typedef struct bench_opts {
     int connects;      /* fresh Lifeline sdk_connect calls per run */
     int reconnects;    /* forced Lifeline reconnects per run */
     int mem_clients;   /* idle clients per memory probe */
+    bool process;      /* --process: also the separate-process throughput and latency rows */
     char certs[256];   /* sdk_dev_certs directory */
     char ca[320], cert[320], key[320];
     char bindir[512]; /* where lifeline-bench (and lifeline-server) live */
@@ -78,6 +80,10 @@ double bench_sdk_throughput(const bench_opts *o, bool echo, size_t size);
 /* callbacks: both ends take messages in on_message (the reply is sent from there) instead
  * of a thread blocked in sdk_recv / sdk_server_recv. */
 bench_latency bench_sdk_latency(const bench_opts *o, bool callbacks);
+/* The same against a server already listening on 127.0.0.1:port (lifeline-server --sink or
+ * --echo in another process): the client side alone, blocking sdk_send/sdk_recv. */
+double bench_sdk_throughput_at(const bench_opts *o, uint16_t port, bool echo, size_t size);
+bench_latency bench_sdk_latency_at(const bench_opts *o, uint16_t port);
 /* Median sdk_connect time (ms) of o->connects fresh clients. */
 double bench_sdk_connect_ms(const bench_opts *o);
 
@@ -107,6 +113,12 @@ void bench_raw_free(void);
 const char *bench_raw_cipher(void); /* negotiated by the last raw connection */
 double bench_raw_throughput(bool echo, size_t size, double duration_s);
 bench_latency bench_raw_latency(int iters);
+/* The same against a raw server already listening on 127.0.0.1:port (bench_raw_server_main). */
+double bench_raw_throughput_at(uint16_t port, bool echo, size_t size, double duration_s);
+bench_latency bench_raw_latency_at(uint16_t port, int iters);
+/* The child side of --raw-server: argv is "sink|echo CERTDIR". Prints "listening on
+ * 127.0.0.1:PORT", serves one connection, returns the exit status. */
+int bench_raw_server_main(int argc, char **argv);
 /* Median (ms) of n handshakes: TCP connect + SSL_connect, full or resumed. */
 double bench_raw_handshake_ms(int n, bool resumed);
 
@@ -121,5 +133,27 @@ typedef struct bench_mem {
 bench_mem bench_memory(const bench_opts *o);
 /* The child side: argv after "--mem-probe". Returns the exit status. */
 int bench_mem_probe_main(int argc, char **argv);
+
+/* ---- bench_proc.c: subprocesses, and the separate-process rows ---- */
+
+/* Run argv with its stdout on a pipe (*out); stderr is shared. Dies if fork fails. */
+pid_t bench_spawn(char *const argv[], int *out);
+/* One line from fd (without the newline), waiting at most 2 minutes; false on EOF. */
+bool bench_read_line(int fd, char *buf, size_t len);
+/* Send sig (0: none) to pid and wait for it to exit. */
+void bench_reap(pid_t pid, int sig);
+/* Start a server on an ephemeral loopback port: program "lifeline-server" (mode "--sink" or
+ * "--echo") from the bench's directory, or "raw" (mode "sink" or "echo": this program with
+ * --raw-server). Reads its "listening on" line; returns its pid (0 if lifeline-server is
+ * missing), *port, and *out, the pipe on its stdout, to close after bench_reap. */
+pid_t bench_server_process(const bench_opts *o, const char *program, const char *mode, uint16_t *port, int *out);
+
+typedef struct bench_proc_pair {
+    double lifeline, raw; /* messages per second */
+} bench_proc_pair;
+/* One separate-process throughput run of each, Lifeline first, each on a fresh server process. */
+bench_proc_pair bench_proc_throughput(const bench_opts *o, bool echo, size_t size);
+/* One separate-process ping-pong run of each (blocking send/recv, 64 B). */
+void bench_proc_latency(const bench_opts *o, bench_latency *lifeline, bench_latency *raw);
 
 #endif

@@ -16,18 +16,13 @@
 #include <lifeline/sdk.h>
 #include <lifeline/server.h>
 
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#define SETTLE_MS     300
-#define READ_LIMIT_MS 120000
+#define SETTLE_MS 300
 
 /* ---- child side ---- */
 
@@ -94,66 +89,6 @@ int bench_mem_probe_main(int argc, char **argv)
 
 /* ---- parent side ---- */
 
-/* Run argv with its stdout on a pipe (*out); stderr is shared. */
-static pid_t spawn(char *const argv[], int *out)
-{
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0) {
-        bench_die("pipe: %s", strerror(errno));
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        bench_die("fork: %s", strerror(errno));
-    }
-    if (pid == 0) {
-        dup2(p[1], STDOUT_FILENO);
-        close(p[0]);
-        close(p[1]);
-        execv(argv[0], argv);
-        fprintf(stderr, "lifeline-bench: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    close(p[1]);
-    *out = p[0];
-    return pid;
-}
-
-/* One line from fd (without the newline), waiting at most READ_LIMIT_MS; false on EOF. */
-static bool read_line(int fd, char *buf, size_t len)
-{
-    size_t n = 0;
-    uint64_t deadline = bench_now_ns() + (uint64_t)READ_LIMIT_MS * 1000000u;
-    while (n + 1 < len) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 1000) <= 0) {
-            if (bench_now_ns() > deadline) {
-                return false;
-            }
-            continue;
-        }
-        char ch;
-        if (read(fd, &ch, 1) != 1) {
-            return false;
-        }
-        if (ch == '\n') {
-            break;
-        }
-        buf[n++] = ch;
-    }
-    buf[n] = '\0';
-    return true;
-}
-
-static void reap(pid_t pid, int sig)
-{
-    if (sig) {
-        kill(pid, sig);
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-}
-
 /* Run one probe; fills v[0..3] (self before/after, server before/after). */
 static void run_probe(const bench_opts *o, const char *mode, uint16_t port, pid_t server_pid, long v[4])
 {
@@ -163,34 +98,15 @@ static void run_probe(const bench_opts *o, const char *mode, uint16_t port, pid_
     snprintf(pidbuf, sizeof pidbuf, "%ld", (long)server_pid);
     char *argv[] = {(char *)o->self, "--mem-probe", (char *)mode, n, (char *)o->certs, portbuf, pidbuf, NULL};
     int out;
-    pid_t pid = spawn(argv, &out);
+    pid_t pid = bench_spawn(argv, &out);
     char line[256];
-    bool ok = read_line(out, line, sizeof line) && sscanf(line, "%ld %ld %ld %ld", &v[0], &v[1], &v[2], &v[3]) == 4;
+    bool ok =
+        bench_read_line(out, line, sizeof line) && sscanf(line, "%ld %ld %ld %ld", &v[0], &v[1], &v[2], &v[3]) == 4;
     close(out);
-    reap(pid, ok ? 0 : SIGKILL);
+    bench_reap(pid, ok ? 0 : SIGKILL);
     if (!ok) {
         bench_die("memory probe '%s' gave no result", mode);
     }
-}
-
-/* Start lifeline-server (sink) on an ephemeral port; returns its pid, or 0 if it is missing. */
-static pid_t start_server(const bench_opts *o, uint16_t *port, int *out)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/lifeline-server", o->bindir);
-    if (access(path, X_OK) != 0) {
-        return 0;
-    }
-    char *argv[] = {path, "--listen", "127.0.0.1:0", "--dev-certs", (char *)o->certs, "--sink", NULL};
-    pid_t pid = spawn(argv, out);
-    char line[256];
-    unsigned p = 0;
-    if (!read_line(*out, line, sizeof line) || sscanf(line, "listening on 127.0.0.1:%u", &p) != 1) {
-        reap(pid, SIGKILL);
-        bench_die("lifeline-server did not print 'listening on 127.0.0.1:PORT'");
-    }
-    *port = (uint16_t)p;
-    return pid;
 }
 
 bench_mem bench_memory(const bench_opts *o)
@@ -201,12 +117,12 @@ bench_mem bench_memory(const bench_opts *o)
     bench_mem m = {.both_kib = (double)(v[1] - v[0]) / per, .client_kib = -1, .server_kib = -1};
     uint16_t port;
     int out;
-    pid_t srv = start_server(o, &port, &out);
+    pid_t srv = bench_server_process(o, "lifeline-server", "--sink", &port, &out);
     if (srv) {
         run_probe(o, "client", port, srv, v);
         m.client_kib = (double)(v[1] - v[0]) / per;
         m.server_kib = (double)(v[3] - v[2]) / per;
-        reap(srv, SIGTERM);
+        bench_reap(srv, SIGTERM);
         close(out);
     } else {
         fprintf(stderr, "lifeline-bench: no %s/lifeline-server: client-only and server-only memory skipped\n",
