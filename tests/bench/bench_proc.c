@@ -85,8 +85,8 @@ pid_t bench_server_process(const bench_opts *o, const char *program, const char 
     if (!raw && access(path, X_OK) != 0) {
         return 0;
     }
-    char *lifeline[] = {path,         "--listen", "127.0.0.1:0", "--dev-certs", (char *)o->certs, (char *)mode,
-                        "--log-level", "warn",    NULL};
+    char *lifeline[] = {path,         "--listen",    "127.0.0.1:0", "--dev-certs", (char *)o->certs,
+                        (char *)mode, "--log-level", "warn",        NULL};
     char *reference[] = {(char *)o->self, "--raw-server", (char *)mode, (char *)o->certs, NULL};
     pid_t pid = bench_spawn(raw ? reference : lifeline, out);
     char line[256];
