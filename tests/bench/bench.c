@@ -331,13 +331,14 @@ static void print_table(void)
 /* ---- one run of everything ---- */
 
 typedef struct extras {
-    bench_reconnect rc; /* from the last run */
+    bench_latency blocking, process; /* from the last run: ack frames per round trip */
+    bench_reconnect rc;              /* from the last run */
     int reconnect_runs;
     int restart_tls_resumed, restart_session_lost, restart_runs;
 } extras;
 
 /* The separate-process rows (--process), for the sections selected. */
-static void process_run(const bench_opts *o)
+static void process_run(const bench_opts *o, extras *x)
 {
     if (wanted(o, "throughput") || wanted(o, "sink")) {
         bench_proc_pair p = bench_proc_throughput(o, false, 64);
@@ -352,6 +353,7 @@ static void process_run(const bench_opts *o)
     if (wanted(o, "latency")) {
         bench_latency l, r;
         bench_proc_latency(o, &l, &r);
+        x->process = l;
         add(R_PROC_P50, l.p50_us, r.p50_us);
         add(R_PROC_P99, l.p99_us, r.p99_us);
         add(R_PROC_P999, l.p999_us, r.p999_us);
@@ -377,6 +379,7 @@ static void one_run(const bench_opts *o, extras *x)
     if (wanted(o, "latency")) {
         bench_latency ll = bench_sdk_latency(o, false), lc = bench_sdk_latency(o, true);
         bench_latency rl = bench_raw_latency(o->latency_iters);
+        x->blocking = ll;
         add(R_P50, ll.p50_us, rl.p50_us);
         add(R_P99, ll.p99_us, rl.p99_us);
         add(R_P999, ll.p999_us, rl.p999_us);
@@ -385,7 +388,7 @@ static void one_run(const bench_opts *o, extras *x)
         add(R_CB_P999, lc.p999_us, rl.p999_us);
     }
     if (o->process) {
-        process_run(o);
+        process_run(o, x);
     }
     if (wanted(o, "handshake")) {
         add(R_FULL, bench_sdk_connect_ms(o), bench_raw_handshake_ms(o->handshakes, false));
@@ -465,6 +468,14 @@ int main(int argc, char **argv)
     char load[128];
     loadavg(load, sizeof load);
     printf("\nraw TLS cipher: %s. ratio = lifeline / raw.\n", bench_raw_cipher());
+    if (x.blocking.acks_sent_per_rt > 0 || x.process.acks_sent_per_rt > 0) {
+        printf("ack frames per blocking round trip (client, last run): in-process %.2f sent / %.2f received",
+               x.blocking.acks_sent_per_rt, x.blocking.acks_received_per_rt);
+        if (o.process) {
+            printf("; process %.2f / %.2f", x.process.acks_sent_per_rt, x.process.acks_received_per_rt);
+        }
+        printf("\n");
+    }
     if (x.reconnect_runs) {
         printf("forced reconnects (last run): %llu reconnects, %llu TLS resumed / %llu full handshakes "
                "(first connect included), %u sessions resumed, %llu lost\n",

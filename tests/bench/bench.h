@@ -72,6 +72,9 @@ void bench_store_section(const bench_opts *o);
 
 typedef struct bench_latency {
     double p50_us, p99_us, p999_us;
+    /* Lifeline: the client's Ack frames written and received per round trip (sdk_stats),
+     * to see how many acknowledgements went as frames of their own; raw: 0. */
+    double acks_sent_per_rt, acks_received_per_rt;
 } bench_latency;
 
 /* One throughput run: messages per second (sink: first send to sdk_flush returning;

@@ -439,7 +439,7 @@ bench_latency bench_raw_latency_at(uint16_t port, int iters)
     ssl_close(ssl);
     bench_sort(v, (size_t)iters);
     bench_latency l = {bench_percentile(v, (size_t)iters, 0.50), bench_percentile(v, (size_t)iters, 0.99),
-                       bench_percentile(v, (size_t)iters, 0.999)};
+                       bench_percentile(v, (size_t)iters, 0.999), 0, 0};
     free(v);
     return l;
 }

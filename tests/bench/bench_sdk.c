@@ -471,10 +471,14 @@ static bench_latency client_latency(const bench_opts *o, uint16_t port, bool cal
     }
     bench_phase(NULL, 0, NULL);
     g.client = NULL;
+    sdk_stats st = {0};
+    sdk_get_stats(p.c, &st);
     sdk_destroy(p.c);
     bench_sort(p.v, (size_t)p.n);
+    double rts = (double)(p.warm + p.n);
     bench_latency l = {bench_percentile(p.v, (size_t)p.n, 0.50), bench_percentile(p.v, (size_t)p.n, 0.99),
-                       bench_percentile(p.v, (size_t)p.n, 0.999)};
+                       bench_percentile(p.v, (size_t)p.n, 0.999), (double)st.acks_sent / rts,
+                       (double)st.acks_received / rts};
     free(p.v);
     return l;
 }
