@@ -237,9 +237,16 @@ enum {
     R_CB_P50,
     R_CB_P99,
     R_CB_P999,
+    R_CPU_SINK64,
+    R_CPU_SINK4K,
+    R_CPU_ECHO64,
+    R_CPU_ECHO4K,
     R_PROC_SINK64,
     R_PROC_SINK4K,
     R_PROC_ECHO4K,
+    R_PROC_CPU_SINK64,
+    R_PROC_CPU_SINK4K,
+    R_PROC_CPU_ECHO4K,
     R_PROC_P50,
     R_PROC_P99,
     R_PROC_P999,
@@ -273,9 +280,16 @@ static row rows[R_COUNT] = {
     [R_CB_P50] = ROW("round trip, on_message p50 (us)", 1, 1),
     [R_CB_P99] = ROW("round trip, on_message p99 (us)", 1, 1),
     [R_CB_P999] = ROW("round trip, on_message p99.9 (us)", 1, 1),
+    [R_CPU_SINK64] = ROW("CPU per msg, sink 64 B (us, both ends)", 3, 1),
+    [R_CPU_SINK4K] = ROW("CPU per msg, sink 4 KiB (us)", 2, 1),
+    [R_CPU_ECHO64] = ROW("CPU per msg, echo 64 B (us)", 3, 1),
+    [R_CPU_ECHO4K] = ROW("CPU per msg, echo 4 KiB (us)", 2, 1),
     [R_PROC_SINK64] = ROW("process: sink 64 B (k msg/s)", 1, 1e-3),
     [R_PROC_SINK4K] = ROW("process: sink 4 KiB (k msg/s)", 1, 1e-3),
     [R_PROC_ECHO4K] = ROW("process: echo 4 KiB (k msg/s)", 1, 1e-3),
+    [R_PROC_CPU_SINK64] = ROW("process: CPU per msg, sink 64 B (us)", 3, 1),
+    [R_PROC_CPU_SINK4K] = ROW("process: CPU per msg, sink 4 KiB (us)", 2, 1),
+    [R_PROC_CPU_ECHO4K] = ROW("process: CPU per msg, echo 4 KiB (us)", 2, 1),
     [R_PROC_P50] = ROW("process: round trip 64 B p50 (us)", 1, 1),
     [R_PROC_P99] = ROW("process: round trip 64 B p99 (us)", 1, 1),
     [R_PROC_P999] = ROW("process: round trip 64 B p99.9 (us)", 1, 1),
@@ -343,12 +357,15 @@ static void process_run(const bench_opts *o, extras *x)
     if (wanted(o, "throughput") || wanted(o, "sink")) {
         bench_proc_pair p = bench_proc_throughput(o, false, 64);
         add(R_PROC_SINK64, p.lifeline, p.raw);
+        add(R_PROC_CPU_SINK64, p.lifeline_cpu_us, p.raw_cpu_us);
         p = bench_proc_throughput(o, false, 4096);
         add(R_PROC_SINK4K, p.lifeline, p.raw);
+        add(R_PROC_CPU_SINK4K, p.lifeline_cpu_us, p.raw_cpu_us);
     }
     if (wanted(o, "throughput")) {
         bench_proc_pair p = bench_proc_throughput(o, true, 4096);
         add(R_PROC_ECHO4K, p.lifeline, p.raw);
+        add(R_PROC_CPU_ECHO4K, p.lifeline_cpu_us, p.raw_cpu_us);
     }
     if (wanted(o, "latency")) {
         bench_latency l, r;
@@ -360,21 +377,29 @@ static void process_run(const bench_opts *o, extras *x)
     }
 }
 
+/* One in-process throughput run of each column: rates into rate_row (and the MB/s row after
+ * it), CPU per message (the whole process: both ends) into cpu_row. */
+static void throughput_pair(const bench_opts *o, bool echo, size_t size, int rate_row, int cpu_row)
+{
+    double cpu0 = bench_cpu_s();
+    double l = bench_sdk_throughput(o, echo, size);
+    double l_cpu = (bench_cpu_s() - cpu0) * 1e6 / (double)bench_last_sent;
+    cpu0 = bench_cpu_s();
+    double w = bench_raw_throughput(echo, size, o->duration_s);
+    double w_cpu = (bench_cpu_s() - cpu0) * 1e6 / (double)bench_last_sent;
+    add(rate_row, l, w);
+    add(rate_row + 1, l, w);
+    add(cpu_row, l_cpu, w_cpu);
+}
+
 static void one_run(const bench_opts *o, extras *x)
 {
     static const size_t sizes[2] = {64, 4096};
     for (int s = 0; s < 2 && (wanted(o, "throughput") || wanted(o, "sink")); s++) {
-        double l = bench_sdk_throughput(o, false, sizes[s]);
-        double w = bench_raw_throughput(false, sizes[s], o->duration_s);
-        add(s ? R_SINK4K : R_SINK64, l, w);
-        add(s ? R_SINK4K_MB : R_SINK64_MB, l, w);
-        if (!wanted(o, "throughput")) {
-            continue; /* --only sink */
+        throughput_pair(o, false, sizes[s], s ? R_SINK4K : R_SINK64, s ? R_CPU_SINK4K : R_CPU_SINK64);
+        if (wanted(o, "throughput")) { /* not --only sink */
+            throughput_pair(o, true, sizes[s], s ? R_ECHO4K : R_ECHO64, s ? R_CPU_ECHO4K : R_CPU_ECHO64);
         }
-        l = bench_sdk_throughput(o, true, sizes[s]);
-        w = bench_raw_throughput(true, sizes[s], o->duration_s);
-        add(s ? R_ECHO4K : R_ECHO64, l, w);
-        add(s ? R_ECHO4K_MB : R_ECHO64_MB, l, w);
     }
     if (wanted(o, "latency")) {
         bench_latency ll = bench_sdk_latency(o, false), lc = bench_sdk_latency(o, true);

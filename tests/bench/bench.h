@@ -45,6 +45,11 @@ double bench_median(double *v, int n);
 /* bench_percentile: q in [0,1] of n values already sorted ascending (nearest rank). */
 double bench_percentile(const double *v, size_t n, double q);
 void bench_sort(double *v, size_t n);
+/* CPU seconds this process (all threads) has used so far. */
+double bench_cpu_s(void);
+/* Messages sent by the last throughput run, of either column (set by the throughput
+ * functions below), for CPU time per message. */
+extern unsigned long bench_last_sent;
 /* bench_rss_bytes: resident set size of pid (0: this process), from /proc/PID/statm; -1. */
 long bench_rss_bytes(pid_t pid);
 
@@ -143,8 +148,9 @@ int bench_mem_probe_main(int argc, char **argv);
 pid_t bench_spawn(char *const argv[], int *out);
 /* One line from fd (without the newline), waiting at most 2 minutes; false on EOF. */
 bool bench_read_line(int fd, char *buf, size_t len);
-/* Send sig (0: none) to pid and wait for it to exit. */
-void bench_reap(pid_t pid, int sig);
+/* Send sig (0: none) to pid and wait for it to exit; returns the CPU seconds (user +
+ * system, all threads) it used in its life. */
+double bench_reap(pid_t pid, int sig);
 /* Start a server on an ephemeral loopback port: program "lifeline-server" (mode "--sink" or
  * "--echo") from the bench's directory, or "raw" (mode "sink" or "echo": this program with
  * --raw-server). Reads its "listening on" line; returns its pid (0 if lifeline-server is
@@ -152,7 +158,8 @@ void bench_reap(pid_t pid, int sig);
 pid_t bench_server_process(const bench_opts *o, const char *program, const char *mode, uint16_t *port, int *out);
 
 typedef struct bench_proc_pair {
-    double lifeline, raw; /* messages per second */
+    double lifeline, raw;               /* messages per second */
+    double lifeline_cpu_us, raw_cpu_us; /* CPU per message, client and server process */
 } bench_proc_pair;
 /* One separate-process throughput run of each, Lifeline first, each on a fresh server process. */
 bench_proc_pair bench_proc_throughput(const bench_opts *o, bool echo, size_t size);

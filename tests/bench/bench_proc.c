@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -67,14 +68,17 @@ bool bench_read_line(int fd, char *buf, size_t len)
     return true;
 }
 
-void bench_reap(pid_t pid, int sig)
+double bench_reap(pid_t pid, int sig)
 {
     if (sig) {
         kill(pid, sig);
     }
     int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    struct rusage ru = {0};
+    while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
     }
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 pid_t bench_server_process(const bench_opts *o, const char *program, const char *mode, uint16_t *port, int *out)
@@ -117,11 +121,13 @@ static server_proc start(const bench_opts *o, const char *program, const char *m
     return s;
 }
 
-/* The raw server exits by itself once its one client is gone; lifeline-server is stopped. */
-static void finish(server_proc *s, bool stop)
+/* The raw server exits by itself once its one client is gone; lifeline-server is stopped.
+ * Returns the server's CPU seconds. */
+static double finish(server_proc *s, bool stop)
 {
-    bench_reap(s->pid, stop ? SIGTERM : 0);
+    double cpu = bench_reap(s->pid, stop ? SIGTERM : 0);
     close(s->out);
+    return cpu;
 }
 
 bench_proc_pair bench_proc_throughput(const bench_opts *o, bool echo, size_t size)
@@ -129,11 +135,15 @@ bench_proc_pair bench_proc_throughput(const bench_opts *o, bool echo, size_t siz
     const char *mode = echo ? "--echo" : "--sink";
     bench_proc_pair r;
     server_proc s = start(o, "lifeline-server", mode);
+    double cpu0 = bench_cpu_s();
     r.lifeline = bench_sdk_throughput_at(o, s.port, echo, size);
-    finish(&s, true);
+    double client = bench_cpu_s() - cpu0;
+    r.lifeline_cpu_us = (client + finish(&s, true)) * 1e6 / (double)bench_last_sent;
     s = start(o, "raw", echo ? "echo" : "sink");
+    cpu0 = bench_cpu_s();
     r.raw = bench_raw_throughput_at(s.port, echo, size, o->duration_s);
-    finish(&s, false);
+    client = bench_cpu_s() - cpu0;
+    r.raw_cpu_us = (client + finish(&s, false)) * 1e6 / (double)bench_last_sent;
     return r;
 }
 

@@ -320,6 +320,7 @@ static double sink_run(SSL *ssl, size_t size, double duration_s)
     uint8_t done[HDR] = {0}, k;
     write_all(ssl, done, HDR);
     read_exact(ssl, &k, 1);
+    bench_last_sent = (unsigned long)sent;
     return (double)sent / ((double)(bench_now_ns() - t0) / 1e9);
 }
 
@@ -399,6 +400,7 @@ static double echo_run(SSL *ssl, size_t size, double duration_s)
     }
     uint64_t t1 = bench_now_ns();
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    bench_last_sent = (unsigned long)e.sent;
     return (double)e.sent / ((double)(t1 - t0) / 1e9);
 }
 

@@ -298,6 +298,7 @@ static double client_throughput(const bench_opts *o, uint16_t port, bool echo, s
     g.client = NULL;
     sdk_destroy(c);
     *sent = n;
+    bench_last_sent = n;
     return (double)n / ((double)(t1 - t0) / 1e9);
 }
 
