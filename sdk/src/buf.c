@@ -81,6 +81,14 @@ int ll_buf_reserve(ll_buf *b, size_t extra)
     return 0;
 }
 
+size_t ll_buf_room(ll_buf *b)
+{
+    if (b->off > 0 && b->off >= ll_buf_size(b)) {
+        compact(b);
+    }
+    return tail_room(b);
+}
+
 int ll_buf_append(ll_buf *b, const void *p, size_t n)
 {
     /* memcpy from NULL is undefined even for zero bytes, and empty appends are common. */

@@ -14,6 +14,9 @@ typedef struct ll_buf {
 
 /* Ensure room for `extra` more bytes at data+len (compacting first). Returns 0 or SDK_ENOMEM. */
 int ll_buf_reserve(ll_buf *b, size_t extra);
+/* Free room at data+len without growing: compacts first when that reclaims at least as
+ * many bytes as it moves (as ll_buf_reserve does). For writing in place, then len += n. */
+size_t ll_buf_room(ll_buf *b);
 /* Append n bytes. Returns 0 or SDK_ENOMEM. */
 int ll_buf_append(ll_buf *b, const void *p, size_t n);
 /* Drop n unread bytes from the front (n <= ll_buf_size). Resets to empty when all are read. */

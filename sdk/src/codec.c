@@ -107,6 +107,29 @@ int ll_decoder_feed(ll_decoder *d, const void *data, size_t len)
     return append(d, p, len);
 }
 
+uint8_t *ll_decoder_space(ll_decoder *d, size_t *room)
+{
+    *room = d->err ? 0 : ll_buf_room(&d->in);
+    return *room ? ll_buf_tail(&d->in) : NULL;
+}
+
+int ll_decoder_commit(ll_decoder *d, size_t n)
+{
+    size_t have = ll_buf_size(&d->in);
+    uint32_t body_len = 0;
+
+    if (d->err != 0) {
+        return d->err;
+    }
+    d->in.len += n;
+    /* The first frame's header is checked as soon as it is whole, as in ll_decoder_feed; what
+     * follows it is at most one read, into memory the buffer already had. */
+    if (have < LL_FRAME_HEADER && have + n >= LL_FRAME_HEADER) {
+        return check_header(d, &body_len);
+    }
+    return 0;
+}
+
 /*
  * protobuf-c reports every unpack failure as NULL; this allocator remembers whether memory
  * ran out, so that is not blamed on the peer. It uses malloc/free like protobuf-c's default,

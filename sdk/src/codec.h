@@ -35,6 +35,13 @@ void ll_decoder_free(ll_decoder *d);
  * have been half taken). If the first buffered frame's header completes here, it is checked
  * at once, so SDK_ETOOBIG / SDK_EPROTO can come from feed too. */
 int ll_decoder_feed(ll_decoder *d, const void *data, size_t len);
+/* Where up to *room received bytes can be written in place, saving the copy ll_decoder_feed
+ * makes: the free tail of the buffer, never grown here (so an idle connection's stays small;
+ * *room may be 0). After an error: NULL and 0. Invalidates frames taken, as a feed does. */
+uint8_t *ll_decoder_space(ll_decoder *d, size_t *room);
+/* n bytes (at most the room given) were written at ll_decoder_space: take them, with the
+ * same checks and results as ll_decoder_feed of those bytes. */
+int ll_decoder_commit(ll_decoder *d, size_t n);
 /*
  * Next whole frame: LL_DEC_FRAME with *out set (free with ll_frame_free), LL_DEC_NEED_MORE,
  * or LL_DEC_ERROR with d->err one of SDK_ETOOBIG (length over max_frame), SDK_EPROTO (zero

@@ -90,6 +90,18 @@ int ll_conn_feed(ll_conn *c, const void *data, size_t len, uint64_t now_ms)
     return rc ? ll_conn_fail(c, rc, "%s", c->dec.detail) : 0;
 }
 
+uint8_t *ll_conn_recv_space(ll_conn *c, size_t *room)
+{
+    return ll_decoder_space(&c->dec, room);
+}
+
+int ll_conn_received(ll_conn *c, size_t n, uint64_t now_ms)
+{
+    ll_hb_on_rx(&c->hb, now_ms);
+    int rc = ll_decoder_commit(&c->dec, n);
+    return rc ? ll_conn_fail(c, rc, "%s", c->dec.detail) : 0;
+}
+
 void ll_conn_wrote(ll_conn *c, size_t n, uint64_t now_ms)
 {
     ll_buf_consume(&c->out, n);

@@ -78,6 +78,11 @@ void ll_conn_free(ll_conn *c);
 /* Received bytes (the plaintext after TLS). 0, or the decoder's sticky error (the
  * connection has then failed: see ll_conn_fail). Frames are handled by ll_conn_next. */
 int ll_conn_feed(ll_conn *c, const void *data, size_t len, uint64_t now_ms);
+/* The same without a copy: where up to *room bytes can be decrypted straight into the
+ * decoder (ll_decoder_space; *room 0: use ll_conn_feed), then ll_conn_received with how many
+ * came. Same results as ll_conn_feed. */
+uint8_t *ll_conn_recv_space(ll_conn *c, size_t *room);
+int ll_conn_received(ll_conn *c, size_t n, uint64_t now_ms);
 /* Handle buffered frames until one needs the driver: see ll_conn_result and the event
  * types. Pings are answered, pongs timed, duplicates dropped, protocol errors turned into
  * the Close they call for. now_us: the monotonic clock (round trips are in microseconds). */

@@ -12,6 +12,9 @@
 #define SEG_MAX   (64u * 1024)
 #define RING_MIN  64u
 #define RING_KEEP 1024u /* an empty queue gives back a ring bigger than this */
+/* Emptied full-size segments kept while the queue is in use: acknowledgements free several
+ * at once, and the sender wants as many again right after. */
+#define SPARES_MAX 16u
 
 struct ll_frameq_seg {
     ll_frameq_seg *next;
@@ -52,8 +55,15 @@ static int reserve(ll_frameq *q, size_t size)
     size_t cap = q->tail ? LL_MIN(SEG_MAX, 2 * q->tail->cap) : SEG_MIN;
     cap = LL_MAX(cap, size);
     LL_ENSURE(cap <= SIZE_MAX - sizeof(ll_frameq_seg), SDK_ENOMEM);
-    ll_frameq_seg *seg = malloc(sizeof(*seg) + cap);
-    LL_ENSURE(seg, SDK_ENOMEM);
+    ll_frameq_seg *seg = q->spare;
+    if (seg && seg->cap >= cap) {
+        q->spare = seg->next;
+        q->spares--;
+        cap = seg->cap;
+    } else {
+        seg = malloc(sizeof(*seg) + cap);
+        LL_ENSURE(seg, SDK_ENOMEM);
+    }
     *seg = (ll_frameq_seg){.cap = cap};
     if (q->tail) {
         q->tail->next = seg;
@@ -176,14 +186,31 @@ int ll_frameq_append_all(const ll_frameq *q, ll_buf *out)
     return ll_frameq_append_from(q, 0, out);
 }
 
-/* Free the segments before keep (all of them if keep is NULL). */
+/* Free the segments before keep (all of them if keep is NULL), but full-size ones while
+ * there are fewer than SPARES_MAX spares: those become spares. */
 static void free_segments(ll_frameq *q, ll_frameq_seg *keep)
 {
     while (q->head != keep) {
         ll_frameq_seg *next = q->head->next;
-        free(q->head);
+        if (q->spares < SPARES_MAX && q->head->cap == SEG_MAX) {
+            q->head->next = q->spare;
+            q->spare = q->head;
+            q->spares++;
+        } else {
+            free(q->head);
+        }
         q->head = next;
     }
+}
+
+static void free_spares(ll_frameq *q)
+{
+    while (q->spare) {
+        ll_frameq_seg *next = q->spare->next;
+        free(q->spare);
+        q->spare = next;
+    }
+    q->spares = 0;
 }
 
 /* Emptied: keep one small segment for the next message, give the rest back. */
@@ -191,6 +218,7 @@ static void reset_empty(ll_frameq *q)
 {
     ll_frameq_seg *keep = q->tail->cap <= SEG_MIN ? q->tail : NULL;
     free_segments(q, keep);
+    free_spares(q); /* an emptied queue holds one small segment at most */
     q->tail = keep;
     if (keep) {
         keep->len = 0;
@@ -240,6 +268,7 @@ void ll_frameq_rewind(ll_frameq *q)
 void ll_frameq_free(ll_frameq *q)
 {
     free_segments(q, NULL);
+    free_spares(q);
     free(q->ring);
     *q = (ll_frameq){0};
 }

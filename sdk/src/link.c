@@ -12,6 +12,8 @@
 /* SSL_read returns at most one TLS record (16 KiB of plaintext) per call: a bigger buffer
  * would only cost every I/O thread stack. */
 #define READ_CHUNK (16u * 1024)
+/* Decrypt in place only into at least this much room: smaller reads would split records. */
+#define IN_PLACE_MIN (4u * 1024)
 void ll_link_init(ll_link *l, int fd, ll_tls *tls, ll_role role, uint32_t max_frame)
 {
     memset(l, 0, sizeof(*l));
@@ -85,6 +87,22 @@ int ll_link_flush(ll_link *l, uint64_t now_ms)
     return rc;
 }
 
+/* One TLS read into the connection: straight into the decoder's buffer when it has room for
+ * a good part of a record (a streaming connection's has grown to that), else through chunk,
+ * so an idle connection's buffer stays small. Returns what ll_tls_read did; on LL_TLS_OK,
+ * *got bytes came and *fed is what the connection made of them (0 or its error). */
+static int read_once(ll_link *l, uint8_t *chunk, uint64_t now_ms, size_t *got, int *fed)
+{
+    size_t room = 0;
+    uint8_t *dst = ll_conn_recv_space(&l->conn, &room);
+    bool in_place = room >= IN_PLACE_MIN;
+    int rc = ll_tls_read(l->tls, in_place ? dst : chunk, in_place ? LL_MIN(room, READ_CHUNK) : READ_CHUNK, got);
+    if (rc == LL_TLS_OK) {
+        *fed = in_place ? ll_conn_received(&l->conn, *got, now_ms) : ll_conn_feed(&l->conn, chunk, *got, now_ms);
+    }
+    return rc;
+}
+
 int ll_link_fill(ll_link *l, uint64_t now_ms, size_t max_bytes)
 {
     uint8_t chunk[READ_CHUNK];
@@ -92,7 +110,8 @@ int ll_link_fill(ll_link *l, uint64_t now_ms, size_t max_bytes)
     /* Stop at the budget only when OpenSSL holds nothing decrypted: epoll cannot see that. */
     while (total < max_bytes || ll_tls_has_pending(l->tls)) {
         size_t n = 0;
-        int rc = ll_tls_read(l->tls, chunk, sizeof(chunk), &n);
+        int fed = 0;
+        int rc = read_once(l, chunk, now_ms, &n, &fed);
         if (rc == LL_TLS_WANT_READ) {
             break;
         }
@@ -103,8 +122,8 @@ int ll_link_fill(ll_link *l, uint64_t now_ms, size_t max_bytes)
         if (rc != LL_TLS_OK) {
             return tls_failed(l, rc);
         }
+        LL_GUARD(fed); /* the decoder's error, with the Close it owes queued */
         total += n;
-        LL_GUARD(ll_conn_feed(&l->conn, chunk, n, now_ms));
         /* A short record with nothing behind it: the peer wrote little, so the socket is
          * most likely empty. Hand the frames over now rather than after a read that would
          * only say EAGAIN; if more did arrive, poll says so. Full records keep streaming. */

@@ -29,7 +29,7 @@ void ll_msg_free(ll_msg *m);
 /*
  * Received messages, carved out of shared 16 KiB blocks instead of a malloc each: the
  * receiving I/O thread fills a block; every message in it holds a reference, and the last
- * sdk_message_free returns the block. A message that does not fit comfortably (over 2 KiB)
+ * sdk_message_free returns the block. A message that does not fit comfortably (over 5 KiB)
  * gets an allocation of its own, so keeping one message pins at most one block. One thread
  * carves with a carver; any thread frees the messages.
  */

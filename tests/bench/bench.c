@@ -42,6 +42,8 @@ static void usage(FILE *out)
                  "                     store (session store costs, with a private redis-server; only when named)\n"
                  "                     (sink: the sink half of throughput alone)\n"
                  "                     (for profiling one part, e.g. perf record -g lifeline-bench --only throughput)\n"
+                 "  --process          also the separate-process rows: the client here, the server a\n"
+                 "                     lifeline-server --sink/--echo (raw: a raw server) subprocess\n"
                  "Loopback only. The table goes to stdout, progress to stderr.\n");
 }
 
@@ -65,6 +67,8 @@ static void parse(int argc, char **argv, bench_opts *o)
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--quick") == 0) {
             o->quick = true;
+        } else if (strcmp(a, "--process") == 0) {
+            o->process = true;
         } else if (strcmp(a, "--runs") == 0) {
             runs = (int)number(a, next, 1, BENCH_MAX_RUNS);
             i++;
@@ -233,6 +237,19 @@ enum {
     R_CB_P50,
     R_CB_P99,
     R_CB_P999,
+    R_CPU_SINK64,
+    R_CPU_SINK4K,
+    R_CPU_ECHO64,
+    R_CPU_ECHO4K,
+    R_PROC_SINK64,
+    R_PROC_SINK4K,
+    R_PROC_ECHO4K,
+    R_PROC_CPU_SINK64,
+    R_PROC_CPU_SINK4K,
+    R_PROC_CPU_ECHO4K,
+    R_PROC_P50,
+    R_PROC_P99,
+    R_PROC_P999,
     R_FULL,
     R_RESUMED,
     R_RESUMED_CUT,
@@ -263,6 +280,19 @@ static row rows[R_COUNT] = {
     [R_CB_P50] = ROW("round trip, on_message p50 (us)", 1, 1),
     [R_CB_P99] = ROW("round trip, on_message p99 (us)", 1, 1),
     [R_CB_P999] = ROW("round trip, on_message p99.9 (us)", 1, 1),
+    [R_CPU_SINK64] = ROW("CPU per msg, sink 64 B (us, both ends)", 3, 1),
+    [R_CPU_SINK4K] = ROW("CPU per msg, sink 4 KiB (us)", 2, 1),
+    [R_CPU_ECHO64] = ROW("CPU per msg, echo 64 B (us)", 3, 1),
+    [R_CPU_ECHO4K] = ROW("CPU per msg, echo 4 KiB (us)", 2, 1),
+    [R_PROC_SINK64] = ROW("process: sink 64 B (k msg/s)", 1, 1e-3),
+    [R_PROC_SINK4K] = ROW("process: sink 4 KiB (k msg/s)", 1, 1e-3),
+    [R_PROC_ECHO4K] = ROW("process: echo 4 KiB (k msg/s)", 1, 1e-3),
+    [R_PROC_CPU_SINK64] = ROW("process: CPU per msg, sink 64 B (us)", 3, 1),
+    [R_PROC_CPU_SINK4K] = ROW("process: CPU per msg, sink 4 KiB (us)", 2, 1),
+    [R_PROC_CPU_ECHO4K] = ROW("process: CPU per msg, echo 4 KiB (us)", 2, 1),
+    [R_PROC_P50] = ROW("process: round trip 64 B p50 (us)", 1, 1),
+    [R_PROC_P99] = ROW("process: round trip 64 B p99 (us)", 1, 1),
+    [R_PROC_P999] = ROW("process: round trip 64 B p99.9 (us)", 1, 1),
     [R_FULL] = ROW("new connection, full handshake (ms)", 3, 1),
     [R_RESUMED] = ROW("reconnect, resumed handshake (ms)", 3, 1),
     [R_RESUMED_CUT] = ROW("  the same from the cut (ms)", 3, 1),
@@ -315,36 +345,75 @@ static void print_table(void)
 /* ---- one run of everything ---- */
 
 typedef struct extras {
-    bench_reconnect rc; /* from the last run */
+    bench_latency blocking, process; /* from the last run: ack frames per round trip */
+    bench_reconnect rc;              /* from the last run */
     int reconnect_runs;
     int restart_tls_resumed, restart_session_lost, restart_runs;
 } extras;
+
+/* The separate-process rows (--process), for the sections selected. */
+static void process_run(const bench_opts *o, extras *x)
+{
+    if (wanted(o, "throughput") || wanted(o, "sink")) {
+        bench_proc_pair p = bench_proc_throughput(o, false, 64);
+        add(R_PROC_SINK64, p.lifeline, p.raw);
+        add(R_PROC_CPU_SINK64, p.lifeline_cpu_us, p.raw_cpu_us);
+        p = bench_proc_throughput(o, false, 4096);
+        add(R_PROC_SINK4K, p.lifeline, p.raw);
+        add(R_PROC_CPU_SINK4K, p.lifeline_cpu_us, p.raw_cpu_us);
+    }
+    if (wanted(o, "throughput")) {
+        bench_proc_pair p = bench_proc_throughput(o, true, 4096);
+        add(R_PROC_ECHO4K, p.lifeline, p.raw);
+        add(R_PROC_CPU_ECHO4K, p.lifeline_cpu_us, p.raw_cpu_us);
+    }
+    if (wanted(o, "latency")) {
+        bench_latency l, r;
+        bench_proc_latency(o, &l, &r);
+        x->process = l;
+        add(R_PROC_P50, l.p50_us, r.p50_us);
+        add(R_PROC_P99, l.p99_us, r.p99_us);
+        add(R_PROC_P999, l.p999_us, r.p999_us);
+    }
+}
+
+/* One in-process throughput run of each column: rates into rate_row (and the MB/s row after
+ * it), CPU per message (the whole process: both ends) into cpu_row. */
+static void throughput_pair(const bench_opts *o, bool echo, size_t size, int rate_row, int cpu_row)
+{
+    double cpu0 = bench_cpu_s();
+    double l = bench_sdk_throughput(o, echo, size);
+    double l_cpu = (bench_cpu_s() - cpu0) * 1e6 / (double)bench_last_sent;
+    cpu0 = bench_cpu_s();
+    double w = bench_raw_throughput(echo, size, o->duration_s);
+    double w_cpu = (bench_cpu_s() - cpu0) * 1e6 / (double)bench_last_sent;
+    add(rate_row, l, w);
+    add(rate_row + 1, l, w);
+    add(cpu_row, l_cpu, w_cpu);
+}
 
 static void one_run(const bench_opts *o, extras *x)
 {
     static const size_t sizes[2] = {64, 4096};
     for (int s = 0; s < 2 && (wanted(o, "throughput") || wanted(o, "sink")); s++) {
-        double l = bench_sdk_throughput(o, false, sizes[s]);
-        double w = bench_raw_throughput(false, sizes[s], o->duration_s);
-        add(s ? R_SINK4K : R_SINK64, l, w);
-        add(s ? R_SINK4K_MB : R_SINK64_MB, l, w);
-        if (!wanted(o, "throughput")) {
-            continue; /* --only sink */
+        throughput_pair(o, false, sizes[s], s ? R_SINK4K : R_SINK64, s ? R_CPU_SINK4K : R_CPU_SINK64);
+        if (wanted(o, "throughput")) { /* not --only sink */
+            throughput_pair(o, true, sizes[s], s ? R_ECHO4K : R_ECHO64, s ? R_CPU_ECHO4K : R_CPU_ECHO64);
         }
-        l = bench_sdk_throughput(o, true, sizes[s]);
-        w = bench_raw_throughput(true, sizes[s], o->duration_s);
-        add(s ? R_ECHO4K : R_ECHO64, l, w);
-        add(s ? R_ECHO4K_MB : R_ECHO64_MB, l, w);
     }
     if (wanted(o, "latency")) {
         bench_latency ll = bench_sdk_latency(o, false), lc = bench_sdk_latency(o, true);
         bench_latency rl = bench_raw_latency(o->latency_iters);
+        x->blocking = ll;
         add(R_P50, ll.p50_us, rl.p50_us);
         add(R_P99, ll.p99_us, rl.p99_us);
         add(R_P999, ll.p999_us, rl.p999_us);
         add(R_CB_P50, lc.p50_us, rl.p50_us);
         add(R_CB_P99, lc.p99_us, rl.p99_us);
         add(R_CB_P999, lc.p999_us, rl.p999_us);
+    }
+    if (o->process) {
+        process_run(o, x);
     }
     if (wanted(o, "handshake")) {
         add(R_FULL, bench_sdk_connect_ms(o), bench_raw_handshake_ms(o->handshakes, false));
@@ -369,7 +438,8 @@ static void print_header(const bench_opts *o)
     char cpu[256], load[128];
     cpu_model(cpu, sizeof cpu);
     loadavg(load, sizeof load);
-    printf("lifeline-bench: loopback 127.0.0.1, client and server in one process\n");
+    printf("lifeline-bench: loopback 127.0.0.1, client and server in one process%s\n",
+           o->process ? " (process: rows with the server in another)" : "");
     printf("cpu: %s, %ld cores online\n", cpu, sysconf(_SC_NPROCESSORS_ONLN));
     printf("build type: %s; %s\n", LIFELINE_BENCH_BUILD_TYPE, OpenSSL_version(OPENSSL_VERSION));
     printf("runs: %d (each figure is the median), throughput runs of %.2f s, %d round trips per latency run,\n"
@@ -384,6 +454,9 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--mem-probe") == 0) {
         return bench_mem_probe_main(argc - 2, argv + 2);
+    }
+    if (argc > 1 && strcmp(argv[1], "--raw-server") == 0) {
+        return bench_raw_server_main(argc - 2, argv + 2);
     }
     static bench_opts o;
     parse(argc, argv, &o);
@@ -422,6 +495,14 @@ int main(int argc, char **argv)
     char load[128];
     loadavg(load, sizeof load);
     printf("\nraw TLS cipher: %s. ratio = lifeline / raw.\n", bench_raw_cipher());
+    if (x.blocking.acks_sent_per_rt > 0 || x.process.acks_sent_per_rt > 0) {
+        printf("ack frames per blocking round trip (client, last run): in-process %.2f sent / %.2f received",
+               x.blocking.acks_sent_per_rt, x.blocking.acks_received_per_rt);
+        if (o.process) {
+            printf("; process %.2f / %.2f", x.process.acks_sent_per_rt, x.process.acks_received_per_rt);
+        }
+        printf("\n");
+    }
     if (x.reconnect_runs) {
         printf("forced reconnects (last run): %llu reconnects, %llu TLS resumed / %llu full handshakes "
                "(first connect included), %u sessions resumed, %llu lost\n",

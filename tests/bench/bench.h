@@ -4,7 +4,8 @@
  * The benchmark is a separate program: it talks to Lifeline through the public headers
  * only (sdk.h, server.h) and, for the raw reference, to OpenSSL directly. Every figure is
  * measured on loopback with client and server in one process, except the memory probes,
- * which run in fresh child processes (see bench_mem.c). The bench_ prefix marks this code.
+ * which run in fresh child processes (see bench_mem.c), and the --process rows, whose
+ * servers are separate processes (see bench_proc.c). The bench_ prefix marks this code.
  */
 #ifndef LIFELINE_BENCH_H
 #define LIFELINE_BENCH_H
@@ -27,6 +28,7 @@ typedef struct bench_opts {
     int connects;      /* fresh Lifeline sdk_connect calls per run */
     int reconnects;    /* forced Lifeline reconnects per run */
     int mem_clients;   /* idle clients per memory probe */
+    bool process;      /* --process: also the separate-process throughput and latency rows */
     char certs[256];   /* sdk_dev_certs directory */
     char ca[320], cert[320], key[320];
     char bindir[512]; /* where lifeline-bench (and lifeline-server) live */
@@ -44,6 +46,11 @@ double bench_median(double *v, int n);
 /* bench_percentile: q in [0,1] of n values already sorted ascending (nearest rank). */
 double bench_percentile(const double *v, size_t n, double q);
 void bench_sort(double *v, size_t n);
+/* CPU seconds this process (all threads) has used so far. */
+double bench_cpu_s(void);
+/* Messages sent by the last throughput run, of either column (set by the throughput
+ * functions below), for CPU time per message. */
+extern unsigned long bench_last_sent;
 /* bench_rss_bytes: resident set size of pid (0: this process), from /proc/PID/statm; -1. */
 long bench_rss_bytes(pid_t pid);
 
@@ -100,6 +107,9 @@ pid_t bench_spawn(char *const argv[], int *out);
 bool bench_read_line(int fd, char *buf, size_t len);
 /* bench_reap: send sig (0: none) and wait for pid to exit (SIGKILL after 10 s); its status. */
 int bench_reap(pid_t pid, int sig);
+/* The same, with the CPU seconds (user + system, all threads) the child used in its life in
+ * *cpu_s. */
+int bench_reap_usage(pid_t pid, int sig, double *cpu_s);
 
 typedef struct bench_proc {
     pid_t pid; /* 0: not running */
@@ -138,6 +148,9 @@ void bench_store_section(const bench_opts *o);
 
 typedef struct bench_latency {
     double p50_us, p99_us, p999_us;
+    /* Lifeline: the client's Ack frames written and received per round trip (sdk_stats),
+     * to see how many acknowledgements went as frames of their own; raw: 0. */
+    double acks_sent_per_rt, acks_received_per_rt;
 } bench_latency;
 
 /* One throughput run: messages per second (sink: first send to sdk_flush returning;
@@ -146,6 +159,10 @@ double bench_sdk_throughput(const bench_opts *o, bool echo, size_t size);
 /* callbacks: both ends take messages in on_message (the reply is sent from there) instead
  * of a thread blocked in sdk_recv / sdk_server_recv. */
 bench_latency bench_sdk_latency(const bench_opts *o, bool callbacks);
+/* The same against a server already listening on 127.0.0.1:port (lifeline-server --sink or
+ * --echo in another process): the client side alone, blocking sdk_send/sdk_recv. */
+double bench_sdk_throughput_at(const bench_opts *o, uint16_t port, bool echo, size_t size);
+bench_latency bench_sdk_latency_at(const bench_opts *o, uint16_t port);
 /* Median sdk_connect time (ms) of o->connects fresh clients. */
 double bench_sdk_connect_ms(const bench_opts *o);
 
@@ -175,6 +192,12 @@ void bench_raw_free(void);
 const char *bench_raw_cipher(void); /* negotiated by the last raw connection */
 double bench_raw_throughput(bool echo, size_t size, double duration_s);
 bench_latency bench_raw_latency(int iters);
+/* The same against a raw server already listening on 127.0.0.1:port (bench_raw_server_main). */
+double bench_raw_throughput_at(uint16_t port, bool echo, size_t size, double duration_s);
+bench_latency bench_raw_latency_at(uint16_t port, int iters);
+/* The child side of --raw-server: argv is "sink|echo CERTDIR". Prints "listening on
+ * 127.0.0.1:PORT", serves one connection, returns the exit status. */
+int bench_raw_server_main(int argc, char **argv);
 /* Median (ms) of n handshakes: TCP connect + SSL_connect, full or resumed. */
 double bench_raw_handshake_ms(int n, bool resumed);
 
@@ -189,5 +212,16 @@ typedef struct bench_mem {
 bench_mem bench_memory(const bench_opts *o);
 /* The child side: argv after "--mem-probe". Returns the exit status. */
 int bench_mem_probe_main(int argc, char **argv);
+
+/* ---- bench_proc.c: the separate-process rows (--process) ---- */
+
+typedef struct bench_proc_pair {
+    double lifeline, raw;               /* messages per second */
+    double lifeline_cpu_us, raw_cpu_us; /* CPU per message, client and server process */
+} bench_proc_pair;
+/* One separate-process throughput run of each, Lifeline first, each on a fresh server process. */
+bench_proc_pair bench_proc_throughput(const bench_opts *o, bool echo, size_t size);
+/* One separate-process ping-pong run of each (blocking send/recv, 64 B). */
+void bench_proc_latency(const bench_opts *o, bench_latency *lifeline, bench_latency *raw);
 
 #endif

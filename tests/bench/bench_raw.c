@@ -320,6 +320,7 @@ static double sink_run(SSL *ssl, size_t size, double duration_s)
     uint8_t done[HDR] = {0}, k;
     write_all(ssl, done, HDR);
     read_exact(ssl, &k, 1);
+    bench_last_sent = (unsigned long)sent;
     return (double)sent / ((double)(bench_now_ns() - t0) / 1e9);
 }
 
@@ -399,27 +400,32 @@ static double echo_run(SSL *ssl, size_t size, double duration_s)
     }
     uint64_t t1 = bench_now_ns();
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    bench_last_sent = (unsigned long)e.sent;
     return (double)e.sent / ((double)(t1 - t0) / 1e9);
+}
+
+double bench_raw_throughput_at(uint16_t port, bool echo, size_t size, double duration_s)
+{
+    SSL *ssl = client_ssl(dial(port), NULL);
+    double rate = echo ? echo_run(ssl, size, duration_s) : sink_run(ssl, size, duration_s);
+    ssl_close(ssl);
+    return rate;
 }
 
 double bench_raw_throughput(bool echo, size_t size, double duration_s)
 {
     raw_server rs;
     server_start(&rs, echo ? RAW_ECHO : RAW_SINK, 1);
-    SSL *ssl = client_ssl(dial(rs.port), NULL);
-    double rate = echo ? echo_run(ssl, size, duration_s) : sink_run(ssl, size, duration_s);
-    ssl_close(ssl);
+    double rate = bench_raw_throughput_at(rs.port, echo, size, duration_s);
     server_join(&rs);
     return rate;
 }
 
 /* ---- ping-pong ---- */
 
-bench_latency bench_raw_latency(int iters)
+bench_latency bench_raw_latency_at(uint16_t port, int iters)
 {
-    raw_server rs;
-    server_start(&rs, RAW_ECHO, 1);
-    SSL *ssl = client_ssl(dial(rs.port), NULL);
+    SSL *ssl = client_ssl(dial(port), NULL);
     double *v = malloc(sizeof(double) * (size_t)iters);
     uint8_t frame[HDR + 64] = {0, 0, 0, 64}, back[HDR + 64];
     for (int i = 0; i < iters; i++) {
@@ -433,12 +439,42 @@ bench_latency bench_raw_latency(int iters)
         }
     }
     ssl_close(ssl);
-    server_join(&rs);
     bench_sort(v, (size_t)iters);
     bench_latency l = {bench_percentile(v, (size_t)iters, 0.50), bench_percentile(v, (size_t)iters, 0.99),
-                       bench_percentile(v, (size_t)iters, 0.999)};
+                       bench_percentile(v, (size_t)iters, 0.999), 0, 0};
     free(v);
     return l;
+}
+
+bench_latency bench_raw_latency(int iters)
+{
+    raw_server rs;
+    server_start(&rs, RAW_ECHO, 1);
+    bench_latency l = bench_raw_latency_at(rs.port, iters);
+    server_join(&rs);
+    return l;
+}
+
+/* ---- the server in a process of its own (--process) ---- */
+
+int bench_raw_server_main(int argc, char **argv)
+{
+    if (argc < 2 || (strcmp(argv[0], "sink") != 0 && strcmp(argv[0], "echo") != 0)) {
+        bench_die("--raw-server wants sink|echo CERTDIR");
+    }
+    static bench_opts o;
+    snprintf(o.ca, sizeof o.ca, "%s/ca.pem", argv[1]);
+    snprintf(o.cert, sizeof o.cert, "%s/server.pem", argv[1]);
+    snprintf(o.key, sizeof o.key, "%s/server.key", argv[1]);
+    bench_raw_init(&o);
+    raw_server rs = {.mode = strcmp(argv[0], "echo") == 0 ? RAW_ECHO : RAW_SINK, .accepts = 1};
+    rs.lfd = listen_loopback(&rs.port);
+    printf("listening on 127.0.0.1:%u\n", (unsigned)rs.port);
+    fflush(stdout);
+    (void)server_main(&rs); /* on this thread: the process is the server */
+    close(rs.lfd);
+    bench_raw_free();
+    return 0;
 }
 
 /* ---- handshakes ---- */

@@ -265,21 +265,16 @@ static unsigned long send_for(sdk_client *c, size_t size, double duration_s, uin
     return n;
 }
 
-double bench_sdk_throughput(const bench_opts *o, bool echo, size_t size)
+/* The client side of one throughput run against the server on port; *sent is the count.
+ * Dies with a diagnosis on a send, flush or echo failure. */
+static double client_throughput(const bench_opts *o, uint16_t port, bool echo, size_t size, unsigned long *sent)
 {
-    static char phase[64];
-    snprintf(phase, sizeof phase, "lifeline %s %zu B", echo ? "echo" : "sink", size);
-    bsrv s;
-    bsrv_start_or_die(&s, o, echo ? BSRV_ECHO : BSRV_SINK);
     sdk_config cfg;
-    client_config(&cfg, o, s.port);
+    client_config(&cfg, o, port);
     sdk_client *c = connect_or_die(&cfg);
     g.client = c;
-    g.srv = &s;
     atomic_store(&g.sent, 0);
     atomic_store(&g.received, 0);
-    bench_phase(phase, (int)o->duration_s + 60, note_state);
-
     echo_rx rx = {.c = c, .size = size, .total = ULONG_MAX};
     pthread_t rt;
     if (echo && pthread_create(&rt, NULL, echo_receiver, &rx) != 0) {
@@ -298,21 +293,53 @@ double bench_sdk_throughput(const bench_opts *o, bool echo, size_t size)
             bench_die("sdk_flush: %s", sdk_errname(rc));
         }
     }
+    if (rx.bad) {
+        note_state();
+        bench_die("echo %zu B: %lu echoes out of order", size, rx.bad);
+    }
+    g.client = NULL;
+    sdk_destroy(c);
+    *sent = n;
+    bench_last_sent = n;
+    return (double)n / ((double)(t1 - t0) / 1e9);
+}
+
+double bench_sdk_throughput(const bench_opts *o, bool echo, size_t size)
+{
+    static char phase[64];
+    snprintf(phase, sizeof phase, "lifeline %s %zu B", echo ? "echo" : "sink", size);
+    bsrv s;
+    bsrv_start_or_die(&s, o, echo ? BSRV_ECHO : BSRV_SINK);
+    g.srv = &s;
+    bench_phase(phase, (int)o->duration_s + 60, note_state);
+    unsigned long n = 0;
+    double rate = client_throughput(o, s.port, echo, size, &n);
     /* The server thread counts a message just after sdk_server_recv returns it. */
     for (int i = 0; i < 1000 && atomic_load(&s.taken) < n; i++) {
         bench_sleep_ms(1);
     }
-    if (atomic_load(&s.taken) != n || atomic_load(&s.bad) || rx.bad || atomic_load(&s.send_err)) {
+    if (atomic_load(&s.taken) != n || atomic_load(&s.bad) || atomic_load(&s.send_err)) {
         note_state();
-        bench_die("%s: sent %lu, server took %lu (%lu out of order), echo errors %lu, echo send error %s", phase, n,
-                  atomic_load(&s.taken), atomic_load(&s.bad), rx.bad, sdk_errname(atomic_load(&s.send_err)));
+        bench_die("%s: sent %lu, server took %lu (%lu out of order), echo send error %s", phase, n,
+                  atomic_load(&s.taken), atomic_load(&s.bad), sdk_errname(atomic_load(&s.send_err)));
     }
     bench_phase(NULL, 0, NULL);
-    g.client = NULL;
     g.srv = NULL;
-    sdk_destroy(c);
     bsrv_destroy(&s);
-    return (double)n / ((double)(t1 - t0) / 1e9);
+    return rate;
+}
+
+/* lifeline-server acknowledges a message once its sink or echo thread took it, so a flush
+ * returning (sink) or every echo back in order (echo) means the server had them all. */
+double bench_sdk_throughput_at(const bench_opts *o, uint16_t port, bool echo, size_t size)
+{
+    static char phase[64];
+    snprintf(phase, sizeof phase, "lifeline %s %zu B, separate process", echo ? "echo" : "sink", size);
+    bench_phase(phase, (int)o->duration_s + 60, note_state);
+    unsigned long n = 0;
+    double rate = client_throughput(o, port, echo, size, &n);
+    bench_phase(NULL, 0, NULL);
+    return rate;
 }
 
 /* ---- detached sessions, for the store's memory per session ---- */
@@ -396,10 +423,33 @@ static void on_reply(sdk_message *m, void *user)
     }
 }
 
-bench_latency bench_sdk_latency(const bench_opts *o, bool callbacks)
+/* The blocking ping-pong: sdk_send, then sdk_recv its echo. */
+static void pingpong_blocking(pingpong *p)
 {
-    bsrv s;
-    bsrv_start_or_die(&s, o, callbacks ? BSRV_ECHO_CALLBACK : BSRV_ECHO);
+    bool more = true;
+    while (more && p->err == SDK_OK) {
+        sdk_message *m = NULL;
+        p->err = pingpong_send(p);
+        if (p->err == SDK_OK && (p->err = sdk_recv(p->c, &m, -1)) == SDK_OK) {
+            more = pingpong_reply(p, m);
+        }
+    }
+}
+
+/* The callback ping-pong: started here, driven by on_reply on the client's I/O thread. */
+static void pingpong_callbacks(pingpong *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->err = pingpong_send(p);
+    while (p->err == SDK_OK && !p->done) {
+        pthread_cond_wait(&p->cv, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* One ping-pong run against the echo server on port; the percentiles of its round trips. */
+static bench_latency client_latency(const bench_opts *o, uint16_t port, bool callbacks)
+{
     pingpong p = {.warm = o->latency_iters / 20,
                   .n = o->latency_iters,
                   .mu = PTHREAD_MUTEX_INITIALIZER,
@@ -407,44 +457,49 @@ bench_latency bench_sdk_latency(const bench_opts *o, bool callbacks)
     p.v = malloc(sizeof(double) * (size_t)p.n);
     memset(p.buf, 'x', sizeof p.buf);
     sdk_config cfg;
-    client_config(&cfg, o, s.port);
+    client_config(&cfg, o, port);
     cfg.on_message = callbacks ? on_reply : NULL;
     cfg.user = &p;
     p.c = connect_or_die(&cfg);
     g.client = p.c;
-    g.srv = &s;
     bench_phase(callbacks ? "lifeline request/reply latency, callbacks" : "lifeline request/reply latency",
                 60 + o->latency_iters / 1000, note_state);
     if (callbacks) {
-        pthread_mutex_lock(&p.mu);
-        p.err = pingpong_send(&p);
-        while (p.err == SDK_OK && !p.done) {
-            pthread_cond_wait(&p.cv, &p.mu);
-        }
-        pthread_mutex_unlock(&p.mu);
+        pingpong_callbacks(&p);
     } else {
-        bool more = true;
-        while (more && p.err == SDK_OK) {
-            sdk_message *m = NULL;
-            p.err = pingpong_send(&p);
-            if (p.err == SDK_OK && (p.err = sdk_recv(p.c, &m, -1)) == SDK_OK) {
-                more = pingpong_reply(&p, m);
-            }
-        }
+        pingpong_blocking(&p);
     }
     if (p.err != SDK_OK) {
         bench_die("latency: %s at round trip %d", sdk_errname(p.err), p.i);
     }
     bench_phase(NULL, 0, NULL);
     g.client = NULL;
-    g.srv = NULL;
+    sdk_stats st = {0};
+    sdk_get_stats(p.c, &st);
     sdk_destroy(p.c);
-    bsrv_destroy(&s);
     bench_sort(p.v, (size_t)p.n);
+    double rts = (double)(p.warm + p.n);
     bench_latency l = {bench_percentile(p.v, (size_t)p.n, 0.50), bench_percentile(p.v, (size_t)p.n, 0.99),
-                       bench_percentile(p.v, (size_t)p.n, 0.999)};
+                       bench_percentile(p.v, (size_t)p.n, 0.999), (double)st.acks_sent / rts,
+                       (double)st.acks_received / rts};
     free(p.v);
     return l;
+}
+
+bench_latency bench_sdk_latency(const bench_opts *o, bool callbacks)
+{
+    bsrv s;
+    bsrv_start_or_die(&s, o, callbacks ? BSRV_ECHO_CALLBACK : BSRV_ECHO);
+    g.srv = &s;
+    bench_latency l = client_latency(o, s.port, callbacks);
+    g.srv = NULL;
+    bsrv_destroy(&s);
+    return l;
+}
+
+bench_latency bench_sdk_latency_at(const bench_opts *o, uint16_t port)
+{
+    return client_latency(o, port, false);
 }
 
 /* ---- fresh connections ---- */

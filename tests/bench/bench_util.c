@@ -13,6 +13,15 @@
 #include <time.h>
 #include <unistd.h>
 
+unsigned long bench_last_sent;
+
+double bench_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 uint64_t bench_now_ns(void)
 {
     struct timespec ts;

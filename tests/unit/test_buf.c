@@ -238,6 +238,32 @@ static void test_free_is_repeatable(void **state)
     ll_buf_free(&b);
 }
 
+/* ll_buf_room never grows the buffer; it compacts only when that reclaims at least as much as
+ * it moves, and the unread bytes stay intact either way. */
+static void test_room(void **state)
+{
+    (void)state;
+    ll_buf b = {0};
+    uint8_t bytes[100];
+
+    for (size_t i = 0; i < sizeof bytes; i++) {
+        bytes[i] = (uint8_t)i;
+    }
+    assert_int_equal(ll_buf_room(&b), 0); /* nothing allocated, nothing offered */
+    assert_int_equal(ll_buf_append(&b, bytes, sizeof bytes), 0);
+    size_t cap = b.cap;
+    assert_int_equal(ll_buf_room(&b), cap - 100);
+    ll_buf_consume(&b, 10); /* 10 dead bytes before 90 unread: not worth moving */
+    assert_int_equal(ll_buf_room(&b), cap - 100);
+    assert_int_equal(b.off, 10);
+    ll_buf_consume(&b, 50); /* 60 dead before 40 unread: compacted */
+    assert_int_equal(ll_buf_room(&b), cap - 40);
+    assert_int_equal(b.off, 0);
+    assert_memory_equal(ll_buf_head(&b), bytes + 60, 40);
+    assert_int_equal(b.cap, cap);
+    ll_buf_free(&b);
+}
+
 static void test_be32(void **state)
 {
     (void)state;
@@ -256,6 +282,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_consume),
+        cmocka_unit_test(test_room),
         cmocka_unit_test(test_append_empty),
         cmocka_unit_test(test_consume_more_than_size),
         cmocka_unit_test(test_reserve_compacts_before_growing),

@@ -109,6 +109,36 @@ static size_t drain(ll_decoder *d, ll_buf *again)
     return n;
 }
 
+/* The same through ll_decoder_space / ll_decoder_commit, writing up to `piece` bytes in place
+ * whenever the buffer has room (ll_decoder_feed when it has none, as ll_link_fill does). */
+static void assert_decodes_in_place(const ll_buf *stream, size_t piece, size_t frames)
+{
+    ll_decoder d;
+    ll_buf again = {0};
+    size_t n = 0;
+
+    ll_decoder_init(&d, LL_MAX_FRAME_DEFAULT);
+    for (size_t at = 0; at < ll_buf_size(stream);) {
+        size_t room = 0;
+        uint8_t *dst = ll_decoder_space(&d, &room);
+        size_t len = LL_MIN(piece, ll_buf_size(stream) - at);
+        if (room > 0) {
+            len = LL_MIN(len, room);
+            memcpy(dst, ll_buf_head(stream) + at, len);
+            assert_int_equal(ll_decoder_commit(&d, len), 0);
+        } else {
+            assert_int_equal(ll_decoder_feed(&d, ll_buf_head(stream) + at, len), 0);
+        }
+        at += len;
+        n += drain(&d, &again);
+    }
+    assert_int_equal(n, frames);
+    assert_int_equal(ll_buf_size(&again), ll_buf_size(stream));
+    assert_memory_equal(ll_buf_head(&again), ll_buf_head(stream), ll_buf_size(stream));
+    ll_buf_free(&again);
+    ll_decoder_free(&d);
+}
+
 /* Feed `stream` in pieces of `piece` bytes, draining after each; check it comes back whole. */
 static void assert_decodes_in_pieces(const ll_buf *stream, size_t piece, size_t frames)
 {
@@ -181,6 +211,40 @@ static void test_one_byte_at_a_time(void **state)
     assert_decodes_in_pieces(&stream, 3, FRAME_KINDS);
     assert_decodes_in_pieces(&stream, 7, FRAME_KINDS);
     ll_buf_free(&stream);
+}
+
+/* Bytes written in place (ll_decoder_space/commit, as ll_link_fill reads TLS records) decode
+ * exactly as fed ones, in any pieces, and an oversize header is refused at the commit that
+ * completes it; a failed decoder offers no room. */
+static void test_in_place(void **state)
+{
+    (void)state;
+    ll_buf stream = {0};
+    ll_decoder d;
+    uint8_t hdr[LL_FRAME_HEADER];
+    size_t room = 1;
+
+    encode_every_kind(&stream);
+    assert_decodes_in_place(&stream, ll_buf_size(&stream), FRAME_KINDS);
+    assert_decodes_in_place(&stream, 1, FRAME_KINDS);
+    assert_decodes_in_place(&stream, 5, FRAME_KINDS);
+    assert_decodes_in_place(&stream, 300, FRAME_KINDS);
+    ll_buf_free(&stream);
+
+    ll_decoder_init(&d, LL_MAX_FRAME_DEFAULT);
+    assert_null(ll_decoder_space(&d, &room)); /* a new decoder has no buffer yet */
+    assert_int_equal(room, 0);
+    ll_put_be32(hdr, 20000000);
+    assert_int_equal(ll_decoder_feed(&d, hdr, 2), 0);
+    uint8_t *dst = ll_decoder_space(&d, &room);
+    assert_non_null(dst);
+    assert_true(room >= 2);
+    memcpy(dst, hdr + 2, 2);
+    assert_int_equal(ll_decoder_commit(&d, 2), SDK_ETOOBIG);
+    assert_null(ll_decoder_space(&d, &room));
+    assert_int_equal(room, 0);
+    assert_int_equal(ll_decoder_commit(&d, 0), SDK_ETOOBIG); /* sticky */
+    ll_decoder_free(&d);
 }
 
 static void test_split_at_every_boundary(void **state)
@@ -706,6 +770,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_every_kind),
         cmocka_unit_test(test_one_byte_at_a_time),
+        cmocka_unit_test(test_in_place),
         cmocka_unit_test(test_split_at_every_boundary),
         cmocka_unit_test(test_partial_frame_needs_more),
         cmocka_unit_test(test_fields_survive),

@@ -340,7 +340,7 @@ static void test_carve_share_and_free(void **state)
 static void test_carve_big_and_queue_free(void **state)
 {
     (void)state;
-    static uint8_t big[4096];
+    static uint8_t big[8192];
     ll_carver cv = {0};
     ll_msgq q = {0};
     ll_msg *m = ll_msg_carve(&cv, big, sizeof big, NULL, 0, NULL);
@@ -351,6 +351,28 @@ static void test_carve_big_and_queue_free(void **state)
     ll_carver_free(&cv);
     ll_carver_free(&cv); /* idempotent */
     ll_msgq_free(&q);
+}
+
+/* 4 KiB messages, the common large size, are carved too: three share a 16 KiB block. */
+static void test_carve_4k_share(void **state)
+{
+    (void)state;
+    static uint8_t page[4096];
+    memset(page, 0x5a, sizeof page);
+    ll_carver cv = {0};
+    ll_msg *m[4];
+    for (int i = 0; i < 4; i++) {
+        m[i] = ll_msg_carve(&cv, page, sizeof page, NULL, 0, "peer");
+        assert_non_null(m[i]);
+        assert_non_null(m[i]->block);
+        assert_memory_equal(m[i]->pub.data, page, sizeof page);
+    }
+    assert_ptr_equal(m[0]->block, m[2]->block);
+    assert_ptr_not_equal(m[2]->block, m[3]->block); /* the fourth starts the next block */
+    ll_carver_free(&cv);
+    for (int i = 0; i < 4; i++) {
+        sdk_message_free(&m[i]->pub);
+    }
 }
 
 int main(void)
@@ -365,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_free_releases_remaining),
         cmocka_unit_test(test_carve_share_and_free),
         cmocka_unit_test(test_carve_big_and_queue_free),
+        cmocka_unit_test(test_carve_4k_share),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
