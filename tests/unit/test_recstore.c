@@ -320,6 +320,47 @@ static void test_batches_fenced_and_expiring(void **state)
     sdk_store_close(st);
 }
 
+/* A batch larger than a list element holds (64 KiB of frames) goes in pieces, each trimmed
+ * on its own; a frame larger than that is a piece alone. Fencing and replace take every piece
+ * of a write. The queue read back is the same as on the memory backend. */
+static void test_large_batches(void **state)
+{
+    bool redis_be = strcmp(*state, "memory:") != 0;
+    sdk_store *st = open_ok(*state, 0);
+    uint64_t epoch = 0, stale = 0;
+    assert_int_equal(ll_recstore_claim(st, 83, 0, &stale), 0);
+    assert_int_equal(ll_recstore_claim(st, 83, 0, &epoch), 0);
+    ll_buf all = {0}, big = {0};
+    ll_sessrec r = make_record(83, epoch, 8, 30000, &all); /* two frames per piece: 4 pieces */
+    assert_int_equal(write_delta(st, &r, 0, &all, 0, 8, 0), LL_WRITE_DONE);
+    expect_queue(st, 83, &all, 0, 8);
+    if (redis_be) {
+        assert_int_equal(redis_number("LLEN lifeline:session:83:frames"), 8);
+    }
+    assert_int_equal(write_delta(st, &r, 3, &all, 8, 8, 0), LL_WRITE_DONE); /* the first piece goes */
+    expect_queue(st, 83, &all, 3, 8);
+    if (redis_be) {
+        assert_int_equal(redis_number("LLEN lifeline:session:83:frames"), 6);
+    }
+    ll_sessrec old = r; /* a stale owner's batch of pieces is all taken off again */
+    old.owner_epoch = stale;
+    assert_int_equal(write_delta(st, &old, 0, &all, 0, 8, 0), LL_WRITE_FENCED);
+    expect_queue(st, 83, &all, 3, 8);
+    if (redis_be) {
+        assert_int_equal(redis_number("LLEN lifeline:session:83:frames"), 6);
+    }
+    ll_sessrec whole = make_record(83, epoch, 3, 100000, &big); /* frames over a piece: one each */
+    assert_int_equal(ll_recstore_put(st, &whole, 0), LL_WRITE_DONE);
+    expect_queue(st, 83, &big, 0, 3);
+    if (redis_be) {
+        assert_int_equal(redis_number("LLEN lifeline:session:83:frames"), 6);
+    }
+    assert_int_equal(ll_recstore_del(st, 83, epoch), LL_WRITE_DONE);
+    ll_buf_free(&all);
+    ll_buf_free(&big);
+    sdk_store_close(st);
+}
+
 /* Frames that are not Data frames in sequence are refused before they reach a backend. */
 static void test_bad_frames(void **state)
 {
@@ -628,6 +669,7 @@ int main(void)
         ON_BOTH(test_deltas),
         ON_BOTH(test_batches),
         ON_BOTH(test_batches_fenced_and_expiring),
+        ON_BOTH(test_large_batches),
         ON_BOTH(test_bad_frames),
         ON_BOTH(test_expiry),
         ON_BOTH(test_undecodable),
