@@ -205,6 +205,14 @@ static long redis_number(const char *fmt, ...)
     return v;
 }
 
+/* On Redis, how many elements session id's frames list holds (two per piece of a batch). */
+static void expect_list_len(bool redis_be, uint64_t id, long n)
+{
+    if (redis_be) {
+        assert_int_equal(redis_number("LLEN lifeline:session:%llu:frames", (unsigned long long)id), n);
+    }
+}
+
 /* Write frames [from, to) of `all` (frames 1..n of r) as a delta with everything up to acked
  * acknowledged; the write's result. */
 static ll_write_result write_delta(sdk_store *st, const ll_sessrec *r, uint64_t acked, const ll_buf *all, int from,
@@ -240,24 +248,16 @@ static void test_batches(void **state)
     assert_int_equal(write_delta(st, &r, 0, &all, 3, 6, 0), LL_WRITE_DONE); /* 4..6 */
     assert_int_equal(write_delta(st, &r, 0, &all, 6, 8, 0), LL_WRITE_DONE); /* 7..8 */
     expect_queue(st, 80, &all, 0, 8);
-    if (redis_be) {
-        assert_int_equal(redis_number("LLEN lifeline:session:80:frames"), 6);
-    }
+    expect_list_len(redis_be, 80, 6);
     assert_int_equal(write_delta(st, &r, 2, &all, 8, 8, 0), LL_WRITE_DONE); /* inside the first batch */
     expect_queue(st, 80, &all, 2, 8);
-    if (redis_be) {
-        assert_int_equal(redis_number("LLEN lifeline:session:80:frames"), 6); /* it is kept whole */
-    }
+    expect_list_len(redis_be, 80, 6);                                       /* it is kept whole */
     assert_int_equal(write_delta(st, &r, 4, &all, 8, 8, 0), LL_WRITE_DONE); /* across a batch's end */
     expect_queue(st, 80, &all, 4, 8);
-    if (redis_be) {
-        assert_int_equal(redis_number("LLEN lifeline:session:80:frames"), 4);
-    }
+    expect_list_len(redis_be, 80, 4);
     assert_int_equal(write_delta(st, &r, 6, &all, 8, 8, 0), LL_WRITE_DONE); /* on a batch's end */
     expect_queue(st, 80, &all, 6, 8);
-    if (redis_be) {
-        assert_int_equal(redis_number("LLEN lifeline:session:80:frames"), 2);
-    }
+    expect_list_len(redis_be, 80, 2);
     /* A write sent again (its answer was lost): nothing twice. Then a replace of the queue. */
     assert_int_equal(write_delta(st, &r, 6, &all, 6, 8, 0), LL_WRITE_DONE);
     assert_int_equal(write_delta(st, &r, 6, &all, 7, 8, 0), LL_WRITE_DONE);
@@ -269,9 +269,7 @@ static void test_batches(void **state)
     tail.frames_len = ll_buf_size(&all) - frame_offset(&all, 5);
     assert_int_equal(ll_recstore_put(st, &tail, 0), LL_WRITE_DONE);
     expect_queue(st, 80, &all, 5, 8);
-    if (redis_be) {
-        assert_int_equal(redis_number("LLEN lifeline:session:80:frames"), 2);
-    }
+    expect_list_len(redis_be, 80, 2);
     assert_int_equal(write_delta(st, &r, 8, &all, 8, 8, 0), LL_WRITE_DONE); /* all acknowledged */
     expect_queue(st, 80, &all, 8, 8);
     if (redis_be) {
@@ -296,9 +294,7 @@ static void test_batches_fenced_and_expiring(void **state)
     assert_int_equal(ll_recstore_claim(st, 81, 0, &owner), 0);
     assert_int_equal(write_delta(st, &r, 1, &all, 3, 6, 0), LL_WRITE_FENCED);
     expect_queue(st, 81, &all, 0, 3); /* neither trimmed nor appended */
-    if (redis_be) {
-        assert_int_equal(redis_number("LLEN lifeline:session:81:frames"), 2);
-    }
+    expect_list_len(redis_be, 81, 2);
     ll_sessrec mine = r;
     mine.owner_epoch = owner;
     assert_int_equal(write_delta(st, &mine, 1, &all, 3, 6, 300), LL_WRITE_DONE);
@@ -334,27 +330,19 @@ static void test_large_batches(void **state)
     ll_sessrec r = make_record(83, epoch, 8, 30000, &all); /* two frames per piece: 4 pieces */
     assert_int_equal(write_delta(st, &r, 0, &all, 0, 8, 0), LL_WRITE_DONE);
     expect_queue(st, 83, &all, 0, 8);
-    if (redis_be) {
-        assert_int_equal(redis_number("LLEN lifeline:session:83:frames"), 8);
-    }
+    expect_list_len(redis_be, 83, 8);
     assert_int_equal(write_delta(st, &r, 3, &all, 8, 8, 0), LL_WRITE_DONE); /* the first piece goes */
     expect_queue(st, 83, &all, 3, 8);
-    if (redis_be) {
-        assert_int_equal(redis_number("LLEN lifeline:session:83:frames"), 6);
-    }
+    expect_list_len(redis_be, 83, 6);
     ll_sessrec old = r; /* a stale owner's batch of pieces is all taken off again */
     old.owner_epoch = stale;
     assert_int_equal(write_delta(st, &old, 0, &all, 0, 8, 0), LL_WRITE_FENCED);
     expect_queue(st, 83, &all, 3, 8);
-    if (redis_be) {
-        assert_int_equal(redis_number("LLEN lifeline:session:83:frames"), 6);
-    }
+    expect_list_len(redis_be, 83, 6);
     ll_sessrec whole = make_record(83, epoch, 3, 100000, &big); /* frames over a piece: one each */
     assert_int_equal(ll_recstore_put(st, &whole, 0), LL_WRITE_DONE);
     expect_queue(st, 83, &big, 0, 3);
-    if (redis_be) {
-        assert_int_equal(redis_number("LLEN lifeline:session:83:frames"), 6);
-    }
+    expect_list_len(redis_be, 83, 6);
     assert_int_equal(ll_recstore_del(st, 83, epoch), LL_WRITE_DONE);
     ll_buf_free(&all);
     ll_buf_free(&big);
