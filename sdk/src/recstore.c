@@ -4,6 +4,7 @@
  */
 #include "recstore.h"
 
+#include "codec.h"
 #include "ll.h"
 
 #include <stdarg.h>
@@ -104,11 +105,36 @@ static ll_write_result fenced_by(sdk_store *st, uint64_t id, uint64_t epoch, uin
     return LL_WRITE_FENCED;
 }
 
+/* The count and sequences of the len bytes of frames at p into w: false unless they are
+ * whole Data frames numbered one after another (the backends file them by sequence). */
+static bool frames_span(const uint8_t *p, size_t len, ll_recwrite *w)
+{
+    ll_data_view first = {0}, last = {0};
+    size_t off = 0;
+    w->nframes = 0;
+    while (off < len) {
+        size_t size = len - off >= LL_FRAME_HEADER ? LL_FRAME_HEADER + (size_t)ll_get_be32(p + off) : SIZE_MAX;
+        if (size > len - off || w->nframes == UINT32_MAX || !ll_data_frame_read(p + off, size, &last)) {
+            return false;
+        }
+        first = w->nframes++ == 0 ? last : first;
+        off += size;
+    }
+    w->first_seq = first.seq;
+    w->last_seq = last.seq;
+    return w->nframes == 0 || (first.seq > 0 && last.seq - first.seq == w->nframes - 1);
+}
+
 /* Fill w (its header encoded into hdr) for a write of r with the given frames. */
 static int prepare(sdk_store *st, const ll_sessrec *r, const uint8_t *frames, size_t len, ll_buf *hdr, ll_recwrite *w)
 {
     if (r->owner_epoch == 0 || r->id == 0) {
         return ll_recstore_fail(st, SDK_EINVAL, "write of session %llu without a claimed epoch",
+                                (unsigned long long)r->id);
+    }
+    ll_recwrite span = {0};
+    if (!frames_span(frames, len, &span)) {
+        return ll_recstore_fail(st, SDK_EINVAL, "write of session %llu: frames that are not Data frames in sequence",
                                 (unsigned long long)r->id);
     }
     if (ll_sessrec_encode_header(r, hdr) != 0) {
@@ -120,7 +146,10 @@ static int prepare(sdk_store *st, const ll_sessrec *r, const uint8_t *frames, si
                        .header_len = ll_buf_size(hdr),
                        .acked = r->acked,
                        .frames = frames,
-                       .frames_len = len};
+                       .frames_len = len,
+                       .nframes = span.nframes,
+                       .first_seq = span.first_seq,
+                       .last_seq = span.last_seq};
     return 0;
 }
 

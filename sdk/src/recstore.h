@@ -34,8 +34,10 @@ typedef enum {
 
 /* One write of a session's record, as the backend receives it: the header (a record
  * encoded with no frames), and frames to add behind those the store already holds. The
- * store drops its frames up to `acked` first, so what it holds stays the retransmit queue.
- * A batch of these is one round trip. */
+ * store drops its frames up to `acked` first, so what it holds stays the retransmit queue,
+ * and skips any of the new frames it holds already (a write sent again after its answer was
+ * lost), so what it holds stays numbered without a gap or a repeat. A batch of these is one
+ * round trip. */
 typedef struct ll_recwrite {
     uint64_t id;
     uint64_t epoch; /* the writer's claim: nothing changes unless it is the session's */
@@ -44,6 +46,9 @@ typedef struct ll_recwrite {
     uint64_t acked;        /* the header's acked: stored frames up to it go */
     const uint8_t *frames; /* Data frames to append (each with its 4-byte length), in order */
     size_t frames_len;
+    uint32_t nframes;   /* how many frames `frames` holds... */
+    uint64_t first_seq; /* ...numbered first_seq, first_seq + 1, ..., last_seq (0, 0: none) */
+    uint64_t last_seq;
     bool replace;   /* drop every stored frame first: `frames` is the whole queue */
     uint64_t owner; /* out: the owner epoch found (0: no entry) */
 } ll_recwrite;

@@ -86,6 +86,13 @@ int ll_sessrec_assemble(const uint8_t *header, size_t header_len, const uint8_t 
     return 0;
 }
 
+int ll_sessrec_header_acked(const uint8_t *header, size_t len, uint64_t *acked)
+{
+    LL_ENSURE(len >= LL_SESSREC_HEADER, SDK_EPROTO);
+    *acked = ll_get_be64(header + OFF_ACKED);
+    return 0;
+}
+
 static void read_header(const uint8_t *p, ll_sessrec *r)
 {
     *r = (ll_sessrec){0};

@@ -82,6 +82,11 @@ int ll_sessrec_decode(const uint8_t *p, size_t len, size_t max_len, ll_sessrec *
 int ll_sessrec_assemble(const uint8_t *header, size_t header_len, const uint8_t *frames, size_t frames_len,
                         uint32_t nframes, ll_buf *out);
 
+/* The acked field of a record's header (len bytes at header) into *acked: what a store
+ * keeping the frames apart needs to tell which of them are still queued. 0, or SDK_EPROTO
+ * (a header too short). Checks nothing else. */
+int ll_sessrec_header_acked(const uint8_t *header, size_t len, uint64_t *acked);
+
 /* The header of r alone (r with no frames), appended to out: what a store keeps beside the
  * frames. 0 or SDK_ENOMEM. */
 int ll_sessrec_encode_header(const ll_sessrec *r, ll_buf *out);

@@ -80,19 +80,6 @@ static int mem_claim(sdk_store *st, uint64_t id, uint64_t ttl_ms, uint64_t *epoc
     return 0;
 }
 
-/* How many whole frames the len bytes at p hold. */
-static uint32_t count_frames(const uint8_t *p, size_t len)
-{
-    uint32_t n = 0;
-    for (size_t off = 0; len - off >= LL_FRAME_HEADER; n++) {
-        off += LL_FRAME_HEADER + (size_t)ll_get_be32(p + off);
-        if (off > len) {
-            break;
-        }
-    }
-    return n;
-}
-
 /* Drop the n oldest stored frames (all of them if there are fewer). */
 static void drop_frames(mem_entry *e, uint64_t n)
 {
@@ -104,6 +91,21 @@ static void drop_frames(mem_entry *e, uint64_t n)
     ll_buf_consume(&e->frames, LL_MIN(off, len));
 }
 
+/* Where the frames of w that the entry does not hold yet start (the store's Redis files the
+ * same way: a write sent again after a lost answer adds nothing twice); into *skip, how many
+ * it holds. held_last: the last sequence the entry holds. */
+static size_t new_frames_at(const ll_recwrite *w, uint64_t held_last, uint32_t *skip)
+{
+    *skip = w->nframes > 0 && held_last >= w->first_seq
+                ? (uint32_t)LL_MIN((uint64_t)w->nframes, held_last - w->first_seq + 1)
+                : 0;
+    size_t off = 0;
+    for (uint32_t i = 0; i < *skip; i++) {
+        off += LL_FRAME_HEADER + (size_t)ll_get_be32(w->frames + off);
+    }
+    return off;
+}
+
 static int apply(mem_entry *e, const ll_recwrite *w)
 {
     ll_buf header = {0};
@@ -111,14 +113,20 @@ static int apply(mem_entry *e, const ll_recwrite *w)
         ll_buf_free(&header);
         return SDK_ENOMEM;
     }
+    uint64_t held_last = w->acked; /* frames up to acked are never kept */
     if (w->replace) {
         ll_buf_clear(&e->frames);
         e->nframes = 0;
-    } else if (w->acked > e->acked) {
-        drop_frames(e, w->acked - e->acked);
+    } else {
+        held_last = LL_MAX(e->acked + e->nframes, held_last);
+        if (w->acked > e->acked) {
+            drop_frames(e, w->acked - e->acked);
+        }
     }
-    (void)ll_buf_append(&e->frames, w->frames, w->frames_len); /* reserved above */
-    e->nframes += count_frames(w->frames, w->frames_len);
+    uint32_t skip;
+    size_t from = new_frames_at(w, held_last, &skip);
+    (void)ll_buf_append(&e->frames, w->frames + from, w->frames_len - from); /* reserved above */
+    e->nframes += w->nframes - skip;
     e->acked = w->acked;
     ll_buf_free(&e->header);
     e->header = header;

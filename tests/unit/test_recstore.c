@@ -188,6 +188,192 @@ static void test_deltas(void **state)
     sdk_store_close(st);
 }
 
+/* A redis-cli command against the test's Redis, its first line of output as a number (-1 if
+ * none): how the store lays a session out, which the contract alone does not show. */
+static long redis_number(const char *fmt, ...)
+{
+    char args[160], cmd[256], line[64] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof(cmd), "redis-cli -h 127.0.0.1 -p %u %s", (unsigned)redis.port, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    long v = fgets(line, sizeof(line), p) ? strtol(line, NULL, 10) : -1;
+    pclose(p);
+    return v;
+}
+
+/* On Redis, how many elements session id's frames list holds (two per piece of a batch). */
+static void expect_list_len(bool redis_be, uint64_t id, long n)
+{
+    if (redis_be) {
+        assert_int_equal(redis_number("LLEN lifeline:session:%llu:frames", (unsigned long long)id), n);
+    }
+}
+
+/* Write frames [from, to) of `all` (frames 1..n of r) as a delta with everything up to acked
+ * acknowledged; the write's result. */
+static ll_write_result write_delta(sdk_store *st, const ll_sessrec *r, uint64_t acked, const ll_buf *all, int from,
+                                   int to, uint64_t ttl_ms)
+{
+    ll_sessrec now = *r;
+    now.acked = now.high_written = acked;
+    size_t a = frame_offset(all, from), b = frame_offset(all, to);
+    ll_recdelta d = {.r = &now, .frames = ll_buf_head(all) + a, .frames_len = b - a};
+    assert_int_equal(ll_recstore_write(st, &d, 1, ttl_ms), 0);
+    return d.result;
+}
+
+/* The stored queue is frames [from, 8) of all, acked from: what get gives back. */
+static void expect_queue(sdk_store *st, uint64_t id, const ll_buf *all, int from, int n)
+{
+    size_t a = frame_offset(all, from);
+    expect_frames(st, id, (uint64_t)from, (uint32_t)(n - from), ll_buf_head(all) + a, frame_offset(all, n) - a);
+}
+
+/* Batches of frames, trimmed by acknowledgements that fall inside a batch and on its end: the
+ * queue read back is always exactly the frames after acked. On Redis each batch is one pair of
+ * list elements (its last sequence, its frames), and trimming pops whole batches only. */
+static void test_batches(void **state)
+{
+    bool redis_be = strcmp(*state, "memory:") != 0;
+    sdk_store *st = open_ok(*state, 0);
+    uint64_t epoch = 0;
+    assert_int_equal(ll_recstore_claim(st, 80, 0, &epoch), 0);
+    ll_buf all = {0};
+    ll_sessrec r = make_record(80, epoch, 8, 200, &all);
+    assert_int_equal(write_delta(st, &r, 0, &all, 0, 3, 0), LL_WRITE_DONE); /* frames 1..3 */
+    assert_int_equal(write_delta(st, &r, 0, &all, 3, 6, 0), LL_WRITE_DONE); /* 4..6 */
+    assert_int_equal(write_delta(st, &r, 0, &all, 6, 8, 0), LL_WRITE_DONE); /* 7..8 */
+    expect_queue(st, 80, &all, 0, 8);
+    expect_list_len(redis_be, 80, 6);
+    assert_int_equal(write_delta(st, &r, 2, &all, 8, 8, 0), LL_WRITE_DONE); /* inside the first batch */
+    expect_queue(st, 80, &all, 2, 8);
+    expect_list_len(redis_be, 80, 6);                                       /* it is kept whole */
+    assert_int_equal(write_delta(st, &r, 4, &all, 8, 8, 0), LL_WRITE_DONE); /* across a batch's end */
+    expect_queue(st, 80, &all, 4, 8);
+    expect_list_len(redis_be, 80, 4);
+    assert_int_equal(write_delta(st, &r, 6, &all, 8, 8, 0), LL_WRITE_DONE); /* on a batch's end */
+    expect_queue(st, 80, &all, 6, 8);
+    expect_list_len(redis_be, 80, 2);
+    /* A write sent again (its answer was lost): nothing twice. Then a replace of the queue. */
+    assert_int_equal(write_delta(st, &r, 6, &all, 6, 8, 0), LL_WRITE_DONE);
+    assert_int_equal(write_delta(st, &r, 6, &all, 7, 8, 0), LL_WRITE_DONE);
+    expect_queue(st, 80, &all, 6, 8);
+    ll_sessrec tail = r;
+    tail.acked = tail.high_written = 5;
+    tail.nframes = 3;
+    tail.frames = ll_buf_head(&all) + frame_offset(&all, 5);
+    tail.frames_len = ll_buf_size(&all) - frame_offset(&all, 5);
+    assert_int_equal(ll_recstore_put(st, &tail, 0), LL_WRITE_DONE);
+    expect_queue(st, 80, &all, 5, 8);
+    expect_list_len(redis_be, 80, 2);
+    assert_int_equal(write_delta(st, &r, 8, &all, 8, 8, 0), LL_WRITE_DONE); /* all acknowledged */
+    expect_queue(st, 80, &all, 8, 8);
+    if (redis_be) {
+        assert_int_equal(redis_number("EXISTS lifeline:session:80:frames"), 0);
+    }
+    assert_int_equal(ll_recstore_del(st, 80, epoch), LL_WRITE_DONE);
+    ll_buf_free(&all);
+    sdk_store_close(st);
+}
+
+/* A stale owner's batches change nothing, on a live session or on one gone, and leave no
+ * frames behind; a new owner's writes expire with their ttl. */
+static void test_batches_fenced_and_expiring(void **state)
+{
+    bool redis_be = strcmp(*state, "memory:") != 0;
+    sdk_store *st = open_ok(*state, 0);
+    uint64_t old = 0, owner = 0;
+    ll_buf all = {0}, bytes = {0};
+    assert_int_equal(ll_recstore_claim(st, 81, 0, &old), 0);
+    ll_sessrec r = make_record(81, old, 6, 50, &all), got;
+    assert_int_equal(write_delta(st, &r, 0, &all, 0, 3, 0), LL_WRITE_DONE);
+    assert_int_equal(ll_recstore_claim(st, 81, 0, &owner), 0);
+    assert_int_equal(write_delta(st, &r, 1, &all, 3, 6, 0), LL_WRITE_FENCED);
+    expect_queue(st, 81, &all, 0, 3); /* neither trimmed nor appended */
+    expect_list_len(redis_be, 81, 2);
+    ll_sessrec mine = r;
+    mine.owner_epoch = owner;
+    assert_int_equal(write_delta(st, &mine, 1, &all, 3, 6, 300), LL_WRITE_DONE);
+    assert_int_equal(write_delta(st, &r, 2, &all, 6, 6, 0), LL_WRITE_FENCED);
+    expect_queue(st, 81, &all, 1, 6);
+    if (redis_be) {
+        long ttl = redis_number("PTTL lifeline:session:81:frames");
+        assert_true(ttl > 0 && ttl <= 300);
+    }
+    sleep_ms(450);
+    assert_int_equal(ll_recstore_get(st, 81, &bytes, &got), SDK_ENOTFOUND);
+    assert_int_equal(write_delta(st, &mine, 1, &all, 3, 6, 0), LL_WRITE_FENCED); /* expired: not claimed */
+    assert_int_equal(ll_recstore_get(st, 81, &bytes, &got), SDK_ENOTFOUND);
+    if (redis_be) {
+        assert_int_equal(redis_number("EXISTS lifeline:session:81:frames"), 0);
+    }
+    ll_buf_free(&all);
+    ll_buf_free(&bytes);
+    sdk_store_close(st);
+}
+
+/* A batch larger than a list element holds (64 KiB of frames) goes in pieces, each trimmed
+ * on its own; a frame larger than that is a piece alone. Fencing and replace take every piece
+ * of a write. The queue read back is the same as on the memory backend. */
+static void test_large_batches(void **state)
+{
+    bool redis_be = strcmp(*state, "memory:") != 0;
+    sdk_store *st = open_ok(*state, 0);
+    uint64_t epoch = 0, stale = 0;
+    assert_int_equal(ll_recstore_claim(st, 83, 0, &stale), 0);
+    assert_int_equal(ll_recstore_claim(st, 83, 0, &epoch), 0);
+    ll_buf all = {0}, big = {0};
+    ll_sessrec r = make_record(83, epoch, 8, 30000, &all); /* two frames per piece: 4 pieces */
+    assert_int_equal(write_delta(st, &r, 0, &all, 0, 8, 0), LL_WRITE_DONE);
+    expect_queue(st, 83, &all, 0, 8);
+    expect_list_len(redis_be, 83, 8);
+    assert_int_equal(write_delta(st, &r, 3, &all, 8, 8, 0), LL_WRITE_DONE); /* the first piece goes */
+    expect_queue(st, 83, &all, 3, 8);
+    expect_list_len(redis_be, 83, 6);
+    ll_sessrec old = r; /* a stale owner's batch of pieces is all taken off again */
+    old.owner_epoch = stale;
+    assert_int_equal(write_delta(st, &old, 0, &all, 0, 8, 0), LL_WRITE_FENCED);
+    expect_queue(st, 83, &all, 3, 8);
+    expect_list_len(redis_be, 83, 6);
+    ll_sessrec whole = make_record(83, epoch, 3, 100000, &big); /* frames over a piece: one each */
+    assert_int_equal(ll_recstore_put(st, &whole, 0), LL_WRITE_DONE);
+    expect_queue(st, 83, &big, 0, 3);
+    expect_list_len(redis_be, 83, 6);
+    assert_int_equal(ll_recstore_del(st, 83, epoch), LL_WRITE_DONE);
+    ll_buf_free(&all);
+    ll_buf_free(&big);
+    sdk_store_close(st);
+}
+
+/* Frames that are not Data frames in sequence are refused before they reach a backend. */
+static void test_bad_frames(void **state)
+{
+    sdk_store *st = open_ok(*state, 0);
+    uint64_t epoch = 0;
+    assert_int_equal(ll_recstore_claim(st, 82, 0, &epoch), 0);
+    ll_buf all = {0};
+    ll_sessrec r = make_record(82, epoch, 3, 10, &all);
+    size_t one = frame_offset(&all, 1), two = frame_offset(&all, 2);
+    ll_buf gap = {0}; /* frames 1 and 3 */
+    assert_int_equal(ll_buf_append(&gap, ll_buf_head(&all), one), 0);
+    assert_int_equal(ll_buf_append(&gap, ll_buf_head(&all) + two, ll_buf_size(&all) - two), 0);
+    ll_recdelta d = {.r = &r, .frames = ll_buf_head(&gap), .frames_len = ll_buf_size(&gap)};
+    assert_int_equal(ll_recstore_write(st, &d, 1, 0), SDK_EINVAL);
+    assert_int_equal(d.result, LL_WRITE_FAILED);
+    expect_detail(st, SDK_EINVAL, "not Data frames in sequence");
+    d.frames_len = one - 1; /* a frame cut short */
+    d.frames = ll_buf_head(&all);
+    assert_int_equal(ll_recstore_write(st, &d, 1, 0), SDK_EINVAL);
+    assert_int_equal(ll_recstore_del(st, 82, epoch), LL_WRITE_DONE);
+    ll_buf_free(&gap);
+    ll_buf_free(&all);
+    sdk_store_close(st);
+}
+
 /* Two instances (two handles on Redis; one shared handle in memory) fight over a session. */
 static void test_fencing(void **state)
 {
@@ -469,6 +655,10 @@ int main(void)
         ON_BOTH(test_round_trip),
         ON_BOTH(test_fencing),
         ON_BOTH(test_deltas),
+        ON_BOTH(test_batches),
+        ON_BOTH(test_batches_fenced_and_expiring),
+        ON_BOTH(test_large_batches),
+        ON_BOTH(test_bad_frames),
         ON_BOTH(test_expiry),
         ON_BOTH(test_undecodable),
         cmocka_unit_test(test_open_errors),

@@ -30,8 +30,10 @@
  * Threads. A handle may be used from any number of threads; its calls run one at a time.
  *
  * Redis keys: "lifeline:session:<id>" (a hash: "epoch", the owner; "rec", the record's
- * header; "acked"), "lifeline:session:<id>:frames" (a list of the unacknowledged frames to
- * the client), both expiring with the session, and "lifeline:epoch" (the counter epochs come
+ * header), "lifeline:session:<id>:frames" (a list of the unacknowledged frames to the client,
+ * two elements per batch written: the batch's last sequence in decimal, then its frames back
+ * to back; the first batch may still hold frames up to the header's acked, which a reader
+ * skips), both expiring with the session, and "lifeline:epoch" (the counter epochs come
  * from), and "lifeline:ticketkey:<rotation_ms>:<period>" (TLS ticket keys, below).
  *
  * Ticket keys: a server started with a store seals its TLS session tickets with keys it
@@ -107,7 +109,8 @@ SDK_API void sdk_store_close(sdk_store *st);
  *     dies without sdk_server_stop loses the sessions that were connected: their clients
  *     open new ones (SDK_EVENT_SESSION_LOST) and send again what was not acknowledged.
  *   SDK_STORE_SYNC_ALWAYS: every change is written through, in batches (one pipelined round
- *     trip per batch, appending new frames and trimming acknowledged ones), before its
+ *     trip per batch, appending new frames and trimming acknowledged ones, each session's
+ *     batch a few Redis commands whatever its size), before its
  *     effect leaves the server: a Data frame goes out only once the store holds it, an
  *     acknowledgement only once the store holds the consumption it reports, and a message
  *     reaches the application only once the store holds it as received. A SIGKILL then loses
