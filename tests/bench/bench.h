@@ -20,6 +20,7 @@ typedef struct bench_opts {
     int runs;          /* every figure is the median of this many runs */
     bool quick;        /* a ~10 s smoke run */
     const char *only;  /* --only: comma-separated sections, or NULL for all */
+    bool peers;        /* --peers: the NATS and MQTT rows too (bench_peers.c) */
     double duration_s; /* length of one throughput run */
     int latency_iters; /* request/reply round trips per latency run */
     int handshakes;    /* raw handshakes of each kind per run */
@@ -32,6 +33,10 @@ typedef struct bench_opts {
     char self[512];   /* this program, for the memory probes */
 } bench_opts;
 
+typedef struct bench_latency {
+    double p50_us, p99_us, p999_us;
+} bench_latency;
+
 /* ---- bench_util.c ---- */
 
 uint64_t bench_now_ns(void);
@@ -43,6 +48,8 @@ double bench_median(double *v, int n);
 /* bench_percentile: q in [0,1] of n values already sorted ascending (nearest rank). */
 double bench_percentile(const double *v, size_t n, double q);
 void bench_sort(double *v, size_t n);
+/* bench_latency_of: p50, p99 and p99.9 of n round trips in microseconds (sorts v). */
+bench_latency bench_latency_of(double *v, size_t n);
 /* bench_rss_bytes: resident set size of pid (0: this process), from /proc/PID/statm; -1. */
 long bench_rss_bytes(pid_t pid);
 
@@ -51,6 +58,19 @@ long bench_rss_bytes(pid_t pid);
  * function printing extra state when the limit passes. */
 void bench_watchdog_start(void);
 void bench_phase(const char *name, int limit_s, void (*note)(void));
+
+/* Send message n (buf: size bytes that start with n), for bench_send_for. */
+typedef void (*bench_send_fn)(void *ctx, const uint8_t *buf, size_t size, uint64_t n);
+/* bench_send_for: send(ctx, ...) messages of size bytes in a tight loop until duration_s
+ * have passed since *t0 (set here at the start). Returns how many were sent. */
+uint64_t bench_send_for(double duration_s, size_t size, bench_send_fn send, void *ctx, uint64_t *t0);
+
+/* Round trip i: buf (size bytes, starting with i) out and its echo back, checked; returns
+ * the time in microseconds. For bench_ping_pong. */
+typedef double (*bench_round_trip_fn)(void *ctx, uint8_t *buf, size_t size, int i);
+/* bench_ping_pong: a 5% warm-up, then o->latency_iters round trips of size bytes, under
+ * the watchdog as phase; their percentiles. */
+bench_latency bench_ping_pong(const bench_opts *o, const char *phase, size_t size, bench_round_trip_fn once, void *ctx);
 
 void bench_put_u64(uint8_t *p, uint64_t v);
 uint64_t bench_get_u64(const uint8_t *p);
@@ -68,16 +88,14 @@ void bench_sdk_detached_sessions(const bench_opts *o, int n);
 /* ---- bench_store.c: what a session store costs (--only store) ---- */
 void bench_store_section(const bench_opts *o);
 
-typedef struct bench_latency {
-    double p50_us, p99_us, p999_us;
-} bench_latency;
-
 /* One throughput run: messages per second (sink: first send to sdk_flush returning;
  * echo: first send to the last echo received). */
 double bench_sdk_throughput(const bench_opts *o, bool echo, size_t size);
 /* callbacks: both ends take messages in on_message (the reply is sent from there) instead
  * of a thread blocked in sdk_recv / sdk_server_recv. */
 bench_latency bench_sdk_latency(const bench_opts *o, bool callbacks);
+/* The same with messages of size bytes (at least 8) instead of 64. */
+bench_latency bench_sdk_latency_size(const bench_opts *o, bool callbacks, size_t size);
 /* Median sdk_connect time (ms) of o->connects fresh clients. */
 double bench_sdk_connect_ms(const bench_opts *o);
 
@@ -107,6 +125,8 @@ void bench_raw_free(void);
 const char *bench_raw_cipher(void); /* negotiated by the last raw connection */
 double bench_raw_throughput(bool echo, size_t size, double duration_s);
 bench_latency bench_raw_latency(int iters);
+/* The same with frames of size bytes (at least 8) instead of 64. */
+bench_latency bench_raw_latency_size(int iters, size_t size);
 /* Median (ms) of n handshakes: TCP connect + SSL_connect, full or resumed. */
 double bench_raw_handshake_ms(int n, bool resumed);
 
@@ -121,5 +141,36 @@ typedef struct bench_mem {
 bench_mem bench_memory(const bench_opts *o);
 /* The child side: argv after "--mem-probe". Returns the exit status. */
 int bench_mem_probe_main(int argc, char **argv);
+
+/* ---- bench_peers.c: NATS and MQTT beside Lifeline and raw TLS (--peers) ---- */
+
+/* Built only when CMake finds libnats and libmosquitto (LIFELINE_BENCH_PEERS defined). */
+/* Start the private nats-server and mosquitto (bench_die if one will not start). */
+void bench_peers_start(const bench_opts *o);
+/* One interleaved run of every peer figure: Lifeline, raw TLS, NATS, MQTT in turn. */
+void bench_peers_run(const bench_opts *o);
+/* The peer table with its guarantees, then stop the servers. */
+void bench_peers_finish(const bench_opts *o);
+
+/* ---- bench_nats.c: NATS core (libnats against a private nats-server) ---- */
+
+void bench_nats_start(const bench_opts *o);
+void bench_nats_stop(void);
+/* One sentence on the versions and the transport, for the table. */
+const char *bench_nats_describe(void);
+/* Messages per second: natsConnection_Publish for the duration, then FlushTimeout. */
+double bench_nats_publish(const bench_opts *o, size_t size);
+/* Ping-pong through the server: publish, a responder publishes it back, NextMsg. */
+bench_latency bench_nats_round_trip(const bench_opts *o, size_t size);
+
+/* ---- bench_mqtt.c: MQTT QoS 1 (libmosquitto against a private mosquitto) ---- */
+
+void bench_mqtt_start(const bench_opts *o);
+void bench_mqtt_stop(void);
+const char *bench_mqtt_describe(void);
+/* Messages per second: QoS 1 publishes for the duration, until every PUBACK is in. */
+double bench_mqtt_publish(const bench_opts *o, size_t size);
+/* QoS 1 ping-pong through the broker (a responder client publishes each ping back). */
+bench_latency bench_mqtt_round_trip(const bench_opts *o, size_t size);
 
 #endif

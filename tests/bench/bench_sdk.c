@@ -352,7 +352,8 @@ typedef struct pingpong {
     int warm, n, i;
     double *v;
     uint64_t t0;
-    uint8_t buf[64];
+    uint8_t *buf;
+    size_t size;
     sdk_err err;        /* first failure, which ends the run */
     pthread_mutex_t mu; /* callback mode: done and err, for the waiting main thread */
     pthread_cond_t cv;
@@ -363,14 +364,14 @@ static sdk_err pingpong_send(pingpong *p)
 {
     bench_put_u64(p->buf, (uint64_t)p->i);
     p->t0 = bench_now_ns();
-    return sdk_send(p->c, p->buf, sizeof p->buf, -1);
+    return sdk_send(p->c, p->buf, p->size, -1);
 }
 
 /* The echo of request p->i has come: check and record it. Returns true while more remain. */
 static bool pingpong_reply(pingpong *p, sdk_message *m)
 {
     uint64_t t1 = bench_now_ns();
-    if (m->len != sizeof p->buf || bench_get_u64(m->data) != (uint64_t)p->i) {
+    if (m->len != p->size || bench_get_u64(m->data) != (uint64_t)p->i) {
         bench_die("latency: reply %d is not the echo of request %d", p->i, p->i);
     }
     sdk_message_free(m);
@@ -396,14 +397,21 @@ static void on_reply(sdk_message *m, void *user)
 
 bench_latency bench_sdk_latency(const bench_opts *o, bool callbacks)
 {
+    return bench_sdk_latency_size(o, callbacks, 64);
+}
+
+bench_latency bench_sdk_latency_size(const bench_opts *o, bool callbacks, size_t size)
+{
     bsrv s;
     bsrv_start_or_die(&s, o, callbacks ? BSRV_ECHO_CALLBACK : BSRV_ECHO);
     pingpong p = {.warm = o->latency_iters / 20,
                   .n = o->latency_iters,
+                  .size = size,
                   .mu = PTHREAD_MUTEX_INITIALIZER,
                   .cv = PTHREAD_COND_INITIALIZER};
     p.v = malloc(sizeof(double) * (size_t)p.n);
-    memset(p.buf, 'x', sizeof p.buf);
+    p.buf = malloc(size);
+    memset(p.buf, 'x', size);
     sdk_config cfg;
     client_config(&cfg, o, s.port);
     cfg.on_message = callbacks ? on_reply : NULL;
@@ -438,10 +446,9 @@ bench_latency bench_sdk_latency(const bench_opts *o, bool callbacks)
     g.srv = NULL;
     sdk_destroy(p.c);
     bsrv_destroy(&s);
-    bench_sort(p.v, (size_t)p.n);
-    bench_latency l = {bench_percentile(p.v, (size_t)p.n, 0.50), bench_percentile(p.v, (size_t)p.n, 0.99),
-                       bench_percentile(p.v, (size_t)p.n, 0.999)};
+    bench_latency l = bench_latency_of(p.v, (size_t)p.n);
     free(p.v);
+    free(p.buf);
     return l;
 }
 
