@@ -332,7 +332,8 @@ void bench_mqtt_start(const bench_opts *o)
 void bench_mqtt_stop(void)
 {
     server_proc_kill(&mq.pid);
-    server_proc_remove_dir(mq.dir);
+    static const char *const files[] = {"mosquitto.conf", "mosquitto.log", "mosquitto.out", NULL};
+    server_proc_remove_dir(mq.dir, files);
     /* No mosquitto_lib_cleanup: it frees OpenSSL state that OpenSSL's own exit handler,
      * used by Lifeline and the raw pair too, frees again (a crash at exit). */
 }

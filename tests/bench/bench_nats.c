@@ -116,7 +116,8 @@ void bench_nats_start(const bench_opts *o)
 void bench_nats_stop(void)
 {
     server_proc_kill(&ns.pid);
-    server_proc_remove_dir(ns.dir);
+    static const char *const files[] = {"nats.conf", "nats.log", "nats.out", NULL};
+    server_proc_remove_dir(ns.dir, files);
 }
 
 const char *bench_nats_describe(void)

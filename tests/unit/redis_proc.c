@@ -88,5 +88,6 @@ void redis_proc_kill(redis_proc *r)
 void redis_proc_stop(redis_proc *r)
 {
     redis_proc_kill(r);
-    server_proc_remove_dir(r->dir);
+    static const char *const files[] = {"redis.log", NULL};
+    server_proc_remove_dir(r->dir, files);
 }

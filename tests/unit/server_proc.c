@@ -1,7 +1,6 @@
 #include "server_proc.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -66,24 +65,17 @@ FILE *server_proc_open_config(const char *dir, const char *conf_name, const char
     return f;
 }
 
-void server_proc_remove_dir(const char *dir)
+void server_proc_remove_dir(const char *dir, const char *const names[])
 {
     if (!dir || !dir[0]) {
         return;
     }
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    while (d && (de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-            char path[1024];
-            snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-            unlink(path);
-        }
+    for (size_t i = 0; names[i]; i++) {
+        char path[1024];
+        server_proc_path(path, sizeof(path), dir, names[i]);
+        unlink(path);
     }
-    if (d) {
-        closedir(d);
-    }
-    rmdir(dir);
+    rmdir(dir); /* fails, as it should, if files of others are left */
 }
 
 pid_t server_proc_spawn(char *const argv[], const char *log)

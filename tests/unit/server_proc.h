@@ -31,8 +31,9 @@ void server_proc_path(char *out, size_t len, const char *dir, const char *name);
  * cannot pass for this one's. NULL (reason on stderr) if it cannot be created. */
 FILE *server_proc_open_config(const char *dir, const char *conf_name, const char *log_name, char *conf, size_t len);
 
-/* server_proc_remove_dir: remove the files directly in dir, then dir itself (no recursion). */
-void server_proc_remove_dir(const char *dir);
+/* server_proc_remove_dir: remove the named files in dir (a NULL-terminated list), then dir
+ * if that left it empty: files others put there (a test's own logs) stay, and so does dir. */
+void server_proc_remove_dir(const char *dir, const char *const names[]);
 
 /* server_proc_spawn: fork and exec argv (argv[0] looked up on the PATH), its stdout and
  * stderr to log (appended; NULL: inherited). Returns the child's pid, or 0 (reason on
