@@ -4,7 +4,8 @@
  * The benchmark is a separate program: it talks to Lifeline through the public headers
  * only (sdk.h, server.h) and, for the raw reference, to OpenSSL directly. Every figure is
  * measured on loopback with client and server in one process, except the memory probes,
- * which run in fresh child processes (see bench_mem.c). The bench_ prefix marks this code.
+ * which run in fresh child processes (see bench_mem.c), and the peers' servers (nats-server,
+ * mosquitto: bench_nats.c, bench_mqtt.c). The bench_ prefix marks this code.
  */
 #ifndef LIFELINE_BENCH_H
 #define LIFELINE_BENCH_H
