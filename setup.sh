@@ -21,7 +21,9 @@
 #   bash setup.sh cluster-demo              deps, build, then Redis, 3 servers and a client through
 #                                           a rolling restart and a kill -9 (tests/tools/cluster_demo.sh)
 #   bash setup.sh bench [ARGS]              deps, Release build in build-release, then the
-#                                           benchmark table (lifeline-bench ARGS, e.g. --quick)
+#                                           benchmark table (lifeline-bench ARGS, e.g. --quick);
+#                                           with --peers also PEER_DEPS (nats-server, mosquitto
+#                                           and their C libraries) and the NATS / MQTT rows
 #   bash setup.sh scale [ARGS]              deps, Release build, then the scale run
 #                                           (tests/bench/scale.sh; default --clients 10000
 #                                           --hold-s 30); with --storm [--no-store] the
@@ -42,6 +44,11 @@ DEPS=(build-essential cmake pkg-config libssl-dev libprotobuf-c-dev protobuf-c-c
       clang-format libc-ares-dev abi-dumper abi-compliance-checker universal-ctags elfutils
       libhiredis-dev redis-server libmicrohttpd-dev libsystemd-dev python3-prometheus-client python3-venv
       python3-setuptools python3-wheel python3-pip python3-mypy)
+# Only for `bash setup.sh bench --peers` (CI does not need them): the NATS and MQTT servers
+# and client libraries the peer rows of lifeline-bench measure. The bench starts private
+# instances of its own; the system services these packages install are stopped and disabled.
+PEER_DEPS=(nats-server libnats-dev mosquitto libmosquitto-dev)
+PEER_SERVICES=(nats-server mosquitto)
 CTEST_JOBS=${LIFELINE_CTEST_JOBS:-2}
 FUZZ_SECONDS=${LIFELINE_FUZZ_SECONDS:-30}
 BUILD_JOBS=${LIFELINE_BUILD_JOBS:-$(nproc)}
@@ -72,9 +79,11 @@ as_root() {
     fi
 }
 
+# missing_deps [PKG...]: those of PKG (default: DEPS) that are not installed.
 missing_deps() {
     local pkg status
-    for pkg in "${DEPS[@]}"; do
+    if [[ $# -eq 0 ]]; then set -- "${DEPS[@]}"; fi
+    for pkg in "$@"; do
         # shellcheck disable=SC2016 # ${Status} is dpkg-query's field, not ours
         status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
         if [[ $status != "install ok installed" ]]; then
@@ -83,18 +92,54 @@ missing_deps() {
     done
 }
 
-cmd_deps() {
-    local missing
-    missing=$(missing_deps)
+# install_missing LABEL PKG...: apt-get install those of PKG that are not installed yet.
+# JUST_INSTALLED: what it installed (empty if nothing was missing).
+JUST_INSTALLED=""
+install_missing() {
+    local label=$1 missing
+    shift
+    JUST_INSTALLED=""
+    missing=$(missing_deps "$@")
     if [[ -z $missing ]]; then
-        log "deps: all ${#DEPS[@]} packages already installed"
+        log "$label: all $# packages already installed"
         return 0
     fi
-    log "deps: installing: $(echo "$missing" | tr '\n' ' ')"
+    log "$label: installing: $(echo "$missing" | tr '\n' ' ')"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update
-    # libclang-rt-14-dev (libFuzzer, sanitizer runtimes) is listed by name, not left to Recommends.
     # shellcheck disable=SC2086 # one package name per word
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y $missing
+    JUST_INSTALLED=$missing
+}
+
+# libclang-rt-14-dev (libFuzzer, sanitizer runtimes) is listed by name, not left to Recommends.
+cmd_deps() {
+    install_missing deps "${DEPS[@]}"
+}
+
+# stop_service NAME: stop and disable a system service a package install may have started
+# (systemd if it runs, else the init script), so nothing listens on its default port.
+stop_service() {
+    local svc=$1
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
+        as_root systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    elif [[ -x /etc/init.d/$svc ]]; then
+        as_root /etc/init.d/"$svc" stop >/dev/null 2>&1 || true
+        if command -v update-rc.d >/dev/null 2>&1; then
+            as_root update-rc.d "$svc" disable >/dev/null 2>&1 || true
+        fi
+    fi
+}
+
+# cmd_peer_deps: PEER_DEPS, for lifeline-bench --peers. The services they install are
+# stopped right after a fresh install: the bench never uses them.
+cmd_peer_deps() {
+    local svc
+    install_missing "peer deps" "${PEER_DEPS[@]}"
+    if [[ -n $JUST_INSTALLED ]]; then
+        for svc in "${PEER_SERVICES[@]}"; do
+            stop_service "$svc"
+        done
+    fi
 }
 
 # ---------------------------------------------------------------------------- build
@@ -445,7 +490,17 @@ build_release() {
     cmd_build build-release -DCMAKE_BUILD_TYPE=Release
 }
 
+# cmd_bench [--peers] [ARGS...]: with --peers (anywhere in ARGS) PEER_DEPS first, so that
+# CMake finds libnats and libmosquitto and builds the peer rows; --peers goes on to
+# lifeline-bench with the rest.
 cmd_bench() {
+    local arg
+    for arg in "$@"; do
+        if [[ $arg == --peers ]]; then
+            cmd_peer_deps
+            break
+        fi
+    done
     build_release
     "$ROOT/build-release/bin/lifeline-bench" "$@"
 }

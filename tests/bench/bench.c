@@ -2,7 +2,7 @@
  * lifeline-bench: throughput, latency, handshake, reconnect and memory figures for
  * Lifeline on loopback, beside a minimal raw OpenSSL TLS 1.3 pair as the reference.
  *
- *   lifeline-bench [--runs N] [--quick] [--duration SECONDS] [--mem-clients N]
+ *   lifeline-bench [--runs N] [--quick] [--duration SECONDS] [--mem-clients N] [--peers]
  *
  * Every figure is the median of N runs (default 5). Runs are interleaved (one run of each
  * measurement, Lifeline then raw, then the next run) so background load hits both sides
@@ -44,6 +44,9 @@ static void usage(FILE *out)
                  "                     (for profiling one part, e.g. perf record -g lifeline-bench --only throughput)\n"
                  "  --process          also the separate-process rows: the client here, the server a\n"
                  "                     lifeline-server --sink/--echo (raw: a raw server) subprocess\n"
+                 "                     peers: the peer table alone (as --peers, without the rest)\n"
+                 "  --peers            also NATS core and MQTT QoS 1 beside Lifeline and raw TLS, each against a\n"
+                 "                     private nats-server / mosquitto (needs a build with libnats and libmosquitto)\n"
                  "Loopback only. The table goes to stdout, progress to stderr.\n");
 }
 
@@ -58,6 +61,8 @@ static long number(const char *flag, const char *text, long min, long max)
     }
     return v;
 }
+
+static void check_peers(bench_opts *o);
 
 static void parse(int argc, char **argv, bench_opts *o)
 {
@@ -83,6 +88,8 @@ static void parse(int argc, char **argv, bench_opts *o)
                 exit(64);
             }
             i++;
+        } else if (strcmp(a, "--peers") == 0) {
+            o->peers = true;
         } else if (strcmp(a, "--only") == 0) {
             if (!next) {
                 usage(stderr);
@@ -105,6 +112,22 @@ static void parse(int argc, char **argv, bench_opts *o)
     o->handshakes = o->quick ? 50 : 200;
     o->connects = o->quick ? 10 : 40;
     o->reconnects = o->quick ? 10 : 40;
+    check_peers(o);
+}
+
+static bool wanted(const bench_opts *o, const char *section);
+
+/* --peers, or --only naming peers: the peer table, if this build has it. */
+static void check_peers(bench_opts *o)
+{
+    o->peers = o->peers || (o->only && wanted(o, "peers"));
+#ifndef LIFELINE_BENCH_PEERS
+    if (o->peers) {
+        fprintf(stderr, "lifeline-bench: built without the peers (CMake found no libnats and libmosquitto);\n"
+                        "  bash setup.sh bench --peers installs them and rebuilds\n");
+        exit(64);
+    }
+#endif
 }
 
 /* Whether section is selected by --only (everything is, without it). */
@@ -315,6 +338,13 @@ static void add(int r, double lifeline, double raw)
 
 static void print_table(void)
 {
+    bool any = false;
+    for (int i = 0; i < R_COUNT; i++) {
+        any = any || rows[i].nl > 0;
+    }
+    if (!any) {
+        return; /* --only peers or store: their own tables */
+    }
     printf("%-38s | %12s | %12s | %7s | %s\n", "metric", "lifeline", "raw TLS", "ratio", "lifeline min..max");
     printf("%.38s-+-%.12s-+-%.12s-+-%.7s-+-%.20s\n", "----------------------------------------", "--------------",
            "--------------", "---------", "----------------------");
@@ -431,6 +461,11 @@ static void one_run(const bench_opts *o, extras *x)
         x->restart_session_lost += rs.session_lost;
         x->restart_runs++;
     }
+#ifdef LIFELINE_BENCH_PEERS
+    if (o->peers) {
+        bench_peers_run(o);
+    }
+#endif
 }
 
 static void print_header(const bench_opts *o)
@@ -483,6 +518,11 @@ int main(int argc, char **argv)
         bench_store_section(&o);
     }
     extras x = {0};
+#ifdef LIFELINE_BENCH_PEERS
+    if (o.peers) {
+        bench_peers_start(&o);
+    }
+#endif
     for (int r = 0; r < o.runs && !only_store(&o); r++) {
         fprintf(stderr, "run %d/%d...\n", r + 1, o.runs);
         one_run(&o, &x);
@@ -513,6 +553,11 @@ int main(int argc, char **argv)
         printf("server restarts: %d of %d reconnected with a resumed TLS handshake, %d reported SESSION_LOST\n",
                x.restart_tls_resumed, x.restart_runs, x.restart_session_lost);
     }
+#ifdef LIFELINE_BENCH_PEERS
+    if (o.peers) {
+        bench_peers_finish(&o);
+    }
+#endif
     printf("load average at end: %s; total %.1f s\n", load, (double)(bench_now_ns() - t0) / 1e9);
     return 0;
 }

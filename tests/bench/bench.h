@@ -4,8 +4,9 @@
  * The benchmark is a separate program: it talks to Lifeline through the public headers
  * only (sdk.h, server.h) and, for the raw reference, to OpenSSL directly. Every figure is
  * measured on loopback with client and server in one process, except the memory probes,
- * which run in fresh child processes (see bench_mem.c), and the --process rows, whose
- * servers are separate processes (see bench_proc.c). The bench_ prefix marks this code.
+ * which run in fresh child processes (see bench_mem.c), the --process rows, whose servers
+ * are separate processes (see bench_proc.c), and the peers' servers (nats-server,
+ * mosquitto: bench_nats.c, bench_mqtt.c). The bench_ prefix marks this code.
  */
 #ifndef LIFELINE_BENCH_H
 #define LIFELINE_BENCH_H
@@ -22,6 +23,7 @@ typedef struct bench_opts {
     int runs;          /* every figure is the median of this many runs */
     bool quick;        /* a ~10 s smoke run */
     const char *only;  /* --only: comma-separated sections, or NULL for all */
+    bool peers;        /* --peers: the NATS and MQTT rows too (bench_peers.c) */
     double duration_s; /* length of one throughput run */
     int latency_iters; /* request/reply round trips per latency run */
     int handshakes;    /* raw handshakes of each kind per run */
@@ -34,6 +36,13 @@ typedef struct bench_opts {
     char bindir[512]; /* where lifeline-bench (and lifeline-server) live */
     char self[512];   /* this program, for the memory probes */
 } bench_opts;
+
+typedef struct bench_latency {
+    double p50_us, p99_us, p999_us;
+    /* Lifeline: the client's Ack frames written and received per round trip (sdk_stats),
+     * to see how many acknowledgements went as frames of their own; raw: 0. */
+    double acks_sent_per_rt, acks_received_per_rt;
+} bench_latency;
 
 /* ---- bench_util.c ---- */
 
@@ -51,6 +60,8 @@ double bench_cpu_s(void);
 /* Messages sent by the last throughput run, of either column (set by the throughput
  * functions below), for CPU time per message. */
 extern unsigned long bench_last_sent;
+/* bench_latency_of: p50, p99 and p99.9 of n round trips in microseconds (sorts v). */
+bench_latency bench_latency_of(double *v, size_t n);
 /* bench_rss_bytes: resident set size of pid (0: this process), from /proc/PID/statm; -1. */
 long bench_rss_bytes(pid_t pid);
 
@@ -64,6 +75,18 @@ void bench_phase(const char *name, int limit_s, void (*note)(void));
  * local port local_port (0: any), found through /proc/self/fd; -1 if there is none. For
  * cutting a client's connection under it with shutdown(2). */
 int bench_find_socket(uint16_t local_port, uint16_t peer_port);
+/* Send message n (buf: size bytes that start with n), for bench_send_for. */
+typedef void (*bench_send_fn)(void *ctx, const uint8_t *buf, size_t size, uint64_t n);
+/* bench_send_for: send(ctx, ...) messages of size bytes in a tight loop until duration_s
+ * have passed since *t0 (set here at the start). Returns how many were sent. */
+uint64_t bench_send_for(double duration_s, size_t size, bench_send_fn send, void *ctx, uint64_t *t0);
+
+/* Round trip i: buf (size bytes, starting with i) out and its echo back, checked; returns
+ * the time in microseconds. For bench_ping_pong. */
+typedef double (*bench_round_trip_fn)(void *ctx, uint8_t *buf, size_t size, int i);
+/* bench_ping_pong: a 5% warm-up, then o->latency_iters round trips of size bytes, under
+ * the watchdog as phase; their percentiles. */
+bench_latency bench_ping_pong(const bench_opts *o, const char *phase, size_t size, bench_round_trip_fn once, void *ctx);
 
 void bench_put_u64(uint8_t *p, uint64_t v);
 uint64_t bench_get_u64(const uint8_t *p);
@@ -146,13 +169,6 @@ void bench_sdk_detached_sessions(const bench_opts *o, int n);
 /* ---- bench_store.c: what a session store costs (--only store) ---- */
 void bench_store_section(const bench_opts *o);
 
-typedef struct bench_latency {
-    double p50_us, p99_us, p999_us;
-    /* Lifeline: the client's Ack frames written and received per round trip (sdk_stats),
-     * to see how many acknowledgements went as frames of their own; raw: 0. */
-    double acks_sent_per_rt, acks_received_per_rt;
-} bench_latency;
-
 /* One throughput run: messages per second (sink: first send to sdk_flush returning;
  * echo: first send to the last echo received). */
 double bench_sdk_throughput(const bench_opts *o, bool echo, size_t size);
@@ -163,6 +179,8 @@ bench_latency bench_sdk_latency(const bench_opts *o, bool callbacks);
  * --echo in another process): the client side alone, blocking sdk_send/sdk_recv. */
 double bench_sdk_throughput_at(const bench_opts *o, uint16_t port, bool echo, size_t size);
 bench_latency bench_sdk_latency_at(const bench_opts *o, uint16_t port);
+/* The same with messages of size bytes (at least 8) instead of 64. */
+bench_latency bench_sdk_latency_size(const bench_opts *o, bool callbacks, size_t size);
 /* Median sdk_connect time (ms) of o->connects fresh clients. */
 double bench_sdk_connect_ms(const bench_opts *o);
 
@@ -198,6 +216,8 @@ bench_latency bench_raw_latency_at(uint16_t port, int iters);
 /* The child side of --raw-server: argv is "sink|echo CERTDIR". Prints "listening on
  * 127.0.0.1:PORT", serves one connection, returns the exit status. */
 int bench_raw_server_main(int argc, char **argv);
+/* The same with frames of size bytes (at least 8) instead of 64. */
+bench_latency bench_raw_latency_size(int iters, size_t size);
 /* Median (ms) of n handshakes: TCP connect + SSL_connect, full or resumed. */
 double bench_raw_handshake_ms(int n, bool resumed);
 
@@ -223,5 +243,35 @@ typedef struct bench_proc_pair {
 bench_proc_pair bench_proc_throughput(const bench_opts *o, bool echo, size_t size);
 /* One separate-process ping-pong run of each (blocking send/recv, 64 B). */
 void bench_proc_latency(const bench_opts *o, bench_latency *lifeline, bench_latency *raw);
+/* ---- bench_peers.c: NATS and MQTT beside Lifeline and raw TLS (--peers) ---- */
+
+/* Built only when CMake finds libnats and libmosquitto (LIFELINE_BENCH_PEERS defined). */
+/* Start the private nats-server and mosquitto (bench_die if one will not start). */
+void bench_peers_start(const bench_opts *o);
+/* One interleaved run of every peer figure: Lifeline, raw TLS, NATS, MQTT in turn. */
+void bench_peers_run(const bench_opts *o);
+/* The peer table with its guarantees, then stop the servers. */
+void bench_peers_finish(const bench_opts *o);
+
+/* ---- bench_nats.c: NATS core (libnats against a private nats-server) ---- */
+
+void bench_nats_start(const bench_opts *o);
+void bench_nats_stop(void);
+/* One sentence on the versions and the transport, for the table. */
+const char *bench_nats_describe(void);
+/* Messages per second: natsConnection_Publish for the duration, then FlushTimeout. */
+double bench_nats_publish(const bench_opts *o, size_t size);
+/* Ping-pong through the server: publish, a responder publishes it back, NextMsg. */
+bench_latency bench_nats_round_trip(const bench_opts *o, size_t size);
+
+/* ---- bench_mqtt.c: MQTT QoS 1 (libmosquitto against a private mosquitto) ---- */
+
+void bench_mqtt_start(const bench_opts *o);
+void bench_mqtt_stop(void);
+const char *bench_mqtt_describe(void);
+/* Messages per second: QoS 1 publishes for the duration, until every PUBACK is in. */
+double bench_mqtt_publish(const bench_opts *o, size_t size);
+/* QoS 1 ping-pong through the broker (a responder client publishes each ping back). */
+bench_latency bench_mqtt_round_trip(const bench_opts *o, size_t size);
 
 #endif

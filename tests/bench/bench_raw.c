@@ -423,36 +423,51 @@ double bench_raw_throughput(bool echo, size_t size, double duration_s)
 
 /* ---- ping-pong ---- */
 
-bench_latency bench_raw_latency_at(uint16_t port, int iters)
+/* iters round trips of size-byte frames with the raw echo server at port. */
+static bench_latency latency_with(uint16_t port, int iters, size_t size)
 {
     SSL *ssl = client_ssl(dial(port), NULL);
     double *v = malloc(sizeof(double) * (size_t)iters);
-    uint8_t frame[HDR + 64] = {0, 0, 0, 64}, back[HDR + 64];
+    uint8_t *frame = calloc(1, HDR + size), *back = malloc(HDR + size);
+    frame[0] = (uint8_t)(size >> 24);
+    frame[1] = (uint8_t)(size >> 16);
+    frame[2] = (uint8_t)(size >> 8);
+    frame[3] = (uint8_t)size;
     for (int i = 0; i < iters; i++) {
         bench_put_u64(frame + HDR, (uint64_t)i);
         uint64_t t0 = bench_now_ns();
-        write_all(ssl, frame, sizeof frame);
-        read_exact(ssl, back, sizeof back);
+        write_all(ssl, frame, HDR + size);
+        read_exact(ssl, back, HDR + size);
         v[i] = (double)(bench_now_ns() - t0) / 1e3;
         if (bench_get_u64(back + HDR) != (uint64_t)i) {
             bench_die("raw TLS: ping-pong reply out of order");
         }
     }
     ssl_close(ssl);
-    bench_sort(v, (size_t)iters);
-    bench_latency l = {bench_percentile(v, (size_t)iters, 0.50), bench_percentile(v, (size_t)iters, 0.99),
-                       bench_percentile(v, (size_t)iters, 0.999), 0, 0};
+    bench_latency l = bench_latency_of(v, (size_t)iters);
     free(v);
+    free(frame);
+    free(back);
+    return l;
+}
+
+bench_latency bench_raw_latency_at(uint16_t port, int iters)
+{
+    return latency_with(port, iters, 64);
+}
+
+bench_latency bench_raw_latency_size(int iters, size_t size)
+{
+    raw_server rs;
+    server_start(&rs, RAW_ECHO, 1);
+    bench_latency l = latency_with(rs.port, iters, size);
+    server_join(&rs);
     return l;
 }
 
 bench_latency bench_raw_latency(int iters)
 {
-    raw_server rs;
-    server_start(&rs, RAW_ECHO, 1);
-    bench_latency l = bench_raw_latency_at(rs.port, iters);
-    server_join(&rs);
-    return l;
+    return bench_raw_latency_size(iters, 64);
 }
 
 /* ---- the server in a process of its own (--process) ---- */

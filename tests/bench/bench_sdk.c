@@ -381,7 +381,8 @@ typedef struct pingpong {
     int warm, n, i;
     double *v;
     uint64_t t0;
-    uint8_t buf[64];
+    uint8_t *buf;
+    size_t size;
     sdk_err err;        /* first failure, which ends the run */
     pthread_mutex_t mu; /* callback mode: done and err, for the waiting main thread */
     pthread_cond_t cv;
@@ -392,14 +393,14 @@ static sdk_err pingpong_send(pingpong *p)
 {
     bench_put_u64(p->buf, (uint64_t)p->i);
     p->t0 = bench_now_ns();
-    return sdk_send(p->c, p->buf, sizeof p->buf, -1);
+    return sdk_send(p->c, p->buf, p->size, -1);
 }
 
 /* The echo of request p->i has come: check and record it. Returns true while more remain. */
 static bool pingpong_reply(pingpong *p, sdk_message *m)
 {
     uint64_t t1 = bench_now_ns();
-    if (m->len != sizeof p->buf || bench_get_u64(m->data) != (uint64_t)p->i) {
+    if (m->len != p->size || bench_get_u64(m->data) != (uint64_t)p->i) {
         bench_die("latency: reply %d is not the echo of request %d", p->i, p->i);
     }
     sdk_message_free(m);
@@ -448,14 +449,16 @@ static void pingpong_callbacks(pingpong *p)
 }
 
 /* One ping-pong run against the echo server on port; the percentiles of its round trips. */
-static bench_latency client_latency(const bench_opts *o, uint16_t port, bool callbacks)
+static bench_latency client_latency(const bench_opts *o, uint16_t port, bool callbacks, size_t size)
 {
     pingpong p = {.warm = o->latency_iters / 20,
                   .n = o->latency_iters,
+                  .size = size,
                   .mu = PTHREAD_MUTEX_INITIALIZER,
                   .cv = PTHREAD_COND_INITIALIZER};
     p.v = malloc(sizeof(double) * (size_t)p.n);
-    memset(p.buf, 'x', sizeof p.buf);
+    p.buf = malloc(size);
+    memset(p.buf, 'x', size);
     sdk_config cfg;
     client_config(&cfg, o, port);
     cfg.on_message = callbacks ? on_reply : NULL;
@@ -477,29 +480,34 @@ static bench_latency client_latency(const bench_opts *o, uint16_t port, bool cal
     sdk_stats st = {0};
     sdk_get_stats(p.c, &st);
     sdk_destroy(p.c);
-    bench_sort(p.v, (size_t)p.n);
     double rts = (double)(p.warm + p.n);
-    bench_latency l = {bench_percentile(p.v, (size_t)p.n, 0.50), bench_percentile(p.v, (size_t)p.n, 0.99),
-                       bench_percentile(p.v, (size_t)p.n, 0.999), (double)st.acks_sent / rts,
-                       (double)st.acks_received / rts};
+    bench_latency l = bench_latency_of(p.v, (size_t)p.n);
+    l.acks_sent_per_rt = (double)st.acks_sent / rts;
+    l.acks_received_per_rt = (double)st.acks_received / rts;
     free(p.v);
+    free(p.buf);
     return l;
 }
 
-bench_latency bench_sdk_latency(const bench_opts *o, bool callbacks)
+bench_latency bench_sdk_latency_size(const bench_opts *o, bool callbacks, size_t size)
 {
     bsrv s;
     bsrv_start_or_die(&s, o, callbacks ? BSRV_ECHO_CALLBACK : BSRV_ECHO);
     g.srv = &s;
-    bench_latency l = client_latency(o, s.port, callbacks);
+    bench_latency l = client_latency(o, s.port, callbacks, size);
     g.srv = NULL;
     bsrv_destroy(&s);
     return l;
 }
 
+bench_latency bench_sdk_latency(const bench_opts *o, bool callbacks)
+{
+    return bench_sdk_latency_size(o, callbacks, 64);
+}
+
 bench_latency bench_sdk_latency_at(const bench_opts *o, uint16_t port)
 {
-    return client_latency(o, port, false);
+    return client_latency(o, port, false, 64);
 }
 
 /* ---- fresh connections ---- */

@@ -83,6 +83,14 @@ double bench_percentile(const double *v, size_t n, double q)
     return v[rank - 1];
 }
 
+bench_latency bench_latency_of(double *v, size_t n)
+{
+    bench_sort(v, n);
+    return (bench_latency){.p50_us = bench_percentile(v, n, 0.50),
+                           .p99_us = bench_percentile(v, n, 0.99),
+                           .p999_us = bench_percentile(v, n, 0.999)};
+}
+
 long bench_rss_bytes(pid_t pid)
 {
     char path[64];
@@ -137,6 +145,43 @@ uint64_t bench_get_u64(const uint8_t *p)
         v |= (uint64_t)p[i] << (8 * i);
     }
     return v;
+}
+
+uint64_t bench_send_for(double duration_s, size_t size, bench_send_fn send, void *ctx, uint64_t *t0)
+{
+    uint8_t *buf = malloc(size);
+    memset(buf, 'x', size);
+    *t0 = bench_now_ns();
+    uint64_t end = *t0 + (uint64_t)(duration_s * 1e9), n = 0;
+    do {
+        for (int k = 0; k < 64; k++, n++) { /* the clock once per 64 messages */
+            bench_put_u64(buf, n);
+            send(ctx, buf, size, n);
+        }
+    } while (bench_now_ns() < end);
+    free(buf);
+    return n;
+}
+
+bench_latency bench_ping_pong(const bench_opts *o, const char *phase, size_t size, bench_round_trip_fn once, void *ctx)
+{
+    int warm = o->latency_iters / 20, n = o->latency_iters;
+    double *v = malloc(sizeof(double) * (size_t)n);
+    uint8_t *buf = malloc(size);
+    memset(buf, 'x', size);
+    bench_phase(phase, 60 + n / 500, NULL);
+    for (int i = 0; i < warm + n; i++) {
+        bench_put_u64(buf, (uint64_t)i);
+        double us = once(ctx, buf, size, i);
+        if (i >= warm) {
+            v[i - warm] = us;
+        }
+    }
+    bench_phase(NULL, 0, NULL);
+    bench_latency l = bench_latency_of(v, (size_t)n);
+    free(v);
+    free(buf);
+    return l;
 }
 
 /* ---- watchdog ---- */

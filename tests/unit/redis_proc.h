@@ -1,8 +1,9 @@
 /*
  * A private redis-server for a test: started on a free loopback port in a temp directory
- * with persistence off, ready once it answers PING, killed at the end. Never the system's
- * service. The binary is $LIFELINE_REDIS_SERVER, else redis-server on the PATH. It dies
- * with the test (PR_SET_PDEATHSIG), so a crashed or timed-out test leaves no Redis behind.
+ * with persistence off, ready once it answers PING, killed at the end (server_proc.h does
+ * the process part). Never the system's service. The binary is $LIFELINE_REDIS_SERVER, else
+ * redis-server on the PATH. It dies with the test (PR_SET_PDEATHSIG), so a crashed or
+ * timed-out test leaves no Redis behind.
  */
 #ifndef LL_TEST_REDIS_PROC_H
 #define LL_TEST_REDIS_PROC_H
