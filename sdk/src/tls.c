@@ -902,6 +902,13 @@ int ll_tls_read(ll_tls *t, void *buf, size_t len, size_t *n)
     return LL_TLS_OK;
 }
 
+void ll_tls_release_buffers(ll_tls *t)
+{
+    if (t != NULL) {
+        (void)SSL_free_buffers(t->ssl); /* 0 (nothing freed) while they hold bytes */
+    }
+}
+
 bool ll_tls_has_pending(ll_tls *t)
 {
     return t != NULL && SSL_has_pending(t->ssl);

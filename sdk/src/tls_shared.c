@@ -170,8 +170,8 @@ static int enter_new(const ll_tls_ctx_config *cfg, ll_tls_build_fn build, const 
     return 0;
 }
 
-int ll_tls_shared_acquire(const ll_tls_ctx_config *cfg, ll_tls_build_fn build, ll_tls_shared **entry,
-                          SSL_CTX **ssl_ctx, char *err, size_t errlen)
+int ll_tls_shared_acquire(const ll_tls_ctx_config *cfg, ll_tls_build_fn build, ll_tls_shared **entry, SSL_CTX **ssl_ctx,
+                          char *err, size_t errlen)
 {
     const char *paths[FILE_COUNT];
     file_id ids[FILE_COUNT];

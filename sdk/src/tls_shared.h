@@ -34,8 +34,8 @@ typedef int (*ll_tls_build_fn)(const ll_tls_ctx_config *cfg, SSL_CTX **out, char
  * is freed. Errors are build's; a failed build enters nothing. Any thread; blocks on stat(2)
  * and, for a new entry, on build's file I/O (without holding the cache's lock).
  */
-int ll_tls_shared_acquire(const ll_tls_ctx_config *cfg, ll_tls_build_fn build, ll_tls_shared **entry,
-                          SSL_CTX **ssl_ctx, char *err, size_t errlen);
+int ll_tls_shared_acquire(const ll_tls_ctx_config *cfg, ll_tls_build_fn build, ll_tls_shared **entry, SSL_CTX **ssl_ctx,
+                          char *err, size_t errlen);
 /* One user less for entry (NULL: nothing); the last frees it. Any thread. */
 void ll_tls_shared_release(ll_tls_shared *entry);
 /* For tests: how many entries the cache holds. */

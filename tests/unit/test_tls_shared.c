@@ -359,12 +359,9 @@ static void test_threads_acquire_and_release(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_same_files_share_one_context),
-        cmocka_unit_test(test_distinct_settings_distinct_contexts),
-        cmocka_unit_test(test_last_user_frees_the_entry),
-        cmocka_unit_test(test_failed_build_enters_nothing),
-        cmocka_unit_test(test_changed_file_new_context),
-        cmocka_unit_test(test_new_client_reads_replaced_ca),
+        cmocka_unit_test(test_same_files_share_one_context), cmocka_unit_test(test_distinct_settings_distinct_contexts),
+        cmocka_unit_test(test_last_user_frees_the_entry),    cmocka_unit_test(test_failed_build_enters_nothing),
+        cmocka_unit_test(test_changed_file_new_context),     cmocka_unit_test(test_new_client_reads_replaced_ca),
         cmocka_unit_test(test_threads_acquire_and_release),
     };
     return cmocka_run_group_tests(tests, setup_certs, teardown_certs);
