@@ -1,7 +1,7 @@
 /*
  * The process's cache of client SSL_CTXs (see tls_shared.h).
  *
- * Locking: cache_lock (a leaf lock) guards the list and every entry's users count; an
+ * Locking: cache_lock (a leaf lock) guards the list, idle_entries and every entry's users count; an
  * entry's paths, file identities and SSL_CTX never change once it is entered. Building a
  * context happens outside the lock, so a slow disk stalls only the clients that need that
  * file; two threads building the same new entry at once keep the first one entered.
@@ -40,7 +40,8 @@ struct ll_tls_shared {
 };
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static ll_tls_shared *cache_head;
+static ll_tls_shared *cache_head; /* most recently entered or released first */
+static size_t idle_entries;       /* entries without users, kept for the next client */
 
 static void identify(const char *path, file_id *id)
 {
@@ -90,6 +91,16 @@ static bool same_path(const char *a, const char *b)
     return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
 }
 
+static bool same_paths(const ll_tls_shared *e, const char *const paths[FILE_COUNT])
+{
+    for (int i = 0; i < FILE_COUNT; i++) {
+        if (!same_path(e->paths[i], paths[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool matches(const ll_tls_shared *e, const char *const paths[FILE_COUNT], const file_id ids[FILE_COUNT])
 {
     for (int i = 0; i < FILE_COUNT; i++) {
@@ -100,20 +111,48 @@ static bool matches(const ll_tls_shared *e, const char *const paths[FILE_COUNT],
     return true;
 }
 
-/* Under cache_lock: a matching entry with one user more, or NULL. */
-static ll_tls_shared *find_locked(const char *const paths[FILE_COUNT], const file_id ids[FILE_COUNT])
+/* Under cache_lock: unlink e from the list. */
+static void unlink_locked(ll_tls_shared *e)
 {
-    for (ll_tls_shared *e = cache_head; e != NULL; e = e->next) {
-        if (matches(e, paths, ids)) {
-            e->users++;
-            return e;
-        }
+    ll_tls_shared **p = &cache_head;
+    while (*p != e) {
+        p = &(*p)->next;
     }
-    return NULL;
+    *p = e->next;
+    e->next = NULL;
+}
+
+/* Under cache_lock: a matching entry with one user more, or NULL. An unused entry for the
+ * same paths whose files have changed since can never match again: it goes onto *stale
+ * (a list of unlinked entries for the caller to free after unlocking). */
+static ll_tls_shared *find_locked(const char *const paths[FILE_COUNT], const file_id ids[FILE_COUNT],
+                                  ll_tls_shared **stale)
+{
+    ll_tls_shared *found = NULL;
+    ll_tls_shared *e = cache_head;
+    while (e != NULL) {
+        ll_tls_shared *next = e->next;
+        if (found == NULL && matches(e, paths, ids)) {
+            found = e;
+        } else if (e->users == 0 && same_paths(e, paths)) {
+            unlink_locked(e);
+            idle_entries--;
+            e->next = *stale;
+            *stale = e;
+        }
+        e = next;
+    }
+    if (found != NULL && found->users++ == 0) {
+        idle_entries--;
+    }
+    return found;
 }
 
 static void entry_free(ll_tls_shared *e)
 {
+    if (e == NULL) {
+        return;
+    }
     for (int i = 0; i < FILE_COUNT; i++) {
         free(e->paths[i]);
     }
@@ -141,6 +180,15 @@ static int entry_new(const char *const paths[FILE_COUNT], const file_id ids[FILE
     return 0;
 }
 
+static void free_list(ll_tls_shared *e)
+{
+    while (e != NULL) {
+        ll_tls_shared *next = e->next;
+        entry_free(e);
+        e = next;
+    }
+}
+
 /* Build and enter a new entry, unless another thread entered a matching one meanwhile. */
 static int enter_new(const ll_tls_ctx_config *cfg, ll_tls_build_fn build, const char *const paths[FILE_COUNT],
                      const file_id ids[FILE_COUNT], ll_tls_shared **out, char *err, size_t errlen)
@@ -154,8 +202,9 @@ static int enter_new(const ll_tls_ctx_config *cfg, ll_tls_build_fn build, const 
         SSL_CTX_free(c);
         return rc;
     }
+    ll_tls_shared *stale = NULL;
     pthread_mutex_lock(&cache_lock);
-    ll_tls_shared *won = find_locked(paths, ids);
+    ll_tls_shared *won = find_locked(paths, ids, &stale);
     if (won == NULL) {
         fresh->next = cache_head;
         cache_head = fresh;
@@ -163,9 +212,8 @@ static int enter_new(const ll_tls_ctx_config *cfg, ll_tls_build_fn build, const 
         fresh = NULL;
     }
     pthread_mutex_unlock(&cache_lock);
-    if (fresh != NULL) {
-        entry_free(fresh);
-    }
+    entry_free(fresh);
+    free_list(stale);
     *out = won;
     return 0;
 }
@@ -179,9 +227,11 @@ int ll_tls_shared_acquire(const ll_tls_ctx_config *cfg, ll_tls_build_fn build, l
 
     LL_ENSURE(cfg != NULL && build != NULL && entry != NULL && ssl_ctx != NULL && !cfg->server, SDK_EINVAL);
     describe(cfg, paths, ids); /* before reading the files: a later change is seen next time */
+    ll_tls_shared *stale = NULL;
     pthread_mutex_lock(&cache_lock);
-    e = find_locked(paths, ids);
+    e = find_locked(paths, ids, &stale);
     pthread_mutex_unlock(&cache_lock);
+    free_list(stale);
     if (e == NULL) {
         LL_GUARD(enter_new(cfg, build, paths, ids, &e, err, errlen));
     }
@@ -195,26 +245,55 @@ int ll_tls_shared_acquire(const ll_tls_ctx_config *cfg, ll_tls_build_fn build, l
     return 0;
 }
 
+/* Under cache_lock: the oldest unused entry, unlinked, or NULL. */
+static ll_tls_shared *take_oldest_idle_locked(void)
+{
+    ll_tls_shared *oldest = NULL;
+    for (ll_tls_shared *e = cache_head; e != NULL; e = e->next) {
+        if (e->users == 0) {
+            oldest = e;
+        }
+    }
+    if (oldest != NULL) {
+        unlink_locked(oldest);
+        idle_entries--;
+    }
+    return oldest;
+}
+
 void ll_tls_shared_release(ll_tls_shared *entry)
 {
-    bool last = false;
+    ll_tls_shared *evicted = NULL;
 
     if (entry == NULL) {
         return;
     }
     pthread_mutex_lock(&cache_lock);
-    last = --entry->users == 0;
-    if (last) {
-        ll_tls_shared **p = &cache_head;
-        while (*p != entry) {
-            p = &(*p)->next;
+    if (--entry->users == 0) {
+        /* Kept for the next client (a program that connects, works and destroys, again and
+         * again), in front of the older unused entries. */
+        unlink_locked(entry);
+        entry->next = cache_head;
+        cache_head = entry;
+        if (++idle_entries > LL_TLS_SHARED_IDLE_MAX) {
+            evicted = take_oldest_idle_locked();
         }
-        *p = entry->next;
     }
     pthread_mutex_unlock(&cache_lock);
-    if (last) {
-        entry_free(entry);
+    entry_free(evicted);
+}
+
+void ll_tls_shared_flush_idle(void)
+{
+    ll_tls_shared *idle = NULL;
+
+    pthread_mutex_lock(&cache_lock);
+    for (ll_tls_shared *e = NULL; (e = take_oldest_idle_locked()) != NULL;) {
+        e->next = idle;
+        idle = e;
     }
+    pthread_mutex_unlock(&cache_lock);
+    free_list(idle);
 }
 
 size_t ll_tls_shared_entries(void)

@@ -10,7 +10,10 @@
  * for the system store, OpenSSL's default CA file): a file replaced or rewritten since the
  * entry was built gives a new entry, so a new client reads it again. Clients made before
  * keep the entry they had until they are destroyed (a reconnect does not re-read files, as
- * before this cache). Entries are counted by their users and freed with the last one.
+ * before this cache). Entries are counted by their users; one whose last user has gone is
+ * kept for the next client (a program may connect, work and destroy its client again and
+ * again), up to LL_TLS_SHARED_IDLE_MAX such entries, the least recently used freed first;
+ * an unused entry is also freed as soon as a lookup finds its files changed.
  * What is shared is read only after it is built; each connection's expected host name and
  * offered session are set on its own SSL, so certificate and name are still checked on
  * every handshake.
@@ -36,8 +39,14 @@ typedef int (*ll_tls_build_fn)(const ll_tls_ctx_config *cfg, SSL_CTX **out, char
  */
 int ll_tls_shared_acquire(const ll_tls_ctx_config *cfg, ll_tls_build_fn build, ll_tls_shared **entry, SSL_CTX **ssl_ctx,
                           char *err, size_t errlen);
-/* One user less for entry (NULL: nothing); the last frees it. Any thread. */
+/* Unused entries kept (a few CA stores: tens of KiB each). */
+#define LL_TLS_SHARED_IDLE_MAX 4
+/* One user less for entry (NULL: nothing); without users it is kept as described above.
+ * Any thread. */
 void ll_tls_shared_release(ll_tls_shared *entry);
+/* Free every entry without users (tests; a program could call it after its last client).
+ * Any thread. */
+void ll_tls_shared_flush_idle(void);
 /* For tests: how many entries the cache holds. */
 size_t ll_tls_shared_entries(void);
 

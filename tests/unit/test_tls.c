@@ -746,6 +746,27 @@ static void test_pending(void **state)
     ll_tls_ctx_free(sctx);
 }
 
+/* A quiet connection's buffers freed on both ends (also with nothing to free): the next
+ * exchange allocates them again. */
+static void test_release_buffers(void **state)
+{
+    ll_tls_ctx *sctx = server_ctx(false);
+    ll_tls_ctx *cctx = client_ctx(dir, false);
+    tpair l;
+
+    (void)state;
+    connect_ok(cctx, sctx, "localhost", &l);
+    for (int i = 0; i < 2; i++) {
+        ll_tls_release_buffers(l.c);
+        ll_tls_release_buffers(l.s);
+        exchange(&l);
+    }
+    ll_tls_release_buffers(NULL);
+    link_close(&l);
+    ll_tls_ctx_free(cctx);
+    ll_tls_ctx_free(sctx);
+}
+
 static void test_close_notify(void **state)
 {
     ll_tls_ctx *sctx = server_ctx(false);
@@ -1160,6 +1181,7 @@ int main(void)
         cmocka_unit_test(test_shared_contexts),
         cmocka_unit_test(test_large_transfer),
         cmocka_unit_test(test_pending),
+        cmocka_unit_test(test_release_buffers),
         cmocka_unit_test(test_close_notify),
         cmocka_unit_test(test_peer_vanishes),
         cmocka_unit_test(test_server_requires_alpn),

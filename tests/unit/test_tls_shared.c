@@ -1,6 +1,7 @@
 /*
  * Unit tests for tls_shared.c, the process's cache of client SSL_CTXs: one context per set
- * of files, distinct files give distinct contexts, the last user frees an entry, a file
+ * of files, distinct files give distinct contexts, an entry outlives its last user only as
+ * one of a few kept for the next client, a file
  * changed on disk gives a new context (checked end to end: a client context made after
  * its CA file was replaced verifies against the new CA), and acquire/release from many
  * threads at once (run under TSan).
@@ -138,6 +139,7 @@ static void test_same_files_share_one_context(void **state)
     ll_tls_shared *e1 = NULL, *e2 = NULL;
 
     (void)state;
+    ll_tls_shared_flush_idle();
     atomic_store(&builds, 0);
     SSL_CTX *c1 = acquire(&cfg, &e1);
     SSL_CTX *c2 = acquire(&cfg, &e2);
@@ -147,6 +149,12 @@ static void test_same_files_share_one_context(void **state)
     assert_int_equal(ll_tls_shared_entries(), 1);
     drop(c1, e1);
     drop(c2, e2);
+    assert_int_equal(ll_tls_shared_entries(), 1); /* kept for the next client */
+    SSL_CTX *c3 = acquire(&cfg, &e1);
+    assert_ptr_equal(c3, c1);
+    assert_int_equal(atomic_load(&builds), 1);
+    drop(c3, e1);
+    ll_tls_shared_flush_idle();
     assert_int_equal(ll_tls_shared_entries(), 0);
 }
 
@@ -165,6 +173,7 @@ static void test_distinct_settings_distinct_contexts(void **state)
     ll_tls_shared *e[N];
 
     (void)state;
+    ll_tls_shared_flush_idle();
     atomic_store(&builds, 0);
     for (int i = 0; i < N; i++) {
         c[i] = acquire(&cfgs[i], &e[i]);
@@ -177,30 +186,43 @@ static void test_distinct_settings_distinct_contexts(void **state)
     for (int i = 0; i < N; i++) {
         drop(c[i], e[i]);
     }
+    /* N > LL_TLS_SHARED_IDLE_MAX: the least recently used went, the last kept are reused. */
+    assert_int_equal(ll_tls_shared_entries(), LL_TLS_SHARED_IDLE_MAX);
+    c[0] = acquire(&cfgs[N - 1], &e[0]);
+    assert_int_equal(atomic_load(&builds), N);
+    drop(c[0], e[0]);
+    c[0] = acquire(&cfgs[0], &e[0]); /* the oldest: evicted, built again */
+    assert_int_equal(atomic_load(&builds), N + 1);
+    drop(c[0], e[0]);
+    ll_tls_shared_flush_idle();
     assert_int_equal(ll_tls_shared_entries(), 0);
 }
 
-/* The entry lives while any user holds it, and a new one is built after the last left. */
-static void test_last_user_frees_the_entry(void **state)
+/* The entry lives while any user holds it; flushed once unused, it is built anew. */
+static void test_release_and_flush(void **state)
 {
     char ca[PATHLEN];
     ll_tls_ctx_config cfg = {.ca_file = path_in(dir, "ca.pem", ca)};
     ll_tls_shared *e1 = NULL, *e2 = NULL, *e3 = NULL;
 
     (void)state;
+    ll_tls_shared_flush_idle();
     atomic_store(&builds, 0);
     SSL_CTX *c1 = acquire(&cfg, &e1);
     SSL_CTX *c2 = acquire(&cfg, &e2);
     drop(c1, e1);
+    ll_tls_shared_flush_idle(); /* in use: stays */
     assert_int_equal(ll_tls_shared_entries(), 1);
     SSL *ssl = SSL_new(c2); /* the survivor's context is whole */
     assert_non_null(ssl);
     SSL_free(ssl);
     drop(c2, e2);
+    ll_tls_shared_flush_idle();
     assert_int_equal(ll_tls_shared_entries(), 0);
     SSL_CTX *c3 = acquire(&cfg, &e3);
     assert_int_equal(atomic_load(&builds), 2);
     drop(c3, e3);
+    ll_tls_shared_flush_idle();
     ll_tls_shared_release(NULL); /* nothing */
 }
 
@@ -212,6 +234,7 @@ static void test_failed_build_enters_nothing(void **state)
     SSL_CTX *c = NULL;
 
     (void)state;
+    ll_tls_shared_flush_idle();
     assert_int_equal(ll_tls_shared_acquire(&cfg, failing_build, &e, &c, err, sizeof err), SDK_ETLS);
     assert_non_null(strstr(err, "cannot load CA file"));
     assert_null(c);
@@ -229,6 +252,7 @@ static void test_changed_file_new_context(void **state)
     ll_tls_shared *e1 = NULL, *e2 = NULL, *e3 = NULL;
 
     (void)state;
+    ll_tls_shared_flush_idle();
     copy_file(path_in(dir, "ca.pem", src), ca);
     atomic_store(&builds, 0);
     SSL_CTX *c1 = acquire(&cfg, &e1);
@@ -236,14 +260,16 @@ static void test_changed_file_new_context(void **state)
     SSL_CTX *c2 = acquire(&cfg, &e2);
     assert_ptr_not_equal(c1, c2);
     assert_int_equal(ll_tls_shared_entries(), 2); /* the old one until its user leaves */
+    drop(c1, e1);                                 /* unused and stale: freed by the next lookup of these paths */
     struct timespec later[2] = {{.tv_sec = 1, .tv_nsec = 0}, {.tv_sec = 1, .tv_nsec = 0}};
     assert_int_equal(utimensat(AT_FDCWD, ca, later, 0), 0); /* same inode and size */
     SSL_CTX *c3 = acquire(&cfg, &e3);
     assert_ptr_not_equal(c3, c2);
     assert_int_equal(atomic_load(&builds), 3);
-    drop(c1, e1);
+    assert_int_equal(ll_tls_shared_entries(), 2); /* c2's and c3's */
     drop(c2, e2);
     drop(c3, e3);
+    ll_tls_shared_flush_idle();
     assert_int_equal(ll_tls_shared_entries(), 0);
 }
 
@@ -286,6 +312,7 @@ static void test_new_client_reads_replaced_ca(void **state)
     ll_tls_ctx_config ccfg = {.ca_file = path_in(dir, "deployed.pem", ca)};
 
     (void)state;
+    ll_tls_shared_flush_idle();
     ll_tls_ctx *sctx = ctx_new(&scfg);
     copy_file(path_in(other, "ca.pem", src), ca); /* the wrong CA first */
     ll_tls_ctx *before = ctx_new(&ccfg);
@@ -301,6 +328,7 @@ static void test_new_client_reads_replaced_ca(void **state)
     ll_tls_ctx_free(twin);
     ll_tls_ctx_free(after);
     ll_tls_ctx_free(sctx);
+    ll_tls_shared_flush_idle();
     assert_int_equal(ll_tls_shared_entries(), 0);
 }
 
@@ -325,7 +353,10 @@ static void *race(void *arg)
             r->failures++;
             continue;
         }
-        SSL *ssl = SSL_new(c); /* use it while others may free their last reference */
+        SSL *ssl = SSL_new(c); /* use it while others release theirs */
+        if (i % 16 == 0) {
+            ll_tls_shared_flush_idle(); /* and free what nobody uses, under their feet */
+        }
         r->failures += ssl == NULL;
         SSL_free(ssl);
         drop(c, e);
@@ -342,6 +373,7 @@ static void test_threads_acquire_and_release(void **state)
     ll_tls_shared *held = NULL;
 
     (void)state;
+    ll_tls_shared_flush_idle();
     SSL_CTX *kept = acquire(&cfgs[0], &held); /* one entry stays put throughout */
     for (int i = 0; i < THREADS; i++) {
         r[i] = (racer){.cfgs = cfgs};
@@ -351,17 +383,21 @@ static void test_threads_acquire_and_release(void **state)
         pthread_join(th[i], NULL);
         assert_int_equal(r[i].failures, 0);
     }
-    assert_int_equal(ll_tls_shared_entries(), 1);
+    assert_true(ll_tls_shared_entries() <= 2); /* the kept one, the other perhaps idle */
     drop(kept, held);
+    ll_tls_shared_flush_idle();
     assert_int_equal(ll_tls_shared_entries(), 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_same_files_share_one_context), cmocka_unit_test(test_distinct_settings_distinct_contexts),
-        cmocka_unit_test(test_last_user_frees_the_entry),    cmocka_unit_test(test_failed_build_enters_nothing),
-        cmocka_unit_test(test_changed_file_new_context),     cmocka_unit_test(test_new_client_reads_replaced_ca),
+        cmocka_unit_test(test_same_files_share_one_context),
+        cmocka_unit_test(test_distinct_settings_distinct_contexts),
+        cmocka_unit_test(test_release_and_flush),
+        cmocka_unit_test(test_failed_build_enters_nothing),
+        cmocka_unit_test(test_changed_file_new_context),
+        cmocka_unit_test(test_new_client_reads_replaced_ca),
         cmocka_unit_test(test_threads_acquire_and_release),
     };
     return cmocka_run_group_tests(tests, setup_certs, teardown_certs);
