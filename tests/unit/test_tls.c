@@ -14,12 +14,12 @@
 #include <cmocka.h>
 
 #include "ll.h"
+#include "certdir.h"
 #include "net.h"
 #include "tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -55,31 +55,20 @@ static int setup_certs(void **state)
     const char *const alt_sans[] = {"alt.example", NULL};
 
     (void)state;
-    LL_DETAIL(dir, sizeof dir, "/tmp/ll-test-tls-XXXXXX");
-    if (mkdtemp(dir) == NULL) {
+    if (ll_test_certdirs("/tmp/ll-test-tls-XXXXXX", dir, sizeof dir, "other/ca", other, sizeof other) != 0) {
         return -1;
     }
-    LL_DETAIL(other, sizeof other, "%s/other/ca", dir); /* nested: dirs are created */
-    if (ll_tls_dev_certs(dir, err, sizeof err) != 0 || ll_tls_dev_certs(other, err, sizeof err) != 0 ||
-        ll_tls_dev_cert_for(dir, "alt", "alt.example", alt_sans, err, sizeof err) != 0) {
+    if (ll_tls_dev_cert_for(dir, "alt", "alt.example", alt_sans, err, sizeof err) != 0) {
         fprintf(stderr, "dev certs: %s\n", err);
         return -1;
     }
     return 0;
 }
 
-static int remove_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static int teardown_certs(void **state)
 {
     (void)state;
-    return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return ll_test_rmtree(dir);
 }
 
 /* ---- contexts ----------------------------------------------------------------------- */

@@ -14,11 +14,11 @@
 #include <cmocka.h>
 
 #include "ll.h"
+#include "certdir.h"
 #include "tls.h"
 #include "tls_shared.h"
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -101,33 +101,14 @@ static void drop(SSL_CTX *c, ll_tls_shared *entry)
 
 static int setup_certs(void **state)
 {
-    char err[ERRLEN] = "";
-
     (void)state;
-    LL_DETAIL(dir, sizeof dir, "/tmp/ll-test-tls-shared-XXXXXX");
-    if (mkdtemp(dir) == NULL) {
-        return -1;
-    }
-    LL_DETAIL(other, sizeof other, "%s/other", dir);
-    if (ll_tls_dev_certs(dir, err, sizeof err) != 0 || ll_tls_dev_certs(other, err, sizeof err) != 0) {
-        fprintf(stderr, "dev certs: %s\n", err);
-        return -1;
-    }
-    return 0;
-}
-
-static int remove_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
+    return ll_test_certdirs("/tmp/ll-test-tls-shared-XXXXXX", dir, sizeof dir, "other", other, sizeof other);
 }
 
 static int teardown_certs(void **state)
 {
     (void)state;
-    return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return ll_test_rmtree(dir);
 }
 
 /* ---- the cache ---------------------------------------------------------------------- */
