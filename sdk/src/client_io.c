@@ -9,6 +9,7 @@
 #include "net.h"
 #include "resolve.h"
 #include "retry.h"
+#include "stack.h"
 #include "wait.h"
 
 #include <poll.h>
@@ -22,7 +23,9 @@
 /* While greeting, read one TLS record at a time: the welcome comes first, and what follows
  * it (the server's session ticket, resent data) can wait for run(), after CONNECTED. */
 #define GREET_READ 1u
-#define GOODBYE_MS 1000 /* how long sdk_close waits for the close frame to go out */
+#define GOODBYE_MS 1000
+#define QUIET_MS \
+    100 /* no traffic for this long: an idle connection (went_quiet) */ /* how long sdk_close waits for the close frame to go out */
 
 static void emit(sdk_client *c, sdk_event ev)
 {
@@ -312,9 +315,24 @@ static int prepare(sdk_client *c, ll_link *l, uint64_t now, uint64_t *next_ms, b
     return rc;
 }
 
+/* The wait timed out with nothing to do: the connection is quiet. Give back what an idle
+ * client need not hold (lifeline-bench --only memory): OpenSSL's read and write buffers,
+ * and, once per connection, the stack pages its handshake touched. A busy connection does
+ * not time out, so this costs the hot path nothing. */
+static void went_quiet(ll_link *l, bool *stack_trimmed)
+{
+    ll_tls_release_buffers(l->tls);
+    if (!*stack_trimmed) {
+        ll_stack_trim();
+        *stack_trimmed = true;
+    }
+}
+
 /* Connected: move messages both ways until the link fails or sdk_close. 0 means closing. */
 static int run(sdk_client *c, ll_link *l)
 {
+    bool stack_trimmed = false;
+    bool quiet = false;            /* went_quiet ran and nothing happened since */
     LL_GUARD(process_input(c, l)); /* frames that arrived right behind the welcome */
     for (;;) {
         uint64_t now = ll_now_ms();
@@ -334,11 +352,19 @@ static int run(sdk_client *c, ll_link *l)
             return 0;
         }
         int timeout = ll_tls_has_pending(l->tls) ? 0 : (int)(next > now ? next - now : 0);
+        /* A long wait (until a heartbeat is due) starts with QUIET_MS, so that a connection
+         * gone quiet trims itself then rather than seconds later. */
+        bool probe = !quiet && timeout > QUIET_MS;
         bool woken = false;
-        short ready = ll_net_wait(l->fd, ll_link_events(l), c->wake_fd, timeout, &woken);
+        short ready = ll_net_wait(l->fd, ll_link_events(l), c->wake_fd, probe ? QUIET_MS : timeout, &woken);
         if (woken) {
             ll_wake_drain(c->wake_fd);
         }
+        bool idle = !ready && !woken;
+        if (idle && probe) {
+            went_quiet(l, &stack_trimmed);
+        }
+        quiet = idle && (quiet || probe);
         if (ready || ll_tls_has_pending(l->tls)) {
             /* Frames that arrived before a failure (a close frame before EOF) still count. */
             rc = ll_link_fill(l, ll_now_ms(), READ_BUDGET);

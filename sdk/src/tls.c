@@ -15,6 +15,7 @@
 #include "tls.h"
 
 #include "ll.h"
+#include "tls_shared.h"
 #include "tls_tickets.h"
 
 #include <arpa/inet.h>
@@ -49,6 +50,7 @@ static const unsigned char SESSION_ID_CONTEXT[] = "lifeline";
 
 struct ll_tls_ctx {
     SSL_CTX *ssl_ctx;
+    ll_tls_shared *shared; /* client: the cache entry ssl_ctx came from (tls_shared.h) */
     bool server;
     pthread_mutex_t lock; /* guards the three fields below */
     SSL_SESSION *session; /* client: a copy of the most recent resumable session, or NULL */
@@ -558,7 +560,10 @@ int ll_tls_ctx_new(const ll_tls_ctx_config *cfg, ll_tls_ctx **out, char *err, si
     LL_ENSURE(ctx != NULL, SDK_ENOMEM);
     ctx->server = cfg->server;
     pthread_mutex_init(&ctx->lock, NULL);
-    int rc = build_ssl_ctx(cfg, &ctx->ssl_ctx, err, errlen);
+    /* Clients share one context per set of files; a server's is its own (it is reloaded
+     * and carries the server's ticket keys). */
+    int rc = cfg->server ? build_ssl_ctx(cfg, &ctx->ssl_ctx, err, errlen)
+                         : ll_tls_shared_acquire(cfg, build_ssl_ctx, &ctx->shared, &ctx->ssl_ctx, err, errlen);
     if (rc != 0) {
         ll_tls_ctx_free(ctx);
         return rc;
@@ -586,10 +591,13 @@ int ll_tls_ctx_reload(ll_tls_ctx *ctx, const ll_tls_ctx_config *cfg, char *err, 
     LL_GUARD(build_ssl_ctx(cfg, &fresh, err, errlen));
     pthread_mutex_lock(&ctx->lock);
     SSL_CTX *old = ctx->ssl_ctx;
+    ll_tls_shared *old_shared = ctx->shared;
     carry_ticket_keys(old, fresh);
-    ctx->ssl_ctx = fresh;
+    ctx->ssl_ctx = fresh; /* this context's own from now on, even for a client */
+    ctx->shared = NULL;
     pthread_mutex_unlock(&ctx->lock);
     SSL_CTX_free(old); /* our reference; its connections hold theirs */
+    ll_tls_shared_release(old_shared);
     ERR_clear_error();
     return 0;
 }
@@ -616,6 +624,7 @@ void ll_tls_ctx_free(ll_tls_ctx *ctx)
     }
     forget_session(ctx);
     SSL_CTX_free(ctx->ssl_ctx);
+    ll_tls_shared_release(ctx->shared);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }
@@ -891,6 +900,13 @@ int ll_tls_read(ll_tls *t, void *buf, size_t len, size_t *n)
         return step_failed(t, ret, errno);
     }
     return LL_TLS_OK;
+}
+
+void ll_tls_release_buffers(ll_tls *t)
+{
+    if (t != NULL) {
+        (void)SSL_free_buffers(t->ssl); /* 0 (nothing freed) while they hold bytes */
+    }
 }
 
 bool ll_tls_has_pending(ll_tls *t)

@@ -82,6 +82,10 @@ int ll_tls_read(ll_tls *t, void *buf, size_t len, size_t *n);
 /* Whether OpenSSL holds received bytes, decrypted or not (read them before polling again:
  * the socket will not signal them). */
 bool ll_tls_has_pending(ll_tls *t);
+/* Free the connection's read and write buffers (about 17 KiB each) if they hold nothing,
+ * for a connection that has gone quiet: OpenSSL allocates them again on the next read or
+ * write. A no-op while they hold bytes. The connection's thread. */
+void ll_tls_release_buffers(ll_tls *t);
 /* Write up to len bytes: LL_TLS_OK with *n > 0, LL_TLS_WANT_*, SDK_EDISCONNECTED, SDK_ETLS.
  * Partial writes are enabled; after WANT_* the same bytes may be retried from any address. */
 int ll_tls_write(ll_tls *t, const void *buf, size_t len, size_t *n);

@@ -14,12 +14,12 @@
 #include <cmocka.h>
 
 #include "ll.h"
+#include "certdir.h"
 #include "net.h"
 #include "tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -55,31 +55,20 @@ static int setup_certs(void **state)
     const char *const alt_sans[] = {"alt.example", NULL};
 
     (void)state;
-    LL_DETAIL(dir, sizeof dir, "/tmp/ll-test-tls-XXXXXX");
-    if (mkdtemp(dir) == NULL) {
+    if (ll_test_certdirs("/tmp/ll-test-tls-XXXXXX", dir, sizeof dir, "other/ca", other, sizeof other) != 0) {
         return -1;
     }
-    LL_DETAIL(other, sizeof other, "%s/other/ca", dir); /* nested: dirs are created */
-    if (ll_tls_dev_certs(dir, err, sizeof err) != 0 || ll_tls_dev_certs(other, err, sizeof err) != 0 ||
-        ll_tls_dev_cert_for(dir, "alt", "alt.example", alt_sans, err, sizeof err) != 0) {
+    if (ll_tls_dev_cert_for(dir, "alt", "alt.example", alt_sans, err, sizeof err) != 0) {
         fprintf(stderr, "dev certs: %s\n", err);
         return -1;
     }
     return 0;
 }
 
-static int remove_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static int teardown_certs(void **state)
 {
     (void)state;
-    return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return ll_test_rmtree(dir);
 }
 
 /* ---- contexts ----------------------------------------------------------------------- */
@@ -746,6 +735,27 @@ static void test_pending(void **state)
     ll_tls_ctx_free(sctx);
 }
 
+/* A quiet connection's buffers freed on both ends (also with nothing to free): the next
+ * exchange allocates them again. */
+static void test_release_buffers(void **state)
+{
+    ll_tls_ctx *sctx = server_ctx(false);
+    ll_tls_ctx *cctx = client_ctx(dir, false);
+    tpair l;
+
+    (void)state;
+    connect_ok(cctx, sctx, "localhost", &l);
+    for (int i = 0; i < 2; i++) {
+        ll_tls_release_buffers(l.c);
+        ll_tls_release_buffers(l.s);
+        exchange(&l);
+    }
+    ll_tls_release_buffers(NULL);
+    link_close(&l);
+    ll_tls_ctx_free(cctx);
+    ll_tls_ctx_free(sctx);
+}
+
 static void test_close_notify(void **state)
 {
     ll_tls_ctx *sctx = server_ctx(false);
@@ -1160,6 +1170,7 @@ int main(void)
         cmocka_unit_test(test_shared_contexts),
         cmocka_unit_test(test_large_transfer),
         cmocka_unit_test(test_pending),
+        cmocka_unit_test(test_release_buffers),
         cmocka_unit_test(test_close_notify),
         cmocka_unit_test(test_peer_vanishes),
         cmocka_unit_test(test_server_requires_alpn),

@@ -1,0 +1,34 @@
+#include "stack.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* Kept below the frame of ll_stack_trim: the madvise call's own frames (a few hundred
+ * bytes) and the x86-64 red zone (128 bytes) live there while it runs. */
+#define TRIM_MARGIN (2u * 1024)
+
+void ll_stack_trim(void)
+{
+    pthread_attr_t attr;
+    void *low = NULL;
+    size_t size = 0;
+
+    if (pthread_getattr_np(pthread_self(), &attr) != 0) {
+        return;
+    }
+    int rc = pthread_attr_getstack(&attr, &low, &size);
+    pthread_attr_destroy(&attr);
+    long page = sysconf(_SC_PAGESIZE);
+    if (rc != 0 || page <= 0) {
+        return;
+    }
+    volatile char here = 0; /* an address in this frame: the stack grows down from here */
+    uintptr_t mask = ~((uintptr_t)page - 1);
+    uintptr_t start = ((uintptr_t)low + (uintptr_t)page - 1) & mask;
+    uintptr_t end = ((uintptr_t)&here - TRIM_MARGIN) & mask;
+    if ((uintptr_t)&here > TRIM_MARGIN && end > start) {
+        (void)madvise((void *)start, end - start, MADV_DONTNEED);
+    }
+}
