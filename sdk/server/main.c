@@ -60,6 +60,8 @@ static void usage(FILE *out)
             "  --ticket-rotation-s N    with --store: each shared TLS ticket key encrypts for N seconds\n"
             "                           (default 43200, 12 h)\n"
             "  --ticket-keys N          with --store: ticket keys accepted at once, 2-8 (default 3)\n"
+            "  --takeover-timeout-ms N  with --store redis://: how long a resume of a session another\n"
+            "                           live server holds waits for it to let go, 0-10000 (default 500)\n"
             "  --echo                   send every message back to its sender (default)\n"
             "  --sink                   acknowledge and drop every message\n"
             "  --sessions-every-ms N    print the liveness view of every session as a JSON line on stderr every N ms\n"
@@ -112,6 +114,7 @@ enum {
     MAX_HANDSHAKES,
     CONNECT_RATE,
     CONNECT_BURST,
+    TAKEOVER_TIMEOUT,
     HELP
 };
 static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN},
@@ -137,6 +140,7 @@ static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN
                                       {"max-handshakes", required_argument, NULL, MAX_HANDSHAKES},
                                       {"connect-rate", required_argument, NULL, CONNECT_RATE},
                                       {"connect-burst", required_argument, NULL, CONNECT_BURST},
+                                      {"takeover-timeout-ms", required_argument, NULL, TAKEOVER_TIMEOUT},
                                       {NULL, 0, NULL, 0}};
 
 /* --store-sync MODE: always also means manual acks, so that an echo is acknowledged only
@@ -198,6 +202,28 @@ static void parse_ops_option(int opt, const char *arg, options *o)
     }
 }
 
+/* The options about the session store. */
+static void parse_store_option(int opt, const char *arg, options *o)
+{
+    switch (opt) {
+    case STORE:
+        o->store_url = arg;
+        break;
+    case STORE_SYNC:
+        set_store_sync(o, arg);
+        break;
+    case TICKET_ROTATION:
+        o->cfg.ticket_key_rotation_ms = 1000ull * (uint64_t)number("--ticket-rotation-s", arg, 1, 30 * 86400L);
+        break;
+    case TICKET_KEYS:
+        o->cfg.ticket_keys_live = (uint32_t)number("--ticket-keys", arg, 2, 8);
+        break;
+    default: /* TAKEOVER_TIMEOUT */
+        o->cfg.takeover_timeout_ms = (int)number("--takeover-timeout-ms", arg, 0, SDK_TAKEOVER_TIMEOUT_MAX_MS);
+        break;
+    }
+}
+
 static void parse(int argc, char **argv, options *o)
 {
     sdk_server_config_init(&o->cfg);
@@ -234,19 +260,14 @@ static void parse(int argc, char **argv, options *o)
             o->sessions_every_ms = number("--sessions-every-ms", optarg, 1, 86400000L);
             break;
         case STORE:
-            o->store_url = optarg;
-            break;
         case STORE_SYNC:
-            set_store_sync(o, optarg);
+        case TICKET_ROTATION:
+        case TICKET_KEYS:
+        case TAKEOVER_TIMEOUT:
+            parse_store_option(opt, optarg, o);
             break;
         case LOG_MESSAGES:
             open_log(o, optarg);
-            break;
-        case TICKET_ROTATION:
-            o->cfg.ticket_key_rotation_ms = 1000ull * (uint64_t)number("--ticket-rotation-s", optarg, 1, 30 * 86400L);
-            break;
-        case TICKET_KEYS:
-            o->cfg.ticket_keys_live = (uint32_t)number("--ticket-keys", optarg, 2, 8);
             break;
         case METRICS:
         case LOG_LEVEL:
