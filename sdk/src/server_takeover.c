@@ -155,6 +155,29 @@ static void refresh_one(void *val, void *ctx)
     push_mark(srv, &srv->takeover->refresh, val);
 }
 
+/* The highest message of ss its application may have taken (with manual_ack, taken need not
+ * mean acknowledged): those below the first still waiting for it, in the inbox or (sync
+ * always) not yet released; all it received if none waits. The next owner flags them. */
+static uint64_t taken_upto(sdk_server *srv, srv_session *ss)
+{
+    uint64_t first_waiting = ss->unsynced.count ? ll_msgq_at(&ss->unsynced, 0)->pub.seq : ss->s.received + 1;
+    for (size_t i = 0; i < srv->inbox.count; i++) {
+        const ll_msg *m = ll_msgq_at(&srv->inbox, i);
+        if (m->pub.session == ss->id && m->pub.seq < first_waiting) {
+            first_waiting = m->pub.seq;
+        }
+    }
+    return first_waiting - 1;
+}
+
+/* ss as the record to hand over into r. */
+static void capture_for_release(sdk_server *srv, srv_session *ss, tk_release *r)
+{
+    r->held = ll_server_capture(ss, 0, &r->frames, &r->rec) == 0;
+    r->rec.received = LL_MAX(r->rec.received, taken_upto(srv, ss));
+    ss->handed_over = true; /* its inbox messages go: the client sends them to the next owner */
+}
+
 /* Capture each requested session we hold, then let them go, then queue the answers. */
 static void serve_requests(sdk_server *srv, ll_takeover *tk, tk_vec reqs)
 {
@@ -164,8 +187,7 @@ static void serve_requests(sdk_server *srv, ll_takeover *tk, tk_vec reqs)
         rels[i].req = ((const tk_request *)reqs.v)[i];
         held[i] = ll_store_get(&srv->sessions, rels[i].req.id);
         if (held[i] && !held[i]->handed_over) {
-            rels[i].held = ll_server_capture(held[i], 0, &rels[i].frames, &rels[i].rec) == 0;
-            held[i]->handed_over = true; /* its inbox messages go: the client sends them to B */
+            capture_for_release(srv, held[i], &rels[i]);
         } else {
             held[i] = NULL;
         }
