@@ -44,7 +44,7 @@ typedef struct tk_request {
 
 typedef struct tk_release {
     tk_request req;
-    bool held;     /* we had the session: rec is what to write */
+    bool held;      /* we had the session: rec is what to write */
     ll_sessrec rec; /* its frames point into `frames` */
     ll_buf frames;
 } tk_release;
@@ -71,10 +71,10 @@ struct ll_takeover {
     pthread_cond_t cv; /* a release we wait for arrived */
     /* under mu */
     bool quit;
-    tk_vec reqs;    /* tk_request: from other instances, for the I/O thread */
-    tk_vec rels;    /* tk_release: for the thread to write and answer */
-    tk_vec marks;   /* ll_owner_mark: sessions bound here */
-    tk_vec refresh; /* ll_owner_mark: every session held, at a sweep */
+    tk_vec reqs;       /* tk_request: from other instances, for the I/O thread */
+    tk_vec rels;       /* tk_release: for the thread to write and answer */
+    tk_vec marks;      /* ll_owner_mark: sessions bound here */
+    tk_vec refresh;    /* ll_owner_mark: every session held, at a sweep */
     uint64_t awaiting; /* the session the I/O thread waits a release of (0: none) */
     bool released;
 };

@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #define EPOCH_KEY "lifeline:epoch"
 
 /* KEYS[1] session, KEYS[2] counter; ARGV[1] ttl ms (0: none). A new epoch, never seen before
@@ -441,8 +440,7 @@ int ll_store_redis_open(sdk_store *st, const ll_store_url *u)
     return rc;
 }
 
-int ll_redis_command(sdk_store *st, int argc, const char **argv, const size_t *lens, const char *what,
-                     redisReply **out)
+int ll_redis_command(sdk_store *st, int argc, const char **argv, const size_t *lens, const char *what, redisReply **out)
 {
     return command(st, argc, argv, lens, what, out);
 }

@@ -33,12 +33,11 @@ static const char MARK_LUA[] = "local keep, n = ARGV[2] == '1', 0\n"
                                "return n\n";
 /* KEYS[1] session, KEYS[2] the epoch counter; ARGV[1] ttl ms (0: none). A claim as
  * store_redis.c's CLAIM_LUA, but only while nobody holds one: 0 if somebody does. */
-static const char CLAIM_FREE_LUA[] =
-    "if redis.call('HEXISTS', KEYS[1], 'epoch') == 1 then return 0 end\n"
-    "local e = redis.call('INCR', KEYS[2])\n"
-    "redis.call('HSET', KEYS[1], 'epoch', e)\n"
-    "if tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end\n"
-    "return e\n";
+static const char CLAIM_FREE_LUA[] = "if redis.call('HEXISTS', KEYS[1], 'epoch') == 1 then return 0 end\n"
+                                     "local e = redis.call('INCR', KEYS[2])\n"
+                                     "redis.call('HSET', KEYS[1], 'epoch', e)\n"
+                                     "if tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end\n"
+                                     "return e\n";
 
 enum { MARK_BATCH = 256 };
 

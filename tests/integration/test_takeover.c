@@ -299,8 +299,7 @@ static void test_blackholed_owner(void **state)
     printf("sync %s: A's link blackholed (A's own watch: %d ms): resumed on B %llu ms later (that attempt "
            "%llu ms), A let go by %llu ms; %u ids each way exact\n",
            mode == SDK_STORE_SYNC_ALWAYS ? "always" : "handover", A_HEARTBEAT,
-           (unsigned long long)(resumed.at_ms - cut), (unsigned long long)attempt_ms, (unsigned long long)let_go,
-           sent);
+           (unsigned long long)(resumed.at_ms - cut), (unsigned long long)attempt_ms, (unsigned long long)let_go, sent);
     sdk_session_info *infos = NULL;
     size_t count = 1;
     assert_int_equal(sdk_server_sessions(a.srv, &infos, &count), SDK_OK);
@@ -319,8 +318,7 @@ static void test_blackholed_owner(void **state)
 static void start_pair(redis_proc *redis, ht_proc *a, ht_proc *b, const char *bound)
 {
     assert_true(redis_proc_start(redis));
-    const char *extra[] = {"--store",     redis->url, "--store-sync", "always", "--takeover-timeout-ms", bound,
-                           NULL};
+    const char *extra[] = {"--store", redis->url, "--store-sync", "always", "--takeover-timeout-ms", bound, NULL};
     assert_int_equal(ht_proc_start(a, 0, extra), 0);
     assert_int_equal(ht_proc_start(b, 0, extra), 0);
 }

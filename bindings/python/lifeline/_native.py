@@ -279,6 +279,7 @@ class sdk_server_config(Structure):
         ("max_handshakes", c_uint32),
         ("connect_rate_per_address", c_uint32),
         ("connect_burst_per_address", c_uint32),
+        ("takeover_timeout_ms", c_int),
     ]
 
 
