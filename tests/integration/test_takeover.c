@@ -314,43 +314,57 @@ static void test_blackholed_owner(void **state)
 
 /* ---- lifeline-server A dead or silent ---- */
 
-/* A and B as lifeline-server processes (echo) on one store, sync always, takeover bound. */
-static void start_pair(redis_proc *redis, ht_proc *a, ht_proc *b, const char *bound)
+/* A and B as lifeline-server processes (echo) on one store, sync always, with a takeover
+ * bound, and the client streaming through A (B its second endpoint). */
+typedef struct pair {
+    redis_proc redis;
+    ht_proc a, b;
+    char ep_a[32], ep_b[32];
+    flow f;
+} pair;
+
+static void pair_start(pair *p, const char *bound)
 {
-    assert_true(redis_proc_start(redis));
-    const char *extra[] = {"--store", redis->url, "--store-sync", "always", "--takeover-timeout-ms", bound, NULL};
-    assert_int_equal(ht_proc_start(a, 0, extra), 0);
-    assert_int_equal(ht_proc_start(b, 0, extra), 0);
+    memset(p, 0, sizeof(*p));
+    assert_true(redis_proc_start(&p->redis));
+    const char *extra[] = {"--store", p->redis.url, "--store-sync", "always", "--takeover-timeout-ms", bound, NULL};
+    assert_int_equal(ht_proc_start(&p->a, 0, extra), 0);
+    assert_int_equal(ht_proc_start(&p->b, 0, extra), 0);
+    snprintf(p->ep_a, sizeof(p->ep_a), "127.0.0.1:%u", (unsigned)p->a.port);
+    snprintf(p->ep_b, sizeof(p->ep_b), "127.0.0.1:%u", (unsigned)p->b.port);
+    flow_start(&p->f, p->ep_a, p->ep_b);
+    flow_wait_echoes(&p->f, 200);
 }
 
-static void endpoint_of(const ht_proc *p, char *out, size_t len)
+/* The client resumed on B: how long the attempt there took. */
+static uint64_t pair_resumed(pair *p, const char *owner, const char *bound)
 {
-    snprintf(out, len, "127.0.0.1:%u", (unsigned)p->port);
+    uint64_t attempt_ms = 0;
+    assert_true(flow_wait_resumed(&p->f, &attempt_ms).resumed);
+    printf("owner %s: the attempt that resumed on B took %llu ms (bound %s ms)\n", owner,
+           (unsigned long long)attempt_ms, bound);
+    return attempt_ms;
+}
+
+/* The stream flows on B and ends exact. */
+static void pair_finish(pair *p)
+{
+    flow_wait_echoes(&p->f, 200);
+    flow_finish(&p->f);
+    ht_proc_stop(&p->a, SIGTERM);
+    ht_proc_stop(&p->b, SIGTERM);
+    redis_proc_stop(&p->redis);
 }
 
 /* SIGKILL: nobody listens on A's channel any more, so B does not wait for it. */
 static void test_dead_owner(void **state)
 {
     (void)state;
-    redis_proc redis;
-    ht_proc a = {0}, b = {0};
-    start_pair(&redis, &a, &b, "5000");
-    char ep_a[32], ep_b[32];
-    endpoint_of(&a, ep_a, sizeof(ep_a));
-    endpoint_of(&b, ep_b, sizeof(ep_b));
-    flow f;
-    flow_start(&f, ep_a, ep_b);
-    flow_wait_echoes(&f, 200);
-    ht_proc_stop(&a, SIGKILL);
-    uint64_t attempt_ms = 0;
-    assert_true(flow_wait_resumed(&f, &attempt_ms).resumed);
-    printf("owner killed: the attempt that resumed on B took %llu ms (bound 5000 ms)\n",
-           (unsigned long long)attempt_ms);
-    assert_true(attempt_ms < 2500);
-    flow_wait_echoes(&f, 200);
-    flow_finish(&f);
-    ht_proc_stop(&b, SIGTERM);
-    redis_proc_stop(&redis);
+    static pair p;
+    pair_start(&p, "5000");
+    ht_proc_stop(&p.a, SIGKILL);
+    assert_true(pair_resumed(&p, "killed", "5000") < 2500);
+    pair_finish(&p);
 }
 
 /* SIGSTOP: A still listens (its connection to Redis is open) but cannot answer: B waits the
@@ -359,29 +373,15 @@ static void test_dead_owner(void **state)
 static void test_silent_owner(void **state)
 {
     (void)state;
-    redis_proc redis;
-    ht_proc a = {0}, b = {0};
-    start_pair(&redis, &a, &b, "1000");
-    char ep_a[32], ep_b[32];
-    endpoint_of(&a, ep_a, sizeof(ep_a));
-    endpoint_of(&b, ep_b, sizeof(ep_b));
-    flow f;
-    flow_start(&f, ep_a, ep_b);
-    flow_wait_echoes(&f, 200);
-    kill(a.pid, SIGSTOP);
-    uint64_t attempt_ms = 0;
-    assert_true(flow_wait_resumed(&f, &attempt_ms).resumed);
-    printf("owner silent: the attempt that resumed on B took %llu ms (bound 1000 ms)\n",
-           (unsigned long long)attempt_ms);
+    static pair p;
+    pair_start(&p, "1000");
+    kill(p.a.pid, SIGSTOP);
+    uint64_t attempt_ms = pair_resumed(&p, "silent", "1000");
     assert_true(attempt_ms >= 1000 && attempt_ms < 1000 + 2500);
-    flow_wait_echoes(&f, 200);
-    kill(a.pid, SIGCONT);
+    flow_wait_echoes(&p.f, 200);
+    kill(p.a.pid, SIGCONT);
     ht_sleep_ms(300); /* A serves the late request: fenced out, it lets go */
-    flow_wait_echoes(&f, 200);
-    flow_finish(&f);
-    ht_proc_stop(&a, SIGTERM);
-    ht_proc_stop(&b, SIGTERM);
-    redis_proc_stop(&redis);
+    pair_finish(&p);
 }
 
 static const sdk_store_sync HANDOVER = SDK_STORE_SYNC_HANDOVER, ALWAYS = SDK_STORE_SYNC_ALWAYS;
