@@ -62,6 +62,8 @@ static void usage(FILE *out)
             "  --ticket-keys N          with --store: ticket keys accepted at once, 2-8 (default 3)\n"
             "  --lame-duck-ms N         at stop, tell clients to go one by one over N ms (at most\n"
             "                           600000) instead of all at once, serving the rest meanwhile\n"
+            "  --takeover-timeout-ms N  with --store redis://: how long a resume of a session another\n"
+            "                           live server holds waits for it to let go, 0-10000 (default 500)\n"
             "  --echo                   send every message back to its sender (default)\n"
             "  --sink                   acknowledge and drop every message\n"
             "  --sessions-every-ms N    print the liveness view of every session as a JSON line on stderr every N ms\n"
@@ -115,6 +117,7 @@ enum {
     MAX_HANDSHAKES,
     CONNECT_RATE,
     CONNECT_BURST,
+    TAKEOVER_TIMEOUT,
     HELP
 };
 static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN},
@@ -141,6 +144,7 @@ static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN
                                       {"max-handshakes", required_argument, NULL, MAX_HANDSHAKES},
                                       {"connect-rate", required_argument, NULL, CONNECT_RATE},
                                       {"connect-burst", required_argument, NULL, CONNECT_BURST},
+                                      {"takeover-timeout-ms", required_argument, NULL, TAKEOVER_TIMEOUT},
                                       {NULL, 0, NULL, 0}};
 
 /* --store-sync MODE: always also means manual acks, so that an echo is acknowledged only
@@ -229,8 +233,10 @@ static void parse_fleet_option(int opt, const char *arg, options *o)
         o->cfg.ticket_key_rotation_ms = 1000ull * (uint64_t)number("--ticket-rotation-s", arg, 1, 30 * 86400L);
     } else if (opt == TICKET_KEYS) {
         o->cfg.ticket_keys_live = (uint32_t)number("--ticket-keys", arg, 2, 8);
-    } else {
+    } else if (opt == LAME_DUCK) {
         o->cfg.lame_duck_ms = (uint32_t)number("--lame-duck-ms", arg, 0, 600000);
+    } else { /* TAKEOVER_TIMEOUT */
+        o->cfg.takeover_timeout_ms = (int)number("--takeover-timeout-ms", arg, 0, SDK_TAKEOVER_TIMEOUT_MAX_MS);
     }
 }
 
@@ -269,6 +275,7 @@ static void parse(int argc, char **argv, options *o)
         case TICKET_ROTATION:
         case TICKET_KEYS:
         case LAME_DUCK:
+        case TAKEOVER_TIMEOUT:
             parse_fleet_option(opt, optarg, o);
             break;
         case METRICS:

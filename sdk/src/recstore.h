@@ -79,9 +79,10 @@ typedef struct ll_recstore_ops {
 
 struct sdk_store {
     const ll_recstore_ops *ops;
-    void *be;            /* the backend's state */
-    uint32_t timeout_ms; /* per round trip to a remote store */
-    size_t max_record;   /* largest record get accepts */
+    const struct ll_owner_ops *owner_ops; /* store_owner.h; NULL: no takeover on this backend */
+    void *be;                             /* the backend's state */
+    uint32_t timeout_ms;                  /* per round trip to a remote store */
+    size_t max_record;                    /* largest record get accepts */
     pthread_mutex_t mu;
     int err; /* the last failure, for sdk_store_last_error (under mu) */
     char detail[256];

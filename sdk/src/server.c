@@ -56,6 +56,7 @@ static const sdk_server_config server_defaults = {
     .max_handshakes = 1000,
     .connect_rate_per_address = 200,
     .connect_burst_per_address = 400,
+    .takeover_timeout_ms = 500,
 };
 
 static const ll_config_layout server_layout =
@@ -100,7 +101,8 @@ static int validate(const sdk_server_config *cfg, char *why, size_t len)
         cfg->heartbeat_max_ms < cfg->heartbeat_min_ms || cfg->session_ttl_ms < 0 || cfg->queue_max_messages == 0 ||
         cfg->queue_max_bytes == 0 || cfg->window_messages == 0 || cfg->window_bytes == 0 ||
         cfg->max_output_bytes < 64 * 1024 || cfg->lame_duck_ms > LL_SERVER_LAME_DUCK_MAX_MS ||
-        !ll_server_tickets_config_ok(cfg)) {
+        !ll_server_tickets_config_ok(cfg) || cfg->takeover_timeout_ms < 0 ||
+        cfg->takeover_timeout_ms > SDK_TAKEOVER_TIMEOUT_MAX_MS) {
         LL_DETAIL(why, len, "a numeric setting is out of range (see sdk_server_config in server.h)");
         return SDK_EINVAL;
     }
@@ -109,6 +111,7 @@ static int validate(const sdk_server_config *cfg, char *why, size_t len)
 
 static void server_free(sdk_server *srv)
 {
+    ll_server_takeover_free(srv);
     ll_server_sync_stop(srv);
     ll_msgq_free(&srv->inbox);
     ll_msgq_free(&srv->deliver);
@@ -196,6 +199,10 @@ static sdk_err start(const sdk_server_config *cfg, sdk_server **out)
     if (rc == 0 && ll_server_sync_start(srv) != 0) {
         rc = SDK_ENOMEM;
         LL_DETAIL(why, sizeof(why), "could not start the store thread");
+    }
+    if (rc == 0 && ll_server_takeover_start(srv) != 0) {
+        rc = SDK_ENOMEM;
+        LL_DETAIL(why, sizeof(why), "could not start the takeover thread");
     }
     if (rc == 0 && pthread_create(&srv->thread, NULL, ll_server_io_main, srv) != 0) {
         rc = SDK_ENOMEM;

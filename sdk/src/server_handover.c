@@ -70,7 +70,7 @@ static void hand_over_one(void *val, void *ctx)
  * says they were not consumed, so the client sends them again to the next owner; taken here
  * too, they would reach the application twice. (Those not yet delivered, under sync always, go with
  * the session when it is freed.) */
-static void drop_handed_over_messages(sdk_server *srv)
+void ll_server_drop_handed_over_locked(sdk_server *srv)
 {
     for (size_t n = srv->inbox.count; n > 0; n--) {
         ll_msg *m = ll_msgq_pop(&srv->inbox);
@@ -94,7 +94,7 @@ void ll_server_hand_over_one(sdk_server *srv, srv_session *ss)
     }
     ss->gone_away = true;
     ll_buf_free(&ho.frames);
-    drop_handed_over_messages(srv);
+    ll_server_drop_handed_over_locked(srv);
 }
 
 void ll_server_handover_all(sdk_server *srv)
@@ -105,7 +105,7 @@ void ll_server_handover_all(sdk_server *srv)
     handover ho = {.srv = srv};
     ll_store_each(&srv->sessions, hand_over_one, &ho);
     ll_buf_free(&ho.frames);
-    drop_handed_over_messages(srv);
+    ll_server_drop_handed_over_locked(srv);
 }
 
 /* ---- adoption, at a Hello ---- */
@@ -151,6 +151,7 @@ srv_session *ll_server_adopt_stored(sdk_server *srv, const Lifeline__Hello *h)
     ll_sessrec r;
     uint64_t epoch = 0;
     srv_session *ss = NULL;
+    ll_server_takeover_ask_locked(srv, h); /* a live owner elsewhere writes what it holds first */
     /* The token first, so that a client knowing only an id cannot take a session over; then
      * the claim fences the previous owner out, and the record read after it is final. */
     if (h->resume_token.len == sizeof(ss->token) && fetch(srv, h, &bytes, &r) == 0 &&

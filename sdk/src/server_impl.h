@@ -149,6 +149,7 @@ struct sdk_server {
     int store_err;           /* the last batch's failure, 0 once one goes through (under mu) */
     char store_detail[256];
     struct ll_tk_refresher *tickets; /* with a store: the shared TLS ticket keys */
+    struct ll_takeover *takeover;    /* with a store that has channels: takeovers (server_takeover.c) */
     /* Lock-free counters, but for metrics.retired (under mu). */
     ll_server_metrics metrics;
     /* Under mu: the last sdk_server_reload_tls, for the I/O thread to report as an event. */
@@ -213,6 +214,8 @@ void ll_server_session_liveness(const srv_session *ss, uint64_t now_ms, uint64_t
 /* Stopping: claim every session in the store and write its record, then drop its messages
  * still in the inbox (the client sends them again to the next owner). */
 void ll_server_handover_all(sdk_server *srv);
+/* Under mu: messages in the inbox of sessions marked handed_over leave it (freed). */
+void ll_server_drop_handed_over_locked(sdk_server *srv);
 
 /* ss as a store record (server_handover.c): its id, token hash, heartbeat values, claim and
  * stream, with its unacknowledged frames from the first-th on appended to frames (see
@@ -253,6 +256,33 @@ void ll_server_sync_finish(sdk_server *srv);
 void ll_server_sync_wait_idle(sdk_server *srv);
 /* Freeing the server: join the store thread and free what is left. Without mu. */
 void ll_server_sync_stop(sdk_server *srv);
+/* Under mu: another instance owns ss now: its connection (if any) is told to reconnect, and
+ * the session ends here with SDK_CAUSE_TAKEN_OVER (server_sync.c). */
+void ll_server_let_go_locked(sdk_server *srv, srv_session *ss);
+
+/* server_takeover.c: a live session taken over by another instance (docs/cluster.md). */
+typedef struct ll_takeover ll_takeover;
+/* At start, after the store thread: an instance id, its channel subscribed (blocks up to the
+ * store's timeout; a failure is retried by its thread) and its thread. 0 or SDK_ENOMEM /
+ * SDK_EIO. Does nothing without a store that has channels, or with session_ttl_ms 0. */
+int ll_server_takeover_start(sdk_server *srv);
+/* Stopping, I/O thread, before the handover (without mu): stop listening (an asker then
+ * proceeds at once) and join the thread once its pending answers are out. */
+void ll_server_takeover_stop(sdk_server *srv);
+/* Freeing the server: stop if needed, free everything. */
+void ll_server_takeover_free(sdk_server *srv);
+/* Under mu: ss is bound to a connection here: mark it ours in the store (by the thread). */
+void ll_server_takeover_mark_locked(sdk_server *srv, const srv_session *ss);
+/* I/O thread, under mu, once per turn: let go of the sessions other instances asked for
+ * (once no batch of the store thread is in flight) and hand their records to the thread;
+ * every session_ttl_ms / 3 refresh the marks of every session held. */
+void ll_server_takeover_serve_locked(sdk_server *srv, uint64_t now);
+/* I/O thread, under mu, before a hello's session is looked up in the store: if another live
+ * instance holds it (its mark, with the client's token), ask it to let go and wait for its
+ * answer, up to takeover_timeout_ms (not at all if it no longer listens). Blocks the I/O
+ * thread meanwhile. */
+void ll_server_takeover_ask_locked(sdk_server *srv, const Lifeline__Hello *h);
+
 /* server_tickets.c: TLS ticket keys shared through the store (lifeline/store.h). */
 /* With a store: fetch the keys (blocks up to the store's timeout; a store failure only logs
  * in sdk_server_ticket_keys) and seal tickets with them. 0 or SDK_ENOMEM / SDK_EIO / SDK_ETLS

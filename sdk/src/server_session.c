@@ -266,6 +266,7 @@ static void bind_session(sdk_server *srv, srv_conn *conn, srv_session *ss, const
     /* A resume from it can be welcomed early: here, and with a store anywhere (the token in
      * the ticket lets another instance's early welcome hand it back, see server_tickets.c). */
     ll_tls_tag_ticket(conn->link.tls, ss->id, ss->token, srv->store ? sizeof(ss->token) : 0);
+    ll_server_takeover_mark_locked(srv, ss); /* held here: another instance asks us first */
 }
 
 int ll_server_on_hello(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h)

@@ -122,6 +122,7 @@ static void drop_inbox(sdk_server *srv)
 
 void ll_server_io_teardown(sdk_server *srv)
 {
+    ll_server_takeover_stop(srv); /* from now on an instance resuming our sessions does not ask */
     pthread_mutex_lock(&srv->mu);
     drop_inbox(srv);
     for (srv_conn *c = srv->conns; c; c = c->next) {

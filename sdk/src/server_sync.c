@@ -178,7 +178,7 @@ static void release_unsynced(sdk_server *srv, srv_session *ss, uint64_t upto, bo
 
 /* Another instance claimed the session: it is theirs now. Our client (if its link is still
  * up) is sent to reconnect, which finds the new owner, or takes the session back. */
-static void let_go(sdk_server *srv, srv_session *ss)
+void ll_server_let_go_locked(sdk_server *srv, srv_session *ss)
 {
     if (ss->conn) {
         ll_server_conn_closing(srv, ss->conn, LIFELINE__CLOSE__CODE__NORMAL, "session taken over by another server",
@@ -216,7 +216,7 @@ static bool apply_job(sdk_server *srv, sync_job *j, uint64_t now, bool *got)
     if (j->result == LL_WRITE_DONE) {
         written(srv, ss, j, now, got);
     } else if (j->result == LL_WRITE_FENCED && j->owner != 0) {
-        let_go(srv, ss);
+        ll_server_let_go_locked(srv, ss);
     } else if (j->result == LL_WRITE_FENCED) { /* our entry expired: nobody else has it */
         ss->owner_epoch = 0;
         ll_server_want_sync_locked(srv, ss, j->want == LL_SYNC_DELETE ? LL_SYNC_DELETE : LL_SYNC_FULL);
@@ -374,6 +374,7 @@ void ll_server_sync(sdk_server *srv, uint64_t now)
     pthread_mutex_lock(&srv->mu);
     refresh_live(srv, now);
     apply_done(srv, now, &got);
+    ll_server_takeover_serve_locked(srv, now);
     queue_batch(srv, now);
     pthread_mutex_unlock(&srv->mu);
     if (got) {

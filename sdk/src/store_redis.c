@@ -1,5 +1,5 @@
 /*
- * The Redis backend of the session store; the only file that includes hiredis.
+ * The Redis backend of the session store; with store_redis_owner.c the only files that include hiredis.
  *
  * One blocking connection, every round trip bounded by the store's timeout (connect with
  * redisConnectWithTimeout, then redisSetTimeout for each read and write). A failed round trip
@@ -22,6 +22,8 @@
  * after RPUSH ran unfenced; sending the script costs about 2 us of Redis CPU per batch.
  */
 #include "recstore.h"
+#include "store_owner.h"
+#include "store_redis.h"
 
 #include "codec.h"
 #include "ll.h"
@@ -30,8 +32,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <hiredis/hiredis.h>
 
 #define EPOCH_KEY "lifeline:epoch"
 
@@ -621,10 +621,26 @@ int ll_store_redis_open(sdk_store *st, const ll_store_url *u)
     b->url = *u;
     st->be = b;
     st->ops = &REDIS_OPS;
+    st->owner_ops = &LL_REDIS_OWNER_OPS;
     int rc = connect_redis(st);
     if (rc != 0) {
         redis_close(st);
         st->be = NULL;
     }
     return rc;
+}
+
+int ll_redis_command(sdk_store *st, int argc, const char **argv, const size_t *lens, const char *what, redisReply **out)
+{
+    return command(st, argc, argv, lens, what, out);
+}
+
+const ll_store_url *ll_redis_url(const sdk_store *st)
+{
+    return &((const redis_be *)st->be)->url;
+}
+
+int ll_redis_code_of(int kind, int err)
+{
+    return code_of(kind, err);
 }

@@ -280,6 +280,7 @@ class sdk_server_config(Structure):
         ("connect_rate_per_address", c_uint32),
         ("connect_burst_per_address", c_uint32),
         ("lame_duck_ms", c_uint32),
+        ("takeover_timeout_ms", c_int),
     ]
 
 

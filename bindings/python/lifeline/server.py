@@ -107,7 +107,9 @@ class Server(Endpoint):
     "always" (also before any ack, data or delivery leaves, so a killed server loses
     nothing; messages its application may have seen come again with .redelivered).
     store_timeout (seconds) bounds each store call (None: the library default). The store is opened
-    here and closed with the server.
+    here and closed with the server. takeover_timeout (seconds, default 0.5, at most 10) is how
+    long a resume of a session another live server holds waits for that server to let it go
+    (docs/cluster.md, "Takeover").
 
     manual_ack=True: taking a message does not acknowledge it; ack(msg) or reply(msg, ...)
     does, once the application is done with it.
@@ -156,6 +158,7 @@ class Server(Endpoint):
         ticket_key_rotation: Optional[float] = None,
         ticket_keys_live: Optional[int] = None,
         lame_duck: Optional[float] = None,
+        takeover_timeout: Optional[float] = None,
         **deprecated_ms: Any,
     ):
         self._handle: Optional[Handle] = None
@@ -170,6 +173,7 @@ class Server(Endpoint):
             "handshake_timeout": handshake_timeout, "heartbeat_min": heartbeat_min,
             "heartbeat_max": heartbeat_max, "session_ttl": session_ttl, "store_timeout": store_timeout,
             "ticket_key_rotation": ticket_key_rotation, "lame_duck": lame_duck,
+            "takeover_timeout": takeover_timeout,
         }, deprecated_ms, "Server")
         store_timeout_ms = ms.pop("store_timeout_ms") or 0
         cfg = _native.sdk_server_config()

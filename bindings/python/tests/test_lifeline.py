@@ -583,8 +583,10 @@ class TestMessageCallbacks(unittest.TestCase):
                 self.assertEqual(c.recv(timeout=WAIT).data, b"stored")
         finally:
             echo.stop()
-        keyed = EchoServer(store="memory:", ticket_key_rotation=60, ticket_keys_live=4)
+        keyed = EchoServer(store="memory:", ticket_key_rotation=60, ticket_keys_live=4, takeover_timeout=0.2)
         keyed.stop()
+        with self.assertRaises(lifeline.InvalidArgumentError):  # the I/O thread would wait that long
+            lifeline.Server("127.0.0.1:0", dev_certs=CERTS.dir, store="memory:", takeover_timeout=11)
         with self.assertRaises(lifeline.InvalidArgumentError):  # 1 key cannot rotate
             lifeline.Server("127.0.0.1:0", dev_certs=CERTS.dir, store="memory:", ticket_keys_live=1)
         with self.assertRaises(lifeline.InvalidArgumentError) as bad:

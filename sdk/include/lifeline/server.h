@@ -142,7 +142,15 @@ typedef struct sdk_server_config {
      * store (a told session takes no more sdk_server_send: SDK_ENOTFOUND), then GOING_AWAY.
      * At most 600000; 0 (the default): everyone at once. */
     uint32_t lame_duck_ms;
+    /* With a store: how long a resume of a session that another live instance holds waits for
+     * that instance to write it and let go (lifeline/store.h, "Takeover"); after that the
+     * session resumes from what the store has. The I/O thread waits meanwhile, so keep it
+     * small: 0 to SDK_TAKEOVER_TIMEOUT_MAX_MS (default 500; 0 means the default). */
+    int takeover_timeout_ms;
 } sdk_server_config;
+
+/* The largest sdk_server_config.takeover_timeout_ms. */
+#define SDK_TAKEOVER_TIMEOUT_MAX_MS 10000
 
 /* A limit of sdk_server_config that does not apply. */
 #define SDK_UNLIMITED UINT32_MAX

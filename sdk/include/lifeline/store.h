@@ -33,8 +33,10 @@
  * header), "lifeline:session:<id>:frames" (a list of the unacknowledged frames to the client,
  * two elements per batch written: the batch's last sequence in decimal, then its frames back
  * to back; the first batch may still hold frames up to the header's acked, which a reader
- * skips), both expiring with the session, and "lifeline:epoch" (the counter epochs come
- * from), and "lifeline:ticketkey:<rotation_ms>:<period>" (TLS ticket keys, below).
+ * skips), both expiring with the session, "lifeline:epoch" (the counter epochs come from),
+ * "lifeline:session:<id>:owner" (which instance holds the session live, and its token's
+ * hash: see "Takeover" below), and "lifeline:ticketkey:<rotation_ms>:<period>" (TLS ticket
+ * keys, below). Channels: "lifeline:instance:<instance id>", one per server.
  *
  * Ticket keys: a server started with a store seals its TLS session tickets with keys it
  * shares with every server on the store, so a client resumes TLS (and is welcomed early,
@@ -126,6 +128,28 @@ SDK_API void sdk_store_close(sdk_store *st);
  * SDK_CAUSE_TAKEN_OVER), restored and resumed (the client sees resumed=true, nothing lost
  * or duplicated). Otherwise a new session opens, as without a store.
  *
+ * Takeover (Redis stores; not the memory store, nor with session_ttl_ms 0). A client may
+ * resume on server B while server A still holds its session (A's link to it is half-open,
+ * so A has not seen it go). Each server has a random instance id and subscribes to its own
+ * channel (a connection of its own, reconnected with backoff, 100 ms doubling to 2 s), and
+ * marks every session it holds with its id and the token's hash (written when the session
+ * binds to a connection, refreshed every session_ttl_ms / 3, expiring after session_ttl_ms).
+ * Before B looks the session up, it reads the mark: if another instance holds it and the
+ * client's token matches, B publishes a request on that instance's channel and waits up to
+ * sdk_server_config.takeover_timeout_ms (default 500) for the answer; not at all if nobody
+ * listens there (the instance is gone). A, on its I/O thread, captures the session as a
+ * record and lets it go (its connection gets a Close telling the client to reconnect, the
+ * session ends with SDK_CAUSE_TAKEN_OVER, its messages still in the inbox are dropped: the
+ * client sends them again); its takeover thread writes the record, fenced so that it never
+ * lands once B has claimed the session, and answers. B then claims the session and resumes
+ * it from the store: exactly, under sync HANDOVER too. A message A's application took but
+ * had not acknowledged (manual_ack) comes again flagged SDK_MSG_REDELIVERED. If A does not
+ * answer in time (stopped, cut from Redis), B resumes from what the store has: under
+ * HANDOVER, for a session that was connected at A, nothing, so a new session
+ * (SESSION_LOST); under ALWAYS, exactly. A that answers late writes nothing (B holds the
+ * claim) and lets go. B's I/O thread waits while it asks (with the server's lock held):
+ * keep the bound small.
+ *
  * The store unreachable. Writes are made by a store thread of the server, never by its I/O
  * thread or under its lock, so connections, heartbeats and other sessions carry on while
  * the store is slow or down. A failed write is retried with backoff (20 ms doubling to 1 s)
@@ -134,8 +158,9 @@ SDK_API void sdk_store_close(sdk_store *st);
  * deliveries and data to the client wait (the client's window and queue bounds hold it
  * back) and resume, exactly, once a write succeeds. A store restarted empty is written
  * afresh. Reads are not deferred: the lookup of a resuming session blocks the I/O thread
- * for up to two store timeouts (a lookup that fails opens a new session), and so does the
- * write of every session at sdk_server_stop.
+ * for up to two store timeouts (a lookup that fails opens a new session), plus, when another
+ * instance holds the session, up to two more and takeover_timeout_ms (Takeover, above); so
+ * does the write of every session at sdk_server_stop.
  *
  * The store stays the caller's: it must outlive the server (close it after
  * sdk_server_destroy) and may be shared by several servers.
