@@ -1,6 +1,7 @@
 #include "stack.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -24,11 +25,15 @@ void ll_stack_trim(void)
     if (rc != 0 || page <= 0) {
         return;
     }
-    volatile char here = 0; /* an address in this frame: the stack grows down from here */
+    /* This frame's address on the thread's real stack: the stack grows down from here. Not
+     * a local's address: under AddressSanitizer locals may live on a "fake stack" on the
+     * heap, and trimming below that would wipe live frames. */
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
     uintptr_t mask = ~((uintptr_t)page - 1);
     uintptr_t start = ((uintptr_t)low + (uintptr_t)page - 1) & mask;
-    uintptr_t end = ((uintptr_t)&here - TRIM_MARGIN) & mask;
-    if ((uintptr_t)&here > TRIM_MARGIN && end > start) {
+    uintptr_t end = (here - TRIM_MARGIN) & mask;
+    bool on_stack = here > (uintptr_t)low + TRIM_MARGIN && here <= (uintptr_t)low + size;
+    if (on_stack && end > start) {
         (void)madvise((void *)start, end - start, MADV_DONTNEED);
     }
 }
