@@ -106,3 +106,34 @@ sdk_err sdk_server_store_status(sdk_server *srv, char *detail, size_t len, uint6
     (void)failures;
     return SDK_OK;
 }
+
+/* Without a store a lame-duck window hands nothing over (and fuzz_conn sets no window). */
+void ll_server_hand_over_one(sdk_server *srv, srv_session *ss)
+{
+    (void)srv;
+    (void)ss;
+    abort();
+}
+
+/* Takeover needs a store with channels: none here. */
+int ll_server_takeover_start(sdk_server *srv)
+{
+    (void)srv;
+    return 0;
+}
+
+void ll_server_takeover_stop(sdk_server *srv)
+{
+    (void)srv;
+}
+
+void ll_server_takeover_free(sdk_server *srv)
+{
+    (void)srv;
+}
+
+void ll_server_takeover_mark_locked(sdk_server *srv, const srv_session *ss)
+{
+    (void)srv;
+    (void)ss;
+}
