@@ -640,6 +640,11 @@ const ll_store_url *ll_redis_url(const sdk_store *st)
     return &((const redis_be *)st->be)->url;
 }
 
+int ll_redis_run_int(sdk_store *st, int argc, const char **argv, const size_t *lens, const char *what, uint64_t *out)
+{
+    return run_int(st, argc, argv, lens, what, out);
+}
+
 int ll_redis_code_of(int kind, int err)
 {
     return code_of(kind, err);

@@ -14,6 +14,8 @@
  * ll_recstore_fail, the connection dropped if it failed. */
 int ll_redis_command(sdk_store *st, int argc, const char **argv, const size_t *lens, const char *what,
                      redisReply **out);
+/* The same for a command answering an integer >= 0, into *out (the reply freed here). */
+int ll_redis_run_int(sdk_store *st, int argc, const char **argv, const size_t *lens, const char *what, uint64_t *out);
 /* The address st was opened with. */
 const ll_store_url *ll_redis_url(const sdk_store *st);
 /* The sdk_err of a failed context (its err kind, and errno for I/O errors). */

@@ -52,19 +52,6 @@ static mark_key mark_key_of(uint64_t id)
     return k;
 }
 
-/* A reply that must be an integer >= 0, into *out. */
-static int integer_of(sdk_store *st, redisReply *r, const char *what, uint64_t *out)
-{
-    int rc = 0;
-    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
-        *out = (uint64_t)r->integer;
-    } else {
-        rc = ll_recstore_fail(st, SDK_EPROTO, "redis: %s: unexpected reply of type %d", what, r->type);
-    }
-    freeReplyObject(r);
-    return rc;
-}
-
 /* One script call of up to MARK_BATCH marks. */
 static int mark_some(sdk_store *st, const ll_owner_mark *m, size_t n, uint64_t ttl_ms, bool keep_others)
 {
@@ -91,10 +78,8 @@ static int mark_some(sdk_store *st, const ll_owner_mark *m, size_t n, uint64_t t
     for (int i = 0; i < argc; i++) {
         lens[i] = strlen(argv[i]);
     }
-    redisReply *r = NULL;
-    LL_GUARD(ll_redis_command(st, argc, argv, lens, "owner marks", &r));
     uint64_t written = 0;
-    return integer_of(st, r, "owner marks", &written);
+    return ll_redis_run_int(st, argc, argv, lens, "owner marks", &written);
 }
 
 static int redis_mark(sdk_store *st, const ll_owner_mark *m, size_t n, uint64_t ttl_ms, bool keep_others)
@@ -129,18 +114,14 @@ static int redis_claim_free(sdk_store *st, uint64_t id, uint64_t ttl_ms, uint64_
     LL_DETAIL(ttl, sizeof(ttl), "%llu", (unsigned long long)ttl_ms);
     const char *argv[] = {"EVAL", CLAIM_FREE_LUA, "2", k, EPOCH_KEY, ttl};
     const size_t lens[] = {4, strlen(CLAIM_FREE_LUA), 1, strlen(k), strlen(EPOCH_KEY), strlen(ttl)};
-    redisReply *r = NULL;
-    LL_GUARD(ll_redis_command(st, 6, argv, lens, "claim", &r));
-    return integer_of(st, r, "claim", epoch);
+    return ll_redis_run_int(st, 6, argv, lens, "claim", epoch);
 }
 
 static int redis_publish(sdk_store *st, const char *channel, const char *msg, uint64_t *receivers)
 {
     const char *argv[] = {"PUBLISH", channel, msg};
     const size_t lens[] = {7, strlen(channel), strlen(msg)};
-    redisReply *r = NULL;
-    LL_GUARD(ll_redis_command(st, 3, argv, lens, "publish", &r));
-    return integer_of(st, r, "publish", receivers);
+    return ll_redis_run_int(st, 3, argv, lens, "publish", receivers);
 }
 
 /* ---- subscriptions ---- */
