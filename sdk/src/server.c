@@ -57,6 +57,7 @@ static const sdk_server_config server_defaults = {
     .connect_rate_per_address = 200,
     .connect_burst_per_address = 400,
     .takeover_timeout_ms = 500,
+    .io_threads = 1,
 };
 
 static const ll_config_layout server_layout =
@@ -102,7 +103,7 @@ static int validate(const sdk_server_config *cfg, char *why, size_t len)
         cfg->queue_max_bytes == 0 || cfg->window_messages == 0 || cfg->window_bytes == 0 ||
         cfg->max_output_bytes < 64 * 1024 || cfg->lame_duck_ms > LL_SERVER_LAME_DUCK_MAX_MS ||
         !ll_server_tickets_config_ok(cfg) || cfg->takeover_timeout_ms < 0 ||
-        cfg->takeover_timeout_ms > SDK_TAKEOVER_TIMEOUT_MAX_MS) {
+        cfg->takeover_timeout_ms > SDK_TAKEOVER_TIMEOUT_MAX_MS || cfg->io_threads > SDK_IO_THREADS_MAX) {
         LL_DETAIL(why, len, "a numeric setting is out of range (see sdk_server_config in server.h)");
         return SDK_EINVAL;
     }
@@ -114,20 +115,19 @@ static void server_free(sdk_server *srv)
     ll_server_takeover_free(srv);
     ll_server_sync_stop(srv);
     ll_msgq_free(&srv->inbox);
+    ll_server_loops_free(srv); /* joins the other loops if a start failed half-way */
     ll_msgq_free(&srv->deliver);
+    ll_msgq_free(&srv->delivering);
     ll_carver_free(&srv->carver);
     ll_store_free(&srv->sessions);
-    ll_timers_free(&srv->timers);
     ll_timers_free(&srv->ttls);
     free(srv->events);
+    free(srv->reporting);
     free(srv->admit.rates);
     ll_tls_ctx_free(srv->tls);
     ll_server_tickets_stop(srv); /* the context's callbacks used its keys */
-    int fds[] = {srv->listen_fd, srv->wake_fd, srv->poll_fd};
-    for (size_t i = 0; i < 3; i++) {
-        if (fds[i] >= 0) {
-            close(fds[i]);
-        }
+    if (srv->listen_fd >= 0) {
+        close(srv->listen_fd);
     }
     ll_notify_free(&srv->notify);
     pthread_cond_destroy(&srv->recv_cv);
@@ -137,10 +137,18 @@ static void server_free(sdk_server *srv)
     free(srv);
 }
 
-/* Listener and wake fd are told apart from connections by their data.ptr. */
-static int watch(int poll_fd, int *fd)
+/* How many I/O threads: as configured; 0, one per online CPU (up to a cap); one with a
+ * store, whose batches, takeovers and handovers run on loop 0 alone. */
+static unsigned io_threads(const sdk_server_config *cfg)
 {
-    return ll_net_poll_add(poll_fd, *fd, LL_POLL_IN, fd);
+    if (cfg->store) {
+        return 1;
+    }
+    if (cfg->io_threads > 0) {
+        return cfg->io_threads;
+    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus < 1 ? 1u : (unsigned)LL_MIN(cpus, (long)LL_SERVER_IO_THREADS_AUTO_MAX);
 }
 
 /* Certificates, listening socket, poller and wake fd: everything that can fail at start. */
@@ -158,13 +166,7 @@ static int open_resources(sdk_server *srv, char *why, size_t len)
     ll_server_note_certificate(srv);
     LL_GUARD(ll_net_listen(host, port, &srv->listen_fd, why, len));
     srv->port = ll_net_local_port(srv->listen_fd);
-    LL_GUARD(ll_wake_open(&srv->wake_fd));
-    srv->poll_fd = ll_net_poll_open();
-    if (srv->poll_fd < 0 || watch(srv->poll_fd, &srv->listen_fd) != 0 || watch(srv->poll_fd, &srv->wake_fd) != 0) {
-        LL_DETAIL(why, len, "poller setup failed");
-        return SDK_EIO;
-    }
-    return 0;
+    return ll_server_loops_open(srv, io_threads(&srv->cfg), why, len);
 }
 
 static sdk_err start(const sdk_server_config *cfg, sdk_server **out)
@@ -186,7 +188,7 @@ static sdk_err start(const sdk_server_config *cfg, sdk_server **out)
     if (!srv) {
         return start_failed(SDK_ENOMEM, NULL);
     }
-    srv->listen_fd = srv->wake_fd = srv->poll_fd = -1;
+    srv->listen_fd = -1;
     srv->store = full.store; /* before the I/O thread starts: its first hello may need it */
     ll_notify_init(&srv->notify);
     pthread_mutex_init(&srv->mu, NULL);
@@ -203,6 +205,10 @@ static sdk_err start(const sdk_server_config *cfg, sdk_server **out)
     if (rc == 0 && ll_server_takeover_start(srv) != 0) {
         rc = SDK_ENOMEM;
         LL_DETAIL(why, sizeof(why), "could not start the takeover thread");
+    }
+    if (rc == 0 && ll_server_loops_start(srv) != 0) {
+        rc = SDK_ENOMEM;
+        LL_DETAIL(why, sizeof(why), "could not start the I/O threads");
     }
     if (rc == 0 && pthread_create(&srv->thread, NULL, ll_server_io_main, srv) != 0) {
         rc = SDK_ENOMEM;
@@ -229,24 +235,20 @@ uint16_t sdk_server_port(sdk_server *srv)
 
 void ll_server_mark_dirty_locked(sdk_server *srv, srv_session *ss)
 {
+    /* The loop of its connection serves it; loop 0 one without (it may only end there). */
+    ll_srv_loop *lp = ss->dirty ? ss->dirty_loop : ss->conn ? ss->conn->loop : &srv->loops[0];
     if (!ss->dirty) {
         ss->dirty = true;
-        ss->next_dirty = srv->dirty;
-        srv->dirty = ss;
+        ss->dirty_loop = lp;
+        ss->next_dirty = lp->dirty;
+        lp->dirty = ss;
     }
-    ll_server_wake_locked(srv);
+    ll_server_loop_wake_locked(srv, lp);
 }
 
 void ll_server_wake_locked(sdk_server *srv)
 {
-    if (!srv->wake_pending) {
-        srv->wake_pending = true;
-        if (ll_on_io_thread(srv)) {
-            srv->self_wake = true; /* a callback: its loop looks again before it sleeps */
-        } else {
-            ll_wake_signal(srv->wake_fd);
-        }
-    }
+    ll_server_loop_wake_locked(srv, &srv->loops[0]);
 }
 
 /* Under mu: the application is done with ss's messages up to seq: acknowledge them when due
@@ -485,7 +487,9 @@ sdk_err sdk_server_close(sdk_server *srv)
     bool join = !srv->stopping && srv->thread_started;
     srv->lame_duck |= join && srv->cfg.lame_duck_ms > 0; /* the I/O thread ends it */
     srv->stopping = true;
-    ll_wake_signal(srv->wake_fd);
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        ll_wake_signal(srv->loops[i].wake_fd);
+    }
     ll_notify_broadcast(&srv->notify, &srv->recv_cv);
     ll_notify_broadcast(&srv->notify, &srv->send_cv);
     pthread_mutex_unlock(&srv->mu);

@@ -11,46 +11,48 @@ static bool over(uint64_t current, uint32_t limit)
     return limit != SDK_UNLIMITED && current >= limit;
 }
 
-void ll_server_admit_track(sdk_server *srv, srv_conn *conn)
+void ll_server_admit_track(ll_srv_loop *lp, srv_conn *conn)
 {
-    conn->accepted_ms = ll_now_ms();
-    conn->hs_prev = srv->hs_newest;
+    /* A connection handed back at stop goes in at the newest end: close enough. */
+    conn->hs_prev = lp->hs_newest;
     conn->hs_next = NULL;
-    if (srv->hs_newest) {
-        srv->hs_newest->hs_next = conn;
+    if (lp->hs_newest) {
+        lp->hs_newest->hs_next = conn;
     } else {
-        srv->hs_oldest = conn;
+        lp->hs_oldest = conn;
     }
-    srv->hs_newest = conn;
+    lp->hs_newest = conn;
 }
 
-void ll_server_admit_untrack(sdk_server *srv, srv_conn *conn)
+void ll_server_admit_untrack(ll_srv_loop *lp, srv_conn *conn)
 {
     if (conn->hs_prev) {
         conn->hs_prev->hs_next = conn->hs_next;
-    } else if (srv->hs_oldest == conn) {
-        srv->hs_oldest = conn->hs_next;
+    } else if (lp->hs_oldest == conn) {
+        lp->hs_oldest = conn->hs_next;
     }
     if (conn->hs_next) {
         conn->hs_next->hs_prev = conn->hs_prev;
-    } else if (srv->hs_newest == conn) {
-        srv->hs_newest = conn->hs_prev;
+    } else if (lp->hs_newest == conn) {
+        lp->hs_newest = conn->hs_prev;
     }
     conn->hs_prev = conn->hs_next = NULL;
 }
 
 /* At max_handshakes: make room by ending the oldest handshake if it has stalled. Its
  * deadline is moved to now, so the timers drop it at the end of this turn (never here: the
- * poller's events of this turn may still name it). */
+ * poller's events of this turn may still name it). With several I/O threads, the oldest of
+ * loop 0's (the accepting one), which has its share of every flood. */
 static bool evict_stalled(sdk_server *srv, uint64_t now_ms)
 {
-    srv_conn *oldest = srv->hs_oldest;
+    ll_srv_loop *lp = &srv->loops[0];
+    srv_conn *oldest = lp->hs_oldest;
     if (!oldest || now_ms - oldest->accepted_ms < LL_ADMIT_STALLED_MS) {
         return false;
     }
     ll_server_metrics_handshake_done(srv, oldest, false);
     ll_counter_add(&srv->metrics.handshakes_evicted, 1);
-    ll_timers_set(&srv->timers, &oldest->timer, now_ms);
+    ll_timers_set(&lp->timers, &oldest->timer, now_ms);
     return true;
 }
 
@@ -108,7 +110,9 @@ static void note_refusal(sdk_server *srv, int why, const char *peer, uint64_t no
     }
     char detail[256];
     describe(srv, why, a->unreported[why], detail, sizeof(detail));
+    pthread_mutex_lock(&srv->mu); /* the events queue is shared with the other loops */
     ll_server_queue_detail_event(srv, SDK_SERVER_CONNECTIONS_REFUSED, peer, detail);
+    pthread_mutex_unlock(&srv->mu);
     a->unreported[why] = 0;
     a->reported_ms[why] = now_ms;
 }

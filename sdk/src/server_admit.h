@@ -27,10 +27,11 @@ typedef struct ll_admit {
 
 struct sdk_server;
 struct srv_conn;
+struct ll_srv_loop;
 /* I/O thread: whether the connection just accepted from peer ("ip:port") may stay. */
 bool ll_server_admit(struct sdk_server *srv, const char *peer, uint64_t now_ms);
-/* I/O thread: conn starts its handshake (the newest), or ends it. */
-void ll_server_admit_track(struct sdk_server *srv, struct srv_conn *conn);
-void ll_server_admit_untrack(struct sdk_server *srv, struct srv_conn *conn);
+/* lp's thread: conn, handshaking, joins lp (the newest), or leaves it. */
+void ll_server_admit_track(struct ll_srv_loop *lp, struct srv_conn *conn);
+void ll_server_admit_untrack(struct ll_srv_loop *lp, struct srv_conn *conn);
 
 #endif

@@ -1,10 +1,21 @@
 /*
- * The server object shared by its API (server.c) and its I/O thread (server_io.c).
+ * The server object shared by its API (server.c) and its I/O threads (server_io.c).
  *
- * Locking: one mutex, `mu`, guards the store, every session's reliable stream, the inbox
- * and the dirty list. Application threads take it briefly; the I/O thread takes it to
- * move frames between links and sessions, never across socket I/O or the event callback.
- * Connections (links, timers, epoll) belong to the I/O thread alone.
+ * Locking: one mutex, `mu`, guards the store, every session's reliable stream, the inbox,
+ * the callbacks' queues (events, messages for on_message) and each loop's dirty and
+ * incoming lists. Application threads take it briefly; the I/O threads take it to move
+ * frames between links and sessions, never across socket I/O or a callback.
+ *
+ * I/O threads (sdk_server_config.io_threads, server_loops.c): each runs one loop (ll_srv_loop)
+ * with its own poller, wake fd, connections and their timers, which belong to that thread
+ * alone. Loop 0 also owns the listener (it hands accepted connections round-robin to the
+ * loops), the detached sessions' expiries, the store, stopping, and every callback: the
+ * other loops queue events and messages under mu and wake it, so callbacks stay on one
+ * thread, in order. A session is served by the loop of its connection; a hello resuming a
+ * session whose connection is on another loop moves the new connection there (with the
+ * hello, handled again there), so one loop replaces the old connection. At stop the other
+ * loops hand every connection back to loop 0 and exit; the drain and teardown then run as
+ * with one loop.
  */
 #ifndef LL_SERVER_IMPL_H
 #define LL_SERVER_IMPL_H
@@ -47,7 +58,14 @@ typedef struct srv_conn {
     uint64_t accepted_ms;
     struct srv_conn *hs_prev, *hs_next;
     struct srv_conn *next_flush;
-    struct srv_conn *prev, *next; /* every connection, for stop */
+    struct srv_conn *prev, *next; /* every connection of its loop, for stop */
+    /* I/O threads (server_loops.c) */
+    struct ll_srv_loop *loop;        /* the loop that serves it (changes under mu, by that loop) */
+    struct srv_conn *next_incoming;  /* on a loop's incoming list (under mu) */
+    uint64_t moved_deadline_ms;      /* its timer's deadline while it goes to another loop */
+    struct ll_srv_loop *move_to;     /* a resume of a session served there: it goes there */
+    uint8_t *pending_hello;          /* ...with its hello, packed, to handle there */
+    size_t pending_hello_len;
     char peer_addr[64];
     char identity[256];
 } srv_conn;
@@ -68,8 +86,9 @@ typedef struct srv_session {
     uint64_t connected_since_ms; /* wall clock */
     uint64_t connections;
     sdk_cause last_cause;
-    bool dirty; /* on the dirty list */
+    bool dirty; /* on the dirty list of dirty_loop */
     struct srv_session *next_dirty;
+    struct ll_srv_loop *dirty_loop;
     bool close_requested; /* sdk_server_close_session: I/O thread ends it */
     bool reconnect_allowed;
     bool handed_over; /* stopping: written to the store for another instance to resume */
@@ -97,38 +116,68 @@ typedef enum {
     LL_SYNC_DELETE, /* handover: resumed here, so the record written at detach is stale */
 } ll_sync_want;
 
+/* A session event queued under mu, for loop 0 to report once it is released. */
+typedef struct srv_event {
+    sdk_session_event_type type;
+    uint64_t session;
+    sdk_cause cause;
+    char peer_addr[64];
+    char detail[256];
+} srv_event;
+
+/* One I/O thread's loop: its poller and connections (see the locking notes above). */
+typedef struct ll_srv_loop {
+    struct sdk_server *srv;
+    unsigned index; /* 0: the listener's, the callbacks' and stop's */
+    int poll_fd;
+    int wake_fd;
+    pthread_t thread; /* not for loop 0: that is srv->thread */
+    bool thread_started;
+    ll_timers timers;                /* its connections' deadlines (its thread only) */
+    srv_conn *conns;                 /* its connections (its thread only) */
+    srv_conn *hs_oldest, *hs_newest; /* its handshaking connections, oldest first (its thread only) */
+    bool self_wake;                  /* work for its own thread: poll, do not sleep (its thread only) */
+    /* Under mu. */
+    srv_session *dirty;   /* its sessions with new output or acks due */
+    bool wake_pending;    /* its wake fd is signalled, or its thread is to look anyway */
+    srv_conn *incoming;   /* connections handed to it: accepted, moved by a resume, back at stop */
+    bool retired;         /* stopping: it handed everything to loop 0 and exits */
+} ll_srv_loop;
+
+#define LL_SERVER_IO_THREADS_AUTO_MAX 8 /* io_threads 0: one per online CPU, at most this many */
+
 struct sdk_server {
     sdk_server_config cfg; /* strings point into `strings` */
     char *strings;
     ll_tls_ctx *tls;
     int listen_fd;
-    int wake_fd;
-    int poll_fd;
     uint16_t port;
-    pthread_t thread;
+    pthread_t thread; /* loop 0's */
     bool thread_started;
-    ll_timers timers;             /* connection deadlines (I/O thread only) */
-    ll_timers ttls;               /* detached-session expiries (I/O thread only) */
-    srv_conn *conns;              /* every connection (I/O thread only) */
-    ll_carver carver;             /* received messages are carved from its blocks (I/O thread only) */
-    ll_msgq deliver;              /* with on_message: accepted, for the callback outside mu (I/O only) */
-    bool self_wake;               /* a callback made work for its own thread: poll, do not sleep (I/O only) */
+    ll_srv_loop *loops; /* nloops of them; loops[0] runs on srv->thread */
+    unsigned nloops;
+    unsigned next_loop;           /* the loop the next accepted connection goes to (loop 0 only) */
+    bool loops_joined;            /* stopping: the other loops have exited (loop 0 only) */
+    ll_timers ttls;               /* detached-session expiries (under mu; fired by loop 0) */
+    ll_carver carver;             /* received messages are carved from its blocks (under mu) */
+    ll_msgq deliver;              /* with on_message: accepted, for the callback outside mu (under mu) */
+    ll_msgq delivering;           /* ...taken from it by loop 0, delivered outside mu (loop 0 only) */
     uint64_t accept_paused_until; /* listener unwatched until then, after EMFILE (I/O only) */
     bool draining;                /* stopping: input is no longer read (I/O thread only) */
     uint64_t lame_duck_start;     /* lame duck: the window began then, 0: not (yet) (I/O only) */
     size_t lame_duck_total;       /* ...with this many clients to tell, of which told so far */
     size_t lame_duck_told;
     uint64_t drain_deadline;  /* the drain ends by then at the latest (I/O thread only) */
-    struct srv_event *events; /* session events to report once mu is released (I/O only) */
+    struct srv_event *events; /* session events to report once mu is released (under mu) */
     size_t nevents, events_cap;
+    struct srv_event *reporting; /* ...taken from it by loop 0, reported outside mu (loop 0 only) */
+    size_t nreporting, reporting_cap;
 
     pthread_mutex_t mu;
     pthread_cond_t recv_cv; /* inbox gained a message, or stopped */
     pthread_cond_t send_cv; /* a session's queue shrank, a session went away, or stopped */
     ll_store sessions;
     ll_msgq inbox;
-    srv_session *dirty; /* sessions with new output or acks due */
-    bool wake_pending;
     bool stopping;               /* sdk_server_stop: no new input; replies still go out (drain) */
     bool lame_duck;              /* stopping, but the lame-duck window still runs: input goes on */
     bool sends_closed;           /* the drain is over: sdk_server_send returns SDK_ECLOSED */
@@ -156,8 +205,7 @@ struct sdk_server {
     bool reload_pending;
     bool reload_ok;
     char reload_detail[256];
-    ll_admit admit;                  /* I/O thread only */
-    srv_conn *hs_oldest, *hs_newest; /* handshaking connections, oldest first (I/O thread only) */
+    ll_admit admit;   /* loop 0 only */
     ll_notify notify;                /* sdk_server_fd: signalled with every recv_cv and send_cv broadcast */
 };
 
@@ -168,8 +216,41 @@ struct sdk_server {
 
 /* server.c. Under mu: put the session on the dirty list and wake the I/O thread if needed. */
 void ll_server_mark_dirty_locked(sdk_server *srv, srv_session *ss);
-/* server.c. Under mu: make sure the I/O thread runs a turn soon (it may be asleep). */
+/* server.c. Under mu: make sure loop 0 runs a turn soon (it may be asleep). */
 void ll_server_wake_locked(sdk_server *srv);
+
+/* server_loops.c: the I/O threads (see the locking notes above). */
+/* The loops, each with its poller and wake fd; loop 0 watches the listener. 0 or SDK_EIO. */
+int ll_server_loops_open(sdk_server *srv, unsigned n, char *why, size_t len);
+/* Start the threads of the loops but loop 0. 0 or SDK_ENOMEM (the started ones keep running). */
+int ll_server_loops_start(sdk_server *srv);
+/* Loop 0, stopping: wait for the other loops to hand their connections back and exit. */
+void ll_server_loops_join(sdk_server *srv);
+/* Freeing the server: close every loop's descriptors and free them. */
+void ll_server_loops_free(sdk_server *srv);
+/* Under mu: make sure lp runs a turn soon. */
+void ll_server_loop_wake_locked(sdk_server *srv, ll_srv_loop *lp);
+/* Under mu: loop 0 has work another loop made (an event or a message for a callback, an
+ * expiry to watch): wake it, if this is another thread. */
+void ll_server_tell_loop0_locked(sdk_server *srv);
+/* Whether the calling thread runs the callbacks (loop 0's, or any with one loop). */
+bool ll_server_runs_callbacks(const sdk_server *srv);
+/* Under mu, loop 0: take what the callbacks have queued, to run once mu is released. */
+void ll_server_take_callbacks_locked(sdk_server *srv);
+/* Without mu, loop 0: the events, then the messages, that ll_server_take_callbacks_locked took. */
+void ll_server_run_callbacks(sdk_server *srv);
+/* The loop a new connection goes to (loop 0 only): round-robin over those not retired. Under mu. */
+ll_srv_loop *ll_server_pick_loop_locked(sdk_server *srv);
+/* Under mu: conn (its registration with its old loop undone) is lp's from now on. */
+void ll_server_hand_locked(sdk_server *srv, srv_conn *conn, ll_srv_loop *lp);
+/* Under mu, in a hello: the session it resumes is served by another loop: conn goes there
+ * with the hello. 0, or the sdk_err conn failed with. */
+int ll_server_move_for_resume(srv_conn *conn, const Lifeline__Hello *h, ll_srv_loop *to);
+/* The hello a moved connection carries, unpacked (NULL: out of memory); the caller frees it
+ * with lifeline__hello__free_unpacked. The packed copy is freed. */
+Lifeline__Hello *ll_server_take_hello(srv_conn *conn);
+/* The main function of a loop but loop 0. */
+void *ll_server_worker_main(void *arg);
 
 /* server_io.c: the loop and its connections (I/O thread). */
 typedef enum { LL_TURN_IDLE = 0, LL_TURN_BUSY, LL_TURN_DONE } ll_turn;
@@ -179,6 +260,8 @@ typedef enum { LL_TURN_IDLE = 0, LL_TURN_BUSY, LL_TURN_DONE } ll_turn;
  * thread's loop and the fuzzers call this same function. */
 ll_turn ll_server_io_turn(sdk_server *srv);
 void *ll_server_io_main(void *arg);
+/* One turn of a loop but loop 0: its connections only. False once it has retired. */
+bool ll_server_worker_turn(ll_srv_loop *lp);
 void ll_server_set_events(sdk_server *srv, srv_conn *conn);
 /* Detach the connection's session (kept for resume) and free the connection. */
 void ll_server_drop_conn(sdk_server *srv, srv_conn *conn, sdk_cause cause);

@@ -1,6 +1,6 @@
 /*
- * The server's I/O thread: one poller over the listener, the wake fd and every client
- * connection (level-triggered, non-blocking TLS). Each turn (ll_server_io_turn) it handles
+ * The server's I/O threads: each loop polls its wake fd and its client connections
+ * (level-triggered, non-blocking TLS), loop 0 the listener too (server_loops.c). Each turn (ll_server_io_turn) it handles
  * ready sockets, moves what the application queued onto links ("dirty" sessions), and fires
  * the deadlines that are due: handshake limits, heartbeat timeouts, session expiries. The
  * protocol itself is the connection core's (conn.h); sessions and the greeting are in
@@ -32,9 +32,30 @@ void ll_server_set_events(sdk_server *srv, srv_conn *conn)
     bool out = (ll_link_events(&conn->link) & POLLOUT) || (conn->more_to_write && conn->phase == CONN_READY);
     uint32_t want = out ? (in | LL_POLL_OUT) : in;
     if (want != conn->events) {
-        (void)ll_net_poll_mod(srv->poll_fd, conn->link.fd, want, conn);
+        (void)ll_net_poll_mod(conn->loop->poll_fd, conn->link.fd, want, conn);
         conn->events = want;
     }
+}
+
+/* conn leaves its loop's poller, timers and list (it is freed, or goes to another loop). */
+static void release(srv_conn *conn)
+{
+    ll_srv_loop *lp = conn->loop;
+    ll_net_poll_del(lp->poll_fd, conn->link.fd);
+    conn->moved_deadline_ms = conn->timer.idx ? conn->timer.deadline_ms : 0;
+    ll_timers_cancel(&lp->timers, &conn->timer);
+    if (conn->handshaking) {
+        ll_server_admit_untrack(lp, conn);
+    }
+    if (conn->prev) {
+        conn->prev->next = conn->next;
+    } else {
+        lp->conns = conn->next;
+    }
+    if (conn->next) {
+        conn->next->prev = conn->prev;
+    }
+    conn->prev = conn->next = NULL;
 }
 
 void ll_server_drop_conn(sdk_server *srv, srv_conn *conn, sdk_cause cause)
@@ -43,19 +64,20 @@ void ll_server_drop_conn(sdk_server *srv, srv_conn *conn, sdk_cause cause)
     ll_server_detach_locked(srv, conn, cause);
     pthread_mutex_unlock(&srv->mu);
     ll_server_metrics_conn_closed(srv, conn);
-    ll_net_poll_del(srv->poll_fd, conn->link.fd);
-    ll_timers_cancel(&srv->timers, &conn->timer);
-    if (conn->prev) {
-        conn->prev->next = conn->next;
-    } else {
-        srv->conns = conn->next;
-    }
-    if (conn->next) {
-        conn->next->prev = conn->prev;
-    }
+    release(conn);
     ll_link_close(&conn->link);
+    free(conn->pending_hello);
     free(conn);
     ll_server_report_events(srv);
+}
+
+/* conn goes to loop `to` (its thread adopts it). The caller touches it no more. */
+static void hand_off(sdk_server *srv, srv_conn *conn, ll_srv_loop *to)
+{
+    release(conn);
+    pthread_mutex_lock(&srv->mu);
+    ll_server_hand_locked(srv, conn, to);
+    pthread_mutex_unlock(&srv->mu);
 }
 
 /* Let the connection flush what it has (its Close) for a moment before it goes. Asking for
@@ -64,7 +86,7 @@ void ll_server_drop_conn(sdk_server *srv, srv_conn *conn, sdk_cause cause)
 static void linger(sdk_server *srv, srv_conn *conn)
 {
     conn->phase = CONN_CLOSING;
-    ll_timers_set(&srv->timers, &conn->timer, ll_now_ms() + LL_SERVER_CLOSING_MS);
+    ll_timers_set(&conn->loop->timers, &conn->timer, ll_now_ms() + LL_SERVER_CLOSING_MS);
     ll_server_set_events(srv, conn);
 }
 
@@ -152,7 +174,7 @@ static int handle_frames(sdk_server *srv, srv_conn *conn, bool *got, sdk_cause *
     ll_conn_result r = LL_CONN_NEED_MORE;
     int rc = 0;
     uint64_t now_us = ll_now_us(); /* once per batch: a clock read per message shows at 64 B */
-    while (rc == 0 && conn->phase != CONN_CLOSING &&
+    while (rc == 0 && conn->phase != CONN_CLOSING && !conn->move_to &&
            (r = ll_conn_next(&conn->link.conn, now_us, &ev)) == LL_CONN_EVENT) {
         rc = on_event(srv, conn, &ev, got, cause);
     }
@@ -163,13 +185,14 @@ static int handle_frames(sdk_server *srv, srv_conn *conn, bool *got, sdk_cause *
 static int process_input(sdk_server *srv, srv_conn *conn, sdk_cause *cause)
 {
     bool got = false;
+    bool callbacks = ll_server_runs_callbacks(srv);
     pthread_mutex_lock(&srv->mu);
     int rc = handle_frames(srv, conn, &got, cause);
-    if (srv->deliver.count > 0) {
+    if (callbacks && srv->deliver.count > 0) {
         /* The callbacks' replies then go out in one write with the acks they earned. */
+        ll_server_take_callbacks_locked(srv);
         pthread_mutex_unlock(&srv->mu);
-        ll_server_report_events(srv);                                       /* OPENED before its first message */
-        ll_msgq_deliver(&srv->deliver, srv->cfg.on_message, srv->cfg.user); /* may send */
+        ll_server_run_callbacks(srv); /* OPENED before its first message; may send */
         pthread_mutex_lock(&srv->mu);
     }
     if (rc == 0) {
@@ -271,7 +294,7 @@ static int move_bytes(sdk_server *srv, srv_conn *conn, uint32_t revents, uint64_
             rc = rc2 ? rc2 : rc;
         }
     }
-    if (rc == 0 && conn->phase != CONN_CLOSING) {
+    if (rc == 0 && conn->phase != CONN_CLOSING && !conn->move_to) {
         rc = write_batches(srv, conn, now);
     }
     /* One frame may be as large as max_frame; beyond that, output piling up means the client
@@ -306,6 +329,10 @@ static void on_conn_ready(sdk_server *srv, srv_conn *conn, uint32_t revents)
     }
     sdk_cause cause = SDK_CAUSE_RESET;
     int rc = conn->phase == CONN_HANDSHAKE ? 0 : move_bytes(srv, conn, revents, now, &cause);
+    if (rc == 0 && conn->move_to) {
+        hand_off(srv, conn, conn->move_to); /* its hello is handled there */
+        return;
+    }
     if (rc != 0) {
         conn_failed(srv, conn, rc, cause);
         return;
@@ -330,13 +357,86 @@ static srv_conn *new_conn(sdk_server *srv, int fd, const char *peer)
     ll_link_init(&conn->link, fd, tls, LL_ROLE_SERVER, srv->cfg.max_frame);
     LL_DETAIL(conn->peer_addr, sizeof(conn->peer_addr), "%s", peer);
     conn->events = LL_POLL_IN;
-    if (ll_net_poll_add(srv->poll_fd, fd, LL_POLL_IN, conn) != 0 ||
-        ll_timers_set(&srv->timers, &conn->timer, ll_now_ms() + (uint64_t)srv->cfg.handshake_timeout_ms) != 0) {
-        ll_link_close(&conn->link);
-        free(conn);
-        return NULL;
-    }
+    conn->moved_deadline_ms = ll_now_ms() + (uint64_t)srv->cfg.handshake_timeout_ms;
     return conn;
+}
+
+/* A moved connection's hello, handled here, by the loop that serves its session. */
+static void greet_moved(sdk_server *srv, srv_conn *conn)
+{
+    pthread_mutex_lock(&srv->mu);
+    conn->move_to = NULL;
+    Lifeline__Hello *h = ll_server_take_hello(conn);
+    int rc = h ? ll_server_on_hello(srv, conn, h)
+               : ll_conn_fail(&conn->link.conn, SDK_ENOMEM, "out of memory moving a resume");
+    pthread_mutex_unlock(&srv->mu);
+    if (h) {
+        lifeline__hello__free_unpacked(h, NULL);
+    }
+    ll_server_report_events(srv);
+    if (conn->move_to) {
+        hand_off(srv, conn, conn->move_to); /* its session moved on meanwhile */
+    } else if (rc != 0) {
+        conn_failed(srv, conn, rc, SDK_CAUSE_RESET);
+    } else {
+        on_conn_ready(srv, conn, LL_POLL_IN); /* the frames behind the hello, then the welcome */
+    }
+}
+
+/* conn, handed to lp (conn->loop), joins its poller, timers and list. */
+static void adopt(sdk_server *srv, ll_srv_loop *lp, srv_conn *conn)
+{
+    if (ll_net_poll_add(lp->poll_fd, conn->link.fd, conn->events, conn) != 0 ||
+        (conn->moved_deadline_ms && ll_timers_set(&lp->timers, &conn->timer, conn->moved_deadline_ms) != 0)) {
+        pthread_mutex_lock(&srv->mu);
+        ll_server_detach_locked(srv, conn, SDK_CAUSE_RESET);
+        pthread_mutex_unlock(&srv->mu);
+        ll_server_metrics_conn_closed(srv, conn);
+        ll_link_close(&conn->link);
+        free(conn->pending_hello);
+        free(conn);
+        ll_server_report_events(srv);
+        return;
+    }
+    if (conn->handshaking) {
+        ll_server_admit_track(lp, conn);
+    }
+    conn->next = lp->conns;
+    if (lp->conns) {
+        lp->conns->prev = conn;
+    }
+    lp->conns = conn;
+    if (conn->pending_hello) {
+        greet_moved(srv, conn);
+    }
+}
+
+static void adopt_all(sdk_server *srv, ll_srv_loop *lp, srv_conn *list)
+{
+    while (list) {
+        srv_conn *conn = list;
+        list = conn->next_incoming;
+        conn->next_incoming = NULL;
+        adopt(srv, lp, conn);
+    }
+}
+
+/* A new connection to a loop: loop 0's at once, another's through its incoming list. */
+static void place(sdk_server *srv, srv_conn *conn)
+{
+    ll_srv_loop *lp = &srv->loops[0];
+    if (srv->nloops > 1) {
+        pthread_mutex_lock(&srv->mu);
+        lp = ll_server_pick_loop_locked(srv);
+        if (lp->index != 0) {
+            ll_server_hand_locked(srv, conn, lp);
+        }
+        pthread_mutex_unlock(&srv->mu);
+    }
+    if (lp->index == 0) {
+        conn->loop = lp;
+        adopt(srv, lp, conn);
+    }
 }
 
 static void accept_clients(sdk_server *srv)
@@ -348,7 +448,7 @@ static void accept_clients(sdk_server *srv)
         if (rc == SDK_EIO) {
             /* Out of descriptors or memory: the listener stays readable, so stop watching
              * it for a moment instead of spinning; the pending clients wait in the backlog. */
-            (void)ll_net_poll_mod(srv->poll_fd, srv->listen_fd, 0, &srv->listen_fd);
+            (void)ll_net_poll_mod(srv->loops[0].poll_fd, srv->listen_fd, 0, &srv->listen_fd);
             srv->accept_paused_until = ll_now_ms() + ACCEPT_PAUSE_MS;
             return;
         }
@@ -364,18 +464,18 @@ static void accept_clients(sdk_server *srv)
             continue;
         }
         ll_server_metrics_conn_opened(srv, conn);
-        conn->next = srv->conns;
-        if (srv->conns) {
-            srv->conns->prev = conn;
-        }
-        srv->conns = conn;
+        place(srv, conn);
     }
 }
 
 /* Under mu: one session the application touched. Returns its connection, if it has one. */
-static srv_conn *service_session(sdk_server *srv, srv_session *ss)
+static srv_conn *service_session(sdk_server *srv, ll_srv_loop *lp, srv_session *ss)
 {
     srv_conn *conn = ss->conn;
+    if (conn && conn->loop != lp) {
+        ll_server_mark_dirty_locked(srv, ss); /* its connection moved: that loop serves it */
+        return NULL;
+    }
     if (ss->close_requested) {
         if (conn) {
             ll_server_conn_closing(srv, conn, LIFELINE__CLOSE__CODE__SESSION_CLOSED, ss->close_reason,
@@ -388,22 +488,32 @@ static srv_conn *service_session(sdk_server *srv, srv_session *ss)
     return conn;
 }
 
-/* Move what application threads queued onto their sessions' links. True when stopping. */
-static bool service_dirty(sdk_server *srv)
+/* Adopt the connections handed to lp, then move what application threads queued onto its
+ * sessions' links. True when stopping. */
+static bool service_dirty(sdk_server *srv, ll_srv_loop *lp)
 {
     srv_conn *flush = NULL;
     pthread_mutex_lock(&srv->mu);
     bool stop = srv->stopping;
-    srv->wake_pending = false;
-    srv->self_wake = false;
-    ll_server_reload_event_locked(srv);
-    srv_session *list = srv->dirty;
-    srv->dirty = NULL;
+    lp->wake_pending = false;
+    lp->self_wake = false;
+    if (lp->incoming) {
+        srv_conn *incoming = lp->incoming;
+        lp->incoming = NULL;
+        pthread_mutex_unlock(&srv->mu);
+        adopt_all(srv, lp, incoming);
+        pthread_mutex_lock(&srv->mu);
+    }
+    if (lp->index == 0) {
+        ll_server_reload_event_locked(srv);
+    }
+    srv_session *list = lp->dirty;
+    lp->dirty = NULL;
     while (list) {
         srv_session *ss = list;
         list = ss->next_dirty;
         ss->dirty = false;
-        srv_conn *conn = service_session(srv, ss);
+        srv_conn *conn = service_session(srv, lp, ss);
         if (conn && !conn->flush_queued) {
             conn->flush_queued = true;
             conn->next_flush = flush;
@@ -434,15 +544,21 @@ static void on_conn_timer(sdk_server *srv, srv_conn *conn, uint64_t now)
         conn_failed(srv, conn, rc, SDK_CAUSE_HEARTBEAT_TIMEOUT); /* Close{HEARTBEAT_TIMEOUT} first */
         return;
     }
-    ll_timers_set(&srv->timers, &conn->timer, next); /* heard from since: look again later */
+    ll_timers_set(&conn->loop->timers, &conn->timer, next); /* heard from since: look again later */
+}
+
+static void fire_conn_timers(sdk_server *srv, ll_srv_loop *lp, uint64_t now)
+{
+    ll_timer *t;
+    while ((t = ll_timers_expired(&lp->timers, now)) != NULL) {
+        on_conn_timer(srv, ll_container_of(t, srv_conn, timer), now);
+    }
 }
 
 static void fire_timers(sdk_server *srv, uint64_t now)
 {
     ll_timer *t;
-    while ((t = ll_timers_expired(&srv->timers, now)) != NULL) {
-        on_conn_timer(srv, ll_container_of(t, srv_conn, timer), now);
-    }
+    fire_conn_timers(srv, &srv->loops[0], now);
     pthread_mutex_lock(&srv->mu);
     while ((t = ll_timers_expired(&srv->ttls, now)) != NULL) {
         ll_server_end_session(srv, ll_container_of(t, srv_session, ttl), SDK_SESSION_EXPIRED, SDK_CAUSE_EXPIRED);
@@ -454,7 +570,11 @@ static void fire_timers(sdk_server *srv, uint64_t now)
 /* How long the poller may sleep: until the next deadline, at most a second. */
 static int poll_timeout(sdk_server *srv, uint64_t now)
 {
-    uint64_t next = LL_MIN(ll_timers_next(&srv->timers), ll_timers_next(&srv->ttls));
+    ll_srv_loop *lp = &srv->loops[0];
+    pthread_mutex_lock(&srv->mu); /* other loops set expiries too */
+    uint64_t ttl = ll_timers_next(&srv->ttls);
+    pthread_mutex_unlock(&srv->mu);
+    uint64_t next = LL_MIN(ll_timers_next(&lp->timers), ttl);
     if (srv->accept_paused_until) {
         next = LL_MIN(next, srv->accept_paused_until);
     }
@@ -462,31 +582,52 @@ static int poll_timeout(sdk_server *srv, uint64_t now)
         next = LL_MIN(next, ll_server_sync_next(srv));
     }
     next = LL_MIN(next, ll_server_lame_duck_next(srv));
-    if (next <= now || srv->self_wake) {
+    if (next <= now || lp->self_wake) {
         return 0;
     }
     return (int)LL_MIN(next - now, srv->draining ? (uint64_t)LL_SERVER_DRAIN_QUIET_MS : 1000u);
 }
 
-static void dispatch(sdk_server *srv, const ll_poll_event *ev)
+/* Wait for lp's poller (up to timeout_ms) and handle what is ready. How many were. */
+static int poll_loop(sdk_server *srv, ll_srv_loop *lp, int timeout_ms)
 {
-    if (ev->ptr == &srv->listen_fd) {
-        accept_clients(srv);
-    } else if (ev->ptr == &srv->wake_fd) {
-        ll_wake_drain(srv->wake_fd);
-    } else {
-        on_conn_ready(srv, ev->ptr, ev->events);
+    ll_poll_event evs[MAX_EVENTS];
+    int n = ll_net_poll_wait(lp->poll_fd, evs, MAX_EVENTS, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        if (evs[i].ptr == &srv->listen_fd) {
+            accept_clients(srv);
+        } else if (evs[i].ptr == &lp->wake_fd) {
+            ll_wake_drain(lp->wake_fd);
+        } else {
+            on_conn_ready(srv, evs[i].ptr, evs[i].events);
+        }
     }
+    return n;
+}
+
+/* Stopping, loop 0: the other loops have handed their connections back; take them. */
+static void gather(sdk_server *srv)
+{
+    if (srv->loops_joined) {
+        return;
+    }
+    ll_server_loops_join(srv);
+    pthread_mutex_lock(&srv->mu);
+    srv_conn *incoming = srv->loops[0].incoming;
+    srv->loops[0].incoming = NULL;
+    pthread_mutex_unlock(&srv->mu);
+    adopt_all(srv, &srv->loops[0], incoming);
 }
 
 ll_turn ll_server_io_turn(sdk_server *srv)
 {
-    ll_poll_event evs[MAX_EVENTS];
-    int n = ll_net_poll_wait(srv->poll_fd, evs, MAX_EVENTS, poll_timeout(srv, ll_now_ms()));
-    for (int i = 0; i < n; i++) {
-        dispatch(srv, &evs[i]);
+    ll_srv_loop *lp = &srv->loops[0];
+    int n = poll_loop(srv, lp, poll_timeout(srv, ll_now_ms()));
+    bool stop = service_dirty(srv, lp);
+    if (stop) {
+        gather(srv);
     }
-    if (service_dirty(srv) && !srv->draining && !ll_server_lame_duck(srv, ll_now_ms())) {
+    if (stop && !srv->draining && !ll_server_lame_duck(srv, ll_now_ms())) {
         ll_server_begin_drain(srv, ll_now_ms());
     }
     if (srv->store) {
@@ -496,12 +637,49 @@ ll_turn ll_server_io_turn(sdk_server *srv)
         return LL_TURN_DONE;
     }
     if (srv->accept_paused_until && ll_now_ms() >= srv->accept_paused_until) {
-        (void)ll_net_poll_mod(srv->poll_fd, srv->listen_fd, LL_POLL_IN, &srv->listen_fd);
+        (void)ll_net_poll_mod(lp->poll_fd, srv->listen_fd, LL_POLL_IN, &srv->listen_fd);
         srv->accept_paused_until = 0;
     }
     fire_timers(srv, ll_now_ms());
     /* A callback that made work after service_dirty looked: poll again without sleeping. */
-    return n > 0 || srv->self_wake ? LL_TURN_BUSY : LL_TURN_IDLE;
+    return n > 0 || lp->self_wake ? LL_TURN_BUSY : LL_TURN_IDLE;
+}
+
+/* Stopping, a loop but 0: everything it serves goes to loop 0 (which joins its thread). */
+static void retire(sdk_server *srv, ll_srv_loop *lp)
+{
+    while (lp->conns) {
+        hand_off(srv, lp->conns, &srv->loops[0]);
+    }
+    pthread_mutex_lock(&srv->mu);
+    lp->retired = true;
+    while (lp->incoming) {
+        srv_conn *conn = lp->incoming;
+        lp->incoming = conn->next_incoming;
+        ll_server_hand_locked(srv, conn, &srv->loops[0]);
+    }
+    while (lp->dirty) {
+        srv_session *ss = lp->dirty;
+        lp->dirty = ss->next_dirty;
+        ss->dirty = false;
+        ll_server_mark_dirty_locked(srv, ss); /* its connection is loop 0's now */
+    }
+    pthread_mutex_unlock(&srv->mu);
+}
+
+bool ll_server_worker_turn(ll_srv_loop *lp)
+{
+    sdk_server *srv = lp->srv;
+    uint64_t now = ll_now_ms();
+    uint64_t next = ll_timers_next(&lp->timers);
+    int timeout = lp->self_wake || next <= now ? 0 : (int)LL_MIN(next - now, 1000u);
+    (void)poll_loop(srv, lp, timeout);
+    if (service_dirty(srv, lp)) {
+        retire(srv, lp);
+        return false;
+    }
+    fire_conn_timers(srv, lp, ll_now_ms());
+    return true;
 }
 
 void *ll_server_io_main(void *arg)

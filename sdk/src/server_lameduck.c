@@ -23,7 +23,7 @@ static void begin(sdk_server *srv, uint64_t now)
 {
     ll_server_stop_listening(srv);
     srv->lame_duck_start = now;
-    for (srv_conn *c = srv->conns; c; c = c->next) {
+    for (srv_conn *c = srv->loops[0].conns; c; c = c->next) {
         srv->lame_duck_total += tellable(c);
     }
 }
@@ -60,7 +60,7 @@ bool ll_server_lame_duck(sdk_server *srv, uint64_t now)
     uint64_t elapsed = now - srv->lame_duck_start;
     size_t due = elapsed >= window ? srv->lame_duck_total : (size_t)(elapsed * srv->lame_duck_total / window) + 1;
     srv_conn *next = NULL;
-    for (srv_conn *c = srv->conns; c && srv->lame_duck_told < due; c = next) {
+    for (srv_conn *c = srv->loops[0].conns; c && srv->lame_duck_told < due; c = next) {
         next = c->next;
         if (tellable(c)) {
             tell(srv, c);

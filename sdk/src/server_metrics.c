@@ -2,6 +2,7 @@
 #include "server_impl.h"
 
 #include "ll.h"
+#include "net.h"
 
 #include <stdlib.h>
 
@@ -37,8 +38,8 @@ void ll_server_metrics_conn_opened(sdk_server *srv, srv_conn *conn)
     ll_counter_add(&srv->metrics.connections_accepted, 1);
     ll_counter_add(&srv->metrics.connections_open, 1);
     ll_counter_add(&srv->metrics.handshakes_in_progress, 1);
-    conn->handshaking = true;
-    ll_server_admit_track(srv, conn);
+    conn->handshaking = true; /* tracked by the loop that adopts it */
+    conn->accepted_ms = ll_now_ms();
 }
 
 void ll_server_metrics_handshake_done(sdk_server *srv, srv_conn *conn, bool ok)
@@ -47,7 +48,7 @@ void ll_server_metrics_handshake_done(sdk_server *srv, srv_conn *conn, bool ok)
         return;
     }
     conn->handshaking = false;
-    ll_server_admit_untrack(srv, conn);
+    ll_server_admit_untrack(conn->loop, conn);
     ll_server_metrics *m = &srv->metrics;
     ll_counter_sub(&m->handshakes_in_progress, 1);
     if (!ok) {

@@ -12,14 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct srv_event {
-    sdk_session_event_type type;
-    uint64_t session;
-    sdk_cause cause;
-    char peer_addr[64];
-    char detail[256];
-} srv_event;
-
 /* ---- events: queued under mu, reported after it is released ---- */
 
 /* A new event at the end of the queue, or NULL (no callback, or out of memory). */
@@ -39,6 +31,7 @@ static srv_event *push_event(sdk_server *srv)
     }
     srv_event *e = &srv->events[srv->nevents++];
     memset(e, 0, sizeof(*e));
+    ll_server_tell_loop0_locked(srv);
     return e;
 }
 
@@ -64,22 +57,11 @@ void ll_server_queue_detail_event(sdk_server *srv, sdk_session_event_type type, 
     }
 }
 
-void ll_server_report_events(sdk_server *srv)
-{
-    for (size_t i = 0; i < srv->nevents; i++) {
-        srv_event *e = &srv->events[i];
-        sdk_session_event ev = {
-            .type = e->type, .session = e->session, .cause = e->cause, .peer_addr = e->peer_addr, .detail = e->detail};
-        srv->cfg.on_event(&ev, srv->cfg.user);
-    }
-    srv->nevents = 0;
-}
-
 /* ---- life cycle (under mu) ---- */
 
-static void unlink_dirty(sdk_server *srv, srv_session *ss)
+static void unlink_dirty(srv_session *ss)
 {
-    for (srv_session **p = &srv->dirty; *p; p = &(*p)->next_dirty) {
+    for (srv_session **p = &ss->dirty_loop->dirty; *p; p = &(*p)->next_dirty) {
         if (*p == ss) {
             *p = ss->next_dirty;
             break;
@@ -96,7 +78,7 @@ void ll_server_end_session(sdk_server *srv, srv_session *ss, sdk_session_event_t
         ss->conn->sess = NULL;
     }
     if (ss->dirty) {
-        unlink_dirty(srv, ss);
+        unlink_dirty(ss);
     }
     ll_timers_cancel(&srv->ttls, &ss->ttl);
     ll_server_sync_forget_locked(srv, ss);
@@ -118,6 +100,7 @@ void ll_server_detach_locked(sdk_server *srv, srv_conn *conn, sdk_cause cause)
     ss->last_cause = cause;
     ss->last_rx_ms = conn->link.conn.hb.last_rx_ms;
     ll_server_queue_event(srv, SDK_SESSION_DETACHED, ss, cause);
+    ll_server_tell_loop0_locked(srv); /* loop 0 fires the expiry: it may be asleep past it */
     if (ll_timers_set(&srv->ttls, &ss->ttl, ll_now_ms() + (uint64_t)srv->cfg.session_ttl_ms) != 0) {
         ll_server_end_session(srv, ss, SDK_SESSION_EXPIRED, SDK_CAUSE_EXPIRED);
     } else if (srv->cfg.session_ttl_ms > 0) {
@@ -261,7 +244,7 @@ static void bind_session(sdk_server *srv, srv_conn *conn, srv_session *ss, const
     ll_conn_attach(&conn->link.conn, &ss->s, 0, ss->hb_timeout_ms, now); /* the client pings; we watch */
     conn->link.keepalive_ms = ss->hb_timeout_ms;                         /* set once the welcome is out */
     conn->phase = CONN_READY;
-    ll_timers_set(&srv->timers, &conn->timer, now + ss->hb_timeout_ms);
+    ll_timers_set(&conn->loop->timers, &conn->timer, now + ss->hb_timeout_ms);
     conn->link.ticket_due = true; /* right behind the welcome: see ll_link_flush */
     /* A resume from it can be welcomed early: here, and with a store anywhere (the token in
      * the ticket lets another instance's early welcome hand it back, see server_tickets.c). */
@@ -286,6 +269,9 @@ int ll_server_on_hello(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h
     bool resumed = ss && !ss->close_requested && token_matches(ss, &h->resume_token);
     if (conn->welcomed && (!resumed || h->session_id != conn->welcomed)) {
         return refuse_after_welcome(srv, conn, h, ss);
+    }
+    if (resumed && ss->conn && ss->conn->loop != conn->loop) {
+        return ll_server_move_for_resume(conn, h, ss->conn->loop); /* replaced there, by its own loop */
     }
     if (resumed) {
         LL_GUARD(resume_session(srv, conn, ss, h));
@@ -344,6 +330,9 @@ int ll_server_on_data(sdk_server *srv, srv_session *ss, const ll_data_view *d, b
     bool callback = srv->cfg.on_message != NULL && !always;
     ll_msgq *q = always ? &ss->unsynced : callback ? &srv->deliver : &srv->inbox;
     ll_msg *m = NULL;
+    if (callback) {
+        ll_server_tell_loop0_locked(srv);
+    }
     LL_GUARD(ll_session_deliver(&ss->s, &srv->carver, d, ss->identity[0] ? ss->identity : NULL, q,
                                 callback && !srv->cfg.manual_ack, &m));
     m->pub.session = ss->id;

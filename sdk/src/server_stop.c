@@ -36,13 +36,13 @@ static bool linger_done(srv_conn *c)
 void ll_server_stop_listening(sdk_server *srv)
 {
     if (srv->listen_fd >= 0) {
-        ll_net_poll_del(srv->poll_fd, srv->listen_fd);
+        ll_net_poll_del(srv->loops[0].poll_fd, srv->listen_fd);
         close(srv->listen_fd);
         srv->listen_fd = -1;
         srv->accept_paused_until = 0;
     }
     srv_conn *next = NULL;
-    for (srv_conn *c = srv->conns; c; c = next) {
+    for (srv_conn *c = srv->loops[0].conns; c; c = next) {
         next = c->next;
         if (c->phase != CONN_READY && c->phase != CONN_CLOSING) {
             ll_server_drop_conn(srv, c, SDK_CAUSE_SERVER_STOP); /* not yet a session: nothing to finish */
@@ -55,7 +55,7 @@ void ll_server_begin_drain(sdk_server *srv, uint64_t now)
     ll_server_stop_listening(srv);
     srv->draining = true;
     srv->drain_deadline = now + LL_SERVER_DRAIN_MS;
-    for (srv_conn *c = srv->conns; c; c = c->next) {
+    for (srv_conn *c = srv->loops[0].conns; c; c = c->next) {
         ll_server_set_events(srv, c);
     }
 }
@@ -63,7 +63,7 @@ void ll_server_begin_drain(sdk_server *srv, uint64_t now)
 bool ll_server_drain_over(sdk_server *srv, uint64_t now)
 {
     pthread_mutex_lock(&srv->mu);
-    bool quiet = srv->inbox.count == 0 && srv->dirty == NULL &&
+    bool quiet = srv->inbox.count == 0 && srv->loops[0].dirty == NULL &&
                  (srv->sync_list == NULL || !ll_server_sync_always(srv)) &&
                  now >= srv->last_send_ms + LL_SERVER_DRAIN_QUIET_MS;
     bool over = quiet || now >= srv->drain_deadline;
@@ -94,12 +94,12 @@ static void linger_all(sdk_server *srv)
     bool pending = true;
     while (pending && ll_now_ms() < deadline) {
         pending = false;
-        for (srv_conn *c = srv->conns; c; c = c->next) {
+        for (srv_conn *c = srv->loops[0].conns; c; c = c->next) {
             pending |= c->phase == CONN_CLOSING && !linger_done(c);
         }
         ll_poll_event evs[1];
         if (pending) {
-            (void)ll_net_poll_wait(srv->poll_fd, evs, 1, 10);
+            (void)ll_net_poll_wait(srv->loops[0].poll_fd, evs, 1, 10);
         }
     }
 }
@@ -125,7 +125,7 @@ void ll_server_io_teardown(sdk_server *srv)
     ll_server_takeover_stop(srv); /* from now on an instance resuming our sessions does not ask */
     pthread_mutex_lock(&srv->mu);
     drop_inbox(srv);
-    for (srv_conn *c = srv->conns; c; c = c->next) {
+    for (srv_conn *c = srv->loops[0].conns; c; c = c->next) {
         (void)ll_server_fill_output(c);
     }
     if (srv->store) { /* before GOING_AWAY: a client that reconnects at once finds its record */
@@ -133,23 +133,23 @@ void ll_server_io_teardown(sdk_server *srv)
         ll_server_handover_all(srv);
     }
     pthread_mutex_unlock(&srv->mu);
-    for (srv_conn *c = srv->conns; c; c = c->next) {
+    for (srv_conn *c = srv->loops[0].conns; c; c = c->next) {
         if (c->phase == CONN_READY) {
             ll_server_conn_closing(srv, c, LIFELINE__CLOSE__CODE__GOING_AWAY, "server stopping", true);
         }
     }
     linger_all(srv);
     pthread_mutex_lock(&srv->mu);
-    for (srv_conn *c = srv->conns; c; c = c->next) {
+    for (srv_conn *c = srv->loops[0].conns; c; c = c->next) {
         c->sess = NULL;
     }
     srv->sync_list = NULL; /* every session goes: no need to unlink them one by one */
     ll_store_each(&srv->sessions, free_session, srv);
     ll_store_free(&srv->sessions);
-    srv->dirty = NULL;
+    srv->loops[0].dirty = NULL;
     pthread_mutex_unlock(&srv->mu);
-    while (srv->conns) {
-        ll_server_drop_conn(srv, srv->conns, SDK_CAUSE_SERVER_STOP);
+    while (srv->loops[0].conns) {
+        ll_server_drop_conn(srv, srv->loops[0].conns, SDK_CAUSE_SERVER_STOP);
     }
     ll_server_report_events(srv);
 }

@@ -380,10 +380,7 @@ void ll_server_sync(sdk_server *srv, uint64_t now)
     if (got) {
         ll_notify_broadcast(&srv->notify, &srv->recv_cv);
     }
-    ll_server_report_events(srv);
-    if (srv->deliver.count > 0) {
-        ll_msgq_deliver(&srv->deliver, srv->cfg.on_message, srv->cfg.user); /* may send */
-    }
+    ll_server_report_events(srv); /* and the messages released for on_message; may send */
 }
 
 void ll_server_sync_wait_idle(sdk_server *srv)

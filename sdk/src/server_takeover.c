@@ -299,7 +299,7 @@ static void on_message(const char *msg, size_t len, void *ctx)
         if (slot) {
             *slot = (tk_request){.id = id, .reply_to = from};
         }
-        ll_wake_signal(tk->srv->wake_fd); /* the I/O thread serves it on its next turn */
+        ll_wake_signal(tk->srv->loops[0].wake_fd); /* the I/O thread serves it on its next turn */
     } else if (sscanf(text, "R %llx", &id) == 1 && id && id == tk->awaiting) {
         tk->released = true;
         pthread_cond_broadcast(&tk->cv);

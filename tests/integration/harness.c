@@ -143,6 +143,11 @@ void ht_server_config(sdk_server_config *cfg)
     cfg->listen = "127.0.0.1:0";
     cfg->cert_file = c->server_cert;
     cfg->key_file = c->server_key;
+    /* The whole set runs again with several I/O threads (tests/CMakeLists.txt, "_io2"). */
+    const char *threads = getenv("LL_TEST_IO_THREADS");
+    if (threads && *threads) {
+        cfg->io_threads = (uint32_t)strtoul(threads, NULL, 10);
+    }
 }
 
 /* One thread: a second one could reorder a session's echoes. */

@@ -147,10 +147,19 @@ typedef struct sdk_server_config {
      * session resumes from what the store has. The I/O thread waits meanwhile, so keep it
      * small: 0 to SDK_TAKEOVER_TIMEOUT_MAX_MS (default 500; 0 means the default). */
     int takeover_timeout_ms;
+    /* I/O threads: each serves its share of the connections, their TLS handshakes and
+     * records (accepted connections go round-robin; a resumed session's connection moves
+     * to the thread serving the session). Callbacks (on_event, on_message) still run on one
+     * of them only, one at a time, in order, as with one; sdk_server_send and the rest work
+     * from any thread as before. 0: one per online CPU, at most 8; at most
+     * SDK_IO_THREADS_MAX (default 1). With a store the server runs one, whatever this says. */
+    uint32_t io_threads;
 } sdk_server_config;
 
 /* The largest sdk_server_config.takeover_timeout_ms. */
 #define SDK_TAKEOVER_TIMEOUT_MAX_MS 10000
+/* The largest sdk_server_config.io_threads. */
+#define SDK_IO_THREADS_MAX 64
 
 /* A limit of sdk_server_config that does not apply. */
 #define SDK_UNLIMITED UINT32_MAX
