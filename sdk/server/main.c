@@ -64,6 +64,8 @@ static void usage(FILE *out)
             "                           600000) instead of all at once, serving the rest meanwhile\n"
             "  --takeover-timeout-ms N  with --store redis://: how long a resume of a session another\n"
             "                           live server holds waits for it to let go, 0-10000 (default 500)\n"
+            "  --io-threads N           I/O threads sharing the connections, 0-64 (default 1; 0: one per\n"
+            "                           online CPU, at most 8; with --store always 1)\n"
             "  --echo                   send every message back to its sender (default)\n"
             "  --sink                   acknowledge and drop every message\n"
             "  --sessions-every-ms N    print the liveness view of every session as a JSON line on stderr every N ms\n"
@@ -118,6 +120,7 @@ enum {
     CONNECT_RATE,
     CONNECT_BURST,
     TAKEOVER_TIMEOUT,
+    IO_THREADS,
     HELP
 };
 static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN},
@@ -145,6 +148,7 @@ static const struct option longs[] = {{"listen", required_argument, NULL, LISTEN
                                       {"connect-rate", required_argument, NULL, CONNECT_RATE},
                                       {"connect-burst", required_argument, NULL, CONNECT_BURST},
                                       {"takeover-timeout-ms", required_argument, NULL, TAKEOVER_TIMEOUT},
+                                      {"io-threads", required_argument, NULL, IO_THREADS},
                                       {NULL, 0, NULL, 0}};
 
 /* --store-sync MODE: always also means manual acks, so that an echo is acknowledged only
@@ -235,6 +239,8 @@ static void parse_fleet_option(int opt, const char *arg, options *o)
         o->cfg.ticket_keys_live = (uint32_t)number("--ticket-keys", arg, 2, 8);
     } else if (opt == LAME_DUCK) {
         o->cfg.lame_duck_ms = (uint32_t)number("--lame-duck-ms", arg, 0, 600000);
+    } else if (opt == IO_THREADS) {
+        o->cfg.io_threads = (uint32_t)number("--io-threads", arg, 0, SDK_IO_THREADS_MAX);
     } else { /* TAKEOVER_TIMEOUT */
         o->cfg.takeover_timeout_ms = (int)number("--takeover-timeout-ms", arg, 0, SDK_TAKEOVER_TIMEOUT_MAX_MS);
     }
@@ -276,6 +282,7 @@ static void parse(int argc, char **argv, options *o)
         case TICKET_KEYS:
         case LAME_DUCK:
         case TAKEOVER_TIMEOUT:
+        case IO_THREADS:
             parse_fleet_option(opt, optarg, o);
             break;
         case METRICS:

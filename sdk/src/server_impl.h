@@ -60,11 +60,11 @@ typedef struct srv_conn {
     struct srv_conn *next_flush;
     struct srv_conn *prev, *next; /* every connection of its loop, for stop */
     /* I/O threads (server_loops.c) */
-    struct ll_srv_loop *loop;        /* the loop that serves it (changes under mu, by that loop) */
-    struct srv_conn *next_incoming;  /* on a loop's incoming list (under mu) */
-    uint64_t moved_deadline_ms;      /* its timer's deadline while it goes to another loop */
-    struct ll_srv_loop *move_to;     /* a resume of a session served there: it goes there */
-    uint8_t *pending_hello;          /* ...with its hello, packed, to handle there */
+    struct ll_srv_loop *loop;       /* the loop that serves it (changes under mu, by that loop) */
+    struct srv_conn *next_incoming; /* on a loop's incoming list (under mu) */
+    uint64_t moved_deadline_ms;     /* its timer's deadline while it goes to another loop */
+    struct ll_srv_loop *move_to;    /* a resume of a session served there: it goes there */
+    uint8_t *pending_hello;         /* ...with its hello, packed, to handle there */
     size_t pending_hello_len;
     char peer_addr[64];
     char identity[256];
@@ -138,10 +138,10 @@ typedef struct ll_srv_loop {
     srv_conn *hs_oldest, *hs_newest; /* its handshaking connections, oldest first (its thread only) */
     bool self_wake;                  /* work for its own thread: poll, do not sleep (its thread only) */
     /* Under mu. */
-    srv_session *dirty;   /* its sessions with new output or acks due */
-    bool wake_pending;    /* its wake fd is signalled, or its thread is to look anyway */
-    srv_conn *incoming;   /* connections handed to it: accepted, moved by a resume, back at stop */
-    bool retired;         /* stopping: it handed everything to loop 0 and exits */
+    srv_session *dirty; /* its sessions with new output or acks due */
+    bool wake_pending;  /* its wake fd is signalled, or its thread is to look anyway */
+    srv_conn *incoming; /* connections handed to it: accepted, moved by a resume, back at stop */
+    bool retired;       /* stopping: it handed everything to loop 0 and exits */
 } ll_srv_loop;
 
 #define LL_SERVER_IO_THREADS_AUTO_MAX 8 /* io_threads 0: one per online CPU, at most this many */
@@ -206,7 +206,7 @@ struct sdk_server {
     bool reload_ok;
     char reload_detail[256];
     ll_admit admit;   /* loop 0 only */
-    ll_notify notify;                /* sdk_server_fd: signalled with every recv_cv and send_cv broadcast */
+    ll_notify notify; /* sdk_server_fd: signalled with every recv_cv and send_cv broadcast */
 };
 
 #define LL_SERVER_CLOSING_MS       1000   /* how long a closing connection may take to flush */

@@ -125,7 +125,7 @@ static fz_session *session_by_id(fz_server *h, uint64_t id)
 /* The server's connection on the client's wire, or NULL once it is gone. */
 static srv_conn *server_conn(const fz_server *h, const fz_conn *c)
 {
-    for (srv_conn *sc = h->srv->conns; sc; sc = sc->next) {
+    for (srv_conn *sc = h->srv->loops[0].conns; sc; sc = sc->next) {
         if (wire_of(sc->link.tls) == c->w) {
             return sc;
         }
@@ -242,7 +242,7 @@ static void pump(fz_server *h)
     while (!h->over && turn(h)) {
         FUZZ_CHECK(++turns < MAX_TURNS);
     }
-    FUZZ_CHECK(h->over || (h->srv->dirty == NULL && !h->srv->self_wake));
+    FUZZ_CHECK(h->over || (h->srv->loops[0].dirty == NULL && !h->srv->loops[0].self_wake));
 }
 
 /* ---- the clients ---- */
@@ -867,7 +867,7 @@ static void check_server(fz_server *h)
     const sdk_server *srv = h->srv;
     /* The callback had every accepted message before its step ended; nothing was queued. */
     FUZZ_CHECK(srv->deliver.count == 0 && (!h->callbacks || srv->inbox.count == 0));
-    for (const srv_conn *c = srv->conns; c; c = c->next) {
+    for (const srv_conn *c = srv->loops[0].conns; c; c = c->next) {
         FUZZ_CHECK(c->timer.idx != 0); /* every connection has a deadline: none lives forever */
         FUZZ_CHECK(!c->sess || (c->sess->conn == c && c->phase == CONN_READY));
     }
@@ -997,11 +997,16 @@ static sdk_server *server_new(const sdk_server_config *cfg)
     pthread_mutex_init(&srv->mu, NULL);
     ll_cond_init(&srv->recv_cv);
     ll_cond_init(&srv->send_cv);
-    srv->poll_fd = ll_net_poll_open();
-    srv->wake_fd = wire_wake_fd();
+    srv->loops = calloc(1, sizeof(*srv->loops)); /* one I/O thread: this one */
+    FUZZ_CHECK(srv->loops != NULL);
+    srv->nloops = 1;
+    ll_srv_loop *lp = &srv->loops[0];
+    lp->srv = srv;
+    lp->poll_fd = ll_net_poll_open();
+    lp->wake_fd = wire_wake_fd();
     srv->listen_fd = wire_listen_fd();
-    FUZZ_CHECK(srv->poll_fd >= 0 && ll_net_poll_add(srv->poll_fd, srv->wake_fd, LL_POLL_IN, &srv->wake_fd) == 0 &&
-               ll_net_poll_add(srv->poll_fd, srv->listen_fd, LL_POLL_IN, &srv->listen_fd) == 0);
+    FUZZ_CHECK(lp->poll_fd >= 0 && ll_net_poll_add(lp->poll_fd, lp->wake_fd, LL_POLL_IN, &lp->wake_fd) == 0 &&
+               ll_net_poll_add(lp->poll_fd, srv->listen_fd, LL_POLL_IN, &srv->listen_fd) == 0);
     return srv;
 }
 

@@ -13,10 +13,13 @@
 
 #include "lifeline/server.h"
 #include "ll.h"
+#include "net.h"
+#include "server_impl.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct fixture {
     rp_certs certs;
@@ -25,7 +28,7 @@ typedef struct fixture {
     ll_tls_ctx *client_tls;
 } fixture;
 
-static int setup(void **state)
+static int start(void **state, uint32_t io_threads)
 {
     fixture *fx = calloc(1, sizeof(*fx));
     char err[256] = "";
@@ -37,6 +40,7 @@ static int setup(void **state)
     cfg.listen = "127.0.0.1:0";
     cfg.cert_file = fx->certs.cert;
     cfg.key_file = fx->certs.key;
+    cfg.io_threads = io_threads;
     ll_tls_ctx_config tc = {.server = false, .ca_file = fx->certs.ca};
     if (sdk_server_start(&cfg, &fx->srv) != SDK_OK || ll_tls_ctx_new(&tc, &fx->client_tls, err, sizeof(err)) != 0) {
         fprintf(stderr, "start: %s\n", err);
@@ -45,6 +49,18 @@ static int setup(void **state)
     fx->port = sdk_server_port(fx->srv);
     *state = fx;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return start(state, 1);
+}
+
+/* The same tests with two I/O threads: the second connection of each is on the other loop,
+ * so every resume there moves the connection to its session's loop. */
+static int setup_io2(void **state)
+{
+    return start(state, 2);
 }
 
 static int teardown(void **state)
@@ -211,14 +227,119 @@ static void test_keepalive_set_after_welcome(void **state)
     rp_close(&a);
 }
 
+/* Which loop serves session id's connection (-1: none), read under the server's mutex. */
+static int loop_of(fixture *fx, uint64_t id)
+{
+    pthread_mutex_lock(&fx->srv->mu);
+    srv_session *ss = ll_store_get(&fx->srv->sessions, id);
+    int index = ss && ss->conn ? (int)ss->conn->loop->index : -1;
+    pthread_mutex_unlock(&fx->srv->mu);
+    return index;
+}
+
+/* Until the server has seen session id's connection go (it has no event to wait on here). */
+static void wait_detached(fixture *fx, uint64_t id)
+{
+    uint64_t deadline = ll_now_ms() + 5000;
+    for (;;) {
+        pthread_mutex_lock(&fx->srv->mu);
+        srv_session *ss = ll_store_get(&fx->srv->sessions, id);
+        bool detached = ss && !ss->conn;
+        pthread_mutex_unlock(&fx->srv->mu);
+        if (detached) {
+            return;
+        }
+        assert_true(ll_now_ms() < deadline ? 1 : 0);
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static ll_tls_ctx *fresh_client_tls(fixture *fx)
+{
+    ll_tls_ctx *ctx = NULL;
+    char err[256] = "";
+    ll_tls_ctx_config tc = {.server = false, .ca_file = fx->certs.ca};
+    assert_int_equal(ll_tls_ctx_new(&tc, &ctx, err, sizeof(err)), 0); /* no ticket: no early welcome */
+    return ctx;
+}
+
+/* Two I/O threads: connections go to them in turn, and a resume arriving on the other one
+ * (a plain hello, no early welcome) moves to the loop of its session, which replaces the
+ * session's old connection there. */
+static void test_connections_spread_and_resume_moves(void **state)
+{
+    fixture *fx = *state;
+    ll_tls_ctx *tls_b = fresh_client_tls(fx), *tls_c = fresh_client_tls(fx);
+    rp_peer a, b, c;
+    uint8_t token_a[16], token_b[16];
+    uint64_t ida = rp_open_session(&a, fx->client_tls, fx->port, token_a); /* accepted first: loop 0 */
+    uint64_t idb = rp_open_session(&b, tls_b, fx->port, token_b);          /* then loop 1 */
+    assert_int_equal(loop_of(fx, ida), 0);
+    assert_int_equal(loop_of(fx, idb), 1);
+
+    ll_frame f;
+    rp_connect(&c, tls_c, fx->port); /* the third: loop 0 again */
+    rp_send_hello(&c, idb, token_b, sizeof(token_b), 0);
+    rp_next(&c, &f);
+    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
+    assert_true(f.pb->welcome->resumed && f.pb->welcome->session_id == idb);
+    ll_frame_release(&f);
+    rp_send_ping(&c, 5);
+    rp_expect_pong(&c, 5);
+    expect_close(&b, LIFELINE__CLOSE__CODE__NORMAL, true); /* replaced, by its own loop */
+    assert_int_equal(loop_of(fx, idb), 1);                 /* the session stayed with its loop */
+    rp_send_ping(&a, 6);
+    rp_expect_pong(&a, 6);
+    assert_int_equal(loop_of(fx, ida), 0);
+
+    rp_close(&a);
+    rp_close(&b);
+    rp_close(&c);
+    ll_tls_ctx_free(tls_b);
+    ll_tls_ctx_free(tls_c);
+}
+
+/* Two I/O threads, a resume of a detached session on the other loop: it is served there. */
+static void test_detached_session_resumes_on_any_loop(void **state)
+{
+    fixture *fx = *state;
+    ll_tls_ctx *tls_b = fresh_client_tls(fx), *tls_c = fresh_client_tls(fx);
+    rp_peer a, b, c;
+    uint8_t token_a[16], token_b[16];
+    uint64_t ida = rp_open_session(&a, fx->client_tls, fx->port, token_a); /* loop 0 */
+    (void)rp_open_session(&b, tls_b, fx->port, token_b);                   /* loop 1 */
+    rp_close(&a);
+    wait_detached(fx, ida);
+    ll_frame f;
+    rp_connect(&c, tls_c, fx->port); /* loop 0 again */
+    rp_send_hello(&c, ida, token_a, sizeof(token_a), 0);
+    rp_next(&c, &f);
+    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
+    assert_true(f.pb->welcome->resumed && f.pb->welcome->session_id == ida);
+    ll_frame_release(&f);
+    rp_send_ping(&c, 5);
+    rp_expect_pong(&c, 5);
+    assert_int_equal(loop_of(fx, ida), 0);
+    rp_close(&b);
+    rp_close(&c);
+    ll_tls_ctx_free(tls_b);
+    ll_tls_ctx_free(tls_c);
+}
+
+#define BOTH(test) \
+    cmocka_unit_test_setup_teardown(test, setup, teardown), cmocka_unit_test_setup_teardown(test, setup_io2, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_bad_resume_position_keeps_the_session, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_resume_welcomed_before_hello, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hello_must_match_early_welcome, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_session_ends_after_early_welcome, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keepalive_set_after_welcome, setup, teardown),
+        BOTH(test_bad_resume_position_keeps_the_session),
+        BOTH(test_resume_welcomed_before_hello),
+        BOTH(test_hello_must_match_early_welcome),
+        BOTH(test_session_ends_after_early_welcome),
+        BOTH(test_keepalive_set_after_welcome),
+        cmocka_unit_test_setup_teardown(test_connections_spread_and_resume_moves, setup_io2, teardown),
+        cmocka_unit_test_setup_teardown(test_detached_session_resumes_on_any_loop, setup_io2, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL); /* a server per test: tickets and sessions do not carry over */
 }

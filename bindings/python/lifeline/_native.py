@@ -281,6 +281,7 @@ class sdk_server_config(Structure):
         ("connect_burst_per_address", c_uint32),
         ("lame_duck_ms", c_uint32),
         ("takeover_timeout_ms", c_int),
+        ("io_threads", c_uint32),
     ]
 
 

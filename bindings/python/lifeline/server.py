@@ -121,6 +121,10 @@ class Server(Endpoint):
     one over that window instead of all at once, serving the others meanwhile
     (sdk_server_config.lame_duck_ms).
 
+    io_threads (default 1; 0: one per online CPU, at most 8): I/O threads sharing the
+    connections, their TLS handshakes and records (sdk_server_config.io_threads). Callbacks
+    still run on one thread, one at a time; with a store the server runs one.
+
     on_event(SessionEvent) runs on the server's I/O thread: return quickly, do not call
     stop() or block; exceptions are logged (logger "lifeline") and dropped.
 
@@ -159,6 +163,7 @@ class Server(Endpoint):
         ticket_keys_live: Optional[int] = None,
         lame_duck: Optional[float] = None,
         takeover_timeout: Optional[float] = None,
+        io_threads: Optional[int] = None,
         **deprecated_ms: Any,
     ):
         self._handle: Optional[Handle] = None
@@ -183,7 +188,8 @@ class Server(Endpoint):
             "client_ca_file": client_ca_file, "max_frame": max_frame,
             "queue_max_messages": queue_max_messages, "queue_max_bytes": queue_max_bytes,
             "window_messages": window_messages, "window_bytes": window_bytes,
-            "max_output_bytes": max_output_bytes, "ticket_keys_live": ticket_keys_live, **ms,
+            "max_output_bytes": max_output_bytes, "ticket_keys_live": ticket_keys_live,
+            "io_threads": io_threads, **ms,
         })
         if store_sync not in _STORE_SYNC:
             raise ValueError(f"store_sync is one of {', '.join(_STORE_SYNC)}, not {store_sync!r}")
