@@ -137,13 +137,9 @@ static void server_free(sdk_server *srv)
     free(srv);
 }
 
-/* How many I/O threads: as configured; 0, one per online CPU (up to a cap); one with a
- * store, whose batches, takeovers and handovers run on loop 0 alone. */
+/* How many I/O threads: as configured; 0, one per online CPU (up to a cap). */
 static unsigned io_threads(const sdk_server_config *cfg)
 {
-    if (cfg->store) {
-        return 1;
-    }
     if (cfg->io_threads > 0) {
         return cfg->io_threads;
     }
@@ -251,9 +247,7 @@ void ll_server_wake_locked(sdk_server *srv)
     ll_server_loop_wake_locked(srv, &srv->loops[0]);
 }
 
-/* Under mu: the application is done with ss's messages up to seq: acknowledge them when due
- * (under sync always, once the store holds that). */
-static void consumed_locked(sdk_server *srv, srv_session *ss, uint64_t seq)
+void ll_server_consumed_locked(sdk_server *srv, srv_session *ss, uint64_t seq)
 {
     ll_session_consumed_upto(&ss->s, seq);
     if (ll_server_sync_always(srv)) {
@@ -280,7 +274,7 @@ sdk_err sdk_server_ack(sdk_server *srv, uint64_t session, uint64_t seq)
     pthread_mutex_lock(&srv->mu);
     srv_session *ss = ackable(srv, session, seq, &rc);
     if (ss) {
-        consumed_locked(srv, ss, seq);
+        ll_server_consumed_locked(srv, ss, seq);
     }
     pthread_mutex_unlock(&srv->mu);
     return (sdk_err)rc;
@@ -302,7 +296,7 @@ sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_ms)
             if (ss) {
                 ss->in_inbox--;
                 if (!srv->cfg.manual_ack && m->epoch == ss->s.epoch) {
-                    consumed_locked(srv, ss, m->pub.seq);
+                    ll_server_consumed_locked(srv, ss, m->pub.seq);
                 }
             }
             *out = &m->pub;
@@ -349,7 +343,7 @@ static int send_locked(sdk_server *srv, uint64_t session, const ll_outgoing *m, 
             srv->last_send_ms = ll_now_ms();
             ll_server_mark_dirty_locked(srv, ss);
             if (ack_seq) {
-                consumed_locked(srv, ss, ack_seq); /* in the same store write as the reply */
+                ll_server_consumed_locked(srv, ss, ack_seq); /* in the same store write as the reply */
             } else if (ll_server_sync_always(srv)) {
                 ll_server_want_sync_locked(srv, ss, LL_SYNC_DELTA); /* it leaves once stored */
             }

@@ -93,6 +93,8 @@ typedef struct srv_session {
     bool reconnect_allowed;
     bool handed_over; /* stopping: written to the store for another instance to resume */
     bool gone_away;   /* lame duck: told GOING_AWAY ahead of the others; takes nothing more */
+    bool letting_go;  /* another instance owns it: the loop of its connection lets it go at
+                         its next look; meanwhile nothing more is read or written for it */
     char close_reason[128];
 
     /* The session store (server_sync.c; only with srv->store), under mu. */
@@ -216,6 +218,16 @@ struct sdk_server {
 
 /* server.c. Under mu: put the session on the dirty list and wake the I/O thread if needed. */
 void ll_server_mark_dirty_locked(sdk_server *srv, srv_session *ss);
+/* server.c. Under mu: the application is done with ss's messages up to seq (of its current
+ * epoch): acknowledge them when due (under sync always, once the store holds that). */
+void ll_server_consumed_locked(sdk_server *srv, srv_session *ss, uint64_t seq);
+/* Whether a message handed to on_message counts as consumed as it is queued. With one loop
+ * its ack cannot leave before the callback ran (the same thread writes it afterwards); with
+ * several, loop 0 acknowledges it once the callback returned (ll_server_run_callbacks). */
+static inline bool ll_server_taken_at_queue(const sdk_server *srv)
+{
+    return !srv->cfg.manual_ack && srv->nloops <= 1;
+}
 /* server.c. Under mu: make sure loop 0 runs a turn soon (it may be asleep). */
 void ll_server_wake_locked(sdk_server *srv);
 
@@ -233,6 +245,8 @@ void ll_server_loop_wake_locked(sdk_server *srv, ll_srv_loop *lp);
 /* Under mu: loop 0 has work another loop made (an event or a message for a callback, an
  * expiry to watch): wake it, if this is another thread. */
 void ll_server_tell_loop0_locked(sdk_server *srv);
+/* Whether the calling thread runs lp. */
+bool ll_server_on_loop(const sdk_server *srv, const ll_srv_loop *lp);
 /* Whether the calling thread runs the callbacks (loop 0's, or any with one loop). */
 bool ll_server_runs_callbacks(const sdk_server *srv);
 /* Under mu, loop 0: take what the callbacks have queued, to run once mu is released. */

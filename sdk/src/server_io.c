@@ -99,7 +99,7 @@ void ll_server_conn_closing(sdk_server *srv, srv_conn *conn, int code, const cha
 int ll_server_fill_output(srv_conn *conn)
 {
     srv_session *ss = conn->sess;
-    if (!ss || conn->phase != CONN_READY) {
+    if (!ss || ss->letting_go || conn->phase != CONN_READY) {
         return 0;
     }
     int rc = ll_conn_fill(&conn->link.conn, ss->in_inbox == 0, OUT_LIMIT);
@@ -174,7 +174,7 @@ static int handle_frames(sdk_server *srv, srv_conn *conn, bool *got, sdk_cause *
     ll_conn_result r = LL_CONN_NEED_MORE;
     int rc = 0;
     uint64_t now_us = ll_now_us(); /* once per batch: a clock read per message shows at 64 B */
-    while (rc == 0 && conn->phase != CONN_CLOSING && !conn->move_to &&
+    while (rc == 0 && conn->phase != CONN_CLOSING && !conn->move_to && !(conn->sess && conn->sess->letting_go) &&
            (r = ll_conn_next(&conn->link.conn, now_us, &ev)) == LL_CONN_EVENT) {
         rc = on_event(srv, conn, &ev, got, cause);
     }
@@ -476,7 +476,9 @@ static srv_conn *service_session(sdk_server *srv, ll_srv_loop *lp, srv_session *
         ll_server_mark_dirty_locked(srv, ss); /* its connection moved: that loop serves it */
         return NULL;
     }
-    if (ss->close_requested) {
+    if (ss->letting_go) {
+        ll_server_let_go_locked(srv, ss); /* here, on its connection's loop */
+    } else if (ss->close_requested) {
         if (conn) {
             ll_server_conn_closing(srv, conn, LIFELINE__CLOSE__CODE__SESSION_CLOSED, ss->close_reason,
                                    ss->reconnect_allowed);

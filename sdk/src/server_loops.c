@@ -92,7 +92,7 @@ void ll_server_loops_free(sdk_server *srv)
 
 /* Whether the calling thread runs lp (loop 0's thread is marked with srv, the others with
  * their loop: only loop 0 is "the I/O thread" that callbacks run on). */
-static bool on_loop(const sdk_server *srv, const ll_srv_loop *lp)
+bool ll_server_on_loop(const sdk_server *srv, const ll_srv_loop *lp)
 {
     return lp->index == 0 ? ll_on_io_thread(srv) : ll_io_self == lp;
 }
@@ -101,7 +101,7 @@ void ll_server_loop_wake_locked(sdk_server *srv, ll_srv_loop *lp)
 {
     if (!lp->wake_pending) {
         lp->wake_pending = true;
-        if (on_loop(srv, lp)) {
+        if (ll_server_on_loop(srv, lp)) {
             lp->self_wake = true; /* its own thread: it looks again before it sleeps */
         } else {
             ll_wake_signal(lp->wake_fd);
@@ -140,6 +140,42 @@ void ll_server_take_callbacks_locked(sdk_server *srv)
     }
 }
 
+typedef struct taken_msg {
+    uint64_t session, seq;
+    uint32_t epoch;
+} taken_msg;
+
+/* Under mu: the callback has returned from these messages: acknowledge them. */
+static void ack_taken(sdk_server *srv, const taken_msg *t, size_t n)
+{
+    pthread_mutex_lock(&srv->mu);
+    for (size_t i = 0; i < n; i++) {
+        srv_session *ss = ll_store_get(&srv->sessions, t[i].session);
+        if (ss && t[i].epoch == ss->s.epoch) {
+            ll_server_consumed_locked(srv, ss, t[i].seq);
+        }
+    }
+    pthread_mutex_unlock(&srv->mu);
+}
+
+/* Several loops: each message to on_message, and then its ack (under mu once per batch of
+ * them), so that no ack leaves before the application took its message. */
+static void deliver_then_ack(sdk_server *srv)
+{
+    taken_msg taken[64];
+    size_t n = 0;
+    ll_msg *m;
+    while ((m = ll_msgq_pop(&srv->delivering)) != NULL) {
+        taken[n++] = (taken_msg){.session = m->pub.session, .seq = m->pub.seq, .epoch = m->epoch};
+        srv->cfg.on_message(&m->pub, srv->cfg.user); /* owns m from here on; may send */
+        if (n == sizeof(taken) / sizeof(taken[0])) {
+            ack_taken(srv, taken, n);
+            n = 0;
+        }
+    }
+    ack_taken(srv, taken, n);
+}
+
 void ll_server_run_callbacks(sdk_server *srv)
 {
     for (size_t i = 0; i < srv->nreporting; i++) {
@@ -149,8 +185,13 @@ void ll_server_run_callbacks(sdk_server *srv)
         srv->cfg.on_event(&ev, srv->cfg.user);
     }
     srv->nreporting = 0;
-    if (srv->delivering.count > 0) {
+    if (srv->delivering.count == 0) {
+        return;
+    }
+    if (srv->cfg.manual_ack || ll_server_taken_at_queue(srv)) {
         ll_msgq_deliver(&srv->delivering, srv->cfg.on_message, srv->cfg.user); /* may send */
+    } else {
+        deliver_then_ack(srv);
     }
 }
 

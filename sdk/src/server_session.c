@@ -97,6 +97,10 @@ void ll_server_detach_locked(sdk_server *srv, srv_conn *conn, sdk_cause cause)
     }
     ss->conn = NULL;
     conn->sess = NULL;
+    if (ss->letting_go) { /* another instance owns it: nothing to keep it for */
+        ll_server_end_session(srv, ss, SDK_SESSION_CLOSED, SDK_CAUSE_TAKEN_OVER);
+        return;
+    }
     ss->last_cause = cause;
     ss->last_rx_ms = conn->link.conn.hb.last_rx_ms;
     ll_server_queue_event(srv, SDK_SESSION_DETACHED, ss, cause);
@@ -258,6 +262,13 @@ int ll_server_on_hello(sdk_server *srv, srv_conn *conn, const Lifeline__Hello *h
         return ll_conn_fail(&conn->link.conn, SDK_EPROTO, "unsupported protocol version 0");
     }
     srv_session *ss = ll_store_get(&srv->sessions, h->session_id);
+    if (ss && ss->letting_go && ss->conn->loop != conn->loop) {
+        return ll_server_move_for_resume(conn, h, ss->conn->loop); /* let go there first */
+    }
+    if (ss && ss->letting_go) {
+        ll_server_let_go_locked(srv, ss); /* on its loop: now, and the store decides */
+        ss = NULL;
+    }
     if (!ss && srv->store && h->session_id && (!conn->welcomed || conn->welcomed == h->session_id)) {
         ss = ll_server_adopt_stored(srv, h); /* another instance handed it over */
         if (ss && conn->welcomed && ss->s.received < conn->welcomed_received) {
@@ -334,7 +345,7 @@ int ll_server_on_data(sdk_server *srv, srv_session *ss, const ll_data_view *d, b
         ll_server_tell_loop0_locked(srv);
     }
     LL_GUARD(ll_session_deliver(&ss->s, &srv->carver, d, ss->identity[0] ? ss->identity : NULL, q,
-                                callback && !srv->cfg.manual_ack, &m));
+                                callback && ll_server_taken_at_queue(srv), &m));
     m->pub.session = ss->id;
     if (m->pub.seq <= ss->redeliver_upto) {
         m->pub.flags |= SDK_MSG_REDELIVERED;

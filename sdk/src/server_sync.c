@@ -168,7 +168,7 @@ static void release_unsynced(sdk_server *srv, srv_session *ss, uint64_t upto, bo
             return;
         }
         (void)ll_msgq_pop(&ss->unsynced);
-        if (callback && !srv->cfg.manual_ack) {
+        if (callback && ll_server_taken_at_queue(srv)) {
             ll_session_consumed(&ss->s, m); /* taken by the callback before the next write */
         }
         ss->in_inbox += !callback;
@@ -180,6 +180,11 @@ static void release_unsynced(sdk_server *srv, srv_session *ss, uint64_t upto, bo
  * up) is sent to reconnect, which finds the new owner, or takes the session back. */
 void ll_server_let_go_locked(sdk_server *srv, srv_session *ss)
 {
+    if (ss->conn && srv->nloops > 1 && !ll_server_on_loop(srv, ss->conn->loop)) {
+        ss->letting_go = true; /* its connection's loop does it (service_session) */
+        ll_server_mark_dirty_locked(srv, ss);
+        return;
+    }
     if (ss->conn) {
         ll_server_conn_closing(srv, ss->conn, LIFELINE__CLOSE__CODE__NORMAL, "session taken over by another server",
                                true);

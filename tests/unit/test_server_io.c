@@ -264,6 +264,21 @@ static ll_tls_ctx *fresh_client_tls(fixture *fx)
     return ctx;
 }
 
+/* A new connection on p resumes session id with a plain hello (no ticket: no early welcome),
+ * is welcomed back and carries it. */
+static void resume_with_hello(fixture *fx, rp_peer *p, ll_tls_ctx *ctx, uint64_t id, const uint8_t *token)
+{
+    ll_frame f;
+    rp_connect(p, ctx, fx->port);
+    rp_send_hello(p, id, token, 16, 0);
+    rp_next(p, &f);
+    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
+    assert_true(f.pb->welcome->resumed && f.pb->welcome->session_id == id);
+    ll_frame_release(&f);
+    rp_send_ping(p, 5);
+    rp_expect_pong(p, 5);
+}
+
 /* Two I/O threads: connections go to them in turn, and a resume arriving on the other one
  * (a plain hello, no early welcome) moves to the loop of its session, which replaces the
  * session's old connection there. */
@@ -278,15 +293,7 @@ static void test_connections_spread_and_resume_moves(void **state)
     assert_int_equal(loop_of(fx, ida), 0);
     assert_int_equal(loop_of(fx, idb), 1);
 
-    ll_frame f;
-    rp_connect(&c, tls_c, fx->port); /* the third: loop 0 again */
-    rp_send_hello(&c, idb, token_b, sizeof(token_b), 0);
-    rp_next(&c, &f);
-    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
-    assert_true(f.pb->welcome->resumed && f.pb->welcome->session_id == idb);
-    ll_frame_release(&f);
-    rp_send_ping(&c, 5);
-    rp_expect_pong(&c, 5);
+    resume_with_hello(fx, &c, tls_c, idb, token_b); /* the third connection: loop 0 again */
     expect_close(&b, LIFELINE__CLOSE__CODE__NORMAL, true); /* replaced, by its own loop */
     assert_int_equal(loop_of(fx, idb), 1);                 /* the session stayed with its loop */
     rp_send_ping(&a, 6);
@@ -311,15 +318,7 @@ static void test_detached_session_resumes_on_any_loop(void **state)
     (void)rp_open_session(&b, tls_b, fx->port, token_b);                   /* loop 1 */
     rp_close(&a);
     wait_detached(fx, ida);
-    ll_frame f;
-    rp_connect(&c, tls_c, fx->port); /* loop 0 again */
-    rp_send_hello(&c, ida, token_a, sizeof(token_a), 0);
-    rp_next(&c, &f);
-    assert_int_equal(f.kind, LIFELINE__FRAME__KIND_WELCOME);
-    assert_true(f.pb->welcome->resumed && f.pb->welcome->session_id == ida);
-    ll_frame_release(&f);
-    rp_send_ping(&c, 5);
-    rp_expect_pong(&c, 5);
+    resume_with_hello(fx, &c, tls_c, ida, token_a); /* loop 0 again */
     assert_int_equal(loop_of(fx, ida), 0);
     rp_close(&b);
     rp_close(&c);
