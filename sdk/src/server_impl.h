@@ -266,6 +266,21 @@ Lifeline__Hello *ll_server_take_hello(srv_conn *conn);
 /* The main function of a loop but loop 0. */
 void *ll_server_worker_main(void *arg);
 
+/* server_handoff.c: connections between loops (each function on the thread named). */
+/* conn's loop: conn leaves that loop's poller, timers and list (freed, or to another loop). */
+void ll_server_release_conn(srv_conn *conn);
+/* conn's loop: conn goes to loop `to`, whose thread adopts it; the caller touches it no more. */
+void ll_server_hand_off(sdk_server *srv, srv_conn *conn, ll_srv_loop *to);
+/* lp's thread: the connections handed to it (a list through next_incoming) join it; a moved
+ * one's hello is handled. */
+void ll_server_adopt_all(sdk_server *srv, ll_srv_loop *lp, srv_conn *list);
+/* Loop 0: a new connection to the next loop (with one loop, loop 0 at once). */
+void ll_server_place(sdk_server *srv, srv_conn *conn);
+/* Loop 0, stopping: join the other loops and take back their connections. Idempotent. */
+void ll_server_gather(sdk_server *srv);
+/* A loop but 0, stopping: everything it serves goes to loop 0. */
+void ll_server_retire(sdk_server *srv, ll_srv_loop *lp);
+
 /* server_io.c: the loop and its connections (I/O thread). */
 typedef enum { LL_TURN_IDLE = 0, LL_TURN_BUSY, LL_TURN_DONE } ll_turn;
 /* One turn of the loop: wait for the poller (no longer than the next deadline), handle what
@@ -277,6 +292,10 @@ void *ll_server_io_main(void *arg);
 /* One turn of a loop but loop 0: its connections only. False once it has retired. */
 bool ll_server_worker_turn(ll_srv_loop *lp);
 void ll_server_set_events(sdk_server *srv, srv_conn *conn);
+/* The connection's socket is ready with revents (0: only to write what is due). */
+void ll_server_conn_ready(sdk_server *srv, srv_conn *conn, uint32_t revents);
+/* The connection failed with rc: it owes the client a Close (then lingers), or goes now. */
+void ll_server_conn_failed(sdk_server *srv, srv_conn *conn, int rc, sdk_cause cause);
 /* Detach the connection's session (kept for resume) and free the connection. */
 void ll_server_drop_conn(sdk_server *srv, srv_conn *conn, sdk_cause cause);
 /* Send a Close and let the connection flush for a moment before it goes. */

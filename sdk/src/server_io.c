@@ -37,47 +37,17 @@ void ll_server_set_events(sdk_server *srv, srv_conn *conn)
     }
 }
 
-/* conn leaves its loop's poller, timers and list (it is freed, or goes to another loop). */
-static void release(srv_conn *conn)
-{
-    ll_srv_loop *lp = conn->loop;
-    ll_net_poll_del(lp->poll_fd, conn->link.fd);
-    conn->moved_deadline_ms = conn->timer.idx ? conn->timer.deadline_ms : 0;
-    ll_timers_cancel(&lp->timers, &conn->timer);
-    if (conn->handshaking) {
-        ll_server_admit_untrack(lp, conn);
-    }
-    if (conn->prev) {
-        conn->prev->next = conn->next;
-    } else {
-        lp->conns = conn->next;
-    }
-    if (conn->next) {
-        conn->next->prev = conn->prev;
-    }
-    conn->prev = conn->next = NULL;
-}
-
 void ll_server_drop_conn(sdk_server *srv, srv_conn *conn, sdk_cause cause)
 {
     pthread_mutex_lock(&srv->mu);
     ll_server_detach_locked(srv, conn, cause);
     pthread_mutex_unlock(&srv->mu);
     ll_server_metrics_conn_closed(srv, conn);
-    release(conn);
+    ll_server_release_conn(conn);
     ll_link_close(&conn->link);
     free(conn->pending_hello);
     free(conn);
     ll_server_report_events(srv);
-}
-
-/* conn goes to loop `to` (its thread adopts it). The caller touches it no more. */
-static void hand_off(sdk_server *srv, srv_conn *conn, ll_srv_loop *to)
-{
-    release(conn);
-    pthread_mutex_lock(&srv->mu);
-    ll_server_hand_locked(srv, conn, to);
-    pthread_mutex_unlock(&srv->mu);
 }
 
 /* Let the connection flush what it has (its Close) for a moment before it goes. Asking for
@@ -257,7 +227,7 @@ static void on_closing_ready(sdk_server *srv, srv_conn *conn, uint32_t revents)
  * client a Close (a protocol error, a frame too big, a heartbeat timeout) lingers until the
  * Close is out; with reconnect false the session ends too. Anything else ends the connection
  * at once. */
-static void conn_failed(sdk_server *srv, srv_conn *conn, int rc, sdk_cause cause)
+void ll_server_conn_failed(sdk_server *srv, srv_conn *conn, int rc, sdk_cause cause)
 {
     if (cause == SDK_CAUSE_RESET) {
         cause = cause_of(rc);
@@ -308,7 +278,7 @@ static int move_bytes(sdk_server *srv, srv_conn *conn, uint32_t revents, uint64_
 }
 
 /* The socket is ready: move bytes and frames. */
-static void on_conn_ready(sdk_server *srv, srv_conn *conn, uint32_t revents)
+void ll_server_conn_ready(sdk_server *srv, srv_conn *conn, uint32_t revents)
 {
     uint64_t now = ll_now_ms();
     if (srv->draining && (revents & (LL_POLL_HUP | LL_POLL_ERR))) {
@@ -330,11 +300,11 @@ static void on_conn_ready(sdk_server *srv, srv_conn *conn, uint32_t revents)
     sdk_cause cause = SDK_CAUSE_RESET;
     int rc = conn->phase == CONN_HANDSHAKE ? 0 : move_bytes(srv, conn, revents, now, &cause);
     if (rc == 0 && conn->move_to) {
-        hand_off(srv, conn, conn->move_to); /* its hello is handled there */
+        ll_server_hand_off(srv, conn, conn->move_to); /* its hello is handled there */
         return;
     }
     if (rc != 0) {
-        conn_failed(srv, conn, rc, cause);
+        ll_server_conn_failed(srv, conn, rc, cause);
         return;
     }
     if (conn->phase == CONN_CLOSING) {
@@ -359,84 +329,6 @@ static srv_conn *new_conn(sdk_server *srv, int fd, const char *peer)
     conn->events = LL_POLL_IN;
     conn->moved_deadline_ms = ll_now_ms() + (uint64_t)srv->cfg.handshake_timeout_ms;
     return conn;
-}
-
-/* A moved connection's hello, handled here, by the loop that serves its session. */
-static void greet_moved(sdk_server *srv, srv_conn *conn)
-{
-    pthread_mutex_lock(&srv->mu);
-    conn->move_to = NULL;
-    Lifeline__Hello *h = ll_server_take_hello(conn);
-    int rc = h ? ll_server_on_hello(srv, conn, h)
-               : ll_conn_fail(&conn->link.conn, SDK_ENOMEM, "out of memory moving a resume");
-    pthread_mutex_unlock(&srv->mu);
-    if (h) {
-        lifeline__hello__free_unpacked(h, NULL);
-    }
-    ll_server_report_events(srv);
-    if (conn->move_to) {
-        hand_off(srv, conn, conn->move_to); /* its session moved on meanwhile */
-    } else if (rc != 0) {
-        conn_failed(srv, conn, rc, SDK_CAUSE_RESET);
-    } else {
-        on_conn_ready(srv, conn, LL_POLL_IN); /* the frames behind the hello, then the welcome */
-    }
-}
-
-/* conn, handed to lp (conn->loop), joins its poller, timers and list. */
-static void adopt(sdk_server *srv, ll_srv_loop *lp, srv_conn *conn)
-{
-    if (ll_net_poll_add(lp->poll_fd, conn->link.fd, conn->events, conn) != 0 ||
-        (conn->moved_deadline_ms && ll_timers_set(&lp->timers, &conn->timer, conn->moved_deadline_ms) != 0)) {
-        pthread_mutex_lock(&srv->mu);
-        ll_server_detach_locked(srv, conn, SDK_CAUSE_RESET);
-        pthread_mutex_unlock(&srv->mu);
-        ll_server_metrics_conn_closed(srv, conn);
-        ll_link_close(&conn->link);
-        free(conn->pending_hello);
-        free(conn);
-        ll_server_report_events(srv);
-        return;
-    }
-    if (conn->handshaking) {
-        ll_server_admit_track(lp, conn);
-    }
-    conn->next = lp->conns;
-    if (lp->conns) {
-        lp->conns->prev = conn;
-    }
-    lp->conns = conn;
-    if (conn->pending_hello) {
-        greet_moved(srv, conn);
-    }
-}
-
-static void adopt_all(sdk_server *srv, ll_srv_loop *lp, srv_conn *list)
-{
-    while (list) {
-        srv_conn *conn = list;
-        list = conn->next_incoming;
-        conn->next_incoming = NULL;
-        adopt(srv, lp, conn);
-    }
-}
-
-/* A new connection to a loop: loop 0's at once, another's through its incoming list. */
-static void place(sdk_server *srv, srv_conn *conn)
-{
-    ll_srv_loop *lp = &srv->loops[0];
-    if (srv->nloops > 1) {
-        pthread_mutex_lock(&srv->mu);
-        lp = ll_server_pick_loop_locked(srv);
-        if (lp->index != 0) {
-            ll_server_hand_locked(srv, conn, lp);
-        }
-        pthread_mutex_unlock(&srv->mu);
-    }
-    if (lp->index == 0) {
-        conn->loop = lp;
-        adopt(srv, lp, conn);
-    }
 }
 
 static void accept_clients(sdk_server *srv)
@@ -464,7 +356,7 @@ static void accept_clients(sdk_server *srv)
             continue;
         }
         ll_server_metrics_conn_opened(srv, conn);
-        place(srv, conn);
+        ll_server_place(srv, conn);
     }
 }
 
@@ -503,7 +395,7 @@ static bool service_dirty(sdk_server *srv, ll_srv_loop *lp)
         srv_conn *incoming = lp->incoming;
         lp->incoming = NULL;
         pthread_mutex_unlock(&srv->mu);
-        adopt_all(srv, lp, incoming);
+        ll_server_adopt_all(srv, lp, incoming);
         pthread_mutex_lock(&srv->mu);
     }
     if (lp->index == 0) {
@@ -528,7 +420,7 @@ static bool service_dirty(sdk_server *srv, ll_srv_loop *lp)
         srv_conn *conn = flush;
         flush = conn->next_flush;
         conn->flush_queued = false;
-        on_conn_ready(srv, conn, 0);
+        ll_server_conn_ready(srv, conn, 0);
     }
     return stop;
 }
@@ -543,7 +435,7 @@ static void on_conn_timer(sdk_server *srv, srv_conn *conn, uint64_t now)
     uint64_t next = 0;
     int rc = ll_conn_tick(&conn->link.conn, now * 1000, &next);
     if (rc != 0) {
-        conn_failed(srv, conn, rc, SDK_CAUSE_HEARTBEAT_TIMEOUT); /* Close{HEARTBEAT_TIMEOUT} first */
+        ll_server_conn_failed(srv, conn, rc, SDK_CAUSE_HEARTBEAT_TIMEOUT); /* Close{HEARTBEAT_TIMEOUT} first */
         return;
     }
     ll_timers_set(&conn->loop->timers, &conn->timer, next); /* heard from since: look again later */
@@ -601,24 +493,10 @@ static int poll_loop(sdk_server *srv, ll_srv_loop *lp, int timeout_ms)
         } else if (evs[i].ptr == &lp->wake_fd) {
             ll_wake_drain(lp->wake_fd);
         } else {
-            on_conn_ready(srv, evs[i].ptr, evs[i].events);
+            ll_server_conn_ready(srv, evs[i].ptr, evs[i].events);
         }
     }
     return n;
-}
-
-/* Stopping, loop 0: the other loops have handed their connections back; take them. */
-static void gather(sdk_server *srv)
-{
-    if (srv->loops_joined) {
-        return;
-    }
-    ll_server_loops_join(srv);
-    pthread_mutex_lock(&srv->mu);
-    srv_conn *incoming = srv->loops[0].incoming;
-    srv->loops[0].incoming = NULL;
-    pthread_mutex_unlock(&srv->mu);
-    adopt_all(srv, &srv->loops[0], incoming);
 }
 
 ll_turn ll_server_io_turn(sdk_server *srv)
@@ -627,7 +505,7 @@ ll_turn ll_server_io_turn(sdk_server *srv)
     int n = poll_loop(srv, lp, poll_timeout(srv, ll_now_ms()));
     bool stop = service_dirty(srv, lp);
     if (stop) {
-        gather(srv);
+        ll_server_gather(srv);
     }
     if (stop && !srv->draining && !ll_server_lame_duck(srv, ll_now_ms())) {
         ll_server_begin_drain(srv, ll_now_ms());
@@ -647,28 +525,6 @@ ll_turn ll_server_io_turn(sdk_server *srv)
     return n > 0 || lp->self_wake ? LL_TURN_BUSY : LL_TURN_IDLE;
 }
 
-/* Stopping, a loop but 0: everything it serves goes to loop 0 (which joins its thread). */
-static void retire(sdk_server *srv, ll_srv_loop *lp)
-{
-    while (lp->conns) {
-        hand_off(srv, lp->conns, &srv->loops[0]);
-    }
-    pthread_mutex_lock(&srv->mu);
-    lp->retired = true;
-    while (lp->incoming) {
-        srv_conn *conn = lp->incoming;
-        lp->incoming = conn->next_incoming;
-        ll_server_hand_locked(srv, conn, &srv->loops[0]);
-    }
-    while (lp->dirty) {
-        srv_session *ss = lp->dirty;
-        lp->dirty = ss->next_dirty;
-        ss->dirty = false;
-        ll_server_mark_dirty_locked(srv, ss); /* its connection is loop 0's now */
-    }
-    pthread_mutex_unlock(&srv->mu);
-}
-
 bool ll_server_worker_turn(ll_srv_loop *lp)
 {
     sdk_server *srv = lp->srv;
@@ -677,7 +533,7 @@ bool ll_server_worker_turn(ll_srv_loop *lp)
     int timeout = lp->self_wake || next <= now ? 0 : (int)LL_MIN(next - now, 1000u);
     (void)poll_loop(srv, lp, timeout);
     if (service_dirty(srv, lp)) {
-        retire(srv, lp);
+        ll_server_retire(srv, lp);
         return false;
     }
     fire_conn_timers(srv, lp, ll_now_ms());

@@ -293,7 +293,7 @@ static void test_connections_spread_and_resume_moves(void **state)
     assert_int_equal(loop_of(fx, ida), 0);
     assert_int_equal(loop_of(fx, idb), 1);
 
-    resume_with_hello(fx, &c, tls_c, idb, token_b); /* the third connection: loop 0 again */
+    resume_with_hello(fx, &c, tls_c, idb, token_b);        /* the third connection: loop 0 again */
     expect_close(&b, LIFELINE__CLOSE__CODE__NORMAL, true); /* replaced, by its own loop */
     assert_int_equal(loop_of(fx, idb), 1);                 /* the session stayed with its loop */
     rp_send_ping(&a, 6);
