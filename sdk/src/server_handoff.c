@@ -147,4 +147,3 @@ void ll_server_retire(sdk_server *srv, ll_srv_loop *lp)
     }
     pthread_mutex_unlock(&srv->mu);
 }
-

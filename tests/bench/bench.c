@@ -45,6 +45,8 @@ static void usage(FILE *out)
                  "  --process          also the separate-process rows: the client here, the server a\n"
                  "                     lifeline-server --sink/--echo (raw: a raw server) subprocess\n"
                  "                     peers: the peer table alone (as --peers, without the rest)\n"
+                 "  --io-threads N     every Lifeline server (in-process and lifeline-server) with N I/O threads\n"
+                 "                     (default: the server's default, 1)\n"
                  "  --peers            also NATS core and MQTT QoS 1 beside Lifeline and raw TLS, each against a\n"
                  "                     private nats-server / mosquitto (needs a build with libnats and libmosquitto)\n"
                  "Loopback only. The table goes to stdout, progress to stderr.\n");
@@ -90,6 +92,9 @@ static void parse(int argc, char **argv, bench_opts *o)
             i++;
         } else if (strcmp(a, "--peers") == 0) {
             o->peers = true;
+        } else if (strcmp(a, "--io-threads") == 0) {
+            o->io_threads = (int)number(a, next, 1, SDK_IO_THREADS_MAX);
+            i++;
         } else if (strcmp(a, "--only") == 0) {
             if (!next) {
                 usage(stderr);
@@ -481,6 +486,7 @@ static void print_header(const bench_opts *o)
            "      %d raw handshakes of each kind, %d sdk_connect and %d forced reconnects per run, %d idle clients "
            "per memory probe\n",
            o->runs, o->duration_s, o->latency_iters, o->handshakes, o->connects, o->reconnects, o->mem_clients);
+    printf("server I/O threads: %d%s\n", o->io_threads ? o->io_threads : 1, o->io_threads ? "" : " (default)");
     printf("load average at start: %s\n\n", load);
     fflush(stdout);
 }

@@ -31,6 +31,7 @@ typedef struct bench_opts {
     int reconnects;    /* forced Lifeline reconnects per run */
     int mem_clients;   /* idle clients per memory probe */
     bool process;      /* --process: also the separate-process throughput and latency rows */
+    int io_threads;    /* --io-threads: every server's sdk_server_config.io_threads (0: its default) */
     char certs[256];   /* sdk_dev_certs directory */
     char ca[320], cert[320], key[320];
     char bindir[512]; /* where lifeline-bench (and lifeline-server) live */

@@ -138,6 +138,12 @@ bool bench_server_start(const bench_opts *o, uint16_t port, const char *const *e
     snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)port);
     char *argv[32] = {path, "--listen", listen, "--dev-certs", (char *)o->certs};
     size_t argc = 5;
+    char threads[16];
+    if (o->io_threads > 0) {
+        snprintf(threads, sizeof threads, "%d", o->io_threads);
+        argv[argc++] = "--io-threads";
+        argv[argc++] = threads;
+    }
     for (size_t i = 0; extra && extra[i] && argc + 1 < sizeof argv / sizeof argv[0]; i++) {
         argv[argc++] = (char *)extra[i];
     }

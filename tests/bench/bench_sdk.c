@@ -116,6 +116,7 @@ static sdk_err bsrv_start(bsrv *s, const bench_opts *o, bsrv_mode mode, uint16_t
     /* Every client here comes from 127.0.0.1, as a flood would: the per-address limit (200 a
      * second, bursts of 400) refused some of the 1000 clients of the store's memory probe. */
     cfg.connect_rate_per_address = SDK_UNLIMITED;
+    cfg.io_threads = o->io_threads > 0 ? (uint32_t)o->io_threads : cfg.io_threads;
     if (callback && fn) {
         bench_die("bsrv: one user pointer cannot serve both callbacks");
     }

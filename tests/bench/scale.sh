@@ -14,6 +14,7 @@
 # every client reconnects at once. --no-store: the same without the store (no shared ticket
 # keys: full handshakes, sessions lost), for contrast.
 #
+# --io-threads N: the server's (lifeline-server --io-threads).
 # Other options go to lifeline-scale (--clients, --hold-s, --inflight, ...).
 # Exit status is lifeline-scale's: 0 when every client connected and stayed connected (and,
 # with --storm, all came back).
@@ -28,13 +29,19 @@ fi
 # --storm and --no-store are this script's, wherever they stand; the rest is lifeline-scale's.
 storm=0
 store=1
+io_args=()
 rest=()
-for a in "$@"; do
-    case $a in
+while [[ $# -gt 0 ]]; do
+    case $1 in
     --storm) storm=1 ;;
     --no-store) store=0 ;;
-    *) rest+=("$a") ;;
+    --io-threads)
+        io_args=(--io-threads "${2:?--io-threads wants a number}")
+        shift
+        ;;
+    *) rest+=("$1") ;;
     esac
+    shift
 done
 set -- "${rest[@]}"
 if [[ $storm -eq 0 && $store -eq 0 ]]; then
@@ -104,7 +111,7 @@ fi
 # 20000 clients (and the storm reconnects all at once).
 start_server() {
     server_start "$tmp/server-$1.log" "$server_bin" --listen "$2" --dev-certs "$tmp/certs" --sink \
-        --connect-rate off --max-connections off --max-handshakes off "${store_args[@]}" || exit 1
+        --connect-rate off --max-connections off --max-handshakes off "${store_args[@]}" "${io_args[@]}" || exit 1
     server_pid=$SERVER_PID
     echo "scale.sh: lifeline-server pid $server_pid listening on $SERVER_ADDR" \
         "(${store_args[*]:-no store})" >&2

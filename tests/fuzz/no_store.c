@@ -137,3 +137,11 @@ void ll_server_takeover_mark_locked(sdk_server *srv, const srv_session *ss)
     (void)srv;
     (void)ss;
 }
+
+/* Only another instance's claim, through the store, lets a session go. */
+void ll_server_let_go_locked(sdk_server *srv, srv_session *ss)
+{
+    (void)srv;
+    (void)ss;
+    abort();
+}
