@@ -1,9 +1,10 @@
 /*
  * Lifeline server library: the other end of sdk.h, for applications to embed.
  *
- * Model. sdk_server_start() binds, then runs one I/O thread (epoll, non-blocking TLS)
- * that serves every client: handshakes, heartbeats, acknowledgements, session resume,
- * dead-client detection. The application takes messages with sdk_server_recv() and
+ * Model. sdk_server_start() binds, then runs one I/O thread (epoll, non-blocking TLS;
+ * io_threads of them to share the connections) that serves every client: handshakes,
+ * heartbeats, acknowledgements, session resume, dead-client detection. Callbacks run on
+ * one of them, one at a time. The application takes messages with sdk_server_recv() and
  * sends with sdk_server_send(), from any number of threads at once.
  *
  * Sessions. Each client holds one session, named by a 64-bit id. When its connection
