@@ -1,9 +1,9 @@
 /*
  * The server's I/O threads: each loop polls its wake fd and its client connections
- * (level-triggered, non-blocking TLS), loop 0 the listener too (server_loops.c). Each turn (ll_server_io_turn) it handles
- * ready sockets, moves what the application queued onto links ("dirty" sessions), and fires
- * the deadlines that are due: handshake limits, heartbeat timeouts, session expiries. The
- * protocol itself is the connection core's (conn.h); sessions and the greeting are in
+ * (level-triggered, non-blocking TLS), loop 0 the listener too (server_loops.c). Each turn
+ * (ll_server_io_turn, ll_server_worker_turn) it handles ready sockets, moves what the
+ * application queued onto links ("dirty" sessions), and fires the deadlines that are due:
+ * handshake limits, heartbeat timeouts, and on loop 0 session expiries. The protocol itself is the connection core's (conn.h); sessions and the greeting are in
  * server_session.c, stopping in server_stop.c.
  */
 #include "server_impl.h"
