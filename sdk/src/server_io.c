@@ -3,8 +3,9 @@
  * (level-triggered, non-blocking TLS), loop 0 the listener too (server_loops.c). Each turn
  * (ll_server_io_turn, ll_server_worker_turn) it handles ready sockets, moves what the
  * application queued onto links ("dirty" sessions), and fires the deadlines that are due:
- * handshake limits, heartbeat timeouts, and on loop 0 session expiries. The protocol itself is the connection core's (conn.h); sessions and the greeting are in
- * server_session.c, stopping in server_stop.c.
+ * handshake limits, heartbeat timeouts, and on loop 0 session expiries. The protocol itself
+ * is the connection core's (conn.h); sessions and the greeting are in server_session.c,
+ * stopping in server_stop.c, connections between loops in server_handoff.c.
  */
 #include "server_impl.h"
 
