@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct fixture {
     rp_certs certs;
@@ -326,6 +327,29 @@ static void test_detached_session_resumes_on_any_loop(void **state)
     ll_tls_ctx_free(tls_c);
 }
 
+/* io_threads: 0 is one per online CPU (up to 8), more than SDK_IO_THREADS_MAX is refused. */
+static void test_io_threads_configured(void **state)
+{
+    (void)state;
+    rp_certs certs;
+    assert_int_equal(rp_certs_make(&certs), 0);
+    sdk_server_config cfg;
+    sdk_server_config_init(&cfg);
+    assert_int_equal(cfg.io_threads, 1); /* the default */
+    cfg.listen = "127.0.0.1:0";
+    cfg.cert_file = certs.cert;
+    cfg.key_file = certs.key;
+    cfg.io_threads = SDK_IO_THREADS_MAX + 1;
+    sdk_server *srv = NULL;
+    assert_int_equal(sdk_server_start(&cfg, &srv), SDK_EINVAL);
+    cfg.io_threads = 0;
+    assert_int_equal(sdk_server_start(&cfg, &srv), SDK_OK);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    assert_int_equal(srv->nloops, cpus < 1 ? 1 : cpus > 8 ? 8 : cpus);
+    sdk_server_destroy(srv);
+    rp_certs_remove(&certs);
+}
+
 #define BOTH(test) \
     cmocka_unit_test_setup_teardown(test, setup, teardown), cmocka_unit_test_setup_teardown(test, setup_io2, teardown)
 
@@ -339,6 +363,7 @@ int main(void)
         BOTH(test_keepalive_set_after_welcome),
         cmocka_unit_test_setup_teardown(test_connections_spread_and_resume_moves, setup_io2, teardown),
         cmocka_unit_test_setup_teardown(test_detached_session_resumes_on_any_loop, setup_io2, teardown),
+        cmocka_unit_test(test_io_threads_configured),
     };
     return cmocka_run_group_tests(tests, NULL, NULL); /* a server per test: tickets and sessions do not carry over */
 }

@@ -575,6 +575,21 @@ class TestMessageCallbacks(unittest.TestCase):
             client.close()
             server.__exit__(None, None, None)
 
+    def test_server_on_several_io_threads(self):
+        echo = EchoServer(io_threads=2)
+        try:
+            clients = [connect(echo.port) for _ in range(4)]  # two on each thread
+            for i, c in enumerate(clients):
+                c.send(b"x%d" % i)
+            for i, c in enumerate(clients):
+                self.assertEqual(c.recv(timeout=WAIT).data, b"x%d" % i)
+            for c in clients:
+                c.close()
+        finally:
+            echo.stop()
+        with self.assertRaises(lifeline.InvalidArgumentError):  # over SDK_IO_THREADS_MAX
+            lifeline.Server("127.0.0.1:0", dev_certs=CERTS.dir, io_threads=65)
+
     def test_server_with_a_store(self):
         echo = EchoServer(store="memory:")
         try:
