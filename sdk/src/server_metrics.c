@@ -191,6 +191,15 @@ static void write_store(ll_prom *p, sdk_server *srv)
     ll_prom_gauge(p, "lifeline_store_up", "1 while the last batch of writes to the session store went through.", up);
     ll_prom_counter(p, "lifeline_store_write_failures_total", "Batches of writes to the session store that failed.",
                     failures);
+    static const char *const outcomes[LL_TAKEOVER_OUTCOMES] = {"released", "owner_gone", "timed_out", "failed",
+                                                               "served"};
+    ll_prom_family(p, "lifeline_takeovers_total", "counter",
+                   "Live sessions taken over through the store: asked of another instance, by how that ended, "
+                   "or served (let go at another's request).");
+    for (int i = 0; i < LL_TAKEOVER_OUTCOMES; i++) {
+        ll_prom_labeled(p, "lifeline_takeovers_total", "result", outcomes[i],
+                        ll_counter_get(&srv->metrics.takeovers[i]));
+    }
 }
 
 sdk_err sdk_server_metrics(sdk_server *srv, char **text, size_t *len)
