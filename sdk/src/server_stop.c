@@ -54,22 +54,60 @@ void ll_server_begin_drain(sdk_server *srv, uint64_t now)
 {
     ll_server_stop_listening(srv);
     srv->draining = true;
+    srv->drain_start = now;
     srv->drain_deadline = now + LL_SERVER_DRAIN_MS;
     for (srv_conn *c = srv->conns; c; c = c->next) {
         ll_server_set_events(srv, c);
     }
 }
 
+static void find_unacked(void *val, void *arg)
+{
+    const srv_session *ss = val;
+    bool *unacked = arg;
+    *unacked = *unacked || (!ss->gone_away && ss->s.consumed < ss->s.received);
+}
+
+/* Under mu: whether the application has answered everything it took. With manual_ack the
+ * server knows: every message it accepted is acknowledged (an echo's reply carries its ack),
+ * so the drain waits for nothing more. Otherwise a message counts as answered once taken,
+ * and only a quiet spell says that the replies have stopped coming. */
+static bool answered_locked(sdk_server *srv, uint64_t now)
+{
+    if (!srv->cfg.manual_ack) {
+        return now >= srv->last_send_ms + LL_SERVER_DRAIN_QUIET_MS;
+    }
+    bool unacked = false;
+    ll_store_each(&srv->sessions, find_unacked, &unacked); /* only once the rest is done */
+    return !unacked;
+}
+
+/* Under mu: nothing left for the drain to wait for. Input is closed once nothing can reach
+ * the inbox any more (under sync always a message read before the drain waits in its session
+ * until the store holds it); the application has taken everything; its replies are on their
+ * links (the store holds them first, under sync always: no batch listed or in flight). */
+static bool drained_locked(sdk_server *srv, uint64_t now)
+{
+    bool stored = !ll_server_sync_always(srv) || (srv->sync_list == NULL && srv->sync_state == LL_SYNC_IDLE);
+    return srv->input_closed && srv->inbox.count == 0 && srv->dirty == NULL && stored && answered_locked(srv, now);
+}
+
 bool ll_server_drain_over(sdk_server *srv, uint64_t now)
 {
     pthread_mutex_lock(&srv->mu);
-    bool quiet = srv->inbox.count == 0 && srv->dirty == NULL &&
-                 (srv->sync_list == NULL || !ll_server_sync_always(srv)) &&
-                 now >= srv->last_send_ms + LL_SERVER_DRAIN_QUIET_MS;
-    bool over = quiet || now >= srv->drain_deadline;
+    bool was_closed = srv->input_closed;
+    srv->input_closed = srv->input_closed || srv->unsynced == 0;
+    bool drained = drained_locked(srv, now);
+    bool over = drained || now >= srv->drain_deadline;
     if (over) {
+        atomic_store(&srv->metrics.drain_ms, now - srv->drain_start);
+        ll_counter_add(&srv->metrics.drain_timeouts, !drained);
+        srv->input_closed = true;
         srv->sends_closed = true;
         ll_notify_broadcast(&srv->notify, &srv->send_cv);
+    }
+    if (srv->input_closed && !was_closed) { /* the application may hear of the stop now */
+        ll_notify_broadcast(&srv->notify, &srv->recv_cv);
     }
     pthread_mutex_unlock(&srv->mu);
     return over;
