@@ -191,6 +191,9 @@ static void write_stop(ll_prom *p, const ll_server_metrics *m)
     ll_prom_counter(p, "lifeline_stop_drain_timeouts_total",
                     "Graceful stops whose drain ran to its bound (1 s) instead of ending when done.",
                     ll_counter_get(&m->drain_timeouts));
+    ll_prom_gauge_ms(p, "lifeline_stop_linger_seconds",
+                     "How long the last graceful stop waited, after GOING_AWAY, for its clients to hang up.",
+                     ll_counter_get(&m->linger_ms));
 }
 
 /* With a store: its health as the server's writes see it (sdk_server_store_status). */

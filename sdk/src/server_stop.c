@@ -8,8 +8,11 @@
 #include "ll.h"
 #include "net.h"
 
+#include <poll.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#define LINGER_EVENTS 128 /* poller events taken at once while connections linger */
 
 /* One step of a lingering close, without the poller: flush, half-close, then read and drop
  * until the client hangs up. True once there is nothing more to wait for. */
@@ -125,21 +128,54 @@ static void free_session(void *val, void *arg)
     free(ss);
 }
 
-/* Every closing connection lingers until its client hangs up, or the closing deadline. */
+/* What a lingering connection waits for: the client's bytes and hang-up (read and dropped),
+ * and room to write while its Close is still going out. */
+static void linger_watch(sdk_server *srv, srv_conn *c)
+{
+    uint32_t want = LL_POLL_IN | ((ll_link_events(&c->link) & POLLOUT) ? LL_POLL_OUT : 0u);
+    if (want != c->events) {
+        (void)ll_net_poll_mod(srv->poll_fd, c->link.fd, want, c);
+        c->events = want;
+    }
+}
+
+/* One step of c's lingering close: true while it goes on. Once done, the poller forgets it
+ * (a hung-up socket stays ready, and the teardown frees it after the others). */
+static bool linger_step(sdk_server *srv, srv_conn *c)
+{
+    if (c->phase == CONN_CLOSING && !linger_done(c)) {
+        linger_watch(srv, c);
+        return true;
+    }
+    ll_net_poll_del(srv->poll_fd, c->link.fd);
+    c->events = 0;
+    return false;
+}
+
+/* Every closing connection lingers until its client hangs up, or the closing deadline. Each
+ * takes a step now, then one whenever the poller reports it; a count of those still
+ * lingering says when all are done. A wake-up costs what woke it: rescanning every
+ * connection at each one made a stop with 10,000 clients take seconds. */
 static void linger_all(sdk_server *srv)
 {
-    uint64_t deadline = ll_now_ms() + LL_SERVER_CLOSING_MS;
-    bool pending = true;
-    while (pending && ll_now_ms() < deadline) {
-        pending = false;
-        for (srv_conn *c = srv->conns; c; c = c->next) {
-            pending |= c->phase == CONN_CLOSING && !linger_done(c);
-        }
-        ll_poll_event evs[1];
-        if (pending) {
-            (void)ll_net_poll_wait(srv->poll_fd, evs, 1, 10);
+    uint64_t start = ll_now_ms(), deadline = start + LL_SERVER_CLOSING_MS;
+    size_t lingering = 0;
+    for (srv_conn *c = srv->conns; c; c = c->next) {
+        lingering += linger_step(srv, c);
+    }
+    ll_poll_event evs[LINGER_EVENTS];
+    uint64_t now;
+    while (lingering > 0 && (now = ll_now_ms()) < deadline) {
+        int n = ll_net_poll_wait(srv->poll_fd, evs, LINGER_EVENTS, (int)(deadline - now));
+        for (int i = 0; i < n; i++) {
+            if (evs[i].ptr == &srv->wake_fd) {
+                ll_wake_drain(srv->wake_fd);
+            } else if (evs[i].ptr != &srv->listen_fd && !linger_step(srv, evs[i].ptr)) {
+                lingering--;
+            }
         }
     }
+    atomic_store(&srv->metrics.linger_ms, ll_now_ms() - start);
 }
 
 /* Under mu: messages still in the inbox can no longer be acknowledged (the sessions go
