@@ -57,6 +57,9 @@ typedef struct ll_server_metrics {
     ll_counter tls_reloads_ok, tls_reloads_failed;
     ll_counter cert_not_after_s; /* gauge: of the certificate in use (0: unknown) */
     ll_histogram rtt;            /* the round trips clients report in their pings */
+    ll_counter drain_ms;         /* gauge: how long the last stop's drain took (server_stop.c) */
+    ll_counter drain_timeouts;   /* drains that ran to LL_SERVER_DRAIN_MS */
+    ll_counter linger_ms;        /* gauge: how long the last stop waited for its clients to hang up */
     ll_stream_totals retired;    /* under the server's mutex: what sessions that ended counted */
 } ll_server_metrics;
 
