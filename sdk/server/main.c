@@ -50,7 +50,7 @@ static void usage(FILE *out)
             "  --session-ttl-ms N       keep a disconnected session this long for resume (default 60000)\n"
             "  --store URL              hand sessions over through a session store at stop, and resume\n"
             "                           sessions handed over by other servers: memory: or\n"
-            "                           redis://HOST[:PORT][/DB]\n"
+            "                           redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]\n"
             "  --store-sync MODE        handover (default): write sessions to the store when their\n"
             "                           connection drops and at stop; always: also before any ack,\n"
             "                           data or delivery leaves, so a kill -9 loses nothing (an echo\n"

@@ -72,6 +72,12 @@ void ll_prom_gauge(ll_prom *p, const char *name, const char *help, uint64_t valu
     ll_prom_value(p, name, value);
 }
 
+void ll_prom_gauge_ms(ll_prom *p, const char *name, const char *help, uint64_t ms)
+{
+    ll_prom_family(p, name, "gauge", help);
+    fprintf(p->f, "%s %llu.%03llu\n", name, (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000));
+}
+
 void ll_prom_histogram(ll_prom *p, const char *name, const char *help, const ll_histogram *h)
 {
     ll_prom_family(p, name, "histogram", help);

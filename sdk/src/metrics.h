@@ -67,6 +67,8 @@ void ll_prom_labeled(ll_prom *p, const char *name, const char *label, const char
 void ll_prom_counter(ll_prom *p, const char *name, const char *help, uint64_t value);
 /* A gauge family of one sample. */
 void ll_prom_gauge(ll_prom *p, const char *name, const char *help, uint64_t value);
+/* A gauge family of one sample given in milliseconds, written in seconds. */
+void ll_prom_gauge_ms(ll_prom *p, const char *name, const char *help, uint64_t ms);
 /* A whole histogram family (name without _bucket/_sum/_count), in seconds. */
 void ll_prom_histogram(ll_prom *p, const char *name, const char *help, const ll_histogram *h);
 /* Close the text: on 0, *text (NUL-terminated, free()) and *len are the caller's; on

@@ -29,7 +29,9 @@ static int open_backend(sdk_store *st, const char *url)
         st->err = rc;
         return rc;
     }
-    return u.kind == LL_STORE_REDIS ? ll_store_redis_open(st, &u) : ll_store_mem_open(st);
+    rc = u.kind == LL_STORE_REDIS ? ll_store_redis_open(st, &u) : ll_store_mem_open(st);
+    explicit_bzero(u.password, sizeof(u.password)); /* the backend keeps its own copy */
+    return rc;
 }
 
 sdk_err sdk_store_open(const char *url, int timeout_ms, sdk_store **out)

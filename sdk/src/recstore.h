@@ -98,6 +98,8 @@ typedef struct ll_store_url {
     char host[256]; /* without brackets */
     uint16_t port;
     uint32_t db;
+    char user[128];     /* Redis ACL user ("": the default user), percent-decoded */
+    char password[256]; /* "": no AUTH; never printed */
 } ll_store_url;
 /* Parse url (see lifeline/store.h): 0 or SDK_EINVAL with the reason in detail. Pure. */
 int ll_store_url_parse(const char *url, ll_store_url *out, char *detail, size_t dlen);

@@ -302,7 +302,7 @@ sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_ms)
             *out = &m->pub;
             break;
         }
-        if (srv->stopping && !srv->lame_duck) {
+        if (srv->input_closed) { /* not before: a message still to come would never be taken */
             rc = SDK_ECLOSED;
             break;
         }

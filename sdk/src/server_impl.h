@@ -169,6 +169,7 @@ struct sdk_server {
     uint64_t lame_duck_start;     /* lame duck: the window began then, 0: not (yet) (I/O only) */
     size_t lame_duck_total;       /* ...with this many clients to tell, of which told so far */
     size_t lame_duck_told;
+    uint64_t drain_start;     /* the drain began then (I/O thread only) */
     uint64_t drain_deadline;  /* the drain ends by then at the latest (I/O thread only) */
     struct srv_event *events; /* session events to report once mu is released (under mu) */
     size_t nevents, events_cap;
@@ -183,6 +184,9 @@ struct sdk_server {
     bool stopping;               /* sdk_server_stop: no new input; replies still go out (drain) */
     bool lame_duck;              /* stopping, but the lame-duck window still runs: input goes on */
     bool sends_closed;           /* the drain is over: sdk_server_send returns SDK_ECLOSED */
+    bool input_closed;           /* draining, and no message can reach the inbox any more: */
+                                 /* sdk_server_recv reports the stop once it is empty */
+    size_t unsynced;             /* sync always: messages in sessions' unsynced queues */
     uint64_t last_send_ms;       /* when the application last queued a message (drain ends when quiet) */
     bool stopped;                /* the I/O thread has exited */
     sdk_store *store;            /* sessions outlive the process there; NULL: none (the caller's) */

@@ -184,6 +184,19 @@ static void write_tls(ll_prom *p, const ll_server_metrics *m)
                   "When the server certificate in use expires (Unix time).", ll_counter_get(&m->cert_not_after_s));
 }
 
+/* The graceful stop's drain: how long the last one took, and how many waited out the bound. */
+static void write_stop(ll_prom *p, const ll_server_metrics *m)
+{
+    ll_prom_gauge_ms(p, "lifeline_stop_drain_seconds",
+                     "How long the last graceful stop's drain took (0 before a stop).", ll_counter_get(&m->drain_ms));
+    ll_prom_counter(p, "lifeline_stop_drain_timeouts_total",
+                    "Graceful stops whose drain ran to its bound (1 s) instead of ending when done.",
+                    ll_counter_get(&m->drain_timeouts));
+    ll_prom_gauge_ms(p, "lifeline_stop_linger_seconds",
+                     "How long the last graceful stop waited, after GOING_AWAY, for its clients to hang up.",
+                     ll_counter_get(&m->linger_ms));
+}
+
 /* With a store: its health as the server's writes see it (sdk_server_store_status). */
 static void write_store(ll_prom *p, sdk_server *srv)
 {
@@ -192,6 +205,15 @@ static void write_store(ll_prom *p, sdk_server *srv)
     ll_prom_gauge(p, "lifeline_store_up", "1 while the last batch of writes to the session store went through.", up);
     ll_prom_counter(p, "lifeline_store_write_failures_total", "Batches of writes to the session store that failed.",
                     failures);
+    static const char *const outcomes[LL_TAKEOVER_OUTCOMES] = {"released", "owner_gone", "timed_out", "failed",
+                                                               "served"};
+    ll_prom_family(p, "lifeline_takeovers_total", "counter",
+                   "Live sessions taken over through the store: asked of another instance, by how that ended, "
+                   "or served (let go at another's request).");
+    for (int i = 0; i < LL_TAKEOVER_OUTCOMES; i++) {
+        ll_prom_labeled(p, "lifeline_takeovers_total", "result", outcomes[i],
+                        ll_counter_get(&srv->metrics.takeovers[i]));
+    }
 }
 
 sdk_err sdk_server_metrics(sdk_server *srv, char **text, size_t *len)
@@ -209,6 +231,7 @@ sdk_err sdk_server_metrics(sdk_server *srv, char **text, size_t *len)
     write_connections(&p, &srv->metrics);
     write_sessions(&p, &srv->metrics);
     write_tls(&p, &srv->metrics);
+    write_stop(&p, &srv->metrics);
     if (srv->store) {
         write_store(&p, srv);
     }

@@ -25,6 +25,16 @@ typedef enum {
     LL_REFUSED_REASONS
 } ll_refusal;
 
+/* How a takeover this instance asked for ended (server_takeover.c), and the ones it served. */
+typedef enum {
+    LL_TAKEOVER_RELEASED = 0, /* the owner wrote the session and let go */
+    LL_TAKEOVER_OWNER_GONE,   /* nobody listened on the owner's channel: resumed from the store */
+    LL_TAKEOVER_TIMED_OUT,    /* the owner did not answer within takeover_timeout_ms */
+    LL_TAKEOVER_FAILED,       /* the request could not be published (the store failed) */
+    LL_TAKEOVER_SERVED,       /* another instance asked us, and we let a session go */
+    LL_TAKEOVER_OUTCOMES
+} ll_takeover_outcome;
+
 /* What the reliable streams of sessions counted (session.h). */
 typedef struct ll_stream_totals {
     uint64_t msgs_sent, bytes_sent, retransmits;
@@ -43,9 +53,13 @@ typedef struct ll_server_metrics {
     ll_counter session_events[LL_SESSION_EVENTS];
     ll_counter detaches[LL_CAUSES];
     ll_counter output_drops;
+    ll_counter takeovers[LL_TAKEOVER_OUTCOMES];
     ll_counter tls_reloads_ok, tls_reloads_failed;
     ll_counter cert_not_after_s; /* gauge: of the certificate in use (0: unknown) */
     ll_histogram rtt;            /* the round trips clients report in their pings */
+    ll_counter drain_ms;         /* gauge: how long the last stop's drain took (server_stop.c) */
+    ll_counter drain_timeouts;   /* drains that ran to LL_SERVER_DRAIN_MS */
+    ll_counter linger_ms;        /* gauge: how long the last stop waited for its clients to hang up */
     ll_stream_totals retired;    /* under the server's mutex: what sessions that ended counted */
 } ll_server_metrics;
 

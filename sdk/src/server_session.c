@@ -351,6 +351,7 @@ int ll_server_on_data(sdk_server *srv, srv_session *ss, const ll_data_view *d, b
         m->pub.flags |= SDK_MSG_REDELIVERED;
     }
     if (always) {
+        srv->unsynced++;
         ll_server_want_sync_locked(srv, ss, LL_SYNC_DELTA); /* delivered once the store has it */
         return 0;
     }

@@ -70,6 +70,7 @@ void ll_server_sync_forget_locked(sdk_server *srv, srv_session *ss)
         }
     }
     ss->sync_want = LL_SYNC_NONE;
+    srv->unsynced -= ss->unsynced.count;
     ll_msg *m;
     while ((m = ll_msgq_pop(&ss->unsynced)) != NULL) {
         ll_msg_free(m);
@@ -168,6 +169,7 @@ static void release_unsynced(sdk_server *srv, srv_session *ss, uint64_t upto, bo
             return;
         }
         (void)ll_msgq_pop(&ss->unsynced);
+        srv->unsynced--;
         if (callback && ll_server_taken_at_queue(srv)) {
             ll_session_consumed(&ss->s, m); /* taken by the callback before the next write */
         }

@@ -196,6 +196,7 @@ static void serve_requests(sdk_server *srv, ll_takeover *tk, tk_vec reqs)
     for (size_t i = 0; rels && held && i < reqs.n; i++) {
         if (held[i]) {
             ll_server_let_go_locked(srv, held[i]);
+            ll_counter_add(&srv->metrics.takeovers[LL_TAKEOVER_SERVED], 1);
         }
     }
     pthread_mutex_lock(&tk->mu);
@@ -279,8 +280,13 @@ void ll_server_takeover_ask_locked(sdk_server *srv, const Lifeline__Hello *h)
     pthread_mutex_lock(&tk->mu);
     while (rc == 0 && receivers > 0 && !tk->released && ll_cond_wait(&tk->cv, &tk->mu, &dl) == 0) {
     }
+    ll_takeover_outcome how = rc != 0          ? LL_TAKEOVER_FAILED
+                              : receivers == 0 ? LL_TAKEOVER_OWNER_GONE
+                              : tk->released   ? LL_TAKEOVER_RELEASED
+                                               : LL_TAKEOVER_TIMED_OUT;
     tk->awaiting = 0;
     pthread_mutex_unlock(&tk->mu);
+    ll_counter_add(&srv->metrics.takeovers[how], 1);
 }
 
 /* ---- the takeover thread ---- */

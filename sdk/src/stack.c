@@ -10,7 +10,9 @@
  * bytes) and the x86-64 red zone (128 bytes) live there while it runs. */
 #define TRIM_MARGIN (2u * 1024)
 
-void ll_stack_trim(void)
+/* Never inlined (link-time optimisation would): the frame below which pages go must be this
+ * function's own, whose locals fit in TRIM_MARGIN, not its caller's, whose may not. */
+__attribute__((noinline)) void ll_stack_trim(void)
 {
     pthread_attr_t attr;
     void *low = NULL;

@@ -164,6 +164,49 @@ static int roundtrip(sdk_store *st, int argc, const char **argv, const size_t *l
     return 0;
 }
 
+size_t ll_redis_auth_args(const ll_store_url *u, const char *argv[3], size_t lens[3])
+{
+    if (!u->password[0]) {
+        return 0;
+    }
+    size_t n = 0;
+    argv[n] = "AUTH";
+    lens[n++] = 4;
+    if (u->user[0]) {
+        argv[n] = u->user;
+        lens[n++] = strlen(u->user);
+    }
+    argv[n] = u->password;
+    lens[n++] = strlen(u->password);
+    return n;
+}
+
+/* A new connection's AUTH (with credentials) and SELECT (a DB other than 0): refused, the
+ * connection goes, since it would work as someone else or write elsewhere. */
+static int set_up(sdk_store *st)
+{
+    redis_be *b = st->be;
+    const char *auth[3];
+    size_t auth_lens[3], nauth = ll_redis_auth_args(&b->url, auth, auth_lens);
+    char db[16];
+    LL_DETAIL(db, sizeof(db), "%u", (unsigned)b->url.db);
+    const char *select[] = {"SELECT", db};
+    const size_t select_lens[] = {6, strlen(db)};
+    redisReply *r = NULL;
+    int rc = nauth ? roundtrip(st, (int)nauth, auth, auth_lens, "AUTH", &r) : 0;
+    freeReplyObject(r);
+    r = NULL;
+    if (rc == 0 && b->url.db != 0) {
+        rc = roundtrip(st, 2, select, select_lens, "SELECT", &r);
+        freeReplyObject(r);
+    }
+    if (rc != 0 && b->c) {
+        redisFree(b->c);
+        b->c = NULL;
+    }
+    return rc;
+}
+
 static int connect_redis(sdk_store *st)
 {
     redis_be *b = st->be;
@@ -183,21 +226,7 @@ static int connect_redis(sdk_store *st)
     if (b->c->err || redisSetTimeout(b->c, timeout_of(st)) != REDIS_OK) {
         return context_failed(st, b, b->c->err ? err : errno, "connect");
     }
-    if (b->url.db == 0) {
-        return 0;
-    }
-    char db[16];
-    LL_DETAIL(db, sizeof(db), "%u", (unsigned)b->url.db);
-    const char *argv[] = {"SELECT", db};
-    const size_t lens[] = {6, strlen(db)};
-    redisReply *r = NULL;
-    int rc = roundtrip(st, 2, argv, lens, "SELECT", &r);
-    freeReplyObject(r);
-    if (rc != 0 && b->c) { /* the DB is refused: this connection would write elsewhere */
-        redisFree(b->c);
-        b->c = NULL;
-    }
-    return rc;
+    return set_up(st);
 }
 
 /* One command, connecting first if the last call dropped the connection. */
@@ -606,6 +635,7 @@ static void redis_close(sdk_store *st)
     if (b->c) {
         redisFree(b->c);
     }
+    explicit_bzero(b->url.password, sizeof(b->url.password)); /* freed memory keeps no secret */
     free(b);
 }
 

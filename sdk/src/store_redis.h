@@ -18,6 +18,9 @@ int ll_redis_command(sdk_store *st, int argc, const char **argv, const size_t *l
 int ll_redis_run_int(sdk_store *st, int argc, const char **argv, const size_t *lens, const char *what, uint64_t *out);
 /* The address st was opened with. */
 const ll_store_url *ll_redis_url(const sdk_store *st);
+/* The AUTH command for u's credentials into argv/lens: its argument count, 0 without a
+ * password (then no AUTH is due). */
+size_t ll_redis_auth_args(const ll_store_url *u, const char *argv[3], size_t lens[3]);
 /* The sdk_err of a failed context (its err kind, and errno for I/O errors). */
 int ll_redis_code_of(int kind, int err);
 

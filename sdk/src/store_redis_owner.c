@@ -151,17 +151,21 @@ static int redis_sub_open(sdk_store *st, const char *channel, ll_store_sub **out
     if (!s->c || s->c->err || redisSetTimeout(s->c, tv) != REDIS_OK) {
         return sub_failed(s, errno);
     }
+    const char *auth[3];
+    size_t auth_lens[3], nauth = ll_redis_auth_args(u, auth, auth_lens);
     ll_sigpipe_guard g;
     ll_net_sigpipe_block(&g);
-    redisReply *r = redisCommand(s->c, "SUBSCRIBE %s", channel); /* answered "subscribe", channel, 1 */
+    redisReply *a = nauth ? redisCommandArgv(s->c, (int)nauth, auth, auth_lens) : NULL;
+    bool ok = !nauth || (a && a->type != REDIS_REPLY_ERROR);
+    redisReply *r = ok ? redisCommand(s->c, "SUBSCRIBE %s", channel) : NULL; /* "subscribe", channel, 1 */
     int err = errno;
     ll_net_sigpipe_restore(&g);
-    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 3;
-    if (r) {
-        freeReplyObject(r);
-    }
+    bool refused = (nauth && !ok && a) || (r && !(r->type == REDIS_REPLY_ARRAY && r->elements == 3));
+    ok = ok && r && !refused;
+    freeReplyObject(a);
+    freeReplyObject(r);
     if (!ok) {
-        return r ? sub_failed(s, EPROTO) : sub_failed(s, err);
+        return refused ? sub_failed(s, EPROTO) : sub_failed(s, err);
     }
     *out = s;
     return 0;

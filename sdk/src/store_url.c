@@ -1,11 +1,13 @@
 /*
- * Store URLs: "memory:" and "redis://HOST[:PORT][/DB]" (lifeline/store.h). Strict on
- * purpose: a URL that half-parses would send sessions to the wrong place.
+ * Store URLs: "memory:" and "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]" (lifeline/store.h).
+ * Strict on purpose: a URL that half-parses would send sessions to the wrong place. A
+ * password never appears in a message: the URL is quoted with its credentials masked.
  */
 #include "recstore.h"
 
 #include "ll.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define REDIS_PREFIX "redis://"
@@ -54,6 +56,81 @@ static bool parse_host(const char **p, const char *end, ll_store_url *u, const c
     return true;
 }
 
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* [p, end) percent-decoded (RFC 3986) into out (cap bytes, NUL-terminated); false if too
+ * long, a '%' is not followed by two hex digits, or it decodes to a NUL. */
+static bool decode_part(const char *p, const char *end, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; p < end; p++, n++) {
+        int c = (unsigned char)*p;
+        if (c == '%') {
+            int hi = p + 2 < end ? hex_digit(p[1]) : -1, lo = hi >= 0 ? hex_digit(p[2]) : -1;
+            if (lo < 0 || (c = hi * 16 + lo) == 0) {
+                return false;
+            }
+            p += 2;
+        }
+        if (n + 1 >= cap) {
+            return false;
+        }
+        out[n] = (char)c;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+static const char *last_at(const char *p, const char *end)
+{
+    const char *at = NULL;
+    for (; p < end; p++) {
+        at = *p == '@' ? p : at;
+    }
+    return at;
+}
+
+/* "USER:PASSWORD@" or ":PASSWORD@" before the host, if there is an '@': *p moved past it. */
+static bool parse_credentials(const char **p, const char *end, ll_store_url *u, const char **why)
+{
+    /* The last '@': a password's own '@' or '/' should be percent-encoded, but may not be,
+     * and neither can follow the host. */
+    const char *at = last_at(*p, end);
+    if (!at) {
+        return true;
+    }
+    const char *colon = memchr(*p, ':', (size_t)(at - *p));
+    if (!colon || colon + 1 == at) {
+        *why = "credentials must be USER:PASSWORD@ or :PASSWORD@ (percent-encoded)";
+        return false;
+    }
+    if (!decode_part(*p, colon, u->user, sizeof(u->user)) ||
+        !decode_part(colon + 1, at, u->password, sizeof(u->password))) {
+        *why = "bad credentials: too long, a NUL, or a '%' not followed by two hex digits";
+        return false;
+    }
+    *p = at + 1;
+    return true;
+}
+
+/* The URL as messages may quote it: any credentials replaced by "***". */
+static void masked(const char *url, char *out, size_t len)
+{
+    const char *host = strncmp(url, REDIS_PREFIX, strlen(REDIS_PREFIX)) == 0 ? url + strlen(REDIS_PREFIX) : NULL;
+    const char *at = host ? last_at(host, host + strlen(host)) : NULL;
+    if (at) {
+        LL_DETAIL(out, len, "%s***@%.100s", REDIS_PREFIX, at + 1);
+    } else {
+        LL_DETAIL(out, len, "%.100s", url);
+    }
+}
+
 /* ":PORT" and "/DB", each optional, and nothing else after the host. */
 static bool parse_rest(const char *p, const char *end, ll_store_url *u, const char **why)
 {
@@ -83,18 +160,21 @@ int ll_store_url_parse(const char *url, ll_store_url *out, char *detail, size_t 
     if (strcmp(url, "memory:") == 0) {
         return 0;
     }
-    const char *why = "the store URL must be \"memory:\" or \"redis://HOST[:PORT][/DB]\"";
+    const char *why = "the store URL must be \"memory:\" or \"redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]\"";
     if (strncmp(url, REDIS_PREFIX, strlen(REDIS_PREFIX)) == 0) {
         const char *p = url + strlen(REDIS_PREFIX), *end = url + strlen(url);
         out->kind = LL_STORE_REDIS;
-        if (strchr(p, '@')) {
-            why = "credentials are not supported";
+        if (!parse_credentials(&p, end, out, &why)) {
+            /* why says it */
         } else if (p == end) {
             why = "no host";
         } else if (parse_host(&p, end, out, &why) && parse_rest(p, end, out, &why)) {
             return 0;
         }
     }
-    LL_DETAIL(detail, dlen, "store URL \"%.100s\": %s", url, why);
+    char shown[160];
+    masked(url, shown, sizeof(shown));
+    LL_DETAIL(detail, dlen, "store URL \"%s\": %s", shown, why);
+    *out = (ll_store_url){.kind = LL_STORE_MEMORY}; /* no half-parsed password left behind */
     return SDK_EINVAL;
 }

@@ -136,6 +136,29 @@ const ht_certs *ht_certs_get(void)
 
 /* ---- in-process server ---- */
 
+double ht_metric(const char *text, const char *sample)
+{
+    size_t n = strlen(sample);
+    for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, sample, n) == 0 && line[n] == ' ') {
+            return strtod(line + n + 1, NULL);
+        }
+    }
+    return -1;
+}
+
+double ht_server_metric(sdk_server *srv, const char *sample)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (sdk_server_metrics(srv, &text, &len) != SDK_OK) {
+        return -1;
+    }
+    double v = ht_metric(text, sample);
+    sdk_metrics_free(text);
+    return v;
+}
+
 void ht_server_config(sdk_server_config *cfg)
 {
     const ht_certs *c = ht_certs_get();

@@ -79,6 +79,12 @@ void ht_server_stop(ht_server *hs);
 /* ht_server_destroy: stop if needed, free everything. Safe on a zeroed struct. */
 void ht_server_destroy(ht_server *hs);
 
+/* ht_metric: the value of the sample named exactly `sample` ("name" or
+ * "name{label=\"v\"}") in Prometheus text, or -1 if absent. ht_server_metric: the same in
+ * sdk_server_metrics(srv)'s text (-1 also if that fails). */
+double ht_metric(const char *text, const char *sample);
+double ht_server_metric(sdk_server *srv, const char *sample);
+
 /* cmocka fixtures: *state becomes a started echo server (ht_server *). */
 int ht_setup_echo_server(void **state);
 int ht_teardown_server(void **state);

@@ -19,29 +19,6 @@
 #define CLIENTS    4
 #define PER_CLIENT 500
 
-/* The value of the sample named exactly sample ("name" or "name{label=\"v\"}"), or -1. */
-static double metric(const char *text, const char *sample)
-{
-    size_t n = strlen(sample);
-    for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        if (strncmp(line, sample, n) == 0 && line[n] == ' ') {
-            return strtod(line + n + 1, NULL);
-        }
-    }
-    return -1;
-}
-
-static double server_metric(sdk_server *srv, const char *sample)
-{
-    char *text = NULL;
-    size_t len = 0;
-    assert_int_equal(sdk_server_metrics(srv, &text, &len), SDK_OK);
-    assert_int_equal(strlen(text), len);
-    double v = metric(text, sample);
-    sdk_metrics_free(text);
-    return v;
-}
-
 typedef struct scraper {
     sdk_server *srv;
     sdk_client **clients;
@@ -58,7 +35,7 @@ static void *scrape_loop(void *arg)
         char *text = NULL;
         size_t len = 0;
         if (sdk_server_metrics(s->srv, &text, &len) == SDK_OK) {
-            double v = metric(text, "lifeline_messages_received_total");
+            double v = ht_metric(text, "lifeline_messages_received_total");
             s->went_back |= v < s->last_received;
             s->last_received = v;
             sdk_metrics_free(text);
@@ -97,7 +74,7 @@ static void *client_loop(void *arg)
 static void wait_closed(sdk_server *srv, double want)
 {
     uint64_t deadline = ht_now_ms() + HT_WAIT_MS;
-    while (server_metric(srv, "lifeline_session_events_total{event=\"closed\"}") < want && ht_now_ms() < deadline) {
+    while (ht_server_metric(srv, "lifeline_session_events_total{event=\"closed\"}") < want && ht_now_ms() < deadline) {
         ht_sleep_ms(10);
     }
 }
@@ -132,11 +109,11 @@ static void test_counts_are_exact_while_scraped(void **state)
     char *text = NULL;
     size_t len = 0;
     assert_int_equal(sdk_get_metrics(clients[0], &text, &len), SDK_OK);
-    assert_true(metric(text, "lifeline_client_messages_sent_total") == PER_CLIENT);
-    assert_true(metric(text, "lifeline_client_messages_received_total") == PER_CLIENT);
-    assert_true(metric(text, "lifeline_client_sent_bytes_total") == PER_CLIENT * 6);
-    assert_true(metric(text, "lifeline_client_state{state=\"connected\"}") == 1);
-    assert_true(metric(text, "lifeline_client_connects_total") == 1);
+    assert_true(ht_metric(text, "lifeline_client_messages_sent_total") == PER_CLIENT);
+    assert_true(ht_metric(text, "lifeline_client_messages_received_total") == PER_CLIENT);
+    assert_true(ht_metric(text, "lifeline_client_sent_bytes_total") == PER_CLIENT * 6);
+    assert_true(ht_metric(text, "lifeline_client_state{state=\"connected\"}") == 1);
+    assert_true(ht_metric(text, "lifeline_client_connects_total") == 1);
     sdk_metrics_free(text);
     for (int i = 0; i < CLIENTS; i++) {
         sdk_close(clients[i]);
@@ -144,19 +121,19 @@ static void test_counts_are_exact_while_scraped(void **state)
     wait_closed(hs.srv, CLIENTS);
     sdk_server *srv = hs.srv;
     const double total = CLIENTS * PER_CLIENT;
-    assert_true(server_metric(srv, "lifeline_messages_received_total") == total);
-    assert_true(server_metric(srv, "lifeline_messages_sent_total") == total);
-    assert_true(server_metric(srv, "lifeline_received_bytes_total") == total * 6);
-    assert_true(server_metric(srv, "lifeline_sent_bytes_total") == total * 6);
-    assert_true(server_metric(srv, "lifeline_handshakes_total{kind=\"full\"}") == CLIENTS);
-    assert_true(server_metric(srv, "lifeline_session_events_total{event=\"opened\"}") == CLIENTS);
-    assert_true(server_metric(srv, "lifeline_session_events_total{event=\"closed\"}") == CLIENTS);
-    assert_true(server_metric(srv, "lifeline_connections") == 0);
-    assert_true(server_metric(srv, "lifeline_sessions{state=\"connected\"}") == 0);
-    assert_true(server_metric(srv, "lifeline_handshakes_in_progress") == 0);
+    assert_true(ht_server_metric(srv, "lifeline_messages_received_total") == total);
+    assert_true(ht_server_metric(srv, "lifeline_messages_sent_total") == total);
+    assert_true(ht_server_metric(srv, "lifeline_received_bytes_total") == total * 6);
+    assert_true(ht_server_metric(srv, "lifeline_sent_bytes_total") == total * 6);
+    assert_true(ht_server_metric(srv, "lifeline_handshakes_total{kind=\"full\"}") == CLIENTS);
+    assert_true(ht_server_metric(srv, "lifeline_session_events_total{event=\"opened\"}") == CLIENTS);
+    assert_true(ht_server_metric(srv, "lifeline_session_events_total{event=\"closed\"}") == CLIENTS);
+    assert_true(ht_server_metric(srv, "lifeline_connections") == 0);
+    assert_true(ht_server_metric(srv, "lifeline_sessions{state=\"connected\"}") == 0);
+    assert_true(ht_server_metric(srv, "lifeline_handshakes_in_progress") == 0);
     /* After the stop too (until destroy), with what the stopped sessions counted. */
     ht_server_stop(&hs);
-    assert_true(server_metric(srv, "lifeline_messages_received_total") == total);
+    assert_true(ht_server_metric(srv, "lifeline_messages_received_total") == total);
     for (int i = 0; i < CLIENTS; i++) {
         sdk_destroy(clients[i]);
     }

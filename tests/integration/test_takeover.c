@@ -305,6 +305,16 @@ static void test_blackholed_owner(void **state)
     assert_int_equal(sdk_server_sessions(a.srv, &infos, &count), SDK_OK);
     assert_int_equal(count, 0); /* A holds nothing any more */
     sdk_sessions_free(infos);
+    /* Counted on both sides: B asked and A let go; nothing else happened. */
+    assert_true(ht_server_metric(b.srv, "lifeline_takeovers_total{result=\"released\"}") == 1);
+    assert_true(ht_server_metric(a.srv, "lifeline_takeovers_total{result=\"served\"}") == 1);
+    static const char *const others[] = {"owner_gone", "timed_out", "failed"};
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        char sample[80];
+        snprintf(sample, sizeof(sample), "lifeline_takeovers_total{result=\"%s\"}", others[i]);
+        assert_true(ht_server_metric(b.srv, sample) == 0);
+        assert_true(ht_server_metric(a.srv, sample) == 0);
+    }
 
     fp_stop(px);
     app_stop(&a);

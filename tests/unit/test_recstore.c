@@ -20,6 +20,8 @@
 #include "net.h"
 #include "recstore.h"
 #include "redis_proc.h"
+#include "store_owner.h"
+#include "store_redis.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -609,6 +611,70 @@ static void test_databases(void **state)
     ll_buf_free(&bytes);
 }
 
+/* ---- credentials ---- */
+
+/* One command as the store's default user, its reply freed; false if Redis refused it. */
+static bool admin(sdk_store *st, int argc, const char **argv)
+{
+    size_t lens[9];
+    for (int i = 0; i < argc; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    redisReply *r = NULL;
+    int rc = ll_redis_command(st, argc, argv, lens, "admin", &r);
+    freeReplyObject(r);
+    return rc == 0;
+}
+
+static void on_nothing(const char *msg, size_t len, void *ctx)
+{
+    (void)msg, (void)len, (void)ctx;
+}
+
+/* A Redis ACL user: USER:PASSWORD@ in the URL (percent-decoded) authenticates every
+ * connection, the subscription's too; a wrong password fails the open without printing it. */
+static void test_credentials(void **state)
+{
+    (void)state;
+    sdk_store *root = open_ok(redis.url, 0);
+    /* The user docs/cluster.md suggests: Lifeline's keys and channels only, nothing dangerous. */
+    const char *add[] = {"ACL",   "SETUSER",    "ll-user", "on", ">pa:ss@w%rd", "~lifeline:*", "&lifeline:instance:*",
+                         "+@all", "-@dangerous"};
+    assert_true(admin(root, 9, add));
+    char url[160], why[256];
+    snprintf(url, sizeof(url), "redis://ll-user:pa:ss%%40w%%25rd@127.0.0.1:%u/2", (unsigned)redis.port);
+    sdk_store *st = open_ok(url, 0);
+    uint64_t epoch = 0;
+    assert_int_equal(ll_recstore_claim(st, 91, 0, &epoch), 0);
+    ll_buf frames = {0}, bytes = {0};
+    ll_sessrec r = make_record(91, epoch, 2, 7, &frames), got;
+    assert_int_equal(ll_recstore_put(st, &r, 60000), LL_WRITE_DONE);
+    assert_int_equal(ll_recstore_get(st, 91, &bytes, &got), 0);
+    assert_int_equal(got.nframes, 2);
+    assert_int_equal(ll_recstore_del(st, 91, epoch), LL_WRITE_DONE);
+    ll_buf_free(&frames);
+    ll_buf_free(&bytes);
+    ll_store_sub *sub = NULL;
+    assert_int_equal(ll_owner_sub_open(st, "lifeline:instance:test-credentials", &sub), 0);
+    uint64_t receivers = 0;
+    assert_int_equal(ll_owner_publish(st, "lifeline:instance:test-credentials", "x", &receivers), 0);
+    assert_int_equal(receivers, 1);
+    assert_true(ll_owner_sub_read(st, sub, on_nothing, NULL) >= 0);
+    ll_owner_sub_close(st, sub);
+    sdk_store_close(st);
+
+    snprintf(url, sizeof(url), "redis://ll-user:not-it@127.0.0.1:%u", (unsigned)redis.port);
+    st = (sdk_store *)1;
+    assert_int_equal(sdk_store_open(url, 0, &st), SDK_EIO);
+    assert_null(st);
+    sdk_last_connect_error(why, sizeof(why));
+    assert_non_null(strstr(why, "AUTH: WRONGPASS"));
+    assert_null(strstr(why, "not-it"));
+    const char *del[] = {"ACL", "DELUSER", "ll-user"};
+    assert_true(admin(root, 3, del));
+    sdk_store_close(root);
+}
+
 /* Not a check: the figures a reader of this test wants (printed; nothing timed is asserted). */
 static void test_measure(void **state)
 {
@@ -665,6 +731,7 @@ int main(void)
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_silent_server),
         cmocka_unit_test(test_databases),
+        cmocka_unit_test(test_credentials),
         ON_BOTH(test_measure),
         cmocka_unit_test(test_killed_and_restarted),
     };

@@ -47,6 +47,46 @@ static void test_good(void **state)
     expect_url("redis://[fe80::1%25eth0]", LL_STORE_REDIS, "fe80::1%25eth0", 6379, 0);
 }
 
+static void expect_credentials(const char *url, const char *user, const char *password, const char *host)
+{
+    ll_store_url u;
+    char why[200] = "";
+    assert_int_equal(ll_store_url_parse(url, &u, why, sizeof(why)), 0);
+    assert_string_equal(u.user, user);
+    assert_string_equal(u.password, password);
+    assert_string_equal(u.host, host);
+}
+
+static void test_credentials(void **state)
+{
+    (void)state;
+    expect_credentials("redis://h", "", "", "h");
+    expect_credentials("redis://:secret@h:1/2", "", "secret", "h");
+    expect_credentials("redis://app:secret@[::1]:6380", "app", "secret", "::1");
+    expect_credentials("redis://app:a%40b%3Ac%2f%25@h", "app", "a@b:c/%", "h");
+    expect_credentials("redis://app:a@b@h", "app", "a@b", "h"); /* the last '@' ends them */
+    expect_credentials("redis://app:a:b@h", "app", "a:b", "h"); /* the first ':' splits them */
+    expect_credentials("redis://app:a/b@h/1", "app", "a/b", "h");
+    char longpw[400] = "redis://u:";
+    memset(longpw + 10, 'p', 300);
+    strcat(longpw, "@h");
+    expect_refused(longpw, "bad credentials");
+}
+
+/* A refused URL is quoted with its credentials masked, and leaves no password behind. */
+static void test_password_never_shown(void **state)
+{
+    (void)state;
+    ll_store_url u;
+    char why[300] = "";
+    assert_int_equal(ll_store_url_parse("redis://app:hunter2@h:0", &u, why, sizeof(why)), SDK_EINVAL);
+    assert_null(strstr(why, "hunter2"));
+    assert_non_null(strstr(why, "redis://***@h:0"));
+    assert_string_equal(u.password, "");
+    assert_int_equal(ll_store_url_parse("redis://app:hunter2@/x", &u, why, sizeof(why)), SDK_EINVAL);
+    assert_null(strstr(why, "hunter2"));
+}
+
 static void test_bad(void **state)
 {
     (void)state;
@@ -73,7 +113,12 @@ static void test_bad(void **state)
     expect_refused("redis://h:1/2147483648", "DB must be a number");
     expect_refused("redis://h:1/3/4", "DB must be a number");
     expect_refused("redis://h:1/ 3", "DB must be a number");
-    expect_refused("redis://user:pw@h:1", "credentials are not supported");
+    expect_refused("redis://user@h:1", "credentials must be USER:PASSWORD@");
+    expect_refused("redis://user:@h:1", "credentials must be USER:PASSWORD@");
+    expect_refused("redis://u:p%4@h:1", "bad credentials");
+    expect_refused("redis://u:p%zz@h:1", "bad credentials");
+    expect_refused("redis://u:p%00@h:1", "bad credentials");
+    expect_refused("redis://u:pw@", "no host");
     char longhost[400] = "redis://";
     memset(longhost + 8, 'a', 300);
     expect_refused(longhost, "host too long");
@@ -84,6 +129,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good),
         cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_credentials),
+        cmocka_unit_test(test_password_never_shown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,7 +71,7 @@ def _session_dict(info: _native.sdk_session_info) -> Dict[str, Any]:
 
 
 def _open_store(url: Optional[str], timeout_ms: int) -> Optional[int]:
-    """sdk_store_open(url) ("memory:" or "redis://HOST[:PORT][/DB]"), or None for no store."""
+    """sdk_store_open(url) ("memory:" or "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]"), or None for no store."""
     if url is None:
         return None
     st = ctypes.c_void_p()
@@ -101,7 +101,7 @@ class Server(Endpoint):
     durations in seconds (session_ttl=60 is session_ttl_ms = 60000; the old *_ms keywords
     still work, deprecated); None keeps the library default.
 
-    store="redis://HOST[:PORT][/DB]" (or "memory:") keeps sessions in a session store
+    store="redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]" (or "memory:") keeps sessions in a session store
     (lifeline/store.h), and any server on the same store resumes them. store_sync says when
     they are written: "handover" (the default: when a connection drops and at stop()) or
     "always" (also before any ack, data or delivery leaves, so a killed server loses

@@ -215,7 +215,9 @@ SDK_API uint16_t sdk_server_port(sdk_server *srv);
  * sdk_server_ack does). msg->flags has SDK_MSG_REDELIVERED if a previous owner of the
  * session, which died, may have delivered it already (sdk.h). Any thread.
  * Errors: SDK_EINVAL (also when cfg.on_message takes the messages), SDK_ETIMEDOUT,
- * SDK_ECLOSED (server stopped).
+ * SDK_ECLOSED (the server is stopping and every message it will deliver has been taken:
+ * during sdk_server_close's drain not before the last one, under sync "always" including
+ * those read before the stop that the store held only after it).
  */
 SDK_API sdk_err sdk_server_recv(sdk_server *srv, sdk_message **out, int timeout_ms);
 

@@ -10,12 +10,20 @@
  * Backends, chosen by URL:
  *   "memory:"                 in this process only (what a server uses by default); two
  *                             servers in one process may share one handle
- *   "redis://HOST[:PORT][/DB]" a Redis server (6.2 or later; tested with 7). HOST is a name,
+ *   "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]"
+ *                             a Redis server (6.2 or later; tested with 7). HOST is a name,
  *                             an IPv4 address or an IPv6 address in brackets
  *                             ("redis://[::1]:6379/2"); PORT is 1-65535 (default 6379);
  *                             DB is 0-2147483647 (default 0), and must exist on the server
- *                             (its `databases` setting, 16 by default). User names,
- *                             passwords, TLS and Redis Cluster are not supported yet.
+ *                             (its `databases` setting, 16 by default). With credentials,
+ *                             every connection to it (the subscription for takeovers too)
+ *                             first sends AUTH [USER] PASSWORD: an ACL user
+ *                             ("redis://app:secret@cache:6379") or, with ":PASSWORD@", the
+ *                             default user (`requirepass`). Both are percent-decoded
+ *                             (RFC 3986: "%40" for '@', "%25" for '%'); the password is
+ *                             never put in an error message (the URL is quoted with
+ *                             "***" in place of the credentials). TLS and Redis Cluster
+ *                             are not supported yet.
  *
  * Ownership. One server owns a session at a time. Taking a session over increments its
  * owner epoch atomically in the store (epochs never repeat, even after a record expires),
@@ -68,15 +76,16 @@ typedef struct sdk_store sdk_store;
 
 /*
  * sdk_store_open: open the session store that url names (see above). A Redis store is
- * connected at once (and its DB selected), so a wrong address shows here rather than at
- * the first session. timeout_ms bounds each call to the store, this one included; 0 means
- * SDK_STORE_TIMEOUT_DEFAULT_MS. Blocks up to timeout_ms (twice over: connecting, then
- * selecting the DB). Any thread. On SDK_OK *out is a handle for sdk_store_close.
+ * connected at once (authenticated, and its DB selected), so a wrong address or password
+ * shows here rather than at the first session. timeout_ms bounds each call to the store,
+ * this one included; 0 means SDK_STORE_TIMEOUT_DEFAULT_MS. Blocks up to timeout_ms per
+ * step (up to three: connecting, AUTH, selecting the DB). Any thread. On SDK_OK *out is a handle for sdk_store_close.
  * Errors: SDK_EINVAL (NULL url or out, negative timeout, a URL not of the forms above: an
- * unknown scheme, a bad port or DB number, an unclosed bracket, credentials), SDK_ENOMEM,
- * SDK_ERESOLVE (host name not found), SDK_ECONNREFUSED, SDK_ECONNECT, SDK_ETIMEDOUT,
- * SDK_EDISCONNECTED (the server closed the connection), SDK_EIO (the server answered with
- * an error, e.g. a DB that does not exist). On failure *out is NULL and
+ * unknown scheme, a bad port or DB number, an unclosed bracket, malformed credentials),
+ * SDK_ENOMEM, SDK_ERESOLVE (host name not found), SDK_ECONNREFUSED, SDK_ECONNECT,
+ * SDK_ETIMEDOUT, SDK_EDISCONNECTED (the server closed the connection), SDK_EIO (the server
+ * answered with an error: a DB that does not exist, "AUTH: WRONGPASS ..." for credentials
+ * it refused, "NOAUTH ..." for a server that wants some and got none). On failure *out is NULL and
  * sdk_last_connect_error() gives the detail.
  */
 SDK_API sdk_err sdk_store_open(const char *url, int timeout_ms, sdk_store **out);
