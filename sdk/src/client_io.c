@@ -169,14 +169,20 @@ static int connect_endpoint(sdk_client *c, uint64_t deadline, int *fd, char *why
     if (ll_endpoints_need_addrs(&c->endpoints)) {
         ll_addrs addrs;
         LL_GUARD(ll_resolve(ep->host, ep->port, deadline, c->wake_fd, &addrs, why, len));
-        ll_endpoints_set_addrs(&c->endpoints, &addrs);
+        LL_GUARD(ll_endpoints_set_addrs(&c->endpoints, &addrs));
         publish_endpoint(c);
     }
     return ll_net_connect_addr(ll_endpoints_addr(&c->endpoints), deadline, c->wake_fd, fd, why, len);
 }
 
+/* Kept out of the frames that stay on the stack while the connection runs (not inlined into
+ * one_attempt): the attempt's locals (a resolution's addresses alone are 2 KiB) would
+ * otherwise lie between the thread's top and its idle loop, resident in every idle client
+ * (ll_stack_trim gives back only what is below the loop). Also end_attempt, next_attempt and report_closed. */
+#define LL_OFF_IDLE_STACK __attribute__((noinline))
+
 /* Connect, handshake and greet: on 0 the link is ready and the session adopted. */
-static int establish(sdk_client *c, ll_link *l, bool *lost)
+LL_OFF_IDLE_STACK static int establish(sdk_client *c, ll_link *l, bool *lost)
 {
     uint64_t deadline = ll_client_attempt_deadline(c);
     int fd = -1;
@@ -316,22 +322,20 @@ static int prepare(sdk_client *c, ll_link *l, uint64_t now, uint64_t *next_ms, b
 }
 
 /* The wait timed out with nothing to do: the connection is quiet. Give back what an idle
- * client need not hold (lifeline-bench --only memory): OpenSSL's read and write buffers,
- * and, once per connection, the stack pages its handshake touched. A busy connection does
- * not time out, so this costs the hot path nothing. */
-static void went_quiet(ll_link *l, bool *stack_trimmed)
+ * client need not hold (lifeline-bench --only memory): OpenSSL's read and write buffers, the
+ * thread's own OpenSSL state, and the stack pages below this frame. Every time it goes
+ * quiet, not once: each heartbeat's read and write touch some 8 KiB of stack again. A busy
+ * connection does not time out, so this costs the hot path nothing. */
+static void went_quiet(ll_link *l)
 {
     ll_tls_release_buffers(l->tls);
-    if (!*stack_trimmed) {
-        ll_stack_trim();
-        *stack_trimmed = true;
-    }
+    ll_tls_release_thread_state();
+    ll_stack_trim();
 }
 
 /* Connected: move messages both ways until the link fails or sdk_close. 0 means closing. */
 static int run(sdk_client *c, ll_link *l)
 {
-    bool stack_trimmed = false;
     bool quiet = false;            /* went_quiet ran and nothing happened since */
     LL_GUARD(process_input(c, l)); /* frames that arrived right behind the welcome */
     for (;;) {
@@ -362,7 +366,7 @@ static int run(sdk_client *c, ll_link *l)
         }
         bool idle = !ready && !woken;
         if (idle && probe) {
-            went_quiet(l, &stack_trimmed);
+            went_quiet(l);
         }
         quiet = idle && (quiet || probe);
         if (ready || ll_tls_has_pending(l->tls)) {
@@ -506,7 +510,7 @@ static void connected(sdk_client *c, ll_link *l, bool ever_connected, unsigned a
 /* After an attempt or a session that ended with err: move the endpoint cursor, then give
  * up (the close error, >= 0) or wait out the delay (-1: attempt again). The policy's delay
  * comes after a round, or after a session; within a round the next endpoint comes at once. */
-static int next_attempt(sdk_client *c, attempts *a, int err, bool ran, const char *detail)
+LL_OFF_IDLE_STACK static int next_attempt(sdk_client *c, attempts *a, int err, bool ran, const char *detail)
 {
     bool round_over = true;
     if (ran) {
@@ -544,6 +548,20 @@ static int next_attempt(sdk_client *c, attempts *a, int err, bool ran, const cha
 
 /* One connection attempt and, if it succeeds, the session it opens, to its end. Returns
  * the close error (>= 0) or -1 to go on. */
+/* The end of an attempt (err) or of the session it ran: say goodbye, close, and go on to
+ * the next attempt (next_attempt's result). */
+LL_OFF_IDLE_STACK static int end_attempt(sdk_client *c, attempts *a, ll_link *l, int err, bool ran)
+{
+    goodbye(l, err);
+    char detail[256];
+    LL_DETAIL(detail, sizeof(detail), "%s", l->conn.detail);
+    ll_link_close(l);
+    if (err != 0 && ran) {
+        emit(c, (sdk_event){.type = SDK_EVENT_DISCONNECTED, .error = err, .detail = detail});
+    }
+    return next_attempt(c, a, err, ran, detail);
+}
+
 static int one_attempt(sdk_client *c, attempts *a)
 {
     ll_link l = {.fd = -1};
@@ -558,14 +576,21 @@ static int one_attempt(sdk_client *c, attempts *a)
         ll_endpoints_connected(&c->endpoints);
         err = run(c, &l);
     }
-    goodbye(&l, err);
-    char detail[256];
-    LL_DETAIL(detail, sizeof(detail), "%s", l.conn.detail);
-    ll_link_close(&l);
-    if (err != 0 && ran) {
-        emit(c, (sdk_event){.type = SDK_EVENT_DISCONNECTED, .error = err, .detail = detail});
+    return end_attempt(c, a, &l, err, ran);
+}
+
+/* The client has given up (close_err) or was closed: say so, and wake sdk_recv. */
+LL_OFF_IDLE_STACK static void report_closed(sdk_client *c, int close_err)
+{
+    set_state(c, SDK_STATE_CLOSED);
+    char why[256] = "";
+    if (close_err != SDK_OK) {
+        sdk_last_error(c, why, sizeof(why));
     }
-    return next_attempt(c, a, err, ran, detail);
+    emit(c, (sdk_event){.type = SDK_EVENT_CLOSED, .error = close_err, .detail = why});
+    pthread_mutex_lock(&c->mu);
+    ll_notify_broadcast(&c->notify, &c->recv_cv);
+    pthread_mutex_unlock(&c->mu);
 }
 
 void *ll_client_io_main(void *arg)
@@ -577,14 +602,6 @@ void *ll_client_io_main(void *arg)
     int close_err;
     while ((close_err = one_attempt(c, &a)) < 0) {
     }
-    set_state(c, SDK_STATE_CLOSED);
-    char why[256] = "";
-    if (close_err != SDK_OK) {
-        sdk_last_error(c, why, sizeof(why));
-    }
-    emit(c, (sdk_event){.type = SDK_EVENT_CLOSED, .error = close_err, .detail = why});
-    pthread_mutex_lock(&c->mu);
-    ll_notify_broadcast(&c->notify, &c->recv_cv);
-    pthread_mutex_unlock(&c->mu);
+    report_closed(c, close_err);
     return NULL;
 }
