@@ -23,9 +23,8 @@
 /* While greeting, read one TLS record at a time: the welcome comes first, and what follows
  * it (the server's session ticket, resent data) can wait for run(), after CONNECTED. */
 #define GREET_READ 1u
-#define GOODBYE_MS 1000
-#define QUIET_MS \
-    100 /* no traffic for this long: an idle connection (went_quiet) */ /* how long sdk_close waits for the close frame to go out */
+#define GOODBYE_MS 1000 /* how long sdk_close waits for the close frame to go out */
+#define QUIET_MS   100  /* no traffic for this long: an idle connection (went_quiet) */
 
 static void emit(sdk_client *c, sdk_event ev)
 {
@@ -322,13 +321,17 @@ static int prepare(sdk_client *c, ll_link *l, uint64_t now, uint64_t *next_ms, b
 }
 
 /* The wait timed out with nothing to do: the connection is quiet. Give back what an idle
- * client need not hold (lifeline-bench --only memory): OpenSSL's read and write buffers, the
- * thread's own OpenSSL state, and the stack pages below this frame. Every time it goes
- * quiet, not once: each heartbeat's read and write touch some 8 KiB of stack again. A busy
- * connection does not time out, so this costs the hot path nothing. */
-static void went_quiet(ll_link *l)
+ * client need not hold (lifeline-bench --only memory): OpenSSL's read and write buffers, our
+ * own (the decoder's and the output, grown on a busy connection), the carver's block of
+ * received messages (freed once the application has freed those), the thread's OpenSSL
+ * state, and the stack pages below this frame. Every time it goes quiet, not once: each
+ * heartbeat's read and write touch some 8 KiB of stack again. A busy connection does not
+ * time out, so this costs the hot path nothing. */
+static void went_quiet(sdk_client *c, ll_link *l)
 {
     ll_tls_release_buffers(l->tls);
+    ll_conn_release_buffers(&l->conn);
+    ll_carver_free(&c->carver);
     ll_tls_release_thread_state();
     ll_stack_trim();
 }
@@ -366,7 +369,7 @@ static int run(sdk_client *c, ll_link *l)
         }
         bool idle = !ready && !woken;
         if (idle && probe) {
-            went_quiet(l);
+            went_quiet(c, l);
         }
         quiet = idle && (quiet || probe);
         if (ready || ll_tls_has_pending(l->tls)) {
@@ -546,8 +549,6 @@ LL_OFF_IDLE_STACK static int next_attempt(sdk_client *c, attempts *a, int err, b
     return -1;
 }
 
-/* One connection attempt and, if it succeeds, the session it opens, to its end. Returns
- * the close error (>= 0) or -1 to go on. */
 /* The end of an attempt (err) or of the session it ran: say goodbye, close, and go on to
  * the next attempt (next_attempt's result). */
 LL_OFF_IDLE_STACK static int end_attempt(sdk_client *c, attempts *a, ll_link *l, int err, bool ran)
@@ -562,21 +563,46 @@ LL_OFF_IDLE_STACK static int end_attempt(sdk_client *c, attempts *a, ll_link *l,
     return next_attempt(c, a, err, ran, detail);
 }
 
-static int one_attempt(sdk_client *c, attempts *a)
+/* One connection attempt: true when *l is established and CONNECTED; else false with
+ * *verdict end_attempt's (the close error, >= 0, or -1 to go on). */
+static bool attempt(sdk_client *c, attempts *a, ll_link *l, int *verdict)
 {
-    ll_link l = {.fd = -1};
+    *l = (ll_link){.fd = -1};
     bool lost = false;
     c->going_away = false;
     emit(c, (sdk_event){.type = SDK_EVENT_CONNECTING, .attempt = a->tried + 1});
-    int err = establish(c, &l, &lost);
-    bool ran = err == 0; /* a session ran: its end is not a failed attempt */
-    if (ran) {
-        connected(c, &l, a->ever_connected, a->tried + 1, lost);
-        *a = (attempts){.ever_connected = true, .rng = a->rng};
-        ll_endpoints_connected(&c->endpoints);
-        err = run(c, &l);
+    int err = establish(c, l, &lost);
+    if (err != 0) {
+        *verdict = end_attempt(c, a, l, err, false);
+        return false;
     }
-    return end_attempt(c, a, &l, err, ran);
+    connected(c, l, a->ever_connected, a->tried + 1, lost);
+    *a = (attempts){.ever_connected = true, .rng = a->rng};
+    ll_endpoints_connected(&c->endpoints);
+    return true;
+}
+
+/* What sdk_connect's thread hands the I/O thread after connecting for it. */
+struct ll_client_first {
+    attempts a;
+    ll_link link; /* established, CONNECTED */
+};
+
+/* One connection attempt (or the one sdk_connect made, c->first) and, if it succeeds, the
+ * session it opens, to its end. Returns the close error (>= 0) or -1 to go on. */
+static int one_attempt(sdk_client *c, attempts *a)
+{
+    ll_link l;
+    int verdict = -1;
+    if (c->first) {
+        l = c->first->link;
+        *a = c->first->a;
+        free(c->first);
+        c->first = NULL;
+    } else if (!attempt(c, a, &l, &verdict)) {
+        return verdict;
+    }
+    return end_attempt(c, a, &l, run(c, &l), true);
 }
 
 /* The client has given up (close_err) or was closed: say so, and wake sdk_recv. */
@@ -593,15 +619,58 @@ LL_OFF_IDLE_STACK static void report_closed(sdk_client *c, int close_err)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* The client's attempts start from here (jitter needs spread, not secrecy). */
+static attempts first_attempts(const sdk_client *c)
+{
+    return (attempts){.rng = ll_now_us() ^ (uint64_t)(uintptr_t)c ^ 0x9e3779b97f4a7c15ULL};
+}
+
 void *ll_client_io_main(void *arg)
 {
     sdk_client *c = arg;
     ll_io_self = c;
     pthread_setname_np(pthread_self(), "lifeline-client"); /* for top -H, perf, gdb */
-    attempts a = {.rng = ll_now_us() ^ (uint64_t)(uintptr_t)c ^ 0x9e3779b97f4a7c15ULL};
+    attempts a = first_attempts(c);
     int close_err;
     while ((close_err = one_attempt(c, &a)) < 0) {
     }
     report_closed(c, close_err);
     return NULL;
+}
+
+/* Start the I/O thread on the session sdk_connect established (l). 0 or SDK_ENOMEM (the
+ * link closed, the client CLOSED). */
+static int start_with(sdk_client *c, const attempts *a, ll_link *l)
+{
+    c->first = malloc(sizeof(*c->first));
+    if (c->first) {
+        *c->first = (struct ll_client_first){.a = *a, .link = *l};
+        if (pthread_create(&c->thread, NULL, ll_client_io_main, c) == 0) {
+            c->thread_started = true;
+            return 0;
+        }
+    }
+    free(c->first);
+    c->first = NULL;
+    ll_link_close(l);
+    pthread_mutex_lock(&c->mu);
+    c->last_err = c->close_err = SDK_ENOMEM;
+    LL_DETAIL(c->last_detail, sizeof(c->last_detail), "could not start the I/O thread");
+    pthread_mutex_unlock(&c->mu);
+    report_closed(c, SDK_ENOMEM);
+    return SDK_ENOMEM;
+}
+
+int ll_client_connect_first(sdk_client *c)
+{
+    attempts a = first_attempts(c);
+    ll_link l;
+    int verdict = -1;
+    while (verdict < 0) {
+        if (attempt(c, &a, &l, &verdict)) {
+            return start_with(c, &a, &l);
+        }
+    }
+    report_closed(c, verdict);
+    return verdict != SDK_OK ? verdict : SDK_ECLOSED; /* OK only after sdk_close: not here */
 }
