@@ -27,15 +27,15 @@ struct sdk_client {
     int wake_fd;
     pthread_t thread;
     bool thread_started;
+    /* The fields up to mu are the connecting thread's (sdk_connect makes the first attempts:
+     * ll_client_connect_first), then the I/O thread's alone once it is started. */
     uint64_t first_deadline_ms;    /* the first attempt's deadline, counted from sdk_connect's call
-                                   (TLS setup included); set before the I/O thread starts, then
-                                   its alone: ll_client_attempt_deadline */
-    ll_carver carver;              /* received messages are carved from its blocks (I/O thread only) */
-    ll_msgq deliver;               /* with on_message: accepted, for the callback once mu is released
-                                (I/O thread only) */
-    ll_endpoints endpoints;        /* where attempts go; filled by sdk_connect, then the I/O
-                                   thread's alone */
-    bool going_away;               /* the server's last Close was GOING_AWAY (I/O thread only) */
+                                   (TLS setup included): ll_client_attempt_deadline */
+    ll_carver carver;              /* received messages are carved from its blocks */
+    ll_msgq deliver;               /* with on_message: accepted, for the callback once mu is
+                                   released */
+    ll_endpoints endpoints;        /* where attempts go; filled by sdk_connect */
+    bool going_away;               /* the server's last Close was GOING_AWAY */
     struct ll_client_first *first; /* the session sdk_connect established, until the I/O
                                       thread takes it over (client_io.c) */
 

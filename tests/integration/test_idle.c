@@ -101,7 +101,12 @@ static void test_stack_trimmed_after_heartbeats(void **state)
     }
     assert_true(heartbeats_answered(c) >= hb + 2);
     /* Between heartbeats the thread has gone quiet (100 ms without traffic) and trimmed:
-     * nothing deeper than an idle loop stays resident. */
+     * nothing deeper than an idle loop stays resident. Not under ThreadSanitizer: its
+     * runtime keeps the thread's stack resident far deeper (800 KiB seen), trimmed or not. */
+#if defined(__SANITIZE_THREAD__)
+    sdk_destroy(c);
+    return;
+#endif
     size_t deep = resident_pages(low, high - IDLE_DEPTH);
     while (deep > 0 && ht_now_ms() < deadline) {
         ht_sleep_ms(20);
