@@ -323,16 +323,17 @@ static int prepare(sdk_client *c, ll_link *l, uint64_t now, uint64_t *next_ms, b
 /* The wait timed out with nothing to do: the connection is quiet. Give back what an idle
  * client need not hold (lifeline-bench --only memory): OpenSSL's read and write buffers, our
  * own (the decoder's and the output, grown on a busy connection), the carver's block of
- * received messages (freed once the application has freed those), the thread's OpenSSL
- * state, and the stack pages below this frame. Every time it goes quiet, not once: each
- * heartbeat's read and write touch some 8 KiB of stack again. A busy connection does not
- * time out, so this costs the hot path nothing. */
+ * received messages (freed once the application has freed those), and the stack pages below
+ * this frame. Every time it goes quiet, not once: each heartbeat's read and write touch some
+ * 8 KiB of stack again. A busy connection does not time out, so this costs the hot path
+ * nothing. Not the thread's OpenSSL state (OPENSSL_thread_stop): a thread that reconnected
+ * holds two random generators (6 KiB), but making them again costs the next reconnect's
+ * handshake about 40 us, and glibc's per-thread cache kept most of the freed memory anyway. */
 static void went_quiet(sdk_client *c, ll_link *l)
 {
     ll_tls_release_buffers(l->tls);
     ll_conn_release_buffers(&l->conn);
     ll_carver_free(&c->carver);
-    ll_tls_release_thread_state();
     ll_stack_trim();
 }
 

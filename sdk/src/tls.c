@@ -909,13 +909,6 @@ void ll_tls_release_buffers(ll_tls *t)
     }
 }
 
-void ll_tls_release_thread_state(void)
-{
-    /* What OpenSSL runs at a thread's exit; its per-thread state is made lazily, so the
-     * thread may go on using OpenSSL afterwards (OPENSSL_init_crypto(3)). */
-    OPENSSL_thread_stop();
-}
-
 bool ll_tls_has_pending(ll_tls *t)
 {
     return t != NULL && SSL_has_pending(t->ssl);

@@ -86,11 +86,6 @@ bool ll_tls_has_pending(ll_tls *t);
  * for a connection that has gone quiet: OpenSSL allocates them again on the next read or
  * write. A no-op while they hold bytes. The connection's thread. */
 void ll_tls_release_buffers(ll_tls *t);
-/* Free the calling thread's own OpenSSL state (its two random generators and its error
- * queue: about 6 KiB, made on the thread's first handshake), for a thread that serves one
- * connection and has gone quiet. OpenSSL makes them again when the thread next needs them;
- * nothing of any connection is lost. */
-void ll_tls_release_thread_state(void);
 /* Write up to len bytes: LL_TLS_OK with *n > 0, LL_TLS_WANT_*, SDK_EDISCONNECTED, SDK_ETLS.
  * Partial writes are enabled; after WANT_* the same bytes may be retried from any address. */
 int ll_tls_write(ll_tls *t, const void *buf, size_t len, size_t *n);

@@ -646,8 +646,3 @@ void ll_tls_release_buffers(ll_tls *t)
 {
     (void)t;
 }
-
-/* Nor any per-thread OpenSSL state. */
-void ll_tls_release_thread_state(void)
-{
-}

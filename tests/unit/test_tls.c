@@ -756,31 +756,6 @@ static void test_release_buffers(void **state)
     ll_tls_ctx_free(sctx);
 }
 
-/* The thread's own OpenSSL state given back between exchanges and handshakes (both ends
- * run on this thread here): OpenSSL makes it again, and every check still runs. A second
- * handshake after a release needs fresh randomness (its key share), a failed one the error
- * queue. */
-static void test_release_thread_state(void **state)
-{
-    ll_tls_ctx *sctx = server_ctx(false);
-    ll_tls_ctx *cctx = client_ctx(dir, false);
-    tpair l;
-
-    (void)state;
-    connect_ok(cctx, sctx, "localhost", &l);
-    ll_tls_release_thread_state();
-    exchange(&l);
-    ll_tls_release_thread_state();
-    link_close(&l);
-    connect_ok(cctx, sctx, "localhost", &l);
-    exchange(&l);
-    link_close(&l);
-    ll_tls_release_thread_state();
-    expect_client_rejects(cctx, sctx, "wrong.example", SDK_EPEERAUTH, "certificate verify failed: hostname mismatch");
-    ll_tls_ctx_free(cctx);
-    ll_tls_ctx_free(sctx);
-}
-
 static void test_close_notify(void **state)
 {
     ll_tls_ctx *sctx = server_ctx(false);
@@ -1196,7 +1171,6 @@ int main(void)
         cmocka_unit_test(test_large_transfer),
         cmocka_unit_test(test_pending),
         cmocka_unit_test(test_release_buffers),
-        cmocka_unit_test(test_release_thread_state),
         cmocka_unit_test(test_close_notify),
         cmocka_unit_test(test_peer_vanishes),
         cmocka_unit_test(test_server_requires_alpn),
