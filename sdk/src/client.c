@@ -248,23 +248,18 @@ sdk_err sdk_connect(const sdk_config *cfg, sdk_client **out)
         return connect_failed(rc, why[0] ? why : NULL);
     }
     c->first_deadline_ms = start + (uint64_t)c->cfg.connect_timeout_ms;
-    if (pthread_create(&c->thread, NULL, ll_client_io_main, c) != 0) {
-        client_free(c);
-        return connect_failed(SDK_ENOMEM, "could not start the I/O thread");
-    }
-    c->thread_started = true;
     if (!full.retry_on_first_connect) {
-        pthread_mutex_lock(&c->mu);
-        while (!c->first_done) {
-            pthread_cond_wait(&c->send_cv, &c->mu);
-        }
-        rc = c->state == SDK_STATE_CONNECTED ? 0 : c->close_err;
-        LL_DETAIL(why, sizeof(why), "%s", c->last_detail);
-        pthread_mutex_unlock(&c->mu);
+        rc = ll_client_connect_first(c);
         if (rc != 0) {
+            sdk_last_error(c, why, sizeof(why));
             sdk_destroy(c);
             return connect_failed(rc, why);
         }
+    } else if (pthread_create(&c->thread, NULL, ll_client_io_main, c) != 0) {
+        client_free(c);
+        return connect_failed(SDK_ENOMEM, "could not start the I/O thread");
+    } else {
+        c->thread_started = true;
     }
     *out = c;
     return SDK_OK;

@@ -27,15 +27,17 @@ struct sdk_client {
     int wake_fd;
     pthread_t thread;
     bool thread_started;
-    uint64_t first_deadline_ms; /* the first attempt's deadline, counted from sdk_connect's call
-                                   (TLS setup included); set before the I/O thread starts, then
-                                   its alone: ll_client_attempt_deadline */
-    ll_carver carver;           /* received messages are carved from its blocks (I/O thread only) */
-    ll_msgq deliver;            /* with on_message: accepted, for the callback once mu is released
-                                (I/O thread only) */
-    ll_endpoints endpoints;     /* where attempts go; filled by sdk_connect, then the I/O
-                                   thread's alone */
-    bool going_away;            /* the server's last Close was GOING_AWAY (I/O thread only) */
+    /* The fields up to mu are the connecting thread's (sdk_connect makes the first attempts:
+     * ll_client_connect_first), then the I/O thread's alone once it is started. */
+    uint64_t first_deadline_ms;    /* the first attempt's deadline, counted from sdk_connect's call
+                                   (TLS setup included): ll_client_attempt_deadline */
+    ll_carver carver;              /* received messages are carved from its blocks */
+    ll_msgq deliver;               /* with on_message: accepted, for the callback once mu is
+                                   released */
+    ll_endpoints endpoints;        /* where attempts go; filled by sdk_connect */
+    bool going_away;               /* the server's last Close was GOING_AWAY */
+    struct ll_client_first *first; /* the session sdk_connect established, until the I/O
+                                      thread takes it over (client_io.c) */
 
     pthread_mutex_t mu;
     pthread_cond_t recv_cv; /* recvq gained a message, or closed */
@@ -76,5 +78,14 @@ void ll_client_wake_locked(sdk_client *c);
 uint64_t ll_client_attempt_deadline(sdk_client *c);
 /* The I/O thread's entry point. */
 void *ll_client_io_main(void *arg);
+/* sdk_connect without retry_on_first_connect: the first round of attempts on the calling
+ * thread, then the I/O thread started on the session it established. The handshake's
+ * memory (OpenSSL's per-thread random generators, the allocator's per-thread cache of what
+ * it freed, the deep stack) is then the caller's, paid once for all the clients it connects,
+ * not by each client's own thread for its whole life; and the connect waits for no thread
+ * to start or to wake it. The events of these attempts run on the calling thread, before
+ * sdk_connect returns. 0 (CONNECTED, the thread started) or the close error (CLOSED, no
+ * thread). */
+int ll_client_connect_first(sdk_client *c);
 
 #endif

@@ -23,9 +23,8 @@
 /* While greeting, read one TLS record at a time: the welcome comes first, and what follows
  * it (the server's session ticket, resent data) can wait for run(), after CONNECTED. */
 #define GREET_READ 1u
-#define GOODBYE_MS 1000
-#define QUIET_MS \
-    100 /* no traffic for this long: an idle connection (went_quiet) */ /* how long sdk_close waits for the close frame to go out */
+#define GOODBYE_MS 1000 /* how long sdk_close waits for the close frame to go out */
+#define QUIET_MS   100  /* no traffic for this long: an idle connection (went_quiet) */
 
 static void emit(sdk_client *c, sdk_event ev)
 {
@@ -169,14 +168,20 @@ static int connect_endpoint(sdk_client *c, uint64_t deadline, int *fd, char *why
     if (ll_endpoints_need_addrs(&c->endpoints)) {
         ll_addrs addrs;
         LL_GUARD(ll_resolve(ep->host, ep->port, deadline, c->wake_fd, &addrs, why, len));
-        ll_endpoints_set_addrs(&c->endpoints, &addrs);
+        LL_GUARD(ll_endpoints_set_addrs(&c->endpoints, &addrs));
         publish_endpoint(c);
     }
     return ll_net_connect_addr(ll_endpoints_addr(&c->endpoints), deadline, c->wake_fd, fd, why, len);
 }
 
+/* Kept out of the frames that stay on the stack while the connection runs (not inlined into
+ * one_attempt): the attempt's locals (a resolution's addresses alone are 2 KiB) would
+ * otherwise lie between the thread's top and its idle loop, resident in every idle client
+ * (ll_stack_trim gives back only what is below the loop). Also end_attempt, next_attempt and report_closed. */
+#define LL_OFF_IDLE_STACK __attribute__((noinline))
+
 /* Connect, handshake and greet: on 0 the link is ready and the session adopted. */
-static int establish(sdk_client *c, ll_link *l, bool *lost)
+LL_OFF_IDLE_STACK static int establish(sdk_client *c, ll_link *l, bool *lost)
 {
     uint64_t deadline = ll_client_attempt_deadline(c);
     int fd = -1;
@@ -316,22 +321,25 @@ static int prepare(sdk_client *c, ll_link *l, uint64_t now, uint64_t *next_ms, b
 }
 
 /* The wait timed out with nothing to do: the connection is quiet. Give back what an idle
- * client need not hold (lifeline-bench --only memory): OpenSSL's read and write buffers,
- * and, once per connection, the stack pages its handshake touched. A busy connection does
- * not time out, so this costs the hot path nothing. */
-static void went_quiet(ll_link *l, bool *stack_trimmed)
+ * client need not hold (lifeline-bench --only memory): OpenSSL's read and write buffers, our
+ * own (the decoder's and the output, grown on a busy connection), the carver's block of
+ * received messages (freed once the application has freed those), and the stack pages below
+ * this frame. Every time it goes quiet, not once: each heartbeat's read and write touch some
+ * 8 KiB of stack again. A busy connection does not time out, so this costs the hot path
+ * nothing. Not the thread's OpenSSL state (OPENSSL_thread_stop): a thread that reconnected
+ * holds two random generators (6 KiB), but making them again costs the next reconnect's
+ * handshake about 40 us, and glibc's per-thread cache kept most of the freed memory anyway. */
+static void went_quiet(sdk_client *c, ll_link *l)
 {
     ll_tls_release_buffers(l->tls);
-    if (!*stack_trimmed) {
-        ll_stack_trim();
-        *stack_trimmed = true;
-    }
+    ll_conn_release_buffers(&l->conn);
+    ll_carver_free(&c->carver);
+    ll_stack_trim();
 }
 
 /* Connected: move messages both ways until the link fails or sdk_close. 0 means closing. */
 static int run(sdk_client *c, ll_link *l)
 {
-    bool stack_trimmed = false;
     bool quiet = false;            /* went_quiet ran and nothing happened since */
     LL_GUARD(process_input(c, l)); /* frames that arrived right behind the welcome */
     for (;;) {
@@ -362,7 +370,7 @@ static int run(sdk_client *c, ll_link *l)
         }
         bool idle = !ready && !woken;
         if (idle && probe) {
-            went_quiet(l, &stack_trimmed);
+            went_quiet(c, l);
         }
         quiet = idle && (quiet || probe);
         if (ready || ll_tls_has_pending(l->tls)) {
@@ -506,7 +514,7 @@ static void connected(sdk_client *c, ll_link *l, bool ever_connected, unsigned a
 /* After an attempt or a session that ended with err: move the endpoint cursor, then give
  * up (the close error, >= 0) or wait out the delay (-1: attempt again). The policy's delay
  * comes after a round, or after a session; within a round the next endpoint comes at once. */
-static int next_attempt(sdk_client *c, attempts *a, int err, bool ran, const char *detail)
+LL_OFF_IDLE_STACK static int next_attempt(sdk_client *c, attempts *a, int err, bool ran, const char *detail)
 {
     bool round_over = true;
     if (ran) {
@@ -542,41 +550,65 @@ static int next_attempt(sdk_client *c, attempts *a, int err, bool ran, const cha
     return -1;
 }
 
-/* One connection attempt and, if it succeeds, the session it opens, to its end. Returns
- * the close error (>= 0) or -1 to go on. */
-static int one_attempt(sdk_client *c, attempts *a)
+/* The end of an attempt (err) or of the session it ran: say goodbye, close, and go on to
+ * the next attempt (next_attempt's result). */
+LL_OFF_IDLE_STACK static int end_attempt(sdk_client *c, attempts *a, ll_link *l, int err, bool ran)
 {
-    ll_link l = {.fd = -1};
-    bool lost = false;
-    c->going_away = false;
-    emit(c, (sdk_event){.type = SDK_EVENT_CONNECTING, .attempt = a->tried + 1});
-    int err = establish(c, &l, &lost);
-    bool ran = err == 0; /* a session ran: its end is not a failed attempt */
-    if (ran) {
-        connected(c, &l, a->ever_connected, a->tried + 1, lost);
-        *a = (attempts){.ever_connected = true, .rng = a->rng};
-        ll_endpoints_connected(&c->endpoints);
-        err = run(c, &l);
-    }
-    goodbye(&l, err);
+    goodbye(l, err);
     char detail[256];
-    LL_DETAIL(detail, sizeof(detail), "%s", l.conn.detail);
-    ll_link_close(&l);
+    LL_DETAIL(detail, sizeof(detail), "%s", l->conn.detail);
+    ll_link_close(l);
     if (err != 0 && ran) {
         emit(c, (sdk_event){.type = SDK_EVENT_DISCONNECTED, .error = err, .detail = detail});
     }
     return next_attempt(c, a, err, ran, detail);
 }
 
-void *ll_client_io_main(void *arg)
+/* One connection attempt: true when *l is established and CONNECTED; else false with
+ * *verdict end_attempt's (the close error, >= 0, or -1 to go on). */
+static bool attempt(sdk_client *c, attempts *a, ll_link *l, int *verdict)
 {
-    sdk_client *c = arg;
-    ll_io_self = c;
-    pthread_setname_np(pthread_self(), "lifeline-client"); /* for top -H, perf, gdb */
-    attempts a = {.rng = ll_now_us() ^ (uint64_t)(uintptr_t)c ^ 0x9e3779b97f4a7c15ULL};
-    int close_err;
-    while ((close_err = one_attempt(c, &a)) < 0) {
+    *l = (ll_link){.fd = -1};
+    bool lost = false;
+    c->going_away = false;
+    emit(c, (sdk_event){.type = SDK_EVENT_CONNECTING, .attempt = a->tried + 1});
+    int err = establish(c, l, &lost);
+    if (err != 0) {
+        *verdict = end_attempt(c, a, l, err, false);
+        return false;
     }
+    connected(c, l, a->ever_connected, a->tried + 1, lost);
+    *a = (attempts){.ever_connected = true, .rng = a->rng};
+    ll_endpoints_connected(&c->endpoints);
+    return true;
+}
+
+/* What sdk_connect's thread hands the I/O thread after connecting for it. */
+struct ll_client_first {
+    attempts a;
+    ll_link link; /* established, CONNECTED */
+};
+
+/* One connection attempt (or the one sdk_connect made, c->first) and, if it succeeds, the
+ * session it opens, to its end. Returns the close error (>= 0) or -1 to go on. */
+static int one_attempt(sdk_client *c, attempts *a)
+{
+    ll_link l;
+    int verdict = -1;
+    if (c->first) {
+        l = c->first->link;
+        *a = c->first->a;
+        free(c->first);
+        c->first = NULL;
+    } else if (!attempt(c, a, &l, &verdict)) {
+        return verdict;
+    }
+    return end_attempt(c, a, &l, run(c, &l), true);
+}
+
+/* The client has given up (close_err) or was closed: say so, and wake sdk_recv. */
+LL_OFF_IDLE_STACK static void report_closed(sdk_client *c, int close_err)
+{
     set_state(c, SDK_STATE_CLOSED);
     char why[256] = "";
     if (close_err != SDK_OK) {
@@ -586,5 +618,66 @@ void *ll_client_io_main(void *arg)
     pthread_mutex_lock(&c->mu);
     ll_notify_broadcast(&c->notify, &c->recv_cv);
     pthread_mutex_unlock(&c->mu);
+}
+
+/* The client's attempts start from here (jitter needs spread, not secrecy). */
+static attempts first_attempts(const sdk_client *c)
+{
+    return (attempts){.rng = ll_now_us() ^ (uint64_t)(uintptr_t)c ^ 0x9e3779b97f4a7c15ULL};
+}
+
+void *ll_client_io_main(void *arg)
+{
+    sdk_client *c = arg;
+    ll_io_self = c;
+    pthread_setname_np(pthread_self(), "lifeline-client"); /* for top -H, perf, gdb */
+    attempts a = first_attempts(c);
+    int close_err;
+    while ((close_err = one_attempt(c, &a)) < 0) {
+    }
+    report_closed(c, close_err);
     return NULL;
+}
+
+/* Start the I/O thread on the session sdk_connect established (l). 0 or SDK_ENOMEM (the
+ * link closed, the client CLOSED). */
+static int start_with(sdk_client *c, const attempts *a, ll_link *l)
+{
+    /* OpenSSL's record buffers (17 KiB each) freed here, by the thread that allocated them,
+     * rather than by the I/O thread once quiet, 100 ms and many connects later: the next
+     * client this thread connects then reuses them instead of splitting them with its
+     * long-lived TLS objects (lifeline-bench: 2.6 KiB less RSS per idle client). The I/O
+     * thread makes its own on its first read or write; with bytes held they stay. */
+    ll_tls_release_buffers(l->tls);
+    c->first = malloc(sizeof(*c->first));
+    if (c->first) {
+        *c->first = (struct ll_client_first){.a = *a, .link = *l};
+        if (pthread_create(&c->thread, NULL, ll_client_io_main, c) == 0) {
+            c->thread_started = true;
+            return 0;
+        }
+    }
+    free(c->first);
+    c->first = NULL;
+    ll_link_close(l);
+    pthread_mutex_lock(&c->mu);
+    c->last_err = c->close_err = SDK_ENOMEM;
+    LL_DETAIL(c->last_detail, sizeof(c->last_detail), "could not start the I/O thread");
+    pthread_mutex_unlock(&c->mu);
+    report_closed(c, SDK_ENOMEM);
+    return SDK_ENOMEM;
+}
+
+int ll_client_connect_first(sdk_client *c)
+{
+    attempts a = first_attempts(c);
+    ll_link l;
+    int verdict = -1;
+    while (verdict < 0) {
+        if (attempt(c, &a, &l, &verdict)) {
+            return start_with(c, &a, &l);
+        }
+    }
+    report_closed(c, verdict);
+    return verdict != SDK_OK ? verdict : SDK_ECLOSED; /* OK only after sdk_close: not here */
 }

@@ -24,6 +24,17 @@ void ll_conn_free(ll_conn *c)
     ll_buf_free(&c->out);
 }
 
+void ll_conn_release_buffers(ll_conn *c)
+{
+    ll_frame_release(&c->cur);
+    if (ll_buf_size(&c->dec.in) == 0) {
+        ll_buf_free(&c->dec.in);
+    }
+    if (ll_buf_size(&c->out) == 0) {
+        ll_buf_free(&c->out);
+    }
+}
+
 int ll_conn_fail(ll_conn *c, int err, const char *fmt, ...)
 {
     if (fmt) {

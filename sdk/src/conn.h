@@ -90,6 +90,11 @@ ll_conn_result ll_conn_next(ll_conn *c, uint64_t now_us, ll_conn_event *ev);
 
 /* The driver wrote n bytes from the front of out. */
 void ll_conn_wrote(ll_conn *c, size_t n, uint64_t now_ms);
+/* The connection has gone quiet: free the input and output buffers if they hold nothing
+ * (a busy connection's grow to a TLS record and more, and would stay that size for good);
+ * the next bytes in or out allocate them again. Releases the last event's frame: call it
+ * between ll_conn_next calls, never while an event is being handled. */
+void ll_conn_release_buffers(ll_conn *c);
 
 /* Carry session s from now on, watched with these heartbeat values (interval 0: never
  * ping, only watch). The phase becomes READY. */

@@ -15,6 +15,9 @@ void ll_endpoints_init(ll_endpoints *e)
 int ll_endpoints_add(ll_endpoints *e, const char *host, uint16_t port)
 {
     LL_ENSURE(host != NULL && host[0] != '\0' && port != 0 && e->count < LL_ENDPOINTS_MAX, SDK_EINVAL);
+    ll_endpoint *list = realloc(e->list, (e->count + 1) * sizeof(*list)); /* a few entries, once */
+    LL_ENSURE(list != NULL, SDK_ENOMEM);
+    e->list = list;
     char *copy = strdup(host);
     LL_ENSURE(copy != NULL, SDK_ENOMEM);
     e->list[e->count] = (ll_endpoint){.host = copy, .port = port, .index = e->count, .known = 1};
@@ -62,7 +65,7 @@ void ll_endpoints_order(ll_endpoints *e, bool keep_order, uint64_t seed)
     }
     e->entry = 0;
     e->addr = 0;
-    e->addrs.count = 0;
+    e->addrs_count = 0;
     e->round_failures = 0;
 }
 
@@ -71,6 +74,8 @@ void ll_endpoints_free(ll_endpoints *e)
     for (size_t i = 0; i < e->count; i++) {
         free(e->list[i].host);
     }
+    free(e->list);
+    free(e->addrs);
     ll_endpoints_init(e);
 }
 
@@ -81,23 +86,31 @@ const ll_endpoint *ll_endpoints_current(const ll_endpoints *e)
 
 bool ll_endpoints_need_addrs(const ll_endpoints *e)
 {
-    return e->addrs.count == 0;
+    return e->addrs_count == 0;
 }
 
-void ll_endpoints_set_addrs(ll_endpoints *e, const ll_addrs *addrs)
+int ll_endpoints_set_addrs(ll_endpoints *e, const ll_addrs *addrs)
 {
-    e->addrs = *addrs;
-    e->addrs.count = LL_MIN(addrs->count, (size_t)LL_RESOLVE_MAX);
-    e->addr = 0;
-    e->list[e->entry].known = LL_MAX(e->addrs.count, (size_t)1);
-    if (!e->keep_order) {
-        shuffle(e->addrs.addr, e->addrs.count, sizeof(e->addrs.addr[0]), &e->rng);
+    size_t n = LL_MIN(addrs->count, (size_t)LL_RESOLVE_MAX);
+    if (n > e->addrs_cap) { /* grown once to the most a name has had */
+        ll_addr *grown = realloc(e->addrs, n * sizeof(*grown));
+        LL_ENSURE(grown != NULL, SDK_ENOMEM);
+        e->addrs = grown;
+        e->addrs_cap = n;
     }
+    memcpy(e->addrs, addrs->addr, n * sizeof(*e->addrs));
+    e->addrs_count = n;
+    e->addr = 0;
+    e->list[e->entry].known = LL_MAX(n, (size_t)1);
+    if (!e->keep_order) {
+        shuffle(e->addrs, n, sizeof(e->addrs[0]), &e->rng);
+    }
+    return 0;
 }
 
 const ll_addr *ll_endpoints_addr(const ll_endpoints *e)
 {
-    return e->addr < e->addrs.count ? &e->addrs.addr[e->addr] : NULL;
+    return e->addr < e->addrs_count ? &e->addrs[e->addr] : NULL;
 }
 
 /* The next address: of this entry, else the first of the next entry (resolved afresh when
@@ -105,9 +118,9 @@ const ll_addr *ll_endpoints_addr(const ll_endpoints *e)
 static void advance(ll_endpoints *e)
 {
     e->addr++;
-    if (e->addr >= e->addrs.count) {
+    if (e->addr >= e->addrs_count) {
         e->addr = 0;
-        e->addrs.count = 0;
+        e->addrs_count = 0;
         e->entry = e->count ? (e->entry + 1) % e->count : 0;
     }
 }
@@ -123,7 +136,7 @@ size_t ll_endpoints_round_size(const ll_endpoints *e)
 
 bool ll_endpoints_failed(ll_endpoints *e)
 {
-    if (e->addrs.count == 0 && e->count) {
+    if (e->addrs_count == 0 && e->count) {
         e->list[e->entry].known = 1; /* its resolution failed: one attempt */
     }
     advance(e);

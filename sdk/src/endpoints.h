@@ -35,12 +35,17 @@ typedef struct ll_endpoint {
     size_t known; /* addresses its latest resolution gave; 1 before any */
 } ll_endpoint;
 
+/* The arrays are on the heap, as large as they have needed to be (most clients have one
+ * entry with one address), not LL_ENDPOINTS_MAX and LL_RESOLVE_MAX inline: that was 4 KiB of
+ * every client (lifeline-bench's RSS per idle client). */
 typedef struct ll_endpoints {
-    ll_endpoint list[LL_ENDPOINTS_MAX]; /* count entries, in the order they are tried */
+    ll_endpoint *list; /* count entries, in the order they are tried */
     size_t count;
-    size_t entry;          /* the entry tried now or next */
-    size_t addr;           /* its address tried now or next, in addrs */
-    ll_addrs addrs;        /* the entry's addresses in trying order; count 0: resolve first */
+    size_t entry;       /* the entry tried now or next */
+    size_t addr;        /* its address tried now or next, in addrs */
+    ll_addr *addrs;     /* the entry's addresses in trying order ... */
+    size_t addrs_count; /* ... this many; 0: resolve first */
+    size_t addrs_cap;
     size_t round_failures; /* failed attempts in a row since the round began */
     bool keep_order;
     uint64_t rng; /* xorshift state for the shuffles */
@@ -63,8 +68,9 @@ void ll_endpoints_free(ll_endpoints *e);
 const ll_endpoint *ll_endpoints_current(const ll_endpoints *e);
 /* Whether that entry must be resolved (ll_endpoints_set_addrs) before ll_endpoints_addr. */
 bool ll_endpoints_need_addrs(const ll_endpoints *e);
-/* The current entry's addresses as resolved (count >= 1), put in trying order. */
-void ll_endpoints_set_addrs(ll_endpoints *e, const ll_addrs *addrs);
+/* The current entry's addresses as resolved (count >= 1), put in trying order. 0 or
+ * SDK_ENOMEM (nothing changed). */
+int ll_endpoints_set_addrs(ll_endpoints *e, const ll_addrs *addrs);
 /* The address the next attempt connects to; NULL while ll_endpoints_need_addrs. */
 const ll_addr *ll_endpoints_addr(const ll_endpoints *e);
 

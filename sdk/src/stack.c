@@ -6,9 +6,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* Kept below the frame of ll_stack_trim: the madvise call's own frames (a few hundred
- * bytes) and the x86-64 red zone (128 bytes) live there while it runs. */
-#define TRIM_MARGIN (2u * 1024)
+/* Kept below the frame of ll_stack_trim: its own locals (about 100 bytes), the madvise
+ * wrapper's frame and the x86-64 red zone (128 bytes) live there while it runs. 1 KiB, not
+ * more: an idle client's I/O thread calls this about 6 KiB below its stack's top, and a
+ * margin that reached past the second page would keep a third one resident. */
+#define TRIM_MARGIN (1u * 1024)
 
 /* Never inlined (link-time optimisation would): the frame below which pages go must be this
  * function's own, whose locals fit in TRIM_MARGIN, not its caller's, whose may not. */

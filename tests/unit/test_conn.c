@@ -242,6 +242,46 @@ static void test_ping_answered_with_pong(void **state)
     done(&fx);
 }
 
+/* A quiet connection gives its buffers back only while they hold nothing: half a frame in,
+ * or output not yet written, stays; afterwards both work as before. */
+static void test_release_buffers_only_when_empty(void **state)
+{
+    (void)state;
+    fixture fx;
+    ready(&fx, LL_ROLE_SERVER, 16, 1 << 20);
+    ll_buf b = {0};
+    assert_int_equal(ll_encode_data(&b, 1, "hello", 5, NULL, LL_MAX_FRAME_DEFAULT), 0);
+    assert_int_equal(ll_conn_feed(&fx.c, ll_buf_head(&b), 3, NOW_MS), 0); /* part of a frame */
+    ll_conn_release_buffers(&fx.c);
+    assert_non_null(fx.c.dec.in.data); /* 3 bytes wait for the rest */
+    assert_int_equal(ll_conn_feed(&fx.c, ll_buf_head(&b) + 3, ll_buf_size(&b) - 3, NOW_MS), 0);
+    ll_buf_free(&b);
+    ll_conn_event ev;
+    assert_int_equal(ll_conn_next(&fx.c, NOW_US, &ev), LL_CONN_EVENT);
+    assert_int_equal(ev.type, LL_EV_DATA);
+    assert_memory_equal(ev.frame.data.payload, "hello", 5);
+    assert_int_equal(ll_conn_next(&fx.c, NOW_US, &ev), LL_CONN_NEED_MORE);
+    done(&fx);
+
+    ready(&fx, LL_ROLE_SERVER, 16, 1 << 20);
+    Lifeline__Ping ping = LIFELINE__PING__INIT;
+    feed_frame(&fx.c, &LL_FRAME_OF(ping, PING, &ping));
+    assert_int_equal(ll_conn_next(&fx.c, NOW_US, &ev), LL_CONN_NEED_MORE); /* a pong is due */
+    ll_conn_release_buffers(&fx.c);
+    assert_null(fx.c.dec.in.data);  /* all read */
+    assert_non_null(fx.c.out.data); /* the pong is not written yet */
+    Lifeline__Frame *f[2];
+    assert_int_equal(written(&fx.c, f, 2), 1);
+    assert_int_equal(f[0]->kind_case, LIFELINE__FRAME__KIND_PONG);
+    free_frames(f, 1);
+    ll_conn_release_buffers(&fx.c);
+    assert_null(fx.c.out.data);
+    feed_data(&fx.c, 1, "again"); /* both are made again as needed */
+    assert_int_equal(ll_conn_next(&fx.c, NOW_US, &ev), LL_CONN_EVENT);
+    assert_memory_equal(ev.frame.data.payload, "again", 5);
+    done(&fx);
+}
+
 /* Fix 1: never more than window_bytes in flight, but a lone larger message still goes. */
 static void test_byte_window_is_never_exceeded(void **state)
 {
@@ -446,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_close_reason_is_capped),
         cmocka_unit_test(test_params_defaults_and_clamps),
         cmocka_unit_test(test_close_for_table),
+        cmocka_unit_test(test_release_buffers_only_when_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /*
  * Lifeline client SDK: a TLS message connection that survives network failures.
  *
- * Model. sdk_connect() starts one background I/O thread per client. That thread alone
+ * Model. sdk_connect() makes the first connection on the calling thread, then starts one
+ * background I/O thread per client that carries it on. From then on that thread alone
  * touches the socket: it writes queued messages (many per TLS record), reads and
  * acknowledges incoming ones, sends heartbeats, detects a dead peer and reconnects.
  * Application threads meet it only through the blocking calls below, which any
@@ -104,7 +105,10 @@ typedef struct sdk_event {
 
 /* Called on the client's I/O thread. It must return quickly and must not block on the
  * client (sdk_close, sdk_flush: SDK_EINVAL; sends do not wait for room); other sdk_* calls
- * are allowed. */
+ * are allowed. Exception: the events of sdk_connect's own attempts (without
+ * retry_on_first_connect: CONNECTING, RECONNECTING to the next endpoint, SESSION_LOST and
+ * CONNECTED, or CLOSED when it fails) run on the thread calling sdk_connect, before it
+ * returns, when there is no client handle yet to call anything on. */
 typedef void (*sdk_event_fn)(const sdk_event *event, void *user);
 
 typedef struct sdk_message sdk_message;
@@ -313,9 +317,12 @@ SDK_API void sdk_message_free(sdk_message *msg);
 typedef struct sdk_client sdk_client;
 
 /*
- * sdk_connect: copy cfg, start the client's I/O thread and connect.
+ * sdk_connect: copy cfg, connect, and start the client's I/O thread on that connection.
  * Blocks until the first session is established (at most connect_timeout_ms per endpoint
- * address tried, see sdk_config.endpoints), unless
+ * address tried, see sdk_config.endpoints): the calling thread resolves, connects, makes
+ * the TLS handshake (certificate and host name checked) and greets the server itself, so
+ * that the handshake's transient memory is the caller's, not kept by each client's thread
+ * (docs/tls.md, "Memory of an idle client"). Unless
  * cfg->retry_on_first_connect is set: then it returns SDK_OK at once and the I/O
  * thread keeps trying under the reconnect policy while sdk_send queues.
  * On SDK_OK *out is a client to release with sdk_close() then sdk_destroy().
