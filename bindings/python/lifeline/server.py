@@ -123,7 +123,7 @@ class Server(Endpoint):
 
     io_threads (default 1; 0: one per online CPU, at most 8): I/O threads sharing the
     connections, their TLS handshakes and records (sdk_server_config.io_threads). Callbacks
-    still run on one thread, one at a time; with a store the server runs one.
+    still run on one thread, one at a time.
 
     on_event(SessionEvent) runs on the server's I/O thread: return quickly, do not call
     stop() or block; exceptions are logged (logger "lifeline") and dropped.

@@ -153,7 +153,7 @@ typedef struct sdk_server_config {
      * to the thread serving the session). Callbacks (on_event, on_message) still run on one
      * of them only, one at a time, in order, as with one; sdk_server_send and the rest work
      * from any thread as before. 0: one per online CPU, at most 8; at most
-     * SDK_IO_THREADS_MAX (default 1). With a store the server runs one, whatever this says. */
+     * SDK_IO_THREADS_MAX (default 1), with or without a store. */
     uint32_t io_threads;
 } sdk_server_config;
 
