@@ -138,6 +138,24 @@ static int sub_failed(ll_store_sub *s, int err)
     return code;
 }
 
+/* One command on a subscription's own connection: 0 if answered with a reply of type `type`
+ * (and, for an array, `elements` of them); EPROTO for another answer (a refused AUTH),
+ * else errno of the failed round trip. */
+static int sub_call(redisContext *c, int argc, const char **argv, const size_t *lens, int type, size_t elements)
+{
+    ll_sigpipe_guard g;
+    ll_net_sigpipe_block(&g);
+    redisReply *r = redisCommandArgv(c, argc, argv, lens);
+    int err = errno;
+    ll_net_sigpipe_restore(&g);
+    if (!r) {
+        return err ? err : EIO;
+    }
+    bool ok = r->type == type && (type != REDIS_REPLY_ARRAY || r->elements == elements);
+    freeReplyObject(r);
+    return ok ? 0 : EPROTO;
+}
+
 static int redis_sub_open(sdk_store *st, const char *channel, ll_store_sub **out)
 {
     const ll_store_url *u = ll_redis_url(st);
@@ -153,19 +171,12 @@ static int redis_sub_open(sdk_store *st, const char *channel, ll_store_sub **out
     }
     const char *auth[3];
     size_t auth_lens[3], nauth = ll_redis_auth_args(u, auth, auth_lens);
-    ll_sigpipe_guard g;
-    ll_net_sigpipe_block(&g);
-    redisReply *a = nauth ? redisCommandArgv(s->c, (int)nauth, auth, auth_lens) : NULL;
-    bool ok = !nauth || (a && a->type != REDIS_REPLY_ERROR);
-    redisReply *r = ok ? redisCommand(s->c, "SUBSCRIBE %s", channel) : NULL; /* "subscribe", channel, 1 */
-    int err = errno;
-    ll_net_sigpipe_restore(&g);
-    bool refused = (nauth && !ok && a) || (r && !(r->type == REDIS_REPLY_ARRAY && r->elements == 3));
-    ok = ok && r && !refused;
-    freeReplyObject(a);
-    freeReplyObject(r);
-    if (!ok) {
-        return refused ? sub_failed(s, EPROTO) : sub_failed(s, err);
+    const char *sub[] = {"SUBSCRIBE", channel};
+    const size_t sub_lens[] = {9, strlen(channel)};
+    int err = nauth ? sub_call(s->c, (int)nauth, auth, auth_lens, REDIS_REPLY_STATUS, 0) : 0;
+    err = err ? err : sub_call(s->c, 2, sub, sub_lens, REDIS_REPLY_ARRAY, 3); /* "subscribe", channel, 1 */
+    if (err) {
+        return sub_failed(s, err);
     }
     *out = s;
     return 0;
