@@ -154,6 +154,19 @@ static bool parse_rest(const char *p, const char *end, ll_store_url *u, const ch
     return true;
 }
 
+/* What follows "redis://" in [p, end), into u; false with the reason in *why. */
+static bool parse_redis(const char *p, const char *end, ll_store_url *u, const char **why)
+{
+    if (!parse_credentials(&p, end, u, why)) {
+        return false;
+    }
+    if (p == end) {
+        *why = "no host";
+        return false;
+    }
+    return parse_host(&p, end, u, why) && parse_rest(p, end, u, why);
+}
+
 int ll_store_url_parse(const char *url, ll_store_url *out, char *detail, size_t dlen)
 {
     *out = (ll_store_url){.kind = LL_STORE_MEMORY};
@@ -164,11 +177,7 @@ int ll_store_url_parse(const char *url, ll_store_url *out, char *detail, size_t 
     if (strncmp(url, REDIS_PREFIX, strlen(REDIS_PREFIX)) == 0) {
         const char *p = url + strlen(REDIS_PREFIX), *end = url + strlen(url);
         out->kind = LL_STORE_REDIS;
-        if (!parse_credentials(&p, end, out, &why)) {
-            /* why says it */
-        } else if (p == end) {
-            why = "no host";
-        } else if (parse_host(&p, end, out, &why) && parse_rest(p, end, out, &why)) {
+        if (parse_redis(p, end, out, &why)) {
             return 0;
         }
     }
